@@ -1,0 +1,124 @@
+import { resolveCursorConnection, type ResolveCursorConnectionArgs } from "@pothos/plugin-relay";
+import { AssetStatus, Modality, type Asset } from "../services/core/database.ts";
+import { ErrorCode, TesseraError } from "../services/core/errors.ts";
+import { ingestContent } from "../services/assets/ingest-service.ts";
+import { requireProject, type GatewayContext } from "../services/gateway/context.ts";
+import { builder } from "./builder.ts";
+import { JobRef } from "./jobs.ts";
+
+export const ModalityEnum = builder.enumType(Modality, { name: "Modality" });
+const AssetStatusEnum = builder.enumType(AssetStatus, { name: "AssetStatus" });
+
+export const AssetRef = builder.objectRef<Asset>("Asset").implement({
+  fields: (t) => ({
+    id: t.exposeID("id"),
+    modality: t.field({ type: ModalityEnum, resolve: (asset) => asset.modality }),
+    sha256: t.exposeString("sha256"),
+    mimeType: t.exposeString("mimeType"),
+    byteSize: t.exposeInt("byteSize"),
+    status: t.field({ type: AssetStatusEnum, resolve: (asset) => asset.status }),
+    source: t.exposeString("source"),
+    sourceUrl: t.exposeString("sourceUrl", { nullable: true }),
+    filename: t.exposeString("filename", { nullable: true }),
+    tags: t.exposeStringList("tags"),
+    metadata: t.field({ type: "JSON", resolve: (asset) => asset.metadata }),
+    media: t.field({ type: "JSON", description: "What decoding found: dimensions, duration, codecs.", resolve: (asset) => asset.media }),
+    error: t.field({ type: "JSON", nullable: true, resolve: (asset) => asset.error }),
+    createdAt: t.field({ type: "DateTime", resolve: (asset) => asset.createdAt }),
+  }),
+});
+
+export async function findProjectAsset(context: GatewayContext, id: string): Promise<Asset> {
+  const project = requireProject(context);
+  const asset = await context.app.db.asset.findFirst({ where: { id, projectId: project.id } });
+  if (!asset) throw new TesseraError(ErrorCode.NOT_FOUND, `no asset ${id} in this project`);
+  return asset;
+}
+
+builder.queryField("asset", (t) =>
+  t.field({
+    type: AssetRef,
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_root, args, context) => findProjectAsset(context, String(args.id)),
+  }),
+);
+
+builder.queryField("assets", (t) =>
+  t.connection({
+    type: AssetRef,
+    description: "The project's assets, newest first.",
+    args: { modality: t.arg({ type: ModalityEnum, required: false }) },
+    resolve: (_root, args, context) => {
+      const project = requireProject(context);
+      return resolveCursorConnection(
+        { args, toCursor: (asset: Asset) => asset.id, defaultSize: 20, maxSize: 100 },
+        ({ before, after, limit, inverted }: ResolveCursorConnectionArgs) =>
+          context.app.db.asset.findMany({
+            where: { projectId: project.id, ...(args.modality ? { modality: args.modality } : {}) },
+            cursor: before ? { id: before } : after ? { id: after } : undefined,
+            skip: before || after ? 1 : 0,
+            take: limit,
+            orderBy: [{ createdAt: inverted ? "asc" : "desc" }, { id: inverted ? "asc" : "desc" }],
+          }),
+      );
+    },
+  }),
+);
+
+const IngestInput = builder.inputType("IngestInput", {
+  description: "Exactly one of `file`, `url` or `text`.",
+  fields: (t) => ({
+    file: t.field({ type: "Upload", required: false }),
+    url: t.string({ required: false }),
+    text: t.string({ required: false }),
+    metadata: t.field({ type: "JSON", required: false }),
+    tags: t.stringList({ required: false }),
+    idempotencyKey: t.string({ required: false }),
+  }),
+});
+
+const IngestPayload = builder
+  .objectRef<Awaited<ReturnType<typeof ingestContent>>>("IngestPayload")
+  .implement({
+    fields: (t) => ({
+      asset: t.field({ type: AssetRef, resolve: (payload) => payload.asset }),
+      job: t.field({ type: JobRef, resolve: (payload) => payload.job }),
+    }),
+  });
+
+function parseMetadata(value: unknown): Record<string, unknown> | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== "object" || Array.isArray(value)) {
+    throw new TesseraError(ErrorCode.BAD_USER_INPUT, "metadata must be a JSON object");
+  }
+  return value as Record<string, unknown>;
+}
+
+builder.mutationField("ingest", (t) =>
+  t.field({
+    type: IngestPayload,
+    args: { input: t.arg({ type: IngestInput, required: true }) },
+    resolve: async (_root, { input }, context) => {
+      const project = requireProject(context);
+      const given = [input.file, input.url, input.text].filter((value) => value !== undefined && value !== null);
+      if (given.length !== 1) {
+        throw new TesseraError(ErrorCode.BAD_USER_INPUT, "give exactly one of `file`, `url` or `text`");
+      }
+      const options = {
+        metadata: parseMetadata(input.metadata),
+        tags: input.tags ?? undefined,
+        idempotencyKey: input.idempotencyKey ?? undefined,
+      };
+      if (typeof input.text === "string") {
+        if (input.text.length === 0) throw new TesseraError(ErrorCode.BAD_USER_INPUT, "text is empty");
+        return ingestContent(
+          context.app,
+          project.id,
+          { bytes: Buffer.from(input.text, "utf8"), modality: "TEXT", mimeType: "text/plain", source: "text" },
+          options,
+        );
+      }
+      throw new TesseraError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, "file and url ingestion are not available yet");
+    },
+  }),
+);

@@ -1,0 +1,7 @@
+import { builder } from "./builder.ts";
+// Each import adds one domain's types and fields to the builder.
+import "./health.ts";
+import "./jobs.ts";
+import "./assets.ts";
+
+export const schema = builder.toSchema({ sortSchema: true });

@@ -1,0 +1,145 @@
+import type { Readable } from "node:stream";
+import type { AppContext } from "../core/app-context.ts";
+import { Prisma, type Asset, type Job, type Modality } from "../core/database.ts";
+import { ErrorCode, TesseraError } from "../core/errors.ts";
+
+export type IngestContent = {
+  bytes: Readable | Uint8Array;
+  modality: Modality;
+  mimeType: string;
+  source: "upload" | "url" | "text";
+  sourceUrl?: string;
+  filename?: string;
+  media?: Record<string, unknown>;
+};
+
+export type IngestOptions = {
+  metadata?: Record<string, unknown>;
+  tags?: string[];
+  idempotencyKey?: string;
+};
+
+export type IngestResult = { asset: Asset; job: Job };
+
+/** A retried request with the same idempotency key gets the first result back. */
+export async function findIngestByIdempotencyKey(app: AppContext, projectId: string, key: string) {
+  const job = await app.db.job.findUnique({
+    where: { projectId_idempotencyKey: { projectId, idempotencyKey: key } },
+    include: { asset: true },
+  });
+  if (!job) return null;
+  if (!job.asset) throw new TesseraError(ErrorCode.CONFLICT, "this idempotency key was used for another operation");
+  return { asset: job.asset, job };
+}
+
+/**
+ * Stores the bytes, records the asset and its ingest job, and enqueues the job.
+ * The same bytes in one project are one asset. If any step fails, nothing the
+ * call wrote stays behind: no row, no orphaned blob, no queued job.
+ */
+export async function ingestContent(
+  app: AppContext,
+  projectId: string,
+  content: IngestContent,
+  options: IngestOptions = {},
+  prepare?: (blob: { sha256: string; byteSize: number }) => Promise<Partial<IngestContent> | void>,
+): Promise<IngestResult> {
+  if (options.idempotencyKey) {
+    const previous = await findIngestByIdempotencyKey(app, projectId, options.idempotencyKey);
+    if (previous) return previous;
+  }
+
+  const blob = await app.blobs.put(content.bytes, { maxBytes: app.config.MAX_UPLOAD_BYTES });
+  let created: IngestResult | undefined;
+  try {
+    const decided = { ...content, ...((await prepare?.(blob)) ?? {}) };
+    const existing = await app.db.asset.findUnique({
+      where: { projectId_sha256: { projectId, sha256: blob.sha256 } },
+      include: { jobs: { orderBy: { createdAt: "desc" }, take: 1 } },
+    });
+    if (existing?.jobs[0] && existing.status !== "FAILED") {
+      return { asset: existing, job: existing.jobs[0] };
+    }
+    created = await createAssetAndJob(app, projectId, blob, decided, options, existing?.id);
+    await app.queues.enqueue(
+      "ingest",
+      { jobId: created.job.id, projectId, assetId: created.asset.id },
+      { jobId: created.job.id },
+    );
+    return created;
+  } catch (error) {
+    if (created) await undoIngest(app, created);
+    await deleteBlobIfUnreferenced(app, blob.sha256);
+    if (error instanceof TesseraError) throw error;
+    if (created) {
+      app.logger.error({ err: error }, "could not enqueue the ingest job");
+      throw new TesseraError(ErrorCode.SERVICE_UNAVAILABLE, "the job queue is unavailable; nothing was stored, retry later");
+    }
+    throw error;
+  }
+}
+
+async function createAssetAndJob(
+  app: AppContext,
+  projectId: string,
+  blob: { sha256: string; byteSize: number },
+  content: IngestContent,
+  options: IngestOptions,
+  failedAssetId: string | undefined,
+): Promise<IngestResult> {
+  const assetData = {
+    modality: content.modality,
+    mimeType: content.mimeType,
+    byteSize: blob.byteSize,
+    source: content.source,
+    sourceUrl: content.sourceUrl,
+    filename: content.filename,
+    metadata: (options.metadata ?? {}) as Prisma.InputJsonValue,
+    tags: options.tags ?? [],
+    media: (content.media ?? {}) as Prisma.InputJsonValue,
+  };
+  try {
+    return await app.db.$transaction(async (tx) => {
+      // A failed asset is retried in place, so the project keeps one asset per content.
+      const asset = failedAssetId
+        ? await tx.asset.update({ where: { id: failedAssetId }, data: { ...assetData, status: "PENDING", error: Prisma.DbNull } })
+        : await tx.asset.create({ data: { ...assetData, projectId, sha256: blob.sha256 } });
+      const job = await tx.job.create({
+        data: {
+          projectId,
+          kind: "INGEST",
+          assetId: asset.id,
+          idempotencyKey: options.idempotencyKey,
+          input: { assetId: asset.id } as Prisma.InputJsonValue,
+        },
+      });
+      return { asset, job };
+    });
+  } catch (error) {
+    // Two requests raced with the same bytes or the same key: the first one wins.
+    if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002") {
+      if (options.idempotencyKey) {
+        const previous = await findIngestByIdempotencyKey(app, projectId, options.idempotencyKey);
+        if (previous) return previous;
+      }
+      const asset = await app.db.asset.findUniqueOrThrow({
+        where: { projectId_sha256: { projectId, sha256: blob.sha256 } },
+        include: { jobs: { orderBy: { createdAt: "desc" }, take: 1 } },
+      });
+      if (asset.jobs[0]) return { asset, job: asset.jobs[0] };
+    }
+    throw error;
+  }
+}
+
+async function undoIngest(app: AppContext, result: IngestResult) {
+  await app.db.job.delete({ where: { id: result.job.id } }).catch(() => {});
+  const otherJobs = await app.db.job.count({ where: { assetId: result.asset.id } });
+  if (otherJobs === 0) await app.db.asset.delete({ where: { id: result.asset.id } }).catch(() => {});
+}
+
+/** Blobs are shared by content across projects: delete only when no asset points at one. */
+export async function deleteBlobIfUnreferenced(app: AppContext, sha256: string) {
+  const references = await app.db.asset.count({ where: { sha256 } });
+  if (references === 0) await app.blobs.delete(sha256);
+}

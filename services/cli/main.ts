@@ -1,0 +1,17 @@
+import { Command } from "commander";
+import { registerKeysCommands } from "./commands/keys.ts";
+
+const program = new Command()
+  .name("tessera")
+  .description("Tessera: a self-hostable GraphQL gateway for multimodal AI")
+  .showHelpAfterError();
+
+// Each command group adds itself; adding a group is adding a line here.
+registerKeysCommands(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  console.error(`error: ${error instanceof Error ? error.message : String(error)}`);
+  process.exitCode = 1;
+}

@@ -1,0 +1,59 @@
+import path from "node:path";
+import { LocalDiskBlobStore, type BlobStore } from "../assets/blob-store.ts";
+import { createEventBus, type EventBus } from "../queue/event-bus.ts";
+import { JobQueues } from "../queue/job-queues.ts";
+import { createVectorStore } from "../search/create-vector-store.ts";
+import type { VectorStore } from "../search/vector-store.ts";
+import type { Config } from "./config.ts";
+import { createDatabase, type Database } from "./database.ts";
+import { createLogger, type Logger } from "./logger.ts";
+import { createRedis, type Redis } from "./redis.ts";
+
+/** The long-lived resources one process shares: gateway, worker, or both. */
+export type AppContext = {
+  config: Config;
+  logger: Logger;
+  db: Database;
+  /** BullMQ producers and workers. */
+  redis: Redis;
+  /** Pub/sub needs a connection of its own: a subscribed connection can do nothing else. */
+  redisSubscriber: Redis;
+  events: EventBus;
+  queues: JobQueues;
+  blobs: BlobStore;
+  vectorStore: VectorStore;
+  close(): Promise<void>;
+};
+
+export async function createAppContext(config: Config, logger = createLogger(config.LOG_LEVEL)): Promise<AppContext> {
+  const db = createDatabase(config.DATABASE_URL);
+  const redis = createRedis(config.REDIS_URL);
+  const redisSubscriber = createRedis(config.REDIS_URL);
+  const queues = new JobQueues(redis, config.QUEUE_PREFIX);
+  const vectorStore = await createVectorStore(config);
+  const context: AppContext = {
+    config,
+    logger,
+    db,
+    redis,
+    redisSubscriber,
+    events: createEventBus(redis, redisSubscriber, config.QUEUE_PREFIX),
+    queues,
+    blobs: new LocalDiskBlobStore(path.join(config.dataDir)),
+    vectorStore,
+    async close() {
+      // With Redis down, a graceful QUIT would wait forever for a reconnect: drop the socket instead.
+      if (redis.status === "ready") {
+        await queues.close();
+        await redis.quit().catch(() => redis.disconnect());
+      } else {
+        redis.disconnect();
+        await queues.close().catch(() => {});
+      }
+      redisSubscriber.disconnect();
+      await vectorStore.close();
+      await db.$disconnect();
+    },
+  };
+  return context;
+}

@@ -1,0 +1,69 @@
+import { createAppContext, type AppContext } from "./app-context.ts";
+import { ConfigError, loadConfig } from "./config.ts";
+import { checkDependencies, DependencyUnavailableError } from "./dependency-check.ts";
+import { createLogger } from "./logger.ts";
+import { applyMigrations } from "./migrate.ts";
+
+type Running = { close(): Promise<void> };
+
+/**
+ * Runs one Tessera process: validate config, check PostgreSQL and Redis (and
+ * say how to start them if they are down), optionally migrate, start, and shut
+ * down cleanly on SIGTERM/SIGINT.
+ */
+export async function runProcess(
+  name: string,
+  start: (app: AppContext) => Promise<Running>,
+  options: { migrate?: boolean } = {},
+) {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      process.exit(78); // EX_CONFIG
+    }
+    throw error;
+  }
+  const logger = createLogger(config.LOG_LEVEL, name);
+  try {
+    await checkDependencies(config);
+    if (options.migrate) {
+      await applyMigrations(config.DATABASE_URL);
+      logger.info("database migrations are applied");
+    }
+  } catch (error) {
+    if (error instanceof DependencyUnavailableError) {
+      logger.fatal(error.message);
+      console.error(error.message);
+      process.exit(69); // EX_UNAVAILABLE
+    }
+    throw error;
+  }
+
+  const app = await createAppContext(config, logger);
+  const running = await start(app);
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "shutting down: draining work and closing connections");
+    const forceExit = setTimeout(() => {
+      logger.error("shutdown took too long; exiting");
+      process.exit(1);
+    }, 30_000).unref();
+    try {
+      await running.close();
+      await app.close();
+      clearTimeout(forceExit);
+      process.exit(0);
+    } catch (error) {
+      logger.error({ err: error }, "shutdown failed");
+      process.exit(1);
+    }
+  };
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
+}

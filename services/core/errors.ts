@@ -1,0 +1,55 @@
+import { GraphQLError } from "graphql";
+
+/**
+ * Codes a client can act on. They travel as `extensions.code` on GraphQL
+ * errors and as `code` on failed jobs and steps.
+ */
+export const ErrorCode = {
+  UNAUTHENTICATED: "UNAUTHENTICATED",
+  FORBIDDEN: "FORBIDDEN",
+  NOT_FOUND: "NOT_FOUND",
+  BAD_USER_INPUT: "BAD_USER_INPUT",
+  UNSUPPORTED_MEDIA_TYPE: "UNSUPPORTED_MEDIA_TYPE",
+  CORRUPT_MEDIA: "CORRUPT_MEDIA",
+  PAYLOAD_TOO_LARGE: "PAYLOAD_TOO_LARGE",
+  URL_NOT_ALLOWED: "URL_NOT_ALLOWED",
+  FETCH_FAILED: "FETCH_FAILED",
+  CONFLICT: "CONFLICT",
+  INVALID_WORKFLOW: "INVALID_WORKFLOW",
+  MODEL_ERROR: "MODEL_ERROR",
+  MODEL_NOT_FOUND: "MODEL_NOT_FOUND",
+  PROVIDER_ERROR: "PROVIDER_ERROR",
+  TIMEOUT: "TIMEOUT",
+  CANCELLED: "CANCELLED",
+  SERVICE_UNAVAILABLE: "SERVICE_UNAVAILABLE",
+  INTERNAL: "INTERNAL",
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** An error that is safe to show to the caller: a code, a message, optional details. */
+export class TesseraError extends GraphQLError {
+  readonly code: ErrorCode;
+  readonly details?: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>) {
+    super(message, { extensions: { code, ...(details ? { details } : {}) } });
+    this.name = "TesseraError";
+    this.code = code;
+    this.details = details;
+  }
+
+  /** The shape stored on failed jobs and steps. */
+  toRecord(): ErrorRecord {
+    return { code: this.code, message: this.message, ...(this.details ? { details: this.details } : {}) };
+  }
+}
+
+export type ErrorRecord = { code: ErrorCode; message: string; details?: Record<string, unknown> };
+
+/** Turns anything thrown into a record fit to store and show; unknown errors keep no stack. */
+export function toErrorRecord(error: unknown): ErrorRecord {
+  if (error instanceof TesseraError) return error.toRecord();
+  const message = error instanceof Error ? error.message : String(error);
+  return { code: ErrorCode.INTERNAL, message };
+}

@@ -1,0 +1,16 @@
+import { Redis, type RedisOptions } from "ioredis";
+
+export type { Redis };
+
+/**
+ * A connection for BullMQ and pub/sub. BullMQ needs maxRetriesPerRequest null:
+ * blocking commands wait for Redis to come back instead of failing the job.
+ */
+export function createRedis(url: string, options: RedisOptions = {}): Redis {
+  return new Redis(url, { maxRetriesPerRequest: null, lazyConnect: false, ...options });
+}
+
+/** A connection that fails fast while Redis is down, for requests that must not hang. */
+export function createFailFastRedis(url: string): Redis {
+  return new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2000 });
+}

@@ -1,0 +1,106 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { EnvelopArmorPlugin } from "@escape.tech/graphql-armor";
+import { createYoga, type Plugin } from "graphql-yoga";
+import { useServer } from "graphql-ws/use/ws";
+import { WebSocketServer } from "ws";
+import { schema } from "../../schema/index.ts";
+import type { AppContext } from "../core/app-context.ts";
+import { bearerToken, findProjectByApiKey } from "../core/api-keys.ts";
+import type { GatewayContext, ServerContext } from "./context.ts";
+import { useProjectAuth } from "./plugins/use-project-auth.ts";
+
+/** Extra routes and hooks that other domains (workflows, uploads) plug in. */
+export type GatewayOptions = { plugins?: Plugin<GatewayContext>[] };
+
+export function createGateway(app: AppContext, options: GatewayOptions = {}) {
+  const { config } = app;
+  const yoga = createYoga<Record<string, unknown>, ServerContext>({
+    schema,
+    graphqlEndpoint: "/graphql",
+    landingPage: false,
+    logging: {
+      debug: (...args) => app.logger.debug(args.join(" ")),
+      info: (...args) => app.logger.info(args.join(" ")),
+      warn: (...args) => app.logger.warn(args.join(" ")),
+      error: (...args) => app.logger.error(args.map(String).join(" ")),
+    },
+    // Errors that are not TesseraErrors reach the client as "Unexpected error.", never as a stack trace.
+    maskedErrors: { isDev: false },
+    context: async (initial) => {
+      const fromHttp = initial.request?.headers.get("authorization");
+      const fromWebSocket = (initial as { connectionParams?: Record<string, unknown> }).connectionParams;
+      const header = fromHttp ?? (fromWebSocket?.authorization as string | undefined) ?? (fromWebSocket?.Authorization as string | undefined);
+      const key = bearerToken(header);
+      const project = key ? await findProjectByApiKey(app.db, key) : null;
+      return { app, project };
+    },
+    plugins: [
+      EnvelopArmorPlugin({
+        maxDepth: { n: config.GRAPHQL_MAX_DEPTH },
+        maxAliases: { n: config.GRAPHQL_MAX_ALIASES },
+        costLimit: { maxCost: config.GRAPHQL_MAX_COST },
+        maxDirectives: { n: 50 },
+        maxTokens: { n: 5000 },
+        blockFieldSuggestion: { enabled: true },
+      }) as Plugin,
+      useProjectAuth(),
+      ...(options.plugins ?? []),
+    ],
+  });
+
+  const server: Server = createServer(yoga);
+  const webSockets = new WebSocketServer({ server, path: "/graphql" });
+  // graphql-ws on the same path as HTTP: the request runs through Yoga's plugins and context.
+  const disposeWebSockets = useServer(
+    {
+      execute: (args: any) => args.rootValue.execute(args),
+      subscribe: (args: any) => args.rootValue.subscribe(args),
+      onSubscribe: async (ctx, _id, params) => {
+        const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
+          ...ctx,
+          req: ctx.extra.request,
+          socket: ctx.extra.socket,
+          params,
+        });
+        const args = {
+          schema,
+          operationName: params.operationName,
+          document: parse(params.query),
+          variableValues: params.variables,
+          contextValue: await contextFactory(),
+          rootValue: { execute, subscribe },
+        };
+        const errors = validate(args.schema, args.document);
+        if (errors.length) return errors;
+        return args;
+      },
+    },
+    webSockets,
+  );
+
+  return {
+    yoga,
+    server,
+    async listen(port = config.PORT, host = config.HOST): Promise<AddressInfo> {
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(port, host, () => resolve());
+      });
+      const address = server.address() as AddressInfo;
+      app.logger.info({ host: address.address, port: address.port }, "gateway listening on /graphql");
+      return address;
+    },
+    /** Stops taking requests, lets in-flight ones finish briefly, then closes sockets. */
+    async close() {
+      await disposeWebSockets.dispose();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const force = setTimeout(() => server.closeAllConnections(), 5000);
+      await closed;
+      clearTimeout(force);
+    },
+  };
+}
+
+export type Gateway = ReturnType<typeof createGateway>;

@@ -1,0 +1,8 @@
+import { runProcess } from "../core/bootstrap.ts";
+import { createGateway } from "./gateway.ts";
+
+await runProcess("gateway", async (app) => {
+  const gateway = createGateway(app);
+  await gateway.listen();
+  return gateway;
+});

@@ -1,0 +1,42 @@
+import { Kind, type DocumentNode, type OperationDefinitionNode } from "graphql";
+import type { Plugin } from "graphql-yoga";
+import { ErrorCode, TesseraError } from "../../core/errors.ts";
+import type { GatewayContext } from "../context.ts";
+
+/** Root fields anyone may ask for; everything else needs an API key. */
+const PUBLIC_ROOT_FIELDS = new Set(["health", "__typename", "__schema", "__type"]);
+
+function needsProject(document: DocumentNode, operationName?: string | null): boolean {
+  const operations = document.definitions.filter(
+    (definition): definition is OperationDefinitionNode => definition.kind === Kind.OPERATION_DEFINITION,
+  );
+  const operation = operationName ? operations.find((op) => op.name?.value === operationName) : operations[0];
+  if (!operation) return true;
+  // Fragments at the root are treated as private: cheaper than resolving them, and never wrong.
+  return operation.selectionSet.selections.some(
+    (selection) => selection.kind !== Kind.FIELD || !PUBLIC_ROOT_FIELDS.has(selection.name.value),
+  );
+}
+
+function unauthenticated() {
+  return {
+    errors: [new TesseraError(ErrorCode.UNAUTHENTICATED, "a valid API key is required: send `Authorization: Bearer <key>`")],
+  };
+}
+
+/**
+ * Refuses every operation but `health` without a valid key, before any
+ * resolver runs. Resolvers still scope by `requireProject`; this is the gate.
+ */
+export function useProjectAuth(): Plugin<GatewayContext> {
+  return {
+    onExecute({ args, setResultAndStopExecution }) {
+      const context = args.contextValue as GatewayContext;
+      if (!context.project && needsProject(args.document, args.operationName)) setResultAndStopExecution(unauthenticated());
+    },
+    onSubscribe({ args, setResultAndStopExecution }) {
+      const context = args.contextValue as GatewayContext;
+      if (!context.project && needsProject(args.document, args.operationName)) setResultAndStopExecution(unauthenticated());
+    },
+  };
+}

@@ -1,0 +1,22 @@
+import { z } from "zod";
+
+/**
+ * The contract between producers (gateway, engine) and consumers (workers):
+ * one zod schema per queue. Both sides parse with it, so a payload that does
+ * not match fails loudly at the producer instead of deep inside a worker.
+ */
+export const jobPayloads = {
+  ingest: z.object({
+    jobId: z.uuid(),
+    projectId: z.uuid(),
+    assetId: z.uuid(),
+  }),
+  generate: z.object({
+    jobId: z.uuid(),
+    projectId: z.uuid(),
+  }),
+} satisfies Record<string, z.ZodType>;
+
+export type QueueName = keyof typeof jobPayloads;
+export type JobPayload<Q extends QueueName> = z.infer<(typeof jobPayloads)[Q]>;
+export const queueNames = Object.keys(jobPayloads) as QueueName[];

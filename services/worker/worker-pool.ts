@@ -1,0 +1,79 @@
+import { UnrecoverableError, Worker, type Job as BullJob } from "bullmq";
+import type { AppContext } from "../core/app-context.ts";
+import { ErrorCode, TesseraError, toErrorRecord } from "../core/errors.ts";
+import { jobPayloads, queueNames, type QueueName } from "../queue/job-payloads.ts";
+import type { JobHandler } from "./job-handler.ts";
+import { jobHandlers } from "./handlers/index.ts";
+import { JobTracker } from "./job-tracker.ts";
+
+/** Errors that retrying cannot fix: the input is wrong, so fail at once. */
+const PERMANENT_CODES = new Set<string>([
+  ErrorCode.BAD_USER_INPUT,
+  ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+  ErrorCode.CORRUPT_MEDIA,
+  ErrorCode.PAYLOAD_TOO_LARGE,
+  ErrorCode.URL_NOT_ALLOWED,
+  ErrorCode.NOT_FOUND,
+  ErrorCode.INVALID_WORKFLOW,
+  ErrorCode.MODEL_NOT_FOUND,
+  ErrorCode.CANCELLED,
+]);
+
+export type WorkerPoolOptions = {
+  /** Queues this process serves; default: every queue that has a handler. */
+  queues?: QueueName[];
+  concurrency?: number;
+};
+
+/** Starts one BullMQ worker per served queue; `close()` drains them. */
+export function startWorkerPool(app: AppContext, options: WorkerPoolOptions = {}) {
+  const served = (options.queues ?? queueNames).filter((name) => jobHandlers[name]);
+  const workers = served.map((name) => {
+    const handler = jobHandlers[name] as JobHandler<QueueName>;
+    const worker = new Worker(name, (job: BullJob) => processJob(app, name, handler, job), {
+      connection: app.redis,
+      prefix: app.config.QUEUE_PREFIX,
+      concurrency: options.concurrency ?? app.config.WORKER_CONCURRENCY,
+    });
+    worker.on("error", (error) => app.logger.error({ err: error, queue: name }, "worker error"));
+    return worker;
+  });
+  app.logger.info({ queues: served }, "worker started");
+  return {
+    queues: served,
+    workers,
+    /** Waits for running jobs to finish, then disconnects. */
+    async close() {
+      await Promise.all(workers.map((worker) => worker.close()));
+    },
+  };
+}
+
+async function processJob(app: AppContext, queue: QueueName, handler: JobHandler<QueueName>, job: BullJob) {
+  const parsed = jobPayloads[queue].safeParse(job.data);
+  if (!parsed.success) {
+    app.logger.error({ queue, jobId: job.id, issues: parsed.error.issues }, "job payload breaks the queue contract");
+    throw new UnrecoverableError(`payload does not match the ${queue} contract`);
+  }
+  const payload = parsed.data;
+  const attempt = job.attemptsMade + 1;
+  const logger = app.logger.child({ queue, jobId: payload.jobId, attempt });
+  const tracker = new JobTracker(app, payload.jobId);
+  await tracker.started(attempt);
+  try {
+    const result = await handler.run(payload as never, { app, tracker, logger, attempt });
+    await tracker.succeeded(result?.output, result?.usage);
+    return result?.output ?? null;
+  } catch (error) {
+    const record = toErrorRecord(error);
+    const permanent = error instanceof TesseraError && PERMANENT_CODES.has(error.code);
+    const final = permanent || attempt >= (job.opts.attempts ?? 1);
+    logger.warn({ err: error, code: record.code, final }, "job failed");
+    await tracker.failed(record, final);
+    if (final) await handler.onFinalFailure?.(payload as never, record, app);
+    if (permanent) throw new UnrecoverableError(record.message);
+    throw error;
+  }
+}
+
+export type WorkerPool = ReturnType<typeof startWorkerPool>;

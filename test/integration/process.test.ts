@@ -1,0 +1,61 @@
+import { spawn } from "node:child_process";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { TEST_DATABASE_URL } from "../support/test-env.ts";
+
+const root = path.resolve(import.meta.dirname, "..", "..");
+const tsx = path.join(root, "node_modules", ".bin", "tsx");
+
+function run(entry: string, env: Record<string, string>, timeoutMs = 20_000) {
+  return new Promise<{ code: number | null; output: string }>((resolve, reject) => {
+    const child = spawn(tsx, [entry], { cwd: root, env: { ...process.env, LOG_LEVEL: "silent", ...env } });
+    let output = "";
+    child.stdout.on("data", (chunk) => (output += chunk));
+    child.stderr.on("data", (chunk) => (output += chunk));
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`process did not exit within ${timeoutMs} ms:\n${output}`));
+    }, timeoutMs);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, output });
+    });
+  });
+}
+
+describe("process start-up", () => {
+  it("exits at once naming a bad variable", async () => {
+    const result = await run("services/main.ts", { DATABASE_URL: "nope" });
+    expect(result.code).toBe(78);
+    expect(result.output).toContain("DATABASE_URL");
+  });
+
+  it("says which dependency is down, where, and how to start it, instead of hanging", async () => {
+    const result = await run("services/worker/main.ts", { DATABASE_URL: TEST_DATABASE_URL, REDIS_URL: "redis://127.0.0.1:1" });
+    expect(result.code).toBe(69);
+    expect(result.output).toContain("Redis is not reachable at 127.0.0.1:1");
+    expect(result.output).toContain("docker compose up -d redis");
+  });
+
+  it("stops a worker cleanly on SIGTERM", async () => {
+    const child = spawn(tsx, ["services/worker/main.ts"], {
+      cwd: root,
+      env: { ...process.env, DATABASE_URL: TEST_DATABASE_URL, LOG_LEVEL: "info", QUEUE_PREFIX: "test-sigterm" },
+    });
+    let output = "";
+    child.stdout.on("data", (chunk) => (output += chunk));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`worker did not start:\n${output}`)), 20_000);
+      child.stdout.on("data", () => {
+        if (output.includes("worker started")) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+    child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    expect(output).toContain("shutting down");
+  });
+});
