@@ -7,6 +7,7 @@ import { createApiKey } from "../../services/core/api-keys.ts";
 import { loadConfig } from "../../services/core/config.ts";
 import { createLogger } from "../../services/core/logger.ts";
 import { createGateway, type Gateway } from "../../services/gateway/gateway.ts";
+import { queueNames } from "../../services/queue/job-payloads.ts";
 import { startWorkerPool, type WorkerPool, type WorkerPoolOptions } from "../../services/worker/worker-pool.ts";
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from "./test-env.ts";
 
@@ -74,9 +75,7 @@ export async function startTestApp(
       await worker?.close();
       await gateway.close();
       if (app.redis.status === "ready")
-        await Promise.all(
-        (["ingest", "generate"] as const).map((name) => app.queues.queue(name).obliterate({ force: true }).catch(() => {})),
-      );
+        await Promise.all(queueNames.map((name) => app.queues.queue(name).obliterate({ force: true }).catch(() => {})));
       await app.close();
       await fs.rm(dataDir, { recursive: true, force: true });
     },

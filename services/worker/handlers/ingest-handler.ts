@@ -1,6 +1,7 @@
 import { Prisma } from "../../core/database.ts";
 import { ErrorCode, TesseraError } from "../../core/errors.ts";
 import type { JobHandler } from "../job-handler.ts";
+import type { IngestState } from "../ingest/ingest-stage.ts";
 import { ingestStages } from "../ingest/ingest-stages.ts";
 
 export const ingestHandler: JobHandler<"ingest"> = {
@@ -9,7 +10,7 @@ export const ingestHandler: JobHandler<"ingest"> = {
     const asset = await app.db.asset.findFirst({ where: { id: assetId, projectId } });
     if (!asset) throw new TesseraError(ErrorCode.NOT_FOUND, `asset ${assetId} no longer exists`);
     await app.db.asset.update({ where: { id: asset.id }, data: { status: "PROCESSING" } });
-    const state: Record<string, unknown> = {};
+    const state: IngestState = { derivedText: [], vectors: [] };
     for (const [index, stage] of ingestStages.entries()) {
       await stage.run(asset, state, context);
       await tracker.progress((index + 1) / ingestStages.length, stage.name);

@@ -1,11 +1,55 @@
 import type { Asset } from "../../core/database.ts";
 import type { JobHandlerContext } from "../job-handler.ts";
 
+/** A piece of text with its place in the source: characters for text, seconds for media. */
+export type TextSpan = {
+  /** "chunk" (of a text asset), "ocr", "transcript", "caption", "speech" (a VAD segment). */
+  kind: string;
+  text: string;
+  start: number;
+  end: number;
+};
+
+export type DecodedImage = {
+  /** Raw interleaved RGB, 8 bits per channel, `width * height * 3` bytes. */
+  rgb: Buffer;
+  width: number;
+  height: number;
+};
+
+export type VideoFrame = DecodedImage & { timeSec: number };
+
+/** A vector ready for the vector store: one asset has many (spaces x chunks). */
+export type AssetVector = {
+  space: string;
+  model: string;
+  vector: Float32Array;
+  /** Which piece of the asset: 0 for the whole; chunk or frame index otherwise. */
+  chunk: number;
+  /** The text this vector stands for, when there is one (snippets, BM25). */
+  text?: string;
+};
+
+/**
+ * What the ingest stages hand each other, in order:
+ * decode fills the media fields; encode adds vectors and derived text; index stores them.
+ */
+export type IngestState = {
+  text?: { content: string; chunks: TextSpan[] };
+  image?: DecodedImage;
+  /** 16 kHz mono PCM in [-1, 1]. */
+  audio?: { samples: Float32Array; sampleRate: 16000; durationSec: number };
+  frames?: VideoFrame[];
+  /** OCR lines, transcripts, captions, speech segments. */
+  derivedText: TextSpan[];
+  vectors: AssetVector[];
+};
+
 /**
  * One step of turning stored bytes into a searchable asset (decode, encode,
  * index). Stages run in order; each reads what earlier ones left in `state`.
  */
 export type IngestStage = {
   name: string;
-  run(asset: Asset, state: Record<string, unknown>, context: JobHandlerContext): Promise<void>;
+  run(asset: Asset, state: IngestState, context: JobHandlerContext): Promise<void>;
 };
