@@ -4,6 +4,7 @@ import { createEventBus, type EventBus } from "../queue/event-bus.ts";
 import { JobQueues } from "../queue/job-queues.ts";
 import { createVectorStore } from "../search/create-vector-store.ts";
 import type { VectorStore } from "../search/vector-store.ts";
+import { createModelRuntime, type LocalModelRuntime } from "../worker/models/local-model-runtime.ts";
 import type { Config } from "./config.ts";
 import { createDatabase, type Database } from "./database.ts";
 import { createLogger, type Logger } from "./logger.ts";
@@ -22,6 +23,8 @@ export type AppContext = {
   queues: JobQueues;
   blobs: BlobStore;
   vectorStore: VectorStore;
+  /** Encoders, OCR, VAD: nothing loads until first use. */
+  models: LocalModelRuntime;
   close(): Promise<void>;
 };
 
@@ -41,6 +44,7 @@ export async function createAppContext(config: Config, logger = createLogger(con
     queues,
     blobs: new LocalDiskBlobStore(path.join(config.dataDir)),
     vectorStore,
+    models: createModelRuntime({ modelsDir: config.modelsDir, logger }),
     async close() {
       // With Redis down, a graceful QUIT would wait forever for a reconnect: drop the socket instead.
       if (redis.status === "ready") {
@@ -52,6 +56,7 @@ export async function createAppContext(config: Config, logger = createLogger(con
       }
       redisSubscriber.disconnect();
       await vectorStore.close();
+      await context.models.close();
       await db.$disconnect();
     },
   };
