@@ -2,3 +2,6 @@
 export const TEST_DATABASE_URL =
   process.env.TEST_DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/tessera_test";
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+/** The real Weaviate the suite starts (infra/weaviate/weaviate.sh start); its gRPC port beside it. */
+export const TEST_WEAVIATE_URL = process.env.TEST_WEAVIATE_URL ?? "http://127.0.0.1:8080";
+export const TEST_WEAVIATE_GRPC_PORT = Number(process.env.TEST_WEAVIATE_GRPC_PORT ?? 50051);

@@ -1,0 +1,320 @@
+import fs from "node:fs/promises";
+import * as lancedb from "@lancedb/lancedb";
+import { Field, FixedSizeList, Float32, Int32, List, Schema, Utf8 } from "apache-arrow";
+import type { Modality } from "../core/database.ts";
+import { metadataPairs } from "./metadata-pairs.ts";
+import { vectorId } from "./vector-identity.ts";
+import type {
+  HybridQuery,
+  NearVectorQuery,
+  SpaceDefinition,
+  StoredVector,
+  VectorFilter,
+  VectorHit,
+  VectorRecord,
+  VectorStore,
+} from "./vector-store.ts";
+
+type Row = {
+  id: string;
+  project_id: string;
+  asset_id: string;
+  space: string;
+  chunk: number;
+  model: string;
+  modality: string;
+  text: string;
+  tags: string[];
+  metadata_pairs: string[];
+  vector: number[];
+};
+
+const RETURNED_COLUMNS = ["asset_id", "space", "chunk", "modality", "text"];
+
+function sqlString(value: string) {
+  return `'${value.replaceAll("'", "''")}'`;
+}
+
+function sqlList(values: string[]) {
+  return `[${values.map(sqlString).join(", ")}]`;
+}
+
+/** The WHERE clause of every query: the project first, always, then the caller's filter. */
+function scopedWhere(projectId: string, filter: VectorFilter = {}, extra: string[] = []): string {
+  const clauses = [`project_id = ${sqlString(projectId)}`, ...extra];
+  if (filter.modalities?.length) clauses.push(`modality IN (${filter.modalities.map(sqlString).join(", ")})`);
+  if (filter.tags?.length) clauses.push(`array_has_all(tags, ${sqlList(filter.tags)})`);
+  const pairs = filter.metadata ? metadataPairs(filter.metadata) : [];
+  if (pairs.length) clauses.push(`array_has_all(metadata_pairs, ${sqlList(pairs)})`);
+  if (filter.excludeAssetIds?.length) clauses.push(`asset_id NOT IN (${filter.excludeAssetIds.map(sqlString).join(", ")})`);
+  return clauses.join(" AND ");
+}
+
+export function groupBySpace<T extends { space: string }>(items: T[]): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const group = groups.get(item.space);
+    if (group) group.push(item);
+    else groups.set(item.space, [item]);
+  }
+  return groups;
+}
+
+/** Min-max to [0, 1]; a single score (or all equal) counts as 1. */
+function normalise(scores: number[]): number[] {
+  const max = Math.max(...scores);
+  const min = Math.min(...scores);
+  return scores.map((score) => (max === min ? 1 : (score - min) / (max - min)));
+}
+
+/**
+ * The embedded store: LanceDB files under DATA_DIR/vectors, one table per
+ * space (its vectors have one width). Rows carry their project, and every
+ * query is built by `scopedWhere`, which puts the project first. Vector search
+ * is an exact (flat) cosine scan with the filter applied before it; hybrid
+ * search fuses LanceDB's BM25 full-text search with it the way Weaviate's
+ * relativeScoreFusion does, so both adapters rank alike.
+ */
+export class LanceDbVectorStore implements VectorStore {
+  readonly kind = "embedded" as const;
+  private readonly tables = new Map<string, Promise<lancedb.Table>>();
+  /** LanceDB commits are optimistic; writes to one table are queued here so concurrent jobs do not conflict. */
+  private readonly writeQueues = new Map<string, Promise<unknown>>();
+
+  private constructor(
+    private readonly dir: string,
+    private readonly db: lancedb.Connection,
+  ) {}
+
+  static async open(dir: string): Promise<LanceDbVectorStore> {
+    await fs.mkdir(dir, { recursive: true });
+    // Consistency interval 0: every read sees what other processes (a separate worker) committed.
+    const db = await lancedb.connect(dir, { readConsistencyInterval: 0 });
+    return new LanceDbVectorStore(dir, db);
+  }
+
+  private tableName(space: string) {
+    return `space_${space.replace(/[^\w-]/g, "_")}`;
+  }
+
+  private schemaFor(dimensions: number) {
+    const text = () => new Utf8();
+    return new Schema([
+      new Field("id", text(), false),
+      new Field("project_id", text(), false),
+      new Field("asset_id", text(), false),
+      new Field("space", text(), false),
+      new Field("chunk", new Int32(), false),
+      new Field("model", text(), false),
+      new Field("modality", text(), false),
+      new Field("text", text(), false),
+      new Field("tags", new List(new Field("item", text(), true)), false),
+      new Field("metadata_pairs", new List(new Field("item", text(), true)), false),
+      new Field("vector", new FixedSizeList(dimensions, new Field("item", new Float32(), true)), false),
+    ]);
+  }
+
+  /** The space's table, or null when nothing was ever written to it. */
+  private async existingTable(space: string): Promise<lancedb.Table | null> {
+    const cached = this.tables.get(space);
+    if (cached) return cached;
+    const name = this.tableName(space);
+    if (!(await this.db.tableNames()).includes(name)) return null;
+    return this.cacheTable(space, this.db.openTable(name));
+  }
+
+  private cacheTable(space: string, opening: Promise<lancedb.Table>) {
+    this.tables.set(space, opening);
+    opening.catch(() => this.tables.delete(space));
+    return opening;
+  }
+
+  private async tableFor(space: SpaceDefinition): Promise<lancedb.Table> {
+    const existing = await this.existingTable(space.name);
+    if (existing) return existing;
+    return this.cacheTable(
+      space.name,
+      (async () => {
+        const table = await this.db.createEmptyTable(this.tableName(space.name), this.schemaFor(space.dimensions), {
+          existOk: true,
+        });
+        // BM25 index; rows added later are searched too (unindexed rows are scanned) until the next optimize.
+        await table.createIndex("text", { config: lancedb.Index.fts(), replace: false }).catch(async (error) => {
+          if (!(await table.listIndices()).some((index) => index.columns.includes("text"))) throw error;
+        });
+        return table;
+      })(),
+    );
+  }
+
+  private async allTables(): Promise<lancedb.Table[]> {
+    const names = (await this.db.tableNames()).filter((name) => name.startsWith("space_"));
+    return Promise.all(names.map((name) => this.db.openTable(name)));
+  }
+
+  private serialWrite<T>(table: string, write: () => Promise<T>): Promise<T> {
+    const previous = this.writeQueues.get(table) ?? Promise.resolve();
+    const next = previous.catch(() => {}).then(write);
+    this.writeQueues.set(table, next);
+    return next;
+  }
+
+  async ensureSchema(spaces: SpaceDefinition[]): Promise<void> {
+    await Promise.all(spaces.map((space) => this.tableFor(space)));
+  }
+
+  async upsert(projectId: string, records: VectorRecord[]): Promise<void> {
+    for (const [space, spaceRecords] of groupBySpace(records)) {
+      const dimensions = spaceRecords[0]!.vector.length;
+      const table = await this.tableFor({ name: space, dimensions });
+      const rows: Row[] = spaceRecords.map((record) => ({
+        id: vectorId(record.assetId, record.space, record.chunk),
+        project_id: projectId,
+        asset_id: record.assetId,
+        space: record.space,
+        chunk: record.chunk,
+        model: record.model,
+        modality: record.modality,
+        text: record.text,
+        tags: record.tags,
+        metadata_pairs: metadataPairs(record.metadata),
+        vector: Array.from(record.vector),
+      }));
+      // Vector ids are derived from (asset, space, chunk) alone; the project is part of the match
+      // so one project can never overwrite another's rows.
+      await this.serialWrite(space, () =>
+        table
+          .mergeInsert(["id", "project_id"])
+          .whenMatchedUpdateAll()
+          .whenNotMatchedInsertAll()
+          .execute(rows as unknown as Record<string, unknown>[]),
+      );
+    }
+  }
+
+  async deleteAsset(projectId: string, assetId: string): Promise<number> {
+    let deleted = 0;
+    for (const table of await this.allTables()) {
+      const where = scopedWhere(projectId, {}, [`asset_id = ${sqlString(assetId)}`]);
+      const count = await table.countRows(where);
+      if (count === 0) continue;
+      await this.serialWrite(table.name.slice("space_".length), () => table.delete(where));
+      deleted += count;
+    }
+    return deleted;
+  }
+
+  async deleteProject(projectId: string): Promise<void> {
+    for (const table of await this.allTables()) {
+      await this.serialWrite(table.name.slice("space_".length), () => table.delete(scopedWhere(projectId)));
+    }
+  }
+
+  async nearVector(projectId: string, query: NearVectorQuery): Promise<VectorHit[]> {
+    const table = await this.existingTable(query.space);
+    if (!table) return [];
+    const rows = await table
+      .vectorSearch(Array.from(query.vector))
+      .distanceType("cosine")
+      .where(scopedWhere(projectId, query.filter))
+      .select([...RETURNED_COLUMNS, "_distance"])
+      .limit(query.limit)
+      .toArray();
+    return rows.map((row) => this.toHit(row, 1 - Number(row._distance)));
+  }
+
+  async hybrid(projectId: string, query: HybridQuery): Promise<VectorHit[]> {
+    const text = query.text.trim();
+    if (query.alpha >= 1 || !text) return this.nearVector(projectId, query);
+    const table = await this.existingTable(query.space);
+    if (!table) return [];
+    const candidates = Math.max(query.limit * 2, 20);
+    const where = scopedWhere(projectId, query.filter);
+    const [vectorRows, keywordRows] = await Promise.all([
+      query.alpha > 0
+        ? table
+            .vectorSearch(Array.from(query.vector))
+            .distanceType("cosine")
+            .where(where)
+            .select([...RETURNED_COLUMNS, "_distance"])
+            .limit(candidates)
+            .toArray()
+        : Promise.resolve([]),
+      table
+        .query()
+        .fullTextSearch(text, { columns: ["text"] })
+        .where(where)
+        .select([...RETURNED_COLUMNS, "_score"])
+        .limit(candidates)
+        .toArray(),
+    ]);
+    // Relative score fusion: each list min-max normalised, then weighted by alpha.
+    const fused = new Map<string, { row: any; score: number }>();
+    const add = (rows: any[], scores: number[], weight: number) => {
+      const normalised = normalise(scores);
+      rows.forEach((row, index) => {
+        const key = `${row.asset_id}/${row.chunk}`;
+        const entry = fused.get(key) ?? { row, score: 0 };
+        entry.score += weight * normalised[index]!;
+        fused.set(key, entry);
+      });
+    };
+    add(vectorRows, vectorRows.map((row) => 1 - Number(row._distance)), query.alpha);
+    add(keywordRows, keywordRows.map((row) => Number(row._score)), 1 - query.alpha);
+    return [...fused.values()]
+      .sort((a, b) => b.score - a.score)
+      .slice(0, query.limit)
+      .map(({ row, score }) => this.toHit(row, score));
+  }
+
+  async vectorsOf(projectId: string, assetId: string): Promise<StoredVector[]> {
+    const result: StoredVector[] = [];
+    for (const table of await this.allTables()) {
+      const rows = await table
+        .query()
+        .where(scopedWhere(projectId, {}, [`asset_id = ${sqlString(assetId)}`]))
+        .select(["space", "chunk", "model", "text", "vector"])
+        .toArray();
+      for (const row of rows) {
+        result.push({
+          space: row.space,
+          chunk: row.chunk,
+          model: row.model,
+          text: row.text,
+          vector: Float32Array.from(row.vector.toArray()),
+        });
+      }
+    }
+    return result.sort((a, b) => a.space.localeCompare(b.space) || a.chunk - b.chunk);
+  }
+
+  async count(projectId: string, where: { assetId?: string; space?: string } = {}): Promise<number> {
+    const tables = where.space
+      ? [await this.existingTable(where.space)].filter((table): table is lancedb.Table => table !== null)
+      : await this.allTables();
+    const extra = where.assetId ? [`asset_id = ${sqlString(where.assetId)}`] : [];
+    const counts = await Promise.all(tables.map((table) => table.countRows(scopedWhere(projectId, {}, extra))));
+    return counts.reduce((sum, count) => sum + count, 0);
+  }
+
+  async health(): Promise<void> {
+    await fs.access(this.dir, fs.constants.W_OK);
+    await this.db.tableNames();
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled(this.writeQueues.values());
+    this.db.close();
+  }
+
+  private toHit(row: any, score: number): VectorHit {
+    return {
+      assetId: row.asset_id,
+      space: row.space,
+      chunk: row.chunk,
+      modality: row.modality as Modality,
+      text: row.text,
+      score,
+    };
+  }
+}
