@@ -59,17 +59,18 @@ async function processJob(app: AppContext, queue: QueueName, handler: JobHandler
   const attempt = job.attemptsMade + 1;
   const logger = app.logger.child({ queue, jobId: payload.jobId, attempt });
   const tracker = new JobTracker(app, payload.jobId);
-  await tracker.started(attempt);
+  const tracked = handler.tracked !== false;
+  if (tracked) await tracker.started(attempt);
   try {
     const result = await handler.run(payload as never, { app, tracker, logger, attempt });
-    await tracker.succeeded(result?.output, result?.usage);
+    if (tracked) await tracker.succeeded(result?.output, result?.usage);
     return result?.output ?? null;
   } catch (error) {
     const record = toErrorRecord(error);
     const permanent = error instanceof TesseraError && PERMANENT_CODES.has(error.code);
     const final = permanent || attempt >= (job.opts.attempts ?? 1);
     logger.warn({ err: error, code: record.code, final }, "job failed");
-    await tracker.failed(record, final);
+    if (tracked) await tracker.failed(record, final);
     if (final) await handler.onFinalFailure?.(payload as never, record, app);
     if (permanent) throw new UnrecoverableError(record.message);
     throw error;
