@@ -1,0 +1,115 @@
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import * as ort from "onnxruntime-node";
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { TesseraError } from "../../services/core/errors.ts";
+import { readPairsFile, trainProjector, writeProjector, type ProjectorPair } from "../../training/projector/train-projector.ts";
+import { seededRandom } from "../../training/seeded-random.ts";
+
+const SIZE = 12;
+
+function gaussian(random: () => number): number {
+  return Math.sqrt(-2 * Math.log(random() + 1e-12)) * Math.cos(2 * Math.PI * random());
+}
+
+function unit(values: number[]): Float32Array {
+  const norm = Math.hypot(...values);
+  return Float32Array.from(values.map((v) => v / norm));
+}
+
+/** A random orthogonal matrix (Gram-Schmidt on Gaussian rows). */
+function randomRotation(random: () => number): number[][] {
+  const rows: number[][] = [];
+  while (rows.length < SIZE) {
+    let row = Array.from({ length: SIZE }, () => gaussian(random));
+    for (const done of rows) {
+      const dot = row.reduce((sum, v, i) => sum + v * done[i]!, 0);
+      row = row.map((v, i) => v - dot * done[i]!);
+    }
+    rows.push(Array.from(unit(row)));
+  }
+  return rows;
+}
+
+function rotate(rotation: number[][], x: Float32Array): Float32Array {
+  return Float32Array.from(rotation.map((row) => row.reduce((sum, v, i) => sum + v * x[i]!, 0)));
+}
+
+function syntheticPairs(count: number, rotation: number[][], random: () => number): ProjectorPair[] {
+  return Array.from({ length: count }, (_, i) => {
+    const from = unit(Array.from({ length: SIZE }, () => gaussian(random)));
+    return { from, to: rotate(rotation, from), key: `p${i}` };
+  });
+}
+
+function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let dot = 0;
+  let na = 0;
+  let nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i]! * b[i]!;
+    na += a[i]! ** 2;
+    nb += b[i]! ** 2;
+  }
+  return dot / Math.sqrt(na * nb);
+}
+
+describe("projector training", () => {
+  const random = seededRandom(42);
+  const rotation = randomRotation(random);
+  const train = syntheticPairs(1500, rotation, random);
+  const unseen = syntheticPairs(200, rotation, random);
+
+  it("learns a known rotation with MSE + cosine, and the ONNX export applies it to unseen vectors", async () => {
+    const { model, report } = await trainProjector(train, { kind: "linear", loss: "mse-cosine", steps: 600, batchSize: 128, learningRate: 5e-3 });
+    expect(report.validationMeanCosine).toBeGreaterThan(0.99);
+
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), "projector-"));
+    const { graphPath, manifestPath } = await writeProjector(model, report, { outDir: dir, name: "test-projector", from: "audio", to: "image-text", modelsDir: dir });
+    const session = await ort.InferenceSession.create(graphPath);
+    const input = new Float32Array(unseen.length * SIZE);
+    unseen.forEach((pair, i) => input.set(pair.from, i * SIZE));
+    const output = await session.run({ embeds: new ort.Tensor("float32", input, [unseen.length, SIZE]) });
+    const projected = output.projected_embeds!.data as Float32Array;
+    const cosines = unseen.map((pair, i) => cosine(projected.subarray(i * SIZE, (i + 1) * SIZE), pair.to));
+    expect(Math.min(...cosines)).toBeGreaterThan(0.98);
+    // A projector that ignored the rotation would land far from the targets.
+    const unrotated = unseen.map((pair, i) => cosine(projected.subarray(i * SIZE, (i + 1) * SIZE), pair.from));
+    expect(unrotated.reduce((a, b) => a + b, 0) / unrotated.length).toBeLessThan(0.5);
+
+    const manifest = parse(await fs.readFile(manifestPath, "utf8"));
+    expect(manifest).toMatchObject({ name: "test-projector", task: "project", output: { space: "image-text", dimensions: SIZE }, projector: { from: ["audio"] } });
+  }, 120_000);
+
+  it("learns the same rotation with InfoNCE: each unseen vector retrieves its own rotated partner", async () => {
+    const { model } = await trainProjector(train, { kind: "mlp", loss: "infonce", steps: 400, batchSize: 128, hiddenSize: 64 });
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), "projector-"));
+    const { graphPath } = await writeProjector(model, { pairs: 0, trainPairs: 0, validationPairs: 0, validationMeanCosine: 0, validationRecallAt1: 0, finalLoss: 0, seconds: 0 }, { outDir: dir, name: "p", from: "audio", to: "image-text", modelsDir: dir });
+    const session = await ort.InferenceSession.create(graphPath);
+    const input = new Float32Array(unseen.length * SIZE);
+    unseen.forEach((pair, i) => input.set(pair.from, i * SIZE));
+    const projected = (await session.run({ embeds: new ort.Tensor("float32", input, [unseen.length, SIZE]) })).projected_embeds!.data as Float32Array;
+    let hits = 0;
+    unseen.forEach((_, i) => {
+      const scores = unseen.map((pair) => cosine(projected.subarray(i * SIZE, (i + 1) * SIZE), pair.to));
+      if (scores.indexOf(Math.max(...scores)) === i) hits++;
+    });
+    expect(hits / unseen.length).toBeGreaterThan(0.95);
+  }, 120_000);
+
+  it("rejects a pairs file with mismatched sizes or bad lines with BAD_USER_INPUT and trains nothing", async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), "projector-"));
+    const good = train.slice(0, 10).map((pair) => JSON.stringify({ from: Array.from(pair.from), to: Array.from(pair.to) }));
+    const mismatched = path.join(dir, "mismatched.jsonl");
+    await fs.writeFile(mismatched, [...good, JSON.stringify({ from: [1, 2], to: [3, 4] })].join("\n"));
+    await expect(readPairsFile(mismatched)).rejects.toMatchObject({ code: "BAD_USER_INPUT", details: { pair: 11 } });
+    const notJson = path.join(dir, "not-json.jsonl");
+    await fs.writeFile(notJson, [...good, "{oops"].join("\n"));
+    await expect(readPairsFile(notJson)).rejects.toBeInstanceOf(TesseraError);
+    await expect(readPairsFile(path.join(dir, "missing.jsonl"))).rejects.toMatchObject({ code: "BAD_USER_INPUT" });
+    await expect(readPairsFile(notJson)).rejects.toMatchObject({ details: { line: 11 } });
+    expect(await fs.readdir(dir)).toEqual(["mismatched.jsonl", "not-json.jsonl"]);
+  });
+});

