@@ -1,5 +1,6 @@
 import { Command } from "commander";
 import { registerKeysCommands } from "./commands/keys.ts";
+import { registerProjectorCommands } from "./commands/projector.ts";
 
 const program = new Command()
   .name("tessera")
@@ -8,6 +9,7 @@ const program = new Command()
 
 // Each command group adds itself; adding a group is adding a line here.
 registerKeysCommands(program);
+registerProjectorCommands(program);
 
 try {
   await program.parseAsync(process.argv);
