@@ -1,53 +1,280 @@
+import os from "node:os";
 import type { Logger } from "../../core/logger.ts";
 import type { DecodedImage } from "../ingest/ingest-stage.ts";
+import { modelAdapters } from "./adapters/index.ts";
+import { DynamicBatcher } from "./dynamic-batcher.ts";
+import { chooseExecutionProvider, type Device, type ExecutionChoice } from "./execution-provider.ts";
+import type { ModelAdapter, ModelHandle } from "./model-adapter.ts";
+import { modelNotFound, toModelError } from "./model-errors.ts";
+import { BUILT_IN_MANIFESTS_DIR, loadModelRegistry, matchesAnyGlob, type ModelRegistry, type ResolvedModel } from "./model-registry.ts";
 import type { Modality, ModelInfo, ModelRuntime, OcrLine, SpaceVectors, SpeechSegment } from "./model-runtime.ts";
+import { OnnxSessions } from "./onnx-sessions.ts";
+import { normalize } from "./vector-math.ts";
 
-export type ModelRuntimeOptions = {
-  /** Where weights live (MODELS_DIR). */
-  modelsDir: string;
-  /** "cuda" asks for the CUDA execution provider; it falls back to CPU when it is missing. */
-  device?: "cpu" | "cuda";
+export type ModelServing = {
+  /** "cuda" asks for the CUDA execution provider; without its libraries the runtime falls back to CPU. */
+  device?: Device;
   /** Globs of model names this process serves (`clip-*`); default: every model whose files exist. */
   models?: string[];
+  /** Threads per onnxruntime session; default: all cores. */
+  intraOpThreads?: number;
+  /** Turn dynamic batching off (every request runs alone), for the batching bench. */
+  batching?: boolean;
+};
+
+export type ModelRuntimeOptions = ModelServing & {
+  /** Where weights live (MODELS_DIR); manifests there override the built-in ones. */
+  modelsDir: string;
+  /** Default: models/ at the repository root, then MODELS_DIR. */
+  manifestDirs?: string[];
   logger: Logger;
 };
 
-/** The in-process ModelRuntime: manifests from models/*.yaml, sessions loaded on first use. */
+type Operation = "embedText" | "embedImages" | "embedAudio" | "readText" | "detectSpeech" | "transcribe";
+
+type Served = { model: ResolvedModel; adapter: ModelAdapter };
+
+/**
+ * The in-process ModelRuntime. Manifests are read on first use; each model's
+ * session loads on its first call and is shared by the process; concurrent
+ * calls for a model are grouped by a DynamicBatcher.
+ */
 export class LocalModelRuntime implements ModelRuntime {
+  private registry: ModelRegistry | undefined;
+  private execution: ExecutionChoice | undefined;
+  private sessions: OnnxSessions | undefined;
+  private handles = new Map<string, Promise<ModelHandle>>();
+  private batchers = new Map<string, DynamicBatcher<unknown, unknown>>();
+
   constructor(private options: ModelRuntimeOptions) {}
 
   /** Sets what this process serves; the worker calls it from its command line before the first job. */
-  configure(serving: { device?: "cpu" | "cuda"; models?: string[] }) {
+  configure(serving: ModelServing) {
+    if (this.handles.size) throw new Error("models are already loaded: configure the runtime before its first use");
     this.options = { ...this.options, ...serving };
+    this.registry = undefined;
+    this.execution = undefined;
+  }
+
+  /** Every manifest read, served or not, with why not: for `tessera models list`. */
+  describe(): Array<ModelInfo & { served: boolean; missing: string[]; source: string }> {
+    const served = new Set(this.served().map(({ model }) => model.manifest.name));
+    return this.loadRegistry().models.map((model) => ({
+      ...this.info(model),
+      served: served.has(model.manifest.name),
+      missing: model.missing,
+      source: model.source,
+    }));
+  }
+
+  /** Manifests that failed validation, with their problems. */
+  manifestProblems() {
+    return this.loadRegistry().problems;
   }
 
   list(): ModelInfo[] {
-    return [];
+    return this.served().map(({ model }) => this.info(model));
   }
-  async embedText(_texts: string[]): Promise<SpaceVectors[]> {
-    return [];
+
+  async embedText(texts: string[]): Promise<SpaceVectors[]> {
+    return this.embed("TEXT", "embedText", texts);
   }
-  async embedImages(_images: DecodedImage[]): Promise<SpaceVectors[]> {
-    return [];
+
+  async embedImages(images: DecodedImage[]): Promise<SpaceVectors[]> {
+    return this.embed("IMAGE", "embedImages", images);
   }
-  async embedAudio(_clips: Float32Array[]): Promise<SpaceVectors[]> {
-    return [];
+
+  async embedAudio(clips: Float32Array[]): Promise<SpaceVectors[]> {
+    return this.embed("AUDIO", "embedAudio", clips);
   }
-  spacesFor(_modality: Modality): string[] {
-    return [];
+
+  spacesFor(modality: Modality): string[] {
+    if (modality === "VIDEO") return [...new Set([...this.spacesFor("IMAGE"), ...this.spacesFor("AUDIO")])];
+    return this.embedders(modality).map(({ model }) => model.manifest.output.space!);
   }
-  async readText(_image: DecodedImage): Promise<OcrLine[]> {
-    return [];
+
+  async readText(image: DecodedImage): Promise<OcrLine[]> {
+    const served = this.forTask("ocr");
+    return served ? this.call<DecodedImage, OcrLine[]>(served, "readText", image) : [];
   }
-  async detectSpeech(_clip: Float32Array): Promise<SpeechSegment[]> {
-    return [];
+
+  async detectSpeech(clip: Float32Array): Promise<SpeechSegment[]> {
+    const served = this.forTask("vad");
+    return served ? this.call<Float32Array, SpeechSegment[]>(served, "detectSpeech", clip) : [];
   }
-  async transcribe(_clip: Float32Array): Promise<string | null> {
-    return null;
+
+  async transcribe(clip: Float32Array): Promise<string | null> {
+    const served = this.forTask("transcribe");
+    return served ? this.call<Float32Array, string>(served, "transcribe", clip) : null;
   }
-  async close() {}
+
+  /** Early fusion through a projector model: one vector per row of per-space inputs. */
+  async project(projector: string, inputs: Float32Array[][]): Promise<Float32Array[]> {
+    const served = this.served().find(({ model }) => model.manifest.name === projector && model.manifest.task === "project");
+    if (!served) throw modelNotFound(projector, "no projector of that name is served");
+    const handle = await this.handle(served);
+    try {
+      return (await handle.project!(inputs)).map(normalize);
+    } catch (error) {
+      throw toModelError(projector, error);
+    }
+  }
+
+  /** The batch sizes each model's batcher ran, for benches and tests. */
+  batchSizes(model: string, operation: Operation): number[] {
+    return (this.batchers.get(`${model}:${operation}`)?.batchSizes as number[] | undefined) ?? [];
+  }
+
+  async close() {
+    const handles = [...this.handles.values()];
+    this.handles.clear();
+    this.batchers.clear();
+    await Promise.all(handles.map(async (handle) => (await handle.catch(() => null))?.close?.()));
+    await this.sessions?.close();
+  }
+
+  private loadRegistry(): ModelRegistry {
+    if (!this.registry) {
+      const dirs = this.options.manifestDirs ?? [BUILT_IN_MANIFESTS_DIR, this.options.modelsDir];
+      this.registry = loadModelRegistry(dirs, this.options.modelsDir);
+      for (const problem of this.registry.problems) {
+        this.options.logger.error({ file: problem.file, problems: problem.problems }, "model manifest is invalid and is skipped");
+      }
+    }
+    return this.registry;
+  }
+
+  private executionChoice(): ExecutionChoice {
+    this.execution ??= chooseExecutionProvider(this.options.device, this.options.logger);
+    return this.execution;
+  }
+
+  /** Models this process serves: files present, adapter known, device allowed, name matches --models. */
+  private served(): Served[] {
+    const device = this.executionChoice().device;
+    return this.loadRegistry().models.flatMap((model) => {
+      const adapter = modelAdapters[model.manifest.adapter];
+      if (!adapter || model.missing.length) return [];
+      if (!model.manifest.devices.includes(device)) return [];
+      if (this.options.models?.length && !matchesAnyGlob(model.manifest.name, this.options.models)) return [];
+      return [{ model, adapter }];
+    });
+  }
+
+  /** One embedder per space for a modality: the highest priority wins. */
+  private embedders(modality: Modality): Served[] {
+    const bySpace = new Map<string, Served>();
+    const candidates = this.served()
+      .filter(({ model, adapter }) => model.manifest.task === "embed" && model.manifest.output.space && adapter.embeds.includes(modality))
+      .sort((a, b) => b.model.manifest.priority - a.model.manifest.priority || a.model.manifest.name.localeCompare(b.model.manifest.name));
+    for (const candidate of candidates) {
+      const space = candidate.model.manifest.output.space!;
+      if (!bySpace.has(space)) bySpace.set(space, candidate);
+    }
+    return [...bySpace.values()];
+  }
+
+  private forTask(task: string): Served | undefined {
+    return this.served()
+      .filter(({ model }) => model.manifest.task === task)
+      .sort((a, b) => b.model.manifest.priority - a.model.manifest.priority)[0];
+  }
+
+  private info(model: ResolvedModel): ModelInfo {
+    const manifest = model.manifest;
+    return {
+      name: manifest.name,
+      modality: manifest.modality,
+      task: manifest.task,
+      dimensions: manifest.output.dimensions ?? null,
+      device: this.executionChoice().device,
+      space: manifest.task === "embed" ? (manifest.output.space ?? null) : null,
+    };
+  }
+
+  private async embed<I>(modality: Modality, operation: Operation, inputs: I[]): Promise<SpaceVectors[]> {
+    if (inputs.length === 0) return [];
+    return Promise.all(
+      this.embedders(modality).map(async (served) => {
+        const { name, output } = served.model.manifest;
+        const vectors = await Promise.all(inputs.map((input) => this.call<I, Float32Array>(served, operation, input)));
+        for (const vector of vectors) {
+          if (output.dimensions && vector.length !== output.dimensions) {
+            throw toModelError(name, new Error(`shape mismatch: the manifest says ${output.dimensions} dimensions, the model gave ${vector.length}`));
+          }
+          if (output.normalize) normalize(vector);
+        }
+        return { space: output.space!, model: name, vectors };
+      }),
+    );
+  }
+
+  /** One input through the model's batcher for this operation. */
+  private async call<I, O>(served: Served, operation: Operation, input: I): Promise<O> {
+    const name = served.model.manifest.name;
+    try {
+      const handle = await this.handle(served);
+      const batcher = this.batcher(served, operation, handle) as DynamicBatcher<I, O>;
+      return await batcher.runOne(input);
+    } catch (error) {
+      throw toModelError(name, error);
+    }
+  }
+
+  private batcher(served: Served, operation: Operation, handle: ModelHandle) {
+    const { name, batch } = served.model.manifest;
+    const key = `${name}:${operation}`;
+    let batcher = this.batchers.get(key);
+    if (!batcher) {
+      const run = handle[operation] as ((items: unknown[]) => Promise<unknown[]>) | undefined;
+      if (!run) throw new Error(`its adapter ${served.model.manifest.adapter} cannot ${operation}`);
+      const batching = this.options.batching !== false;
+      batcher = new DynamicBatcher<unknown, unknown>(
+        {
+          maxBatchSize: batching ? batch.maxBatchSize : 1,
+          maxWaitMs: batching ? batch.maxWaitMs : 0,
+          maxCost: batching && operation === "embedText" ? batch.maxTokens : undefined,
+          cost: handle.countTokens ? (text) => handle.countTokens!(text as string) : undefined,
+        },
+        (items) => run.call(handle, items),
+      );
+      this.batchers.set(key, batcher);
+    }
+    return batcher;
+  }
+
+  private handle(served: Served): Promise<ModelHandle> {
+    const name = served.model.manifest.name;
+    let handle = this.handles.get(name);
+    if (!handle) {
+      const execution = this.executionChoice();
+      this.sessions ??= new OnnxSessions(execution, this.options.intraOpThreads);
+      const context = { execution, sessions: this.sessions, intraOpThreads: this.options.intraOpThreads, logger: this.options.logger };
+      const started = Date.now();
+      handle = served.adapter.load(served.model, context).then(
+        (loaded) => {
+          this.options.logger.info({ model: name, device: execution.device, ms: Date.now() - started }, "model loaded");
+          return loaded;
+        },
+        (error) => {
+          throw toModelError(name, error);
+        },
+      );
+      this.handles.set(name, handle);
+      // A failed load is forgotten, so the next job tries again (the file may have been fixed).
+      handle.catch(() => this.handles.delete(name));
+    }
+    return handle;
+  }
 }
 
 export function createModelRuntime(options: ModelRuntimeOptions) {
-  return new LocalModelRuntime(options);
+  return new LocalModelRuntime({ intraOpThreads: defaultThreads(), ...options });
 }
+
+/** onnxruntime's default takes every core; leave that unless told (MODEL_THREADS). */
+function defaultThreads(): number | undefined {
+  const value = Number(process.env.MODEL_THREADS);
+  return Number.isInteger(value) && value > 0 ? Math.min(value, os.availableParallelism()) : undefined;
+}
+

@@ -1,0 +1,105 @@
+import fs from "node:fs";
+import path from "node:path";
+import {
+  AutoTokenizer,
+  CLIPTextModelWithProjection,
+  CLIPVisionModelWithProjection,
+  Tensor,
+  type PreTrainedModel,
+  type PreTrainedTokenizer,
+} from "@huggingface/transformers";
+import type { DecodedImage } from "../../ingest/ingest-stage.ts";
+import { imagesToTensorData, type ImageTensorSpec } from "../image-preprocess.ts";
+import type { ModelAdapter } from "../model-adapter.ts";
+import type { ModelManifest } from "../model-manifest.ts";
+import { rows } from "../vector-math.ts";
+import { fromExportFolder } from "./hf-transformers-env.ts";
+
+/**
+ * A standard Hugging Face CLIP/SigLIP ONNX export (onnx/text_model.onnx,
+ * onnx/vision_model.onnx, tokenizer and preprocessor configs) through
+ * transformers.js' own CLIP classes; images are preprocessed with sharp from
+ * the manifest, filled in from preprocessor_config.json.
+ */
+export const hfClipAdapter: ModelAdapter = {
+  embeds: ["TEXT", "IMAGE"],
+  async load(model, context) {
+    const folder = model.files.dir!;
+    const options = {
+      local_files_only: true,
+      device: context.execution.device,
+      dtype: "fp32" as const,
+      session_options: context.intraOpThreads ? { intraOpNumThreads: context.intraOpThreads } : {},
+    };
+    let tokenizer: Promise<PreTrainedTokenizer> | undefined;
+    let textModel: Promise<PreTrainedModel> | undefined;
+    let visionModel: Promise<PreTrainedModel> | undefined;
+    const spec = imageSpec(model.manifest, folder);
+    const outputs = { text: model.manifest.outputs.text ?? "text_embeds", image: model.manifest.outputs.image ?? "image_embeds" };
+    const maxLength = model.manifest.preprocessing.text?.maxLength ?? 77;
+
+    // Each tower loads when first needed: a text-only query never loads the vision graph.
+    const getTokenizer = () => (tokenizer ??= fromExportFolder(folder, (id) => AutoTokenizer.from_pretrained(id, options)));
+    const getText = () => (textModel ??= fromExportFolder(folder, (id) => CLIPTextModelWithProjection.from_pretrained(id, options)));
+    const getVision = () =>
+      (visionModel ??= fromExportFolder(folder, (id) => CLIPVisionModelWithProjection.from_pretrained(id, options)));
+    const loadedTokenizer = await getTokenizer();
+
+    return {
+      countTokens: (text) => Math.min(loadedTokenizer.encode(text).length, maxLength),
+      async embedText(texts) {
+        const [tok, text] = await Promise.all([getTokenizer(), getText()]);
+        const inputs = tok(texts, { padding: true, truncation: true, max_length: maxLength });
+        const result = await text(inputs);
+        return tensorRows(result[outputs.text], texts.length, outputs.text);
+      },
+      async embedImages(images: DecodedImage[]) {
+        const vision = await getVision();
+        const data = await imagesToTensorData(images, spec);
+        const pixelValues = new Tensor("float32", data, [images.length, 3, spec.height, spec.width]);
+        const result = await vision({ pixel_values: pixelValues });
+        return tensorRows(result[outputs.image], images.length, outputs.image);
+      },
+      async close() {
+        await Promise.all([textModel, visionModel].map(async (loaded) => (await loaded?.catch(() => null))?.dispose()));
+      },
+    };
+  },
+};
+
+function tensorRows(tensor: Tensor | undefined, batch: number, name: string): Float32Array[] {
+  if (!tensor) throw new Error(`the graph has no output ${name}`);
+  if (tensor.dims.length !== 2 || tensor.dims[0] !== batch) {
+    throw new Error(`output ${name} has shape [${tensor.dims.join(", ")}], expected [${batch}, dimensions]`);
+  }
+  return rows(tensor.data as Float32Array, batch);
+}
+
+type PreprocessorConfig = {
+  size?: number | { shortest_edge?: number; height?: number; width?: number };
+  crop_size?: number | { height?: number; width?: number };
+  do_center_crop?: boolean;
+  image_mean?: number[];
+  image_std?: number[];
+  rescale_factor?: number;
+};
+
+/** The manifest's image preprocessing, with gaps filled from the export's preprocessor_config.json. */
+function imageSpec(manifest: ModelManifest, folder: string): ImageTensorSpec {
+  const configFile = path.join(folder, "preprocessor_config.json");
+  const config: PreprocessorConfig = fs.existsSync(configFile) ? JSON.parse(fs.readFileSync(configFile, "utf8")) : {};
+  const given = manifest.preprocessing.image;
+  const side = (value: PreprocessorConfig["size"] | PreprocessorConfig["crop_size"], key: "height" | "width") =>
+    typeof value === "number" ? value : value && (value[key] ?? ("shortest_edge" in value ? value.shortest_edge : undefined));
+  const source = config.do_center_crop === false ? config.size : (config.crop_size ?? config.size);
+  const width = given?.width ?? side(source, "width") ?? 224;
+  const height = given?.height ?? side(source, "height") ?? 224;
+  return {
+    width,
+    height,
+    resize: given?.resize ?? "cover-crop",
+    scale: given?.scale ?? config.rescale_factor ?? 1 / 255,
+    mean: given?.mean ?? (config.image_mean as [number, number, number]) ?? [0.48145466, 0.4578275, 0.40821073],
+    std: given?.std ?? (config.image_std as [number, number, number]) ?? [0.26862954, 0.26130258, 0.27577711],
+  };
+}

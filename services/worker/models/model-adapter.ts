@@ -1,0 +1,35 @@
+import type { Logger } from "../../core/logger.ts";
+import type { DecodedImage } from "../ingest/ingest-stage.ts";
+import type { ExecutionChoice } from "./execution-provider.ts";
+import type { ResolvedModel } from "./model-registry.ts";
+import type { Modality, OcrLine, SpeechSegment } from "./model-runtime.ts";
+import type { OnnxSessions } from "./onnx-sessions.ts";
+
+/** A loaded model: the adapter implements the calls its task needs, each over a batch. */
+export type ModelHandle = {
+  embedText?(texts: string[]): Promise<Float32Array[]>;
+  embedImages?(images: DecodedImage[]): Promise<Float32Array[]>;
+  embedAudio?(clips: Float32Array[]): Promise<Float32Array[]>;
+  readText?(images: DecodedImage[]): Promise<OcrLine[][]>;
+  detectSpeech?(clips: Float32Array[]): Promise<SpeechSegment[][]>;
+  transcribe?(clips: Float32Array[]): Promise<string[]>;
+  /** Early fusion: one vector from several spaces' vectors (in the manifest's `projector.from` order). */
+  project?(inputs: Float32Array[][]): Promise<Float32Array[]>;
+  /** Tokens a text costs, for the batcher's token budget. */
+  countTokens?(text: string): number;
+  close?(): Promise<void>;
+};
+
+export type AdapterContext = {
+  execution: ExecutionChoice;
+  sessions: OnnxSessions;
+  intraOpThreads?: number;
+  logger: Logger;
+};
+
+/** One file per model format/family under adapters/; a manifest names its adapter. */
+export type ModelAdapter = {
+  /** Modalities the adapter embeds (CLIP: text and images); [] for non-embedders. */
+  embeds: Modality[];
+  load(model: ResolvedModel, context: AdapterContext): Promise<ModelHandle>;
+};
