@@ -1,0 +1,88 @@
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadGenerationConfig } from "../../services/worker/generation/generation-config.ts";
+import { ModelRouter } from "../../services/worker/generation/model-router.ts";
+import { UsageMeter } from "../../services/worker/generation/usage-meter.ts";
+import { readWavInfo } from "../../services/worker/generation/wav-file.ts";
+import { buildTinyCausalLm } from "../support/fixture-models/tiny-causal-lm/build-tiny-causal-lm.ts";
+
+let modelsDir: string;
+let router: ModelRouter;
+
+beforeAll(async () => {
+  modelsDir = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-local-gen-"));
+  await buildTinyCausalLm(modelsDir);
+  const config = loadGenerationConfig({ MODEL_ALIAS_LLM_LOCAL: "local:tiny-causal-lm", MODEL_ALIAS_LLM_MISSING: "local:no-such-model" });
+  router = new ModelRouter(config, { modelsDir, logger: pino({ level: "silent" }) });
+});
+
+afterAll(async () => {
+  await router?.close();
+  await fs.rm(modelsDir, { recursive: true, force: true });
+});
+
+describe("local text generation (transformers.js on onnxruntime-node)", () => {
+  it("runs a GPT-2 style export with a KV cache through the real generation loop", async () => {
+    const pieces: string[] = [];
+    const usage = new UsageMeter();
+    const result = await router.chat(
+      "llm.local",
+      { messages: [{ role: "user", content: "abc" }], maxTokens: 6, onToken: (piece) => pieces.push(piece) },
+      { usage },
+    );
+    // The fixture's weights: each letter is followed by the next one.
+    expect(result.text).toBe("defghi");
+    expect(pieces.join("")).toBe("defghi");
+    expect(result.finishReason).toBe("length");
+    expect(usage.total).toEqual({ promptTokens: 3, completionTokens: 6, totalTokens: 9 });
+  });
+
+  it("stops at the end-of-text token and continues a spaced prompt", async () => {
+    expect((await router.chat("llm.local", { messages: [{ role: "user", content: "wx" }], maxTokens: 10 })).text).toBe("yz");
+    expect((await router.chat("llm.local", { messages: [{ role: "user", content: "hello wor" }], maxTokens: 3 })).text).toBe("stu");
+  });
+
+  it("reports a model missing from MODELS_DIR as MODEL_NOT_FOUND without reaching for a hub", async () => {
+    const error = await router.chat("llm.missing", { messages: [{ role: "user", content: "a" }] }).catch((e) => e);
+    expect(error.code).toBe("MODEL_NOT_FOUND");
+    expect(error.message).toMatch(/no-such-model/);
+  });
+
+  it("refuses tools on a local model with a typed error", async () => {
+    const error = await router
+      .chat("llm.local", { messages: [{ role: "user", content: "a" }], tools: [{ name: "search", description: "", parameters: { type: "object" } }] })
+      .catch((e) => e);
+    expect(error.code).toBe("MODEL_ERROR");
+    expect(error.details.errorClass).toBe("unsupported");
+  });
+
+  it("cannot draw with espeak: the capability check names the alias", async () => {
+    const error = await router.generateImage("speech.default", { prompt: "a cat" }).catch((e) => e);
+    expect(error.message).toMatch(/speech.default.*cannot generate images/);
+  });
+});
+
+describe("speech with espeak-ng", () => {
+  it("speaks text into a well-formed WAV whose length fits the text", async () => {
+    const short = await router.speak("speech.default", { text: "Hello." });
+    const long = await router.speak("speech.default", { text: "Hello. This is a much longer sentence, spoken slowly and clearly." });
+    for (const speech of [short, long]) {
+      const info = readWavInfo(speech.bytes);
+      expect(info).toMatchObject({ channels: 1, bitsPerSample: 16 });
+      expect(speech.bytes.readUInt32LE(4)).toBe(speech.bytes.length - 8); // real RIFF size, not espeak's placeholder
+      expect(info.durationSec).toBeCloseTo(speech.durationSec, 5);
+    }
+    expect(short.durationSec).toBeGreaterThan(0.2);
+    expect(long.durationSec).toBeGreaterThan(short.durationSec * 3);
+  });
+
+  it("refuses a voice name that is not one", async () => {
+    const error = await router.speak("speech.default", { text: "hi", voice: "--help; rm -rf /" }).catch((e) => e);
+    expect(error.code).toBe("PROVIDER_ERROR");
+    const unknown = await router.speak("speech.default", { text: "hi", voice: "xx-nonexistent" }).catch((e) => e);
+    expect(unknown.code).toBe("PROVIDER_ERROR");
+  });
+});
