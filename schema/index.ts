@@ -3,5 +3,6 @@ import { builder } from "./builder.ts";
 import "./health.ts";
 import "./jobs.ts";
 import "./assets.ts";
+import "./workflows.ts";
 
 export const schema = builder.toSchema({ sortSchema: true });

@@ -15,6 +15,19 @@ export const jobPayloads = {
     jobId: z.uuid(),
     projectId: z.uuid(),
   }),
+  /** Advance a workflow run (start, resume, a child run's end); `jobId` is the BullMQ job id. */
+  "workflow-run": z.object({
+    jobId: z.string().min(1),
+    runId: z.uuid(),
+    projectId: z.uuid(),
+  }),
+  /** Run one step of a workflow run; `jobId` is derived from the run and the step's key. */
+  "workflow-step": z.object({
+    jobId: z.string().min(1),
+    runId: z.uuid(),
+    stepRunId: z.uuid(),
+    projectId: z.uuid(),
+  }),
 } satisfies Record<string, z.ZodType>;
 
 export type QueueName = keyof typeof jobPayloads;

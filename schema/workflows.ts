@@ -1,0 +1,225 @@
+import { RunStatus, StepStatus, type Run, type StepRun, type Workflow, type WorkflowVersion } from "../services/core/database.ts";
+import { ErrorCode, TesseraError } from "../services/core/errors.ts";
+import type { RunEvent } from "../services/queue/event-bus.ts";
+import { requireProject, type GatewayContext } from "../services/gateway/context.ts";
+import { RunEventType } from "../workflows/engine/run-events.ts";
+import { cancelRun, findProjectRun, publishWorkflow, resumeRun, startRun } from "../workflows/engine/run-service.ts";
+import { watchRun } from "../workflows/engine/watch-run.ts";
+import { builder } from "./builder.ts";
+
+const RunStatusEnum = builder.enumType(RunStatus, { name: "RunStatus" });
+const StepStatusEnum = builder.enumType(StepStatus, { name: "StepStatus" });
+const RunEventTypeEnum = builder.enumType(RunEventType, { name: "RunEventType" });
+
+type ErrorShape = { code: string; message: string; details?: unknown };
+const WorkflowError = builder.objectRef<ErrorShape>("WorkflowError").implement({
+  description: "Why a run or step failed.",
+  fields: (t) => ({
+    code: t.exposeString("code"),
+    message: t.exposeString("message"),
+    details: t.field({ type: "JSON", nullable: true, resolve: (error) => error.details ?? null }),
+  }),
+});
+
+type VersionWithSlug = WorkflowVersion & { workflow?: Workflow };
+
+const WorkflowVersionRef = builder.objectRef<VersionWithSlug>("WorkflowVersion").implement({
+  description: "An immutable published definition; runs pin one.",
+  fields: (t) => ({
+    id: t.exposeID("id"),
+    number: t.exposeInt("number"),
+    slug: t.string({
+      resolve: async (version, _args, context) =>
+        version.workflow?.slug ?? (await context.app.db.workflow.findUniqueOrThrow({ where: { id: version.workflowId } })).slug,
+    }),
+    contentHash: t.exposeString("contentHash"),
+    definition: t.field({ type: "JSON", description: "The parsed, validated definition.", resolve: (version) => version.definition }),
+    source: t.exposeString("source", { description: "The text as published." }),
+    createdAt: t.field({ type: "DateTime", resolve: (version) => version.createdAt }),
+  }),
+});
+
+const WorkflowRef = builder.objectRef<Workflow>("Workflow").implement({
+  fields: (t) => ({
+    id: t.exposeID("id"),
+    slug: t.exposeString("slug"),
+    createdAt: t.field({ type: "DateTime", resolve: (workflow) => workflow.createdAt }),
+    versions: t.field({
+      type: [WorkflowVersionRef],
+      description: "Every published version, oldest first.",
+      resolve: (workflow, _args, context) =>
+        context.app.db.workflowVersion.findMany({ where: { workflowId: workflow.id }, orderBy: { number: "asc" } }),
+    }),
+    published: t.field({
+      type: WorkflowVersionRef,
+      nullable: true,
+      description: "The latest version: what `runWorkflow` runs unless asked for another.",
+      resolve: (workflow, _args, context) =>
+        context.app.db.workflowVersion.findFirst({ where: { workflowId: workflow.id }, orderBy: { number: "desc" } }),
+    }),
+  }),
+});
+
+const StepRunRef = builder.objectRef<StepRun>("StepRun").implement({
+  fields: (t) => ({
+    id: t.exposeID("key", { description: "The step's key in its run: its id, or `<id>[<n>]` for a map's n-th item." }),
+    stepId: t.exposeString("stepId", { description: "The step's id in the workflow file." }),
+    status: t.field({ type: StepStatusEnum, resolve: (step) => step.status }),
+    input: t.field({ type: "JSON", nullable: true, resolve: (step) => step.input }),
+    output: t.field({ type: "JSON", nullable: true, resolve: (step) => step.output }),
+    error: t.field({ type: WorkflowError, nullable: true, resolve: (step) => step.error as ErrorShape | null }),
+    attempts: t.exposeInt("attempts"),
+    startedAt: t.field({ type: "DateTime", nullable: true, resolve: (step) => step.startedAt }),
+    finishedAt: t.field({ type: "DateTime", nullable: true, resolve: (step) => step.finishedAt }),
+  }),
+});
+
+const RunRef = builder.objectRef<Run>("Run").implement({
+  fields: (t) => ({
+    id: t.exposeID("id"),
+    status: t.field({ type: RunStatusEnum, resolve: (run) => run.status }),
+    input: t.field({ type: "JSON", resolve: (run) => run.input }),
+    output: t.field({ type: "JSON", nullable: true, resolve: (run) => run.output }),
+    error: t.field({ type: WorkflowError, nullable: true, resolve: (run) => run.error as ErrorShape | null }),
+    version: t.field({
+      type: WorkflowVersionRef,
+      description: "The version this run pinned when it started.",
+      resolve: (run, _args, context) =>
+        context.app.db.workflowVersion.findUniqueOrThrow({ where: { id: run.workflowVersionId }, include: { workflow: true } }),
+    }),
+    steps: t.field({
+      type: [StepRunRef],
+      resolve: (run, _args, context) =>
+        context.app.db.stepRun.findMany({ where: { runId: run.id }, orderBy: [{ createdAt: "asc" }, { key: "asc" }] }),
+    }),
+    createdAt: t.field({ type: "DateTime", resolve: (run) => run.createdAt }),
+    startedAt: t.field({ type: "DateTime", nullable: true, resolve: (run) => run.startedAt }),
+    finishedAt: t.field({ type: "DateTime", nullable: true, resolve: (run) => run.finishedAt }),
+  }),
+});
+
+const RunEventRef = builder.objectRef<RunEvent>("RunEvent").implement({
+  fields: (t) => ({
+    runId: t.exposeID("runId"),
+    type: t.field({ type: RunEventTypeEnum, resolve: (event) => event.type as RunEventType }),
+    stepId: t.exposeString("stepId", { nullable: true }),
+    stepKey: t.exposeString("stepKey", { nullable: true }),
+    status: t.exposeString("status", { nullable: true }),
+    message: t.exposeString("message", { nullable: true }),
+    token: t.exposeString("token", { nullable: true, description: "A piece of streamed generated text." }),
+    output: t.field({ type: "JSON", nullable: true, resolve: (event) => event.output ?? null }),
+    error: t.field({ type: WorkflowError, nullable: true, resolve: (event) => event.error ?? null }),
+    at: t.exposeString("at"),
+  }),
+});
+
+async function findProjectWorkflow(context: GatewayContext, slug: string) {
+  const project = requireProject(context);
+  const workflow = await context.app.db.workflow.findUnique({ where: { projectId_slug: { projectId: project.id, slug } } });
+  if (!workflow) throw new TesseraError(ErrorCode.NOT_FOUND, `no workflow "${slug}" in this project`);
+  return workflow;
+}
+
+builder.mutationField("publishWorkflow", (t) =>
+  t.field({
+    type: WorkflowVersionRef,
+    description: "Checks a workflow file (YAML or JSON) and stores it as a new version; the same content returns the existing version.",
+    args: { definition: t.arg.string({ required: true }) },
+    resolve: (_root, args, context) => publishWorkflow(context.app, requireProject(context).id, args.definition),
+  }),
+);
+
+builder.queryField("workflow", (t) =>
+  t.field({
+    type: WorkflowRef,
+    args: { slug: t.arg.string({ required: true }) },
+    resolve: (_root, args, context) => findProjectWorkflow(context, args.slug),
+  }),
+);
+
+builder.queryField("workflows", (t) =>
+  t.field({
+    type: [WorkflowRef],
+    resolve: (_root, _args, context) =>
+      context.app.db.workflow.findMany({ where: { projectId: requireProject(context).id }, orderBy: { slug: "asc" } }),
+  }),
+);
+
+builder.mutationField("runWorkflow", (t) =>
+  t.field({
+    type: RunRef,
+    description: "Starts a run of the latest version, or of `version`; the input is checked against the workflow's inputs.",
+    args: {
+      slug: t.arg.string({ required: true }),
+      input: t.arg({ type: "JSON", required: false }),
+      version: t.arg.int({ required: false }),
+    },
+    resolve: (_root, args, context) =>
+      startRun(context.app, { projectId: requireProject(context).id, slug: args.slug, input: args.input ?? {}, version: args.version }),
+  }),
+);
+
+builder.queryField("run", (t) =>
+  t.field({
+    type: RunRef,
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_root, args, context) => findProjectRun(context.app, requireProject(context).id, String(args.id)),
+  }),
+);
+
+builder.queryField("runs", (t) =>
+  t.field({
+    type: [RunRef],
+    description: "The project's runs, newest first.",
+    args: {
+      slug: t.arg.string({ required: false }),
+      status: t.arg({ type: RunStatusEnum, required: false }),
+      limit: t.arg.int({ required: false, defaultValue: 20 }),
+    },
+    resolve: (_root, args, context) =>
+      context.app.db.run.findMany({
+        where: {
+          projectId: requireProject(context).id,
+          ...(args.status ? { status: args.status } : {}),
+          ...(args.slug ? { workflowVersion: { workflow: { slug: args.slug } } } : {}),
+        },
+        orderBy: { createdAt: "desc" },
+        take: Math.min(Math.max(args.limit ?? 20, 1), 100),
+      }),
+  }),
+);
+
+builder.mutationField("cancelRun", (t) =>
+  t.field({
+    type: RunRef,
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_root, args, context) => cancelRun(context.app, requireProject(context).id, String(args.id)),
+  }),
+);
+
+builder.mutationField("resumeRun", (t) =>
+  t.field({
+    type: RunRef,
+    description: "Ends a waiting `wait` step with `input` as its output; the run goes on.",
+    args: {
+      id: t.arg.id({ required: true }),
+      stepId: t.arg.string({ required: true }),
+      input: t.arg({ type: "JSON", required: false }),
+    },
+    resolve: (_root, args, context) =>
+      resumeRun(context.app, requireProject(context).id, String(args.id), args.stepId, args.input ?? {}),
+  }),
+);
+
+builder.subscriptionField("runEvents", (t) =>
+  t.field({
+    type: RunEventRef,
+    description: "The run's status now, then every step started, finished, failed, log line and token until it ends.",
+    args: { id: t.arg.id({ required: true }) },
+    subscribe: async (_root, args, context) => {
+      const run = await findProjectRun(context.app, requireProject(context).id, String(args.id));
+      return watchRun(context.app, run.id);
+    },
+    resolve: (event) => event,
+  }),
+);

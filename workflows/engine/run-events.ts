@@ -1,0 +1,23 @@
+import type { AppContext } from "../../services/core/app-context.ts";
+import type { RunEvent } from "../../services/queue/event-bus.ts";
+
+/** What happened, as `runEvents` subscribers see it in `type`. */
+export const RunEventType = {
+  RUN_STATUS: "RUN_STATUS",
+  STEP_STARTED: "STEP_STARTED",
+  STEP_FINISHED: "STEP_FINISHED",
+  STEP_FAILED: "STEP_FAILED",
+  STEP_SKIPPED: "STEP_SKIPPED",
+  STEP_WAITING: "STEP_WAITING",
+  STEP_RETRYING: "STEP_RETRYING",
+  LOG: "LOG",
+  TOKEN: "TOKEN",
+} as const;
+export type RunEventType = (typeof RunEventType)[keyof typeof RunEventType];
+
+export const TERMINAL_RUN_STATUSES = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
+export const TERMINAL_STEP_STATUSES = new Set(["SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED"]);
+
+export function publishRunEvent(app: AppContext, event: Omit<RunEvent, "at"> & { type: RunEventType }) {
+  app.events.publish("run", event.runId, { ...event, at: new Date().toISOString() });
+}

@@ -1,0 +1,170 @@
+import type { AppContext } from "../../services/core/app-context.ts";
+import { Prisma, type StepRun } from "../../services/core/database.ts";
+import { ErrorCode, TesseraError, type ErrorRecord } from "../../services/core/errors.ts";
+import type { Logger } from "../../services/core/logger.ts";
+import { evaluateValue } from "../dsl/expression.ts";
+import { durationMs, type WorkflowDefinition } from "../dsl/workflow-schema.ts";
+import { findStepType } from "../steps/step-registry.ts";
+import { StepDirective, type StepContext } from "../steps/step-type.ts";
+import { workflowLimits } from "../workflow-limits.ts";
+import { advanceRun, scopeOf } from "./run-coordinator.ts";
+import { publishRunEvent, RunEventType, TERMINAL_RUN_STATUSES, TERMINAL_STEP_STATUSES } from "./run-events.ts";
+import { stepOf } from "./step-jobs.ts";
+
+export type StepJob = { runId: string; stepRunId: string; projectId: string };
+
+/**
+ * Runs one step: the body of a `workflow-step` job. Idempotent on the
+ * StepRun row: a step that already finished is never run again (a retried or
+ * re-delivered job only advances the run), and every write that finishes a
+ * step only applies while the row is still RUNNING, so a cancel wins.
+ */
+export async function executeStep(app: AppContext, job: StepJob, attempt: number, logger: Logger): Promise<void> {
+  const row = await app.db.stepRun.findUnique({ where: { id: job.stepRunId }, include: { run: { include: { workflowVersion: true } }, parent: true } });
+  if (!row || row.run.projectId !== job.projectId) return;
+  const { run } = row;
+  if (TERMINAL_RUN_STATUSES.has(run.status) || row.status === "WAITING") return;
+  if (TERMINAL_STEP_STATUSES.has(row.status)) return advanceRun(app, run.id);
+  const definition = run.workflowVersion.definition as unknown as WorkflowDefinition;
+  const step = stepOf(definition, row, row.parent);
+  const type = step && findStepType(step.uses);
+  if (!step || !type) throw new TesseraError(ErrorCode.INVALID_WORKFLOW, `step "${row.key}" has no runnable definition`);
+
+  // A fan-out or child run that was already started is not started again.
+  if (row.status === "RUNNING" && (await alreadyHandedOver(app, row))) return advanceRun(app, run.id);
+
+  const started = await app.db.stepRun.updateMany({
+    where: { id: row.id, status: { in: ["QUEUED", "RUNNING"] } },
+    data: { status: "RUNNING", attempts: attempt, startedAt: row.startedAt ?? new Date(), error: Prisma.DbNull },
+  });
+  if (started.count === 0) return;
+  publishRunEvent(app, { runId: run.id, type: RunEventType.STEP_STARTED, stepId: row.stepId, stepKey: row.key, status: "RUNNING", message: `attempt ${attempt}` });
+
+  const timeoutMs = step.timeout === undefined ? workflowLimits().WORKFLOW_DEFAULT_STEP_TIMEOUT_MS : durationMs(step.timeout);
+  const abort = new AbortController();
+  const stopWatching = watchForCancel(app, run.id, abort);
+  const timer = setTimeout(() => abort.abort(new TesseraError(ErrorCode.TIMEOUT, `step "${row.key}" took longer than ${timeoutMs} ms`)), timeoutMs);
+  const context: StepContext = {
+    app,
+    logger,
+    projectId: run.projectId,
+    runId: run.id,
+    stepRunId: row.id,
+    stepId: row.stepId,
+    attempt,
+    signal: abort.signal,
+    log: (message) => publishRunEvent(app, { runId: run.id, type: RunEventType.LOG, stepId: row.stepId, stepKey: row.key, message }),
+    token: (token) => publishRunEvent(app, { runId: run.id, type: RunEventType.TOKEN, stepId: row.stepId, stepKey: row.key, token }),
+  };
+
+  let result: unknown;
+  try {
+    result = await untilAborted(type.run(row.input as never, context), abort.signal);
+  } catch (error) {
+    const record = toRecord(error);
+    await app.db.stepRun.updateMany({
+      where: { id: row.id, status: "RUNNING" },
+      data: { status: "QUEUED", error: record as Prisma.InputJsonValue },
+    });
+    publishRunEvent(app, { runId: run.id, type: RunEventType.STEP_RETRYING, stepId: row.stepId, stepKey: row.key, error: record });
+    throw error instanceof TesseraError ? error : new TesseraError(record.code, record.message, record.details);
+  } finally {
+    clearTimeout(timer);
+    stopWatching();
+  }
+
+  if (result instanceof StepDirective) {
+    await handOver(app, row, result, scopeOf(run.input, await app.db.stepRun.findMany({ where: { runId: run.id, parentId: null } })));
+  } else {
+    const output = type.output.safeParse(result);
+    if (!output.success) throw new TesseraError(ErrorCode.INTERNAL, `step type ${type.uses} returned an output that breaks its schema`);
+    const { count } = await app.db.stepRun.updateMany({
+      where: { id: row.id, status: "RUNNING" },
+      data: { status: "SUCCEEDED", output: output.data as Prisma.InputJsonValue, finishedAt: new Date() },
+    });
+    if (count) publishRunEvent(app, { runId: run.id, type: RunEventType.STEP_FINISHED, stepId: row.stepId, stepKey: row.key, status: "SUCCEEDED", output: output.data });
+  }
+  await advanceRun(app, run.id);
+}
+
+/** The last attempt failed: the step fails, and so does its run. */
+export async function failStep(app: AppContext, job: StepJob, error: ErrorRecord) {
+  const row = await app.db.stepRun.findUnique({ where: { id: job.stepRunId } });
+  if (!row) return;
+  const { count } = await app.db.stepRun.updateMany({
+    where: { id: row.id, status: { in: ["QUEUED", "RUNNING", "PENDING"] } },
+    data: { status: "FAILED", error: error as Prisma.InputJsonValue, finishedAt: new Date() },
+  });
+  if (count) publishRunEvent(app, { runId: row.runId, type: RunEventType.STEP_FAILED, stepId: row.stepId, stepKey: row.key, status: "FAILED", error });
+  await advanceRun(app, row.runId);
+}
+
+async function alreadyHandedOver(app: AppContext, row: StepRun): Promise<boolean> {
+  const [children, childRuns] = await Promise.all([
+    app.db.stepRun.count({ where: { parentId: row.id } }),
+    app.db.run.count({ where: { parentStepRunId: row.id } }),
+  ]);
+  return children > 0 || childRuns > 0;
+}
+
+/** The step returned a directive: pause, fan out, or wait for a child run. */
+async function handOver(app: AppContext, row: StepRun, result: StepDirective, scope: ReturnType<typeof scopeOf>) {
+  const directive = result.directive;
+  if (directive.kind === "wait") {
+    const { count } = await app.db.stepRun.updateMany({ where: { id: row.id, status: "RUNNING" }, data: { status: "WAITING" } });
+    if (count) publishRunEvent(app, { runId: row.runId, type: RunEventType.STEP_WAITING, stepId: row.stepId, stepKey: row.key, status: "WAITING", message: (row.input as { prompt?: string } | null)?.prompt });
+    return;
+  }
+  if (directive.kind === "fan-out") {
+    // Each item's input is fixed now, with `item` and `index` in scope.
+    const inputs = await Promise.all(
+      directive.items.map((item, index) => evaluateValue(directive.template.with ?? {}, { ...scope, item, index })),
+    );
+    await app.db.$transaction(async (tx) => {
+      const current = await tx.stepRun.findUnique({ where: { id: row.id } });
+      if (current?.status !== "RUNNING" || (await tx.stepRun.count({ where: { parentId: row.id } })) > 0) return;
+      await tx.stepRun.createMany({
+        data: inputs.map((input, index) => ({
+          runId: row.runId,
+          stepId: row.stepId,
+          key: `${row.key}[${index}]`,
+          parentId: row.id,
+          status: "PENDING" as const,
+          input: input as Prisma.InputJsonValue,
+        })),
+      });
+    });
+    return;
+  }
+  // child-run: the step stays RUNNING until the child run finishes.
+}
+
+/** Aborts the step when its run is cancelled (the cancel is published on the run's topic). */
+function watchForCancel(app: AppContext, runId: string, abort: AbortController): () => void {
+  const events = app.events.subscribe("run", runId)[Symbol.asyncIterator]();
+  void (async () => {
+    while (true) {
+      const next = await events.next();
+      if (next.done) return;
+      if (next.value.type === RunEventType.RUN_STATUS && next.value.status === "CANCELLED") {
+        abort.abort(new TesseraError(ErrorCode.CANCELLED, "the run was cancelled"));
+        return;
+      }
+    }
+  })().catch(() => {});
+  return () => void events.return?.();
+}
+
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+function toRecord(error: unknown): ErrorRecord {
+  if (error instanceof TesseraError) return error.toRecord();
+  return { code: ErrorCode.INTERNAL, message: error instanceof Error ? error.message : String(error) };
+}

@@ -1,0 +1,22 @@
+import type { StepType } from "./step-type.ts";
+import { httpStep } from "./http-step.ts";
+import { mapStep } from "./map-step.ts";
+import { transformStep } from "./transform-step.ts";
+import { waitStep } from "./wait-step.ts";
+import { workflowStep } from "./workflow-step.ts";
+
+/**
+ * Every step type a workflow may `use`. Adding one is a file beside this one
+ * and a line here; the JSON Schema, the validator and the engine follow.
+ */
+export const stepTypes: StepType[] = [transformStep, httpStep, waitStep, mapStep, workflowStep] as StepType[];
+
+export function findStepType(uses: string): StepType | undefined {
+  return stepTypes.find((type) => type.uses === uses);
+}
+
+/** Adds a step type at run time (tests, plug-ins); a name can be registered once. */
+export function registerStepType(type: StepType) {
+  if (findStepType(type.uses)) throw new Error(`step type "${type.uses}" is already registered`);
+  stepTypes.push(type);
+}

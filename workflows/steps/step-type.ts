@@ -1,0 +1,79 @@
+import type { z } from "zod";
+import type { AppContext } from "../../services/core/app-context.ts";
+import type { Logger } from "../../services/core/logger.ts";
+
+/** What a step's `run` sees besides its input. */
+export type StepContext = {
+  app: AppContext;
+  logger: Logger;
+  projectId: string;
+  runId: string;
+  /** The StepRun row's id: a stable key for idempotent effects. */
+  stepRunId: string;
+  stepId: string;
+  attempt: number;
+  /** Aborted when the run is cancelled or the step times out. */
+  signal: AbortSignal;
+  /** A log line for `runEvents` subscribers. */
+  log(message: string): void;
+  /** A piece of streamed generated text for `runEvents` subscribers. */
+  token(text: string): void;
+};
+
+/**
+ * What a step returns instead of an output when the engine must take over:
+ * pause for a person, fan out over items, or wait for a child run.
+ */
+export class StepDirective {
+  private constructor(readonly directive: DirectiveKind) {}
+
+  /** Pause the run until `resumeRun(id, stepId, input)`; the input becomes the step's output. */
+  static waitForResume(): StepDirective {
+    return new StepDirective({ kind: "wait" });
+  }
+
+  /** Run `template` once per item, at most `concurrency` at a time; the output is `{ results }` in item order. */
+  static fanOut(items: unknown[], template: StepTemplate, concurrency: number): StepDirective {
+    return new StepDirective({ kind: "fan-out", items, template, concurrency });
+  }
+
+  /** The step finishes when the child run does, with the child run's output. */
+  static waitForChildRun(childRunId: string): StepDirective {
+    return new StepDirective({ kind: "child-run", childRunId });
+  }
+}
+
+export type DirectiveKind =
+  | { kind: "wait" }
+  | { kind: "fan-out"; items: unknown[]; template: StepTemplate; concurrency: number }
+  | { kind: "child-run"; childRunId: string };
+
+/** A step as written inside a `map`: no id and no needs, the map supplies them. */
+export type StepTemplate = {
+  uses: string;
+  with?: Record<string, unknown>;
+  retry?: { attempts: number; backoffMs: number };
+  timeout?: number | string;
+};
+
+/**
+ * One step type: its `with` and output shapes (zod, from which the JSON
+ * Schema and the static checks come) and what it does. Adding a step type is
+ * one file that exports one of these, listed in `step-registry.ts`.
+ */
+export type StepType<With extends z.ZodType = z.ZodType, Output extends z.ZodType = z.ZodType> = {
+  uses: string;
+  description: string;
+  with: With;
+  output: Output;
+  /** A `with` key that holds a nested step run per item (`map`): checked as a step, evaluated later with `item`/`index`. */
+  templateKey?: string;
+  /** Output fields known from the step's `with` as written, when the output schema is open (`transform`). */
+  outputFieldsOf?(withAsWritten: Record<string, unknown>): string[] | undefined;
+  run(input: z.infer<With>, context: StepContext): Promise<z.infer<Output> | StepDirective>;
+};
+
+/** Keeps the input and output types of a step type's `run` tied to its schemas. */
+export function defineStepType<With extends z.ZodType, Output extends z.ZodType>(type: StepType<With, Output>) {
+  return type;
+}

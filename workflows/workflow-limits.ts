@@ -1,0 +1,26 @@
+import { z } from "zod";
+
+/**
+ * Limits that keep a hostile or mistaken workflow from exhausting the
+ * service. Read once from the environment, so an operator can raise them.
+ */
+const LimitsSchema = z.object({
+  /** Largest workflow file accepted, in bytes. */
+  WORKFLOW_MAX_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
+  /** YAML aliases resolved per file: a "billion laughs" file needs many. */
+  WORKFLOW_MAX_ALIASES: z.coerce.number().int().nonnegative().default(100),
+  /** Most steps in one file. */
+  WORKFLOW_MAX_STEPS: z.coerce.number().int().positive().default(500),
+  /** Most items one `map` step fans out over. */
+  WORKFLOW_MAX_MAP_ITEMS: z.coerce.number().int().positive().default(10_000),
+  /** Most concurrent items of one `map` step. */
+  WORKFLOW_MAX_MAP_CONCURRENCY: z.coerce.number().int().positive().default(100),
+  /** Step timeout when a step sets none, in milliseconds. */
+  WORKFLOW_DEFAULT_STEP_TIMEOUT_MS: z.coerce.number().int().positive().default(10 * 60_000),
+});
+
+export type WorkflowLimits = z.infer<typeof LimitsSchema>;
+
+export function workflowLimits(env: NodeJS.ProcessEnv = process.env): WorkflowLimits {
+  return LimitsSchema.parse(Object.fromEntries(Object.entries(env).filter(([, value]) => value !== "")));
+}
