@@ -3,6 +3,7 @@ import { builder } from "./builder.ts";
 import "./health.ts";
 import "./jobs.ts";
 import "./assets.ts";
+import "./search.ts";
 import "./workflows.ts";
 
 export const schema = builder.toSchema({ sortSchema: true });

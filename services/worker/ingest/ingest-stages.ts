@@ -1,3 +1,4 @@
+import { indexStage } from "./index-stage.ts";
 import type { IngestStage } from "./ingest-stage.ts";
 
 /** The ingest pipeline, in order. Adding a stage is adding a line here. */
@@ -8,4 +9,5 @@ export const ingestStages: IngestStage[] = [
       if (!(await app.blobs.has(asset.sha256))) throw new Error(`blob ${asset.sha256} is missing from the blob store`);
     },
   },
+  indexStage, // last: stores what the stages before it produced
 ];

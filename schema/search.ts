@@ -1,0 +1,136 @@
+import type { Asset } from "../services/core/database.ts";
+import { ErrorCode, TesseraError } from "../services/core/errors.ts";
+import { requireProject } from "../services/gateway/context.ts";
+import { deleteAsset } from "../services/search/asset-deletion.ts";
+import { crossModalSearch, MAX_SEARCH_LIMIT, type SearchHit, type SearchQuery } from "../services/search/cross-modal-search.ts";
+import { findProjectAsset, AssetRef, ModalityEnum } from "./assets.ts";
+import { builder } from "./builder.ts";
+
+/** Used when `hybrid` is given without an alpha: BM25 and vectors weigh the same. */
+const DEFAULT_ALPHA = 0.5;
+
+const HybridInput = builder.inputType("HybridInput", {
+  description: "Mix BM25 keyword ranking into each space's vector ranking (text queries).",
+  fields: (t) => ({
+    alpha: t.float({ required: false, description: `1: vectors only; 0: BM25 only. Default ${DEFAULT_ALPHA}.` }),
+  }),
+});
+
+const SearchFilterInput = builder.inputType("SearchFilter", {
+  fields: (t) => ({
+    tags: t.stringList({ required: false, description: "Hits carry every one of these tags." }),
+    metadata: t.field({
+      type: "JSON",
+      required: false,
+      description: 'Equality per key; nested keys as objects or dotted paths ({"camera.make": "Canon"}); an array in the asset matches any element.',
+    }),
+  }),
+});
+
+const SearchInput = builder.inputType("SearchInput", {
+  description: "Exactly one of `text`, `assetId` or `file`.",
+  fields: (t) => ({
+    text: t.string({ required: false }),
+    assetId: t.id({ required: false, description: "Find what is like this asset; it is not in its own results." }),
+    file: t.field({ type: "Upload", required: false, description: "An image, audio clip, video (its first frame) or text file." }),
+    modalities: t.field({ type: [ModalityEnum], required: false, description: "Only hits of these modalities." }),
+    limit: t.int({ required: false, description: `1 to ${MAX_SEARCH_LIMIT}, default 10.` }),
+    hybrid: t.field({ type: HybridInput, required: false }),
+    filter: t.field({ type: SearchFilterInput, required: false }),
+  }),
+});
+
+type ResolvedHit = SearchHit & { asset: Asset };
+
+const SearchHitRef = builder.objectRef<ResolvedHit>("SearchHit").implement({
+  fields: (t) => ({
+    score: t.exposeFloat("score", { description: "Reciprocal rank fusion over the spaces that found the asset; higher is better." }),
+    asset: t.field({ type: AssetRef, resolve: (hit) => hit.asset }),
+    snippet: t.exposeString("snippet", { nullable: true, description: "The matching text chunk, OCR line or transcript span." }),
+    spaces: t.exposeStringList("spaces", { description: "The vector spaces that found it, best first." }),
+  }),
+});
+
+const SearchResultRef = builder.objectRef<{ hits: ResolvedHit[] }>("SearchResult").implement({
+  fields: (t) => ({ hits: t.field({ type: [SearchHitRef], resolve: (result) => result.hits }) }),
+});
+
+builder.queryField("search", (t) =>
+  t.field({
+    type: SearchResultRef,
+    description: "Cross-modal search in the caller's project: a query of any modality finds assets of any modality.",
+    args: { input: t.arg({ type: SearchInput, required: true }) },
+    resolve: async (_root, { input }, context) => {
+      const project = requireProject(context);
+      const { app } = context;
+      const given = [input.text, input.assetId, input.file].filter((value) => value !== undefined && value !== null);
+      if (given.length !== 1) throw new TesseraError(ErrorCode.BAD_USER_INPUT, "give exactly one of `text`, `assetId` or `file`");
+      let query: SearchQuery;
+      if (typeof input.text === "string") {
+        query = { text: input.text };
+      } else if (input.assetId !== undefined && input.assetId !== null) {
+        query = { assetId: (await findProjectAsset(context, String(input.assetId))).id };
+      } else {
+        query = { file: await readUpload(input.file!, app.config.MAX_UPLOAD_BYTES) };
+      }
+      const metadata = input.filter?.metadata;
+      if (metadata !== undefined && metadata !== null && (typeof metadata !== "object" || Array.isArray(metadata))) {
+        throw new TesseraError(ErrorCode.BAD_USER_INPUT, "filter.metadata must be a JSON object");
+      }
+      let hits: SearchHit[];
+      try {
+        hits = await crossModalSearch(app.vectorStore, app.models, project.id, {
+          query,
+          modalities: input.modalities ?? undefined,
+          limit: input.limit ?? undefined,
+          alpha: input.hybrid ? (input.hybrid.alpha ?? DEFAULT_ALPHA) : undefined,
+          filter: { tags: input.filter?.tags ?? undefined, metadata: (metadata as Record<string, unknown> | null) ?? undefined },
+        });
+      } catch (error) {
+        if (error instanceof TesseraError) throw error;
+        app.logger.error({ err: error }, "search failed in the vector store");
+        throw new TesseraError(ErrorCode.SERVICE_UNAVAILABLE, `the vector store (${app.vectorStore.kind}) did not answer; retry later`);
+      }
+      // Vectors outlive nothing: a hit whose row is gone (deleted a moment ago) is dropped, never shown half.
+      const assets = await app.db.asset.findMany({ where: { projectId: project.id, id: { in: hits.map((hit) => hit.assetId) } } });
+      const byId = new Map(assets.map((asset) => [asset.id, asset]));
+      return {
+        hits: hits.flatMap((hit) => {
+          const asset = byId.get(hit.assetId);
+          return asset ? [{ ...hit, asset }] : [];
+        }),
+      };
+    },
+  }),
+);
+
+/** Reads a query upload into memory (a web File or the gateway's streamed upload), refusing it past the limit. */
+async function readUpload(file: { stream(): ReadableStream<Uint8Array> }, maxBytes: number): Promise<Buffer> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of file.stream() as unknown as AsyncIterable<Uint8Array>) {
+    size += chunk.byteLength;
+    if (size > maxBytes) throw new TesseraError(ErrorCode.PAYLOAD_TOO_LARGE, `the query file is larger than ${maxBytes} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+const DeleteAssetPayload = builder
+  .objectRef<{ id: string; vectorsDeleted: number; blobDeleted: boolean }>("DeleteAssetPayload")
+  .implement({
+    fields: (t) => ({
+      id: t.exposeID("id"),
+      vectorsDeleted: t.exposeInt("vectorsDeleted"),
+      blobDeleted: t.exposeBoolean("blobDeleted", { description: "False when another asset still has the same bytes." }),
+    }),
+  });
+
+builder.mutationField("deleteAsset", (t) =>
+  t.field({
+    type: DeleteAssetPayload,
+    description: "Removes the asset's row, its vectors, and its blob unless another asset has the same bytes.",
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_root, args, context) => deleteAsset(context.app, requireProject(context).id, String(args.id)),
+  }),
+);

@@ -1,0 +1,60 @@
+import { ErrorCode, TesseraError } from "../../core/errors.ts";
+import type { VectorRecord } from "../../search/vector-store.ts";
+import type { IngestStage } from "./ingest-stage.ts";
+
+/** BM25 text attached to a whole-asset vector; a book's worth is plenty. */
+const MAX_DERIVED_TEXT_CHARS = 20_000;
+
+/**
+ * The last ingest stage: every vector the encoders made goes into the vector
+ * store with its text (a text chunk's own words; for image, audio and video
+ * vectors, the OCR lines and transcripts the asset yielded), tags and
+ * metadata, under the asset's project. Re-running it rewrites the same ids.
+ */
+export const indexStage: IngestStage = {
+  name: "index",
+  async run(asset, state, { app }) {
+    if (state.vectors.length === 0) return;
+    const derivedText = state.derivedText
+      .map((span) => span.text.trim())
+      .filter(Boolean)
+      .join("\n")
+      .slice(0, MAX_DERIVED_TEXT_CHARS);
+    const metadata = asset.metadata && typeof asset.metadata === "object" && !Array.isArray(asset.metadata) ? asset.metadata : {};
+    const records: VectorRecord[] = state.vectors.map((vector) => ({
+      assetId: asset.id,
+      space: vector.space,
+      chunk: vector.chunk,
+      vector: vector.vector,
+      model: vector.model,
+      modality: asset.modality,
+      text: vector.text ?? derivedText,
+      tags: asset.tags,
+      metadata: metadata as Record<string, unknown>,
+    }));
+    // A re-ingest that yields fewer chunks must not leave the old extra ones behind.
+    const before = await app.vectorStore.count(asset.projectId, { assetId: asset.id });
+    if (before > 0 && before !== records.length) await app.vectorStore.deleteAsset(asset.projectId, asset.id);
+    await app.vectorStore.upsert(asset.projectId, records);
+
+    // deleteAsset may have run while this job encoded: take back what was just written.
+    if (!(await app.db.asset.findFirst({ where: { id: asset.id, projectId: asset.projectId }, select: { id: true } }))) {
+      await app.vectorStore.deleteAsset(asset.projectId, asset.id);
+      throw new TesseraError(ErrorCode.NOT_FOUND, `asset ${asset.id} was deleted while it was being ingested`);
+    }
+    const embeddings = new Map<string, { space: string; model: string; dimensions: number; vectors: number }>();
+    for (const record of records) {
+      const key = `${record.space}\u0000${record.model}`;
+      const entry = embeddings.get(key) ?? { space: record.space, model: record.model, dimensions: record.vector.length, vectors: 0 };
+      entry.vectors++;
+      embeddings.set(key, entry);
+    }
+    for (const { space, model, ...data } of embeddings.values()) {
+      await app.db.assetEmbedding.upsert({
+        where: { assetId_space_model: { assetId: asset.id, space, model } },
+        create: { assetId: asset.id, space, model, ...data },
+        update: data,
+      });
+    }
+  },
+};
