@@ -1,6 +1,7 @@
 import { Command } from "commander";
 import { registerKeysCommands } from "./commands/keys.ts";
 import { registerProjectorCommands } from "./commands/projector.ts";
+import { registerSearchCommands } from "./commands/search.ts";
 
 const program = new Command()
   .name("tessera")
@@ -10,6 +11,7 @@ const program = new Command()
 // Each command group adds itself; adding a group is adding a line here.
 registerKeysCommands(program);
 registerProjectorCommands(program);
+registerSearchCommands(program);
 
 try {
   await program.parseAsync(process.argv);
