@@ -15,6 +15,8 @@ const LimitsSchema = z.object({
   WORKFLOW_MAX_MAP_ITEMS: z.coerce.number().int().positive().default(10_000),
   /** Most concurrent items of one `map` step. */
   WORKFLOW_MAX_MAP_CONCURRENCY: z.coerce.number().int().positive().default(100),
+  /** Largest step input or output, as JSON, in bytes: they are stored in PostgreSQL. */
+  WORKFLOW_MAX_VALUE_BYTES: z.coerce.number().int().positive().default(4 * 1024 * 1024),
   /** Step timeout when a step sets none, in milliseconds. */
   WORKFLOW_DEFAULT_STEP_TIMEOUT_MS: z.coerce.number().int().positive().default(10 * 60_000),
 });

@@ -9,6 +9,7 @@ import type { AppContext } from "../core/app-context.ts";
 import { bearerToken, findProjectByApiKey } from "../core/api-keys.ts";
 import type { GatewayContext, ServerContext } from "./context.ts";
 import { useProjectAuth } from "./plugins/use-project-auth.ts";
+import { useWorkflowSchema } from "./plugins/use-workflow-schema.ts";
 
 /** Extra routes and hooks that other domains (workflows, uploads) plug in. */
 export type GatewayOptions = { plugins?: Plugin<GatewayContext>[] };
@@ -45,6 +46,7 @@ export function createGateway(app: AppContext, options: GatewayOptions = {}) {
         blockFieldSuggestion: { enabled: true },
       }) as Plugin,
       useProjectAuth(),
+      useWorkflowSchema(),
       ...(options.plugins ?? []),
     ],
   });

@@ -139,7 +139,8 @@ function collect(node: unknown, references: Reference[]) {
       for (const step of rest) if (step.type !== "name") collect(step, references);
       return;
     }
-    collect(ast.steps, references);
+    // A path from a variable or a function result: its names are fields, not scope roots.
+    for (const step of ast.steps) if (step.type !== "name") collect(step, references);
     return;
   }
   if (ast.type === "name") {
@@ -147,7 +148,8 @@ function collect(node: unknown, references: Reference[]) {
     return;
   }
   for (const [key, child] of Object.entries(ast)) {
-    if (key === "position" || key === "value") continue;
+    // Predicates and stages are evaluated against each element: their names are relative.
+    if (key === "position" || key === "value" || key === "stages" || key === "predicate") continue;
     collect(child, references);
   }
 }

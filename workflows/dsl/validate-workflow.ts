@@ -117,10 +117,6 @@ function checkWith(context: ReferenceContext, type: StepType, withValue: Record<
     }
     checkStrings(context, value, [...at, key]);
   }
-  if (type.uses === "map" && Array.isArray(withValue.items)) {
-    const limit = workflowLimits().WORKFLOW_MAX_MAP_ITEMS;
-    if (withValue.items.length > limit) context.source.report([...at, "items"], `map over ${withValue.items.length} items; the limit is ${limit}`);
-  }
 }
 
 /** A map's per-item step: a step type of its own, whose expressions may use `item` and `index`. */

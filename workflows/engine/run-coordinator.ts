@@ -4,6 +4,7 @@ import { ErrorCode, toErrorRecord, type ErrorRecord } from "../../services/core/
 import { asExpression, evaluateString, evaluateValue, type ExpressionScope } from "../dsl/expression.ts";
 import type { WorkflowDefinition } from "../dsl/workflow-schema.ts";
 import { findStepType } from "../steps/step-registry.ts";
+import { workflowLimits } from "../workflow-limits.ts";
 import { dependenciesOf } from "./definition-cache.ts";
 import { publishRunEvent, RunEventType, TERMINAL_RUN_STATUSES, TERMINAL_STEP_STATUSES } from "./run-events.ts";
 import { enqueueSteps, removeStepJobs } from "./step-jobs.ts";
@@ -61,6 +62,7 @@ export async function advanceRun(app: AppContext, runId: string): Promise<void> 
 
       // Top-level steps: queue or skip the ready ones; a skip can make others ready, so repeat.
       const dependencies = dependenciesOf(run.workflowVersionId, definition);
+      const maxValueBytes = workflowLimits().WORKFLOW_MAX_VALUE_BYTES;
       for (let changed = true; changed; ) {
         changed = false;
         for (const step of definition.steps) {
@@ -84,6 +86,11 @@ export async function advanceRun(app: AppContext, runId: string): Promise<void> 
             const { [type.templateKey ?? "\0"]: template, ...rest } = step.with;
             const evaluated = (await evaluateValue(rest, scope)) as Record<string, unknown>;
             if (type.templateKey && template !== undefined) evaluated[type.templateKey] = template;
+            const bytes = JSON.stringify(evaluated).length;
+            if (bytes > maxValueBytes) {
+              await fail(row, { code: ErrorCode.PAYLOAD_TOO_LARGE, message: `step "${step.id}" input is ${bytes} bytes as JSON; the limit is ${maxValueBytes}` });
+              continue;
+            }
             const input = type.with.safeParse(evaluated);
             if (!input.success) {
               await fail(row, {

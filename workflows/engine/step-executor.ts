@@ -78,6 +78,9 @@ export async function executeStep(app: AppContext, job: StepJob, attempt: number
   } else {
     const output = type.output.safeParse(result);
     if (!output.success) throw new TesseraError(ErrorCode.INTERNAL, `step type ${type.uses} returned an output that breaks its schema`);
+    const bytes = JSON.stringify(output.data ?? null).length;
+    const limit = workflowLimits().WORKFLOW_MAX_VALUE_BYTES;
+    if (bytes > limit) throw new TesseraError(ErrorCode.PAYLOAD_TOO_LARGE, `step "${row.key}" output is ${bytes} bytes as JSON; the limit is ${limit}`);
     const { count } = await app.db.stepRun.updateMany({
       where: { id: row.id, status: "RUNNING" },
       data: { status: "SUCCEEDED", output: output.data as Prisma.InputJsonValue, finishedAt: new Date() },

@@ -1,5 +1,4 @@
 import { z } from "zod";
-import { ErrorCode, TesseraError } from "../../services/core/errors.ts";
 import { workflowLimits } from "../workflow-limits.ts";
 import { defineStepType, StepDirective, type StepTemplate } from "./step-type.ts";
 
@@ -21,7 +20,15 @@ export const mapStep = defineStepType({
   description: "Run `step` once per element of `items` (with `item` and `index` in scope), at most `concurrency` at a time.",
   with: z
     .object({
-      items: z.array(z.unknown()).describe("The list to fan out over."),
+      items: z
+        .array(z.unknown())
+        .check((context) => {
+          const limit = workflowLimits().WORKFLOW_MAX_MAP_ITEMS;
+          if (context.value.length > limit) {
+            context.issues.push({ code: "custom", message: `map over ${context.value.length} items; the limit is ${limit}`, input: context.value });
+          }
+        })
+        .describe("The list to fan out over."),
       concurrency: z.number().int().min(1).default(4),
       step: StepTemplateSchema.describe("The step to run per item; its `with` may use `item` and `index`."),
     })
@@ -30,12 +37,6 @@ export const mapStep = defineStepType({
   templateKey: "step",
   async run(input) {
     const limits = workflowLimits();
-    if (input.items.length > limits.WORKFLOW_MAX_MAP_ITEMS) {
-      throw new TesseraError(ErrorCode.BAD_USER_INPUT, `map over ${input.items.length} items: the limit is ${limits.WORKFLOW_MAX_MAP_ITEMS}`, {
-        items: input.items.length,
-        limit: limits.WORKFLOW_MAX_MAP_ITEMS,
-      });
-    }
     const concurrency = Math.min(input.concurrency, limits.WORKFLOW_MAX_MAP_CONCURRENCY);
     return StepDirective.fanOut(input.items, input.step as StepTemplate, concurrency);
   },
