@@ -1,7 +1,10 @@
+import { Readable } from "node:stream";
 import { resolveCursorConnection, type ResolveCursorConnectionArgs } from "@pothos/plugin-relay";
 import { AssetStatus, Modality, type Asset } from "../services/core/database.ts";
 import { ErrorCode, TesseraError } from "../services/core/errors.ts";
 import { ingestContent } from "../services/assets/ingest-service.ts";
+import { ingestFromUrl, ingestText, ingestUntyped } from "../services/assets/ingest-sources.ts";
+import { StreamedUpload } from "../services/gateway/plugins/streamed-upload.ts";
 import { requireProject, type GatewayContext } from "../services/gateway/context.ts";
 import { builder } from "./builder.ts";
 import { JobRef } from "./jobs.ts";
@@ -109,16 +112,21 @@ builder.mutationField("ingest", (t) =>
         tags: input.tags ?? undefined,
         idempotencyKey: input.idempotencyKey ?? undefined,
       };
-      if (typeof input.text === "string") {
-        if (input.text.length === 0) throw new TesseraError(ErrorCode.BAD_USER_INPUT, "text is empty");
-        return ingestContent(
-          context.app,
-          project.id,
-          { bytes: Buffer.from(input.text, "utf8"), modality: "TEXT", mimeType: "text/plain", source: "text" },
-          options,
-        );
-      }
-      throw new TesseraError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, "file and url ingestion are not available yet");
+      if (typeof input.text === "string") return ingestText(context.app, project.id, input.text, options);
+      if (typeof input.url === "string") return ingestFromUrl(context.app, project.id, input.url, options);
+      const file = input.file as File | StreamedUpload;
+      return ingestUntyped(
+        context.app,
+        project.id,
+        { bytes: uploadStream(file), source: "upload", filename: file.name || undefined, claimedMimeType: file.type || undefined },
+        options,
+      );
     },
   }),
 );
+
+/** Uploads arrive as StreamedUploads (read off the socket as they come); a plain File is read through its stream. */
+function uploadStream(file: File | StreamedUpload): Readable {
+  if (file instanceof StreamedUpload) return file.createReadStream();
+  return Readable.fromWeb(file.stream() as any);
+}

@@ -25,6 +25,28 @@ const ConfigSchema = z.object({
   GRAPHQL_MAX_ALIASES: z.coerce.number().int().positive().default(30),
   GRAPHQL_MAX_COST: z.coerce.number().int().positive().default(5000),
   WORKER_CONCURRENCY: z.coerce.number().int().positive().default(4),
+  /** Ingestion from URLs: whole-fetch time limit, redirects followed, and hosts exempt from the private-network guard. */
+  URL_FETCH_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
+  URL_MAX_REDIRECTS: z.coerce.number().int().min(0).default(5),
+  /** Comma-separated `host` or `host:port` entries that may resolve to private addresses (e.g. an internal file server). */
+  URL_ALLOW_HOSTS: z
+    .string()
+    .default("")
+    .transform((value) => value.split(",").map((host) => host.trim().toLowerCase()).filter(Boolean)),
+  /** Larger images are refused before decoding (decompression bombs). */
+  MAX_IMAGE_PIXELS: z.coerce.number().int().positive().default(100_000_000),
+  /** Decoded images and video frames are scaled down to this longest side. */
+  IMAGE_MAX_SIDE: z.coerce.number().int().positive().default(1024),
+  /** Video frames sampled per second of video, and at most this many per video. */
+  VIDEO_FRAME_RATE: z.coerce.number().positive().default(1),
+  VIDEO_MAX_FRAMES: z.coerce.number().int().positive().default(32),
+  /** Audio (and a video's sound track) is decoded up to this length; 16 kHz float PCM is 230 MB an hour. */
+  AUDIO_MAX_SECONDS: z.coerce.number().positive().default(3600),
+  /** Time limit of one ffprobe/ffmpeg run. */
+  MEDIA_TOOL_TIMEOUT_MS: z.coerce.number().int().positive().default(120_000),
+  /** Text assets are split into chunks of about this many characters, overlapping by TEXT_CHUNK_OVERLAP. */
+  TEXT_CHUNK_CHARS: z.coerce.number().int().positive().default(1000),
+  TEXT_CHUNK_OVERLAP: z.coerce.number().int().min(0).default(100),
 });
 
 export type Config = z.infer<typeof ConfigSchema> & { dataDir: string; modelsDir: string };

@@ -10,6 +10,8 @@ import { bearerToken, findProjectByApiKey } from "../core/api-keys.ts";
 import type { GatewayContext, ServerContext } from "./context.ts";
 import { useProjectAuth } from "./plugins/use-project-auth.ts";
 import { useWorkflowSchema } from "./plugins/use-workflow-schema.ts";
+import { useStreamedUploads } from "./plugins/use-streamed-uploads.ts";
+import { useValidationErrorCodes } from "./plugins/use-validation-error-codes.ts";
 
 /** Extra routes and hooks that other domains (workflows, uploads) plug in. */
 export type GatewayOptions = { plugins?: Plugin<GatewayContext>[] };
@@ -28,6 +30,8 @@ export function createGateway(app: AppContext, options: GatewayOptions = {}) {
     },
     // Errors that are not TesseraErrors reach the client as "Unexpected error.", never as a stack trace.
     maskedErrors: { isDev: false },
+    // Yoga refuses bodies over 25 MB by default; uploads may be as large as MAX_UPLOAD_BYTES (plus the multipart envelope).
+    maxRequestBodySize: config.MAX_UPLOAD_BYTES + 1024 * 1024,
     context: async (initial) => {
       const fromHttp = initial.request?.headers.get("authorization");
       const fromWebSocket = (initial as { connectionParams?: Record<string, unknown> }).connectionParams;
@@ -45,6 +49,13 @@ export function createGateway(app: AppContext, options: GatewayOptions = {}) {
         maxTokens: { n: 5000 },
         blockFieldSuggestion: { enabled: true },
       }) as Plugin,
+      useValidationErrorCodes(),
+      useStreamedUploads({
+        maxFileBytes: config.MAX_UPLOAD_BYTES,
+        maxRequestBytes: config.MAX_UPLOAD_BYTES + 1024 * 1024,
+        maxFiles: 10,
+        maxFieldBytes: 1024 * 1024,
+      }),
       useProjectAuth(),
       useWorkflowSchema(),
       ...(options.plugins ?? []),

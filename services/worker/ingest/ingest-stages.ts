@@ -1,3 +1,4 @@
+import { decodeStage } from "./decode-stage.ts";
 import { indexStage } from "./index-stage.ts";
 import type { IngestStage } from "./ingest-stage.ts";
 
@@ -9,5 +10,6 @@ export const ingestStages: IngestStage[] = [
       if (!(await app.blobs.has(asset.sha256))) throw new Error(`blob ${asset.sha256} is missing from the blob store`);
     },
   },
+  decodeStage,
   indexStage, // last: stores what the stages before it produced
 ];

@@ -1,0 +1,86 @@
+import path from "node:path";
+import type { Readable } from "node:stream";
+import type { AppContext } from "../core/app-context.ts";
+import { ErrorCode, TesseraError } from "../core/errors.ts";
+import { findIngestByIdempotencyKey, ingestContent, type IngestOptions, type IngestResult } from "./ingest-service.ts";
+import { inspectMedia } from "./media-inspector.ts";
+import { textMimeType } from "./media-sniffer.ts";
+import { fetchPolicy, safeFetch } from "./safe-fetch.ts";
+
+/** Bytes whose type is not known yet: an upload or a fetched URL. */
+export type UntypedSource = {
+  bytes: Readable;
+  source: "upload" | "url";
+  /** What the client or the remote server said; a hint, never trusted for the type. */
+  filename?: string;
+  claimedMimeType?: string;
+  sourceUrl?: string;
+};
+
+/**
+ * Streams the bytes into the blob store, then decides what they are from the
+ * stored file (magic numbers, then sharp or ffprobe) before any row is written.
+ * Refused content leaves nothing behind: ingestContent removes the blob.
+ */
+export function ingestUntyped(app: AppContext, projectId: string, input: UntypedSource, options: IngestOptions): Promise<IngestResult> {
+  const { config } = app;
+  return ingestContent(
+    app,
+    projectId,
+    { bytes: input.bytes, modality: "TEXT", mimeType: "application/octet-stream", source: input.source, filename: input.filename, sourceUrl: input.sourceUrl },
+    options,
+    async (blob) => {
+      if (blob.byteSize === 0) throw new TesseraError(ErrorCode.BAD_USER_INPUT, "the content is empty");
+      return inspectMedia(
+        await app.blobs.localPath(blob.sha256),
+        { filename: input.filename, mimeType: input.claimedMimeType },
+        { maxImagePixels: config.MAX_IMAGE_PIXELS, toolTimeoutMs: config.MEDIA_TOOL_TIMEOUT_MS },
+      );
+    },
+  );
+}
+
+/** Fetches a URL through the SSRF guard and ingests what it returns. */
+export async function ingestFromUrl(app: AppContext, projectId: string, url: string, options: IngestOptions): Promise<IngestResult> {
+  // A retried request must not fetch again.
+  if (options.idempotencyKey) {
+    const previous = await findIngestByIdempotencyKey(app, projectId, options.idempotencyKey);
+    if (previous) return previous;
+  }
+  const response = await safeFetch(url, { headers: { accept: "*/*" } }, fetchPolicy(app.config));
+  if (!response.ok) {
+    response.body.destroy();
+    throw new TesseraError(ErrorCode.FETCH_FAILED, `${response.url} answered HTTP ${response.status}`, { url: response.url, status: response.status });
+  }
+  const filename = path.posix.basename(new URL(response.url).pathname) || undefined;
+  return ingestUntyped(
+    app,
+    projectId,
+    {
+      bytes: response.body,
+      source: "url",
+      sourceUrl: response.url,
+      filename: filename ? decodeURIComponentSafe(filename) : undefined,
+      claimedMimeType: response.headers.get("content-type") ?? undefined,
+    },
+    options,
+  );
+}
+
+export function ingestText(app: AppContext, projectId: string, text: string, options: IngestOptions): Promise<IngestResult> {
+  if (text.length === 0) throw new TesseraError(ErrorCode.BAD_USER_INPUT, "text is empty");
+  return ingestContent(
+    app,
+    projectId,
+    { bytes: Buffer.from(text, "utf8"), modality: "TEXT", mimeType: textMimeType(text), source: "text", media: { characters: text.length } },
+    options,
+  );
+}
+
+function decodeURIComponentSafe(value: string) {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
+}

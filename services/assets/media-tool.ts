@@ -1,0 +1,59 @@
+import { spawn } from "node:child_process";
+import { ErrorCode, TesseraError } from "../core/errors.ts";
+
+export type ToolRun = { stdout: Buffer; stderr: string };
+
+/**
+ * Runs ffmpeg or ffprobe with an argument array (never a shell line, so a file
+ * name cannot inject anything), a time limit and a cap on what it may print.
+ */
+export function runMediaTool(
+  command: "ffmpeg" | "ffprobe",
+  args: string[],
+  options: { timeoutMs: number; maxOutputBytes?: number },
+): Promise<ToolRun> {
+  const maxOutputBytes = options.maxOutputBytes ?? 64 * 1024 * 1024;
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, ["-hide_banner", ...(command === "ffmpeg" ? ["-nostdin"] : []), ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    const chunks: Buffer[] = [];
+    let outputBytes = 0;
+    let stderr = "";
+    let failure: TesseraError | undefined;
+    const stop = (error: TesseraError) => {
+      failure ??= error;
+      child.kill("SIGKILL");
+    };
+    const timer = setTimeout(
+      () => stop(new TesseraError(ErrorCode.TIMEOUT, `${command} took longer than ${options.timeoutMs} ms`)),
+      options.timeoutMs,
+    );
+    child.stdout.on("data", (chunk: Buffer) => {
+      outputBytes += chunk.length;
+      if (outputBytes > maxOutputBytes) {
+        stop(new TesseraError(ErrorCode.PAYLOAD_TOO_LARGE, `${command} produced more than ${maxOutputBytes} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    // Keep only the tail of stderr: it is for error messages, and a broken file can make ffmpeg chatty.
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr = (stderr + chunk.toString("utf8")).slice(-4000);
+    });
+    child.on("error", (error) => {
+      clearTimeout(timer);
+      reject(new TesseraError(ErrorCode.SERVICE_UNAVAILABLE, `cannot run ${command}: ${error.message} (is ffmpeg installed?)`));
+    });
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      if (failure) return reject(failure);
+      if (code !== 0) {
+        // Server paths are nobody's business but the server's.
+        for (const arg of args) if (arg.startsWith("/")) stderr = stderr.replaceAll(arg, "<input>");
+        return reject(
+          new TesseraError(ErrorCode.CORRUPT_MEDIA, `${command} could not read the media`, { tool: command, stderr: stderr.trim().slice(-500) }),
+        );
+      }
+      resolve({ stdout: Buffer.concat(chunks), stderr });
+    });
+  });
+}

@@ -1,0 +1,169 @@
+import { createHash } from "node:crypto";
+import fs from "node:fs/promises";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { IngestState } from "../../services/worker/ingest/ingest-stage.ts";
+import { ingestStages } from "../../services/worker/ingest/ingest-stages.ts";
+import { uploadFile } from "../support/graphql-upload.ts";
+import { makeJpeg, makeMp4, makePng, makeWav } from "../support/media-fixtures.ts";
+import { eventually, startTestApp, type TestApp } from "../support/test-app.ts";
+
+// What the decode stage hands the encoders, caught right after it runs.
+const decoded = new Map<string, IngestState>();
+ingestStages.splice(ingestStages.findIndex((stage) => stage.name === "decode") + 1, 0, {
+  name: "test-capture-decoded",
+  async run(asset, state) {
+    decoded.set(asset.id, state);
+  },
+});
+
+let t: TestApp;
+let key: string;
+let mediaServer: Server;
+let mediaBase: string;
+let png: Buffer;
+let remotePng: Buffer;
+
+beforeAll(async () => {
+  png = await makePng(1500, 1000);
+  remotePng = await makePng(30, 20);
+  // A stand-in for a remote web server; the SSRF guard lets it through only because the allow-list names it.
+  mediaServer = createServer((request, response) => {
+    if (request.url === "/images/photo.png") return response.writeHead(200, { "content-type": "image/png" }).end(remotePng);
+    if (request.url === "/moved") return response.writeHead(302, { location: "/images/photo.png" }).end();
+    response.writeHead(404).end();
+  });
+  await new Promise<void>((resolve) => mediaServer.listen(0, "127.0.0.1", resolve));
+  mediaBase = `http://127.0.0.1:${(mediaServer.address() as AddressInfo).port}`;
+  t = await startTestApp({
+    worker: true,
+    env: { VIDEO_FRAME_RATE: "2", VIDEO_MAX_FRAMES: "3", TEXT_CHUNK_CHARS: "120", TEXT_CHUNK_OVERLAP: "20", URL_ALLOW_HOSTS: new URL(mediaBase).host },
+  });
+  ({ key } = await t.createProject());
+});
+afterAll(async () => {
+  await t?.close();
+  mediaServer?.close();
+});
+
+async function finished(pending: Promise<{ data?: any; errors?: unknown }>) {
+  const ingested = await pending;
+  expect(ingested.errors).toBeUndefined();
+  const { asset, job } = ingested.data.ingest;
+  const done = await eventually(async () => {
+    const response = await t.graphql(`query ($id: ID!) { job(id: $id) { status progress error { code message } } }`, { id: job.id }, key);
+    const status = response.data?.job?.status;
+    return status === "SUCCEEDED" || status === "FAILED" ? response.data.job : null;
+  }, 60_000);
+  expect(done).toMatchObject({ status: "SUCCEEDED", progress: 1 });
+  const row = await t.app.db.asset.findUniqueOrThrow({ where: { id: asset.id } });
+  expect(row.status).toBe("READY");
+  return { asset, row, state: decoded.get(asset.id)! };
+}
+
+const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
+
+describe("ingesting an image", () => {
+  it("stores an uploaded PNG by content, records its size, and decodes it to RGB capped at 1024 px", async () => {
+    const { asset, row, state } = await finished(uploadFile(t.url, key, { bytes: png, filename: "photo.png", mimeType: "image/png" }));
+    expect(asset).toMatchObject({ modality: "IMAGE", mimeType: "image/png", byteSize: png.length, sha256: sha256(png) });
+    expect(row).toMatchObject({ source: "upload", filename: "photo.png" });
+    expect(row.media).toMatchObject({ width: 1500, height: 1000, codec: "png", decoded: { image: { width: 1024, height: 683 } } });
+    expect((await fs.readFile(await t.app.blobs.localPath(asset.sha256))).equals(png)).toBe(true);
+    expect(state.image).toMatchObject({ width: 1024, height: 683 });
+    expect(state.image!.rgb.length).toBe(1024 * 683 * 3);
+  });
+
+  it("judges the type by the bytes: a JPEG sent as photo.png with image/png is a JPEG", async () => {
+    const jpeg = await makeJpeg(40, 30);
+    const { asset, state } = await finished(uploadFile(t.url, key, { bytes: jpeg, filename: "photo.png", mimeType: "image/png" }));
+    expect(asset.mimeType).toBe("image/jpeg");
+    expect(state.image).toMatchObject({ width: 40, height: 30 }); // small images are not enlarged
+  });
+});
+
+describe("ingesting audio", () => {
+  it("decodes a WAV to 16 kHz mono float PCM that still holds the 440 Hz tone", async () => {
+    const wav = await makeWav(1, 22050);
+    const { asset, row, state } = await finished(uploadFile(t.url, key, { bytes: wav, filename: "tone.wav" }));
+    expect(asset).toMatchObject({ modality: "AUDIO", mimeType: "audio/wav" });
+    expect(row.media).toMatchObject({ sampleRate: 22050, channels: 1, codec: "pcm_s16le", durationSec: 1 });
+    const audio = state.audio!;
+    expect(audio.sampleRate).toBe(16000);
+    expect(Math.abs(audio.samples.length - 16000)).toBeLessThan(200);
+    let crossings = 0;
+    for (let i = 1; i < audio.samples.length; i++) if (audio.samples[i - 1]! < 0 !== audio.samples[i]! < 0) crossings++;
+    expect(crossings).toBeGreaterThan(860); // 440 Hz: two zero crossings a cycle
+    expect(crossings).toBeLessThan(900);
+    expect(Math.max(...audio.samples)).toBeGreaterThan(0.05);
+    expect(Math.max(...audio.samples)).toBeLessThanOrEqual(1);
+  });
+});
+
+describe("ingesting video", () => {
+  it("samples frames at the configured rate, no more than the maximum, and decodes the sound track", async () => {
+    const mp4 = await makeMp4(2, "320x240", 25);
+    const { asset, row, state } = await finished(uploadFile(t.url, key, { bytes: mp4, filename: "clip.mp4", mimeType: "video/mp4" }));
+    expect(asset).toMatchObject({ modality: "VIDEO", mimeType: "video/mp4" });
+    expect(row.media).toMatchObject({ width: 320, height: 240, frameRate: 25, codec: "h264", audioCodec: "aac", sampleRate: 44100 });
+    expect((row.media as any).durationSec).toBeCloseTo(2, 0);
+    // 2 frames/s over 2 s would be 4; the maximum of 3 spreads them over the whole clip instead.
+    expect(state.frames!.length).toBe(3);
+    for (const frame of state.frames!) {
+      expect(frame).toMatchObject({ width: 320, height: 240 });
+      expect(frame.rgb.length).toBe(320 * 240 * 3);
+    }
+    expect(state.frames!.map((frame) => frame.timeSec)).toEqual([0, 2 / 3, 4 / 3].map((time) => expect.closeTo(time, 3)));
+    expect(state.frames![0]!.rgb.equals(state.frames![2]!.rgb)).toBe(false); // testsrc moves
+    expect(Math.abs(state.audio!.samples.length - 32000)).toBeLessThan(1000);
+  });
+});
+
+describe("ingesting text", () => {
+  it("splits text into overlapping chunks whose offsets point back into the text", async () => {
+    const text = `# Notes\n\n${Array.from({ length: 30 }, (_, i) => `Sentence number ${i} talks about tessera tiles.`).join(" ")}`;
+    const { asset, state } = await finished(
+      t.graphql(`mutation ($text: String!) { ingest(input: { text: $text }) { asset { id modality mimeType byteSize } job { id } } }`, { text }, key),
+    );
+    expect(asset).toMatchObject({ modality: "TEXT", mimeType: "text/markdown", byteSize: Buffer.byteLength(text) });
+    const chunks = state.text!.chunks;
+    expect(chunks.length).toBeGreaterThan(5);
+    for (const chunk of chunks) {
+      expect(chunk.kind).toBe("chunk");
+      expect(chunk.text).toBe(text.slice(chunk.start, chunk.end));
+      expect(chunk.text.length).toBeLessThanOrEqual(120);
+    }
+    expect(chunks[0]!.start).toBe(0);
+    expect(chunks.at(-1)!.end).toBe(text.length);
+    for (let i = 1; i < chunks.length; i++) expect(chunks[i]!.start).toBeLessThan(chunks[i - 1]!.end); // they overlap
+  });
+
+  it("takes an uploaded UTF-8 file as text", async () => {
+    const bytes = Buffer.from("Ünïcödé plain text, nothing more.\n");
+    const { asset, state } = await finished(uploadFile(t.url, key, { bytes, filename: "notes.txt", mimeType: "text/plain" }));
+    expect(asset).toMatchObject({ modality: "TEXT", mimeType: "text/plain" });
+    expect(state.text!.content).toBe(bytes.toString("utf8"));
+  });
+});
+
+describe("ingesting from a URL", () => {
+  it("fetches an allow-listed server, follows its redirect, and records where the bytes came from", async () => {
+    const { asset, row } = await finished(
+      t.graphql(`mutation ($url: String!) { ingest(input: { url: $url }) { asset { id modality mimeType sha256 } job { id } } }`, { url: `${mediaBase}/moved` }, key),
+    );
+    expect(asset).toMatchObject({ modality: "IMAGE", mimeType: "image/png", sha256: sha256(remotePng) });
+    expect(row).toMatchObject({ source: "url", sourceUrl: `${mediaBase}/images/photo.png`, filename: "photo.png" });
+  });
+});
+
+describe("idempotency", () => {
+  it("makes the same uploaded bytes one asset in a project", async () => {
+    const { key: ownKey, projectId } = await t.createProject();
+    const wav = await makeWav(1, 8000);
+    const first = await uploadFile(t.url, ownKey, { bytes: wav, filename: "a.wav" });
+    const second = await uploadFile(t.url, ownKey, { bytes: wav, filename: "b.wav" });
+    expect(second.data.ingest.asset.id).toBe(first.data.ingest.asset.id);
+    expect(await t.app.db.asset.count({ where: { projectId } })).toBe(1);
+  });
+});

@@ -1,0 +1,98 @@
+import { execFile } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import zlib from "node:zlib";
+import sharp from "sharp";
+
+const run = promisify(execFile);
+
+/** Real media, made on the spot: sharp for still images, ffmpeg's lavfi sources for sound and video. */
+
+/** A noisy picture (noise keeps PNG from compressing it to nothing). */
+export function makePng(width = 64, height = 48): Promise<Buffer> {
+  return noise(width, height).png().toBuffer();
+}
+
+export function makeJpeg(width = 64, height = 48): Promise<Buffer> {
+  return noise(width, height).jpeg({ quality: 90 }).toBuffer();
+}
+
+function noise(width: number, height: number) {
+  return sharp({ create: { width, height, channels: 3, background: "#336699", noise: { type: "gaussian", mean: 128, sigma: 40 } } });
+}
+
+/** A JPEG of about `bytes` bytes (for the ingest benchmark). */
+export async function makeJpegOfSize(bytes: number, seed = 0): Promise<Buffer> {
+  let side = Math.round(Math.sqrt(bytes / 1.2));
+  for (let attempt = 0; attempt < 6; attempt++) {
+    const image = await sharp({
+      create: { width: side, height: side, channels: 3, background: { r: seed % 256, g: 90, b: 160 }, noise: { type: "gaussian", mean: 128, sigma: 40 } },
+    })
+      .jpeg({ quality: 90 })
+      .toBuffer();
+    if (Math.abs(image.length - bytes) / bytes < 0.1) return image;
+    side = Math.round(side * Math.sqrt(bytes / image.length));
+  }
+  return noise(side, side).jpeg({ quality: 90 }).toBuffer();
+}
+
+/** A sine tone as 16-bit PCM WAV. */
+export function makeWav(seconds = 1, sampleRate = 22050): Promise<Buffer> {
+  return ffmpeg(["-f", "lavfi", "-i", `sine=frequency=440:duration=${seconds}`, "-ar", String(sampleRate), "-c:a", "pcm_s16le"], "wav");
+}
+
+/** H.264 test pattern with an AAC tone. */
+export function makeMp4(seconds = 2, size = "320x240", rate = 25): Promise<Buffer> {
+  return ffmpeg(
+    [
+      "-f", "lavfi", "-i", `testsrc=size=${size}:rate=${rate}:duration=${seconds}`,
+      "-f", "lavfi", "-i", `sine=frequency=330:duration=${seconds}`,
+      "-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", String(rate), "-c:a", "aac", "-shortest",
+    ],
+    "mp4",
+  );
+}
+
+async function ffmpeg(args: string[], extension: string): Promise<Buffer> {
+  const file = path.join(os.tmpdir(), `tessera-fixture-${randomUUID()}.${extension}`);
+  try {
+    await run("ffmpeg", ["-hide_banner", "-v", "error", "-y", ...args, file], { timeout: 60_000 });
+    return await fs.readFile(file);
+  } finally {
+    await fs.rm(file, { force: true });
+  }
+}
+
+/** The first half of a real PNG: the header is fine, the pixel data stops short. */
+export async function truncatedPng(): Promise<Buffer> {
+  const png = await makePng(256, 256);
+  return png.subarray(0, Math.floor(png.length / 2));
+}
+
+/** A small, valid-looking PNG whose header declares `width` x `height` pixels (a decompression bomb). */
+export async function pngDeclaring(width: number, height: number): Promise<Buffer> {
+  const png = Buffer.from(await makePng(8, 8));
+  // Signature (8 bytes), then the IHDR chunk: length (4), "IHDR" (4), width (4), height (4), ...; CRC over type + data.
+  png.writeUInt32BE(width, 16);
+  png.writeUInt32BE(height, 20);
+  png.writeUInt32BE(zlib.crc32(png.subarray(12, 29)), 29);
+  return png;
+}
+
+/** A real WAV whose header claims zero channels. */
+export async function wavWithLyingHeader(): Promise<Buffer> {
+  const wav = Buffer.from(await makeWav(1));
+  const fmt = wav.indexOf("fmt ");
+  wav.writeUInt16LE(0, fmt + 10); // fmt chunk: id (4), size (4), format (2), channels (2)
+  return wav;
+}
+
+/** Bytes that are no format at all. */
+export function randomBytes(length = 64 * 1024): Buffer {
+  const bytes = Buffer.alloc(length);
+  for (let index = 0; index < length; index++) bytes[index] = (index * 2654435761) >>> 13 & 0xff;
+  return bytes;
+}
