@@ -17,9 +17,9 @@ export const IMAGE_STD = [0.26862954, 0.26130258, 0.27577711];
 export class ImageTower {
   readonly layers: DenseLayer[];
   private readonly stages = [
-    { patch: 4, channels: 64 },
-    { patch: 2, channels: 128 },
-    { patch: 2, channels: 192 },
+    { patch: 4, channels: 48 },
+    { patch: 2, channels: 96 },
+    { patch: 2, channels: 160 },
   ];
 
   constructor(seed: number) {

@@ -1,0 +1,72 @@
+import path from "node:path";
+import { loadEmojiConcepts, loadIconSet, type EmojiConcept } from "./emoji-concepts.ts";
+import { ExportedClip, ExportedProjector } from "./exported-clip.ts";
+import { renderIconPixels } from "./icon-renderer.ts";
+import { IMAGE_SIZE } from "./image-tower.ts";
+import { recallAtK, type Recall } from "./retrieval-metrics.ts";
+import { EVAL_VOICE } from "./audio-features.ts";
+import { speak, WakewordEmbedder } from "./spoken-labels.ts";
+
+export type SplitFigures = { textToImage: Recall; imageToImage: Recall; audioToImage: Recall };
+/** Held-out figures: OpenMoji drawings (a style never trained on) as candidates, for trained and for held-out concepts. */
+export type HeldOutFigures = { trainedConcepts: SplitFigures; heldOutConcepts: SplitFigures };
+
+export const AUDIO_PROJECTOR_DIR = "audio-projector";
+
+/**
+ * Measures the exported model as a client would use it (transformers.js for
+ * text and images, the projector ONNX for audio):
+ * - text->image: the emoji's English label finds its OpenMoji drawing;
+ * - image->image: its Noto and Twemoji drawings find the OpenMoji one;
+ * - audio->image: the label spoken by a voice no training clip used finds it.
+ * Candidates are the OpenMoji drawings of the trained concepts, or of the
+ * held-out concepts for the held-out figures.
+ */
+export async function evaluateHeldOut(
+  modelDir: string,
+  options: { audioVectors?: Map<string, Float32Array>; log?: (line: string) => void } = {},
+): Promise<HeldOutFigures> {
+  const log = options.log ?? (() => {});
+  const concepts = loadEmojiConcepts();
+  const clip = await ExportedClip.load(modelDir);
+  const projector = await ExportedProjector.load(path.join(modelDir, AUDIO_PROJECTOR_DIR, "projector.onnx"));
+  try {
+    const render = async (style: "noto" | "twemoji" | "openmoji") => {
+      const set = loadIconSet(style);
+      const pixels: Uint8Array[] = [];
+      for (const concept of concepts) pixels.push(await renderIconPixels(set, concept.name, IMAGE_SIZE));
+      return clip.embedImages(pixels, IMAGE_SIZE);
+    };
+    const openmoji = await render("openmoji");
+    const noto = await render("noto");
+    const twemoji = await render("twemoji");
+    const texts = await clip.embedTexts(concepts.map((concept) => concept.label));
+    log("images and texts embedded");
+    const audioVectors = options.audioVectors ?? (await spokenLabelVectors(concepts));
+    const audio = await projector.project(concepts.map((concept) => audioVectors.get(concept.name)!));
+    log("audio embedded");
+
+    const figures = (split: EmojiConcept["split"]): SplitFigures => {
+      const index = concepts.flatMap((concept, i) => (concept.split === split ? [i] : []));
+      const names = index.map((i) => concepts[i]!.name);
+      const pool = index.map((i) => openmoji[i]!);
+      const pick = (vectors: Float32Array[]) => index.map((i) => vectors[i]!);
+      return {
+        textToImage: recallAtK(pick(texts), names, pool, names),
+        imageToImage: recallAtK([...pick(noto), ...pick(twemoji)], [...names, ...names], pool, names),
+        audioToImage: recallAtK(pick(audio), names, pool, names),
+      };
+    };
+    return { trainedConcepts: figures("train"), heldOutConcepts: figures("heldout") };
+  } finally {
+    await clip.close();
+  }
+}
+
+/** Each concept's label spoken with the evaluation voice, as pooled openWakeWord vectors. */
+export async function spokenLabelVectors(concepts: EmojiConcept[]): Promise<Map<string, Float32Array>> {
+  const embedder = await WakewordEmbedder.create();
+  const vectors = new Map<string, Float32Array>();
+  for (const concept of concepts) vectors.set(concept.name, await embedder.embedClip(await speak(concept.label, EVAL_VOICE)));
+  return vectors;
+}

