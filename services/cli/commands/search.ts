@@ -43,7 +43,7 @@ async function callGateway(input: Record<string, unknown>, file?: { name: string
     const form = new FormData();
     form.set("operations", JSON.stringify({ query: SEARCH, variables: { input: { ...input, file: null } } }));
     form.set("map", JSON.stringify({ 0: ["variables.input.file"] }));
-    form.set("0", new Blob([file.bytes]), file.name);
+    form.set("0", new Blob([new Uint8Array(file.bytes)]), file.name);
     body = form;
   } else {
     headers["content-type"] = "application/json";
