@@ -1,4 +1,5 @@
 import { decodeStage } from "./decode-stage.ts";
+import { encodeStage } from "./encode-stage.ts";
 import { indexStage } from "./index-stage.ts";
 import type { IngestStage } from "./ingest-stage.ts";
 
@@ -11,5 +12,6 @@ export const ingestStages: IngestStage[] = [
     },
   },
   decodeStage,
+  encodeStage,
   indexStage, // last: stores what the stages before it produced
 ];

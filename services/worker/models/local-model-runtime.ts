@@ -90,7 +90,8 @@ export class LocalModelRuntime implements ModelRuntime {
 
   spacesFor(modality: Modality): string[] {
     if (modality === "VIDEO") return [...new Set([...this.spacesFor("IMAGE"), ...this.spacesFor("AUDIO")])];
-    return this.embedders(modality).map(({ model }) => model.manifest.output.space!);
+    const direct = this.embedders(modality).map(({ model }) => model.manifest.output.space!);
+    return [...direct, ...this.projectors(new Set(direct)).map(({ model }) => model.manifest.output.space!)];
   }
 
   async readText(image: DecodedImage): Promise<OcrLine[]> {
@@ -194,6 +195,40 @@ export class LocalModelRuntime implements ModelRuntime {
 
   private async embed<I>(modality: Modality, operation: Operation, inputs: I[]): Promise<SpaceVectors[]> {
     if (inputs.length === 0) return [];
+    const direct = await this.embedDirect(modality, operation, inputs);
+    return [...direct, ...(await this.projectInto(direct))];
+  }
+
+  /**
+   * Input projection (early fusion): a served projector whose input spaces
+   * this input reached brings it into a space no encoder of its modality
+   * writes (e.g. audio into the image-text space).
+   */
+  private async projectInto(direct: SpaceVectors[]): Promise<SpaceVectors[]> {
+    const reached = new Map(direct.map((entry) => [entry.space, entry]));
+    const projected: SpaceVectors[] = [];
+    for (const { model } of this.projectors(new Set(reached.keys()))) {
+      const { name, projector } = model.manifest;
+      const inputs = direct[0]!.vectors.map((_, row) => projector!.from.map((space) => reached.get(space)!.vectors[row]!));
+      projected.push({ space: model.manifest.output.space!, model: name, vectors: await this.project(name, inputs) });
+    }
+    return projected;
+  }
+
+  private projectors(reached: Set<string>): Served[] {
+    const taken = new Set(reached);
+    return this.served()
+      .filter(({ model }) => model.manifest.task === "project" && model.manifest.output.space && model.manifest.projector)
+      .sort((a, b) => b.model.manifest.priority - a.model.manifest.priority)
+      .filter(({ model }) => {
+        const { projector, output } = model.manifest;
+        if (taken.has(output.space!) || !projector!.from.every((space) => reached.has(space))) return false;
+        taken.add(output.space!);
+        return true;
+      });
+  }
+
+  private async embedDirect<I>(modality: Modality, operation: Operation, inputs: I[]): Promise<SpaceVectors[]> {
     return Promise.all(
       this.embedders(modality).map(async (served) => {
         const { name, output } = served.model.manifest;
@@ -269,7 +304,15 @@ export class LocalModelRuntime implements ModelRuntime {
 }
 
 export function createModelRuntime(options: ModelRuntimeOptions) {
-  return new LocalModelRuntime({ intraOpThreads: defaultThreads(), ...options });
+  return new LocalModelRuntime({ intraOpThreads: defaultThreads(), device: defaultDevice(), ...options });
+}
+
+/** MODEL_DEVICE=cuda makes every process of a GPU host ask for CUDA; `--device` overrides it per worker. */
+function defaultDevice(): Device | undefined {
+  const value = process.env.MODEL_DEVICE;
+  if (!value) return undefined;
+  if (value !== "cpu" && value !== "cuda") throw new Error(`MODEL_DEVICE must be cpu or cuda, got ${JSON.stringify(value)}`);
+  return value;
 }
 
 /** onnxruntime's default takes every core; leave that unless told (MODEL_THREADS). */

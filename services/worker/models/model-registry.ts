@@ -35,8 +35,7 @@ export function loadModelRegistry(manifestDirs: string[], modelsDir: string): Mo
   const problems: ManifestProblem[] = [];
   for (const dir of [...new Set(manifestDirs.map((d) => path.resolve(d)))]) {
     if (!fs.existsSync(dir)) continue;
-    for (const entry of fs.readdirSync(dir).filter((name) => /\.ya?ml$/.test(name)).sort()) {
-      const file = path.join(dir, entry);
+    for (const file of manifestFiles(dir)) {
       const parsed = parseManifestFile(file);
       if ("problems" in parsed) {
         problems.push(parsed);
@@ -48,6 +47,19 @@ export function loadModelRegistry(manifestDirs: string[], modelsDir: string): Mo
     }
   }
   return { models: [...byName.values()], problems };
+}
+
+/** `<dir>/*.yaml`, and `<dir>/<folder>/manifest.yaml` (what `tessera projector train` and `models pull` write). */
+function manifestFiles(dir: string): string[] {
+  const files: string[] = [];
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+    if (entry.isFile() && /\.ya?ml$/.test(entry.name)) files.push(path.join(dir, entry.name));
+    if (entry.isDirectory()) {
+      const nested = path.join(dir, entry.name, "manifest.yaml");
+      if (fs.existsSync(nested)) files.push(nested);
+    }
+  }
+  return files;
 }
 
 export function parseManifestFile(file: string): { manifest: ModelManifest } | ManifestProblem {

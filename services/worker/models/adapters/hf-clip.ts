@@ -1,19 +1,12 @@
 import fs from "node:fs";
 import path from "node:path";
-import {
-  AutoTokenizer,
-  CLIPTextModelWithProjection,
-  CLIPVisionModelWithProjection,
-  Tensor,
-  type PreTrainedModel,
-  type PreTrainedTokenizer,
-} from "@huggingface/transformers";
+import type { PreTrainedModel, PreTrainedTokenizer, Tensor } from "@huggingface/transformers";
 import type { DecodedImage } from "../../ingest/ingest-stage.ts";
 import { imagesToTensorData, type ImageTensorSpec } from "../image-preprocess.ts";
 import type { ModelAdapter } from "../model-adapter.ts";
 import type { ModelManifest } from "../model-manifest.ts";
 import { rows } from "../vector-math.ts";
-import { fromExportFolder } from "./hf-transformers-env.ts";
+import { fromExportFolder, loadTransformers } from "./hf-transformers-env.ts";
 
 /**
  * A standard Hugging Face CLIP/SigLIP ONNX export (onnx/text_model.onnx,
@@ -39,10 +32,12 @@ export const hfClipAdapter: ModelAdapter = {
     const maxLength = model.manifest.preprocessing.text?.maxLength ?? 77;
 
     // Each tower loads when first needed: a text-only query never loads the vision graph.
-    const getTokenizer = () => (tokenizer ??= fromExportFolder(folder, (id) => AutoTokenizer.from_pretrained(id, options)));
-    const getText = () => (textModel ??= fromExportFolder(folder, (id) => CLIPTextModelWithProjection.from_pretrained(id, options)));
+    const getTokenizer = () => (tokenizer ??= fromExportFolder(folder, (id, hf) => hf.AutoTokenizer.from_pretrained(id, options)));
+    const getText = () =>
+      (textModel ??= fromExportFolder(folder, (id, hf) => hf.CLIPTextModelWithProjection.from_pretrained(id, options)));
     const getVision = () =>
-      (visionModel ??= fromExportFolder(folder, (id) => CLIPVisionModelWithProjection.from_pretrained(id, options)));
+      (visionModel ??= fromExportFolder(folder, (id, hf) => hf.CLIPVisionModelWithProjection.from_pretrained(id, options)));
+    const { Tensor } = await loadTransformers();
     const loadedTokenizer = await getTokenizer();
 
     return {

@@ -1,5 +1,8 @@
 import type { ModelAdapter } from "../model-adapter.ts";
 import { hfClipAdapter } from "./hf-clip.ts";
+import { matrixProjectorAdapter } from "./matrix-projector.ts";
+import { onnxProjectorAdapter } from "./onnx-projector.ts";
+import { openWakeWordAudioAdapter } from "./openwakeword-audio.ts";
 import { paddleOcrAdapter } from "./paddle-ocr.ts";
 import { sileroVadAdapter } from "./silero-vad.ts";
 import { tfjsUniversalSentenceEncoderAdapter } from "./tfjs-universal-sentence-encoder.ts";
@@ -7,6 +10,9 @@ import { tfjsUniversalSentenceEncoderAdapter } from "./tfjs-universal-sentence-e
 /** Adapters by the name a manifest's `adapter` field uses. Adding a format is adding a line here. */
 export const modelAdapters: Record<string, ModelAdapter> = {
   "hf-clip": hfClipAdapter,
+  "matrix-projector": matrixProjectorAdapter,
+  "onnx-projector": onnxProjectorAdapter,
+  "openwakeword-audio": openWakeWordAudioAdapter,
   "paddle-ocr": paddleOcrAdapter,
   "silero-vad": sileroVadAdapter,
   "tfjs-universal-sentence-encoder": tfjsUniversalSentenceEncoderAdapter,

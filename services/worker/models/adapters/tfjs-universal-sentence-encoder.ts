@@ -1,6 +1,5 @@
 import fs from "node:fs/promises";
-import { loadGraphModel } from "@energetic-ai/core";
-import { EmbeddingsModel } from "@energetic-ai/embeddings";
+import type { EmbeddingsModel } from "@energetic-ai/embeddings";
 import type { ModelAdapter } from "../model-adapter.ts";
 
 /**
@@ -11,6 +10,8 @@ import type { ModelAdapter } from "../model-adapter.ts";
 export const tfjsUniversalSentenceEncoderAdapter: ModelAdapter = {
   embeds: ["TEXT"],
   async load(model) {
+    // Imported on first use: TF.js is large, and a process that never embeds sentences should not pay for it.
+    const [{ loadGraphModel }, { EmbeddingsModel }] = await Promise.all([import("@energetic-ai/core"), import("@energetic-ai/embeddings")]);
     const [graph, vocabulary] = await Promise.all([
       loadGraphModel(`file://${model.files.model}`),
       fs.readFile(model.files.vocab!, "utf8").then((text) => JSON.parse(text)),

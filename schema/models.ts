@@ -1,0 +1,27 @@
+import { requireProject } from "../services/gateway/context.ts";
+import type { ModelInfo } from "../services/worker/models/model-runtime.ts";
+import { ModalityEnum } from "./assets.ts";
+import { builder } from "./builder.ts";
+
+const ModelRef = builder.objectRef<ModelInfo>("Model").implement({
+  description: "A model this deployment serves (its weights are present), from a manifest in models/.",
+  fields: (t) => ({
+    name: t.exposeString("name"),
+    modality: t.field({ type: ModalityEnum, resolve: (model) => model.modality }),
+    task: t.exposeString("task", { description: "embed, ocr, vad, transcribe, caption, generate, speech or project" }),
+    dimensions: t.exposeInt("dimensions", { nullable: true, description: "Vector size, for embedders." }),
+    device: t.exposeString("device", { description: "cpu or cuda: where this process runs it." }),
+    space: t.exposeString("space", { nullable: true, description: "The vector space an embedder writes: image-text, sentence or audio." }),
+  }),
+});
+
+builder.queryField("models", (t) =>
+  t.field({
+    type: [ModelRef],
+    description: "The models served here; listing them loads none.",
+    resolve: (_root, _args, context) => {
+      requireProject(context);
+      return context.app.models.list();
+    },
+  }),
+);

@@ -1,0 +1,122 @@
+import { fuseVectors } from "../models/fusion.ts";
+import type { ModelRuntime, SpaceVectors } from "../models/model-runtime.ts";
+import type { AssetVector, DecodedImage, IngestState, IngestStage, TextSpan } from "./ingest-stage.ts";
+
+/** OCR is the slow part of a video: read this many frames, spread over it. */
+const MAX_OCR_FRAMES = 3;
+/** Text kept on a multi-chunk text's whole-asset vector (the chunks carry the rest). */
+const WHOLE_TEXT_CHARS = 2000;
+
+/**
+ * Runs the modality encoders on what decode produced and adds vectors and
+ * derived text to the state:
+ * - text: each chunk into every text space; chunk 0 is the chunks' late fusion;
+ * - image: the image into every image space; OCR lines become derived text;
+ * - video: every sampled frame (chunk 1..n) and their late fusion (chunk 0)
+ *   through the image encoder, OCR of a few frames, plus its audio track;
+ * - audio: the clip into the audio space (and any space a projector reaches),
+ *   VAD speech segments and, when a speech model is served, a transcript.
+ * Derived text (OCR, transcript) is embedded into the text spaces too, as its
+ * own chunk, so a text query finds the picture by the words in it.
+ */
+export const encodeStage: IngestStage = {
+  name: "encode",
+  async run(_asset, state, { app }) {
+    const vectors = new VectorCollector();
+    const models = app.models;
+    if (state.text) await encodeText(models, state.text, vectors);
+    if (state.image) await encodeImage(models, state.image, state, vectors);
+    if (state.frames?.length) await encodeFrames(models, state.frames, state, vectors);
+    if (state.audio) await encodeAudio(models, state.audio, state, vectors);
+    const derived = state.derivedText.map((span) => span.text.trim()).filter(Boolean);
+    if (derived.length && !state.text) {
+      const text = [...new Set(derived)].join("\n");
+      for (const space of await models.embedText([text])) vectors.addPart(space.space, space.model, space.vectors[0]!, text);
+    }
+    state.vectors.push(...vectors.all());
+  },
+};
+
+async function encodeText(models: ModelRuntime, text: NonNullable<IngestState["text"]>, vectors: VectorCollector) {
+  const chunks = text.chunks.filter((chunk) => chunk.text.trim());
+  if (chunks.length === 0) return;
+  for (const space of await models.embedText(chunks.map((chunk) => chunk.text))) {
+    if (chunks.length === 1) {
+      vectors.addWhole(space.space, space.model, space.vectors[0]!, chunks[0]!.text);
+      continue;
+    }
+    // Longer chunks say more about the whole: weight them by length.
+    const whole = fuseVectors(space.vectors.map((vector, index) => ({ vector, weight: chunks[index]!.text.length })));
+    vectors.addWhole(space.space, space.model, whole, text.content.slice(0, WHOLE_TEXT_CHARS));
+    space.vectors.forEach((vector, index) => vectors.addPart(space.space, space.model, vector, chunks[index]!.text));
+  }
+}
+
+async function encodeImage(models: ModelRuntime, image: DecodedImage, state: IngestState, vectors: VectorCollector) {
+  const [spaces, lines] = await Promise.all([models.embedImages([image]), models.readText(image)]);
+  for (const space of spaces) vectors.addWhole(space.space, space.model, space.vectors[0]!);
+  state.derivedText.push(...lines.map((line): TextSpan => ({ kind: "ocr", text: line.text, start: 0, end: 0 })));
+}
+
+async function encodeFrames(models: ModelRuntime, frames: NonNullable<IngestState["frames"]>, state: IngestState, vectors: VectorCollector) {
+  const spaces: SpaceVectors[] = await models.embedImages(frames);
+  for (const space of spaces) {
+    // Late fusion with equal weights: a video is what its sampled frames show, on average.
+    vectors.addWhole(space.space, space.model, fuseVectors(space.vectors.map((vector) => ({ vector }))));
+    space.vectors.forEach((vector) => vectors.addPart(space.space, space.model, vector));
+  }
+  const step = Math.max(1, Math.ceil(frames.length / MAX_OCR_FRAMES));
+  const seen = new Set<string>();
+  for (let index = 0; index < frames.length; index += step) {
+    const frame = frames[index]!;
+    for (const line of await models.readText(frame)) {
+      if (seen.has(line.text)) continue;
+      seen.add(line.text);
+      state.derivedText.push({ kind: "ocr", text: line.text, start: frame.timeSec, end: frame.timeSec });
+    }
+  }
+}
+
+async function encodeAudio(
+  models: ModelRuntime,
+  audio: NonNullable<IngestState["audio"]>,
+  state: IngestState,
+  vectors: VectorCollector,
+) {
+  if (audio.samples.length === 0) return;
+  const [spaces, speech] = await Promise.all([models.embedAudio([audio.samples]), models.detectSpeech(audio.samples)]);
+  // A video's frames already speak for it in a space they share with a projected audio track.
+  for (const space of spaces) if (!vectors.hasWhole(space.space)) vectors.addWhole(space.space, space.model, space.vectors[0]!);
+  state.derivedText.push(...speech.map((segment): TextSpan => ({ kind: "speech", text: "", ...segment })));
+  // Without speech there is nothing to transcribe; without a VAD model, try anyway.
+  if (speech.length === 0 && models.list().some((model) => model.task === "vad")) return;
+  const transcript = await models.transcribe(audio.samples);
+  if (transcript?.trim()) {
+    state.derivedText.push({ kind: "transcript", text: transcript.trim(), start: 0, end: audio.durationSec });
+  }
+}
+
+/** Numbers chunks per space: 0 is the whole asset, 1.. its parts (text chunks, frames, derived text). */
+class VectorCollector {
+  private vectors: AssetVector[] = [];
+  private nextChunk = new Map<string, number>();
+
+  hasWhole(space: string) {
+    return this.vectors.some((vector) => vector.space === space && vector.chunk === 0);
+  }
+
+  addWhole(space: string, model: string, vector: Float32Array, text?: string) {
+    if (this.hasWhole(space)) return this.addPart(space, model, vector, text);
+    this.vectors.push({ space, model, vector, chunk: 0, ...(text ? { text } : {}) });
+  }
+
+  addPart(space: string, model: string, vector: Float32Array, text?: string) {
+    const chunk = this.nextChunk.get(space) ?? 1;
+    this.nextChunk.set(space, chunk + 1);
+    this.vectors.push({ space, model, vector, chunk, ...(text ? { text } : {}) });
+  }
+
+  all() {
+    return this.vectors;
+  }
+}
