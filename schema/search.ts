@@ -69,7 +69,8 @@ builder.queryField("search", (t) =>
       if (typeof input.text === "string") {
         query = { text: input.text };
       } else if (input.assetId !== undefined && input.assetId !== null) {
-        query = { assetId: (await findProjectAsset(context, String(input.assetId))).id };
+        // vectorsOf is scoped to the project, so the row is looked up only when the asset has no vectors (below).
+        query = { assetId: String(input.assetId) };
       } else {
         query = { file: await readUpload(input.file!, app.config.MAX_UPLOAD_BYTES) };
       }
@@ -87,6 +88,10 @@ builder.queryField("search", (t) =>
           filter: { tags: input.filter?.tags ?? undefined, metadata: (metadata as Record<string, unknown> | null) ?? undefined },
         });
       } catch (error) {
+        // No vectors: either no such asset in this project (NOT_FOUND), or one not indexed yet (CONFLICT).
+        if (error instanceof TesseraError && error.code === ErrorCode.CONFLICT && "assetId" in query) {
+          await findProjectAsset(context, query.assetId);
+        }
         if (error instanceof TesseraError) throw error;
         app.logger.error({ err: error }, "search failed in the vector store");
         throw new TesseraError(ErrorCode.SERVICE_UNAVAILABLE, `the vector store (${app.vectorStore.kind}) did not answer; retry later`);
