@@ -5,5 +5,6 @@ import "./jobs.ts";
 import "./assets.ts";
 import "./search.ts";
 import "./workflows.ts";
+import "./generate.ts";
 
 export const schema = builder.toSchema({ sortSchema: true });

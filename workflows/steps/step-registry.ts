@@ -1,4 +1,5 @@
 import type { StepType } from "./step-type.ts";
+import { generationSteps } from "./generation-steps.ts";
 import { httpStep } from "./http-step.ts";
 import { mapStep } from "./map-step.ts";
 import { transformStep } from "./transform-step.ts";
@@ -9,7 +10,7 @@ import { workflowStep } from "./workflow-step.ts";
  * Every step type a workflow may `use`. Adding one is a file beside this one
  * and a line here; the JSON Schema, the validator and the engine follow.
  */
-export const stepTypes: StepType[] = [transformStep, httpStep, waitStep, mapStep, workflowStep] as StepType[];
+export const stepTypes: StepType[] = [transformStep, httpStep, waitStep, mapStep, workflowStep, ...generationSteps] as StepType[];
 
 export function findStepType(uses: string): StepType | undefined {
   return stepTypes.find((type) => type.uses === uses);

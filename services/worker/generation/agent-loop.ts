@@ -10,7 +10,8 @@ export type AgentTool = {
   name: string;
   description: string;
   inputSchema: Record<string, unknown>;
-  run(input: unknown, signal: AbortSignal): Promise<unknown>;
+  /** `signal` stops the call when the agent is cancelled or out of time. */
+  run(input: unknown, call: { signal: AbortSignal; callId: string; index: number }): Promise<unknown>;
 };
 
 /** One tool call as the loop saw it; `onToolCall` records it (a child StepRun) before it runs. */
@@ -138,7 +139,7 @@ async function callTool(
     result = { error: { code: ErrorCode.BAD_USER_INPUT, message: `the arguments are not JSON: ${parsed.error}` } };
   } else {
     try {
-      result = { output: (await untilAborted(tool.run(parsed.value, signal), signal)) ?? null };
+      result = { output: (await untilAborted(tool.run(parsed.value, { signal, callId: call.id, index }), signal)) ?? null };
     } catch (error) {
       const { code, message } = toErrorRecord(error);
       result = { error: { code, message } };

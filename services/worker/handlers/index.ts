@@ -1,5 +1,6 @@
 import type { QueueName } from "../../queue/job-payloads.ts";
 import type { JobHandler } from "../job-handler.ts";
+import { generateHandler } from "./generate-handler.ts";
 import { ingestHandler } from "./ingest-handler.ts";
 import { workflowRunHandler } from "./workflow-run-handler.ts";
 import { workflowStepHandler } from "./workflow-step-handler.ts";
@@ -7,6 +8,7 @@ import { workflowStepHandler } from "./workflow-step-handler.ts";
 /** Which handler serves which queue. A queue without a handler here is served by no worker. */
 export const jobHandlers: { [Q in QueueName]?: JobHandler<Q> } = {
   ingest: ingestHandler,
+  generate: generateHandler,
   "workflow-run": workflowRunHandler,
   "workflow-step": workflowStepHandler,
 };

@@ -1,0 +1,62 @@
+import { Prisma } from "../services/core/database.ts";
+import { ErrorCode, TesseraError } from "../services/core/errors.ts";
+import { requireProject } from "../services/gateway/context.ts";
+import { checkGenerateRequest, generateTasks } from "../services/worker/generation/generate-request.ts";
+import { builder } from "./builder.ts";
+import { JobRef } from "./jobs.ts";
+
+const GenerateTaskEnum = builder.enumType("GenerateTask", {
+  description: "TEXT: answer a prompt; CAPTION: describe an image or video; SPEECH: speak the prompt; TRANSCRIPT: speech to text; IMAGE: draw the prompt.",
+  values: generateTasks,
+});
+
+const GenerateInput = builder.inputType("GenerateInput", {
+  fields: (t) => ({
+    task: t.field({ type: GenerateTaskEnum, required: true }),
+    prompt: t.string({ required: false, description: "Required for TEXT, SPEECH and IMAGE; an optional instruction for CAPTION." }),
+    system: t.string({ required: false, description: "Instructions given to the model before the prompt (TEXT)." }),
+    attachments: t.idList({
+      required: false,
+      description: "The project's assets: images go to the model as images, audio and video as transcripts and frames.",
+    }),
+    model: t.string({ required: false, description: "A model alias such as `llm.default` or `llm.vision`; default per task." }),
+    maxTokens: t.int({ required: false }),
+    temperature: t.float({ required: false }),
+    voice: t.string({ required: false, description: "SPEECH: a voice of the speech model." }),
+    size: t.string({ required: false, description: "IMAGE: WIDTHxHEIGHT, e.g. 1024x1024." }),
+    idempotencyKey: t.string({ required: false, description: "A retried request with the same key gets the first job back." }),
+  }),
+});
+
+builder.mutationField("generate", (t) =>
+  t.field({
+    type: JobRef,
+    description: "Starts a generation job. Text streams over `jobEvents`; the job's output is text or the id of a new asset.",
+    args: { input: t.arg({ type: GenerateInput, required: true }) },
+    resolve: async (_root, { input }, context) => {
+      const project = requireProject(context);
+      const { app } = context;
+      const { idempotencyKey, ...fields } = input;
+      if (idempotencyKey) {
+        const previous = await app.db.job.findUnique({ where: { projectId_idempotencyKey: { projectId: project.id, idempotencyKey } } });
+        if (previous && previous.kind !== "GENERATE") throw new TesseraError(ErrorCode.CONFLICT, "this idempotency key was used for another operation");
+        if (previous) return previous;
+      }
+      // GraphQL nulls mean "not given".
+      const given = Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== null && value !== undefined));
+      const { request } = await checkGenerateRequest(app, project.id, given);
+      const job = await app.db.job.create({
+        data: { projectId: project.id, kind: "GENERATE", input: request as Prisma.InputJsonValue, idempotencyKey: idempotencyKey ?? undefined },
+      });
+      try {
+        // The router retries and falls back inside one attempt; a dead worker's job is still picked up again as stalled.
+        await app.queues.enqueue("generate", { jobId: job.id, projectId: project.id }, { jobId: job.id, attempts: 1 });
+      } catch (error) {
+        await app.db.job.delete({ where: { id: job.id } }).catch(() => {});
+        app.logger.error({ err: error }, "could not enqueue the generate job");
+        throw new TesseraError(ErrorCode.SERVICE_UNAVAILABLE, "the job queue is unavailable; nothing was stored, retry later");
+      }
+      return job;
+    },
+  }),
+);

@@ -1,0 +1,118 @@
+import sharp from "sharp";
+import type { AppContext } from "../../core/app-context.ts";
+import type { Asset } from "../../core/database.ts";
+import type { AudioClip, ContentPart, ImagePart } from "./language-model-provider.ts";
+import type { ModelRouter, RouteOptions } from "./model-router.ts";
+import { encodeWav } from "./wav-file.ts";
+
+/** Vision models take a few megapixels at most; larger images only cost tokens. */
+const MAX_IMAGE_SIDE = 1536;
+const PASS_THROUGH_TYPES = new Set(["image/png", "image/jpeg", "image/webp", "image/gif"]);
+const MAX_PASS_THROUGH_BYTES = 4 * 1024 * 1024;
+const VIDEO_FRAMES = 4;
+const MAX_TEXT_CHARS = 20_000;
+const MAX_AUDIO_SECONDS = 30 * 60;
+const TOOL_TIMEOUT_MS = 120_000;
+
+/** The ingestion service's decoders (ffmpeg): the same decoding as ingest. */
+type MediaDecoders = {
+  decodeAudioToPcm(file: string, options: { maxSeconds: number; timeoutMs: number }): Promise<{ samples: Float32Array }>;
+  sampleVideoFrames(
+    file: string,
+    options: { rate: number; maxFrames: number; maxSide: number; timeoutMs: number },
+  ): Promise<{ frames: Array<{ rgb: Buffer; width: number; height: number }>; hasAudio: boolean }>;
+};
+
+async function mediaDecoders(): Promise<MediaDecoders> {
+  // A variable specifier: the module belongs to the ingestion service and is loaded only for audio and video attachments.
+  const specifier = "../../assets/media-decoders.ts";
+  return (await import(specifier)) as MediaDecoders;
+}
+
+/** An image asset as an image part: passed through when a model takes it as is, re-encoded otherwise. */
+export async function imagePartOf(app: AppContext, asset: Asset): Promise<ImagePart> {
+  const bytes = await app.blobs.read(asset.sha256);
+  const metadata = await sharp(bytes).metadata();
+  const small = Math.max(metadata.width ?? 0, metadata.height ?? 0) <= MAX_IMAGE_SIDE && bytes.length <= MAX_PASS_THROUGH_BYTES;
+  if (PASS_THROUGH_TYPES.has(asset.mimeType) && small) return { type: "image", mimeType: asset.mimeType, data: bytes };
+  const data = await sharp(bytes)
+    .rotate()
+    .resize(MAX_IMAGE_SIDE, MAX_IMAGE_SIDE, { fit: "inside", withoutEnlargement: true })
+    .jpeg({ quality: 90 })
+    .toBuffer();
+  return { type: "image", mimeType: "image/jpeg", data };
+}
+
+/** A few frames spread over the video, as JPEG image parts. */
+export async function videoFrameParts(app: AppContext, asset: Asset): Promise<{ frames: ImagePart[]; hasAudio: boolean }> {
+  const file = await app.blobs.localPath(asset.sha256);
+  const { frames, hasAudio } = await (await mediaDecoders()).sampleVideoFrames(file, { rate: 1, maxFrames: VIDEO_FRAMES, maxSide: 768, timeoutMs: TOOL_TIMEOUT_MS });
+  const parts = await Promise.all(
+    frames.map(async (frame) => ({
+      type: "image" as const,
+      mimeType: "image/jpeg",
+      data: await sharp(frame.rgb, { raw: { width: frame.width, height: frame.height, channels: 3 } }).jpeg({ quality: 85 }).toBuffer(),
+    })),
+  );
+  return { frames: parts, hasAudio };
+}
+
+export async function audioClipOf(app: AppContext, asset: Asset): Promise<AudioClip> {
+  const file = await app.blobs.localPath(asset.sha256);
+  const pcm = await (await mediaDecoders()).decodeAudioToPcm(file, { maxSeconds: MAX_AUDIO_SECONDS, timeoutMs: TOOL_TIMEOUT_MS });
+  return { samples: pcm.samples, sampleRate: 16000, wav: encodeWav(pcm.samples, 16000) };
+}
+
+/**
+ * Speech to text of an audio or video asset: through a model alias when the
+ * request names one or `transcribe.default` is configured, else through the
+ * worker's own transcription model; null when neither exists.
+ */
+export async function transcriptOf(
+  app: AppContext,
+  router: ModelRouter,
+  asset: Asset,
+  alias: string | undefined,
+  options: RouteOptions,
+): Promise<string | null> {
+  const clip = await audioClipOf(app, asset);
+  const chosen = alias ?? (router.hasAlias("transcribe.default") ? "transcribe.default" : undefined);
+  if (chosen) return (await router.transcribe(chosen, { audio: clip }, options)).text;
+  return app.models.transcribe(clip.samples);
+}
+
+/**
+ * Attachments as content for a chat model, in the order given: images as
+ * image parts, text as text, audio as its transcript, video as frames plus
+ * its transcript when it has sound and a transcriber exists.
+ */
+export async function attachmentParts(app: AppContext, router: ModelRouter, assets: Asset[], options: RouteOptions): Promise<ContentPart[]> {
+  const parts: ContentPart[] = [];
+  for (const asset of assets) {
+    const label = `[attachment ${asset.id}${asset.filename ? ` "${asset.filename}"` : ""}, ${asset.modality.toLowerCase()}]`;
+    switch (asset.modality) {
+      case "IMAGE":
+        parts.push({ type: "text", text: label }, await imagePartOf(app, asset));
+        break;
+      case "TEXT": {
+        const text = (await app.blobs.read(asset.sha256)).toString("utf8");
+        const clipped = text.length > MAX_TEXT_CHARS ? `${text.slice(0, MAX_TEXT_CHARS)}\n[... truncated]` : text;
+        parts.push({ type: "text", text: `${label}\n${clipped}` });
+        break;
+      }
+      case "AUDIO": {
+        const transcript = await transcriptOf(app, router, asset, undefined, options);
+        parts.push({ type: "text", text: `${label}\n${transcript === null ? "(no transcription model is available)" : `Transcript: ${transcript}`}` });
+        break;
+      }
+      case "VIDEO": {
+        const { frames, hasAudio } = await videoFrameParts(app, asset);
+        parts.push({ type: "text", text: `${label} ${frames.length} frames in time order:` }, ...frames);
+        const transcript = hasAudio ? await transcriptOf(app, router, asset, undefined, options) : null;
+        if (transcript) parts.push({ type: "text", text: `Transcript of its sound: ${transcript}` });
+        break;
+      }
+    }
+  }
+  return parts;
+}

@@ -1,0 +1,89 @@
+import { z } from "zod";
+import type { AppContext } from "../../core/app-context.ts";
+import type { Asset } from "../../core/database.ts";
+import { ErrorCode, TesseraError } from "../../core/errors.ts";
+import { modelRouterFor } from "./app-model-router.ts";
+
+export const generateTasks = ["TEXT", "CAPTION", "SPEECH", "TRANSCRIPT", "IMAGE"] as const;
+export type GenerateTask = (typeof generateTasks)[number];
+
+export const MAX_ATTACHMENTS = 16;
+export const MAX_PROMPT_CHARS = 100_000;
+/** espeak-ng and TTS exports read text in one go: keep a spoken clip to a few minutes. */
+export const MAX_SPEECH_CHARS = 5_000;
+
+/** What `generate` asks for: stored as the Job's input, read by the worker and by the generate.* steps. */
+export const GenerateRequestSchema = z.object({
+  task: z.enum(generateTasks),
+  prompt: z.string().max(MAX_PROMPT_CHARS).optional(),
+  /** Instructions before the prompt (TEXT). */
+  system: z.string().max(MAX_PROMPT_CHARS).optional(),
+  attachments: z.array(z.uuid()).max(MAX_ATTACHMENTS).default([]),
+  /** A model alias; default per task (see defaultAliasFor). */
+  model: z.string().min(1).max(200).optional(),
+  maxTokens: z.number().int().positive().max(32_768).optional(),
+  temperature: z.number().min(0).max(2).optional(),
+  /** SPEECH: a voice of the speech model; IMAGE: e.g. "1024x1024". */
+  voice: z.string().max(100).optional(),
+  size: z.string().regex(/^\d{2,5}x\d{2,5}$/).optional(),
+});
+
+export type GenerateRequest = z.infer<typeof GenerateRequestSchema>;
+
+/** The alias a task uses when the request names none. */
+export function defaultAliasFor(task: GenerateTask, hasImages: boolean, has: (alias: string) => boolean): string {
+  switch (task) {
+    case "TEXT":
+      return hasImages && has("llm.vision") ? "llm.vision" : "llm.default";
+    case "CAPTION":
+      return has("caption.default") ? "caption.default" : "llm.vision";
+    case "SPEECH":
+      return "speech.default";
+    case "TRANSCRIPT":
+      return "transcribe.default";
+    case "IMAGE":
+      return "image.default";
+  }
+}
+
+const bad = (message: string, details?: Record<string, unknown>) => new TesseraError(ErrorCode.BAD_USER_INPUT, message, details);
+
+/**
+ * Everything that can be checked before a job exists: the shape, the prompt
+ * a task needs, that each attachment is the project's and of a modality the
+ * task takes, and that a model can serve it. A bad request creates nothing.
+ */
+export async function checkGenerateRequest(app: AppContext, projectId: string, input: unknown): Promise<{ request: GenerateRequest; assets: Asset[] }> {
+  const parsed = GenerateRequestSchema.safeParse(input);
+  if (!parsed.success) {
+    throw bad(`invalid generate input: ${parsed.error.issues.map((issue) => `${issue.path.join(".") || "input"}: ${issue.message}`).join("; ")}`);
+  }
+  const request = parsed.data;
+  const prompt = request.prompt?.trim() ?? "";
+  if (["TEXT", "SPEECH", "IMAGE"].includes(request.task) && prompt.length === 0) throw bad(`task ${request.task} needs a prompt`);
+  if (request.task === "SPEECH" && prompt.length > MAX_SPEECH_CHARS) throw bad(`speech text is longer than ${MAX_SPEECH_CHARS} characters`);
+  if (new Set(request.attachments).size !== request.attachments.length) throw bad("an attachment is listed twice");
+
+  const assets = await app.db.asset.findMany({ where: { projectId, id: { in: request.attachments } } });
+  const missing = request.attachments.filter((id) => !assets.some((asset) => asset.id === id));
+  if (missing.length) throw new TesseraError(ErrorCode.NOT_FOUND, `no asset ${missing.join(", ")} in this project`);
+  const ordered = request.attachments.map((id) => assets.find((asset) => asset.id === id)!);
+  const failed = ordered.filter((asset) => asset.status === "FAILED");
+  if (failed.length) throw bad(`attachment ${failed[0]!.id} failed ingestion and cannot be read`);
+
+  const modalities = ordered.map((asset) => asset.modality);
+  if (request.task === "CAPTION" && (ordered.length !== 1 || !["IMAGE", "VIDEO"].includes(modalities[0]!))) {
+    throw bad("CAPTION takes exactly one IMAGE or VIDEO attachment");
+  }
+  if (request.task === "TRANSCRIPT" && (ordered.length !== 1 || !["AUDIO", "VIDEO"].includes(modalities[0]!))) {
+    throw bad("TRANSCRIPT takes exactly one AUDIO or VIDEO attachment");
+  }
+  if ((request.task === "SPEECH" || request.task === "IMAGE") && ordered.length > 0) throw bad(`${request.task} takes no attachments`);
+
+  const router = modelRouterFor(app);
+  if (request.model) router.alias(request.model); // MODEL_NOT_FOUND for an unknown alias
+  else if (!(request.task === "TRANSCRIPT" && app.models.list().some((model) => model.task === "transcribe"))) {
+    router.alias(defaultAliasFor(request.task, modalities.includes("IMAGE") || modalities.includes("VIDEO"), (alias) => router.hasAlias(alias)));
+  }
+  return { request: { ...request, prompt: request.prompt }, assets: ordered };
+}

@@ -1,0 +1,24 @@
+import type { JobHandler } from "../job-handler.ts";
+import { checkGenerateRequest } from "../generation/generate-request.ts";
+import { runGenerateTask } from "../generation/generate-task.ts";
+import { UsageMeter } from "../generation/usage-meter.ts";
+
+/**
+ * The `generate` queue: the request is the Job row's input (checked again, as
+ * attachments may have been deleted since), text streams as job events, the
+ * output is text or a new asset, and the token usage goes to Job.usage.
+ */
+export const generateHandler: JobHandler<"generate"> = {
+  async run({ jobId, projectId }, { app, tracker }) {
+    const job = await app.db.job.findFirstOrThrow({ where: { id: jobId, projectId } });
+    const { request, assets } = await checkGenerateRequest(app, projectId, job.input);
+    const usage = new UsageMeter();
+    await tracker.progress(0.05, `${request.task.toLowerCase()} started`);
+    const output = await runGenerateTask(app, projectId, request, assets, {
+      usage,
+      onToken: (token) => tracker.token(token),
+      origin: { jobId },
+    });
+    return { output, usage: usage.toJSON() };
+  },
+};

@@ -1,0 +1,275 @@
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import sharp from "sharp";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ingestContent } from "../../services/assets/ingest-service.ts";
+import { closeModelRouter } from "../../services/worker/generation/app-model-router.ts";
+import { readWavInfo } from "../../services/worker/generation/wav-file.ts";
+import { startFakeOpenAIServer, type FakeOpenAIServer } from "../support/fake-openai-server.ts";
+import { buildTinyCausalLm } from "../support/fixture-models/tiny-causal-lm/build-tiny-causal-lm.ts";
+import { eventually, startTestApp, type TestApp } from "../support/test-app.ts";
+
+const SECRET = "sk-generate-test-secret-5678";
+let t: TestApp;
+let fake: FakeOpenAIServer;
+let scratch: string;
+
+beforeAll(async () => {
+  fake = await startFakeOpenAIServer();
+  scratch = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-generate-"));
+  const modelsDir = path.join(scratch, "models");
+  await buildTinyCausalLm(modelsDir);
+  const providersFile = path.join(scratch, "providers.yaml");
+  await fs.writeFile(
+    providersFile,
+    [
+      "providers:",
+      `  fake: { kind: openai-compatible, baseUrl: "${fake.baseUrl}", apiKeyEnv: GENERATE_TEST_KEY }`,
+      "models:",
+      "  llm.default: { provider: fake, model: tiny-chat, retries: 0, timeoutMs: 10000 }",
+      "  llm.vision: { provider: fake, model: tiny-vision, retries: 0 }",
+      "  image.default: { provider: fake, model: tiny-image, retries: 0 }",
+      "  llm.local: { provider: local, model: tiny-causal-lm }",
+      "  transcribe.default: { provider: fake, model: whisper-1, retries: 0 }",
+    ].join("\n"),
+  );
+  // The router reads its configuration from the process environment, like PROVIDERS_FILE in production.
+  process.env.PROVIDERS_FILE = providersFile;
+  process.env.GENERATE_TEST_KEY = SECRET;
+  t = await startTestApp({ worker: true, env: { MODELS_DIR: modelsDir } });
+});
+
+afterAll(async () => {
+  if (t) await closeModelRouter(t.app);
+  await t?.close();
+  await fake?.close();
+  if (scratch) await fs.rm(scratch, { recursive: true, force: true });
+});
+
+const GENERATE = `mutation ($input: GenerateInput!) { generate(input: $input) { id kind status } }`;
+const JOB = `query ($id: ID!) { job(id: $id) { id status output usage error { code message } } }`;
+
+async function finished(jobId: string, key: string) {
+  return eventually(async () => {
+    const response = await t.graphql(JOB, { id: jobId }, key);
+    const job = response.data?.job;
+    return job && ["SUCCEEDED", "FAILED"].includes(job.status) ? job : null;
+  }, 30_000);
+}
+
+/** Opens the jobEvents stream over SSE and collects events until the job ends. */
+function collectJobEvents(jobId: string, key: string): Promise<any[]> {
+  return fetch(t.url, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "text/event-stream", authorization: `Bearer ${key}` },
+    body: JSON.stringify({ query: `subscription ($id: ID!) { jobEvents(id: $id) { status token } }`, variables: { id: jobId } }),
+  })
+    .then((response) => response.text())
+    .then((text) =>
+      text
+        .split("\n\n")
+        .filter((block) => block.includes("event: next"))
+        .map((block) => JSON.parse(block.split("\n").find((line) => line.startsWith("data: "))!.slice(6)).data.jobEvents),
+    );
+}
+
+describe("generate: TEXT through an OpenAI-compatible server", () => {
+  it("streams tokens over jobEvents and stores the text and the token usage on the job", async () => {
+    const { key, projectId } = await t.createProject();
+    fake.enqueue({ kind: "chat", content: "Tessera joins many media into one answer.", delayMs: 700, usage: { prompt_tokens: 21, completion_tokens: 8 } });
+    const started = await t.graphql(GENERATE, { input: { task: "TEXT", prompt: "What does Tessera do?", system: "Be brief." } }, key);
+    expect(started.errors).toBeUndefined();
+    expect(started.data.generate).toMatchObject({ kind: "GENERATE", status: "QUEUED" });
+    const jobId = started.data.generate.id;
+
+    const events = await collectJobEvents(jobId, key);
+    const job = await finished(jobId, key);
+    expect(job.status).toBe("SUCCEEDED");
+    expect(job.output).toMatchObject({ task: "TEXT", text: "Tessera joins many media into one answer.", model: "llm.default", finishReason: "stop" });
+    const tokens = events.flatMap((event) => (event.token ? [event.token] : []));
+    expect(tokens.length).toBeGreaterThan(3);
+    expect(tokens.join("")).toBe(job.output.text);
+    expect(job.usage).toMatchObject({ promptTokens: 21, completionTokens: 8, totalTokens: 29 });
+    expect(job.usage.calls[0]).toMatchObject({ alias: "llm.default", provider: "fake", model: "tiny-chat", capability: "chat" });
+
+    const sent = fake.requests.at(-1)!;
+    expect(sent.body.messages).toEqual([
+      { role: "system", content: "Be brief." },
+      { role: "user", content: "What does Tessera do?" },
+    ]);
+    const row = await t.app.db.job.findUniqueOrThrow({ where: { id: jobId } });
+    expect(row.projectId).toBe(projectId);
+  });
+
+  it("passes an image attachment to the vision alias as an image part", async () => {
+    const { key, projectId } = await t.createProject();
+    const png = await sharp({ create: { width: 16, height: 12, channels: 3, background: "#c00" } }).png().toBuffer();
+    const { asset } = await ingestContent(t.app, projectId, { bytes: png, modality: "IMAGE", mimeType: "image/png", source: "upload" });
+    fake.enqueue({ kind: "chat", content: "A red rectangle." });
+    const started = await t.graphql(GENERATE, { input: { task: "TEXT", prompt: "What colour is it?", attachments: [asset.id] } }, key);
+    const job = await finished(started.data.generate.id, key);
+    expect(job.status).toBe("SUCCEEDED");
+    expect(job.output.text).toBe("A red rectangle.");
+    const sent = fake.requests.at(-1)!;
+    expect(sent.body.model).toBe("tiny-vision"); // an image attachment picks llm.vision
+    const parts = sent.body.messages[0].content;
+    expect(parts.find((part: any) => part.type === "image_url").image_url.url).toBe(`data:image/png;base64,${png.toString("base64")}`);
+    expect(parts.at(-1)).toEqual({ type: "text", text: "What colour is it?" });
+  });
+
+  it("captions an image", async () => {
+    const { key, projectId } = await t.createProject();
+    const png = await sharp({ create: { width: 8, height: 8, channels: 3, background: "#0a0" } }).png().toBuffer();
+    const { asset } = await ingestContent(t.app, projectId, { bytes: png, modality: "IMAGE", mimeType: "image/png", source: "upload" });
+    fake.enqueue({ kind: "chat", content: " A small green square. " });
+    const started = await t.graphql(GENERATE, { input: { task: "CAPTION", attachments: [asset.id] } }, key);
+    const job = await finished(started.data.generate.id, key);
+    expect(job.output).toMatchObject({ task: "CAPTION", text: "A small green square.", model: "llm.vision" });
+  });
+
+  it("fails the job with a typed provider error, and the key appears nowhere", async () => {
+    const { key } = await t.createProject();
+    fake.enqueue({ kind: "error", status: 401, message: "invalid api key" });
+    const started = await t.graphql(GENERATE, { input: { task: "TEXT", prompt: "hello" } }, key);
+    const job = await finished(started.data.generate.id, key);
+    expect(job.status).toBe("FAILED");
+    expect(job.error.code).toBe("PROVIDER_ERROR");
+    expect(JSON.stringify(job)).not.toContain(SECRET);
+    expect(fake.requests.at(-1)!.headers.authorization).toBe(`Bearer ${SECRET}`);
+  });
+});
+
+describe("generate: TEXT with a local model", () => {
+  it("runs the tiny causal LM through transformers.js' generation loop and counts its tokens", async () => {
+    const { key } = await t.createProject();
+    const started = await t.graphql(GENERATE, { input: { task: "TEXT", prompt: "abc", model: "llm.local", maxTokens: 5 } }, key);
+    expect(started.errors).toBeUndefined();
+    const job = await finished(started.data.generate.id, key);
+    expect(job.error).toBeNull();
+    // The fixture is a bigram model: each letter is followed by the next one.
+    expect(job.output).toMatchObject({ task: "TEXT", text: "defgh", model: "llm.local", finishReason: "length" });
+    expect(job.usage).toMatchObject({ promptTokens: 3, completionTokens: 5, totalTokens: 8 });
+  });
+
+  it("stops at the end-of-text token", async () => {
+    const { key } = await t.createProject();
+    const started = await t.graphql(GENERATE, { input: { task: "TEXT", prompt: "wx", model: "llm.local", maxTokens: 20 } }, key);
+    const job = await finished(started.data.generate.id, key);
+    expect(job.output).toMatchObject({ text: "yz", finishReason: "stop" });
+  });
+});
+
+describe("generate: media out", () => {
+  let speechAsset: { id: string; sha256: string } | undefined;
+
+  it("speaks with espeak-ng into an AUDIO asset that ingest accepts", async () => {
+    const { key, projectId } = await t.createProject();
+    const text = "Hello from Tessera. This sentence was spoken by a machine.";
+    const started = await t.graphql(GENERATE, { input: { task: "SPEECH", prompt: text } }, key);
+    expect(started.errors).toBeUndefined();
+    const job = await finished(started.data.generate.id, key);
+    expect(job.error).toBeNull();
+    expect(job.output).toMatchObject({ task: "SPEECH", modality: "AUDIO", mimeType: "audio/wav", model: "speech.default" });
+    expect(job.output.durationSec).toBeGreaterThan(1.5);
+
+    const asset = await t.app.db.asset.findFirstOrThrow({ where: { id: job.output.assetId, projectId } });
+    expect(asset).toMatchObject({ modality: "AUDIO", mimeType: "audio/wav", tags: ["generated"] });
+    expect(asset.metadata).toMatchObject({ generated: { task: "SPEECH", jobId: job.id } });
+    const wav = readWavInfo(await t.app.blobs.read(asset.sha256));
+    expect(wav).toMatchObject({ channels: 1, bitsPerSample: 16 });
+
+    const ingested = await eventually(async () => {
+      const row = await t.app.db.job.findFirst({ where: { id: job.output.ingestJobId, projectId } });
+      return row && ["SUCCEEDED", "FAILED"].includes(row.status) ? row : null;
+    }, 60_000);
+    expect(ingested.error).toBeNull();
+    expect(ingested.status).toBe("SUCCEEDED");
+    expect((await t.app.db.asset.findUniqueOrThrow({ where: { id: asset.id } })).status).toBe("READY");
+    speechAsset = asset;
+  });
+
+  it("makes speech whose VAD finds speech (the worker's Silero VAD)", async (context) => {
+    if (!t.app.models.list().some((model) => model.task === "vad")) context.skip("no VAD model is served by this worker");
+    expect(speechAsset).toBeDefined();
+    const samples = await pcm16k(await t.app.blobs.localPath(speechAsset!.sha256));
+    const segments = await t.app.models.detectSpeech(samples);
+    const spoken = segments.reduce((sum, segment) => sum + (segment.end - segment.start), 0);
+    expect(segments.length).toBeGreaterThan(0);
+    expect(spoken).toBeGreaterThan(1);
+    // And silence of the same length has none: the VAD is listening, not agreeing.
+    expect(await t.app.models.detectSpeech(new Float32Array(samples.length))).toEqual([]);
+  });
+
+  it("draws through the images endpoint into an IMAGE asset that goes through ingest", async () => {
+    const { key, projectId } = await t.createProject();
+    const png = await sharp({ create: { width: 32, height: 32, channels: 3, background: "#123456" } }).png().toBuffer();
+    fake.enqueue({ kind: "image", png, revisedPrompt: "a dark blue tile" });
+    const started = await t.graphql(GENERATE, { input: { task: "IMAGE", prompt: "a blue tile", size: "256x256" } }, key);
+    const job = await finished(started.data.generate.id, key);
+    expect(job.error).toBeNull();
+    expect(job.output).toMatchObject({ task: "IMAGE", modality: "IMAGE", mimeType: "image/png", model: "image.default" });
+    expect(fake.requests.at(-1)!.body).toMatchObject({ model: "tiny-image", prompt: "a blue tile", size: "256x256" });
+    const asset = await t.app.db.asset.findFirstOrThrow({ where: { id: job.output.assetId, projectId } });
+    expect((await t.app.blobs.read(asset.sha256)).equals(png)).toBe(true);
+    expect(asset.metadata).toMatchObject({ generated: { task: "IMAGE", revisedPrompt: "a dark blue tile" } });
+    await eventually(async () => (await t.app.db.asset.findUniqueOrThrow({ where: { id: asset.id } })).status === "READY", 60_000);
+  });
+});
+
+describe("generate: bad input changes nothing", () => {
+  it("refuses each bad request with a typed error and creates no job", async () => {
+    const { key, projectId } = await t.createProject();
+    const other = await t.createProject();
+    const text = await ingestContent(t.app, projectId, { bytes: Buffer.from("some notes"), modality: "TEXT", mimeType: "text/plain", source: "text" });
+    const foreign = await ingestContent(t.app, other.projectId, { bytes: Buffer.from("not yours"), modality: "TEXT", mimeType: "text/plain", source: "text" });
+    const jobsBefore = await t.app.db.job.count({ where: { projectId } });
+
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ task: "TEXT", prompt: "hi", model: "llm.nonexistent" }, "MODEL_NOT_FOUND"],
+      [{ task: "TEXT" }, "BAD_USER_INPUT"],
+      [{ task: "TEXT", prompt: "   " }, "BAD_USER_INPUT"],
+      [{ task: "TEXT", prompt: "hi", attachments: [foreign.asset.id] }, "NOT_FOUND"],
+      [{ task: "TEXT", prompt: "hi", attachments: ["not-a-uuid"] }, "BAD_USER_INPUT"],
+      [{ task: "CAPTION", attachments: [text.asset.id] }, "BAD_USER_INPUT"],
+      [{ task: "TRANSCRIPT", attachments: [] }, "BAD_USER_INPUT"],
+      [{ task: "SPEECH", prompt: "x".repeat(5001) }, "BAD_USER_INPUT"],
+      [{ task: "IMAGE", prompt: "a cat", size: "huge" }, "BAD_USER_INPUT"],
+      [{ task: "TEXT", prompt: "hi", temperature: 7 }, "BAD_USER_INPUT"],
+    ];
+    for (const [input, code] of cases) {
+      const response = await t.graphql(GENERATE, { input }, key);
+      expect(response.errors?.[0]?.extensions?.code, JSON.stringify(input).slice(0, 80)).toBe(code);
+      expect(response.data).toBeNull();
+    }
+    expect(await t.app.db.job.count({ where: { projectId } })).toBe(jobsBefore);
+  });
+
+  it("needs an API key", async () => {
+    const response = await t.graphql(GENERATE, { input: { task: "TEXT", prompt: "hi" } });
+    expect(response.errors?.[0]?.extensions?.code).toBe("UNAUTHENTICATED");
+  });
+
+  it("returns the first job for a retried idempotency key", async () => {
+    const { key, projectId } = await t.createProject();
+    fake.enqueue({ kind: "chat", content: "once" });
+    const first = await t.graphql(GENERATE, { input: { task: "TEXT", prompt: "hi", idempotencyKey: "gen-1" } }, key);
+    const second = await t.graphql(GENERATE, { input: { task: "TEXT", prompt: "something else", idempotencyKey: "gen-1" } }, key);
+    expect(second.data.generate.id).toBe(first.data.generate.id);
+    await finished(first.data.generate.id, key);
+    expect(await t.app.db.job.count({ where: { projectId, kind: "GENERATE" } })).toBe(1);
+  });
+});
+
+/** 16 kHz mono float PCM, decoded by ffmpeg. */
+async function pcm16k(file: string): Promise<Float32Array> {
+  const { execFile } = await import("node:child_process");
+  const stdout = await new Promise<Buffer>((resolve, reject) =>
+    execFile("ffmpeg", ["-v", "error", "-i", file, "-ac", "1", "-ar", "16000", "-f", "f32le", "pipe:1"], { encoding: "buffer", maxBuffer: 1 << 26 }, (error, out) =>
+      error ? reject(error) : resolve(out),
+    ),
+  );
+  const samples = new Float32Array(stdout.length >> 2);
+  new Uint8Array(samples.buffer).set(stdout.subarray(0, samples.length * 4));
+  return samples;
+}

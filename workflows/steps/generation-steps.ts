@@ -1,0 +1,17 @@
+import { agentStep } from "./agent-step.ts";
+import { generateCaptionStep } from "./generate-caption-step.ts";
+import { generateImageStep } from "./generate-image-step.ts";
+import { generateSpeechStep } from "./generate-speech-step.ts";
+import { generateTextStep } from "./generate-text-step.ts";
+import { generateTranscriptStep } from "./generate-transcript-step.ts";
+import type { StepType } from "./step-type.ts";
+
+/** The language-model steps, registered together in step-registry.ts. */
+export const generationSteps = [
+  generateTextStep,
+  generateCaptionStep,
+  generateSpeechStep,
+  generateTranscriptStep,
+  generateImageStep,
+  agentStep,
+] as StepType[];
