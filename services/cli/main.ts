@@ -2,6 +2,7 @@ import { Command } from "commander";
 import { registerKeysCommands } from "./commands/keys.ts";
 import { registerProjectorCommands } from "./commands/projector.ts";
 import { registerSearchCommands } from "./commands/search.ts";
+import { registerWorkflowCommands } from "./commands/workflow.ts";
 
 const program = new Command()
   .name("tessera")
@@ -12,6 +13,7 @@ const program = new Command()
 registerKeysCommands(program);
 registerProjectorCommands(program);
 registerSearchCommands(program);
+registerWorkflowCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,34 +1,23 @@
 import { z } from "zod";
+import { fetchPolicy, safeFetch } from "../../services/assets/safe-fetch.ts";
 import { ErrorCode, TesseraError } from "../../services/core/errors.ts";
 import { defineStepType } from "./step-type.ts";
 
-const MAX_BODY_BYTES = 10 * 1024 * 1024;
+/** Responses are stored as step outputs, so they are kept small. */
+const MAX_BODY_BYTES = 2 * 1024 * 1024;
 
-/** The ingestion service's SSRF-guarded fetch: the same guard as URL ingestion. */
-type SafeFetch = (url: string, init?: RequestInit & { maxBytes?: number }) => Promise<Response>;
-
-async function loadSafeFetch(): Promise<SafeFetch> {
-  // A variable specifier: the module belongs to the ingestion service and is loaded only when an http step runs.
-  const specifier = "../../services/assets/safe-fetch.ts";
-  const module = (await import(specifier)) as { safeFetch?: SafeFetch };
-  if (!module.safeFetch) throw new TesseraError(ErrorCode.SERVICE_UNAVAILABLE, "the guarded fetcher is not available");
-  return module.safeFetch;
-}
-
-/** Calls an HTTP API. Private, loopback and link-local addresses are refused, as for URL ingestion. */
+/** Calls an HTTP API through the same SSRF guard as URL ingestion: private addresses are refused unless allow-listed. */
 export const httpStep = defineStepType({
   uses: "http",
-  description: "Call an HTTP(S) URL; private network addresses are refused. JSON responses are parsed.",
+  description: "Call an HTTP(S) URL; private network addresses are refused (URL_ALLOW_HOSTS). JSON responses are parsed.",
   with: z
     .object({
       url: z.url({ protocol: /^https?$/ }),
       method: z.enum(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]).default("GET"),
       headers: z.record(z.string(), z.string()).default({}),
-      /** Sent as JSON with content-type application/json. */
-      json: z.unknown().optional(),
+      json: z.unknown().optional().describe("Sent as the JSON body, with content-type application/json."),
       body: z.string().optional(),
-      /** Fail the step on a status of 400 or more. */
-      failOnError: z.boolean().default(true),
+      failOnError: z.boolean().default(true).describe("Fail the step on a status of 400 or more."),
     })
     .strict(),
   output: z
@@ -39,25 +28,17 @@ export const httpStep = defineStepType({
     })
     .strict(),
   async run(input, context) {
-    const safeFetch = await loadSafeFetch();
     const headers = { ...input.headers };
     let body = input.body;
     if (input.json !== undefined) {
       body = JSON.stringify(input.json);
       headers["content-type"] ??= "application/json";
     }
-    const response = await safeFetch(input.url, {
-      method: input.method,
-      headers,
-      body,
-      signal: context.signal,
-      maxBytes: MAX_BODY_BYTES,
-    });
+    const policy = { ...fetchPolicy(context.app.config), maxBytes: MAX_BODY_BYTES };
+    const response = await safeFetch(input.url, { method: input.method, headers, body, signal: context.signal }, policy);
     const text = await response.text();
-    if (text.length > MAX_BODY_BYTES) throw new TesseraError(ErrorCode.PAYLOAD_TOO_LARGE, `response body over ${MAX_BODY_BYTES} bytes`);
-    const isJson = (response.headers.get("content-type") ?? "").includes("json");
     let parsed: unknown = text;
-    if (isJson && text) {
+    if ((response.headers.get("content-type") ?? "").includes("json") && text) {
       try {
         parsed = JSON.parse(text);
       } catch {
@@ -65,7 +46,7 @@ export const httpStep = defineStepType({
       }
     }
     if (input.failOnError && response.status >= 400) {
-      // 4xx will not get better by retrying; 5xx might.
+      // A 4xx will not get better by retrying; a 5xx might.
       const code = response.status >= 500 ? ErrorCode.FETCH_FAILED : ErrorCode.BAD_USER_INPUT;
       throw new TesseraError(code, `${input.method} ${input.url} answered ${response.status}`, { status: response.status });
     }
