@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ingestContent } from "../../services/assets/ingest-service.ts";
 import { closeModelRouter } from "../../services/worker/generation/app-model-router.ts";
 import { startFakeOpenAIServer, type FakeOpenAIServer } from "../support/fake-openai-server.ts";
+import { findStepType } from "../../workflows/steps/step-registry.ts";
 import { eventually, startTestApp, type TestApp } from "../support/test-app.ts";
 
 let t: TestApp;
@@ -49,14 +50,31 @@ async function publish(source: string) {
   expect(response.errors).toBeUndefined();
 }
 
-async function runToEnd(slug: string, input: unknown) {
-  const started = await t.graphql(`mutation ($slug: String!, $input: JSON) { runWorkflow(slug: $slug, input: $input) { id } }`, { slug, input }, key);
-  expect(started.errors).toBeUndefined();
-  const runId = started.data.runWorkflow.id as string;
+async function runToEnd(slug: string, input: unknown, existingRunId?: string) {
+  let runId = existingRunId;
+  if (!runId) {
+    const started = await t.graphql(`mutation ($slug: String!, $input: JSON) { runWorkflow(slug: $slug, input: $input) { id } }`, { slug, input }, key);
+    expect(started.errors).toBeUndefined();
+    runId = started.data.runWorkflow.id as string;
+  }
   return eventually(async () => {
     const run = await t.app.db.run.findUniqueOrThrow({ where: { id: runId }, include: { steps: { orderBy: { createdAt: "asc" } } } });
     return ["SUCCEEDED", "FAILED", "CANCELLED"].includes(run.status) ? run : null;
   }, 45_000);
+}
+
+/** runEvents over SSE until the run ends. */
+async function collectRunEvents(runId: string): Promise<any[]> {
+  const response = await fetch(t.url, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "text/event-stream", authorization: `Bearer ${key}` },
+    body: JSON.stringify({ query: `subscription ($id: ID!) { runEvents(id: $id) { type stepId token status } }`, variables: { id: runId } }),
+  });
+  const text = await response.text();
+  return text
+    .split("\n\n")
+    .filter((block) => block.includes("event: next"))
+    .map((block) => JSON.parse(block.split("\n").find((line) => line.startsWith("data: "))!.slice(6)).data.runEvents);
 }
 
 async function image(colour: string) {
@@ -85,11 +103,18 @@ outputs:
   audio: "\${{ steps.speak.output.assetId }}"
 `);
     const asset = await image("#f80");
-    fake.enqueue({ kind: "chat", content: "An orange square.", usage: { prompt_tokens: 85, completion_tokens: 4 } });
-    const run = await runToEnd(slug, { image: asset.id });
+    // A slow first byte, so the subscription is open before the tokens flow.
+    fake.enqueue({ kind: "chat", content: "An orange square.", delayMs: 1500, usage: { prompt_tokens: 85, completion_tokens: 4 } });
+    const started = await t.graphql(`mutation ($slug: String!, $input: JSON) { runWorkflow(slug: $slug, input: $input) { id } }`, { slug, input: { image: asset.id } }, key);
+    const runId = started.data.runWorkflow.id as string;
+    const events = await collectRunEvents(runId);
+    const run = await runToEnd(slug, null, runId);
     expect(run.error).toBeNull();
     expect(run.status).toBe("SUCCEEDED");
     expect(run.output).toMatchObject({ caption: "An orange square." });
+    const tokens = events.filter((event) => event.token && event.stepId === "describe").map((event) => event.token);
+    expect(tokens.join("")).toBe("An orange square.");
+    expect(tokens.length).toBeGreaterThan(1);
     const describe = run.steps.find((step) => step.stepId === "describe")!;
     expect(describe.usage).toMatchObject({ promptTokens: 85, completionTokens: 4, totalTokens: 89 });
     const audio = await t.app.db.asset.findFirstOrThrow({ where: { id: (run.output as { audio: string }).audio, projectId } });
@@ -245,5 +270,45 @@ steps:
     expect(run.status).toBe("FAILED");
     expect(run.error).toMatchObject({ code: "BAD_USER_INPUT" });
     expect((run.error as { message: string }).message).toMatch(/no\.such\.step/);
+  });
+});
+
+describe("workflows/examples/cross-modal-qa.yaml", () => {
+  const source = () => fs.readFile(new URL("../../workflows/examples/cross-modal-qa.yaml", import.meta.url), "utf8");
+
+  it("publishes", async () => {
+    await publish(await source());
+  });
+
+  it("answers from the hits of a real search", async (context) => {
+    if (!findStepType("search")) context.skip("no `search` step type is registered in this build");
+    const { asset } = await ingestContent(t.app, projectId, {
+      bytes: Buffer.from("The lighthouse on the north cape was painted red and white in 1921."),
+      modality: "TEXT",
+      mimeType: "text/plain",
+      source: "text",
+    });
+    await eventually(async () => (await t.app.db.asset.findUniqueOrThrow({ where: { id: asset.id } })).status === "READY", 60_000);
+    await publish(await source());
+    fake.enqueue(
+      (request) => {
+        // Whatever the search step calls its query field, the model reads it from the schema it was given.
+        const search = request.body.tools.find((tool: any) => tool.function.name === "search").function.parameters;
+        const field = ["text", "query"].find((name) => name in search.properties) ?? Object.keys(search.properties)[0];
+        return { kind: "chat", toolCalls: [{ name: "search", arguments: { [field]: "lighthouse colours" } }] };
+      },
+      (request) => {
+        const result = JSON.parse(request.body.messages.at(-1).content);
+        const hits = JSON.stringify(result.output ?? result);
+        const found = hits.includes(asset.id);
+        return {
+          kind: "chat",
+          toolCalls: [{ name: "final_answer", arguments: { answer: found ? "Red and white." : "Not found.", assetIds: found ? [asset.id] : [] } }],
+        };
+      },
+    );
+    const run = await runToEnd("cross-modal-qa", { question: "What colours is the lighthouse?" });
+    expect(run.error).toBeNull();
+    expect(run.output).toEqual({ answer: "Red and white.", assetIds: [asset.id] });
   });
 });
