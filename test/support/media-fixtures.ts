@@ -56,6 +56,21 @@ export function makeMp4(seconds = 2, size = "320x240", rate = 25): Promise<Buffe
   );
 }
 
+/** A short tone in an audio format: "mp3", "flac", "ogg" (Vorbis), "opus", "m4a" (AAC). */
+export function makeAudio(format: "mp3" | "flac" | "ogg" | "opus" | "m4a", seconds = 1): Promise<Buffer> {
+  const codec = { mp3: "libmp3lame", flac: "flac", ogg: "libvorbis", opus: "libopus", m4a: "aac" }[format];
+  return ffmpeg(["-f", "lavfi", "-i", `sine=frequency=440:duration=${seconds}`, "-ar", "48000", "-c:a", codec], format);
+}
+
+/** A short clip in a video container: "webm" (VP8 + Opus) or "mov" (H.264 + AAC). */
+export function makeVideo(format: "webm" | "mov", seconds = 1): Promise<Buffer> {
+  const codecs = format === "webm" ? ["-c:v", "libvpx", "-c:a", "libopus"] : ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac"];
+  return ffmpeg(
+    ["-f", "lavfi", "-i", `testsrc=size=160x120:rate=10:duration=${seconds}`, "-f", "lavfi", "-i", `sine=duration=${seconds}`, ...codecs, "-shortest"],
+    format,
+  );
+}
+
 async function ffmpeg(args: string[], extension: string): Promise<Buffer> {
   const file = path.join(os.tmpdir(), `tessera-fixture-${randomUUID()}.${extension}`);
   try {
