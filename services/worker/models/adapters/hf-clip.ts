@@ -4,6 +4,7 @@ import type { PreTrainedModel, PreTrainedTokenizer, Tensor } from "@huggingface/
 import type { DecodedImage } from "../../ingest/ingest-stage.ts";
 import { imagesToTensorData, type ImageTensorSpec } from "../image-preprocess.ts";
 import type { ModelAdapter } from "../model-adapter.ts";
+import { modelNotFound } from "../model-errors.ts";
 import type { ModelManifest } from "../model-manifest.ts";
 import { rows } from "../vector-math.ts";
 import { fromExportFolder, loadTransformers } from "./hf-transformers-env.ts";
@@ -34,9 +35,13 @@ export const hfClipAdapter: ModelAdapter = {
     // Each tower loads when first needed: a text-only query never loads the vision graph.
     const getTokenizer = () => (tokenizer ??= fromExportFolder(folder, (id, hf) => hf.AutoTokenizer.from_pretrained(id, options)));
     const getText = () =>
-      (textModel ??= fromExportFolder(folder, (id, hf) => hf.CLIPTextModelWithProjection.from_pretrained(id, options)));
+      (textModel ??= requireGraph(model.manifest.name, folder, "text_model").then(() =>
+        fromExportFolder(folder, (id, hf) => hf.CLIPTextModelWithProjection.from_pretrained(id, options)),
+      ));
     const getVision = () =>
-      (visionModel ??= fromExportFolder(folder, (id, hf) => hf.CLIPVisionModelWithProjection.from_pretrained(id, options)));
+      (visionModel ??= requireGraph(model.manifest.name, folder, "vision_model").then(() =>
+        fromExportFolder(folder, (id, hf) => hf.CLIPVisionModelWithProjection.from_pretrained(id, options)),
+      ));
     const { Tensor } = await loadTransformers();
     const loadedTokenizer = await getTokenizer();
 
@@ -61,6 +66,12 @@ export const hfClipAdapter: ModelAdapter = {
     };
   },
 };
+
+/** A tower's graph must be there (transformers.js would say so less plainly). */
+async function requireGraph(model: string, folder: string, graph: string) {
+  const file = path.join(folder, "onnx", `${graph}.onnx`);
+  if (!fs.existsSync(file)) throw modelNotFound(model, `file ${file} is missing`, { file });
+}
 
 function tensorRows(tensor: Tensor | undefined, batch: number, name: string): Float32Array[] {
   if (!tensor) throw new Error(`the graph has no output ${name}`);

@@ -69,8 +69,17 @@ export const paddleOcrAdapter: ModelAdapter = {
         .resize(width, targetHeight, { fit: "fill" })
         .raw()
         .toBuffer();
-      const data = chw(pixels, width, targetHeight, (value) => (value / 255 - 0.5) / 0.5);
-      const result = await recognizer.run({ [names.recIn]: new ort.Tensor("float32", data, [1, 3, targetHeight, width]) });
+      // As PaddleOCR: the line keeps its aspect ratio and is padded (with 0 after normalising) to at least 320 wide.
+      const paddedWidth = Math.max(320, width);
+      const line = chw(pixels, width, targetHeight, (value) => (value / 255 - 0.5) / 0.5);
+      const data = new Float32Array(3 * targetHeight * paddedWidth);
+      for (let c = 0; c < 3; c++) {
+        for (let y = 0; y < targetHeight; y++) {
+          const from = (c * targetHeight + y) * width;
+          data.set(line.subarray(from, from + width), (c * targetHeight + y) * paddedWidth);
+        }
+      }
+      const result = await recognizer.run({ [names.recIn]: new ort.Tensor("float32", data, [1, 3, targetHeight, paddedWidth]) });
       const output = result[names.recOut]!;
       const [, steps, classes] = output.dims as number[];
       return ctcDecode(output.data as Float32Array, steps!, classes!, alphabet);
