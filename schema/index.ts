@@ -6,5 +6,6 @@ import "./assets.ts";
 import "./search.ts";
 import "./workflows.ts";
 import "./generate.ts";
+import "./models.ts";
 
 export const schema = builder.toSchema({ sortSchema: true });
