@@ -8,6 +8,7 @@ import { closeModelRouter } from "../../services/worker/generation/app-model-rou
 import { readWavInfo } from "../../services/worker/generation/wav-file.ts";
 import { startFakeOpenAIServer, type FakeOpenAIServer } from "../support/fake-openai-server.ts";
 import { buildTinyCausalLm } from "../support/fixture-models/tiny-causal-lm/build-tiny-causal-lm.ts";
+import { buildTinyTts } from "../support/fixture-models/tiny-tts/build-tiny-tts.ts";
 import { eventually, startTestApp, type TestApp } from "../support/test-app.ts";
 
 const SECRET = "sk-generate-test-secret-5678";
@@ -20,6 +21,7 @@ beforeAll(async () => {
   scratch = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-generate-"));
   const modelsDir = path.join(scratch, "models");
   await buildTinyCausalLm(modelsDir);
+  await buildTinyTts(modelsDir);
   const providersFile = path.join(scratch, "providers.yaml");
   await fs.writeFile(
     providersFile,
@@ -32,6 +34,7 @@ beforeAll(async () => {
       "  image.default: { provider: fake, model: tiny-image, retries: 0 }",
       "  llm.local: { provider: local, model: tiny-causal-lm }",
       "  transcribe.default: { provider: fake, model: whisper-1, retries: 0 }",
+      "  speech.local: { provider: local, model: tiny-tts }",
     ].join("\n"),
   );
   // The router reads its configuration from the process environment, like PROVIDERS_FILE in production.
@@ -140,6 +143,48 @@ describe("generate: TEXT through an OpenAI-compatible server", () => {
   });
 });
 
+describe("generate: audio and video attachments", () => {
+  it("transcribes an audio asset through the transcription endpoint", async () => {
+    const { key, projectId } = await t.createProject();
+    const wav = await ffmpegMake(["-f", "lavfi", "-i", "sine=frequency=440:duration=1.5", "-ar", "22050", "-c:a", "pcm_s16le"], "wav");
+    const { asset } = await ingestContent(t.app, projectId, { bytes: wav, modality: "AUDIO", mimeType: "audio/wav", source: "upload" });
+    fake.enqueue({ kind: "transcription", text: " a steady tone " });
+    const started = await t.graphql(GENERATE, { input: { task: "TRANSCRIPT", attachments: [asset.id] } }, key);
+    const job = await finished(started.data.generate.id, key);
+    expect(job.error).toBeNull();
+    expect(job.output).toMatchObject({ task: "TRANSCRIPT", text: "a steady tone", model: "transcribe.default" });
+    const sent = fake.requests.at(-1)!;
+    expect(sent.path).toBe("/v1/audio/transcriptions");
+    // Multipart with the clip as 16 kHz WAV and the model's name.
+    const body = (sent.body as Buffer).toString("latin1");
+    expect(body).toContain("whisper-1");
+    expect(body).toContain("RIFF");
+  });
+
+  it("gives a chat model a video as frames in time order plus the transcript of its sound", async () => {
+    const { key, projectId } = await t.createProject();
+    const mp4 = await ffmpegMake(
+      ["-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:duration=3", "-f", "lavfi", "-i", "sine=frequency=330:duration=3", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest"],
+      "mp4",
+    );
+    const { asset } = await ingestContent(t.app, projectId, { bytes: mp4, modality: "VIDEO", mimeType: "video/mp4", source: "upload" });
+    fake.enqueue({ kind: "transcription", text: "a low hum" }, { kind: "chat", content: "A test pattern with a hum." });
+    const started = await t.graphql(GENERATE, { input: { task: "TEXT", prompt: "What is this video?", attachments: [asset.id] } }, key);
+    const job = await finished(started.data.generate.id, key);
+    expect(job.error).toBeNull();
+    const chat = fake.requests.at(-1)!;
+    expect(chat.body.model).toBe("tiny-vision");
+    const parts = chat.body.messages[0].content;
+    const frames = parts.filter((part: any) => part.type === "image_url");
+    expect(frames.length).toBeGreaterThanOrEqual(3);
+    expect(frames[0].image_url.url).toMatch(/^data:image\/jpeg;base64,/);
+    expect(parts.some((part: any) => part.type === "text" && part.text.includes("Transcript of its sound: a low hum"))).toBe(true);
+    expect(parts.at(-1)).toEqual({ type: "text", text: "What is this video?" });
+    // The transcription's call and the chat's call both count.
+    expect(job.usage.calls.map((call: any) => call.capability)).toEqual(["transcribe", "chat"]);
+  });
+});
+
 describe("generate: TEXT with a local model", () => {
   it("runs the tiny causal LM through transformers.js' generation loop and counts its tokens", async () => {
     const { key } = await t.createProject();
@@ -201,6 +246,18 @@ describe("generate: media out", () => {
     expect(await t.app.models.detectSpeech(new Float32Array(samples.length))).toEqual([]);
   });
 
+  it("speaks with an ONNX text-to-speech export from MODELS_DIR when the alias names one", async () => {
+    const { key, projectId } = await t.createProject();
+    const started = await t.graphql(GENERATE, { input: { task: "SPEECH", prompt: "tessera", model: "speech.local" } }, key);
+    const job = await finished(started.data.generate.id, key);
+    expect(job.error).toBeNull();
+    expect(job.output).toMatchObject({ task: "SPEECH", modality: "AUDIO", model: "speech.local" });
+    expect(job.output.durationSec).toBeCloseTo(0.7, 5); // seven characters, 0.1 s each in the fixture
+    const asset = await t.app.db.asset.findFirstOrThrow({ where: { id: job.output.assetId, projectId } });
+    expect(readWavInfo(await t.app.blobs.read(asset.sha256)).sampleRate).toBe(16000);
+    await eventually(async () => (await t.app.db.asset.findUniqueOrThrow({ where: { id: asset.id } })).status === "READY", 60_000);
+  });
+
   it("draws through the images endpoint into an IMAGE asset that goes through ingest", async () => {
     const { key, projectId } = await t.createProject();
     const png = await sharp({ create: { width: 32, height: 32, channels: 3, background: "#123456" } }).png().toBuffer();
@@ -260,6 +317,14 @@ describe("generate: bad input changes nothing", () => {
     expect(await t.app.db.job.count({ where: { projectId, kind: "GENERATE" } })).toBe(1);
   });
 });
+
+/** Real media from ffmpeg's lavfi sources. */
+async function ffmpegMake(args: string[], extension: string): Promise<Buffer> {
+  const { execFile } = await import("node:child_process");
+  const file = path.join(scratch, `fixture-${Math.random().toString(36).slice(2)}.${extension}`);
+  await new Promise<void>((resolve, reject) => execFile("ffmpeg", ["-v", "error", "-y", ...args, file], (error) => (error ? reject(error) : resolve())));
+  return fs.readFile(file);
+}
 
 /** 16 kHz mono float PCM, decoded by ffmpeg. */
 async function pcm16k(file: string): Promise<Float32Array> {

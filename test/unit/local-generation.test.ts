@@ -8,6 +8,7 @@ import { ModelRouter } from "../../services/worker/generation/model-router.ts";
 import { UsageMeter } from "../../services/worker/generation/usage-meter.ts";
 import { readWavInfo } from "../../services/worker/generation/wav-file.ts";
 import { buildTinyCausalLm } from "../support/fixture-models/tiny-causal-lm/build-tiny-causal-lm.ts";
+import { buildTinyTts, SAMPLES_PER_TOKEN, tinyTtsPitch, TINY_TTS_SAMPLE_RATE } from "../support/fixture-models/tiny-tts/build-tiny-tts.ts";
 
 let modelsDir: string;
 let router: ModelRouter;
@@ -15,7 +16,12 @@ let router: ModelRouter;
 beforeAll(async () => {
   modelsDir = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-local-gen-"));
   await buildTinyCausalLm(modelsDir);
-  const config = loadGenerationConfig({ MODEL_ALIAS_LLM_LOCAL: "local:tiny-causal-lm", MODEL_ALIAS_LLM_MISSING: "local:no-such-model" });
+  await buildTinyTts(modelsDir);
+  const config = loadGenerationConfig({
+    MODEL_ALIAS_LLM_LOCAL: "local:tiny-causal-lm",
+    MODEL_ALIAS_LLM_MISSING: "local:no-such-model",
+    MODEL_ALIAS_SPEECH_LOCAL: "local:tiny-tts",
+  });
   router = new ModelRouter(config, { modelsDir, logger: pino({ level: "silent" }) });
 });
 
@@ -62,6 +68,24 @@ describe("local text generation (transformers.js on onnxruntime-node)", () => {
   it("cannot draw with espeak: the capability check names the alias", async () => {
     const error = await router.generateImage("speech.default", { prompt: "a cat" }).catch((e) => e);
     expect(error.message).toMatch(/speech.default.*cannot generate images/);
+  });
+});
+
+describe("speech with an ONNX text-to-speech export (VITS/MMS layout)", () => {
+  it("runs the export through transformers.js' text-to-speech pipeline into a WAV", async () => {
+    const speech = await router.speak("speech.local", { text: "ab c" });
+    const info = readWavInfo(speech.bytes);
+    expect(info).toMatchObject({ sampleRate: TINY_TTS_SAMPLE_RATE, channels: 1, bitsPerSample: 16 });
+    expect(speech.durationSec).toBeCloseTo(0.4, 5); // four characters, 0.1 s each
+    // The first tenth of a second is "a": count zero crossings to read its pitch back.
+    let crossings = 0;
+    for (let i = 1; i < SAMPLES_PER_TOKEN; i++) {
+      const before = speech.bytes.readInt16LE(info.dataOffset + (i - 1) * 2);
+      const now = speech.bytes.readInt16LE(info.dataOffset + i * 2);
+      if ((before < 0 && now >= 0) || (before >= 0 && now < 0)) crossings++;
+    }
+    const pitch = (crossings / 2) / (SAMPLES_PER_TOKEN / TINY_TTS_SAMPLE_RATE);
+    expect(Math.abs(pitch - tinyTtsPitch("a"))).toBeLessThan(15);
   });
 });
 

@@ -119,7 +119,7 @@ export class ModelRouter {
     if (!provider) {
       const config = this.config.providers[name];
       if (!config) throw new TesseraError(ErrorCode.MODEL_NOT_FOUND, `no provider "${name}" is configured`);
-      provider = createProvider(name, config, this.deps.modelsDir);
+      provider = createProvider(name, config, this.deps);
       this.providers.set(name, provider);
     }
     return provider;
@@ -232,12 +232,12 @@ function describe(capability: Capability): string {
   }[capability];
 }
 
-function createProvider(name: string, config: ProviderConfig, modelsDir: string): LanguageModelProvider {
+function createProvider(name: string, config: ProviderConfig, deps: { modelsDir: string; logger: Logger }): LanguageModelProvider {
   switch (config.kind) {
     case "openai-compatible":
       return new OpenAICompatibleProvider({ name, baseUrl: config.baseUrl, apiKey: config.apiKey, headers: config.headers });
     case "transformers":
-      return new TransformersProvider({ name, modelsDir, device: config.device, dtype: config.dtype });
+      return new TransformersProvider({ name, modelsDir: deps.modelsDir, device: config.device, dtype: config.dtype, logger: deps.logger });
     case "espeak-ng":
       return new EspeakSpeechProvider({ name, binary: config.binary });
   }

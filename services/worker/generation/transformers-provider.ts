@@ -1,6 +1,8 @@
 import fs from "node:fs";
 import path from "node:path";
 import { env, pipeline, RawImage, TextStreamer } from "@huggingface/transformers";
+import type { Logger } from "../../core/logger.ts";
+import { chooseExecutionProvider, type Device } from "../models/execution-provider.ts";
 import type {
   CaptionRequest,
   ChatMessage,
@@ -21,8 +23,10 @@ export type TransformersProviderOptions = {
   name: string;
   /** Hugging Face ONNX exports live in `<modelsDir>/<model>/` (config.json, tokenizer files, onnx/). */
   modelsDir: string;
-  device: "cpu" | "cuda";
+  /** "cuda" falls back to the CPU when onnxruntime's CUDA libraries are missing, as the worker's encoders do. */
+  device: Device;
   dtype: string;
+  logger: Logger;
 };
 
 const DEFAULT_MAX_NEW_TOKENS = 256;
@@ -36,9 +40,11 @@ const DEFAULT_MAX_NEW_TOKENS = 256;
 export class TransformersProvider implements LanguageModelProvider {
   readonly name: string;
   private readonly pipelines = new Map<string, Promise<any>>();
+  private readonly device: Device;
 
   constructor(private readonly options: TransformersProviderOptions) {
     this.name = options.name;
+    this.device = chooseExecutionProvider(options.device, options.logger).device;
     env.allowRemoteModels = false;
     env.allowLocalModels = true;
     env.localModelPath = `${path.resolve(options.modelsDir)}/`;
@@ -101,7 +107,7 @@ export class TransformersProvider implements LanguageModelProvider {
   async speak(request: SpeechRequest): Promise<SpeechResult> {
     const synthesizer = await this.load("text-to-speech", request.model);
     const output = await synthesizer(request.text);
-    const samples: Float32Array = output.audio;
+    const samples: Float32Array = output.data; // RawAudio joins its chunks
     return { bytes: encodeWav(samples, output.sampling_rate), mimeType: "audio/wav", durationSec: samples.length / output.sampling_rate };
   }
 
@@ -119,7 +125,7 @@ export class TransformersProvider implements LanguageModelProvider {
       if (model.includes("..") || !fs.existsSync(path.join(folder, "config.json"))) {
         throw providerError("not_found", `no local model "${model}" in MODELS_DIR (expected ${folder}/config.json)`, { provider: this.name });
       }
-      loading = pipeline(task, model, { device: this.options.device, dtype: this.options.dtype as never, local_files_only: true });
+      loading = pipeline(task, model, { device: this.device, dtype: this.options.dtype as never, local_files_only: true });
       loading.catch(() => this.pipelines.delete(key));
       this.pipelines.set(key, loading);
     }
