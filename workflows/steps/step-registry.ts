@@ -1,7 +1,11 @@
 import type { StepType } from "./step-type.ts";
+import { encodeStep } from "./encode-step.ts";
 import { generationSteps } from "./generation-steps.ts";
 import { httpStep } from "./http-step.ts";
+import { ingestStep } from "./ingest-step.ts";
 import { mapStep } from "./map-step.ts";
+import { searchStep } from "./search-step.ts";
+import { searchUpsertStep } from "./search-upsert-step.ts";
 import { transformStep } from "./transform-step.ts";
 import { waitStep } from "./wait-step.ts";
 import { workflowStep } from "./workflow-step.ts";
@@ -10,7 +14,18 @@ import { workflowStep } from "./workflow-step.ts";
  * Every step type a workflow may `use`. Adding one is a file beside this one
  * and a line here; the JSON Schema, the validator and the engine follow.
  */
-export const stepTypes: StepType[] = [transformStep, httpStep, waitStep, mapStep, workflowStep, ...generationSteps] as StepType[];
+export const stepTypes: StepType[] = [
+  transformStep,
+  httpStep,
+  waitStep,
+  mapStep,
+  workflowStep,
+  ingestStep,
+  encodeStep,
+  searchStep,
+  searchUpsertStep,
+  ...generationSteps,
+] as StepType[];
 
 export function findStepType(uses: string): StepType | undefined {
   return stepTypes.find((type) => type.uses === uses);
