@@ -29,6 +29,7 @@ type Row = {
   vector: number[];
 };
 
+const OPTIMIZE_EVERY_WRITES = 100;
 const RETURNED_COLUMNS = ["asset_id", "space", "chunk", "modality", "text"];
 
 function sqlString(value: string) {
@@ -80,6 +81,8 @@ export class LanceDbVectorStore implements VectorStore {
   private readonly tables = new Map<string, Promise<lancedb.Table>>();
   /** LanceDB commits are optimistic; writes to one table are queued here so concurrent jobs do not conflict. */
   private readonly writeQueues = new Map<string, Promise<unknown>>();
+  /** Every write adds a fragment and a version; compaction keeps scans fast and brings new rows into the BM25 index. */
+  private readonly writesSinceOptimize = new Map<string, number>();
 
   private constructor(
     private readonly dir: string,
@@ -189,7 +192,16 @@ export class LanceDbVectorStore implements VectorStore {
           .whenNotMatchedInsertAll()
           .execute(rows as unknown as Record<string, unknown>[]),
       );
+      await this.optimizeNowAndThen(space, table);
     }
+  }
+
+  private async optimizeNowAndThen(space: string, table: lancedb.Table) {
+    const writes = (this.writesSinceOptimize.get(space) ?? 0) + 1;
+    this.writesSinceOptimize.set(space, writes % OPTIMIZE_EVERY_WRITES);
+    if (writes < OPTIMIZE_EVERY_WRITES) return;
+    // Old versions are kept a minute, so a reader in another process never loses the files it is reading.
+    await this.serialWrite(space, () => table.optimize({ cleanupOlderThan: new Date(Date.now() - 60_000) }));
   }
 
   async deleteAsset(projectId: string, assetId: string): Promise<number> {

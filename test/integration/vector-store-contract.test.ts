@@ -222,6 +222,19 @@ describe.each(adapters)("VectorStore contract: %s", (_name, open) => {
     expect(seenByA.map((hit) => hit.text)).not.toContain("project b only");
   });
 
+  it("stays correct over many small writes (the embedded store compacts every 100)", async () => {
+    const projectId = newProject();
+    for (let index = 0; index < 120; index++) {
+      await store.upsert(projectId, [record(`asset-${index}`, { vector: axis(8, index % 8, 0.01 * index), text: `note number${index}` })]);
+    }
+    await store.upsert(projectId, [record("asset-7", { vector: axis(8, 7), text: "rewritten seven" })]);
+    expect(await store.count(projectId)).toBe(120);
+    const [byWord] = await store.hybrid(projectId, { space: "contract-text", vector: axis(8, 0), text: "number119", alpha: 0, limit: 1 });
+    expect(byWord?.assetId).toBe("asset-119");
+    const [rewritten] = await store.hybrid(projectId, { space: "contract-text", vector: axis(8, 0), text: "rewritten", alpha: 0, limit: 1 });
+    expect(rewritten?.assetId).toBe("asset-7");
+  });
+
   it("adds a space that appears after the schema was made", async () => {
     const projectId = newProject();
     const space = "contract-late";
