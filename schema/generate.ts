@@ -45,9 +45,18 @@ builder.mutationField("generate", (t) =>
       // GraphQL nulls mean "not given".
       const given = Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== null && value !== undefined));
       const { request } = await checkGenerateRequest(app, project.id, given);
-      const job = await app.db.job.create({
-        data: { projectId: project.id, kind: "GENERATE", input: request as Prisma.InputJsonValue, idempotencyKey: idempotencyKey ?? undefined },
-      });
+      let job;
+      try {
+        job = await app.db.job.create({
+          data: { projectId: project.id, kind: "GENERATE", input: request as Prisma.InputJsonValue, idempotencyKey: idempotencyKey ?? undefined },
+        });
+      } catch (error) {
+        // Two requests raced with the same key: the first one's job is the answer to both.
+        if (idempotencyKey && error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002") {
+          return app.db.job.findUniqueOrThrow({ where: { projectId_idempotencyKey: { projectId: project.id, idempotencyKey } } });
+        }
+        throw error;
+      }
       try {
         // The router retries and falls back inside one attempt; a dead worker's job is still picked up again as stalled.
         await app.queues.enqueue("generate", { jobId: job.id, projectId: project.id }, { jobId: job.id, attempts: 1 });

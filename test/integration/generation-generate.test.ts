@@ -316,6 +316,18 @@ describe("generate: bad input changes nothing", () => {
     await finished(first.data.generate.id, key);
     expect(await t.app.db.job.count({ where: { projectId, kind: "GENERATE" } })).toBe(1);
   });
+
+  it("gives racing requests with one idempotency key one job", async () => {
+    const { key, projectId } = await t.createProject();
+    fake.enqueue({ kind: "chat", content: "raced" });
+    const responses = await Promise.all(
+      Array.from({ length: 4 }, () => t.graphql(GENERATE, { input: { task: "TEXT", prompt: "race", idempotencyKey: "race-1" } }, key)),
+    );
+    const ids = new Set(responses.map((response) => response.data?.generate.id));
+    expect(ids.size).toBe(1);
+    await finished([...ids][0], key);
+    expect(await t.app.db.job.count({ where: { projectId, kind: "GENERATE" } })).toBe(1);
+  });
 });
 
 /** Real media from ffmpeg's lavfi sources. */
