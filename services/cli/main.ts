@@ -1,4 +1,5 @@
 import { Command } from "commander";
+import { registerIngestCommands } from "./commands/ingest.ts";
 import { registerKeysCommands } from "./commands/keys.ts";
 import { registerProjectorCommands } from "./commands/projector.ts";
 import { registerSearchCommands } from "./commands/search.ts";
@@ -10,6 +11,7 @@ const program = new Command()
   .showHelpAfterError();
 
 // Each command group adds itself; adding a group is adding a line here.
+registerIngestCommands(program);
 registerKeysCommands(program);
 registerProjectorCommands(program);
 registerSearchCommands(program);

@@ -1,0 +1,126 @@
+import { openAsBlob } from "node:fs";
+import fs from "node:fs/promises";
+import path from "node:path";
+import cliProgress from "cli-progress";
+import type { Command } from "commander";
+import { callGateway } from "../gateway-client.ts";
+
+const INGEST = /* GraphQL */ `
+  mutation Ingest($input: IngestInput!) {
+    ingest(input: $input) { asset { id modality mimeType byteSize status } job { id status } }
+  }
+`;
+const JOB = /* GraphQL */ `query Job($id: ID!) { job(id: $id) { id status progress error { code message } } }`;
+
+type Ingested = { asset: { id: string; modality: string; mimeType: string; byteSize: number }; job: { id: string; status: string } };
+type IngestOptions = { metadata?: string; tag?: string[]; concurrency: string; wait?: boolean; json?: boolean };
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+const isUrl = (source: string) => /^https?:\/\//i.test(source);
+
+export function registerIngestCommands(program: Command) {
+  program
+    .command("ingest")
+    .description("ingest files, folders (recursively) and http(s) URLs through the gateway (TESSERA_URL, TESSERA_API_KEY)")
+    .argument("<sources...>", "paths or URLs")
+    .option("--metadata <json>", "a JSON object stored with every asset")
+    .option("--tag <tag>", "a tag for every asset; repeatable", collect)
+    .option("--concurrency <n>", "uploads at once", "4")
+    .option("--wait", "wait until each ingest job has finished")
+    .option("--json", "print one JSON object per source")
+    .action(async (sources: string[], options: IngestOptions) => {
+      const metadata = options.metadata ? parseMetadata(options.metadata) : undefined;
+      const items = await expandSources(sources);
+      const bar = new cliProgress.SingleBar(
+        { format: "ingest [{bar}] {value}/{total} | {failed} failed | {source}", stream: process.stderr, hideCursor: true },
+        cliProgress.Presets.shades_classic,
+      );
+      bar.start(items.length, 0, { failed: 0, source: "" });
+      let failed = 0;
+      const lines: string[] = [];
+      await forEachLimited(items, Math.max(1, Number(options.concurrency) || 1), async (source) => {
+        try {
+          const result = await ingestOne(source, { metadata, tags: options.tag });
+          const job = options.wait ? await waitForJob(result.job.id) : result.job;
+          if (job.status === "FAILED") throw new Error(`the ingest job failed: ${JSON.stringify((job as { error?: unknown }).error)}`);
+          lines.push(
+            options.json
+              ? JSON.stringify({ source, ...result, job })
+              : `${result.asset.id}\t${result.asset.modality}\t${result.asset.mimeType}\t${job.status}\t${source}`,
+          );
+        } catch (error) {
+          failed++;
+          lines.push(options.json ? JSON.stringify({ source, error: (error as Error).message }) : `error\t${source}\t${(error as Error).message}`);
+        }
+        bar.increment(1, { failed, source: path.basename(source) });
+      });
+      bar.stop();
+      // Results after the bar, so they are not mixed into its redraws; errors go to stderr.
+      for (const line of lines) (line.startsWith("error\t") || line.includes('"error"') ? console.error : console.log)(line);
+      if (failed > 0) {
+        console.error(`${failed} of ${items.length} failed`);
+        process.exitCode = 1;
+      }
+    });
+}
+
+function ingestOne(source: string, extra: { metadata?: Record<string, unknown>; tags?: string[] }): Promise<Ingested> {
+  const input = { ...(extra.metadata ? { metadata: extra.metadata } : {}), ...(extra.tags ? { tags: extra.tags } : {}) };
+  if (isUrl(source)) return callGateway<{ ingest: Ingested }>(INGEST, { input: { ...input, url: source } }).then((data) => data.ingest);
+  return openAsBlob(source).then((blob) =>
+    callGateway<{ ingest: Ingested }>(INGEST, { input: { ...input, file: null } }, [{ path: "variables.input.file", blob, name: path.basename(source) }]),
+  ).then((data) => data.ingest);
+}
+
+async function waitForJob(id: string) {
+  while (true) {
+    const { job } = await callGateway<{ job: { id: string; status: string; error?: unknown } }>(JOB, { id });
+    if (job.status === "SUCCEEDED" || job.status === "FAILED" || job.status === "CANCELLED") return job;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
+/** Folders become the files under them (hidden ones skipped), in a stable order. */
+async function expandSources(sources: string[]): Promise<string[]> {
+  const items: string[] = [];
+  for (const source of sources) {
+    if (isUrl(source)) {
+      items.push(source);
+      continue;
+    }
+    const stat = await fs.stat(source).catch(() => {
+      throw new Error(`no such file or folder: ${source}`);
+    });
+    if (!stat.isDirectory()) {
+      items.push(source);
+      continue;
+    }
+    const entries = await fs.readdir(source, { recursive: true, withFileTypes: true });
+    items.push(
+      ...entries
+        .filter((entry) => entry.isFile() && !path.relative(source, path.join(entry.parentPath, entry.name)).split(path.sep).some((part) => part.startsWith(".")))
+        .map((entry) => path.join(entry.parentPath, entry.name))
+        .sort(),
+    );
+  }
+  return items;
+}
+
+async function forEachLimited<T>(items: T[], limit: number, run: (item: T) => Promise<void>) {
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) await run(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+}
+
+function parseMetadata(text: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new Error("--metadata must be JSON");
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new Error("--metadata must be a JSON object");
+  return value as Record<string, unknown>;
+}

@@ -1,0 +1,90 @@
+import { execFile } from "node:child_process";
+import fs from "node:fs/promises";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { makePng, makeWav } from "../support/media-fixtures.ts";
+import { startTestApp, type TestApp } from "../support/test-app.ts";
+
+const root = path.resolve(import.meta.dirname, "..", "..");
+let t: TestApp;
+let project: { key: string; projectId: string };
+let folder: string;
+let server: Server;
+let remote: string;
+
+/** The CLI as a user runs it, against the test gateway. */
+function tessera(args: string[]) {
+  return promisify(execFile)("node", ["bin/tessera.js", ...args], {
+    cwd: root,
+    env: { ...process.env, TESSERA_URL: t.url, TESSERA_API_KEY: project.key },
+  }).then(
+    (result) => ({ ...result, code: 0 }),
+    (error) => ({ stdout: error.stdout as string, stderr: error.stderr as string, code: error.code as number }),
+  );
+}
+
+beforeAll(async () => {
+  const remotePng = await makePng(20, 20);
+  server = createServer((_request, response) => response.writeHead(200, { "content-type": "image/png" }).end(remotePng));
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  remote = `http://127.0.0.1:${(server.address() as AddressInfo).port}/remote.png`;
+  t = await startTestApp({ worker: true, env: { URL_ALLOW_HOSTS: new URL(remote).host } });
+  project = await t.createProject();
+  folder = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-cli-ingest-"));
+  await fs.mkdir(path.join(folder, "sounds"));
+  await fs.writeFile(path.join(folder, "a.png"), await makePng(16, 16));
+  await fs.writeFile(path.join(folder, "b.png"), await makePng(17, 16));
+  await fs.writeFile(path.join(folder, "sounds", "tone.wav"), await makeWav(1, 8000));
+  await fs.writeFile(path.join(folder, "notes.md"), "# Notes\n\nTessera tiles.\n");
+  await fs.writeFile(path.join(folder, ".hidden"), "not me");
+});
+afterAll(async () => {
+  await t?.close();
+  server?.close();
+  if (folder) await fs.rm(folder, { recursive: true, force: true });
+});
+
+describe("npx tessera ingest", () => {
+  it("uploads a folder's files and a URL, waits for their jobs, and prints one line each", async () => {
+    const { stdout, stderr, code } = await tessera(["ingest", folder, remote, "--wait", "--tag", "cli", "--metadata", '{"batch":1}']);
+    expect(code, stderr).toBe(0);
+    const lines = stdout.trim().split("\n").map((line) => line.split("\t"));
+    expect(lines).toHaveLength(5);
+    const bySource = Object.fromEntries(lines.map(([id, modality, mimeType, status, source]) => [path.basename(source!), { id, modality, mimeType, status }]));
+    expect(bySource).toMatchObject({
+      "a.png": { modality: "IMAGE", mimeType: "image/png", status: "SUCCEEDED" },
+      "b.png": { modality: "IMAGE", status: "SUCCEEDED" },
+      "tone.wav": { modality: "AUDIO", mimeType: "audio/wav", status: "SUCCEEDED" },
+      "notes.md": { modality: "TEXT", mimeType: "text/markdown", status: "SUCCEEDED" },
+      "remote.png": { modality: "IMAGE", status: "SUCCEEDED" },
+    });
+    const assets = await t.app.db.asset.findMany({ where: { projectId: project.projectId } });
+    expect(assets).toHaveLength(5);
+    for (const asset of assets) expect(asset).toMatchObject({ tags: ["cli"], metadata: { batch: 1 }, status: "READY" });
+    expect(assets.find((asset) => asset.source === "url")?.sourceUrl).toBe(remote);
+  });
+
+  it("reports a refused file with its code, ingests the rest, and exits non-zero", async () => {
+    const bad = path.join(folder, "fake.jpg");
+    await fs.writeFile(bad, "this is text, not a JPEG\n");
+    const good = path.join(folder, "c.png");
+    await fs.writeFile(good, await makePng(18, 16));
+    const { stdout, stderr, code } = await tessera(["ingest", bad, good]);
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/fake\.jpg.*UNSUPPORTED_MEDIA_TYPE/);
+    expect(stderr).toMatch(/1 of 2 failed/);
+    expect(stdout).toMatch(/IMAGE\timage\/png\t\w+\t.*c\.png/);
+  });
+
+  it("says how to fix a missing API key", async () => {
+    const result = await promisify(execFile)("node", ["bin/tessera.js", "ingest", folder], {
+      cwd: root,
+      env: { ...process.env, TESSERA_URL: t.url, TESSERA_API_KEY: "" },
+    }).catch((error) => error);
+    expect(result.stderr).toMatch(/TESSERA_API_KEY/);
+  });
+});
