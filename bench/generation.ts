@@ -1,0 +1,166 @@
+/**
+ * `npm run bench -- generation`: what the generation layer costs over the
+ * engines underneath, in one run.
+ *
+ *  - chat: ModelRouter (aliases, retries, timeouts, usage) vs the raw `openai`
+ *    SDK, both streaming from the same local OpenAI-protocol server
+ *  - generate job: the `generate` mutation end to end (GraphQL, PostgreSQL,
+ *    BullMQ, worker, Job row) vs a direct router call
+ *  - local: the transformers provider vs the raw transformers.js pipeline (tiny GPT-2 style export)
+ *  - speech: the espeak provider vs spawning espeak-ng directly
+ *
+ * Sizes: BENCH_REQUESTS (default 200), BENCH_CONCURRENCY (8), BENCH_TOKENS (64 per reply), BENCH_JOBS (40).
+ */
+import { spawn } from "node:child_process";
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { env as transformersEnv, pipeline } from "@huggingface/transformers";
+import OpenAI from "openai";
+import { pino } from "pino";
+import { closeModelRouter } from "../services/worker/generation/app-model-router.ts";
+import { loadGenerationConfig } from "../services/worker/generation/generation-config.ts";
+import { ModelRouter } from "../services/worker/generation/model-router.ts";
+import { startFakeOpenAIServer } from "../test/support/fake-openai-server.ts";
+import { buildTinyCausalLm } from "../test/support/fixture-models/tiny-causal-lm/build-tiny-causal-lm.ts";
+import { startTestApp } from "../test/support/test-app.ts";
+
+const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 200);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
+const TOKENS = Number(process.env.BENCH_TOKENS ?? 64);
+const JOBS = Number(process.env.BENCH_JOBS ?? 40);
+
+type Stats = { p50: number; p95: number; mean: number; perSecond: number };
+
+/** Runs `task` `count` times, `concurrency` at a time; latency percentiles in ms and throughput. */
+async function measure(count: number, concurrency: number, task: () => Promise<unknown>): Promise<Stats> {
+  const latencies: number[] = [];
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < count) {
+        next++;
+        const t0 = performance.now();
+        await task();
+        latencies.push(performance.now() - t0);
+      }
+    }),
+  );
+  const elapsed = performance.now() - started;
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!;
+  const round = (value: number) => Math.round(value * 100) / 100;
+  return {
+    p50: round(at(0.5)),
+    p95: round(at(0.95)),
+    mean: round(latencies.reduce((a, b) => a + b, 0) / latencies.length),
+    perSecond: round((count / elapsed) * 1000),
+  };
+}
+
+export default async function generationBench() {
+  const fake = await startFakeOpenAIServer();
+  const reply = Array.from({ length: TOKENS }, (_, i) => `word${i}`).join(" ");
+  fake.setFallback(() => ({ kind: "chat", content: reply, usage: { prompt_tokens: 12, completion_tokens: TOKENS } }));
+  const scratch = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-bench-gen-"));
+  await buildTinyCausalLm(scratch);
+  const config = loadGenerationConfig({ PROVIDER_FAKE_BASE_URL: fake.baseUrl, MODEL_ALIAS_LLM_DEFAULT: "fake:bench", MODEL_ALIAS_LLM_LOCAL: "local:tiny-causal-lm" });
+  const router = new ModelRouter(config, { modelsDir: scratch, logger: pino({ level: "silent" }) });
+  const messages = [{ role: "user" as const, content: "Say something long." }];
+
+  // chat: raw SDK vs router, same server, same streaming
+  const client = new OpenAI({ baseURL: fake.baseUrl, apiKey: "unused", maxRetries: 0 });
+  const rawChat = async () => {
+    const stream = await client.chat.completions.create({ model: "bench", messages, stream: true, stream_options: { include_usage: true } });
+    let text = "";
+    for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? "";
+    return text;
+  };
+  const routerChat = () => router.chat("llm.default", { messages, onToken: () => {} });
+  await measure(20, 4, rawChat); // warm up both paths
+  await measure(20, 4, routerChat);
+  const chatRaw = await measure(REQUESTS, CONCURRENCY, rawChat);
+  const chatRouter = await measure(REQUESTS, CONCURRENCY, routerChat);
+  console.log("chat raw SDK   ", chatRaw);
+  console.log("chat router    ", chatRouter);
+
+  // local generation: raw pipeline vs provider through the router
+  transformersEnv.allowRemoteModels = false;
+  transformersEnv.localModelPath = `${scratch}/`;
+  const generator: any = await pipeline("text-generation", "tiny-causal-lm", { dtype: "fp32", device: "cpu" });
+  const rawLocal = () => generator("abc", { max_new_tokens: 20, do_sample: false, return_full_text: false });
+  const routerLocal = () => router.chat("llm.local", { messages: [{ role: "user", content: "abc" }], maxTokens: 20, onToken: () => {} });
+  await measure(10, 1, rawLocal);
+  await measure(10, 1, routerLocal);
+  const localRaw = await measure(Math.max(20, REQUESTS / 4), 1, rawLocal);
+  const localRouter = await measure(Math.max(20, REQUESTS / 4), 1, routerLocal);
+  console.log("local raw      ", localRaw);
+  console.log("local router   ", localRouter);
+
+  // speech: raw espeak-ng vs the provider (which also fixes the WAV header)
+  const sentence = "Tessera speaks this sentence for the benchmark.";
+  const rawSpeech = () =>
+    new Promise<void>((resolve, reject) => {
+      const child = spawn("espeak-ng", ["--stdout", "--stdin", "-v", "en-us"]);
+      child.stdout.resume();
+      child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`espeak-ng exit ${code}`))));
+      child.stdin.end(sentence);
+    });
+  const routerSpeech = () => router.speak("speech.default", { text: sentence });
+  const speechCount = Math.max(10, Math.round(REQUESTS / 10));
+  const speechRaw = await measure(speechCount, 2, rawSpeech);
+  const speechRouter = await measure(speechCount, 2, routerSpeech);
+  console.log("speech raw     ", speechRaw);
+  console.log("speech router  ", speechRouter);
+
+  // generate job end to end vs a direct router call
+  const providersFile = path.join(scratch, "providers.json");
+  await fs.writeFile(providersFile, JSON.stringify({ providers: { fake: { kind: "openai-compatible", baseUrl: fake.baseUrl } }, models: { "llm.default": { provider: "fake", model: "bench" } } }));
+  process.env.PROVIDERS_FILE = providersFile;
+  const app = await startTestApp({ worker: { concurrency: CONCURRENCY } });
+  const { key } = await app.createProject("bench-generation-" + Date.now());
+  const job = async () => {
+    const response = await app.graphql(`mutation { generate(input: { task: TEXT, prompt: "Say something long." }) { id } }`, undefined, key);
+    const id = response.data.generate.id as string;
+    while (true) {
+      const row = await app.app.db.job.findUniqueOrThrow({ where: { id }, select: { status: true } });
+      if (row.status === "SUCCEEDED") return;
+      if (row.status === "FAILED") throw new Error(`job ${id} failed`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  };
+  await measure(5, 2, job);
+  const jobStats = await measure(JOBS, CONCURRENCY, job);
+  console.log("generate job   ", jobStats);
+  await closeModelRouter(app.app);
+  await app.close();
+
+  await router.close();
+  await fake.close();
+  await fs.rm(scratch, { recursive: true, force: true });
+
+  const ratio = (a: number, b: number) => Math.round((a / b) * 100) / 100;
+  console.log(
+    JSON.stringify({
+      bench: "generation",
+      requests: REQUESTS,
+      concurrency: CONCURRENCY,
+      tokensPerReply: TOKENS,
+      chatRawP50Ms: chatRaw.p50,
+      chatRouterP50Ms: chatRouter.p50,
+      chatRouterOverP50: ratio(chatRouter.p50, chatRaw.p50),
+      chatThroughputRatio: ratio(chatRouter.perSecond, chatRaw.perSecond),
+      localRawP50Ms: localRaw.p50,
+      localRouterP50Ms: localRouter.p50,
+      localRouterOverP50: ratio(localRouter.p50, localRaw.p50),
+      speechRawP50Ms: speechRaw.p50,
+      speechRouterP50Ms: speechRouter.p50,
+      speechRouterOverP50: ratio(speechRouter.p50, speechRaw.p50),
+      generateJobP50Ms: jobStats.p50,
+      generateJobP95Ms: jobStats.p95,
+      generateJobsPerSecond: jobStats.perSecond,
+      generateJobOverRouterP50: ratio(jobStats.p50, chatRouter.p50),
+    }),
+  );
+}
