@@ -134,13 +134,12 @@ function collect(node: unknown, references: Reference[]) {
         path.push(String(step.value));
         stagesSeen = Boolean(step.stages?.length);
       }
+      // Later steps (blocks, function calls) run against each element: their names are relative, not scope reads.
       references.push(path);
-      // Function calls and lambdas inside later steps may still read the scope.
-      for (const step of rest) if (step.type !== "name") collect(step, references);
       return;
     }
-    // A path from a variable or a function result: its names are fields, not scope roots.
-    for (const step of ast.steps) if (step.type !== "name") collect(step, references);
+    // A path from a variable or a function result: only its first step reads the scope.
+    collect(ast.steps[0], references);
     return;
   }
   if (ast.type === "name") {

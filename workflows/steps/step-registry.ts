@@ -6,6 +6,7 @@ import { ingestStep } from "./ingest-step.ts";
 import { mapStep } from "./map-step.ts";
 import { searchStep } from "./search-step.ts";
 import { searchUpsertStep } from "./search-upsert-step.ts";
+import { speechSegmentsStep } from "./speech-segments-step.ts";
 import { transformStep } from "./transform-step.ts";
 import { waitStep } from "./wait-step.ts";
 import { workflowStep } from "./workflow-step.ts";
@@ -24,6 +25,7 @@ export const stepTypes: StepType[] = [
   encodeStep,
   searchStep,
   searchUpsertStep,
+  speechSegmentsStep,
   ...generationSteps,
 ] as StepType[];
 
