@@ -84,6 +84,8 @@ function checkSemantics(source: WorkflowSource, raw: Record<string, unknown>) {
     if (typeof step.if === "string") checkExpressions(context, asExpression(step.if), [...at, "if"]);
     const type = checkUses(source, step.uses, [...at, "uses"]);
     if (type && isObject(step.with ?? {})) checkWith(context, type, (step.with ?? {}) as Record<string, unknown>, [...at, "with"]);
+    // An unknown type's `with` cannot be checked against a schema, but its expressions can.
+    else if (!type && step.with !== undefined) checkStrings(context, step.with, [...at, "with"]);
     if (id && !dependencies.has(id)) dependencies.set(id, depends);
   });
 
