@@ -11,7 +11,10 @@ export type SplitFigures = { textToImage: Recall; imageToImage: Recall; audioToI
 /** Held-out figures: OpenMoji drawings (a style never trained on) as candidates, for trained and for held-out concepts. */
 export type HeldOutFigures = { trainedConcepts: SplitFigures; heldOutConcepts: SplitFigures };
 
-export const AUDIO_PROJECTOR_DIR = "audio-projector";
+/** The audio projector sits beside the model folder, where the model registry finds its manifest. */
+export function audioProjectorDir(modelDir: string): string {
+  return `${path.resolve(modelDir)}-audio-projector`;
+}
 
 /**
  * Measures the exported model as a client would use it (transformers.js for
@@ -29,7 +32,7 @@ export async function evaluateHeldOut(
   const log = options.log ?? (() => {});
   const concepts = loadEmojiConcepts();
   const clip = await ExportedClip.load(modelDir);
-  const projector = await ExportedProjector.load(path.join(modelDir, AUDIO_PROJECTOR_DIR, "projector.onnx"));
+  const projector = await ExportedProjector.load(path.join(audioProjectorDir(modelDir), "projector.onnx"));
   try {
     const render = async (style: "noto" | "twemoji" | "openmoji") => {
       const set = loadIconSet(style);

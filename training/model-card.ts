@@ -55,8 +55,8 @@ transformers.js' \`CLIPTextModelWithProjection\` / \`CLIPVisionModelWithProjecti
 \`AutoTokenizer\` and \`AutoProcessor\` like any CLIP export:
 \`config.json\` (model_type clip), \`tokenizer.json\`, \`tokenizer_config.json\`,
 \`preprocessor_config.json\`, \`onnx/text_model.onnx\` (input_ids, attention_mask
--> text_embeds), \`onnx/vision_model.onnx\` (pixel_values -> image_embeds), and
-\`audio-projector/\` (projector.onnx: embeds -> projected_embeds, and its manifest).
+-> text_embeds), \`onnx/vision_model.onnx\` (pixel_values -> image_embeds), and, beside it,
+\`../tessera-emoji-clip-audio-projector/\` (projector.onnx: embeds -> projected_embeds, and its manifest).
 
 ## Data and licences
 
@@ -88,7 +88,9 @@ tokenizer's vocabulary comes from the training concepts' texts only.
 - Text tower: WordPiece (whole words, ${facts.vocabularySize} tokens), mean of 96-d
   token vectors under the attention mask, dense 256 -> 128, L2-normalised.
 - Audio: espeak-ng speech -> openWakeWord mel + embedding models (frozen, 96-d per
-  window) -> mean and max over windows (192-d) -> MLP projector (192 -> 256 -> 128)
+  window, every 80 ms) -> mean over windows, L2-normalised (96-d: the vectors of
+  Tessera's \`audio\` space, as the worker's openwakeword-audio model makes them)
+  -> MLP projector (96 -> 256 -> 128)
   trained with \`tessera projector train\` onto the text tower's embedding of the
   spoken label.
 - Shared space: 128 dimensions, cosine similarity.

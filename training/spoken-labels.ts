@@ -9,9 +9,9 @@ const require = createRequire(import.meta.url);
 
 /** openWakeWord works on 16 kHz mono audio. */
 export const SAMPLE_RATE = 16_000;
-/** 96 numbers per window from the embedding model; a clip is its mean and max over windows. */
+/** 96 numbers per window from the embedding model; a clip is their mean, L2-normalised. */
 export const WAKEWORD_EMBEDDING_SIZE = 96;
-export const AUDIO_VECTOR_SIZE = WAKEWORD_EMBEDDING_SIZE * 2;
+export const AUDIO_VECTOR_SIZE = WAKEWORD_EMBEDDING_SIZE;
 
 export type SpeakerVoice = { voice: string; speed: number; pitch: number };
 
@@ -82,37 +82,42 @@ export class WakewordEmbedder {
   }
 
   /**
-   * One clip -> mean and max of its 96-d window embeddings. The clip is centred
-   * in 2 s of silence so every clip gives the same number of windows.
+   * One clip -> the vector Tessera's "audio" space holds for it, computed as
+   * the worker's openwakeword-audio adapter does (models/openwakeword-audio.yaml):
+   * padded to one full window, mel frames, 76-frame windows every 8 frames,
+   * mean of the window embeddings, L2-normalised. The audio projector is
+   * trained on exactly these vectors, so it plugs onto that space.
    */
   async embedClip(samples: Float32Array): Promise<Float32Array> {
-    const total = Math.max(2 * SAMPLE_RATE, samples.length + SAMPLE_RATE / 2);
-    const padded = new Float32Array(total);
-    padded.set(samples, Math.floor((total - samples.length) / 2));
-    // The mel model expects int16-scaled samples.
+    const minSamples = (WINDOW_FRAMES + 1) * 160 + 400;
+    const padded = new Float32Array(Math.max(minSamples, samples.length));
+    padded.set(samples);
+    // The mel graph expects int16-scaled samples.
     for (let i = 0; i < padded.length; i++) padded[i] = padded[i]! * 32767;
     const melOut = await this.mel.run({ [this.mel.inputNames[0]!]: new ort.Tensor("float32", padded, [1, padded.length]) });
-    const mel = melOut[this.mel.outputNames[0]!]!.data as Float32Array;
+    const melTensor = melOut[this.mel.outputNames[0]!]!;
+    const mel = melTensor.data as Float32Array;
     for (let i = 0; i < mel.length; i++) mel[i] = mel[i]! / 10 + 2;
-    const frames = mel.length / 32;
-    const windows: number[] = [];
-    // Every 16 frames (160 ms): half openWakeWord's streaming stride, the pooled vector barely changes and it costs half.
-    for (let start = 0; start + 76 <= frames; start += 16) windows.push(start);
-    const batch = new Float32Array(windows.length * 76 * 32);
-    windows.forEach((start, i) => batch.set(mel.subarray(start * 32, (start + 76) * 32), i * 76 * 32));
+    const frames = melTensor.dims[2]!;
+    const count = Math.floor((frames - WINDOW_FRAMES) / HOP_FRAMES) + 1;
+    const batch = new Float32Array(count * WINDOW_FRAMES * MEL_BINS);
+    for (let w = 0; w < count; w++) {
+      const start = w * HOP_FRAMES * MEL_BINS;
+      batch.set(mel.subarray(start, start + WINDOW_FRAMES * MEL_BINS), w * WINDOW_FRAMES * MEL_BINS);
+    }
     const embOut = await this.embedding.run({
-      [this.embedding.inputNames[0]!]: new ort.Tensor("float32", batch, [windows.length, 76, 32, 1]),
+      [this.embedding.inputNames[0]!]: new ort.Tensor("float32", batch, [count, WINDOW_FRAMES, MEL_BINS, 1]),
     });
     const emb = embOut[this.embedding.outputNames[0]!]!.data as Float32Array;
-    const vector = new Float32Array(AUDIO_VECTOR_SIZE).fill(0);
-    vector.fill(-Infinity, WAKEWORD_EMBEDDING_SIZE);
-    for (let w = 0; w < windows.length; w++) {
-      for (let d = 0; d < WAKEWORD_EMBEDDING_SIZE; d++) {
-        const value = emb[w * WAKEWORD_EMBEDDING_SIZE + d]!;
-        vector[d]! += value / windows.length;
-        vector[WAKEWORD_EMBEDDING_SIZE + d] = Math.max(vector[WAKEWORD_EMBEDDING_SIZE + d]!, value);
-      }
+    const vector = new Float32Array(WAKEWORD_EMBEDDING_SIZE);
+    for (let w = 0; w < count; w++) {
+      for (let d = 0; d < WAKEWORD_EMBEDDING_SIZE; d++) vector[d]! += emb[w * WAKEWORD_EMBEDDING_SIZE + d]! / count;
     }
-    return vector;
+    const norm = Math.hypot(...vector) || 1;
+    return vector.map((value) => value / norm);
   }
 }
+
+const WINDOW_FRAMES = 76;
+const HOP_FRAMES = 8;
+const MEL_BINS = 32;

@@ -1,7 +1,8 @@
 /**
  * `npm run train:demo`: trains tessera-emoji-clip from the emoji data in
  * node_modules and writes it, with its audio projector and model card, to
- * models/tessera-emoji-clip (TRAIN_OUT overrides). TRAIN_SECONDS sets the
+ * models/tessera-emoji-clip and models/tessera-emoji-clip-audio-projector
+ * (TRAIN_OUT overrides the first; the projector goes beside it). TRAIN_SECONDS sets the
  * towers' time budget (default 660 s) so the whole run stays under 20 minutes
  * on 2 cores.
  */
@@ -15,7 +16,7 @@ import { EVAL_VOICE, TRAIN_VOICES, type AudioClipFeatures } from "./audio-featur
 import { writeClipExport } from "./clip-export.ts";
 import { loadEmojiConcepts, loadIconSet, TRAIN_STYLES, type EmojiConcept } from "./emoji-concepts.ts";
 import { ExportedClip } from "./exported-clip.ts";
-import { AUDIO_PROJECTOR_DIR, evaluateHeldOut } from "./heldout-evaluation.ts";
+import { audioProjectorDir, evaluateHeldOut } from "./heldout-evaluation.ts";
 import { renderAugmentedIcon, renderIconPixels } from "./icon-renderer.ts";
 import { IMAGE_MEAN, IMAGE_SIZE, IMAGE_STD } from "./image-tower.ts";
 import { writeModelCard } from "./model-card.ts";
@@ -28,7 +29,8 @@ const outDir = path.resolve(process.env.TRAIN_OUT ?? path.join(repoRoot, "models
 const modelsDir = path.dirname(outDir);
 const towerSeconds = Number(process.env.TRAIN_SECONDS ?? 660);
 const augmentedVariants = Number(process.env.TRAIN_AUGMENTED_VARIANTS ?? 3);
-const batchSize = Number(process.env.TRAIN_BATCH_SIZE ?? 128);
+const batchSize = Number(process.env.TRAIN_BATCH_SIZE ?? 160);
+const workers = Number(process.env.TRAIN_WORKERS ?? 2);
 const learningRate = 2e-3;
 const projectorSteps = 3000;
 const seed = 20261126;
@@ -64,8 +66,9 @@ function runProjectorCli(pairsFile: string): Promise<string> {
     "--pairs", pairsFile,
     "--from", "audio",
     "--to", "image-text",
-    "--name", "tessera-emoji-clip-audio-projector",
-    "--out", path.join(outDir, AUDIO_PROJECTOR_DIR),
+    "--name", path.basename(audioProjectorDir(outDir)),
+    "--out", audioProjectorDir(outDir),
+    "--description", `Spoken words (openWakeWord audio space) into ${path.basename(outDir)}'s image-text space; trained for that model only`,
     "--kind", "mlp",
     "--loss", "infonce",
     "--steps", String(projectorSteps),
@@ -90,6 +93,7 @@ const random = seededRandom(seed);
 const texts = train.map((concept) => conceptTexts(concept, random));
 const vocabulary = buildVocabulary(texts.flat());
 await fs.rm(outDir, { recursive: true, force: true });
+await fs.rm(audioProjectorDir(outDir), { recursive: true, force: true });
 await fs.mkdir(outDir, { recursive: true });
 await writeTokenizerFiles(outDir, vocabulary);
 env.allowRemoteModels = false;
@@ -114,7 +118,7 @@ log(`rendered ${images.length * sets.length * (1 + augmentedVariants)} training 
 
 const towers = await trainTowers(
   { images, texts: tokenIds, vocabSize: vocabulary.length },
-  { seconds: towerSeconds, batchSize, learningRate, seed, log },
+  { seconds: towerSeconds, batchSize, learningRate, workers, seed, log },
 );
 log(`towers: ${towers.steps} steps in ${towers.seconds.toFixed(0)} s`);
 await writeClipExport(outDir, towers.image, towers.text);

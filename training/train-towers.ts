@@ -1,14 +1,12 @@
-import * as tf from "@tensorflow/tfjs";
-import { infoNceLoss } from "./contrastive-loss.ts";
-import { IMAGE_MEAN, IMAGE_SIZE, IMAGE_STD, ImageTower } from "./image-tower.ts";
+import { Worker } from "node:worker_threads";
+import { IMAGE_MEAN, IMAGE_SIZE, IMAGE_STD } from "./image-tower.ts";
 import { seededRandom, shuffled } from "./seeded-random.ts";
-import { TextTower } from "./text-tower.ts";
-import { useTrainingBackend } from "./training-backend.ts";
+import { TowerReplica, type TowerBatch } from "./tower-replica.ts";
 
 export type TowerTrainingData = {
   /** Per training concept, per training style: rendered variants (RGB bytes); variant 0 is the clean drawing. */
   images: Uint8Array[][][];
-  /** Per training concept: its texts as token ids (label, label + tags, tags, shortcodes). */
+  /** Per training concept: its texts as token ids; the first is the plain label. */
   texts: number[][][];
   vocabSize: number;
 };
@@ -16,28 +14,47 @@ export type TowerTrainingData = {
 export type TowerTrainingOptions = {
   /** Wall-clock budget for the optimisation loop; the learning rate follows a cosine over it. */
   seconds: number;
+  /** Concepts per step, split across the workers. */
   batchSize: number;
   learningRate: number;
+  /** Replicas, one per core (tfjs' wasm backend runs one thread). */
+  workers: number;
   seed: number;
   log?: (line: string) => void;
 };
 
 const PIXELS = IMAGE_SIZE * IMAGE_SIZE * 3;
 
+type ReplicaWorker = { worker: Worker; next: () => Promise<unknown> };
+
+function startReplica(vocabSize: number, seed: number, learningRate: number): Promise<ReplicaWorker> {
+  // Worker threads do not inherit tsx's loader: register it in the thread, then load the TypeScript worker.
+  const script = new URL("./tower-worker.ts", import.meta.url).href;
+  const bootstrap = `import("tsx/esm/api").then(({ register }) => { register(); return import(${JSON.stringify(script)}); });`;
+  const worker = new Worker(bootstrap, { eval: true, workerData: { vocabSize, seed, learningRate } });
+  const waiting: Array<(value: unknown) => void> = [];
+  worker.on("message", (message) => waiting.shift()?.(message));
+  worker.on("error", (error) => {
+    throw error;
+  });
+  const next = () => new Promise<unknown>((resolve) => waiting.push(resolve));
+  return next().then(() => ({ worker, next }));
+}
+
 /**
  * CLIP-style training from scratch: each step takes `batchSize` concepts,
- * one drawing in each of two styles (augmented) and one of its texts, and
+ * one drawing in each of two styles (augmented) and one of their texts, and
  * minimises InfoNCE between image and text and between the two drawings (so
- * the image tower learns what stays the same across artists).
+ * the image tower learns what stays the same across artists). The batch is
+ * split across worker-thread replicas (data parallel); their gradients are
+ * averaged, so every replica takes the same step.
  */
 export async function trainTowers(data: TowerTrainingData, options: TowerTrainingOptions) {
-  await useTrainingBackend();
   const log = options.log ?? (() => {});
   const random = seededRandom(options.seed);
-  const image = new ImageTower(options.seed);
-  const text = new TextTower(data.vocabSize, options.seed + 100);
-  const logScale = tf.variable(tf.scalar(Math.log(1 / 0.07)), true);
-  const optimizer = tf.train.adam(options.learningRate);
+  const replicas = await Promise.all(
+    Array.from({ length: options.workers }, () => startReplica(data.vocabSize, options.seed, options.learningRate)),
+  );
   const conceptCount = data.images.length;
   const batchSize = Math.min(options.batchSize, conceptCount);
   let order: number[] = [];
@@ -45,57 +62,67 @@ export async function trainTowers(data: TowerTrainingData, options: TowerTrainin
   let step = 0;
   let lastLoss = Number.NaN;
 
-  const pixelBatch = (rows: Uint8Array[]) => {
-    const values = new Float32Array(rows.length * PIXELS);
-    rows.forEach((pixels, r) => {
-      for (let i = 0; i < PIXELS; i++) values[r * PIXELS + i] = (pixels[i]! / 255 - IMAGE_MEAN[i % 3]!) / IMAGE_STD[i % 3]!;
-    });
-    return tf.tensor4d(values, [rows.length, IMAGE_SIZE, IMAGE_SIZE, 3]);
-  };
   const pickVariant = (variants: Uint8Array[]) => (random() < 0.25 ? variants[0]! : variants[1 + Math.floor(random() * (variants.length - 1))]!);
-
-  while ((performance.now() - started) / 1000 < options.seconds) {
-    if (order.length < batchSize) order = [...order, ...shuffled([...Array(conceptCount).keys()], random)];
-    const batch = order.splice(0, batchSize);
-    const first: Uint8Array[] = [];
-    const second: Uint8Array[] = [];
-    const weights = new Float32Array(batch.length * data.vocabSize);
-    batch.forEach((concept, row) => {
+  const normalise = (pixels: Uint8Array, out: Float32Array, row: number) => {
+    for (let i = 0; i < PIXELS; i++) out[row * PIXELS + i] = (pixels[i]! / 255 - IMAGE_MEAN[i % 3]!) / IMAGE_STD[i % 3]!;
+  };
+  const makeBatch = (concepts: number[]): TowerBatch => {
+    const batch: TowerBatch = {
+      first: new Float32Array(concepts.length * PIXELS),
+      second: new Float32Array(concepts.length * PIXELS),
+      tokenWeights: new Float32Array(concepts.length * data.vocabSize),
+      rows: concepts.length,
+    };
+    concepts.forEach((concept, row) => {
       const styles = data.images[concept]!;
       const a = Math.floor(random() * styles.length);
       const b = styles.length > 1 ? 1 - a : a;
-      first.push(pickVariant(styles[a]!));
-      second.push(pickVariant(styles[b]!));
+      normalise(pickVariant(styles[a]!), batch.first, row);
+      normalise(pickVariant(styles[b]!), batch.second, row);
       const texts = data.texts[concept]!;
       // The plain label is the query users type most: give it half the draws.
       const tokens = random() < 0.5 ? texts[0]! : texts[Math.floor(random() * texts.length)]!;
-      for (const id of tokens) weights[row * data.vocabSize + id]! += 1 / tokens.length;
+      for (const id of tokens) batch.tokenWeights[row * data.vocabSize + id]! += 1 / tokens.length;
     });
-    const progress = (performance.now() - started) / 1000 / options.seconds;
-    const warmup = Math.min(1, (step + 1) / 30);
-    // tfjs keeps the rate in a protected field; a cosine schedule over the time budget needs to set it.
-    (optimizer as unknown as { learningRate: number }).learningRate =
-      options.learningRate * warmup * (0.05 + 0.95 * 0.5 * (1 + Math.cos(Math.PI * Math.min(1, progress))));
-    const loss = tf.tidy(() => {
-      const firstPixels = pixelBatch(first);
-      const secondPixels = pixelBatch(second);
-      const tokenWeights = tf.tensor2d(weights, [batch.length, data.vocabSize]);
-      return optimizer.minimize(() => {
-        const scale = tf.exp(tf.minimum(logScale, Math.log(100)));
-        const imageA = image.embed(firstPixels);
-        const imageB = image.embed(secondPixels);
-        const textEmbeds = text.embed(tokenWeights);
-        const imageText = tf.add(infoNceLoss(imageA, textEmbeds, scale), infoNceLoss(imageB, textEmbeds, scale));
-        return tf.add(tf.div(imageText, 2), tf.mul(infoNceLoss(imageA, imageB, scale), 0.5)) as tf.Scalar;
-      }, true)!;
-    });
-    if (step % 25 === 0) {
-      lastLoss = (await loss.data())[0]!;
-      log(`step ${step} loss ${lastLoss.toFixed(3)} scale ${Math.exp(logScale.dataSync()[0]!).toFixed(1)} ${((performance.now() - started) / 1000).toFixed(0)}s`);
+    return batch;
+  };
+
+  try {
+    while ((performance.now() - started) / 1000 < options.seconds) {
+      if (order.length < batchSize) order = [...order, ...shuffled([...Array(conceptCount).keys()], random)];
+      const concepts = order.splice(0, batchSize);
+      const share = Math.ceil(concepts.length / replicas.length);
+      const results = await Promise.all(
+        replicas.map(({ worker, next }, i) => {
+          const batch = makeBatch(concepts.slice(i * share, (i + 1) * share));
+          const answer = next();
+          worker.postMessage({ type: "gradients", batch }, [batch.first.buffer, batch.second.buffer, batch.tokenWeights.buffer] as ArrayBuffer[]);
+          return answer as Promise<{ loss: number; gradients: Float32Array[] }>;
+        }),
+      );
+      const averaged = results[0]!.gradients.map((gradient, v) => {
+        const sum = new Float32Array(gradient.length);
+        for (const result of results) {
+          const part = result.gradients[v]!;
+          for (let i = 0; i < sum.length; i++) sum[i]! += part[i]! / results.length;
+        }
+        return sum;
+      });
+      const progress = Math.min(1, (performance.now() - started) / 1000 / options.seconds);
+      const warmup = Math.min(1, (step + 1) / 30);
+      const learningRate = options.learningRate * warmup * (0.05 + 0.95 * 0.5 * (1 + Math.cos(Math.PI * progress)));
+      for (const { worker } of replicas) worker.postMessage({ type: "apply", gradients: averaged, learningRate });
+      lastLoss = results.reduce((sum, result) => sum + result.loss, 0) / results.length;
+      if (step % 25 === 0) log(`step ${step} loss ${lastLoss.toFixed(3)} lr ${learningRate.toExponential(1)} ${((performance.now() - started) / 1000).toFixed(0)}s`);
+      step++;
     }
-    loss.dispose();
-    step++;
+    const answer = replicas[0]!.next();
+    replicas[0]!.worker.postMessage({ type: "weights" });
+    const { weights, logitScale } = (await answer) as { weights: Float32Array[]; logitScale: number };
+    const towers = await TowerReplica.create(data.vocabSize, options.seed, options.learningRate);
+    towers.setWeights(weights);
+    return { image: towers.image, text: towers.text, steps: step, lastLoss, seconds: (performance.now() - started) / 1000, logitScale };
+  } finally {
+    await Promise.all(replicas.map(({ worker }) => worker.terminate()));
   }
-  optimizer.dispose();
-  return { image, text, steps: step, lastLoss, seconds: (performance.now() - started) / 1000, logitScale: Math.exp(logScale.dataSync()[0]!) };
 }

@@ -200,7 +200,7 @@ function measure(model: ProjectorModel, pairs: ProjectorPair[]) {
       if (pairs[column]!.key === pairs[row]!.key) hits++;
     });
     return {
-      validationMeanCosine: own.reduce((a, b) => a + b, 0) / own.length,
+      validationMeanCosine: Array.from(own).reduce((a, b) => a + b, 0) / own.length,
       validationRecallAt1: hits / pairs.length,
     };
   });

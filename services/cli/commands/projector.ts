@@ -9,6 +9,7 @@ type TrainOptions = {
   from: string;
   to: string;
   name?: string;
+  description?: string;
   out?: string;
   kind: string;
   loss: string;
@@ -37,6 +38,7 @@ export function registerProjectorCommands(program: Command) {
     .requiredOption("--from <space>", "the space the `from` vectors live in (e.g. audio)")
     .requiredOption("--to <space>", "the space to project into (e.g. image-text)")
     .option("--name <name>", "model name in the manifest (default <from>-to-<to>-projector)")
+    .option("--description <text>", "description in the manifest")
     .option("--out <dir>", "output folder (default $MODELS_DIR/<name>)")
     .option("--kind <kind>", "linear or mlp", DEFAULT_PROJECTOR_OPTIONS.kind)
     .option("--loss <loss>", "infonce or mse-cosine", DEFAULT_PROJECTOR_OPTIONS.loss)
@@ -69,7 +71,7 @@ export function registerProjectorCommands(program: Command) {
       });
       bar.update(steps);
       bar.stop();
-      const written = await writeProjector(model, report, { outDir, name, from: options.from, to: options.to, modelsDir });
+      const written = await writeProjector(model, report, { outDir, name, from: options.from, to: options.to, modelsDir, description: options.description });
       console.error(
         `validation: mean cosine ${report.validationMeanCosine.toFixed(3)}, recall@1 ${report.validationRecallAt1.toFixed(3)} (${report.validationPairs} pairs)`,
       );

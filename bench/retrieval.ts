@@ -1,0 +1,219 @@
+/**
+ * `npm run bench -- retrieval`: held-out retrieval quality of the default
+ * image-text model (tessera-emoji-clip) and its audio projector, through the
+ * real `search` API, against the same figures computed straight on the
+ * exported ONNX models (transformers.js + onnxruntime-node) in the same run.
+ *
+ * Candidates: every OpenMoji drawing (a style never trained on) of the
+ * trained concepts, ingested through GraphQL into one project; the held-out
+ * concepts' OpenMoji drawings go into a second project. Queries:
+ * - text -> image: the emoji's English label (`search(input: {text})`);
+ * - image -> image: its Noto and Twemoji drawings uploaded as the query file;
+ * - audio -> image: its label spoken by espeak-ng in a voice no training clip used, uploaded as WAV.
+ * All with `modalities: [IMAGE]`, `limit: 10`.
+ *
+ * BENCH_RETRIEVAL_QUERIES caps the queries per task and split (default: all),
+ * BENCH_RETRIEVAL_CONCURRENCY the requests in flight (default 4).
+ * Needs PostgreSQL and Redis; uses Weaviate when WEAVIATE_URL is set, else the embedded store.
+ */
+import { randomUUID } from "node:crypto";
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { createApiKey } from "../services/core/api-keys.ts";
+import { createAppContext } from "../services/core/app-context.ts";
+import { loadConfig } from "../services/core/config.ts";
+import { createLogger } from "../services/core/logger.ts";
+import { applyMigrations } from "../services/core/migrate.ts";
+import { createGateway } from "../services/gateway/gateway.ts";
+import { startWorkerPool } from "../services/worker/worker-pool.ts";
+import { EVAL_VOICE } from "../training/audio-features.ts";
+import { loadEmojiConcepts, loadIconSet, type EmojiConcept } from "../training/emoji-concepts.ts";
+import { evaluateHeldOut, type HeldOutFigures, type SplitFigures } from "../training/heldout-evaluation.ts";
+import { renderIconPng } from "../training/icon-renderer.ts";
+import { IMAGE_SIZE } from "../training/image-tower.ts";
+import { SAMPLE_RATE, speak } from "../training/spoken-labels.ts";
+import type { Recall } from "../training/retrieval-metrics.ts";
+
+const MODEL_DIR = path.resolve(import.meta.dirname, "../models/tessera-emoji-clip");
+const log = (message: string) => process.stderr.write(`[bench retrieval] ${message}\n`);
+const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
+
+const INGEST = `mutation ($input: IngestInput!) { ingest(input: $input) { asset { id } job { id } } }`;
+const SEARCH = `query ($input: SearchInput!) { search(input: $input) { hits { asset { id } } } }`;
+
+type Upload = { bytes: Uint8Array; filename: string; mimeType: string };
+
+function wavBytes(samples: Float32Array): Uint8Array {
+  const data = Buffer.alloc(44 + samples.length * 2);
+  data.write("RIFF", 0);
+  data.writeUInt32LE(36 + samples.length * 2, 4);
+  data.write("WAVEfmt ", 8);
+  data.writeUInt32LE(16, 16);
+  data.writeUInt16LE(1, 20);
+  data.writeUInt16LE(1, 22);
+  data.writeUInt32LE(SAMPLE_RATE, 24);
+  data.writeUInt32LE(SAMPLE_RATE * 2, 28);
+  data.writeUInt16LE(2, 32);
+  data.writeUInt16LE(16, 34);
+  data.write("data", 36);
+  data.writeUInt32LE(samples.length * 2, 40);
+  samples.forEach((sample, i) => data.writeInt16LE(Math.round(Math.max(-1, Math.min(1, sample)) * 32767), 44 + i * 2));
+  return new Uint8Array(data);
+}
+
+async function inParallel<T, R>(items: T[], concurrency: number, work: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+      while (next < items.length) {
+        const index = next++;
+        results[index] = await work(items[index]!, index);
+      }
+    }),
+  );
+  return results;
+}
+
+function recallFromRanks(ranks: number[], candidates: number): Recall {
+  const share = (k: number) => Math.round((ranks.filter((rank) => rank >= 0 && rank < k).length / ranks.length) * 10_000) / 10_000;
+  return { r1: share(1), r5: share(5), r10: share(10), queries: ranks.length, candidates };
+}
+
+export default async function retrievalBench() {
+  const cap = env("BENCH_RETRIEVAL_QUERIES", Number.POSITIVE_INFINITY);
+  const concurrency = env("BENCH_RETRIEVAL_CONCURRENCY", 4);
+  const concepts = loadEmojiConcepts();
+
+  log("direct: the exported ONNX models through transformers.js, no service in between");
+  const directStarted = performance.now();
+  const direct = await evaluateHeldOut(MODEL_DIR, { log });
+  const directSeconds = (performance.now() - directStarted) / 1000;
+
+  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-bench-retrieval-"));
+  const config = loadConfig({ ...process.env, DATA_DIR: dataDir, QUEUE_PREFIX: `bench-retrieval-${randomUUID().slice(0, 8)}`, LOG_LEVEL: process.env.LOG_LEVEL ?? "warn" });
+  await applyMigrations(config.DATABASE_URL);
+  const app = await createAppContext(config, createLogger(config.LOG_LEVEL));
+  const gateway = createGateway(app);
+  const address = await gateway.listen(0, "127.0.0.1");
+  const url = `http://127.0.0.1:${address.port}/graphql`;
+  const workers = startWorkerPool(app);
+  const projects: string[] = [];
+  try {
+    const served = app.models.list().filter((model) => model.space === "image-text" || model.task === "project");
+    log(`store: ${config.WEAVIATE_URL ? "weaviate" : "embedded"}; models: ${served.map((model) => model.name).join(", ")}`);
+
+    async function graphql(key: string, query: string, input: Record<string, unknown>, file?: Upload): Promise<any> {
+      let response: Response;
+      if (file) {
+        const form = new FormData();
+        form.set("operations", JSON.stringify({ query, variables: { input: { ...input, file: null } } }));
+        form.set("map", JSON.stringify({ 0: ["variables.input.file"] }));
+        form.set("0", new Blob([Buffer.from(file.bytes)], { type: file.mimeType }), file.filename);
+        response = await fetch(url, { method: "POST", body: form, headers: { authorization: `Bearer ${key}`, "graphql-require-preflight": "1" } });
+      } else {
+        response = await fetch(url, {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
+          body: JSON.stringify({ query, variables: { input } }),
+        });
+      }
+      const body = (await response.json()) as { data?: any; errors?: Array<{ message: string }> };
+      if (body.errors?.length) throw new Error(body.errors.map((error) => error.message).join("; "));
+      return body.data;
+    }
+
+    const openmoji = loadIconSet("openmoji");
+    const querySets = { noto: loadIconSet("noto"), twemoji: loadIconSet("twemoji") };
+
+    const measureSplit = async (split: EmojiConcept["split"]): Promise<{ figures: SplitFigures; ingestPerSecond: number; searchMsMean: number }> => {
+      const pool = concepts.filter((concept) => concept.split === split);
+      const { key, project } = await createApiKey(app.db, `bench-retrieval-${split}-${randomUUID().slice(0, 8)}`);
+      projects.push(project.id);
+      log(`${split}: ingesting ${pool.length} OpenMoji drawings through GraphQL`);
+      const ingestStarted = performance.now();
+      const ingested = await inParallel(pool, concurrency * 2, async (concept) => {
+        const bytes = await renderIconPng(openmoji, concept.name, IMAGE_SIZE);
+        const data = await graphql(key, INGEST, { metadata: { concept: concept.name } }, { bytes, filename: `${concept.name}.png`, mimeType: "image/png" });
+        return { concept: concept.name, assetId: data.ingest.asset.id as string, jobId: data.ingest.job.id as string };
+      });
+      const jobIds = ingested.map((entry) => entry.jobId);
+      for (;;) {
+        const pending = await app.db.job.count({ where: { id: { in: jobIds }, status: { notIn: ["SUCCEEDED", "FAILED"] } } });
+        if (pending === 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+      const failed = await app.db.job.count({ where: { id: { in: jobIds }, status: "FAILED" } });
+      if (failed > 0) throw new Error(`${failed} ingest jobs failed`);
+      const ingestPerSecond = pool.length / ((performance.now() - ingestStarted) / 1000);
+      const conceptOf = new Map(ingested.map((entry) => [entry.assetId, entry.concept]));
+
+      let searches = 0;
+      let searchMs = 0;
+      const rankOf = async (concept: string, input: Record<string, unknown>, file?: Upload) => {
+        const started = performance.now();
+        const data = await graphql(key, SEARCH, { ...input, modalities: ["IMAGE"], limit: 10 }, file);
+        searchMs += performance.now() - started;
+        searches++;
+        return (data.search.hits as Array<{ asset: { id: string } }>).findIndex((hit) => conceptOf.get(hit.asset.id) === concept);
+      };
+      const queries = pool.slice(0, Math.min(pool.length, cap));
+      log(`${split}: ${queries.length} text, ${queries.length * 2} image and ${queries.length} audio queries`);
+      const textRanks = await inParallel(queries, concurrency, (concept) => rankOf(concept.name, { text: concept.label }));
+      const imageQueries = queries.flatMap((concept) => (["noto", "twemoji"] as const).map((style) => ({ concept, style })));
+      const imageRanks = await inParallel(imageQueries, concurrency, async ({ concept, style }) =>
+        rankOf(concept.name, {}, { bytes: await renderIconPng(querySets[style], concept.name, IMAGE_SIZE), filename: `${style}.png`, mimeType: "image/png" }),
+      );
+      const audioRanks = await inParallel(queries, concurrency, async (concept) =>
+        rankOf(concept.name, {}, { bytes: wavBytes(await speak(concept.label, EVAL_VOICE)), filename: "spoken.wav", mimeType: "audio/wav" }),
+      );
+      return {
+        figures: {
+          textToImage: recallFromRanks(textRanks, pool.length),
+          imageToImage: recallFromRanks(imageRanks, pool.length),
+          audioToImage: recallFromRanks(audioRanks, pool.length),
+        },
+        ingestPerSecond,
+        searchMsMean: searchMs / searches,
+      };
+    };
+
+    const trained = await measureSplit("train");
+    const heldOut = await measureSplit("heldout");
+    const throughSearch: HeldOutFigures = { trainedConcepts: trained.figures, heldOutConcepts: heldOut.figures };
+    const r10 = (figures: HeldOutFigures) => ({
+      textToImage: figures.trainedConcepts.textToImage.r10,
+      imageToImage: figures.trainedConcepts.imageToImage.r10,
+      audioToImage: figures.trainedConcepts.audioToImage.r10,
+    });
+    const searchR10 = r10(throughSearch);
+    const directR10 = r10(direct);
+    console.log(
+      JSON.stringify({
+        bench: "retrieval",
+        model: "tessera-emoji-clip",
+        store: config.WEAVIATE_URL ? "weaviate" : "embedded",
+        candidates: { trained: trained.figures.textToImage.candidates, heldOut: heldOut.figures.textToImage.candidates },
+        throughSearch,
+        direct,
+        searchVsDirectR10: Object.fromEntries(
+          Object.entries(searchR10).map(([task, value]) => [task, Math.round((value / (directR10[task as keyof typeof directR10] || 1)) * 1000) / 1000]),
+        ),
+        targets: {
+          textToImageR10: { target: 0.5, measured: searchR10.textToImage, met: searchR10.textToImage >= 0.5 },
+          audioToImageR10: { target: 0.3, measured: searchR10.audioToImage, met: searchR10.audioToImage >= 0.3 },
+        },
+        ingestPerSecond: Math.round(trained.ingestPerSecond * 10) / 10,
+        searchMsMean: Math.round(((trained.searchMsMean + heldOut.searchMsMean) / 2) * 10) / 10,
+        directSeconds: Math.round(directSeconds),
+      }),
+    );
+  } finally {
+    for (const projectId of projects) await app.vectorStore.deleteProject(projectId).catch(() => {});
+    await workers.close();
+    await gateway.close();
+    await app.close();
+    await fs.rm(dataDir, { recursive: true, force: true });
+  }
+}
