@@ -86,6 +86,7 @@ builder.queryField("search", (t) =>
           limit: input.limit ?? undefined,
           alpha: input.hybrid ? (input.hybrid.alpha ?? DEFAULT_ALPHA) : undefined,
           filter: { tags: input.filter?.tags ?? undefined, metadata: (metadata as Record<string, unknown> | null) ?? undefined },
+          decodeLimits: app.config,
         });
       } catch (error) {
         // No vectors: either no such asset in this project (NOT_FOUND), or one not indexed yet (CONFLICT).

@@ -1,7 +1,8 @@
 import type { Modality } from "../core/database.ts";
 import { ErrorCode, TesseraError } from "../core/errors.ts";
 import type { ModelRuntime, SpaceVectors } from "../worker/models/model-runtime.ts";
-import { decodeQueryFile } from "./query-file.ts";
+import { loadConfig } from "../core/config.ts";
+import { decodeQueryFile, type QueryDecodeLimits } from "./query-file.ts";
 import type { VectorFilter, VectorHit, VectorStore } from "./vector-store.ts";
 
 /** What search needs from the models: encoders into every space a modality reaches. */
@@ -17,6 +18,8 @@ export type SearchRequest = {
   /** Present: hybrid BM25 + vector ranking in each space (1: vectors only, 0: BM25 only). Text queries only. */
   alpha?: number;
   filter?: Pick<VectorFilter, "tags" | "metadata">;
+  /** How a `file` query is decoded: the ingest limits (IMAGE_MAX_SIDE, ...). Default: the configuration defaults. */
+  decodeLimits?: QueryDecodeLimits;
 };
 
 export type SearchHit = {
@@ -63,7 +66,7 @@ export async function crossModalSearch(
   if (request.alpha !== undefined && !(request.alpha >= 0 && request.alpha <= 1)) {
     throw new TesseraError(ErrorCode.BAD_USER_INPUT, "hybrid.alpha must be between 0 and 1");
   }
-  const { probes, excludeAssetIds } = await probesFor(store, encoder, projectId, request.query);
+  const { probes, excludeAssetIds } = await probesFor(store, encoder, projectId, request.query, request.decodeLimits ?? loadConfig({}));
   const filter: VectorFilter = { ...request.filter, modalities: request.modalities, excludeAssetIds };
   const candidates = Math.min(limit * CHUNKS_PER_ASSET, 400);
   const rankings = await Promise.all(
@@ -82,6 +85,7 @@ async function probesFor(
   encoder: QueryEncoder,
   projectId: string,
   query: SearchQuery,
+  decodeLimits: QueryDecodeLimits,
 ): Promise<{ probes: Probe[]; excludeAssetIds?: string[] }> {
   if ("assetId" in query) {
     const stored = await store.vectorsOf(projectId, query.assetId);
@@ -98,12 +102,15 @@ async function probesFor(
     if (!text) throw new TesseraError(ErrorCode.BAD_USER_INPUT, "the search text is empty");
     return { probes: toProbes(await encoder.embedText([text]), "TEXT", text) };
   }
-  const decoded = await decodeQueryFile(query.file);
+  const decoded = await decodeQueryFile(query.file, decodeLimits);
   switch (decoded.modality) {
     case "TEXT":
       return { probes: toProbes(await encoder.embedText([decoded.text]), "TEXT", decoded.text) };
-    case "IMAGE":
-      return { probes: toProbes(await encoder.embedImages([decoded.image]), "IMAGE") };
+    case "IMAGE": {
+      // A video query is its sampled frames; like a stored video's whole-asset vector, their mean.
+      const spaces = (await encoder.embedImages(decoded.images)).filter((space) => space.vectors.length > 0);
+      return { probes: toProbes(spaces.map((space) => ({ ...space, vectors: [centroid(space.vectors)] })), "IMAGE") };
+    }
     case "AUDIO":
       return { probes: toProbes(await encoder.embedAudio([decoded.clip]), "AUDIO") };
   }

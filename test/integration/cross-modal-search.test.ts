@@ -8,6 +8,7 @@ import { crossModalSearch, type QueryEncoder } from "../../services/search/cross
 import { LanceDbVectorStore } from "../../services/search/lancedb-vector-store.ts";
 import type { VectorRecord, VectorStore } from "../../services/search/vector-store.ts";
 import { WeaviateVectorStore } from "../../services/search/weaviate-vector-store.ts";
+import { makeMp4 } from "../support/media-fixtures.ts";
 import { TEST_WEAVIATE_GRPC_PORT, TEST_WEAVIATE_URL } from "../support/test-env.ts";
 
 /*
@@ -39,9 +40,9 @@ function knownEncoder() {
       ];
     },
     async embedImages(images) {
-      calls.push(`image:${images[0]!.width}x${images[0]!.height}`);
+      calls.push(`images:${images.length}:${images[0]!.width}x${images[0]!.height}`);
       // A wide image stands for a cat photo, a tall one for a chart.
-      return [{ space: "image-text", model: "known", vectors: [images[0]!.width > images[0]!.height ? imageText.kittenPhoto : imageText.chart] }];
+      return [{ space: "image-text", model: "known", vectors: images.map((image) => (image.width > image.height ? imageText.kittenPhoto : imageText.chart)) }];
     },
     async embedAudio() {
       calls.push("audio");
@@ -171,8 +172,13 @@ describe.each(adapters)("cross-modal search on %s", (_name, open) => {
     const { encoder, calls } = knownEncoder();
     const widePng = await sharp({ create: { width: 64, height: 32, channels: 3, background: "#884422" } }).png().toBuffer();
     const hits = await crossModalSearch(store, encoder, projectId, { query: { file: widePng } });
-    expect(calls).toEqual(["image:64x32"]);
+    expect(calls).toEqual(["images:1:64x32"]);
     expect(hits[0]!.assetId).toBe(ids.catPhoto);
+    // A video is its sampled frames (1 per second, as ingest samples them), pooled into one query per space.
+    const tallVideo = await makeMp4(2, "32x64");
+    const videoHits = await crossModalSearch(store, encoder, projectId, { query: { file: tallVideo } });
+    expect(calls.at(-1)).toBe("images:2:32x64");
+    expect(videoHits[0]!.assetId).toBe(ids.chart);
     const textFile = Buffer.from("stock market news\n");
     const textHits = await crossModalSearch(store, encoder, projectId, { query: { file: textFile } });
     expect(textHits[0]!.assetId).toBe(ids.financeText);
