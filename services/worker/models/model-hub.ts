@@ -1,3 +1,4 @@
+import { createWriteStream } from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { Readable } from "node:stream";
@@ -58,13 +59,18 @@ export async function pullExport(options: PullOptions): Promise<{ outDir: string
       const response = await fetchHub(url, headers, options.repoId);
       const target = path.join(partial, file);
       await fs.mkdir(path.dirname(target), { recursive: true });
-      const body = Readable.fromWeb(response.body as import("node:stream/web").ReadableStream);
       let fileBytes = 0;
-      body.on("data", (chunk: Buffer) => {
-        fileBytes += chunk.length;
-        options.onBytes?.(chunk.length);
-      });
-      await pipeline(body, (await fs.open(target, "w")).createWriteStream());
+      await pipeline(
+        Readable.fromWeb(response.body as import("node:stream/web").ReadableStream),
+        async function* count(chunks: AsyncIterable<Buffer>) {
+          for await (const chunk of chunks) {
+            fileBytes += chunk.length;
+            options.onBytes?.(chunk.length);
+            yield chunk;
+          }
+        },
+        createWriteStream(target),
+      );
       bytes += fileBytes;
       options.onFile?.(file, fileBytes);
     }

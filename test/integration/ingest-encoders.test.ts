@@ -1,0 +1,162 @@
+import { execFileSync } from "node:child_process";
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import sharp from "sharp";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { uploadFile } from "../support/graphql-upload.ts";
+import { makeMp4 } from "../support/media-fixtures.ts";
+import { writeTinyClipExport } from "../support/fixture-models/tiny-clip.ts";
+import { eventually, startTestApp, type TestApp } from "../support/test-app.ts";
+
+/*
+ * The ingest job end to end on a real gateway + worker (PostgreSQL, Redis,
+ * the embedded vector store): decode, the encoders (tiny CLIP export plus
+ * the real offline models), index. Checks what each asset got.
+ */
+let t: TestApp;
+let key: string;
+let projectId: string;
+let modelsDir: string;
+
+const JOB = `query ($id: ID!) { job(id: $id) { status error { code message } } }`;
+
+async function finished(jobId: string) {
+  return eventually(async () => {
+    const { data } = await t.graphql(JOB, { id: jobId }, key);
+    return ["SUCCEEDED", "FAILED"].includes(data?.job?.status) ? data.job : null;
+  }, 60_000);
+}
+
+async function upload(bytes: Buffer, filename: string) {
+  const response = await uploadFile(t.url, key, { bytes, filename });
+  expect(response.errors).toBeUndefined();
+  return response.data.ingest as { asset: { id: string }; job: { id: string } };
+}
+
+async function embeddingsOf(assetId: string) {
+  const rows = await t.app.db.assetEmbedding.findMany({ where: { assetId }, orderBy: { space: "asc" } });
+  return rows.map(({ space, model, dimensions, vectors }) => ({ space, model, dimensions, vectors }));
+}
+
+beforeAll(async () => {
+  modelsDir = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-encoders-"));
+  await writeTinyClipExport(path.join(modelsDir, "clip"));
+  t = await startTestApp({ worker: true, env: { MODELS_DIR: modelsDir } });
+  ({ key, projectId } = await t.createProject());
+});
+
+afterAll(async () => {
+  await t?.close();
+  await fs.rm(modelsDir, { recursive: true, force: true });
+});
+
+describe("ingest runs the encoders", () => {
+  it("lists the served models over GraphQL, with a key only", async () => {
+    const query = `{ models { name modality task dimensions device space } }`;
+    const { data } = await t.graphql(query, {}, key);
+    expect(data.models).toContainEqual({ name: "clip", modality: "IMAGE", task: "embed", dimensions: 16, device: "cpu", space: "image-text" });
+    expect(data.models).toContainEqual({ name: "pp-ocr", modality: "IMAGE", task: "ocr", dimensions: null, device: "cpu", space: null });
+    const anonymous = await t.graphql(query);
+    expect(anonymous.errors?.[0]?.extensions?.code).toBe("UNAUTHENTICATED");
+  });
+
+  it("text: every chunk into the image-text and sentence spaces", async () => {
+    const { data } = await t.graphql(
+      `mutation ($text: String!) { ingest(input: { text: $text }) { asset { id } job { id } } }`,
+      { text: "A small orange cat sleeps on a warm windowsill in the afternoon sun." },
+      key,
+    );
+    expect(await finished(data.ingest.job.id)).toMatchObject({ status: "SUCCEEDED" });
+    expect(await embeddingsOf(data.ingest.asset.id)).toEqual([
+      { space: "image-text", model: "clip", dimensions: 16, vectors: 1 },
+      { space: "sentence", model: "use-lite-sentence", dimensions: 512, vectors: 1 },
+    ]);
+  });
+
+  it("image: the image into image-text, and the words OCR reads into the text spaces", async () => {
+    const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="520" height="120"><rect width="100%" height="100%" fill="white"/><text x="24" y="72" font-family="DejaVu Sans" font-size="40" fill="black">Invoice 4417</text></svg>`;
+    const png = await sharp(Buffer.from(svg)).png().toBuffer();
+    const { asset, job } = await upload(png, "invoice.png");
+    expect(await finished(job.id)).toMatchObject({ status: "SUCCEEDED" });
+    expect(await embeddingsOf(asset.id)).toEqual([
+      // chunk 0: the picture; chunk 1: its OCR text
+      { space: "image-text", model: "clip", dimensions: 16, vectors: 2 },
+      { space: "sentence", model: "use-lite-sentence", dimensions: 512, vectors: 1 },
+    ]);
+    const stored = await t.app.vectorStore.vectorsOf(projectId, asset.id);
+    const sentence = stored.find((vector) => vector.space === "sentence")!;
+    expect(sentence.text.replace(/\s+/g, "")).toContain("Invoice4417");
+  });
+
+  it("audio: the clip into the audio space", async () => {
+    const file = path.join(modelsDir, "speech.wav");
+    execFileSync("espeak-ng", ["-w", file, "Meet me at the station at noon."]);
+    const wav = await fs.readFile(file);
+    const { asset, job } = await upload(wav, "speech.wav");
+    expect(await finished(job.id)).toMatchObject({ status: "SUCCEEDED" });
+    expect(await embeddingsOf(asset.id)).toEqual([{ space: "audio", model: "openwakeword-audio", dimensions: 96, vectors: 1 }]);
+  });
+
+  it("video: each sampled frame and their pooled vector into image-text, the sound track into audio", async () => {
+    const { asset, job } = await upload(await makeMp4(3), "clip.mp4");
+    expect(await finished(job.id)).toMatchObject({ status: "SUCCEEDED" });
+    const stored = (await t.app.vectorStore.vectorsOf(projectId, asset.id)).filter((vector) => vector.space === "image-text");
+    const frames = stored.length - 1;
+    expect(frames).toBeGreaterThan(0);
+    expect(stored.map((vector) => vector.chunk).sort((a, b) => a - b)).toEqual(Array.from({ length: frames + 1 }, (_, index) => index));
+    const rows = await embeddingsOf(asset.id);
+    expect(rows).toEqual([
+      { space: "audio", model: "openwakeword-audio", dimensions: 96, vectors: 1 },
+      { space: "image-text", model: "clip", dimensions: 16, vectors: frames + 1 },
+    ]);
+    // chunk 0 is the late fusion (normalised mean) of the frames.
+    const pooled = stored.find((vector) => vector.chunk === 0)!.vector;
+    const mean = new Float32Array(16);
+    for (const frame of stored.filter((vector) => vector.chunk > 0)) frame.vector.forEach((value, index) => (mean[index]! += value));
+    const norm = Math.hypot(...mean);
+    mean.forEach((value, index) => expect(pooled[index]!).toBeCloseTo(value / norm, 4));
+    expect(Math.hypot(...pooled)).toBeCloseTo(1, 4);
+  });
+});
+
+describe("a model that fails", () => {
+  let broken: TestApp;
+  let brokenKey: string;
+  let brokenDir: string;
+
+  beforeAll(async () => {
+    brokenDir = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-broken-"));
+    await writeTinyClipExport(path.join(brokenDir, "clip"));
+    await fs.writeFile(path.join(brokenDir, "clip", "onnx", "vision_model.onnx"), "not a graph");
+    broken = await startTestApp({ worker: true, env: { MODELS_DIR: brokenDir } });
+    ({ key: brokenKey } = await broken.createProject());
+  });
+
+  afterAll(async () => {
+    await broken?.close();
+    await fs.rm(brokenDir, { recursive: true, force: true });
+  });
+
+  it("fails the job with MODEL_ERROR naming the model, stores no vectors, and the worker goes on", async () => {
+    const png = await sharp({ create: { width: 40, height: 30, channels: 3, background: "#3366cc" } }).png().toBuffer();
+    const response = await uploadFile(broken.url, brokenKey, { bytes: png, filename: "blue.png" });
+    const { asset, job } = response.data.ingest;
+    const failed = await eventually(async () => {
+      const { data } = await broken.graphql(JOB, { id: job.id }, brokenKey);
+      return data?.job?.status === "FAILED" ? data.job : null;
+    }, 60_000);
+    expect(failed.error.code).toBe("MODEL_ERROR");
+    expect(failed.error.message).toMatch(/^model clip: /);
+    expect(await broken.app.db.assetEmbedding.count({ where: { assetId: asset.id } })).toBe(0);
+    expect((await broken.app.db.asset.findUnique({ where: { id: asset.id } }))!.status).toBe("FAILED");
+
+    // Same worker, next job: the text tower is fine.
+    const { data } = await broken.graphql(`mutation { ingest(input: { text: "still alive" }) { job { id } } }`, {}, brokenKey);
+    const next = await eventually(async () => {
+      const { data: polled } = await broken.graphql(JOB, { id: data.ingest.job.id }, brokenKey);
+      return polled?.job?.status === "SUCCEEDED" ? polled.job : null;
+    }, 60_000);
+    expect(next.status).toBe("SUCCEEDED");
+  });
+});
