@@ -2,7 +2,7 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import sharp from "sharp";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ingestContent } from "../../services/assets/ingest-service.ts";
 import { closeModelRouter } from "../../services/worker/generation/app-model-router.ts";
 import { readWavInfo } from "../../services/worker/generation/wav-file.ts";
@@ -49,6 +49,8 @@ afterAll(async () => {
   await fake?.close();
   if (scratch) await fs.rm(scratch, { recursive: true, force: true });
 });
+
+afterEach(() => fake.reset());
 
 const GENERATE = `mutation ($input: GenerateInput!) { generate(input: $input) { id kind status } }`;
 const JOB = `query ($id: ID!) { job(id: $id) { id status output usage error { code message } } }`;

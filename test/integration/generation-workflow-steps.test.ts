@@ -41,7 +41,7 @@ afterAll(async () => {
   if (scratch) await fs.rm(scratch, { recursive: true, force: true });
 });
 
-afterEach(() => fake.setFallback(undefined));
+afterEach(() => fake.reset());
 
 const unique = (prefix: string) => `${prefix}-${Math.random().toString(36).slice(2, 8)}`;
 
@@ -288,7 +288,11 @@ describe("workflows/examples/cross-modal-qa.yaml", () => {
       mimeType: "text/plain",
       source: "text",
     });
-    await eventually(async () => (await t.app.db.asset.findUniqueOrThrow({ where: { id: asset.id } })).status === "READY", 60_000);
+    const indexed = await eventually(async () => {
+      const row = await t.app.db.asset.findUniqueOrThrow({ where: { id: asset.id } });
+      return ["READY", "FAILED"].includes(row.status) ? row : null;
+    }, 60_000);
+    expect(indexed.error).toBeNull();
     await publish(await source());
     fake.enqueue(
       (request) => {
@@ -310,5 +314,5 @@ describe("workflows/examples/cross-modal-qa.yaml", () => {
     const run = await runToEnd("cross-modal-qa", { question: "What colours is the lighthouse?" });
     expect(run.error).toBeNull();
     expect(run.output).toEqual({ answer: "Red and white.", assetIds: [asset.id] });
-  });
+  }, 120_000);
 });

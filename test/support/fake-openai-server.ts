@@ -37,6 +37,8 @@ export type FakeOpenAIServer = {
   enqueue(...replies: Array<FakeReply | ((request: RecordedRequest) => FakeReply)>): void;
   /** Served when the script is empty (a model that never stops); unset: 500 "script exhausted". */
   setFallback(reply: ((request: RecordedRequest) => FakeReply) | undefined): void;
+  /** Forgets unused replies, the fallback and the recorded requests, so one test's leftovers never answer the next. */
+  reset(): void;
   close(): Promise<void>;
 };
 
@@ -72,6 +74,11 @@ export async function startFakeOpenAIServer(): Promise<FakeOpenAIServer> {
     requests,
     enqueue: (...replies) => void script.push(...replies),
     setFallback: (reply) => void (fallback = reply),
+    reset: () => {
+      script.length = 0;
+      requests.length = 0;
+      fallback = undefined;
+    },
     close: () =>
       new Promise((resolve) => {
         server.closeAllConnections();

@@ -1,6 +1,7 @@
 import sharp from "sharp";
 import type { AppContext } from "../../core/app-context.ts";
 import type { Asset } from "../../core/database.ts";
+import { ErrorCode, TesseraError } from "../../core/errors.ts";
 import type { AudioClip, ContentPart, ImagePart } from "./language-model-provider.ts";
 import type { ModelRouter, RouteOptions } from "./model-router.ts";
 import { encodeWav } from "./wav-file.ts";
@@ -32,7 +33,11 @@ async function mediaDecoders(): Promise<MediaDecoders> {
 /** An image asset as an image part: passed through when a model takes it as is, re-encoded otherwise. */
 export async function imagePartOf(app: AppContext, asset: Asset): Promise<ImagePart> {
   const bytes = await app.blobs.read(asset.sha256);
-  const metadata = await sharp(bytes).metadata();
+  const metadata = await sharp(bytes)
+    .metadata()
+    .catch((error: Error) => {
+      throw new TesseraError(ErrorCode.CORRUPT_MEDIA, `attachment ${asset.id} is not a readable image`, { reason: error.message });
+    });
   const small = Math.max(metadata.width ?? 0, metadata.height ?? 0) <= MAX_IMAGE_SIDE && bytes.length <= MAX_PASS_THROUGH_BYTES;
   if (PASS_THROUGH_TYPES.has(asset.mimeType) && small) return { type: "image", mimeType: asset.mimeType, data: bytes };
   const data = await sharp(bytes)

@@ -68,8 +68,7 @@ export async function checkGenerateRequest(app: AppContext, projectId: string, i
   const missing = request.attachments.filter((id) => !assets.some((asset) => asset.id === id));
   if (missing.length) throw new TesseraError(ErrorCode.NOT_FOUND, `no asset ${missing.join(", ")} in this project`);
   const ordered = request.attachments.map((id) => assets.find((asset) => asset.id === id)!);
-  const failed = ordered.filter((asset) => asset.status === "FAILED");
-  if (failed.length) throw bad(`attachment ${failed[0]!.id} failed ingestion and cannot be read`);
+  // An asset whose ingest failed still has its bytes (a missing encoder fails ingest too); bytes that do not decode fail later as CORRUPT_MEDIA.
 
   const modalities = ordered.map((asset) => asset.modality);
   if (request.task === "CAPTION" && (ordered.length !== 1 || !["IMAGE", "VIDEO"].includes(modalities[0]!))) {
