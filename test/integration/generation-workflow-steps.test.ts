@@ -296,10 +296,10 @@ describe("workflows/examples/cross-modal-qa.yaml", () => {
     await publish(await source());
     fake.enqueue(
       (request) => {
-        // Whatever the search step calls its query field, the model reads it from the schema it was given.
+        // The model was told the search step's input by its JSON Schema.
         const search = request.body.tools.find((tool: any) => tool.function.name === "search").function.parameters;
-        const field = ["text", "query"].find((name) => name in search.properties) ?? Object.keys(search.properties)[0];
-        return { kind: "chat", toolCalls: [{ name: "search", arguments: { [field]: "lighthouse colours" } }] };
+        expect(search.properties.text).toMatchObject({ type: "string" });
+        return { kind: "chat", toolCalls: [{ name: "search", arguments: { text: "lighthouse colours" } }] };
       },
       (request) => {
         const result = JSON.parse(request.body.messages.at(-1).content);
