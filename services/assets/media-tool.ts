@@ -14,7 +14,9 @@ export function runMediaTool(
 ): Promise<ToolRun> {
   const maxOutputBytes = options.maxOutputBytes ?? 64 * 1024 * 1024;
   return new Promise((resolve, reject) => {
-    const child = spawn(command, ["-hide_banner", ...(command === "ffmpeg" ? ["-nostdin"] : []), ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    // Local files only: a crafted playlist or reference inside a container must not make ffmpeg open a URL (SSRF).
+    const safety = ["-hide_banner", ...(command === "ffmpeg" ? ["-nostdin"] : []), "-protocol_whitelist", "file,pipe"];
+    const child = spawn(command, [...safety, ...args], { stdio: ["ignore", "pipe", "pipe"] });
     const chunks: Buffer[] = [];
     let outputBytes = 0;
     let stderr = "";

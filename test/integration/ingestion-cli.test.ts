@@ -15,6 +15,7 @@ let project: { key: string; projectId: string };
 let folder: string;
 let server: Server;
 let remote: string;
+let modelsDir: string;
 
 /** The CLI as a user runs it, against the test gateway. */
 function tessera(args: string[]) {
@@ -32,7 +33,9 @@ beforeAll(async () => {
   server = createServer((_request, response) => response.writeHead(200, { "content-type": "image/png" }).end(remotePng));
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   remote = `http://127.0.0.1:${(server.address() as AddressInfo).port}/remote.png`;
-  t = await startTestApp({ worker: true, env: { URL_ALLOW_HOSTS: new URL(remote).host } });
+  // No model manifests: the CLI is under test here, not whichever encoder weights a checkout has.
+  modelsDir = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-no-models-"));
+  t = await startTestApp({ worker: true, env: { URL_ALLOW_HOSTS: new URL(remote).host, MODELS_DIR: modelsDir } });
   project = await t.createProject();
   folder = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-cli-ingest-"));
   await fs.mkdir(path.join(folder, "sounds"));
@@ -46,6 +49,7 @@ afterAll(async () => {
   await t?.close();
   server?.close();
   if (folder) await fs.rm(folder, { recursive: true, force: true });
+  if (modelsDir) await fs.rm(modelsDir, { recursive: true, force: true });
 });
 
 describe("npx tessera ingest", () => {
