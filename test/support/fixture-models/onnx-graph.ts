@@ -25,6 +25,10 @@ export function intAttribute(name: string, value: number): onnx.IAttributeProto 
   return { name, type: proto.AttributeProto.AttributeType.INT, i: value };
 }
 
+export function intsAttribute(name: string, values: number[]): onnx.IAttributeProto {
+  return { name, type: proto.AttributeProto.AttributeType.INTS, ints: values };
+}
+
 export function valueInfo(name: string, elemType: number, dims: Array<number | string>): onnx.IValueInfoProto {
   return {
     name,

@@ -1,8 +1,19 @@
 import fs from "node:fs/promises";
 import path from "node:path";
-import { encodeModel, FLOAT, floatTensor, int64Tensor, INT64, intAttribute, node, seededWeights, valueInfo } from "./onnx-graph.ts";
+import { encodeModel, FLOAT, floatTensor, int64Tensor, INT64, intAttribute, intsAttribute, node, seededWeights, valueInfo } from "./onnx-graph.ts";
 
-export type TinyClipOptions = { imageSize?: number; dimensions?: number; hidden?: number; seed?: number };
+export type TinyClipOptions = {
+  imageSize?: number;
+  dimensions?: number;
+  hidden?: number;
+  seed?: number;
+  /**
+   * A heavier vision tower for benches, ViT-shaped in cost: patch embedding
+   * (a strided Conv), `layers` residual MLP blocks over the patch tokens, mean
+   * pooling, projection. Without it the tower is one MatMul over the pixels.
+   */
+  vision?: { patch: number; width: number; layers: number };
+};
 
 const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073];
 const CLIP_STD = [0.26862954, 0.26130258, 0.27577711];
@@ -65,7 +76,10 @@ export async function writeTinyClipExport(folder: string, options: TinyClipOptio
     }),
   );
   await fs.writeFile(path.join(folder, "onnx", "text_model.onnx"), textModel(vocabSize, hidden, dimensions, seed));
-  await fs.writeFile(path.join(folder, "onnx", "vision_model.onnx"), visionModel(imageSize, dimensions, seed + 1));
+  await fs.writeFile(
+    path.join(folder, "onnx", "vision_model.onnx"),
+    options.vision ? patchVisionModel(imageSize, dimensions, seed + 1, options.vision) : visionModel(imageSize, dimensions, seed + 1),
+  );
 }
 
 /** Token embeddings, masked mean over the sequence, then a projection. */
@@ -108,6 +122,46 @@ function visionModel(imageSize: number, dimensions: number, seed: number) {
     node: [node("Reshape", ["pixel_values", "flat_shape"], ["flat"]), node("MatMul", ["flat", "visual_projection"], ["image_embeds"])],
     input: [valueInfo("pixel_values", FLOAT, ["batch_size", 3, imageSize, imageSize])],
     output: [valueInfo("image_embeds", FLOAT, ["batch_size", dimensions])],
+  });
+}
+
+/** Patch embedding, residual MLP blocks over the tokens, mean pool, projection: the cost profile of a small ViT. */
+function patchVisionModel(imageSize: number, dimensions: number, seed: number, shape: NonNullable<TinyClipOptions["vision"]>) {
+  const { patch, width, layers } = shape;
+  const grid = Math.floor(imageSize / patch);
+  const initializer = [
+    floatTensor("patch_embedding", [width, 3, patch, patch], seededWeights(width * 3 * patch * patch, seed, Math.sqrt(1 / (3 * patch * patch)))),
+    int64Tensor("tokens_shape", [0, width, grid * grid]),
+    floatTensor("visual_projection", [width, dimensions], seededWeights(width * dimensions, seed + 1, Math.sqrt(1 / width))),
+  ];
+  const nodes = [
+    node("Conv", ["pixel_values", "patch_embedding"], ["patches"], [intsAttribute("strides", [patch, patch]), intsAttribute("kernel_shape", [patch, patch])]),
+    node("Reshape", ["patches", "tokens_shape"], ["channels_first"]),
+    node("Transpose", ["channels_first"], ["hidden_0"], [intsAttribute("perm", [0, 2, 1])]),
+  ];
+  for (let layer = 0; layer < layers; layer++) {
+    initializer.push(
+      floatTensor(`mlp_up_${layer}`, [width, 4 * width], seededWeights(width * 4 * width, seed + 10 + layer, Math.sqrt(1 / width))),
+      floatTensor(`mlp_down_${layer}`, [4 * width, width], seededWeights(4 * width * width, seed + 100 + layer, Math.sqrt(1 / (4 * width)) / layers)),
+    );
+    nodes.push(
+      node("MatMul", [`hidden_${layer}`, `mlp_up_${layer}`], [`up_${layer}`]),
+      node("Relu", [`up_${layer}`], [`act_${layer}`]),
+      node("MatMul", [`act_${layer}`, `mlp_down_${layer}`], [`down_${layer}`]),
+      node("Add", [`hidden_${layer}`, `down_${layer}`], [`hidden_${layer + 1}`]),
+    );
+  }
+  nodes.push(
+    node("ReduceMean", [`hidden_${layers}`], ["pooled"], [intsAttribute("axes", [1]), intAttribute("keepdims", 0)]),
+    node("MatMul", ["pooled", "visual_projection"], ["image_embeds"]),
+    node("Identity", [`hidden_${layers}`], ["last_hidden_state"]),
+  );
+  return encodeModel({
+    name: "bench_clip_vision",
+    initializer,
+    node: nodes,
+    input: [valueInfo("pixel_values", FLOAT, ["batch_size", 3, imageSize, imageSize])],
+    output: [valueInfo("image_embeds", FLOAT, ["batch_size", dimensions]), valueInfo("last_hidden_state", FLOAT, ["batch_size", grid * grid, width])],
   });
 }
 

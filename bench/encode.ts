@@ -1,0 +1,156 @@
+/**
+ * `npm run bench -- encode`: images/s through the whole path (GraphQL upload
+ * -> ingest job -> decode -> CLIP image encoder with dynamic batching ->
+ * vectors stored in the vector store -> job SUCCEEDED) against the same
+ * vision graph run directly on onnxruntime-node with the same batch size,
+ * in one run.
+ *
+ * The model is a CLIP export in the standard layout whose vision tower has
+ * the cost profile of a small ViT (patch 32 at 224 px, BENCH_ENCODE_WIDTH
+ * wide, BENCH_ENCODE_LAYERS MLP blocks; default 768 x 6), written on the
+ * spot: no real CLIP weights exist offline. BENCH_ENCODE_ITEMS images
+ * (default 96), BENCH_ENCODE_CONCURRENCY jobs at once in the worker (default 16).
+ * MODEL_DEVICE=cuda runs both sides on the GPU when its provider is installed.
+ * Needs PostgreSQL (DATABASE_URL) and Redis (REDIS_URL).
+ */
+import { randomUUID } from "node:crypto";
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import * as ort from "onnxruntime-node";
+import sharp from "sharp";
+import { createAppContext } from "../services/core/app-context.ts";
+import { createApiKey } from "../services/core/api-keys.ts";
+import { loadConfig } from "../services/core/config.ts";
+import { createLogger } from "../services/core/logger.ts";
+import { applyMigrations } from "../services/core/migrate.ts";
+import { createGateway } from "../services/gateway/gateway.ts";
+import { chooseExecutionProvider } from "../services/worker/models/execution-provider.ts";
+import { startWorkerPool } from "../services/worker/worker-pool.ts";
+import { writeTinyClipExport } from "../test/support/fixture-models/tiny-clip.ts";
+
+const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
+const log = (message: string) => process.stderr.write(`[bench encode] ${message}\n`);
+const MUTATION = `mutation ($file: Upload!) { ingest(input: { file: $file }) { asset { id } job { id } } }`;
+
+export default async function encodeBench() {
+  const items = env("BENCH_ENCODE_ITEMS", 96);
+  const concurrency = env("BENCH_ENCODE_CONCURRENCY", 16);
+  const vision = { patch: 32, width: env("BENCH_ENCODE_WIDTH", 768), layers: env("BENCH_ENCODE_LAYERS", 6) };
+  const scratch = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-bench-encode-"));
+  const modelsDir = path.join(scratch, "models");
+  log(`writing a CLIP export (vision: patch ${vision.patch}, width ${vision.width}, ${vision.layers} blocks) and ${items} images`);
+  await writeTinyClipExport(path.join(modelsDir, "clip"), { imageSize: 224, dimensions: 512, vision });
+  const images = await Promise.all(Array.from({ length: items + 1 }, (_, index) => distinctJpeg(index)));
+
+  const config = loadConfig({
+    ...process.env,
+    DATA_DIR: path.join(scratch, "data"),
+    MODELS_DIR: modelsDir,
+    QUEUE_PREFIX: `bench-${randomUUID().slice(0, 8)}`,
+    LOG_LEVEL: "warn",
+  });
+  await applyMigrations(config.DATABASE_URL);
+  const app = await createAppContext(config, createLogger("warn", "bench"));
+  // Only the image encoder: OCR and the sentence model would measure other models.
+  app.models.configure({ models: ["clip"] });
+  const gateway = createGateway(app);
+  const { port } = await gateway.listen(0, "127.0.0.1");
+  const url = `http://127.0.0.1:${port}/graphql`;
+  const workers = startWorkerPool(app, { queues: ["ingest"], concurrency });
+  const { key, project } = await createApiKey(app.db, `bench-encode-${randomUUID()}`);
+  const upload = async (bytes: Buffer, index: number) => {
+    const form = new FormData();
+    form.set("operations", JSON.stringify({ query: MUTATION, variables: { file: null } }));
+    form.set("map", JSON.stringify({ "0": ["variables.file"] }));
+    form.set("0", new Blob([new Uint8Array(bytes)], { type: "image/jpeg" }), `image-${index}.jpg`);
+    const response = await fetch(url, { method: "POST", headers: { authorization: `Bearer ${key}` }, body: form });
+    const result = (await response.json()) as { data?: { ingest: { job: { id: string } } }; errors?: unknown };
+    if (!result.data) throw new Error(`ingest failed: ${JSON.stringify(result.errors)}`);
+    return result.data.ingest.job.id;
+  };
+  const settled = async (jobIds: string[]) => {
+    while (true) {
+      const jobs = await app.db.job.findMany({ where: { id: { in: jobIds } }, select: { status: true, error: true } });
+      const failed = jobs.find((job) => job.status === "FAILED");
+      if (failed) throw new Error(`a job failed: ${JSON.stringify(failed.error)}`);
+      if (jobs.filter((job) => job.status === "SUCCEEDED").length === jobIds.length) return;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  };
+
+  try {
+    // Warm-up: the first job loads the model.
+    await settled([await upload(images[items]!, items)]);
+    const batchesBefore = app.models.batchSizes("clip", "embedImages").length;
+
+    log(`gateway path: ${items} uploads, worker concurrency ${concurrency}`);
+    const started = performance.now();
+    const jobIds: string[] = [];
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (next < items) {
+          const index = next++;
+          jobIds.push(await upload(images[index]!, index));
+        }
+      }),
+    );
+    await settled(jobIds);
+    const gatewaySeconds = (performance.now() - started) / 1000;
+    const batches = app.models.batchSizes("clip", "embedImages").slice(batchesBefore);
+    const meanBatch = batches.reduce((a, b) => a + b, 0) / batches.length;
+    const stored = await app.vectorStore.count(project.id, { space: "image-text" });
+    // One vector per image (chunk 0), plus the warm-up image.
+    if (stored !== items + 1) throw new Error(`expected ${items + 1} image-text vectors stored, found ${stored}`);
+    const gatewayPerSec = items / gatewaySeconds;
+    log(`gateway path: ${gatewayPerSec.toFixed(2)} images/s, mean batch ${meanBatch.toFixed(1)} (${batches.length} batches)`);
+
+    // Raw engine: the same vision graph on onnxruntime-node, same batch size, same provider.
+    const batchSize = Math.max(1, Math.round(meanBatch));
+    const execution = chooseExecutionProvider(process.env.MODEL_DEVICE === "cuda" ? "cuda" : undefined, createLogger("warn", "bench"));
+    const session = await ort.InferenceSession.create(path.join(modelsDir, "clip", "onnx", "vision_model.onnx"), {
+      executionProviders: execution.providers,
+      graphOptimizationLevel: "all",
+    });
+    const input = new ort.Tensor("float32", new Float32Array(batchSize * 3 * 224 * 224).fill(0.1), [batchSize, 3, 224, 224]);
+    await session.run({ pixel_values: input });
+    const rawStarted = performance.now();
+    for (let done = 0; done < items; done += batchSize) await session.run({ pixel_values: input });
+    const rawPerSec = (Math.ceil(items / batchSize) * batchSize) / ((performance.now() - rawStarted) / 1000);
+    await session.release();
+    log(`onnxruntime-node alone: ${rawPerSec.toFixed(2)} images/s at batch ${batchSize}`);
+
+    console.log(
+      JSON.stringify({
+        bench: "encode",
+        model: `clip (synthetic ViT-cost vision tower, width ${vision.width}, ${vision.layers} blocks, 224 px)`,
+        device: execution.device,
+        items,
+        concurrency,
+        batchSize,
+        gateway_per_s: round(gatewayPerSec),
+        raw_per_s: round(rawPerSec),
+        ratio: round(gatewayPerSec / rawPerSec, 3),
+      }),
+    );
+  } finally {
+    await workers.close();
+    await app.db.project.delete({ where: { id: project.id } }).catch(() => {});
+    await app.queues.queue("ingest").obliterate({ force: true }).catch(() => {});
+    await gateway.close();
+    await app.close();
+    await fs.rm(scratch, { recursive: true, force: true });
+  }
+}
+
+/** A 256x256 JPEG that differs per index, so no two uploads share a sha256. */
+async function distinctJpeg(index: number): Promise<Buffer> {
+  const pixels = Buffer.alloc(256 * 256 * 3);
+  for (let i = 0; i < pixels.length; i++) pixels[i] = (i * 7 + index * 31 + ((i >> 8) ^ index)) & 255;
+  return sharp(pixels, { raw: { width: 256, height: 256, channels: 3 } }).jpeg({ quality: 80 }).toBuffer();
+}
+
+function round(value: number, digits = 2) {
+  return Number(value.toFixed(digits));
+}
