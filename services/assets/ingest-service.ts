@@ -114,7 +114,8 @@ async function createAssetAndJob(
         },
       });
       return { asset, job };
-    });
+      // Prisma's default 2 s wait for a connection fails uploads on a busy machine; a slow commit is better than a lost one.
+    }, { maxWait: 10_000, timeout: 20_000 });
   } catch (error) {
     // Two requests raced with the same bytes or the same key: the first one wins.
     if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002") {
