@@ -1,6 +1,7 @@
 import { Command } from "commander";
 import { registerIngestCommands } from "./commands/ingest.ts";
 import { registerKeysCommands } from "./commands/keys.ts";
+import { registerModelsCommands } from "./commands/models.ts";
 import { registerProjectorCommands } from "./commands/projector.ts";
 import { registerSearchCommands } from "./commands/search.ts";
 import { registerWorkflowCommands } from "./commands/workflow.ts";
@@ -13,6 +14,7 @@ const program = new Command()
 // Each command group adds itself; adding a group is adding a line here.
 registerIngestCommands(program);
 registerKeysCommands(program);
+registerModelsCommands(program);
 registerProjectorCommands(program);
 registerSearchCommands(program);
 registerWorkflowCommands(program);
