@@ -1,0 +1,130 @@
+/**
+ * `npm run bench -- engine`: what the workflow engine costs per step, against
+ * a bare BullMQ job round trip in the same run, on the same Redis.
+ *
+ * - chain: BENCH_CHAIN no-op `transform` steps, each needing the one before,
+ *   against as many BullMQ jobs run one after the other (add, wait until done).
+ * - fan-out: a `map` over BENCH_FANOUT items (concurrency BENCH_FANOUT) of a
+ *   `transform`, against BENCH_FANOUT BullMQ jobs added at once.
+ * Both use BENCH_CONCURRENCY worker slots. The database is DATABASE_URL.
+ */
+import { randomUUID } from "node:crypto";
+import { Queue, QueueEvents, Worker } from "bullmq";
+import { createAppContext, type AppContext } from "../services/core/app-context.ts";
+import { createApiKey } from "../services/core/api-keys.ts";
+import { loadConfig } from "../services/core/config.ts";
+import { createLogger } from "../services/core/logger.ts";
+import { applyMigrations } from "../services/core/migrate.ts";
+import { startWorkerPool } from "../services/worker/worker-pool.ts";
+import { publishWorkflow, startRun } from "../workflows/engine/run-service.ts";
+import { TERMINAL_RUN_STATUSES } from "../workflows/engine/run-events.ts";
+
+const CHAIN = Number(process.env.BENCH_CHAIN ?? 100);
+const FANOUT = Number(process.env.BENCH_FANOUT ?? 100);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
+
+const round = (value: number, digits = 2) => Number(value.toFixed(digits));
+
+async function bareBullmq(app: AppContext, prefix: string) {
+  const connection = app.redis;
+  const queue = new Queue("bench-bare", { connection, prefix });
+  const events = new QueueEvents("bench-bare", { connection: connection.duplicate(), prefix });
+  const worker = new Worker("bench-bare", async () => null, { connection, prefix, concurrency: CONCURRENCY });
+  await Promise.all([events.waitUntilReady(), worker.waitUntilReady()]);
+  const options = { removeOnComplete: true, removeOnFail: true };
+  // Warm up, then a chain: each job waits for the one before.
+  await (await queue.add("job", {}, options)).waitUntilFinished(events);
+  let started = performance.now();
+  for (let index = 0; index < CHAIN; index++) await (await queue.add("job", { index }, options)).waitUntilFinished(events);
+  const chainMs = performance.now() - started;
+  started = performance.now();
+  const jobs = await queue.addBulk(Array.from({ length: FANOUT }, (_, index) => ({ name: "job", data: { index }, opts: options })));
+  await Promise.all(jobs.map((job) => job.waitUntilFinished(events)));
+  const fanOutMs = performance.now() - started;
+  await worker.close();
+  await events.close();
+  await queue.obliterate({ force: true });
+  await queue.close();
+  return { chainMs, fanOutMs };
+}
+
+/** Resolves when the run ends: the run's events, with the row as the backstop. */
+async function runToEnd(app: AppContext, projectId: string, slug: string) {
+  const started = performance.now();
+  const run = await startRun(app, { projectId, slug, input: {} });
+  const events = app.events.subscribe("run", run.id)[Symbol.asyncIterator]();
+  try {
+    while (true) {
+      const next = await Promise.race([events.next(), new Promise<null>((resolve) => setTimeout(() => resolve(null), 1000))]);
+      if (next && !next.done && !(next.value.type === "RUN_STATUS" && TERMINAL_RUN_STATUSES.has(next.value.status ?? ""))) continue;
+      const row = await app.db.run.findUniqueOrThrow({ where: { id: run.id } });
+      if (TERMINAL_RUN_STATUSES.has(row.status)) {
+        if (row.status !== "SUCCEEDED") throw new Error(`run ${slug} ended ${row.status}: ${JSON.stringify(row.error)}`);
+        return performance.now() - started;
+      }
+    }
+  } finally {
+    await events.return?.();
+  }
+}
+
+function chainWorkflow(slug: string, length: number) {
+  const steps = Array.from({ length }, (_, index) =>
+    index === 0
+      ? `  - id: s0\n    uses: transform\n    with: { n: 0 }`
+      : `  - id: s${index}\n    uses: transform\n    with: { n: "\${{ steps.s${index - 1}.output.n + 1 }}" }`,
+  );
+  return `apiVersion: tessera/v1\nkind: Workflow\nslug: ${slug}\nsteps:\n${steps.join("\n")}\noutputs:\n  n: "\${{ steps.s${length - 1}.output.n }}"\n`;
+}
+
+function fanOutWorkflow(slug: string, width: number) {
+  return `apiVersion: tessera/v1\nkind: Workflow\nslug: ${slug}\nsteps:\n  - id: each\n    uses: map\n    with:\n      items: "\${{ [1..${width}] }}"\n      concurrency: ${width}\n      step: { uses: transform, with: { v: "\${{ item }}" } }\n`;
+}
+
+export default async function engineBench() {
+  const config = loadConfig({ ...process.env, QUEUE_PREFIX: `bench-engine-${randomUUID().slice(0, 8)}`, LOG_LEVEL: process.env.LOG_LEVEL ?? "warn" });
+  const log = (message: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${message}`);
+  log("applying migrations");
+  await applyMigrations(config.DATABASE_URL);
+  log("connecting");
+  const app = await createAppContext(config, createLogger(config.LOG_LEVEL, "bench"));
+  const { project } = await createApiKey(app.db, `bench-engine-${randomUUID()}`);
+  try {
+    log("bare BullMQ");
+    const bare = await bareBullmq(app, config.QUEUE_PREFIX);
+    log(`bare BullMQ: chain of ${CHAIN} ${round(bare.chainMs)} ms (${round(bare.chainMs / CHAIN)} ms/job); ${FANOUT} at once ${round(bare.fanOutMs)} ms`);
+
+    const pool = startWorkerPool(app, { queues: ["workflow-run", "workflow-step"], concurrency: CONCURRENCY });
+    await publishWorkflow(app, project.id, chainWorkflow("warm-up", 3));
+    await runToEnd(app, project.id, "warm-up");
+    await publishWorkflow(app, project.id, chainWorkflow("chain", CHAIN));
+    const chainMs = await runToEnd(app, project.id, "chain");
+    log(`engine: chain of ${CHAIN} transforms ${round(chainMs)} ms (${round(chainMs / CHAIN)} ms/step)`);
+    await publishWorkflow(app, project.id, fanOutWorkflow("fan-out", FANOUT));
+    const fanOutMs = await runToEnd(app, project.id, "fan-out");
+    log(`engine: map over ${FANOUT} items ${round(fanOutMs)} ms`);
+    await pool.close();
+    await Promise.all(["workflow-run", "workflow-step"].map((name) => app.queues.queue(name as "workflow-run").obliterate({ force: true })));
+
+    const stepMs = chainMs / CHAIN;
+    const jobMs = bare.chainMs / CHAIN;
+    console.log(
+      JSON.stringify({
+        bench: "engine",
+        chainSteps: CHAIN,
+        fanOutWidth: FANOUT,
+        concurrency: CONCURRENCY,
+        bullmqJobRoundTripMs: round(jobMs),
+        engineStepMs: round(stepMs),
+        engineStepOverheadMs: round(stepMs - jobMs),
+        engineStepOverBullmq: round(stepMs / jobMs),
+        bullmqFanOutMs: round(bare.fanOutMs),
+        engineFanOutMs: round(fanOutMs),
+        engineFanOutOverBullmq: round(fanOutMs / bare.fanOutMs),
+      }),
+    );
+  } finally {
+    await app.db.project.delete({ where: { id: project.id } }).catch(() => {});
+    await app.close();
+  }
+}
