@@ -85,6 +85,21 @@ describe("model errors are typed, name the model, and leave the runtime working"
     await runtime.close();
   });
 
+  it("a discovered Whisper export without its graphs is MODEL_NOT_FOUND from transcribe, and no transcriber means null", async () => {
+    const modelsDir = await modelsDirWith(async (dir) => {
+      await fs.mkdir(path.join(dir, "whisper-tiny"));
+      await fs.writeFile(path.join(dir, "whisper-tiny", "config.json"), JSON.stringify({ model_type: "whisper" }));
+    });
+    const runtime = createModelRuntime({ modelsDir, logger: createLogger("silent"), models: ["whisper*"] });
+    expect(runtime.list().map((model) => [model.name, model.task])).toEqual([["whisper-tiny", "transcribe"]]);
+    const error = await rejection(runtime.transcribe(new Float32Array(16000)));
+    expect(error.code).toBe("MODEL_NOT_FOUND");
+    expect(error.details).toMatchObject({ model: "whisper-tiny" });
+    const none = createModelRuntime({ modelsDir, logger: createLogger("silent"), models: ["silero-vad"] });
+    expect(await none.transcribe(new Float32Array(16000))).toBeNull();
+    await runtime.close();
+  });
+
   it("an invalid manifest is skipped and reported with its problems; the others are served", async () => {
     const modelsDir = await modelsDirWith(async (dir) => {
       await fs.writeFile(path.join(dir, "broken.yaml"), "name: Broken Name\ntask: juggle\nmodality: TEXT\n");

@@ -1,5 +1,6 @@
 import type { ModelAdapter } from "../model-adapter.ts";
 import { hfClipAdapter } from "./hf-clip.ts";
+import { hfSpeechRecognitionAdapter } from "./hf-speech-recognition.ts";
 import { matrixProjectorAdapter } from "./matrix-projector.ts";
 import { onnxProjectorAdapter } from "./onnx-projector.ts";
 import { openWakeWordAudioAdapter } from "./openwakeword-audio.ts";
@@ -10,6 +11,7 @@ import { tfjsUniversalSentenceEncoderAdapter } from "./tfjs-universal-sentence-e
 /** Adapters by the name a manifest's `adapter` field uses. Adding a format is adding a line here. */
 export const modelAdapters: Record<string, ModelAdapter> = {
   "hf-clip": hfClipAdapter,
+  "hf-speech-recognition": hfSpeechRecognitionAdapter,
   "matrix-projector": matrixProjectorAdapter,
   "onnx-projector": onnxProjectorAdapter,
   "openwakeword-audio": openWakeWordAudioAdapter,
