@@ -70,6 +70,15 @@ export async function evaluateHeldOut(
 export async function spokenLabelVectors(concepts: EmojiConcept[]): Promise<Map<string, Float32Array>> {
   const embedder = await WakewordEmbedder.create();
   const vectors = new Map<string, Float32Array>();
-  for (const concept of concepts) vectors.set(concept.name, await embedder.embedClip(await speak(concept.label, EVAL_VOICE)));
+  // espeak-ng runs as its own process: keep a few speaking while the embedder works.
+  const speaking = concepts.map(() => null as Promise<Float32Array> | null);
+  const startSpeaking = (i: number) => {
+    if (i < concepts.length && !speaking[i]) speaking[i] = speak(concepts[i]!.label, EVAL_VOICE);
+  };
+  for (let i = 0; i < concepts.length; i++) {
+    for (let ahead = 0; ahead < 4; ahead++) startSpeaking(i + ahead);
+    vectors.set(concepts[i]!.name, await embedder.embedClip(await speaking[i]!));
+    speaking[i] = null;
+  }
   return vectors;
 }

@@ -17,7 +17,7 @@ export type TowerTrainingOptions = {
   /** Concepts per step, split across the workers. */
   batchSize: number;
   learningRate: number;
-  /** Replicas, one per core (tfjs' wasm backend runs one thread). */
+  /** Replicas: 1 trains in this thread; more run data-parallel on worker threads, one per core (tfjs' wasm backend runs one thread each). */
   workers: number;
   seed: number;
   log?: (line: string) => void;
@@ -25,9 +25,26 @@ export type TowerTrainingOptions = {
 
 const PIXELS = IMAGE_SIZE * IMAGE_SIZE * 3;
 
-type ReplicaWorker = { worker: Worker; next: () => Promise<unknown> };
+/** Gradients for a share of the batch, steps with averaged gradients, and the final weights. */
+type Replica = {
+  gradients(batch: TowerBatch): Promise<{ loss: number; gradients: Float32Array[] }>;
+  apply(gradients: Float32Array[], learningRate: number): void;
+  weights(): Promise<{ weights: Float32Array[]; logitScale: number }>;
+  close(): Promise<void>;
+};
 
-function startReplica(vocabSize: number, seed: number, learningRate: number): Promise<ReplicaWorker> {
+/** With one replica there is nothing to exchange: it runs in this thread. */
+async function localReplica(vocabSize: number, seed: number, learningRate: number): Promise<Replica> {
+  const replica = await TowerReplica.create(vocabSize, seed, learningRate);
+  return {
+    gradients: async (batch) => replica.gradients(batch),
+    apply: (gradients, rate) => replica.apply(gradients, rate),
+    weights: async () => ({ weights: replica.weights(), logitScale: replica.logitScale() }),
+    close: async () => {},
+  };
+}
+
+async function threadReplica(vocabSize: number, seed: number, learningRate: number): Promise<Replica> {
   // Worker threads do not inherit tsx's loader: register it in the thread, then load the TypeScript worker.
   const script = new URL("./tower-worker.ts", import.meta.url).href;
   const bootstrap = `import("tsx/esm/api").then(({ register }) => { register(); return import(${JSON.stringify(script)}); });`;
@@ -38,7 +55,21 @@ function startReplica(vocabSize: number, seed: number, learningRate: number): Pr
     throw error;
   });
   const next = () => new Promise<unknown>((resolve) => waiting.push(resolve));
-  return next().then(() => ({ worker, next }));
+  await next();
+  return {
+    gradients(batch) {
+      const answer = next();
+      worker.postMessage({ type: "gradients", batch }, [batch.first.buffer, batch.second.buffer, batch.tokenWeights.buffer] as ArrayBuffer[]);
+      return answer as Promise<{ loss: number; gradients: Float32Array[] }>;
+    },
+    apply: (gradients, rate) => worker.postMessage({ type: "apply", gradients, learningRate: rate }),
+    weights() {
+      const answer = next();
+      worker.postMessage({ type: "weights" });
+      return answer as Promise<{ weights: Float32Array[]; logitScale: number }>;
+    },
+    close: async () => void (await worker.terminate()),
+  };
 }
 
 /**
@@ -52,6 +83,7 @@ function startReplica(vocabSize: number, seed: number, learningRate: number): Pr
 export async function trainTowers(data: TowerTrainingData, options: TowerTrainingOptions) {
   const log = options.log ?? (() => {});
   const random = seededRandom(options.seed);
+  const startReplica = options.workers > 1 ? threadReplica : localReplica;
   const replicas = await Promise.all(
     Array.from({ length: options.workers }, () => startReplica(data.vocabSize, options.seed, options.learningRate)),
   );
@@ -92,15 +124,8 @@ export async function trainTowers(data: TowerTrainingData, options: TowerTrainin
       if (order.length < batchSize) order = [...order, ...shuffled([...Array(conceptCount).keys()], random)];
       const concepts = order.splice(0, batchSize);
       const share = Math.ceil(concepts.length / replicas.length);
-      const results = await Promise.all(
-        replicas.map(({ worker, next }, i) => {
-          const batch = makeBatch(concepts.slice(i * share, (i + 1) * share));
-          const answer = next();
-          worker.postMessage({ type: "gradients", batch }, [batch.first.buffer, batch.second.buffer, batch.tokenWeights.buffer] as ArrayBuffer[]);
-          return answer as Promise<{ loss: number; gradients: Float32Array[] }>;
-        }),
-      );
-      const averaged = results[0]!.gradients.map((gradient, v) => {
+      const results = await Promise.all(replicas.map((replica, i) => replica.gradients(makeBatch(concepts.slice(i * share, (i + 1) * share)))));
+      const averaged = results.length === 1 ? results[0]!.gradients : results[0]!.gradients.map((gradient, v) => {
         const sum = new Float32Array(gradient.length);
         for (const result of results) {
           const part = result.gradients[v]!;
@@ -111,18 +136,16 @@ export async function trainTowers(data: TowerTrainingData, options: TowerTrainin
       const progress = Math.min(1, (performance.now() - started) / 1000 / options.seconds);
       const warmup = Math.min(1, (step + 1) / 30);
       const learningRate = options.learningRate * warmup * (0.05 + 0.95 * 0.5 * (1 + Math.cos(Math.PI * progress)));
-      for (const { worker } of replicas) worker.postMessage({ type: "apply", gradients: averaged, learningRate });
+      for (const replica of replicas) replica.apply(averaged, learningRate);
       lastLoss = results.reduce((sum, result) => sum + result.loss, 0) / results.length;
       if (step % 25 === 0) log(`step ${step} loss ${lastLoss.toFixed(3)} lr ${learningRate.toExponential(1)} ${((performance.now() - started) / 1000).toFixed(0)}s`);
       step++;
     }
-    const answer = replicas[0]!.next();
-    replicas[0]!.worker.postMessage({ type: "weights" });
-    const { weights, logitScale } = (await answer) as { weights: Float32Array[]; logitScale: number };
+    const { weights, logitScale } = await replicas[0]!.weights();
     const towers = await TowerReplica.create(data.vocabSize, options.seed, options.learningRate);
     towers.setWeights(weights);
     return { image: towers.image, text: towers.text, steps: step, lastLoss, seconds: (performance.now() - started) / 1000, logitScale };
   } finally {
-    await Promise.all(replicas.map(({ worker }) => worker.terminate()));
+    await Promise.all(replicas.map((replica) => replica.close()));
   }
 }
