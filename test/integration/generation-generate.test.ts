@@ -8,6 +8,7 @@ import { closeModelRouter } from "../../services/worker/generation/app-model-rou
 import { readWavInfo } from "../../services/worker/generation/wav-file.ts";
 import { startFakeOpenAIServer, type FakeOpenAIServer } from "../support/fake-openai-server.ts";
 import { buildTinyCausalLm } from "../support/fixture-models/tiny-causal-lm/build-tiny-causal-lm.ts";
+import { buildTinyCaptioner } from "../support/fixture-models/tiny-captioner/build-tiny-captioner.ts";
 import { buildTinyTts } from "../support/fixture-models/tiny-tts/build-tiny-tts.ts";
 import { eventually, startTestApp, type TestApp } from "../support/test-app.ts";
 
@@ -22,6 +23,7 @@ beforeAll(async () => {
   const modelsDir = path.join(scratch, "models");
   await buildTinyCausalLm(modelsDir);
   await buildTinyTts(modelsDir);
+  await buildTinyCaptioner(modelsDir);
   const providersFile = path.join(scratch, "providers.yaml");
   await fs.writeFile(
     providersFile,
@@ -35,6 +37,7 @@ beforeAll(async () => {
       "  llm.local: { provider: local, model: tiny-causal-lm }",
       "  transcribe.default: { provider: fake, model: whisper-1, retries: 0 }",
       "  speech.local: { provider: local, model: tiny-tts }",
+      "  caption.local: { provider: local, model: tiny-captioner }",
     ].join("\n"),
   );
   // The router reads its configuration from the process environment, like PROVIDERS_FILE in production.
@@ -197,6 +200,16 @@ describe("generate: TEXT with a local model", () => {
     // The fixture is a bigram model: each letter is followed by the next one.
     expect(job.output).toMatchObject({ task: "TEXT", text: "defgh", model: "llm.local", finishReason: "length" });
     expect(job.usage).toMatchObject({ promptTokens: 3, completionTokens: 5, totalTokens: 8 });
+  });
+
+  it("captions an image with a local vision-encoder-decoder export", async () => {
+    const { key, projectId } = await t.createProject();
+    const png = await sharp({ create: { width: 24, height: 24, channels: 3, background: "#e00" } }).png().toBuffer();
+    const { asset } = await ingestContent(t.app, projectId, { bytes: png, modality: "IMAGE", mimeType: "image/png", source: "upload" });
+    const started = await t.graphql(GENERATE, { input: { task: "CAPTION", attachments: [asset.id], model: "caption.local" } }, key);
+    const job = await finished(started.data.generate.id, key);
+    expect(job.error).toBeNull();
+    expect(job.output).toMatchObject({ task: "CAPTION", text: "rstuvwxyz", model: "caption.local" }); // red leads to "r"
   });
 
   it("stops at the end-of-text token", async () => {

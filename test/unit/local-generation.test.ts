@@ -8,6 +8,8 @@ import { ModelRouter } from "../../services/worker/generation/model-router.ts";
 import { UsageMeter } from "../../services/worker/generation/usage-meter.ts";
 import { readWavInfo } from "../../services/worker/generation/wav-file.ts";
 import { buildTinyCausalLm } from "../support/fixture-models/tiny-causal-lm/build-tiny-causal-lm.ts";
+import sharp from "sharp";
+import { buildTinyCaptioner } from "../support/fixture-models/tiny-captioner/build-tiny-captioner.ts";
 import { buildTinyTts, SAMPLES_PER_TOKEN, tinyTtsPitch, TINY_TTS_SAMPLE_RATE } from "../support/fixture-models/tiny-tts/build-tiny-tts.ts";
 
 let modelsDir: string;
@@ -17,10 +19,12 @@ beforeAll(async () => {
   modelsDir = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-local-gen-"));
   await buildTinyCausalLm(modelsDir);
   await buildTinyTts(modelsDir);
+  await buildTinyCaptioner(modelsDir);
   const config = loadGenerationConfig({
     MODEL_ALIAS_LLM_LOCAL: "local:tiny-causal-lm",
     MODEL_ALIAS_LLM_MISSING: "local:no-such-model",
     MODEL_ALIAS_SPEECH_LOCAL: "local:tiny-tts",
+    MODEL_ALIAS_CAPTION_LOCAL: "local:tiny-captioner",
   });
   router = new ModelRouter(config, { modelsDir, logger: pino({ level: "silent" }) });
 });
@@ -68,6 +72,19 @@ describe("local text generation (transformers.js on onnxruntime-node)", () => {
   it("cannot draw with espeak: the capability check names the alias", async () => {
     const error = await router.generateImage("speech.default", { prompt: "a cat" }).catch((e) => e);
     expect(error.message).toMatch(/speech.default.*cannot generate images/);
+  });
+});
+
+describe("local captioning (vision-encoder-decoder export)", () => {
+  it("reads the image through the export's image processor and encoder, then decodes a caption", async () => {
+    const caption = async (colour: string) => {
+      const png = await sharp({ create: { width: 20, height: 14, channels: 3, background: colour } }).png().toBuffer();
+      return (await router.caption("caption.local", { image: { type: "image", mimeType: "image/png", data: png } })).text;
+    };
+    // The fixture starts its caption with the dominant colour's letter, then runs up the alphabet.
+    expect(await caption("#f00")).toBe("rstuvwxyz");
+    expect(await caption("#00f")).toBe("bcdefghijklmnopqrstuvwxyz");
+    expect(await caption("#0c0")).toBe("ghijklmnopqrstuvwxyz");
   });
 });
 

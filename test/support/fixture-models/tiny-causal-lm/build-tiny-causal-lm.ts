@@ -22,10 +22,12 @@ const { onnx } = onnxProto;
  */
 export const TINY_CAUSAL_LM = "tiny-causal-lm";
 
-const EOS = "<|endoftext|>";
+export const EOS = "<|endoftext|>";
 const SPACE = "\u0120"; // "Ġ": byte-level BPE's stand-in for a space
 const LETTERS = "abcdefghijklmnopqrstuvwxyz".split("");
-const VOCAB = [EOS, SPACE, ...LETTERS];
+/** The byte-level BPE vocabulary, in id order; the tiny captioner shares it. */
+export const TINY_VOCAB = [EOS, SPACE, ...LETTERS];
+const VOCAB = TINY_VOCAB;
 const HIDDEN = 4;
 
 /** The token the model predicts after `token` (greedy). */
@@ -115,6 +117,15 @@ function buildGraph(): Uint8Array {
   return onnx.ModelProto.encode(model).finish();
 }
 
+/** GPT-2's tokenizer files over the tiny vocabulary. */
+export async function writeTinyTokenizer(dir: string) {
+  await fs.writeFile(path.join(dir, "tokenizer.json"), JSON.stringify(tokenizerJson(), null, 2));
+  await fs.writeFile(
+    path.join(dir, "tokenizer_config.json"),
+    JSON.stringify({ tokenizer_class: "GPT2Tokenizer", bos_token: EOS, eos_token: EOS, unk_token: EOS, add_bos_token: false, model_max_length: 1024 }, null, 2),
+  );
+}
+
 function tokenizerJson() {
   return {
     version: "1.0",
@@ -156,15 +167,7 @@ export async function buildTinyCausalLm(modelsDir: string, name = TINY_CAUSAL_LM
     eos_token_id: 0,
   });
   await json("generation_config.json", { bos_token_id: 0, eos_token_id: 0 });
-  await json("tokenizer.json", tokenizerJson());
-  await json("tokenizer_config.json", {
-    tokenizer_class: "GPT2Tokenizer",
-    bos_token: EOS,
-    eos_token: EOS,
-    unk_token: EOS,
-    add_bos_token: false,
-    model_max_length: 1024,
-  });
+  await writeTinyTokenizer(dir);
   await fs.writeFile(path.join(dir, "onnx", "model.onnx"), buildGraph());
   return dir;
 }
