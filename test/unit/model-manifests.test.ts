@@ -1,4 +1,6 @@
 import fs from "node:fs";
+import fsp from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { modelAdapters } from "../../services/worker/models/adapters/index.ts";
@@ -25,6 +27,28 @@ describe("the manifests in models/", () => {
   it("resolves package: paths inside node_modules and other paths under MODELS_DIR", () => {
     expect(resolveModelFile("package:@ricky0123/vad-web/dist/silero_vad_v5.onnx", "/m")).toMatch(/node_modules\/@ricky0123\/vad-web\/dist\/silero_vad_v5\.onnx$/);
     expect(resolveModelFile("clip", "/m")).toBe("/m/clip");
+  });
+
+  it("a CLIP export folder is discovered, unless a manifest already names it", async () => {
+    const modelsDir = await fsp.mkdtemp(path.join(os.tmpdir(), "tessera-discover-"));
+    try {
+      for (const folder of ["found", "mine"]) {
+        await fsp.mkdir(path.join(modelsDir, folder));
+        await fsp.writeFile(path.join(modelsDir, folder, "config.json"), JSON.stringify({ model_type: "clip", projection_dim: 8 }));
+      }
+      const clipManifest = await fsp.readFile(path.join(BUILT_IN_MANIFESTS_DIR, "clip.yaml"), "utf8");
+      await fsp.writeFile(
+        path.join(modelsDir, "my-clip.yaml"),
+        clipManifest.replace("name: clip", "name: my-clip").replace("dir: clip", "dir: mine").replace("priority: 10", "priority: 3").replace(/discover:.*\n/, ""),
+      );
+      const registry = loadModelRegistry([BUILT_IN_MANIFESTS_DIR, modelsDir], modelsDir);
+      const byName = new Map(registry.models.map((model) => [model.manifest.name, model]));
+      expect(byName.get("found")!.manifest).toMatchObject({ files: { dir: "found" }, priority: 10, output: { dimensions: 8 } });
+      expect(byName.get("my-clip")!.manifest).toMatchObject({ files: { dir: "mine" }, priority: 3 });
+      expect(byName.has("mine")).toBe(false);
+    } finally {
+      await fsp.rm(modelsDir, { recursive: true, force: true });
+    }
   });
 
   it("matches --models globs", () => {

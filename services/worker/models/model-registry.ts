@@ -33,17 +33,22 @@ export type ModelRegistry = { models: ResolvedModel[]; problems: ManifestProblem
 export function loadModelRegistry(manifestDirs: string[], modelsDir: string): ModelRegistry {
   const byName = new Map<string, ResolvedModel>();
   const problems: ManifestProblem[] = [];
+  const explicit: Array<{ manifest: ModelManifest; file: string }> = [];
   for (const dir of [...new Set(manifestDirs.map((d) => path.resolve(d)))]) {
     if (!fs.existsSync(dir)) continue;
     for (const file of manifestFiles(dir)) {
       const parsed = parseManifestFile(file);
-      if ("problems" in parsed) {
-        problems.push(parsed);
-        continue;
-      }
-      for (const manifest of expandDiscovered(parsed.manifest, modelsDir)) {
-        byName.set(manifest.name, resolveModel(manifest, modelsDir, file));
-      }
+      if ("problems" in parsed) problems.push(parsed);
+      else explicit.push({ manifest: parsed.manifest, file });
+    }
+  }
+  for (const { manifest, file } of explicit) byName.set(manifest.name, resolveModel(manifest, modelsDir, file));
+  // Discovered export folders come last and never replace a manifest written for them.
+  const claimedDirs = new Set(explicit.map(({ manifest }) => manifest.files.dir).filter(Boolean));
+  for (const { manifest, file } of explicit) {
+    for (const found of expandDiscovered(manifest, modelsDir).slice(1)) {
+      if (byName.has(found.name) || claimedDirs.has(found.files.dir)) continue;
+      byName.set(found.name, resolveModel(found, modelsDir, file));
     }
   }
   return { models: [...byName.values()], problems };
