@@ -74,6 +74,20 @@ describe("input projection through a projector model", () => {
     expect(await runtime.embedAudio([tone(1)])).toEqual([]);
   });
 
+  it("a projector trained for another model's space is not applied", async () => {
+    const manifest = path.join(modelsDir, "audio-to-image-text", "manifest.yaml");
+    const original = await fs.readFile(manifest, "utf8");
+    await fs.writeFile(manifest, original.replace("projector: { from: [audio] }", "projector: { from: [audio], for: some-other-clip }"));
+    try {
+      const runtime = createModelRuntime({ modelsDir, logger: createLogger("silent") });
+      expect(runtime.spacesFor("AUDIO")).toEqual(["audio"]);
+      expect((await runtime.embedAudio([tone(1)])).map((space) => space.space)).toEqual(["audio"]);
+      await runtime.close();
+    } finally {
+      await fs.writeFile(manifest, original);
+    }
+  });
+
   it("a matrix projector from the manifest fuses and projects; a wrong width is MODEL_ERROR", async () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-matrix-"));
     const identity = Array.from({ length: 4 }, (_, row) => Array.from({ length: 96 }, (_, col) => (col === row ? 1 : 0)));

@@ -175,6 +175,13 @@ export class LocalModelRuntime implements ModelRuntime {
     return [...bySpace.values()];
   }
 
+  /** The embedder that writes a space (for any modality), by priority. */
+  private spaceOwner(space: string): string | undefined {
+    const owners = (["TEXT", "IMAGE", "AUDIO"] as const).flatMap((modality) => this.embedders(modality)).filter(({ model }) => model.manifest.output.space === space);
+    owners.sort((a, b) => b.model.manifest.priority - a.model.manifest.priority);
+    return owners[0]?.model.manifest.name;
+  }
+
   private forTask(task: string): Served | undefined {
     return this.served()
       .filter(({ model }) => model.manifest.task === task)
@@ -223,6 +230,8 @@ export class LocalModelRuntime implements ModelRuntime {
       .filter(({ model }) => {
         const { projector, output } = model.manifest;
         if (taken.has(output.space!) || !projector!.from.every((space) => reached.has(space))) return false;
+        // A projector trained into one model's space is wrong for any other model's vectors there.
+        if (projector!.for && this.spaceOwner(output.space!) !== projector!.for) return false;
         taken.add(output.space!);
         return true;
       });

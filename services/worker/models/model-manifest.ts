@@ -38,6 +38,8 @@ const TextPreprocessing = z.object({
 /** Early fusion: concatenated normalised inputs times a matrix (or an ONNX graph in files.model) give one vector. */
 const Projector = z.object({
   from: z.array(z.enum(SPACES)).min(1),
+  /** The model whose space it was trained to write into: applied only while that model serves the space. */
+  for: z.string().optional(),
   /** Rows = output dimensions, columns = the concatenated input dimensions. */
   matrix: z.array(z.array(z.number())).optional(),
 });
