@@ -10,6 +10,7 @@ import { startFakeOpenAIServer, type FakeOpenAIServer } from "../support/fake-op
 import { buildTinyCausalLm } from "../support/fixture-models/tiny-causal-lm/build-tiny-causal-lm.ts";
 import { buildTinyCaptioner } from "../support/fixture-models/tiny-captioner/build-tiny-captioner.ts";
 import { buildTinyTts } from "../support/fixture-models/tiny-tts/build-tiny-tts.ts";
+import { buildTinyWhisper } from "../support/fixture-models/tiny-whisper/build-tiny-whisper.ts";
 import { eventually, startTestApp, type TestApp } from "../support/test-app.ts";
 
 const SECRET = "sk-generate-test-secret-5678";
@@ -24,6 +25,7 @@ beforeAll(async () => {
   await buildTinyCausalLm(modelsDir);
   await buildTinyTts(modelsDir);
   await buildTinyCaptioner(modelsDir);
+  await buildTinyWhisper(modelsDir);
   const providersFile = path.join(scratch, "providers.yaml");
   await fs.writeFile(
     providersFile,
@@ -38,6 +40,7 @@ beforeAll(async () => {
       "  transcribe.default: { provider: fake, model: whisper-1, retries: 0 }",
       "  speech.local: { provider: local, model: tiny-tts }",
       "  caption.local: { provider: local, model: tiny-captioner }",
+      "  transcribe.local: { provider: local, model: tiny-whisper }",
     ].join("\n"),
   );
   // The router reads its configuration from the process environment, like PROVIDERS_FILE in production.
@@ -164,6 +167,17 @@ describe("generate: audio and video attachments", () => {
     const body = (sent.body as Buffer).toString("latin1");
     expect(body).toContain("whisper-1");
     expect(body).toContain("RIFF");
+  });
+
+  it("transcribes an audio asset with a local Whisper export", async () => {
+    const { key, projectId } = await t.createProject();
+    const wav = await ffmpegMake(["-f", "lavfi", "-i", "sine=frequency=300:duration=2", "-ar", "44100", "-c:a", "pcm_s16le"], "wav");
+    const { asset } = await ingestContent(t.app, projectId, { bytes: wav, modality: "AUDIO", mimeType: "audio/wav", source: "upload" });
+    const started = await t.graphql(GENERATE, { input: { task: "TRANSCRIPT", attachments: [asset.id], model: "transcribe.local" } }, key);
+    const job = await finished(started.data.generate.id, key);
+    expect(job.error).toBeNull();
+    // Decoded by ffmpeg to 16 kHz, then log-mel, encoder and decoder loop: the fixture hears a sound.
+    expect(job.output).toMatchObject({ task: "TRANSCRIPT", text: "tuvwxyz", model: "transcribe.local" });
   });
 
   it("gives a chat model a video as frames in time order plus the transcript of its sound", async () => {

@@ -10,6 +10,8 @@ import { readWavInfo } from "../../services/worker/generation/wav-file.ts";
 import { buildTinyCausalLm } from "../support/fixture-models/tiny-causal-lm/build-tiny-causal-lm.ts";
 import sharp from "sharp";
 import { buildTinyCaptioner } from "../support/fixture-models/tiny-captioner/build-tiny-captioner.ts";
+import { buildTinyWhisper } from "../support/fixture-models/tiny-whisper/build-tiny-whisper.ts";
+import { encodeWav } from "../../services/worker/generation/wav-file.ts";
 import { buildTinyTts, SAMPLES_PER_TOKEN, tinyTtsPitch, TINY_TTS_SAMPLE_RATE } from "../support/fixture-models/tiny-tts/build-tiny-tts.ts";
 
 let modelsDir: string;
@@ -20,11 +22,13 @@ beforeAll(async () => {
   await buildTinyCausalLm(modelsDir);
   await buildTinyTts(modelsDir);
   await buildTinyCaptioner(modelsDir);
+  await buildTinyWhisper(modelsDir);
   const config = loadGenerationConfig({
     MODEL_ALIAS_LLM_LOCAL: "local:tiny-causal-lm",
     MODEL_ALIAS_LLM_MISSING: "local:no-such-model",
     MODEL_ALIAS_SPEECH_LOCAL: "local:tiny-tts",
     MODEL_ALIAS_CAPTION_LOCAL: "local:tiny-captioner",
+    MODEL_ALIAS_TRANSCRIBE_LOCAL: "local:tiny-whisper",
   });
   router = new ModelRouter(config, { modelsDir, logger: pino({ level: "silent" }) });
 });
@@ -85,6 +89,16 @@ describe("local captioning (vision-encoder-decoder export)", () => {
     expect(await caption("#f00")).toBe("rstuvwxyz");
     expect(await caption("#00f")).toBe("bcdefghijklmnopqrstuvwxyz");
     expect(await caption("#0c0")).toBe("ghijklmnopqrstuvwxyz");
+  });
+});
+
+describe("local transcription (Whisper export)", () => {
+  it("runs the log-mel feature extractor, the encoder and the decoder loop, and decodes the text", async () => {
+    const clip = (samples: Float32Array) => ({ samples, sampleRate: 16000 as const, wav: encodeWav(samples, 16000) });
+    const tone = new Float32Array(32000).map((_, i) => 0.5 * Math.sin((2 * Math.PI * 440 * i) / 16000));
+    // The fixture hears loudness: sound is "tuvwxyz", silence "stuvwxyz".
+    expect((await router.transcribe("transcribe.local", { audio: clip(tone) })).text).toBe("tuvwxyz");
+    expect((await router.transcribe("transcribe.local", { audio: clip(new Float32Array(32000)) })).text).toBe("stuvwxyz");
   });
 });
 
