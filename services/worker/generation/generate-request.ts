@@ -84,5 +84,5 @@ export async function checkGenerateRequest(app: AppContext, projectId: string, i
   else if (!(request.task === "TRANSCRIPT" && app.models.list().some((model) => model.task === "transcribe"))) {
     router.alias(defaultAliasFor(request.task, modalities.includes("IMAGE") || modalities.includes("VIDEO"), (alias) => router.hasAlias(alias)));
   }
-  return { request: { ...request, prompt: request.prompt }, assets: ordered };
+  return { request, assets: ordered };
 }
