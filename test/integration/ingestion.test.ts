@@ -171,6 +171,20 @@ describe("ingesting from a URL", () => {
 });
 
 describe("idempotency", () => {
+  it("returns the first result for a retried upload with the same idempotency key, and keeps nothing of the retry", async () => {
+    const { key: ownKey, projectId } = await t.createProject();
+    const first = await uploadFile(t.url, ownKey, { bytes: await makePng(10, 10), filename: "first.png" }, { variables: { key: "upload-1" } });
+    const retryBytes = await makePng(11, 10);
+    const retried = await uploadFile(t.url, ownKey, { bytes: retryBytes, filename: "retry.png" }, { variables: { key: "upload-1" } });
+    expect(retried.errors).toBeUndefined();
+    expect(retried.data.ingest.asset.id).toBe(first.data.ingest.asset.id);
+    expect(retried.data.ingest.job.id).toBe(first.data.ingest.job.id);
+    expect(await t.app.db.asset.count({ where: { projectId } })).toBe(1);
+    expect(await t.app.blobs.has(sha256(retryBytes))).toBe(false);
+    // The unread upload was drained: the server still takes the next request.
+    expect((await t.graphql("{ health { status } }")).data.health.status).toBe("OK");
+  });
+
   it("makes the same uploaded bytes one asset in a project", async () => {
     const { key: ownKey, projectId } = await t.createProject();
     const wav = await makeWav(1, 8000);
