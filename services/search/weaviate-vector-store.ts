@@ -1,5 +1,6 @@
 import weaviate, { configure, Filters, type Collection, type FilterValue, type WeaviateClient } from "weaviate-client";
 import type { Modality } from "../core/database.ts";
+import { BatchWriter } from "./batch-writer.ts";
 import { metadataPairs } from "./metadata-pairs.ts";
 import { vectorId } from "./vector-identity.ts";
 import type {
@@ -24,15 +25,17 @@ type Properties = {
   metadataPairs: string[];
 };
 
+type WeaviateObject = { id: string; properties: Properties; vectors: Record<string, number[]> };
+
 export type WeaviateOptions = {
   url: string;
   grpcPort: number;
   apiKey?: string;
   /** One collection holds every project (as tenants) and every space (as named vectors). */
   collection?: string;
-  /** Objects per gRPC batch request. */
+  /** Objects per gRPC batch request; concurrent upserts of one project are coalesced into these. */
   batchSize?: number;
-  /** Batch requests in flight at once; the next waits for one to finish (backpressure). */
+  /** Batch requests in flight per project; further objects queue and their upserts wait (backpressure). */
   maxBatchesInFlight?: number;
 };
 
@@ -63,6 +66,7 @@ export class WeaviateVectorStore implements VectorStore {
   private readonly maxBatchesInFlight: number;
   private knownSpaces: Set<string> | null = null;
   private schemaChange: Promise<void> = Promise.resolve();
+  private readonly writers = new Map<string, BatchWriter<WeaviateObject>>();
 
   private constructor(
     private readonly client: WeaviateClient,
@@ -195,8 +199,7 @@ export class WeaviateVectorStore implements VectorStore {
     if (unknown.length) {
       await this.ensureSchema(unknown.map((record) => ({ name: record.space, dimensions: record.vector.length })));
     }
-    const tenant = this.tenant(projectId);
-    const objects = records.map((record) => ({
+    const objects: WeaviateObject[] = records.map((record) => ({
       id: vectorId(record.assetId, record.space, record.chunk),
       properties: {
         assetId: record.assetId,
@@ -210,20 +213,21 @@ export class WeaviateVectorStore implements VectorStore {
       },
       vectors: { [vectorName(record.space)]: Array.from(record.vector) },
     }));
-    const batches: (typeof objects)[] = [];
-    for (let start = 0; start < objects.length; start += this.batchSize) batches.push(objects.slice(start, start + this.batchSize));
-    // At most maxBatchesInFlight requests at once; each worker loop takes the next batch when its last one is stored.
-    let next = 0;
-    const sendAll = async () => {
-      while (next < batches.length) {
-        const batch = batches[next++]!;
-        await this.sendBatch(tenant, batch);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(this.maxBatchesInFlight, batches.length) }, sendAll));
+    await this.writerFor(projectId).write(objects);
   }
 
-  private async sendBatch(tenant: Collection<Properties>, batch: Parameters<Collection<Properties>["data"]["insertMany"]>[0]) {
+  /** One batch writer per tenant: concurrent upserts of a project (several ingest jobs) share its batches. */
+  private writerFor(projectId: string): BatchWriter<WeaviateObject> {
+    let writer = this.writers.get(projectId);
+    if (!writer) {
+      const tenant = this.tenant(projectId);
+      writer = new BatchWriter((objects) => this.sendBatch(tenant, objects), this.batchSize, this.maxBatchesInFlight);
+      this.writers.set(projectId, writer);
+    }
+    return writer;
+  }
+
+  private async sendBatch(tenant: Collection<Properties>, batch: WeaviateObject[]) {
     for (let attempt = 1; ; attempt++) {
       try {
         const result = await tenant.data.insertMany(batch);
@@ -231,7 +235,7 @@ export class WeaviateVectorStore implements VectorStore {
         const errors = Object.values(result.errors);
         const message = errors[0]?.message ?? "unknown error";
         if (attempt < 5 && errors.every((error) => RETRYABLE.test(error.message))) {
-          batch = errors.map((error) => error.object as (typeof batch)[number]);
+          batch = errors.map((error) => error.object as WeaviateObject);
         } else {
           throw new Error(`Weaviate rejected ${errors.length} of ${batch.length} vectors: ${message}`);
         }
@@ -268,7 +272,9 @@ export class WeaviateVectorStore implements VectorStore {
       const result = await this.tenant(projectId).query.nearVector(Array.from(query.vector), {
         targetVector: vectorName(query.space),
         limit: query.limit,
-        filters: this.filters(query.space, query.filter),
+        // No space condition: only this space's objects are in its named vector's index. An always-true
+        // filter would still switch Weaviate to filtered search (ACORN), which costs recall.
+        filters: this.filters(undefined, query.filter),
         returnProperties: [...RETURNED_PROPERTIES],
         returnMetadata: ["distance"],
       });
