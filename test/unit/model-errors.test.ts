@@ -26,15 +26,28 @@ async function rejection(promise: Promise<unknown>): Promise<TesseraError> {
 }
 
 describe("model errors are typed, name the model, and leave the runtime working", () => {
-  it("a missing graph file is MODEL_NOT_FOUND naming the model and the file", async () => {
+  it("an export missing a graph at start-up is not served, and says what is missing", async () => {
     const modelsDir = await modelsDirWith(async (dir) => {
       await writeTinyClipExport(path.join(dir, "clip"));
       await fs.rm(path.join(dir, "clip", "onnx", "vision_model.onnx"));
     });
+    const runtime = createModelRuntime({ modelsDir, logger: createLogger("silent"), models: ["clip", "use-lite-sentence"] });
+    expect(runtime.list().map((model) => model.name)).toEqual(["use-lite-sentence"]);
+    expect(runtime.describe().find((model) => model.name === "clip")).toMatchObject({
+      served: false,
+      missing: [path.join(modelsDir, "clip", "onnx", "vision_model.onnx")],
+    });
+    expect(await runtime.embedImages([solidImage(32, 32, [0, 0, 0])])).toEqual([]);
+  });
+
+  it("a graph file that disappears after start-up is MODEL_NOT_FOUND naming the model and the file", async () => {
+    const modelsDir = await modelsDirWith((dir) => writeTinyClipExport(path.join(dir, "clip")));
     const runtime = createModelRuntime({ modelsDir, logger: createLogger("silent"), models: ["clip"] });
+    expect(runtime.list().map((model) => model.name)).toEqual(["clip"]);
+    await fs.rm(path.join(modelsDir, "clip", "onnx", "vision_model.onnx"));
     const error = await rejection(runtime.embedImages([solidImage(32, 32, [0, 0, 0])]));
     expect(error.code).toBe("MODEL_NOT_FOUND");
-    expect(error.message).toMatch(/^model clip: /);
+    expect(error.message).toMatch(/^model clip: file .*vision_model\.onnx is missing/);
     expect(error.details).toMatchObject({ model: "clip" });
     // The text tower is intact and still answers.
     const [space] = await runtime.embedText(["still works"]);
@@ -85,19 +98,15 @@ describe("model errors are typed, name the model, and leave the runtime working"
     await runtime.close();
   });
 
-  it("a discovered Whisper export without its graphs is MODEL_NOT_FOUND from transcribe, and no transcriber means null", async () => {
+  it("a discovered Whisper folder without its graphs is not served, and no transcriber means null", async () => {
     const modelsDir = await modelsDirWith(async (dir) => {
       await fs.mkdir(path.join(dir, "whisper-tiny"));
       await fs.writeFile(path.join(dir, "whisper-tiny", "config.json"), JSON.stringify({ model_type: "whisper" }));
     });
     const runtime = createModelRuntime({ modelsDir, logger: createLogger("silent"), models: ["whisper*"] });
-    expect(runtime.list().map((model) => [model.name, model.task])).toEqual([["whisper-tiny", "transcribe"]]);
-    const error = await rejection(runtime.transcribe(new Float32Array(16000)));
-    expect(error.code).toBe("MODEL_NOT_FOUND");
-    expect(error.details).toMatchObject({ model: "whisper-tiny" });
-    const none = createModelRuntime({ modelsDir, logger: createLogger("silent"), models: ["silero-vad"] });
-    expect(await none.transcribe(new Float32Array(16000))).toBeNull();
-    await runtime.close();
+    expect(runtime.list()).toEqual([]);
+    expect(runtime.describe().find((model) => model.name === "whisper-tiny")).toMatchObject({ task: "transcribe", served: false });
+    expect(await runtime.transcribe(new Float32Array(16000))).toBeNull();
   });
 
   it("an invalid manifest is skipped and reported with its problems; the others are served", async () => {

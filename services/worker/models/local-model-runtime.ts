@@ -1,3 +1,4 @@
+import fs from "node:fs";
 import os from "node:os";
 import type { Logger } from "../../core/logger.ts";
 import type { DecodedImage } from "../ingest/ingest-stage.ts";
@@ -138,6 +139,14 @@ export class LocalModelRuntime implements ModelRuntime {
     if (!this.registry) {
       const dirs = this.options.manifestDirs ?? [BUILT_IN_MANIFESTS_DIR, this.options.modelsDir];
       this.registry = loadModelRegistry(dirs, this.options.modelsDir);
+      // An export folder that exists but lacks a graph (still being written, half copied) is not served.
+      for (const model of this.registry.models) {
+        const required = model.missing.length ? [] : (modelAdapters[model.manifest.adapter]?.requiredFiles?.(model) ?? []);
+        model.missing.push(...required.filter((file) => !fs.existsSync(file)));
+        if (model.missing.length && required.length) {
+          this.options.logger.warn({ model: model.manifest.name, missing: model.missing }, "model export is incomplete and is not served");
+        }
+      }
       for (const problem of this.registry.problems) {
         this.options.logger.error({ file: problem.file, problems: problem.problems }, "model manifest is invalid and is skipped");
       }

@@ -31,5 +31,7 @@ export type AdapterContext = {
 export type ModelAdapter = {
   /** Modalities the adapter embeds (CLIP: text and images); [] for non-embedders. */
   embeds: Modality[];
+  /** Files inside an export folder the adapter cannot run without; a model lacking one is not served. */
+  requiredFiles?(model: ResolvedModel): string[];
   load(model: ResolvedModel, context: AdapterContext): Promise<ModelHandle>;
 };

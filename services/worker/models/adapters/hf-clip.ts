@@ -17,6 +17,8 @@ import { fromExportFolder, loadTransformers } from "./hf-transformers-env.ts";
  */
 export const hfClipAdapter: ModelAdapter = {
   embeds: ["TEXT", "IMAGE"],
+  requiredFiles: (model) =>
+    ["config.json", "tokenizer.json", "onnx/text_model.onnx", "onnx/vision_model.onnx"].map((file) => path.join(model.files.dir!, file)),
   async load(model, context) {
     const folder = model.files.dir!;
     const options = {

@@ -11,6 +11,7 @@ import { fromExportFolder } from "./hf-transformers-env.ts";
  */
 export const hfSpeechRecognitionAdapter: ModelAdapter = {
   embeds: [],
+  requiredFiles: (model) => ["config.json", "onnx/encoder_model.onnx"].map((file) => path.join(model.files.dir!, file)),
   async load(model, context) {
     const folder = model.files.dir!;
     const encoder = path.join(folder, "onnx", "encoder_model.onnx");
