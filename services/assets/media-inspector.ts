@@ -3,6 +3,7 @@ import sharp from "sharp";
 import type { Modality } from "../core/database.ts";
 import { ErrorCode, TesseraError } from "../core/errors.ts";
 import { runMediaTool } from "./media-tool.ts";
+import { extractPdfText } from "./pdf-text.ts";
 import { sniffFile, type ClaimedType } from "./media-sniffer.ts";
 
 /** What decoding found, stored as Asset.media. */
@@ -40,6 +41,10 @@ export async function inspectMedia(filePath: string, claimed: ClaimedType, limit
     case "VIDEO":
       return inspectAudioVideo(filePath, sniffed.mimeType, limits);
     case "TEXT":
+      if (sniffed.mimeType === "application/pdf") {
+        const pdf = await extractPdfText(filePath, { timeoutMs: limits.toolTimeoutMs });
+        return { ...sniffed, media: { pages: pdf.pages, characters: pdf.text.length } };
+      }
       return { ...sniffed, media: await inspectTextFile(filePath) };
   }
 }

@@ -30,6 +30,8 @@ const SUPPORTED: Record<string, Modality> = {
   "video/mp4": "VIDEO",
   "video/webm": "VIDEO",
   "video/quicktime": "VIDEO",
+  // Its text layer is what gets ingested (pdftotext); the asset keeps the PDF bytes.
+  "application/pdf": "TEXT",
 };
 
 const MARKDOWN_EXTENSIONS = new Set([".md", ".markdown", ".mdown"]);
@@ -54,11 +56,6 @@ export async function sniffBytes(head: Uint8Array, claimed: ClaimedType = {}): P
   if (detected) {
     const modality = SUPPORTED[detected.mime];
     if (modality) return { modality, mimeType: detected.mime };
-    if (detected.mime === "application/pdf") {
-      throw new TesseraError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, "PDF is not supported yet: extract its text and ingest that", {
-        detected: detected.mime,
-      });
-    }
     throw new TesseraError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, `${detected.mime} is not a supported media type`, {
       detected: detected.mime,
     });

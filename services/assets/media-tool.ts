@@ -4,18 +4,19 @@ import { ErrorCode, TesseraError } from "../core/errors.ts";
 export type ToolRun = { stdout: Buffer; stderr: string };
 
 /**
- * Runs ffmpeg or ffprobe with an argument array (never a shell line, so a file
- * name cannot inject anything), a time limit and a cap on what it may print.
+ * Runs ffmpeg, ffprobe or poppler's pdfinfo/pdftotext with an argument array
+ * (never a shell line, so a file name cannot inject anything), a time limit
+ * and a cap on what it may print.
  */
 export function runMediaTool(
-  command: "ffmpeg" | "ffprobe",
+  command: "ffmpeg" | "ffprobe" | "pdfinfo" | "pdftotext",
   args: string[],
   options: { timeoutMs: number; maxOutputBytes?: number },
 ): Promise<ToolRun> {
   const maxOutputBytes = options.maxOutputBytes ?? 64 * 1024 * 1024;
   return new Promise((resolve, reject) => {
     // Local files only: a crafted playlist or reference inside a container must not make ffmpeg open a URL (SSRF).
-    const safety = ["-hide_banner", ...(command === "ffmpeg" ? ["-nostdin"] : []), "-protocol_whitelist", "file,pipe"];
+    const safety = command.startsWith("pdf") ? [] : ["-hide_banner", ...(command === "ffmpeg" ? ["-nostdin"] : []), "-protocol_whitelist", "file,pipe"];
     const child = spawn(command, [...safety, ...args], { stdio: ["ignore", "pipe", "pipe"] });
     const chunks: Buffer[] = [];
     let outputBytes = 0;
@@ -43,7 +44,7 @@ export function runMediaTool(
     });
     child.on("error", (error) => {
       clearTimeout(timer);
-      reject(new TesseraError(ErrorCode.SERVICE_UNAVAILABLE, `cannot run ${command}: ${error.message} (is ffmpeg installed?)`));
+      reject(new TesseraError(ErrorCode.SERVICE_UNAVAILABLE, `cannot run ${command}: ${error.message} (is ${command.startsWith("pdf") ? "poppler-utils" : "ffmpeg"} installed? infra/setup-local.sh installs it)`));
     });
     child.on("close", (code) => {
       clearTimeout(timer);

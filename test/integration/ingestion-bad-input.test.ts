@@ -108,6 +108,10 @@ describe("refused uploads", () => {
     await expectRefused(await upload(randomBytes(200_000), "movie.mp4", "video/mp4"), "UNSUPPORTED_MEDIA_TYPE");
   });
 
+  it("a broken PDF is CORRUPT_MEDIA", async () => {
+    await expectRefused(await upload(Buffer.from("%PDF-1.7\n1 0 obj << /Type /Catalog >>\n"), "paper.pdf", "application/pdf"), "CORRUPT_MEDIA");
+  });
+
   it("an empty file is BAD_USER_INPUT", async () => {
     await expectRefused(await upload(new Uint8Array(0), "empty.png", "image/png"), "BAD_USER_INPUT");
   });

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { IngestState } from "../../services/worker/ingest/ingest-stage.ts";
 import { ingestStages } from "../../services/worker/ingest/ingest-stages.ts";
 import { uploadFile } from "../support/graphql-upload.ts";
-import { makeJpeg, makeMp4, makePng, makeWav } from "../support/media-fixtures.ts";
+import { makeJpeg, makeMp4, makePdf, makePng, makeWav } from "../support/media-fixtures.ts";
 import { eventually, startTestApp, type TestApp } from "../support/test-app.ts";
 
 // What the decode stage hands the encoders, caught right after it runs.
@@ -157,6 +157,18 @@ describe("ingesting text", () => {
     const { asset, state } = await finished(uploadFile(t.url, key, { bytes, filename: "notes.txt", mimeType: "text/plain" }));
     expect(asset).toMatchObject({ modality: "TEXT", mimeType: "text/plain" });
     expect(state.text!.content).toBe(bytes.toString("utf8"));
+  });
+});
+
+describe("ingesting a PDF", () => {
+  it("keeps the PDF and chunks its text layer, page by page", async () => {
+    const pdf = makePdf([["Tessera ingests PDF files."], ["The second page talks about mosaic tiles."]]);
+    const { asset, row, state } = await finished(uploadFile(t.url, key, { bytes: pdf, filename: "paper.pdf", mimeType: "application/pdf" }));
+    expect(asset).toMatchObject({ modality: "TEXT", mimeType: "application/pdf", byteSize: pdf.length });
+    expect(row.media).toMatchObject({ pages: 2 });
+    expect(state.text!.content).toContain("Tessera ingests PDF files.");
+    expect(state.text!.content).toContain("mosaic tiles");
+    for (const chunk of state.text!.chunks) expect(chunk.text).toBe(state.text!.content.slice(chunk.start, chunk.end));
   });
 });
 

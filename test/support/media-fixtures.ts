@@ -81,6 +81,34 @@ async function ffmpeg(args: string[], extension: string): Promise<Buffer> {
   }
 }
 
+/** A real PDF with a text layer: one page per entry, each line drawn in Helvetica (ASCII text). */
+export function makePdf(pages: string[][]): Buffer {
+  const escape = (text: string) => text.replace(/[\\()]/g, (char) => `\\${char}`);
+  const objects: string[] = [];
+  const fontId = 3 + pages.length * 2;
+  const pageIds = pages.map((_, index) => 3 + index * 2);
+  objects[1] = "<< /Type /Catalog /Pages 2 0 R >>";
+  objects[2] = `<< /Type /Pages /Kids [${pageIds.map((id) => `${id} 0 R`).join(" ")}] /Count ${pages.length} >>`;
+  pages.forEach((lines, index) => {
+    const pageId = pageIds[index]!;
+    const stream = `BT /F1 14 Tf 18 TL 72 720 Td ${lines.map((line) => `(${escape(line)}) Tj T*`).join(" ")} ET`;
+    objects[pageId] = `<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 ${fontId} 0 R >> >> /Contents ${pageId + 1} 0 R >>`;
+    objects[pageId + 1] = `<< /Length ${Buffer.byteLength(stream)} >>\nstream\n${stream}\nendstream`;
+  });
+  objects[fontId] = "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>";
+  let body = "%PDF-1.4\n";
+  const offsets: number[] = [];
+  for (let id = 1; id < objects.length; id++) {
+    offsets[id] = Buffer.byteLength(body);
+    body += `${id} 0 obj\n${objects[id]}\nendobj\n`;
+  }
+  const xref = Buffer.byteLength(body);
+  body += `xref\n0 ${objects.length}\n0000000000 65535 f \n`;
+  for (let id = 1; id < objects.length; id++) body += `${String(offsets[id]).padStart(10, "0")} 00000 n \n`;
+  body += `trailer\n<< /Size ${objects.length} /Root 1 0 R >>\nstartxref\n${xref}\n%%EOF\n`;
+  return Buffer.from(body, "latin1");
+}
+
 /** The first half of a real PNG: the header is fine, the pixel data stops short. */
 export async function truncatedPng(): Promise<Buffer> {
   const png = await makePng(256, 256);

@@ -6,7 +6,7 @@ import sharp from "sharp";
 import { afterAll, describe, expect, it } from "vitest";
 import { inspectMedia } from "../../services/assets/media-inspector.ts";
 import { looksLikeUtf8Text, sniffBytes } from "../../services/assets/media-sniffer.ts";
-import { makeAudio, makeJpeg, makeMp4, makePng, makeVideo, makeWav, randomBytes } from "../support/media-fixtures.ts";
+import { makeAudio, makeJpeg, makeMp4, makePdf, makePng, makeVideo, makeWav, randomBytes } from "../support/media-fixtures.ts";
 
 const dir = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-sniff-"));
 afterAll(() => fs.rm(dir, { recursive: true, force: true }));
@@ -70,6 +70,12 @@ describe("type from the bytes, whatever the name says", () => {
     expect(await sniffBytes(Buffer.from("no signs\n"), { filename: "notes.md" })).toMatchObject({ mimeType: "text/markdown" });
   });
 
+  it("a PDF with a text layer is TEXT (application/pdf) with its page count", async () => {
+    const pdf = makePdf([["First page"], ["Second page"]]);
+    const inspected = await inspect(pdf, { filename: "report.bin", mimeType: "application/octet-stream" });
+    expect(inspected).toMatchObject({ modality: "TEXT", mimeType: "application/pdf", media: { pages: 2 } });
+  });
+
   it("a sample that cuts a multi-byte character at its end is still text", () => {
     const bytes = Buffer.from("日本語のテキスト");
     expect(looksLikeUtf8Text(bytes.subarray(0, bytes.length - 1))).toBe(true);
@@ -91,11 +97,14 @@ describe("refusals", () => {
     expect(await codeOf(sniffBytes(randomBytes(4096), { filename: "x.mp4" }))).toBe("UNSUPPORTED_MEDIA_TYPE");
   });
 
-  it("a known but unsupported format (PDF, ZIP) is UNSUPPORTED_MEDIA_TYPE and says what it is", async () => {
-    const pdf = Buffer.from("%PDF-1.4\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n");
-    await expect(sniffBytes(pdf)).rejects.toMatchObject({ code: "UNSUPPORTED_MEDIA_TYPE", details: { detected: "application/pdf" } });
+  it("a known but unsupported format (ZIP) is UNSUPPORTED_MEDIA_TYPE and says what it is", async () => {
     const zip = Buffer.from([0x50, 0x4b, 0x03, 0x04, ...Buffer.alloc(60)]);
-    expect(await codeOf(sniffBytes(zip))).toBe("UNSUPPORTED_MEDIA_TYPE");
+    await expect(sniffBytes(zip)).rejects.toMatchObject({ code: "UNSUPPORTED_MEDIA_TYPE", details: { detected: "application/zip" } });
+  });
+
+  it("a PDF that does not parse is CORRUPT_MEDIA; one without a text layer is UNSUPPORTED_MEDIA_TYPE", async () => {
+    await expect(inspect(Buffer.from("%PDF-1.4\nnot really a PDF\n"))).rejects.toMatchObject({ code: "CORRUPT_MEDIA" });
+    await expect(inspect(makePdf([[]]))).rejects.toMatchObject({ code: "UNSUPPORTED_MEDIA_TYPE" });
   });
 
   it("empty content is BAD_USER_INPUT", async () => {

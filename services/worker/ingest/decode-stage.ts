@@ -1,6 +1,7 @@
 import { Prisma } from "../../core/database.ts";
 import { decodeAudioToPcm, decodeImageToRgb, sampleVideoFrames } from "../../assets/media-decoders.ts";
 import { decodeUtf8 } from "../../assets/media-inspector.ts";
+import { extractPdfText } from "../../assets/pdf-text.ts";
 import { chunkText } from "../../assets/text-chunker.ts";
 import type { IngestStage, IngestState } from "./ingest-stage.ts";
 
@@ -18,7 +19,10 @@ export const decodeStage: IngestStage = {
     const audioOptions = { maxSeconds: config.AUDIO_MAX_SECONDS, timeoutMs: config.MEDIA_TOOL_TIMEOUT_MS };
     switch (asset.modality) {
       case "TEXT": {
-        const content = decodeUtf8(await app.blobs.read(asset.sha256));
+        const content =
+          asset.mimeType === "application/pdf"
+            ? (await extractPdfText(filePath, { timeoutMs: config.MEDIA_TOOL_TIMEOUT_MS })).text
+            : decodeUtf8(await app.blobs.read(asset.sha256));
         const chunks = chunkText(content, { size: config.TEXT_CHUNK_CHARS, overlap: config.TEXT_CHUNK_OVERLAP });
         state.text = { content, chunks: chunks.map((chunk) => ({ kind: "chunk", ...chunk })) };
         break;
