@@ -3,7 +3,7 @@
  * node_modules and writes it, with its audio projector and model card, to
  * models/tessera-emoji-clip and models/tessera-emoji-clip-audio-projector
  * (TRAIN_OUT overrides the first; the projector goes beside it). TRAIN_SECONDS sets the
- * towers' time budget (default 660 s) so the whole run stays under 20 minutes
+ * towers' time budget (default 720 s) so the whole run stays under 20 minutes
  * on 2 cores.
  */
 import { spawn } from "node:child_process";
@@ -27,12 +27,11 @@ import { trainTowers } from "./train-towers.ts";
 const repoRoot = path.resolve(import.meta.dirname, "..");
 const outDir = path.resolve(process.env.TRAIN_OUT ?? path.join(repoRoot, "models", "tessera-emoji-clip"));
 const modelsDir = path.dirname(outDir);
-const towerSeconds = Number(process.env.TRAIN_SECONDS ?? 660);
+const towerSeconds = Number(process.env.TRAIN_SECONDS ?? 720);
 const augmentedVariants = Number(process.env.TRAIN_AUGMENTED_VARIANTS ?? 3);
-// 64 concepts (128 drawings) a step: on a shared 2-core machine more, smaller steps learned faster than fewer big ones.
-const batchSize = Number(process.env.TRAIN_BATCH_SIZE ?? 64);
-// One replica by default: the audio features use the other core for the first minutes; TRAIN_WORKERS=2 on an idle machine.
-const workers = Number(process.env.TRAIN_WORKERS ?? 1);
+// 128 concepts (256 drawings) a step, split over two replicas: one per core.
+const batchSize = Number(process.env.TRAIN_BATCH_SIZE ?? 128);
+const workers = Number(process.env.TRAIN_WORKERS ?? 2);
 const learningRate = 2e-3;
 const projectorSteps = 1500;
 const seed = 20261126;
@@ -70,6 +69,7 @@ function runProjectorCli(pairsFile: string): Promise<string> {
     "--to", "image-text",
     "--name", path.basename(audioProjectorDir(outDir)),
     "--out", audioProjectorDir(outDir),
+    "--for", path.basename(outDir),
     "--description", `Spoken words (openWakeWord audio space) into ${path.basename(outDir)}'s image-text space; trained for that model only`,
     "--kind", "mlp",
     "--loss", "infonce",

@@ -112,4 +112,16 @@ describe("projector training", () => {
     await expect(readPairsFile(notJson)).rejects.toMatchObject({ details: { line: 11 } });
     expect(await fs.readdir(dir)).toEqual(["mismatched.jsonl", "not-json.jsonl"]);
   });
+
+  it("refuses to write a projector into an unknown space with BAD_USER_INPUT, and writes nothing", async () => {
+    const { model, report } = await trainProjector(train.slice(0, 64), { kind: "linear", loss: "mse-cosine", steps: 2 });
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), "projector-"));
+    const outDir = path.join(dir, "out");
+    await expect(writeProjector(model, report, { outDir, name: "p", from: "smell", to: "image-text", modelsDir: dir })).rejects.toMatchObject({
+      code: "BAD_USER_INPUT",
+    });
+    await expect(fs.access(outDir)).rejects.toThrow();
+    const written = await writeProjector(model, report, { outDir, name: "p", from: "audio", to: "image-text", modelsDir: dir, forModel: "tessera-emoji-clip" });
+    expect(parse(await fs.readFile(written.manifestPath, "utf8")).projector).toEqual({ from: ["audio"], for: "tessera-emoji-clip" });
+  });
 });

@@ -5,6 +5,7 @@ import * as tf from "@tensorflow/tfjs";
 import { stringify } from "yaml";
 import { z } from "zod";
 import { ErrorCode, TesseraError } from "../../services/core/errors.ts";
+import { ModelManifestSchema } from "../../services/worker/models/model-manifest.ts";
 import { infoNceLoss } from "../contrastive-loss.ts";
 import { useTrainingBackend } from "../training-backend.ts";
 import { seededRandom } from "../seeded-random.ts";
@@ -215,13 +216,17 @@ export type ProjectorTarget = {
   /** MODELS_DIR, so the manifest can name the graph relative to it. */
   modelsDir: string;
   description?: string;
+  /** The model whose space the projector was trained to write into (`projector.for`). */
+  forModel?: string;
 };
 
-/** Writes projector.onnx and a model manifest (models/*.yaml format) next to it; returns both paths. */
+/**
+ * Writes projector.onnx and its model manifest (the models/*.yaml format,
+ * checked against the runtime's schema first: an unknown space or a bad name
+ * is a BAD_USER_INPUT and nothing is written); returns both paths.
+ */
 export async function writeProjector(model: ProjectorModel, report: ProjectorReport, target: ProjectorTarget) {
-  await fs.mkdir(target.outDir, { recursive: true });
   const graphPath = path.join(target.outDir, "projector.onnx");
-  await fs.writeFile(graphPath, model.toOnnx());
   const manifest = {
     name: target.name,
     description: target.description ?? `Projector from the ${target.from} space into the ${target.to} space`,
@@ -233,8 +238,15 @@ export async function writeProjector(model: ProjectorModel, report: ProjectorRep
     inputs: { embeds: PROJECTOR_INPUT },
     outputs: { embeds: PROJECTOR_OUTPUT },
     output: { space: target.to, dimensions: model.outSize, normalize: true },
-    projector: { from: [target.from] },
+    projector: { from: [target.from], ...(target.forModel ? { for: target.forModel } : {}) },
   };
+  const checked = ModelManifestSchema.safeParse(manifest);
+  if (!checked.success) {
+    const problems = checked.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`);
+    throw new TesseraError(ErrorCode.BAD_USER_INPUT, `the projector's manifest would be invalid: ${problems.join("; ")}`, { problems });
+  }
+  await fs.mkdir(target.outDir, { recursive: true });
+  await fs.writeFile(graphPath, model.toOnnx());
   const manifestPath = path.join(target.outDir, "manifest.yaml");
   const header = `# Written by \`tessera projector train\`: ${model.kind} projector, ${model.inSize} -> ${model.outSize}.\n# Validation: mean cosine ${report.validationMeanCosine.toFixed(3)}, recall@1 ${report.validationRecallAt1.toFixed(3)} over ${report.validationPairs} held-out pairs.\n`;
   await fs.writeFile(manifestPath, header + stringify(manifest));

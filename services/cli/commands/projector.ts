@@ -10,6 +10,7 @@ type TrainOptions = {
   to: string;
   name?: string;
   description?: string;
+  for?: string;
   out?: string;
   kind: string;
   loss: string;
@@ -39,6 +40,7 @@ export function registerProjectorCommands(program: Command) {
     .requiredOption("--to <space>", "the space to project into (e.g. image-text)")
     .option("--name <name>", "model name in the manifest (default <from>-to-<to>-projector)")
     .option("--description <text>", "description in the manifest")
+    .option("--for <model>", "the model whose space the projector writes into; it is applied only while that model serves the space")
     .option("--out <dir>", "output folder (default $MODELS_DIR/<name>)")
     .option("--kind <kind>", "linear or mlp", DEFAULT_PROJECTOR_OPTIONS.kind)
     .option("--loss <loss>", "infonce or mse-cosine", DEFAULT_PROJECTOR_OPTIONS.loss)
@@ -71,7 +73,7 @@ export function registerProjectorCommands(program: Command) {
       });
       bar.update(steps);
       bar.stop();
-      const written = await writeProjector(model, report, { outDir, name, from: options.from, to: options.to, modelsDir, description: options.description });
+      const written = await writeProjector(model, report, { outDir, name, from: options.from, to: options.to, modelsDir, description: options.description, forModel: options.for });
       console.error(
         `validation: mean cosine ${report.validationMeanCosine.toFixed(3)}, recall@1 ${report.validationRecallAt1.toFixed(3)} (${report.validationPairs} pairs)`,
       );
