@@ -35,14 +35,20 @@ export const hfClipAdapter: ModelAdapter = {
     const maxLength = model.manifest.preprocessing.text?.maxLength ?? 77;
 
     // Each tower loads when first needed: a text-only query never loads the vision graph.
-    const getTokenizer = () => (tokenizer ??= fromExportFolder(folder, (id, hf) => hf.AutoTokenizer.from_pretrained(id, options)));
+    const getTokenizer = () => (tokenizer ??= forgetOnFailure(fromExportFolder(folder, (id, hf) => hf.AutoTokenizer.from_pretrained(id, options)), () => (tokenizer = undefined)));
     const getText = () =>
-      (textModel ??= requireGraph(model.manifest.name, folder, "text_model").then(() =>
-        fromExportFolder(folder, (id, hf) => hf.CLIPTextModelWithProjection.from_pretrained(id, options)),
+      (textModel ??= forgetOnFailure(
+        requireGraph(model.manifest.name, folder, "text_model").then(() =>
+          fromExportFolder(folder, (id, hf) => hf.CLIPTextModelWithProjection.from_pretrained(id, options)),
+        ),
+        () => (textModel = undefined),
       ));
     const getVision = () =>
-      (visionModel ??= requireGraph(model.manifest.name, folder, "vision_model").then(() =>
-        fromExportFolder(folder, (id, hf) => hf.CLIPVisionModelWithProjection.from_pretrained(id, options)),
+      (visionModel ??= forgetOnFailure(
+        requireGraph(model.manifest.name, folder, "vision_model").then(() =>
+          fromExportFolder(folder, (id, hf) => hf.CLIPVisionModelWithProjection.from_pretrained(id, options)),
+        ),
+        () => (visionModel = undefined),
       ));
     const { Tensor } = await loadTransformers();
     const loadedTokenizer = await getTokenizer();
@@ -68,6 +74,12 @@ export const hfClipAdapter: ModelAdapter = {
     };
   },
 };
+
+/** A tower that failed to load is tried again on the next call (the file may have been fixed). */
+function forgetOnFailure<T>(loading: Promise<T>, forget: () => void): Promise<T> {
+  loading.catch(forget);
+  return loading;
+}
 
 /** A tower's graph must be there (transformers.js would say so less plainly). */
 async function requireGraph(model: string, folder: string, graph: string) {
