@@ -13,27 +13,36 @@ export const EVAL_VOICE: SpeakerVoice = { voice: "en-gb-x-rp+f4", speed: 150, pi
 
 export type AudioClipFeatures = { concept: string; split: "train" | "eval"; voice: string; vector: number[] };
 
-/** Spoken labels -> pooled openWakeWord vectors: every training voice for training concepts, the eval voice for all. */
-export async function computeAudioFeatures(concepts: EmojiConcept[], log: (line: string) => void = () => {}): Promise<AudioClipFeatures[]> {
+/**
+ * Spoken labels -> pooled openWakeWord vectors: every training voice for
+ * training concepts, the eval voice for all. `shard` of `shards` takes every
+ * shards-th concept, so several processes can share the work.
+ */
+export async function computeAudioFeatures(
+  concepts: EmojiConcept[],
+  log: (line: string) => void = () => {},
+  shard = 0,
+  shards = 1,
+): Promise<AudioClipFeatures[]> {
   const embedder = await WakewordEmbedder.create();
   const out: AudioClipFeatures[] = [];
   const jobs: Array<{ concept: EmojiConcept; voice: SpeakerVoice; split: "train" | "eval" }> = [];
-  for (const concept of concepts) {
+  for (const concept of concepts.filter((_, index) => index % shards === shard)) {
     if (concept.split === "train") for (const voice of TRAIN_VOICES) jobs.push({ concept, voice, split: "train" });
     jobs.push({ concept, voice: EVAL_VOICE, split: "eval" });
   }
   for (const [i, job] of jobs.entries()) {
     const vector = await embedder.embedClip(await speak(job.concept.label, job.voice));
     out.push({ concept: job.concept.name, split: job.split, voice: `${job.voice.voice}/${job.voice.speed}/${job.voice.pitch}`, vector: Array.from(vector) });
-    if (i % 1000 === 0) log(`audio features ${i}/${jobs.length}`);
+    if (i % 1000 === 0) log(`audio features (shard ${shard + 1}/${shards}) ${i}/${jobs.length}`);
   }
   return out;
 }
 
-// Run as a script (train-demo starts it as a child process so it uses the second core while the towers train).
+// Run as a script: train-demo starts shards as child processes that work while the towers train.
 if (process.argv[1]?.endsWith("audio-features.ts")) {
-  const outFile = process.argv[2];
-  if (!outFile) throw new Error("usage: tsx training/audio-features.ts <out.json>");
-  const features = await computeAudioFeatures(loadEmojiConcepts(), (line) => console.error(line));
+  const [outFile, shard = "0", shards = "1"] = process.argv.slice(2);
+  if (!outFile) throw new Error("usage: tsx training/audio-features.ts <out.json> [shard] [shards]");
+  const features = await computeAudioFeatures(loadEmojiConcepts(), (line) => console.error(line), Number(shard), Number(shards));
   await fs.writeFile(outFile, JSON.stringify(features));
 }

@@ -48,9 +48,10 @@ function conceptTexts(concept: EmojiConcept, random: () => number): string[] {
   return texts.map((text) => text.trim());
 }
 
-/** Runs the audio features in a child process: it uses the second core while this one trains. */
-function startAudioFeatures(file: string): Promise<void> {
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(import.meta.dirname, "audio-features.ts"), file], {
+/** Runs one shard of the audio features in a child process, alongside the towers' training. */
+function startAudioFeatures(file: string, shard: number, shards: number): Promise<void> {
+  const script = path.join(import.meta.dirname, "audio-features.ts");
+  const child = spawn(process.execPath, ["--import", "tsx", script, file, String(shard), String(shards)], {
     stdio: ["ignore", "inherit", "pipe"],
   });
   child.stderr.on("data", (chunk: Buffer) => log(chunk.toString().trim()));
@@ -87,8 +88,10 @@ const concepts = loadEmojiConcepts();
 const train = concepts.filter((concept) => concept.split === "train");
 log(`${concepts.length} concepts: ${train.length} for training, ${concepts.length - train.length} held out`);
 const workDir = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-train-demo-"));
-const audioFile = path.join(workDir, "audio-features.json");
-const audioDone = startAudioFeatures(audioFile);
+// espeak-ng and the openWakeWord graphs take ~20-40 ms a clip: two shards keep them off the critical path.
+const audioShards = 2;
+const audioFiles = Array.from({ length: audioShards }, (_, shard) => path.join(workDir, `audio-features-${shard}.json`));
+const audioDone = Promise.all(audioFiles.map((file, shard) => startAudioFeatures(file, shard, audioShards)));
 
 // Text: a vocabulary from the training texts, written as the export's tokenizer, then used through transformers.js itself.
 const random = seededRandom(seed);
@@ -154,7 +157,8 @@ if (exportMaxDifference > 1e-4) throw new Error(`the ONNX export differs from tf
 
 // Audio: wait for the features, pair each training clip with the text embedding of its label, train the projector with the CLI.
 await audioDone;
-const audio = JSON.parse(await fs.readFile(audioFile, "utf8")) as AudioClipFeatures[];
+const audio: AudioClipFeatures[] = [];
+for (const file of audioFiles) audio.push(...(JSON.parse(await fs.readFile(file, "utf8")) as AudioClipFeatures[]));
 const labelEmbeds = new Map<string, number[]>();
 for (let i = 0; i < train.length; i += 256) {
   const chunk = train.slice(i, i + 256);
