@@ -54,7 +54,8 @@ export class LocalModelRuntime implements ModelRuntime {
     if (this.handles.size) throw new Error("models are already loaded: configure the runtime before its first use");
     this.options = { ...this.options, ...serving };
     this.registry = undefined;
-    this.execution = undefined;
+    // Say at start-up which provider this worker will use (cheap: no model is loaded).
+    this.execution = chooseExecutionProvider(this.options.device, this.options.logger);
   }
 
   /** Every manifest read, served or not, with why not: for `tessera models list`. */
