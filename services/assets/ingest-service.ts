@@ -75,6 +75,8 @@ export async function ingestContent(
       app.logger.error({ err: error }, "could not enqueue the ingest job");
       throw new TesseraError(ErrorCode.SERVICE_UNAVAILABLE, "the job queue is unavailable; nothing was stored, retry later");
     }
+    // The client sees "Unexpected error."; the log keeps what happened.
+    app.logger.error({ err: error, projectId, sha256: blob.sha256 }, "ingest failed unexpectedly");
     throw error;
   }
 }

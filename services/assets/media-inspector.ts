@@ -107,7 +107,11 @@ export async function probeMedia(filePath: string, timeoutMs: number): Promise<P
     ["-v", "error", "-print_format", "json", "-show_format", "-show_streams", "--", filePath],
     { timeoutMs, maxOutputBytes: 4 * 1024 * 1024 },
   );
-  return JSON.parse(stdout.toString("utf8")) as Probe;
+  try {
+    return JSON.parse(stdout.toString("utf8")) as Probe;
+  } catch {
+    throw new TesseraError(ErrorCode.CORRUPT_MEDIA, "ffprobe gave no description of the media");
+  }
 }
 
 async function inspectAudioVideo(filePath: string, mimeType: string, limits: InspectLimits): Promise<InspectedMedia> {

@@ -53,7 +53,9 @@ export class StreamedUpload {
     if (mimeType) this.type = mimeType;
     this.attached = part;
     part.on("limit", () => this.fail(new TesseraError(ErrorCode.PAYLOAD_TOO_LARGE, "the file is larger than the upload limit")));
-    part.on("error", (error) => this.fail(error));
+    part.on("error", (error) =>
+      this.fail(error instanceof TesseraError ? error : new TesseraError(ErrorCode.BAD_USER_INPUT, `the upload broke off: ${error.message}`)),
+    );
     // If the reader gives up (a limit, a bad type), drain the rest of the part so the request can finish.
     this.sink.on("close", () => {
       part.unpipe(this.sink);
