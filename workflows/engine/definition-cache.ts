@@ -1,3 +1,4 @@
+import type { AppContext } from "../../services/core/app-context.ts";
 import { stepDependencies } from "../dsl/validate-workflow.ts";
 import type { WorkflowDefinition } from "../dsl/workflow-schema.ts";
 
@@ -12,4 +13,18 @@ export function dependenciesOf(versionId: string, definition: WorkflowDefinition
     dependenciesByVersion.set(versionId, dependencies);
   }
   return dependencies;
+}
+
+const definitionsByVersion = new Map<string, WorkflowDefinition>();
+
+/** A version's definition, read from PostgreSQL once per process. */
+export async function definitionOf(app: AppContext, versionId: string): Promise<WorkflowDefinition> {
+  let definition = definitionsByVersion.get(versionId);
+  if (!definition) {
+    const version = await app.db.workflowVersion.findUniqueOrThrow({ where: { id: versionId }, select: { definition: true } });
+    definition = version.definition as unknown as WorkflowDefinition;
+    if (definitionsByVersion.size > 1000) definitionsByVersion.clear();
+    definitionsByVersion.set(versionId, definition);
+  }
+  return definition;
 }

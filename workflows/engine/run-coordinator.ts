@@ -5,7 +5,7 @@ import { asExpression, evaluateString, evaluateValue, type ExpressionScope } fro
 import type { WorkflowDefinition } from "../dsl/workflow-schema.ts";
 import { findStepType } from "../steps/step-registry.ts";
 import { workflowLimits } from "../workflow-limits.ts";
-import { dependenciesOf } from "./definition-cache.ts";
+import { definitionOf, dependenciesOf } from "./definition-cache.ts";
 import { publishRunEvent, RunEventType, TERMINAL_RUN_STATUSES, TERMINAL_STEP_STATUSES } from "./run-events.ts";
 import { enqueueSteps, removeStepJobs } from "./step-jobs.ts";
 
@@ -27,23 +27,28 @@ export function scopeOf(input: unknown, rows: StepRun[]): ExpressionScope {
  * the result is the same however often it is called, which is what makes a
  * crash anywhere safe: whoever comes next calls it again.
  */
-export async function advanceRun(app: AppContext, runId: string): Promise<void> {
+export async function advanceRun(app: AppContext, runId: string, options: { requeue?: boolean } = {}): Promise<void> {
   const queued: StepRun[] = [];
   const cancelled: StepRun[] = [];
   const events: Publish[] = [];
   let finishedWithParent: string | null = null;
+  let definition: WorkflowDefinition | undefined;
+  let projectId = "";
+  let rowsAtEnd: StepRun[] = [];
 
   await app.db.$transaction(
     async (tx) => {
       await tx.$queryRaw`SELECT id FROM "Run" WHERE id = ${runId} FOR UPDATE`;
-      const run = await tx.run.findUnique({ where: { id: runId }, include: { workflowVersion: true, steps: true } });
+      const run = await tx.run.findUnique({ where: { id: runId }, include: { steps: true } });
       if (!run) return;
       if (TERMINAL_RUN_STATUSES.has(run.status)) {
         // Tell the parent again: the call that finished this run may have died before it did.
         finishedWithParent = run.parentStepRunId;
         return;
       }
-      const definition = run.workflowVersion.definition as unknown as WorkflowDefinition;
+      const version = await definitionOf(app, run.workflowVersionId);
+      definition = version;
+      projectId = run.projectId;
       const rows = new Map(run.steps.map((row) => [row.key, row]));
       const update = async (row: StepRun, data: Prisma.StepRunUpdateInput) => {
         const updated = await tx.stepRun.update({ where: { id: row.id }, data });
@@ -61,11 +66,11 @@ export async function advanceRun(app: AppContext, runId: string): Promise<void> 
       }
 
       // Top-level steps: queue or skip the ready ones; a skip can make others ready, so repeat.
-      const dependencies = dependenciesOf(run.workflowVersionId, definition);
+      const dependencies = dependenciesOf(run.workflowVersionId, version);
       const maxValueBytes = workflowLimits().WORKFLOW_MAX_VALUE_BYTES;
       for (let changed = true; changed; ) {
         changed = false;
-        for (const step of definition.steps) {
+        for (const step of version.steps) {
           const row = rows.get(step.id);
           if (!row || row.status !== "PENDING") continue;
           const needed = [...(dependencies.get(step.id) ?? [])].map((id) => rows.get(id)?.status);
@@ -113,7 +118,7 @@ export async function advanceRun(app: AppContext, runId: string): Promise<void> 
         if (row.parentId !== null || row.status !== "RUNNING") continue;
         const children = [...rows.values()].filter((child) => child.parentId === row.id).sort((a, b) => itemIndex(a) - itemIndex(b));
         if (children.length === 0 && (row.input as { items?: unknown[] } | null)?.items?.length !== 0) continue;
-        if (findStepType(definition.steps.find((step) => step.id === row.stepId)?.uses ?? "")?.uses !== "map") continue;
+        if (findStepType(version.steps.find((step) => step.id === row.stepId)?.uses ?? "")?.uses !== "map") continue;
         const failed = children.find((child) => child.status === "FAILED" || child.status === "CANCELLED");
         if (failed) {
           const error = (failed.error as ErrorRecord | null) ?? { code: ErrorCode.CANCELLED, message: "cancelled" };
@@ -144,7 +149,7 @@ export async function advanceRun(app: AppContext, runId: string): Promise<void> 
         error = { code: cause.code, message: `step "${failedStep.key}" failed: ${cause.message}`, details: { stepId: failedStep.stepId } };
       } else if (top.every((row) => row.status === "SUCCEEDED" || row.status === "SKIPPED")) {
         try {
-          output = await evaluateValue(definition.outputs, scopeOf(run.input, [...rows.values()]));
+          output = await evaluateValue(version.outputs, scopeOf(run.input, [...rows.values()]));
           status = "SUCCEEDED";
         } catch (cause) {
           status = "FAILED";
@@ -178,15 +183,16 @@ export async function advanceRun(app: AppContext, runId: string): Promise<void> 
         await tx.run.update({ where: { id: runId }, data: { status } });
         events.push({ runId, type: RunEventType.RUN_STATUS, status });
       }
-      // Queued rows are queued again after a crash: their BullMQ job ids make that a no-op when the job exists.
-      for (const row of rows.values()) if (row.status === "QUEUED" && !queued.includes(row)) queued.push(row);
+      // After a crash, rows may be QUEUED without a job: a repair pass queues them again (job ids make that a no-op when the job exists).
+      if (options.requeue) for (const row of rows.values()) if (row.status === "QUEUED" && !queued.includes(row)) queued.push(row);
+      rowsAtEnd = [...rows.values()];
     },
     { timeout: 60_000, maxWait: 30_000 },
   );
 
   for (const event of events) publishRunEvent(app, event);
   if (cancelled.length) await removeStepJobs(app, cancelled);
-  if (queued.length) await enqueueSteps(app, runId, queued);
+  if (queued.length && definition) await enqueueSteps(app, { runId, projectId, definition, rows: rowsAtEnd }, queued);
   if (finishedWithParent) await finishParentStep(app, runId, finishedWithParent);
 }
 

@@ -3,10 +3,11 @@ import { Prisma, type StepRun } from "../../services/core/database.ts";
 import { ErrorCode, TesseraError, type ErrorRecord } from "../../services/core/errors.ts";
 import type { Logger } from "../../services/core/logger.ts";
 import { evaluateValue } from "../dsl/expression.ts";
-import { durationMs, type WorkflowDefinition } from "../dsl/workflow-schema.ts";
+import { durationMs } from "../dsl/workflow-schema.ts";
 import { findStepType } from "../steps/step-registry.ts";
 import { StepDirective, type StepContext } from "../steps/step-type.ts";
 import { workflowLimits } from "../workflow-limits.ts";
+import { definitionOf } from "./definition-cache.ts";
 import { advanceRun, scopeOf } from "./run-coordinator.ts";
 import { publishRunEvent, RunEventType, TERMINAL_RUN_STATUSES, TERMINAL_STEP_STATUSES } from "./run-events.ts";
 import { stepOf } from "./step-jobs.ts";
@@ -20,18 +21,21 @@ export type StepJob = { runId: string; stepRunId: string; projectId: string };
  * step only applies while the row is still RUNNING, so a cancel wins.
  */
 export async function executeStep(app: AppContext, job: StepJob, attempt: number, logger: Logger): Promise<void> {
-  const row = await app.db.stepRun.findUnique({ where: { id: job.stepRunId }, include: { run: { include: { workflowVersion: true } }, parent: true } });
+  const row = await app.db.stepRun.findUnique({ where: { id: job.stepRunId }, include: { run: true } });
   if (!row || row.run.projectId !== job.projectId) return;
   const { run } = row;
   if (TERMINAL_RUN_STATUSES.has(run.status) || row.status === "WAITING") return;
-  if (TERMINAL_STEP_STATUSES.has(row.status)) return advanceRun(app, run.id);
-  const definition = run.workflowVersion.definition as unknown as WorkflowDefinition;
-  const step = stepOf(definition, row, row.parent);
+  // Finished already: this is a re-delivered job, maybe after a crash before the run moved on.
+  if (TERMINAL_STEP_STATUSES.has(row.status)) return advanceRun(app, run.id, { requeue: true });
+  const definition = await definitionOf(app, run.workflowVersionId);
+  // Only a map's item has a parent, whose input holds the item's step.
+  const parent = row.parentId ? await app.db.stepRun.findUnique({ where: { id: row.parentId } }) : null;
+  const step = stepOf(definition, row, parent);
   const type = step && findStepType(step.uses);
   if (!step || !type) throw new TesseraError(ErrorCode.INVALID_WORKFLOW, `step "${row.key}" has no runnable definition`);
 
   // A fan-out or child run that was already started is not started again.
-  if (row.status === "RUNNING" && (await alreadyHandedOver(app, row))) return advanceRun(app, run.id);
+  if (row.status === "RUNNING" && (await alreadyHandedOver(app, row))) return advanceRun(app, run.id, { requeue: true });
 
   const started = await app.db.stepRun.updateMany({
     where: { id: row.id, status: { in: ["QUEUED", "RUNNING"] } },

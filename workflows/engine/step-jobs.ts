@@ -24,21 +24,20 @@ export function stepOf(definition: WorkflowDefinition, row: StepRun, parent?: St
   return (parent?.input as { step?: StepTemplate } | null)?.step;
 }
 
-/** Enqueues one job per step row; rows may be a map's children, whose retry comes from the map's template. */
-export async function enqueueSteps(app: AppContext, runId: string, rows: StepRun[]) {
-  const run = await app.db.run.findUniqueOrThrow({ where: { id: runId }, include: { workflowVersion: true } });
-  const definition = run.workflowVersion.definition as unknown as WorkflowDefinition;
-  const parents = new Map<string, StepRun | null>();
-  for (const row of rows) {
-    if (row.parentId && !parents.has(row.parentId)) parents.set(row.parentId, await app.db.stepRun.findUnique({ where: { id: row.parentId } }));
-  }
+/** Enqueues one job per step row; a map's child takes its retry from the map's template (its parent among `rows`). */
+export async function enqueueSteps(
+  app: AppContext,
+  run: { runId: string; projectId: string; definition: WorkflowDefinition; rows: StepRun[] },
+  queued: StepRun[],
+) {
+  const byId = new Map(run.rows.map((row) => [row.id, row]));
   await Promise.all(
-    rows.map((row) => {
-      const retry = retryOf(stepOf(definition, row, row.parentId ? parents.get(row.parentId) : null));
-      const jobId = stepJobId(runId, row.key);
+    queued.map((row) => {
+      const retry = retryOf(stepOf(run.definition, row, row.parentId ? byId.get(row.parentId) : null));
+      const jobId = stepJobId(run.runId, row.key);
       return app.queues.enqueue(
         "workflow-step",
-        { jobId, runId, stepRunId: row.id, projectId: run.projectId },
+        { jobId, runId: run.runId, stepRunId: row.id, projectId: run.projectId },
         { jobId, attempts: retry.attempts, backoff: { type: "exponential", delay: retry.backoffMs } },
       );
     }),

@@ -5,6 +5,7 @@ import type { JobHandler } from "../job-handler.ts";
 export const workflowRunHandler: JobHandler<"workflow-run"> = {
   tracked: false,
   async run({ runId }, { app }) {
-    await advanceRun(app, runId);
+    // Start, resume and recovery: queue again any step left QUEUED without a job.
+    await advanceRun(app, runId, { requeue: true });
   },
 };
