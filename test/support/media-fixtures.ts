@@ -71,6 +71,18 @@ export function makeVideo(format: "webm" | "mov", seconds = 1): Promise<Buffer> 
   );
 }
 
+/** An MP4 whose stream is stored 320x240 but carries a 90-degree display rotation, as phone videos do. */
+export async function makeRotatedMp4(): Promise<Buffer> {
+  const plain = await makeMp4(1, "320x240", 10);
+  const input = path.join(os.tmpdir(), `tessera-fixture-${randomUUID()}.mp4`);
+  await fs.writeFile(input, plain);
+  try {
+    return await ffmpeg(["-i", input, "-c", "copy", "-metadata:s:v:0", "rotate=90"], "mp4");
+  } finally {
+    await fs.rm(input, { force: true });
+  }
+}
+
 async function ffmpeg(args: string[], extension: string): Promise<Buffer> {
   const file = path.join(os.tmpdir(), `tessera-fixture-${randomUUID()}.${extension}`);
   try {
