@@ -1,6 +1,6 @@
 import type { AppContext } from "../../services/core/app-context.ts";
 import { Prisma, type StepRun } from "../../services/core/database.ts";
-import { ErrorCode, toErrorRecord, type ErrorRecord } from "../../services/core/errors.ts";
+import { ErrorCode, TesseraError, toErrorRecord, type ErrorRecord } from "../../services/core/errors.ts";
 import { asExpression, evaluateString, evaluateValue, type ExpressionScope } from "../dsl/expression.ts";
 import type { WorkflowDefinition } from "../dsl/workflow-schema.ts";
 import { findStepType } from "../steps/step-registry.ts";
@@ -87,7 +87,7 @@ export async function advanceRun(app: AppContext, runId: string, options: { requ
               }
             }
             const type = findStepType(step.uses);
-            if (!type) throw Object.assign(new Error(`step type "${step.uses}" is not available in this worker`), { code: ErrorCode.INVALID_WORKFLOW });
+            if (!type) throw new TesseraError(ErrorCode.INVALID_WORKFLOW, `step type "${step.uses}" is not available in this worker`);
             const { [type.templateKey ?? "\0"]: template, ...rest } = step.with;
             const evaluated = (await evaluateValue(rest, scope)) as Record<string, unknown>;
             if (type.templateKey && template !== undefined) evaluated[type.templateKey] = template;
@@ -118,7 +118,8 @@ export async function advanceRun(app: AppContext, runId: string, options: { requ
         if (row.parentId !== null || row.status !== "RUNNING") continue;
         const children = [...rows.values()].filter((child) => child.parentId === row.id).sort((a, b) => itemIndex(a) - itemIndex(b));
         if (children.length === 0 && (row.input as { items?: unknown[] } | null)?.items?.length !== 0) continue;
-        if (findStepType(version.steps.find((step) => step.id === row.stepId)?.uses ?? "")?.uses !== "map") continue;
+        // Only fan-out steps (map) own their children; an agent's call rows are its own business.
+        if (!findStepType(version.steps.find((step) => step.id === row.stepId)?.uses ?? "")?.templateKey) continue;
         const failed = children.find((child) => child.status === "FAILED" || child.status === "CANCELLED");
         if (failed) {
           const error = (failed.error as ErrorRecord | null) ?? { code: ErrorCode.CANCELLED, message: "cancelled" };

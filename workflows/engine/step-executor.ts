@@ -35,7 +35,7 @@ export async function executeStep(app: AppContext, job: StepJob, attempt: number
   if (!step || !type) throw new TesseraError(ErrorCode.INVALID_WORKFLOW, `step "${row.key}" has no runnable definition`);
 
   // A fan-out or child run that was already started is not started again.
-  if (row.status === "RUNNING" && (await alreadyHandedOver(app, row))) return advanceRun(app, run.id, { requeue: true });
+  if (row.status === "RUNNING" && (await alreadyHandedOver(app, row, Boolean(type.templateKey)))) return advanceRun(app, run.id, { requeue: true });
 
   const started = await app.db.stepRun.updateMany({
     where: { id: row.id, status: { in: ["QUEUED", "RUNNING"] } },
@@ -106,9 +106,10 @@ export async function failStep(app: AppContext, job: StepJob, error: ErrorRecord
   await advanceRun(app, row.runId);
 }
 
-async function alreadyHandedOver(app: AppContext, row: StepRun): Promise<boolean> {
+/** A fan-out whose items exist, or a step whose child run exists, was handed to the engine; other children (an agent's calls) are not. */
+async function alreadyHandedOver(app: AppContext, row: StepRun, fansOut: boolean): Promise<boolean> {
   const [children, childRuns] = await Promise.all([
-    app.db.stepRun.count({ where: { parentId: row.id } }),
+    fansOut ? app.db.stepRun.count({ where: { parentId: row.id } }) : 0,
     app.db.run.count({ where: { parentStepRunId: row.id } }),
   ]);
   return children > 0 || childRuns > 0;
