@@ -3,8 +3,11 @@
  * against the engine underneath, in one run.
  *
  * 1. recall@10 of each adapter's nearVector against exact brute force, on
- *    BENCH_SEARCH_VECTORS random unit 512-d vectors (default 100000) and
+ *    BENCH_SEARCH_VECTORS random unit 512-d vectors (default 20000, so the
+ *    bench stays within a few minutes on 2 cores; the issue's figure is
+ *    BENCH_SEARCH_VECTORS=100000, about 10 minutes of Weaviate import here) and
  *    BENCH_SEARCH_QUERIES random queries (default 100).
+ *    BENCH_SEARCH_EF_SWEEP="500,1000" also measures Weaviate at those HNSW ef.
  * 2. `search` through GraphQL (an asset query) against the same query sent
  *    straight to the store (vectorsOf + nearVector), sequentially: queries/s
  *    and p50/p99, per adapter, over BENCH_SEARCH_GRAPHQL_ASSETS assets.
@@ -18,7 +21,7 @@ import { randomUUID } from "node:crypto";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import weaviate from "weaviate-client";
+import weaviate, { reconfigure } from "weaviate-client";
 import { createAppContext, type AppContext } from "../services/core/app-context.ts";
 import { createApiKey } from "../services/core/api-keys.ts";
 import { loadConfig } from "../services/core/config.ts";
@@ -112,17 +115,37 @@ async function upsertAll(store: VectorStore, projectId: string, data: Float32Arr
   return round(count / ((performance.now() - started) / 1000), 0);
 }
 
-async function recallBench(store: VectorStore, data: Float32Array, count: number, queries: Float32Array, queryCount: number, truth: number[][]) {
+async function recallBench(
+  store: VectorStore,
+  data: Float32Array,
+  count: number,
+  queries: Float32Array,
+  queryCount: number,
+  truth: number[][],
+  /** Weaviate only: also measure with these search widths (HNSW ef), set on the live collection one after another. */
+  efSweep: { values: number[]; setEf(ef: number): Promise<void> } | undefined = undefined,
+) {
   const projectId = randomUUID();
-  try {
-    const importVectorsPerSec = await upsertAll(store, projectId, data, count, "bench-recall");
+  const measure = async () => {
     let found = 0;
     const timing = await timeEach(queryCount, async (index) => {
       const hits = await store.nearVector(projectId, { space: "bench-recall", vector: rowOf(queries, index), limit: K });
       const expected = new Set(truth[index]!.map((row) => `v${row}`));
       found += hits.filter((hit) => expected.has(hit.assetId)).length;
     });
-    return { recallAt10: round(found / (queryCount * K), 4), importVectorsPerSec, nearVector: timing };
+    return { recallAt10: round(found / (queryCount * K), 4), nearVector: timing };
+  };
+  try {
+    const importVectorsPerSec = await upsertAll(store, projectId, data, count, "bench-recall");
+    const atDefault = await measure();
+    const sweep: Array<{ ef: number; recallAt10: number; p50Ms: number }> = [];
+    for (const ef of efSweep?.values ?? []) {
+      await efSweep!.setEf(ef);
+      const result = await measure();
+      sweep.push({ ef, recallAt10: result.recallAt10, p50Ms: result.nearVector.p50Ms });
+      log(`  ef ${ef}: recall@10 ${result.recallAt10}, p50 ${result.nearVector.p50Ms} ms`);
+    }
+    return { ...atDefault, importVectorsPerSec, ...(sweep.length ? { efSweep: sweep } : {}) };
   } finally {
     await store.deleteProject(projectId);
   }
@@ -241,7 +264,7 @@ async function ingestBench(app: AppContext, weaviateUrl: string, grpcPort: numbe
 }
 
 export default async function searchBench() {
-  const vectorCount = env("BENCH_SEARCH_VECTORS", 100_000);
+  const vectorCount = env("BENCH_SEARCH_VECTORS", 20_000);
   const queryCount = env("BENCH_SEARCH_QUERIES", 100);
   const graphqlAssets = env("BENCH_SEARCH_GRAPHQL_ASSETS", 2000);
   const graphqlQueries = env("BENCH_SEARCH_GRAPHQL_QUERIES", 300);
@@ -258,9 +281,24 @@ export default async function searchBench() {
   const bruteForceMsPerQuery = round((performance.now() - bruteStarted) / queryCount, 1);
 
   const recall: Record<string, unknown> = {};
+  // A fresh collection, so the index settings measured are the ones in the adapter now.
+  const url = new URL(weaviateUrl);
+  const admin = await weaviate.connectToLocal({ host: url.hostname, port: Number(url.port || 8080), grpcPort: config.WEAVIATE_GRPC_PORT });
+  await admin.collections.delete("TesseraBench");
+  await admin.close();
   const weaviateStore = await WeaviateVectorStore.connect({ url: weaviateUrl, grpcPort: config.WEAVIATE_GRPC_PORT, collection: "TesseraBench" });
   log("weaviate: import + queries");
-  recall.weaviate = await recallBench(weaviateStore, data, vectorCount, queries, queryCount, truth);
+  const efValues = (process.env.BENCH_SEARCH_EF_SWEEP ?? "").split(",").filter(Boolean).map(Number);
+  const setEf = async (ef: number) => {
+    const client = await weaviate.connectToLocal({ host: url.hostname, port: Number(url.port || 8080), grpcPort: config.WEAVIATE_GRPC_PORT });
+    await client.collections.use("TesseraBench").config.update({
+      vectorizers: [
+        reconfigure.vectors.update({ name: "bench_recall", vectorIndexConfig: reconfigure.vectorIndex.hnsw({ dynamicEfMin: ef, dynamicEfMax: Math.max(500, ef) }) }),
+      ],
+    });
+    await client.close();
+  };
+  recall.weaviate = await recallBench(weaviateStore, data, vectorCount, queries, queryCount, truth, { values: efValues, setEf });
   await weaviateStore.close();
   const lanceStore = await LanceDbVectorStore.open(path.join(dataDir, "recall"));
   log("embedded (LanceDB): import + queries");
