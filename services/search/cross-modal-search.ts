@@ -138,7 +138,7 @@ function centroid(vectors: Float32Array[]): Float32Array {
  * snippet comes from the best-ranked chunk that has text.
  */
 export function fuseRankings(rankings: VectorHit[][], queryText?: string): SearchHit[] {
-  const fused = new Map<string, SearchHit & { bestRank: number; snippetRank: number }>();
+  const fused = new Map<string, SearchHit & { bestRank: number; snippetRank: number; spaceRanks: Map<string, number> }>();
   for (const ranking of rankings) {
     const ranks = new Map<string, number>();
     for (const hit of ranking) {
@@ -153,10 +153,11 @@ export function fuseRankings(rankings: VectorHit[][], queryText?: string): Searc
         spaces: [],
         bestRank: Infinity,
         snippetRank: Infinity,
+        spaceRanks: new Map(),
       };
       if (firstChunk) {
         entry.score += 1 / (RRF_K + rank);
-        entry.spaces.push(hit.space);
+        entry.spaceRanks.set(hit.space, rank);
         entry.bestRank = Math.min(entry.bestRank, rank);
       }
       if (hit.text.trim() && rank < entry.snippetRank) {
@@ -168,7 +169,10 @@ export function fuseRankings(rankings: VectorHit[][], queryText?: string): Searc
   }
   return [...fused.values()]
     .sort((a, b) => b.score - a.score || a.bestRank - b.bestRank)
-    .map(({ bestRank: _bestRank, snippetRank: _snippetRank, ...hit }) => hit);
+    .map(({ bestRank: _bestRank, snippetRank: _snippetRank, spaceRanks, ...hit }) => ({
+      ...hit,
+      spaces: [...spaceRanks].sort((a, b) => a[1] - b[1]).map(([space]) => space),
+    }));
 }
 
 /** The line that shares most words with the query (OCR and transcripts hold many), cut to a readable length. */
