@@ -128,5 +128,9 @@ builder.mutationField("ingest", (t) =>
 /** Uploads arrive as StreamedUploads (read off the socket as they come); a plain File is read through its stream. */
 function uploadStream(file: File | StreamedUpload): Readable {
   if (file instanceof StreamedUpload) return file.createReadStream();
+  // A JSON request can put any value where a file goes; only a real multipart file part has a stream.
+  if (typeof (file as Partial<File>)?.stream !== "function") {
+    throw new TesseraError(ErrorCode.BAD_USER_INPUT, "`file` must be a file part of a multipart request (GraphQL multipart request spec)");
+  }
   return Readable.fromWeb(file.stream() as any);
 }

@@ -146,6 +146,11 @@ describe("refused uploads", () => {
     await expectRefused(response, "BAD_USER_INPUT");
   });
 
+  it("a string where the file goes (a JSON request) is BAD_USER_INPUT", async () => {
+    const response = await t.graphql(`mutation ($file: Upload!) { ingest(input: { file: $file }) { asset { id } } }`, { file: "aGVsbG8=" }, project.key);
+    await expectRefused(response, "BAD_USER_INPUT");
+  });
+
   it("url and text together are BAD_USER_INPUT", async () => {
     const response = await t.graphql(
       `mutation { ingest(input: { url: "${redirectorBase}/x", text: "and text" }) { asset { id } } }`,
