@@ -97,6 +97,23 @@ function parseMetadata(value: unknown): Record<string, unknown> | undefined {
   return value as Record<string, unknown>;
 }
 
+const MAX_TAGS = 50;
+const MAX_TAG_LENGTH = 100;
+
+function parseTags(tags: string[] | null | undefined): string[] | undefined {
+  if (!tags) return undefined;
+  if (tags.length > MAX_TAGS || tags.some((tag) => tag.length === 0 || tag.length > MAX_TAG_LENGTH)) {
+    throw new TesseraError(ErrorCode.BAD_USER_INPUT, `at most ${MAX_TAGS} tags, each 1 to ${MAX_TAG_LENGTH} characters`);
+  }
+  return [...new Set(tags)];
+}
+
+function parseIdempotencyKey(key: string | null | undefined): string | undefined {
+  if (key === undefined || key === null) return undefined;
+  if (key.length === 0 || key.length > 200) throw new TesseraError(ErrorCode.BAD_USER_INPUT, "idempotencyKey must be 1 to 200 characters");
+  return key;
+}
+
 builder.mutationField("ingest", (t) =>
   t.field({
     type: IngestPayload,
@@ -109,8 +126,8 @@ builder.mutationField("ingest", (t) =>
       }
       const options = {
         metadata: parseMetadata(input.metadata),
-        tags: input.tags ?? undefined,
-        idempotencyKey: input.idempotencyKey ?? undefined,
+        tags: parseTags(input.tags),
+        idempotencyKey: parseIdempotencyKey(input.idempotencyKey),
       };
       if (typeof input.text === "string") return ingestText(context.app, project.id, input.text, options);
       if (typeof input.url === "string") return ingestFromUrl(context.app, project.id, input.url, options);

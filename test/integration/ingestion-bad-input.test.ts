@@ -151,6 +151,18 @@ describe("refused uploads", () => {
     await expectRefused(response, "BAD_USER_INPUT");
   });
 
+  it("too many or too long tags, or an empty idempotency key, are BAD_USER_INPUT", async () => {
+    const ingest = (variables: { tags?: string[]; k?: string }) =>
+      t.graphql(
+        `mutation ($text: String!, $tags: [String!], $k: String) { ingest(input: { text: $text, tags: $tags, idempotencyKey: $k }) { asset { id } } }`,
+        { text: `t ${runTag}`, ...variables },
+        project.key,
+      );
+    await expectRefused(await ingest({ tags: Array.from({ length: 51 }, (_, i) => `tag${i}`) }), "BAD_USER_INPUT");
+    await expectRefused(await ingest({ tags: ["x".repeat(101)] }), "BAD_USER_INPUT");
+    await expectRefused(await ingest({ k: "" }), "BAD_USER_INPUT");
+  });
+
   it("url and text together are BAD_USER_INPUT", async () => {
     const response = await t.graphql(
       `mutation { ingest(input: { url: "${redirectorBase}/x", text: "and text" }) { asset { id } } }`,
