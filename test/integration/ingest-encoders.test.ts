@@ -80,13 +80,16 @@ describe("ingest runs the encoders", () => {
     const { asset, job } = await upload(png, "invoice.png");
     expect(await finished(job.id)).toMatchObject({ status: "SUCCEEDED" });
     expect(await embeddingsOf(asset.id)).toEqual([
-      // chunk 0: the picture; chunk 1: its OCR text
+      // image-text: the picture (chunk 0) and its OCR text (chunk 1); sentence: the OCR text
       { space: "image-text", model: "clip", dimensions: 16, vectors: 2 },
       { space: "sentence", model: "use-lite-sentence", dimensions: 512, vectors: 1 },
     ]);
     const stored = await t.app.vectorStore.vectorsOf(projectId, asset.id);
     const sentence = stored.find((vector) => vector.space === "sentence")!;
     expect(sentence.text.replace(/\s+/g, "")).toContain("Invoice4417");
+    // Nothing else stands for the image in the sentence space: its words are chunk 0 there.
+    expect(sentence.chunk).toBe(0);
+    expect(stored.filter((vector) => vector.space === "image-text").map((vector) => vector.chunk).sort()).toEqual([0, 1]);
   });
 
   it("audio: the clip into the audio space", async () => {

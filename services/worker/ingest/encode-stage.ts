@@ -16,8 +16,9 @@ const WHOLE_TEXT_CHARS = 2000;
  *   through the image encoder, OCR of a few frames, plus its audio track;
  * - audio: the clip into the audio space (and any space a projector reaches),
  *   VAD speech segments and, when a speech model is served, a transcript.
- * Derived text (OCR, transcript) is embedded into the text spaces too, as its
- * own chunk, so a text query finds the picture by the words in it.
+ * Derived text (OCR, transcript) is embedded into the text spaces too (chunk 0
+ * where nothing else stands for the asset there, its own chunk otherwise), so
+ * a text query finds the picture by the words in it.
  */
 export const encodeStage: IngestStage = {
   name: "encode",
@@ -31,7 +32,8 @@ export const encodeStage: IngestStage = {
     const derived = state.derivedText.map((span) => span.text.trim()).filter(Boolean);
     if (derived.length && !state.text) {
       const text = [...new Set(derived)].join("\n");
-      for (const space of await models.embedText([text])) vectors.addPart(space.space, space.model, space.vectors[0]!, text);
+      // Where nothing else speaks for the whole asset (an image's sentence space), the words do: chunk 0; else a part.
+      for (const space of await models.embedText([text])) vectors.addWhole(space.space, space.model, space.vectors[0]!, text);
     }
     state.vectors.push(...vectors.all());
   },
