@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { uploadFile } from "../support/graphql-upload.ts";
 import { makeMp4 } from "../support/media-fixtures.ts";
 import { writeTinyClipExport } from "../support/fixture-models/tiny-clip.ts";
+import { buildTinyWhisper } from "../support/fixture-models/tiny-whisper/build-tiny-whisper.ts";
 import { eventually, startTestApp, type TestApp } from "../support/test-app.ts";
 
 /*
@@ -42,6 +43,7 @@ async function embeddingsOf(assetId: string) {
 beforeAll(async () => {
   modelsDir = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-encoders-"));
   await writeTinyClipExport(path.join(modelsDir, "clip"));
+  await buildTinyWhisper(modelsDir, {}, "whisper");
   t = await startTestApp({ worker: true, env: { MODELS_DIR: modelsDir } });
   ({ key, projectId } = await t.createProject());
 });
@@ -92,11 +94,25 @@ describe("ingest runs the encoders", () => {
     expect(stored.filter((vector) => vector.space === "image-text").map((vector) => vector.chunk).sort()).toEqual([0, 1]);
   });
 
-  it("audio: the clip into the audio space", async () => {
+  it("audio: the clip into the audio space; where VAD hears speech, its transcript into the text spaces", async () => {
     const file = path.join(modelsDir, "speech.wav");
     execFileSync("espeak-ng", ["-w", file, "Meet me at the station at noon."]);
-    const wav = await fs.readFile(file);
-    const { asset, job } = await upload(wav, "speech.wav");
+    const { asset, job } = await upload(await fs.readFile(file), "speech.wav");
+    expect(await finished(job.id)).toMatchObject({ status: "SUCCEEDED" });
+    expect(await embeddingsOf(asset.id)).toEqual([
+      { space: "audio", model: "openwakeword-audio", dimensions: 96, vectors: 1 },
+      { space: "image-text", model: "clip", dimensions: 16, vectors: 1 },
+      { space: "sentence", model: "use-lite-sentence", dimensions: 512, vectors: 1 },
+    ]);
+    // The tiny Whisper export writes "tuvwxyz" for sound.
+    const sentence = (await t.app.vectorStore.vectorsOf(projectId, asset.id)).find((vector) => vector.space === "sentence")!;
+    expect(sentence.text).toBe("tuvwxyz");
+  });
+
+  it("audio without speech: no transcript is attempted", async () => {
+    const file = path.join(modelsDir, "tone.wav");
+    execFileSync("ffmpeg", ["-loglevel", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=300:duration=2", file]);
+    const { asset, job } = await upload(await fs.readFile(file), "tone.wav");
     expect(await finished(job.id)).toMatchObject({ status: "SUCCEEDED" });
     expect(await embeddingsOf(asset.id)).toEqual([{ space: "audio", model: "openwakeword-audio", dimensions: 96, vectors: 1 }]);
   });
