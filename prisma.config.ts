@@ -28,7 +28,10 @@ globalThis.setTimeout = function (this: unknown, callback: (...args: unknown[]) 
   return timer;
 } as typeof setTimeout;
 
-const databaseUrl = process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/tessera";
+// The schema's `env("DATABASE_URL")` must resolve even where none is set (npm ci's
+// `prisma generate`): without it Prisma falls back to downloading a native engine.
+process.env.DATABASE_URL ??= "postgresql://postgres@127.0.0.1:5432/tessera";
+const databaseUrl = process.env.DATABASE_URL;
 
 function poolConfig(database?: string): pg.PoolConfig {
   const url = new URL(databaseUrl);
