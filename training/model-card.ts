@@ -40,6 +40,10 @@ function rows(name: string, split: SplitFigures): string[] {
   ];
 }
 
+function targetsMet(figures: HeldOutFigures): boolean {
+  return figures.trainedConcepts.textToImage.r10 >= 0.5 && figures.trainedConcepts.audioToImage.r10 >= 0.3;
+}
+
 export async function writeModelCard(modelDir: string, figures: HeldOutFigures, facts: TrainingFacts): Promise<void> {
   const card = `# tessera-emoji-clip
 
@@ -126,6 +130,12 @@ ${(10 / facts.concepts.heldOut).toFixed(3)} (held out).
 | concepts | query -> candidates | recall@1 | recall@5 | recall@10 | queries | candidates |
 |---|---|---|---|---|---|---|
 ${[...rows("trained", figures.trainedConcepts), ...rows("held out", figures.heldOutConcepts)].join("\n")}
+
+Targets set for this model (text -> image recall@10 >= 0.50, audio -> image
+recall@10 >= 0.30, trained concepts): this run has ${figures.trainedConcepts.textToImage.r10.toFixed(3)} and
+${figures.trainedConcepts.audioToImage.r10.toFixed(3)}, ${targetsMet(figures) ? "both met" : "**not met**"}. The towers train for a fixed time
+(TRAIN_SECONDS), so how far they get depends on the CPU the run is given: this
+run made ${facts.towerSteps} steps. The training loss had not levelled off when the budget ran out.
 
 ${FIGURES_START}
 \`\`\`json
