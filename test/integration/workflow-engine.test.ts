@@ -395,6 +395,35 @@ outputs:
     expect(result.output).toEqual({ answer: 42 });
   });
 
+  it("refuses an http step to a private address with the SSRF guard, and the server is never called", async () => {
+    const { createServer } = await import("node:http");
+    let calls = 0;
+    const server = createServer((_request, response) => {
+      calls++;
+      response.end("secret");
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as { port: number };
+    try {
+      const slug = unique("ssrf");
+      await publish(`
+apiVersion: tessera/v1
+kind: Workflow
+slug: ${slug}
+steps:
+  - id: peek
+    uses: http
+    with: { url: "http://127.0.0.1:${port}/admin" }
+`);
+      const result = await finished(await run(slug));
+      expect(result.status).toBe("FAILED");
+      expect(result.steps[0].error.code).toBe("URL_NOT_ALLOWED");
+      expect(calls).toBe(0);
+    } finally {
+      server.close();
+    }
+  });
+
   it("streams run events over the runEvents subscription (SSE)", async () => {
     const slug = unique("events");
     await publish(`
