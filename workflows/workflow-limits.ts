@@ -17,6 +17,8 @@ const LimitsSchema = z.object({
   WORKFLOW_MAX_MAP_CONCURRENCY: z.coerce.number().int().positive().default(100),
   /** Largest step input or output, as JSON, in bytes: they are stored in PostgreSQL. */
   WORKFLOW_MAX_VALUE_BYTES: z.coerce.number().int().positive().default(4 * 1024 * 1024),
+  /** How deep `workflow` steps may nest child runs (A runs B runs C ...): a loop of workflows stops here. */
+  WORKFLOW_MAX_DEPTH: z.coerce.number().int().positive().default(8),
   /** Step timeout when a step sets none, in milliseconds. */
   WORKFLOW_DEFAULT_STEP_TIMEOUT_MS: z.coerce.number().int().positive().default(10 * 60_000),
 });

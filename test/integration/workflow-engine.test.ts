@@ -395,6 +395,27 @@ outputs:
     expect(result.output).toEqual({ answer: 42 });
   });
 
+  it("stops workflows that call each other in a loop at the nesting limit", async () => {
+    const a = unique("loop-a");
+    const b = unique("loop-b");
+    const calling = (slug: string, callee: string) => `
+apiVersion: tessera/v1
+kind: Workflow
+slug: ${slug}
+steps:
+  - id: call
+    uses: workflow
+    with: { slug: ${callee} }
+`;
+    await publish(calling(a, b));
+    await publish(calling(b, a));
+    const result = await finished(await run(a), 60_000);
+    expect(result.status).toBe("FAILED");
+    expect(result.error.message).toMatch(/nest 9 runs deep; the limit is 8/);
+    const runs = await t.app.db.run.count({ where: { projectId, workflowVersion: { workflow: { slug: { in: [a, b] } } } } });
+    expect(runs).toBe(8);
+  });
+
   it("refuses an http step to a private address with the SSRF guard, and the server is never called", async () => {
     const { createServer } = await import("node:http");
     let calls = 0;

@@ -71,6 +71,14 @@ outputs:
 `)).toEqual(['7:13 step "a" needs itself']);
   });
 
+  it("reports a workflow step that runs its own workflow", () => {
+    expect(problemsOf(`${header}steps:
+  - id: again
+    uses: workflow
+    with: { slug: demo }
+`)).toEqual(['7:19 step "again" runs this workflow itself: it would never end']);
+  });
+
   it("reports an unknown step type with the known ones", () => {
     const [problem] = problemsOf(`${header}steps:
   - id: a

@@ -87,6 +87,9 @@ function checkSemantics(source: WorkflowSource, raw: Record<string, unknown>) {
     // An unknown type's `with` cannot be checked against a schema, but its expressions can.
     else if (!type && step.with !== undefined) checkStrings(context, step.with, [...at, "with"]);
     if (id && !dependencies.has(id)) dependencies.set(id, depends);
+    if (type?.uses === "workflow" && isObject(step.with) && step.with.slug === raw.slug) {
+      source.report([...at, "with", "slug"], `step "${id}" runs this workflow itself: it would never end`);
+    }
   });
 
   if (isObject(raw.outputs)) {

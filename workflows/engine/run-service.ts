@@ -116,8 +116,29 @@ export async function startChildRun(
 ): Promise<string> {
   const existing = await app.db.run.findFirst({ where: { parentStepRunId: request.parentStepRunId } });
   if (existing) return existing.id;
+  const depth = await nestingDepth(app, request.parentStepRunId);
+  const limit = workflowLimits().WORKFLOW_MAX_DEPTH;
+  if (depth >= limit) {
+    throw new TesseraError(ErrorCode.BAD_USER_INPUT, `workflow "${request.slug}" would nest ${depth + 1} runs deep; the limit is ${limit} (do workflows call each other in a loop?)`);
+  }
   const run = await startRun(app, request);
   return run.id;
+}
+
+/** How many runs up the chain of `workflow` steps a step sits: 1 in a top-level run. */
+async function nestingDepth(app: AppContext, stepRunId: string): Promise<number> {
+  let depth = 0;
+  let current: string | null = stepRunId;
+  while (current && depth < 100) {
+    const step: { run: { parentStepRunId: string | null } } | null = await app.db.stepRun.findUnique({
+      where: { id: current },
+      select: { run: { select: { parentStepRunId: true } } },
+    });
+    if (!step) break;
+    depth++;
+    current = step.run.parentStepRunId;
+  }
+  return depth;
 }
 
 function badInput(message: string, problems: { path: string; message: string }[]): TesseraError {
