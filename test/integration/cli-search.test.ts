@@ -35,7 +35,8 @@ beforeAll(async () => {
     const asset = await t.app.db.asset.create({
       data: { projectId: project.projectId, modality: "TEXT", sha256: blob.sha256, mimeType: "text/plain", byteSize: blob.byteSize, source: "text", status: "READY" },
     });
-    const [sentence] = await t.app.models.embedText([text]);
+    // The sentence space only: whatever image-text model is also served (a demo or fixture CLIP) is not what this test is about.
+    const sentence = (await t.app.models.embedText([text])).find((space) => space.space === "sentence");
     const state: IngestState = { derivedText: [], vectors: [{ space: sentence!.space, model: sentence!.model, vector: sentence!.vectors[0]!, chunk: 0, text }] };
     await indexStage.run(asset, state, { app: t.app } as JobHandlerContext);
     ids[name] = asset.id;

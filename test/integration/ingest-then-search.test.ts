@@ -69,7 +69,9 @@ describe("ingest, then search (worker + Weaviate + real models)", () => {
   });
 
   it("a text query finds an image by the words in it, with the OCR line as snippet; deleteAsset takes it out of search", async () => {
-    const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="480" height="160"><rect width="100%" height="100%" fill="white"/><text x="20" y="95" font-family="DejaVu Sans, sans-serif" font-size="48" fill="black">PANCAKE RECIPE</text></svg>`;
+    // A random corner pixel makes the bytes unique: an asset elsewhere in the test database with the same bytes would keep the blob.
+    const corner = Math.floor(Math.random() * 0xffffff).toString(16).padStart(6, "0");
+    const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="480" height="160"><rect width="100%" height="100%" fill="white"/><rect width="1" height="1" fill="#${corner}"/><text x="20" y="95" font-family="DejaVu Sans, sans-serif" font-size="48" fill="black">PANCAKE RECIPE</text></svg>`;
     const png = await sharp(Buffer.from(svg)).png().toBuffer();
     const image = await ingestAndWait({ tags: ["scans"] }, { bytes: png, name: "card.png", type: "image/png" });
     expect(image.modality).toBe("IMAGE");
