@@ -1,4 +1,6 @@
 import sharp from "sharp";
+import { loadIconSet } from "../../training/emoji-concepts.ts";
+import { renderIconPng } from "../../training/icon-renderer.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventually, startTestApp, type TestApp } from "../support/test-app.ts";
 import { TEST_WEAVIATE_GRPC_PORT, TEST_WEAVIATE_URL } from "../support/test-env.ts";
@@ -7,7 +9,9 @@ import { TEST_WEAVIATE_GRPC_PORT, TEST_WEAVIATE_URL } from "../support/test-env.
  * The whole path with the real worker and the models the runtime serves out
  * of the box (USE-lite sentences, PP-OCR): ingest through GraphQL, the worker
  * decodes, encodes and indexes into the real Weaviate, and `search` finds the
- * asset. The image is found by a text query through the words in it.
+ * asset. An image is found by a text query through the words in it (OCR into
+ * the sentence space), and through what it shows (the committed demo
+ * image-text model, tessera-emoji-clip, which knows emoji-like drawings).
  */
 
 const INGEST = /* GraphQL */ `
@@ -87,5 +91,21 @@ describe("ingest, then search (worker + Weaviate + real models)", () => {
     const after = await t.graphql(SEARCH, { input: { text: "pancake recipe", modalities: ["IMAGE"] } }, project.key);
     expect(after.data.search.hits.map((hit: any) => hit.asset.id)).not.toContain(image.id);
     expect(await t.app.vectorStore.count(project.projectId, { assetId: image.id })).toBe(0);
+  });
+
+  it("a text query finds the picture that shows it, through the image-text space", async () => {
+    expect(t.app.models.spacesFor("TEXT")).toContain("image-text");
+    const noto = loadIconSet("noto");
+    const pictures: Record<string, string> = {};
+    for (const name of ["cat-face", "red-apple", "soccer-ball", "automobile"]) {
+      const png = await renderIconPng(noto, name, 128);
+      pictures[name] = (await ingestAndWait({ tags: ["emoji"] }, { bytes: png, name: `${name}.png`, type: "image/png" })).id;
+    }
+    for (const [query, expected] of [["cat", "cat-face"], ["car", "automobile"]] as const) {
+      const result = await t.graphql(SEARCH, { input: { text: query, modalities: ["IMAGE"], filter: { tags: ["emoji"] } } }, project.key);
+      expect(result.errors).toBeUndefined();
+      expect(result.data.search.hits[0]).toMatchObject({ asset: { id: pictures[expected], modality: "IMAGE" }, spaces: ["image-text"] });
+      expect(result.data.search.hits).toHaveLength(4);
+    }
   });
 });
