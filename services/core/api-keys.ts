@@ -30,3 +30,31 @@ export function bearerToken(header: string | null | undefined): string | null {
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? "");
   return match?.[1] ?? null;
 }
+
+/**
+ * Remembers which project a key belongs to for a short while, so a busy client
+ * does not cost a database round trip per request. A revoked key keeps working
+ * for at most `ttlMs`; unknown keys are not remembered, so a new key works at once.
+ */
+export class ApiKeyCache {
+  private readonly entries = new Map<string, { project: Project; expires: number }>();
+
+  constructor(
+    private readonly db: Database,
+    private readonly ttlMs = 30_000,
+    private readonly maxEntries = 10_000,
+  ) {}
+
+  async projectFor(key: string): Promise<Project | null> {
+    const hash = hashApiKey(key);
+    const cached = this.entries.get(hash);
+    if (cached && cached.expires > Date.now()) return cached.project;
+    this.entries.delete(hash);
+    const project = await findProjectByApiKey(this.db, key);
+    if (project) {
+      if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
+      this.entries.set(hash, { project, expires: Date.now() + this.ttlMs });
+    }
+    return project;
+  }
+}

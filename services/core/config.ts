@@ -24,6 +24,8 @@ const ConfigSchema = z.object({
   GRAPHQL_MAX_DEPTH: z.coerce.number().int().positive().default(12),
   GRAPHQL_MAX_ALIASES: z.coerce.number().int().positive().default(30),
   GRAPHQL_MAX_COST: z.coerce.number().int().positive().default(5000),
+  /** How long the gateway trusts a key it has checked; a revoked key works at most this long. 0 turns it off. */
+  API_KEY_CACHE_MS: z.coerce.number().int().min(0).default(30_000),
   WORKER_CONCURRENCY: z.coerce.number().int().positive().default(4),
   /** Ingestion from URLs: whole-fetch time limit, redirects followed, and hosts exempt from the private-network guard. */
   URL_FETCH_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),

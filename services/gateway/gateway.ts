@@ -6,7 +6,7 @@ import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
 import { schema } from "../../schema/index.ts";
 import type { AppContext } from "../core/app-context.ts";
-import { bearerToken, findProjectByApiKey } from "../core/api-keys.ts";
+import { ApiKeyCache, bearerToken } from "../core/api-keys.ts";
 import type { GatewayContext, ServerContext } from "./context.ts";
 import { useProjectAuth } from "./plugins/use-project-auth.ts";
 import { useWorkflowSchema } from "./plugins/use-workflow-schema.ts";
@@ -18,6 +18,7 @@ export type GatewayOptions = { plugins?: Plugin<GatewayContext>[] };
 
 export function createGateway(app: AppContext, options: GatewayOptions = {}) {
   const { config } = app;
+  const apiKeys = new ApiKeyCache(app.db, config.API_KEY_CACHE_MS);
   const yoga = createYoga<Record<string, unknown>, ServerContext>({
     schema,
     graphqlEndpoint: "/graphql",
@@ -37,7 +38,7 @@ export function createGateway(app: AppContext, options: GatewayOptions = {}) {
       const fromWebSocket = (initial as { connectionParams?: Record<string, unknown> }).connectionParams;
       const header = fromHttp ?? (fromWebSocket?.authorization as string | undefined) ?? (fromWebSocket?.Authorization as string | undefined);
       const key = bearerToken(header);
-      const project = key ? await findProjectByApiKey(app.db, key) : null;
+      const project = key ? await apiKeys.projectFor(key) : null;
       return { app, project };
     },
     plugins: [
