@@ -14,6 +14,8 @@ command -v espeak-ng >/dev/null || missing+=(espeak-ng)
 command -v pdftotext >/dev/null || missing+=(poppler-utils)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
+# The tests build Weaviate from the Go module proxy; an old Debian Go fetches the toolchain it needs.
+command -v go >/dev/null || [ -x /usr/local/go/bin/go ] || missing+=(golang-go)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]}"
   sudo_if_needed apt-get update -q
