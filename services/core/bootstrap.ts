@@ -43,7 +43,16 @@ export async function runProcess(
   }
 
   const app = await createAppContext(config, logger);
-  const running = await start(app);
+  let running: Running;
+  try {
+    running = await start(app);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    logger.fatal({ err: error }, `could not start: ${message}`);
+    console.error(`could not start: ${message}`);
+    await app.close().catch(() => {});
+    process.exit(1);
+  }
 
   let stopping = false;
   const stop = async (signal: string) => {

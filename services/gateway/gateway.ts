@@ -64,7 +64,15 @@ export function createGateway(app: AppContext, options: GatewayOptions = {}) {
   });
 
   const server: Server = createServer(yoga);
-  const webSockets = new WebSocketServer({ server, path: "/graphql" });
+  // Upgrades are handed over by hand, so the HTTP server's own errors (a port in use) reach listen() alone.
+  const webSockets = new WebSocketServer({ noServer: true });
+  server.on("upgrade", (request, socket, head) => {
+    if (new URL(request.url ?? "/", "http://localhost").pathname !== "/graphql") {
+      socket.destroy();
+      return;
+    }
+    webSockets.handleUpgrade(request, socket, head, (client) => webSockets.emit("connection", client, request));
+  });
   // graphql-ws on the same path as HTTP: the request runs through Yoga's plugins and context.
   const disposeWebSockets = useServer(
     {
@@ -98,7 +106,9 @@ export function createGateway(app: AppContext, options: GatewayOptions = {}) {
     server,
     async listen(port = config.PORT, host = config.HOST): Promise<AddressInfo> {
       await new Promise<void>((resolve, reject) => {
-        server.once("error", reject);
+        server.once("error", (error: NodeJS.ErrnoException) =>
+          reject(error.code === "EADDRINUSE" ? new Error(`port ${port} on ${host} is already in use: set PORT to a free one`) : error),
+        );
         server.listen(port, host, () => resolve());
       });
       const address = server.address() as AddressInfo;

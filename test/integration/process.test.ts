@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import net from "node:net";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { TEST_DATABASE_URL } from "../support/test-env.ts";
@@ -35,6 +36,20 @@ describe("process start-up", () => {
     expect(result.code).toBe(69);
     expect(result.output).toContain("Redis is not reachable at 127.0.0.1:1");
     expect(result.output).toContain("docker compose up -d redis");
+  });
+
+  it("says so when its port is taken, instead of crashing with a stack trace", async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
+    const { port } = blocker.address() as net.AddressInfo;
+    try {
+      const result = await run("services/gateway/main.ts", { DATABASE_URL: TEST_DATABASE_URL, PORT: String(port) });
+      expect(result.code).toBe(1);
+      expect(result.output).toContain(`port ${port} on 127.0.0.1 is already in use`);
+      expect(result.output).not.toMatch(/\n\s+at /);
+    } finally {
+      blocker.close();
+    }
   });
 
   it("stops a worker cleanly on SIGTERM", async () => {
