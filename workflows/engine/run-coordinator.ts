@@ -116,10 +116,13 @@ export async function advanceRun(app: AppContext, runId: string, options: { requ
       // Maps: feed items within the concurrency, collect results in item order.
       for (const row of [...rows.values()]) {
         if (row.parentId !== null || row.status !== "RUNNING") continue;
-        const children = [...rows.values()].filter((child) => child.parentId === row.id).sort((a, b) => itemIndex(a) - itemIndex(b));
-        if (children.length === 0 && (row.input as { items?: unknown[] } | null)?.items?.length !== 0) continue;
         // Only fan-out steps (map) own their children; an agent's call rows are its own business.
         if (!findStepType(version.steps.find((step) => step.id === row.stepId)?.uses ?? "")?.templateKey) continue;
+        if (![...rows.values()].some((child) => child.parentId === row.id) && (row.input as { items?: unknown[] } | null)?.items?.length !== 0) continue;
+        // Finished items feed the map under the map row's lock (feedMap): take it too, and read the items fresh.
+        await tx.$queryRaw`SELECT id FROM "StepRun" WHERE id = ${row.id} FOR UPDATE`;
+        const children = (await tx.stepRun.findMany({ where: { parentId: row.id } })).sort((a, b) => itemIndex(a) - itemIndex(b));
+        for (const child of children) rows.set(child.key, child);
         const failed = children.find((child) => child.status === "FAILED" || child.status === "CANCELLED");
         if (failed) {
           const error = (failed.error as ErrorRecord | null) ?? { code: ErrorCode.CANCELLED, message: "cancelled" };
@@ -227,4 +230,35 @@ async function finishParentStep(app: AppContext, childRunId: string, parentStepR
       });
   }
   await advanceRun(app, parentStep.runId);
+}
+
+/**
+ * A map's item finished: queue the next items under the map row's lock
+ * instead of the whole run's, so items of a wide map do not queue behind one
+ * lock for every finished item. The run advances only when the map is done
+ * or an item failed.
+ */
+export async function feedMap(app: AppContext, run: { id: string; projectId: string; workflowVersionId: string }, map: StepRun): Promise<void> {
+  const { done, queued } = await app.db.$transaction(async (tx) => {
+    const [locked] = await tx.$queryRaw<{ status: string; concurrency: number | null }[]>`
+      SELECT status::text AS status, (input->>'concurrency')::int AS concurrency FROM "StepRun" WHERE id = ${map.id} FOR UPDATE`;
+    if (!locked || locked.status !== "RUNNING") return { done: true, queued: [] };
+    const counts = await tx.stepRun.groupBy({ by: ["status"], where: { parentId: map.id }, _count: { _all: true } });
+    const count = (...statuses: string[]) => counts.filter((entry) => statuses.includes(entry.status)).reduce((sum, entry) => sum + entry._count._all, 0);
+    const active = count("QUEUED", "RUNNING", "WAITING");
+    const pending = count("PENDING");
+    if (count("FAILED", "CANCELLED") > 0 || pending === 0) return { done: active === 0 || count("FAILED", "CANCELLED") > 0, queued: [] };
+    const room = Math.max(0, (locked.concurrency ?? 1) - active);
+    if (room === 0) return { done: false, queued: [] };
+    const picked = await tx.$queryRaw<{ id: string }[]>`
+      SELECT id FROM "StepRun" WHERE "parentId" = ${map.id} AND status = 'PENDING' ORDER BY length(key), key LIMIT ${room}`;
+    const ids = picked.map((row) => row.id);
+    await tx.stepRun.updateMany({ where: { id: { in: ids } }, data: { status: "QUEUED" } });
+    return { done: false, queued: await tx.stepRun.findMany({ where: { id: { in: ids } } }) };
+  });
+  if (queued.length) {
+    const definition = await definitionOf(app, run.workflowVersionId);
+    await enqueueSteps(app, { runId: run.id, projectId: run.projectId, definition, rows: [map] }, queued);
+  }
+  if (done) await advanceRun(app, run.id);
 }

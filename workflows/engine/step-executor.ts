@@ -8,7 +8,7 @@ import { findStepType } from "../steps/step-registry.ts";
 import { StepDirective, type StepContext } from "../steps/step-type.ts";
 import { workflowLimits } from "../workflow-limits.ts";
 import { definitionOf } from "./definition-cache.ts";
-import { advanceRun, scopeOf } from "./run-coordinator.ts";
+import { advanceRun, feedMap, scopeOf } from "./run-coordinator.ts";
 import { publishRunEvent, RunEventType, TERMINAL_RUN_STATUSES, TERMINAL_STEP_STATUSES } from "./run-events.ts";
 import { stepOf } from "./step-jobs.ts";
 
@@ -91,7 +91,9 @@ export async function executeStep(app: AppContext, job: StepJob, attempt: number
     });
     if (count) publishRunEvent(app, { runId: run.id, type: RunEventType.STEP_FINISHED, stepId: row.stepId, stepKey: row.key, status: "SUCCEEDED", output: output.data });
   }
-  await advanceRun(app, run.id);
+  // A map's item feeds its map; the run moves on when the map is done.
+  if (parent && !(result instanceof StepDirective)) await feedMap(app, run, parent);
+  else await advanceRun(app, run.id);
 }
 
 /** The last attempt failed: the step fails, and so does its run. */
