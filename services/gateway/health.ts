@@ -1,3 +1,4 @@
+import { once } from "node:events";
 import type { AppContext } from "../core/app-context.ts";
 import { withTimeout } from "../core/with-timeout.ts";
 
@@ -27,7 +28,11 @@ async function timed(name: string, check: () => Promise<unknown>) {
 export async function checkHealth(app: AppContext): Promise<HealthReport> {
   const [redis, postgres, vectorStore] = await Promise.all([
     timed("redis", async () => {
-      // Commands queue while ioredis reconnects; a down Redis must fail now, not later.
+      // Commands queue while ioredis reconnects, so a Redis that was lost is reported at once;
+      // one still making its first connection (a process just started) gets the check's timeout.
+      if (app.redis.status === "connecting" || app.redis.status === "connect" || app.redis.status === "wait") {
+        await once(app.redis, "ready", { signal: AbortSignal.timeout(CHECK_TIMEOUT_MS) });
+      }
       if (app.redis.status !== "ready") throw new Error(`not connected (${app.redis.status})`);
       await app.redis.ping();
     }),
