@@ -62,3 +62,15 @@ export function seededWeights(count: number, seed: number, scale = 1): Float32Ar
   }
   return out;
 }
+
+/** A constant of any shape from plain numbers, stored as float32 or int64. */
+export function constant(name: string, dims: number[], values: number[], type: "float" | "int64" = "float"): onnx.ITensorProto {
+  return type === "float"
+    ? floatTensor(name, dims, Float32Array.from(values))
+    : { name, dims, dataType: INT64, rawData: new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer) };
+}
+
+/** A graph input or output by element type name. */
+export function io(name: string, type: "float" | "int64", dims: Array<number | string>): onnx.IValueInfoProto {
+  return valueInfo(name, type === "float" ? FLOAT : INT64, dims);
+}

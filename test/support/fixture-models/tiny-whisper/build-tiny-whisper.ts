@@ -1,6 +1,7 @@
 import fs from "node:fs/promises";
 import path from "node:path";
 import onnxProto from "onnx-proto";
+import { constant as tensor, encodeModel, intAttribute, intsAttribute, io, node } from "../onnx-graph.ts";
 
 // onnx-proto is CommonJS: its namespace comes through the default export.
 const { onnx } = onnxProto;
@@ -27,35 +28,8 @@ const LETTERS = "abcdefghijklmnopqrstuvwxyz".split("");
 const VOCAB = [EOS, "\u0120", ...LETTERS, SOT, NO_TIMESTAMPS];
 const HIDDEN = 4;
 
-function tensor(name: string, dims: number[], values: number[], type: "float" | "int64" = "float") {
-  return onnx.TensorProto.create({
-    name,
-    dims,
-    dataType: type === "float" ? onnx.TensorProto.DataType.FLOAT : onnx.TensorProto.DataType.INT64,
-    rawData: new Uint8Array(type === "float" ? Float32Array.from(values).buffer : BigInt64Array.from(values.map(BigInt)).buffer),
-  });
-}
-
-function io(name: string, type: "float" | "int64", dims: Array<string | number>) {
-  return onnx.ValueInfoProto.create({
-    name,
-    type: {
-      tensorType: {
-        elemType: type === "float" ? onnx.TensorProto.DataType.FLOAT : onnx.TensorProto.DataType.INT64,
-        shape: { dim: dims.map((dim) => (typeof dim === "string" ? { dimParam: dim } : { dimValue: dim })) },
-      },
-    },
-  });
-}
-
-const node = (opType: string, input: string[], output: string[], attribute: object[] = []) => onnx.NodeProto.create({ opType, input, output, attribute });
-const intAttribute = (name: string, i: number) => ({ name, i, type: onnx.AttributeProto.AttributeType.INT });
-const intsAttribute = (name: string, ints: number[]) => ({ name, ints, type: onnx.AttributeProto.AttributeType.INTS });
-const model = (graph: InstanceType<typeof onnx.GraphProto>) =>
-  onnx.ModelProto.encode(onnx.ModelProto.create({ irVersion: 8, producerName: "tessera-test", opsetImport: [{ domain: "", version: 13 }], graph })).finish();
-
 function encoder() {
-  return model(
+  return encodeModel(
     onnx.GraphProto.create({
       name: "tiny-whisper-encoder",
       initializer: [tensor("spread", [1, 1, HIDDEN], [1, 0, 0, 0])],
@@ -87,7 +61,7 @@ function decoder(loudnessThreshold: number) {
   for (let j = 0; j < vocab; j++) bias.push(j === id("t") ? -k * loudnessThreshold : j === id("s") ? k * loudnessThreshold : 0);
   const embedding: number[] = [];
   for (let i = 0; i < vocab; i++) for (let d = 0; d < HIDDEN; d++) embedding.push(i * 0.01 + d);
-  return model(
+  return encodeModel(
     onnx.GraphProto.create({
       name: "tiny-whisper-decoder",
       initializer: [
