@@ -33,6 +33,7 @@ import { loadEmojiConcepts, loadIconSet, type EmojiConcept } from "../training/e
 import { evaluateHeldOut, type HeldOutFigures, type SplitFigures } from "../training/heldout-evaluation.ts";
 import { renderIconPng } from "../training/icon-renderer.ts";
 import { IMAGE_SIZE } from "../training/image-tower.ts";
+import { encodeWav } from "../services/worker/generation/wav-file.ts";
 import { SAMPLE_RATE, speak } from "../training/spoken-labels.ts";
 import type { Recall } from "../training/retrieval-metrics.ts";
 
@@ -45,23 +46,6 @@ const SEARCH = `query ($input: SearchInput!) { search(input: $input) { hits { as
 
 type Upload = { bytes: Uint8Array; filename: string; mimeType: string };
 
-function wavBytes(samples: Float32Array): Uint8Array {
-  const data = Buffer.alloc(44 + samples.length * 2);
-  data.write("RIFF", 0);
-  data.writeUInt32LE(36 + samples.length * 2, 4);
-  data.write("WAVEfmt ", 8);
-  data.writeUInt32LE(16, 16);
-  data.writeUInt16LE(1, 20);
-  data.writeUInt16LE(1, 22);
-  data.writeUInt32LE(SAMPLE_RATE, 24);
-  data.writeUInt32LE(SAMPLE_RATE * 2, 28);
-  data.writeUInt16LE(2, 32);
-  data.writeUInt16LE(16, 34);
-  data.write("data", 36);
-  data.writeUInt32LE(samples.length * 2, 40);
-  samples.forEach((sample, i) => data.writeInt16LE(Math.round(Math.max(-1, Math.min(1, sample)) * 32767), 44 + i * 2));
-  return new Uint8Array(data);
-}
 
 async function inParallel<T, R>(items: T[], concurrency: number, work: (item: T, index: number) => Promise<R>): Promise<R[]> {
   const results: R[] = new Array(items.length);
@@ -168,7 +152,7 @@ export default async function retrievalBench() {
         rankOf(concept.name, {}, { bytes: await renderIconPng(querySets[style], concept.name, IMAGE_SIZE), filename: `${style}.png`, mimeType: "image/png" }),
       );
       const audioRanks = await inParallel(queries, concurrency, async (concept) =>
-        rankOf(concept.name, {}, { bytes: wavBytes(await speak(concept.label, EVAL_VOICE)), filename: "spoken.wav", mimeType: "audio/wav" }),
+        rankOf(concept.name, {}, { bytes: encodeWav(await speak(concept.label, EVAL_VOICE), SAMPLE_RATE), filename: "spoken.wav", mimeType: "audio/wav" }),
       );
       return {
         figures: {

@@ -8,6 +8,7 @@ import { crossModalSearch, type QueryEncoder } from "../../services/search/cross
 import { LanceDbVectorStore } from "../../services/search/lancedb-vector-store.ts";
 import type { VectorRecord, VectorStore } from "../../services/search/vector-store.ts";
 import { WeaviateVectorStore } from "../../services/search/weaviate-vector-store.ts";
+import { encodeWav } from "../../services/worker/generation/wav-file.ts";
 import { makeMp4 } from "../support/media-fixtures.ts";
 import { TEST_WEAVIATE_GRPC_PORT, TEST_WEAVIATE_URL } from "../support/test-env.ts";
 
@@ -196,27 +197,7 @@ describe.each(adapters)("cross-modal search on %s", (_name, open) => {
     await expect(search({ query: { file: png.subarray(0, 40) } })).rejects.toMatchObject({ code: "CORRUPT_MEDIA" });
     await expect(search({ query: { file: Buffer.alloc(0) } })).rejects.toMatchObject({ code: "BAD_USER_INPUT" });
     // No model serves audio in this encoder.
-    const wav = wavOf(new Float32Array(1600));
+    const wav = encodeWav(new Float32Array(1600), 16000);
     await expect(search({ query: { file: wav } })).rejects.toMatchObject({ code: "MODEL_NOT_FOUND" });
   });
 });
-
-/** A minimal 16-bit PCM WAV. */
-function wavOf(samples: Float32Array, sampleRate = 16000): Buffer {
-  const data = Buffer.alloc(samples.length * 2);
-  samples.forEach((sample, index) => data.writeInt16LE(Math.round(sample * 32767), index * 2));
-  const header = Buffer.alloc(44);
-  header.write("RIFF", 0);
-  header.writeUInt32LE(36 + data.length, 4);
-  header.write("WAVEfmt ", 8);
-  header.writeUInt32LE(16, 16);
-  header.writeUInt16LE(1, 20);
-  header.writeUInt16LE(1, 22);
-  header.writeUInt32LE(sampleRate, 24);
-  header.writeUInt32LE(sampleRate * 2, 28);
-  header.writeUInt16LE(2, 32);
-  header.writeUInt16LE(16, 34);
-  header.write("data", 36);
-  header.writeUInt32LE(data.length, 40);
-  return Buffer.concat([header, data]);
-}
