@@ -9,8 +9,3 @@ export type { Redis };
 export function createRedis(url: string, options: RedisOptions = {}): Redis {
   return new Redis(url, { maxRetriesPerRequest: null, lazyConnect: false, ...options });
 }
-
-/** A connection that fails fast while Redis is down, for requests that must not hang. */
-export function createFailFastRedis(url: string): Redis {
-  return new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2000 });
-}
