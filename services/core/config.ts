@@ -14,6 +14,13 @@ const ConfigSchema = z.object({
   WEAVIATE_URL: z.url({ protocol: /^https?$/, error: "must be an http(s):// URL" }).optional(),
   WEAVIATE_GRPC_PORT: z.coerce.number().int().min(1).max(65535).default(50051),
   WEAVIATE_API_KEY: z.string().optional(),
+  /**
+   * The index each space's vectors get when Weaviate's collection or a new space is created: `flat` searches
+   * exactly (recall 1, cost linear in a project's vectors), `hnsw` approximately (sub-linear, recall below 1).
+   */
+  /** The collection that holds every project (as tenants): deployments sharing one Weaviate each set their own. */
+  WEAVIATE_COLLECTION: z.string().regex(/^[A-Z][A-Za-z0-9_]*$/, "must be a Weaviate class name (a capital letter first)").default("TesseraVector"),
+  WEAVIATE_VECTOR_INDEX: z.enum(["flat", "hnsw"]).default("flat"),
   DATA_DIR: z.string().min(1).default(".data"),
   MODELS_DIR: z.string().min(1).default("models"),
   /** Prefix of every BullMQ key, so several deployments can share one Redis. */

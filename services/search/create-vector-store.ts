@@ -11,6 +11,8 @@ export async function createVectorStore(config: Config): Promise<VectorStore> {
       url: config.WEAVIATE_URL,
       grpcPort: config.WEAVIATE_GRPC_PORT,
       apiKey: config.WEAVIATE_API_KEY,
+      collection: config.WEAVIATE_COLLECTION,
+      vectorIndex: config.WEAVIATE_VECTOR_INDEX,
     });
   }
   return LanceDbVectorStore.open(path.join(config.dataDir, "vectors"));

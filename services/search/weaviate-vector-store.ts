@@ -37,7 +37,11 @@ export type WeaviateOptions = {
   batchSize?: number;
   /** Batch requests in flight per project; further objects queue and their upserts wait (backpressure). */
   maxBatchesInFlight?: number;
+  /** The index of each space's named vector, set when the space is created (default `flat`: exact). */
+  vectorIndex?: VectorIndexKind;
 };
+
+export type VectorIndexKind = "flat" | "hnsw";
 
 const RETURNED_PROPERTIES = ["assetId", "space", "chunk", "modality", "text"] as const;
 /** Weaviate's batch endpoint answers these when it is overloaded; the batch is retried after a pause. */
@@ -56,7 +60,8 @@ function isMissingTenant(error: unknown) {
 /**
  * Weaviate over gRPC (weaviate-client v3): one collection, one tenant per
  * project (Weaviate's native multi-tenancy, tenants created on first write),
- * one named vector per space, HNSW with cosine distance. Every call goes
+ * one named vector per space, cosine distance, a flat (exact) or HNSW index
+ * per tenant and space. Every call goes
  * through `tenant(projectId)`, so a query cannot reach another project.
  */
 export class WeaviateVectorStore implements VectorStore {
@@ -64,6 +69,7 @@ export class WeaviateVectorStore implements VectorStore {
   private readonly collectionName: string;
   private readonly batchSize: number;
   private readonly maxBatchesInFlight: number;
+  private readonly vectorIndex: VectorIndexKind;
   private knownSpaces: Set<string> | null = null;
   private schemaChange: Promise<void> = Promise.resolve();
   private readonly writers = new Map<string, BatchWriter<WeaviateObject>>();
@@ -75,6 +81,7 @@ export class WeaviateVectorStore implements VectorStore {
     this.collectionName = options.collection ?? "TesseraVector";
     this.batchSize = options.batchSize ?? 500;
     this.maxBatchesInFlight = options.maxBatchesInFlight ?? 2;
+    this.vectorIndex = options.vectorIndex ?? "flat";
   }
 
   static async connect(options: WeaviateOptions): Promise<WeaviateVectorStore> {
@@ -145,14 +152,19 @@ export class WeaviateVectorStore implements VectorStore {
     const vectorConfig = (name: string) =>
       configure.vectors.selfProvided({
         name,
-        vectorIndexConfig: configure.vectorIndex.hnsw({
-          distanceMetric: "cosine",
-          // Default graph (efConstruction 128, 32 links: import speed), but a wider search than the
-          // default dynamic ef (from 100): recall@10 on 512-d is measured in bench/search.ts.
-          efConstruction: 128,
-          maxConnections: 32,
-          dynamicEfMin: 200,
-        }),
+        vectorIndexConfig:
+          this.vectorIndex === "flat"
+            ? // Each tenant (project) has its own index per space, so a scan covers one project's vectors only:
+              // exact, no graph to build on import, and new vectors are searchable as soon as they are written.
+              configure.vectorIndex.flat({ distanceMetric: "cosine" })
+            : configure.vectorIndex.hnsw({
+                distanceMetric: "cosine",
+                // Default graph (efConstruction 128, 32 links: import speed), but a wider search than the
+                // default dynamic ef (from 100): recall@10 on 512-d is measured in bench/search.ts.
+                efConstruction: 128,
+                maxConnections: 32,
+                dynamicEfMin: 200,
+              }),
       });
     let known = await this.loadKnownSpaces();
     if (!known) {

@@ -2,27 +2,30 @@ import { randomUUID } from "node:crypto";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import weaviate from "weaviate-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LanceDbVectorStore } from "../../services/search/lancedb-vector-store.ts";
 import type { VectorRecord, VectorStore } from "../../services/search/vector-store.ts";
-import { WeaviateVectorStore } from "../../services/search/weaviate-vector-store.ts";
+import { WeaviateVectorStore, type VectorIndexKind } from "../../services/search/weaviate-vector-store.ts";
 import { TEST_WEAVIATE_GRPC_PORT, TEST_WEAVIATE_URL } from "../support/test-env.ts";
 
 /** One behaviour, two real stores: the same suite runs against Weaviate and against LanceDB. */
+/** Weaviate with its own collection, so the test spaces do not become named vectors of the app's collection. */
+const weaviateAdapter = (vectorIndex: VectorIndexKind) => async () => {
+  const store = await WeaviateVectorStore.connect({
+    url: TEST_WEAVIATE_URL,
+    grpcPort: TEST_WEAVIATE_GRPC_PORT,
+    collection: `TesseraContractTest_${vectorIndex}`,
+    vectorIndex,
+    batchSize: 7, // several batches per upsert, so batching and its backpressure loop are exercised
+  });
+  return { store, cleanup: async () => {} };
+};
+
+/** One behaviour, real stores: the same suite runs against Weaviate (both index kinds) and against LanceDB. */
 const adapters: Array<[string, () => Promise<{ store: VectorStore; cleanup(): Promise<void> }>]> = [
-  [
-    "weaviate",
-    async () => {
-      // A collection of its own, so the test spaces do not become named vectors of the app's collection.
-      const store = await WeaviateVectorStore.connect({
-        url: TEST_WEAVIATE_URL,
-        grpcPort: TEST_WEAVIATE_GRPC_PORT,
-        collection: "TesseraContractTest",
-        batchSize: 7, // several batches per upsert, so batching and its backpressure loop are exercised
-      });
-      return { store, cleanup: async () => {} };
-    },
-  ],
+  ["weaviate (flat index)", weaviateAdapter("flat")],
+  ["weaviate (hnsw index)", weaviateAdapter("hnsw")],
   [
     "embedded (LanceDB)",
     async () => {
@@ -243,5 +246,27 @@ describe.each(adapters)("VectorStore contract: %s", (_name, open) => {
     const hits = await store.nearVector(projectId, { space, vector: axis(3, 2), limit: 5 });
     expect(hits.map((hit) => hit.text)).toEqual(["late"]);
     expect(await store.nearVector(projectId, { space: "never-written", vector: axis(3, 2), limit: 5 })).toEqual([]);
+  });
+});
+
+describe("Weaviate vector index kind", () => {
+  it.each(["flat", "hnsw"] as const)("gives every space, first or added later, the configured %s index", async (vectorIndex) => {
+    const collection = `TesseraIndexKindTest_${vectorIndex}`;
+    const client = await weaviate.connectToLocal({ host: new URL(TEST_WEAVIATE_URL).hostname, port: Number(new URL(TEST_WEAVIATE_URL).port), grpcPort: TEST_WEAVIATE_GRPC_PORT });
+    await client.collections.delete(collection);
+    const store = await WeaviateVectorStore.connect({ url: TEST_WEAVIATE_URL, grpcPort: TEST_WEAVIATE_GRPC_PORT, collection, vectorIndex });
+    try {
+      await store.ensureSchema([{ name: "first", dimensions: 4 }]);
+      await store.upsert(randomUUID(), [record("asset", { space: "added-later", vector: axis(4, 1) })]);
+      const { vectorizers } = await client.collections.use(collection).config.get();
+      expect(Object.fromEntries(Object.entries(vectorizers).map(([name, config]) => [name, config.indexType]))).toEqual({
+        first: vectorIndex,
+        added_later: vectorIndex,
+      });
+    } finally {
+      await store.close();
+      await client.collections.delete(collection);
+      await client.close();
+    }
   });
 });
