@@ -14,7 +14,9 @@
  * Needs PostgreSQL (DATABASE_URL) and Redis (REDIS_URL).
  */
 import { randomUUID } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
 import fs from "node:fs/promises";
+import { Session } from "node:inspector/promises";
 import os from "node:os";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
@@ -25,6 +27,8 @@ import { loadConfig } from "../services/core/config.ts";
 import { createLogger } from "../services/core/logger.ts";
 import { applyMigrations } from "../services/core/migrate.ts";
 import { createGateway } from "../services/gateway/gateway.ts";
+import { watchJob } from "../services/gateway/watch-job.ts";
+import type { JobEvent } from "../services/queue/event-bus.ts";
 import { chooseExecutionProvider } from "../services/worker/models/execution-provider.ts";
 import { startWorkerPool } from "../services/worker/worker-pool.ts";
 import { writeTinyClipExport } from "../test/support/fixture-models/tiny-clip.ts";
@@ -69,35 +73,37 @@ export default async function encodeBench() {
     if (!result.data) throw new Error(`ingest failed: ${JSON.stringify(result.errors)}`);
     return result.data.ingest.job.id;
   };
-  const settled = async (jobIds: string[]) => {
-    while (true) {
-      const jobs = await app.db.job.findMany({ where: { id: { in: jobIds } }, select: { status: true, error: true } });
-      const failed = jobs.find((job) => job.status === "FAILED");
-      if (failed) throw new Error(`a job failed: ${JSON.stringify(failed.error)}`);
-      if (jobs.filter((job) => job.status === "SUCCEEDED").length === jobIds.length) return;
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
+  // Waits the way a client does: the job's event stream (its row once, then pub/sub), not by polling PostgreSQL.
+  const settle = async (jobId: string) => {
+    let last: JobEvent | undefined;
+    for await (const event of watchJob(app, jobId)) last = event;
+    if (last?.status !== "SUCCEEDED") throw new Error(`job ${jobId} ended ${last?.status}: ${JSON.stringify(last?.error)}`);
   };
 
   try {
     // Warm-up: the first job loads the model.
-    await settled([await upload(images[items]!, items)]);
+    await settle(await upload(images[items]!, items));
     const batchesBefore = app.models.batchSizes("clip", "embedImages").length;
 
     log(`gateway path: ${items} uploads, worker concurrency ${concurrency}`);
+    const profiler = process.env.BENCH_ENCODE_CPU_PROFILE ? await startProfile() : undefined;
     const started = performance.now();
-    const jobIds: string[] = [];
+    const cpu = cpuMeter();
+    const finished: Promise<void>[] = [];
     let next = 0;
     await Promise.all(
       Array.from({ length: 8 }, async () => {
         while (next < items) {
           const index = next++;
-          jobIds.push(await upload(images[index]!, index));
+          const jobId = await upload(images[index]!, index);
+          finished.push(settle(jobId));
         }
       }),
     );
-    await settled(jobIds);
+    await Promise.all(finished);
     const gatewaySeconds = (performance.now() - started) / 1000;
+    const cpuMs = cpu.perItem(items);
+    if (profiler) await stopProfile(profiler, process.env.BENCH_ENCODE_CPU_PROFILE!);
     const batches = app.models.batchSizes("clip", "embedImages").slice(batchesBefore);
     const meanBatch = batches.reduce((a, b) => a + b, 0) / batches.length;
     const stored = await app.vectorStore.count(project.id, { space: "image-text" });
@@ -105,6 +111,7 @@ export default async function encodeBench() {
     if (stored !== items + 1) throw new Error(`expected ${items + 1} image-text vectors stored, found ${stored}`);
     const gatewayPerSec = items / gatewaySeconds;
     log(`gateway path: ${gatewayPerSec.toFixed(2)} images/s, mean batch ${meanBatch.toFixed(1)} (${batches.length} batches)`);
+    log(`CPU per image on the gateway path: ${JSON.stringify(cpuMs)} ms (postgres and redis-server: every process of that name, other users included)`);
 
     // Raw engine: the same vision graph on onnxruntime-node, same batch size, same provider.
     const batchSize = Math.max(1, Math.round(meanBatch));
@@ -116,8 +123,12 @@ export default async function encodeBench() {
     const input = new ort.Tensor("float32", new Float32Array(batchSize * 3 * 224 * 224).fill(0.1), [batchSize, 3, 224, 224]);
     await session.run({ pixel_values: input });
     const rawStarted = performance.now();
+    const rawCpu = process.cpuUsage();
     for (let done = 0; done < items; done += batchSize) await session.run({ pixel_values: input });
-    const rawPerSec = (Math.ceil(items / batchSize) * batchSize) / ((performance.now() - rawStarted) / 1000);
+    const rawItems = Math.ceil(items / batchSize) * batchSize;
+    const rawPerSec = rawItems / ((performance.now() - rawStarted) / 1000);
+    const rawCpuUsed = process.cpuUsage(rawCpu);
+    const rawCpuMs = round((rawCpuUsed.user + rawCpuUsed.system) / 1000 / rawItems, 1);
     await session.release();
     log(`onnxruntime-node alone: ${rawPerSec.toFixed(2)} images/s at batch ${batchSize}`);
 
@@ -132,6 +143,9 @@ export default async function encodeBench() {
         gateway_per_s: round(gatewayPerSec),
         raw_per_s: round(rawPerSec),
         ratio: round(gatewayPerSec / rawPerSec, 3),
+        gateway_cpu_ms_per_image: cpuMs,
+        raw_cpu_ms_per_image: rawCpuMs,
+        loadavg: os.loadavg().map((value) => round(value)),
       }),
     );
   } finally {
@@ -144,11 +158,76 @@ export default async function encodeBench() {
   }
 }
 
+/**
+ * CPU time spent while the gateway phase ran, per image: this process (gateway,
+ * worker and model together), and PostgreSQL and Redis from /proc (every
+ * process of that name, so other users of the same servers are counted too).
+ */
+function cpuMeter() {
+  const ticksPerSecond = 100; // USER_HZ on Linux
+  const serverTicks = () => {
+    const totals = { postgres: 0, redis: 0 };
+    let pids: string[] = [];
+    try {
+      pids = readdirSync("/proc").filter((name) => /^\d+$/.test(name));
+    } catch {
+      return undefined;
+    }
+    for (const pid of pids) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+        const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        const ticks = Number(fields[11]) + Number(fields[12]); // utime + stime
+        if (comm.startsWith("postgres")) totals.postgres += ticks;
+        else if (comm.startsWith("redis-server")) totals.redis += ticks;
+      } catch {
+        // the process ended meanwhile
+      }
+    }
+    return totals;
+  };
+  const processBefore = process.cpuUsage();
+  const serversBefore = serverTicks();
+  return {
+    perItem(items: number) {
+      const used = process.cpuUsage(processBefore);
+      const servers = serverTicks();
+      const perItem = (ms: number) => round(ms / items, 1);
+      return {
+        process: perItem((used.user + used.system) / 1000),
+        ...(serversBefore && servers
+          ? {
+              postgres: perItem(((servers.postgres - serversBefore.postgres) * 1000) / ticksPerSecond),
+              redis: perItem(((servers.redis - serversBefore.redis) * 1000) / ticksPerSecond),
+            }
+          : {}),
+      };
+    },
+  };
+}
+
 /** A 256x256 JPEG that differs per index, so no two uploads share a sha256. */
 async function distinctJpeg(index: number): Promise<Buffer> {
   const pixels = Buffer.alloc(256 * 256 * 3);
   for (let i = 0; i < pixels.length; i++) pixels[i] = (i * 7 + index * 31 + ((i >> 8) ^ index)) & 255;
   return sharp(pixels, { raw: { width: 256, height: 256, channels: 3 } }).jpeg({ quality: 80 }).toBuffer();
+}
+
+/** BENCH_ENCODE_CPU_PROFILE=file.cpuprofile: a CPU profile of this process over the gateway phase only. */
+async function startProfile() {
+  const session = new Session();
+  session.connect();
+  await session.post("Profiler.enable");
+  await session.post("Profiler.start");
+  return session;
+}
+
+async function stopProfile(session: Session, file: string) {
+  const { profile } = await session.post("Profiler.stop");
+  await fs.writeFile(file, JSON.stringify(profile));
+  session.disconnect();
+  log(`CPU profile of the gateway phase written to ${file}`);
 }
 
 function round(value: number, digits = 2) {
