@@ -10,6 +10,7 @@ import { modelNotFound, toModelError } from "./model-errors.ts";
 import { BUILT_IN_MANIFESTS_DIR, loadModelRegistry, matchesAnyGlob, type ModelRegistry, type ResolvedModel } from "./model-registry.ts";
 import type { Modality, ModelInfo, ModelRuntime, OcrLine, SpaceVectors, SpeechSegment } from "./model-runtime.ts";
 import { OnnxSessions } from "./onnx-sessions.ts";
+import { OnnxThread } from "./onnx-thread.ts";
 import { normalize } from "./vector-math.ts";
 
 export type ModelServing = {
@@ -44,6 +45,7 @@ export class LocalModelRuntime implements ModelRuntime {
   private registry: ModelRegistry | undefined;
   private execution: ExecutionChoice | undefined;
   private sessions: OnnxSessions | undefined;
+  private thread: OnnxThread | undefined;
   private handles = new Map<string, Promise<ModelHandle>>();
   private batchers = new Map<string, DynamicBatcher<unknown, unknown>>();
 
@@ -134,6 +136,8 @@ export class LocalModelRuntime implements ModelRuntime {
     this.batchers.clear();
     await Promise.all(handles.map(async (handle) => (await handle.catch(() => null))?.close?.()));
     await this.sessions?.close();
+    await this.thread?.close();
+    this.thread = undefined;
   }
 
   private loadRegistry(): ModelRegistry {
@@ -303,7 +307,8 @@ export class LocalModelRuntime implements ModelRuntime {
     if (!handle) {
       const execution = this.executionChoice();
       this.sessions ??= new OnnxSessions(execution, this.options.intraOpThreads);
-      const context = { execution, sessions: this.sessions, intraOpThreads: this.options.intraOpThreads, logger: this.options.logger };
+      this.thread ??= new OnnxThread(execution, this.options.intraOpThreads);
+      const context = { execution, sessions: this.sessions, thread: this.thread, intraOpThreads: this.options.intraOpThreads, logger: this.options.logger };
       const started = Date.now();
       handle = served.adapter.load(served.model, context).then(
         (loaded) => {

@@ -4,6 +4,7 @@ import type { ExecutionChoice } from "./execution-provider.ts";
 import type { ResolvedModel } from "./model-registry.ts";
 import type { Modality, OcrLine, SpeechSegment } from "./model-runtime.ts";
 import type { OnnxSessions } from "./onnx-sessions.ts";
+import type { OnnxThread } from "./onnx-thread.ts";
 
 /** A loaded model: the adapter implements the calls its task needs, each over a batch. */
 export type ModelHandle = {
@@ -23,6 +24,8 @@ export type ModelHandle = {
 export type AdapterContext = {
   execution: ExecutionChoice;
   sessions: OnnxSessions;
+  /** Sessions on a worker thread, for graphs on the hot path: a run there leaves the event loop free. */
+  thread: OnnxThread;
   intraOpThreads?: number;
   logger: Logger;
 };

@@ -7,7 +7,7 @@ import type { ModelAdapter } from "../model-adapter.ts";
 import { modelNotFound } from "../model-errors.ts";
 import type { ModelManifest } from "../model-manifest.ts";
 import { rows } from "../vector-math.ts";
-import { fromExportFolder, loadTransformers } from "./hf-transformers-env.ts";
+import { fromExportFolder } from "./hf-transformers-env.ts";
 
 /**
  * A standard Hugging Face CLIP/SigLIP ONNX export (onnx/text_model.onnx,
@@ -29,7 +29,7 @@ export const hfClipAdapter: ModelAdapter = {
     };
     let tokenizer: Promise<PreTrainedTokenizer> | undefined;
     let textModel: Promise<PreTrainedModel> | undefined;
-    let visionModel: Promise<PreTrainedModel> | undefined;
+    let visionGraph: Promise<void> | undefined;
     const spec = imageSpec(model.manifest, folder);
     const outputs = { text: model.manifest.outputs.text ?? "text_embeds", image: model.manifest.outputs.image ?? "image_embeds" };
     const maxLength = model.manifest.preprocessing.text?.maxLength ?? 77;
@@ -43,14 +43,11 @@ export const hfClipAdapter: ModelAdapter = {
         ),
         () => (textModel = undefined),
       ));
-    const getVision = () =>
-      (visionModel ??= forgetOnFailure(
-        requireGraph(model.manifest.name, folder, "vision_model").then(() =>
-          fromExportFolder(folder, (id, hf) => hf.CLIPVisionModelWithProjection.from_pretrained(id, options)),
-        ),
-        () => (visionModel = undefined),
-      ));
-    const { Tensor } = await loadTransformers();
+    // The image tower is the ingest path's hot graph: it runs on the inference thread, so the event loop
+    // (uploads, job rows, the next batch's decoding) goes on while it computes. Same file transformers.js
+    // would pick for dtype fp32, same provider and threads; its session loads on the first batch.
+    const visionFile = path.join(folder, "onnx", "vision_model.onnx");
+    const checkVision = () => (visionGraph ??= forgetOnFailure(requireGraph(model.manifest.name, folder, "vision_model"), () => (visionGraph = undefined)));
     const loadedTokenizer = await getTokenizer();
 
     return {
@@ -62,14 +59,17 @@ export const hfClipAdapter: ModelAdapter = {
         return tensorRows(result[outputs.text], texts.length, outputs.text);
       },
       async embedImages(images: DecodedImage[]) {
-        const vision = await getVision();
+        await checkVision();
         const data = await imagesToTensorData(images, spec);
-        const pixelValues = new Tensor("float32", data, [images.length, 3, spec.height, spec.width]);
-        const result = await vision({ pixel_values: pixelValues });
+        const result = await context.thread.run(
+          visionFile,
+          { pixel_values: { type: "float32", data, dims: [images.length, 3, spec.height, spec.width] } },
+          [outputs.image],
+        );
         return tensorRows(result[outputs.image], images.length, outputs.image);
       },
       async close() {
-        await Promise.all([textModel, visionModel].map(async (loaded) => (await loaded?.catch(() => null))?.dispose()));
+        await (await textModel?.catch(() => null))?.dispose();
       },
     };
   },
@@ -87,7 +87,7 @@ async function requireGraph(model: string, folder: string, graph: string) {
   if (!fs.existsSync(file)) throw modelNotFound(model, `file ${file} is missing`, { file });
 }
 
-function tensorRows(tensor: Tensor | undefined, batch: number, name: string): Float32Array[] {
+function tensorRows(tensor: Pick<Tensor, "dims" | "data"> | undefined, batch: number, name: string): Float32Array[] {
   if (!tensor) throw new Error(`the graph has no output ${name}`);
   if (tensor.dims.length !== 2 || tensor.dims[0] !== batch) {
     throw new Error(`output ${name} has shape [${tensor.dims.join(", ")}], expected [${batch}, dimensions]`);

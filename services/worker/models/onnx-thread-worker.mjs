@@ -1,0 +1,53 @@
+// The thread side of OnnxThread (onnx-thread.ts): plain JavaScript, so it loads
+// the same under tsx, vitest and a bundled build. One onnxruntime session per
+// graph file; a session that fails to load is forgotten, so a fixed file loads
+// on the next call.
+import { parentPort, workerData } from "node:worker_threads";
+import * as ort from "onnxruntime-node";
+
+const { providers, intraOpThreads } = workerData;
+const sessions = new Map();
+
+function session(file) {
+  let loading = sessions.get(file);
+  if (!loading) {
+    loading = ort.InferenceSession.create(file, {
+      executionProviders: providers,
+      graphOptimizationLevel: "all",
+      ...(intraOpThreads ? { intraOpNumThreads: intraOpThreads } : {}),
+    });
+    sessions.set(file, loading);
+    loading.catch(() => sessions.delete(file));
+  }
+  return loading;
+}
+
+parentPort.on("message", async (message) => {
+  if (message.type === "close") {
+    const all = [...sessions.values()];
+    sessions.clear();
+    await Promise.all(all.map(async (loading) => (await loading.catch(() => null))?.release()));
+    parentPort.postMessage({ type: "closed" });
+    return;
+  }
+  const { id, file, feeds, outputs } = message;
+  try {
+    const loaded = await session(file);
+    const inputs = {};
+    for (const [name, feed] of Object.entries(feeds)) inputs[name] = new ort.Tensor(feed.type, feed.data, feed.dims);
+    const results = await loaded.run(inputs);
+    const reply = {};
+    const transfer = [];
+    for (const name of outputs ?? Object.keys(results)) {
+      const tensor = results[name];
+      if (!tensor) continue;
+      // A copy the thread owns outright, so it can be moved to the caller without a second copy.
+      const data = tensor.data.slice();
+      reply[name] = { type: tensor.type, data, dims: [...tensor.dims] };
+      transfer.push(data.buffer);
+    }
+    parentPort.postMessage({ id, outputs: reply }, transfer);
+  } catch (error) {
+    parentPort.postMessage({ id, error: error instanceof Error ? error.message : String(error) });
+  }
+});
