@@ -1,11 +1,22 @@
 import type { AppContext } from "../core/app-context.ts";
 import { Prisma, type JobStatus } from "../core/database.ts";
-import type { ErrorRecord } from "../core/errors.ts";
+import { ErrorCode, TesseraError, type ErrorRecord } from "../core/errors.ts";
 import type { JobEvent } from "../queue/event-bus.ts";
 
-/** Keeps a job's row and its subscribers in step: the row is the truth, events are the news. */
+/** A job's row takes a progress figure at most this often; every figure is still published as an event. */
+export const PROGRESS_ROW_INTERVAL_MS = 1000;
+
+/**
+ * Keeps a job's row and its subscribers in step: the row is the truth, events are the news.
+ * Status changes (RUNNING, SUCCEEDED, FAILED, back to QUEUED) are written to the row at once;
+ * progress between them is published on every call but written to the row at most once per
+ * PROGRESS_ROW_INTERVAL_MS (the final status write sets progress 1), so a pipeline of quick
+ * stages costs one row write per job rather than one per stage. Each write is one
+ * UPDATE returning only the id: the tracker never needs the row back.
+ */
 export class JobTracker {
   private progressValue = 0;
+  private progressWrittenAt = 0;
 
   constructor(
     private readonly app: AppContext,
@@ -22,15 +33,28 @@ export class JobTracker {
     });
   }
 
+  private async write(data: Prisma.JobUpdateInput) {
+    await this.app.db.job.update({ where: { id: this.jobId }, data, select: { id: true } }).catch((error: unknown) => {
+      if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2025") {
+        throw new TesseraError(ErrorCode.NOT_FOUND, `job ${this.jobId} no longer exists`);
+      }
+      throw error;
+    });
+  }
+
   async started(attempt: number) {
-    await this.app.db.job.update({ where: { id: this.jobId }, data: { status: "RUNNING", attempts: attempt, error: Prisma.DbNull } });
+    await this.write({ status: "RUNNING", attempts: attempt, error: Prisma.DbNull });
+    this.progressWrittenAt = Date.now();
     this.publish("RUNNING", { message: `attempt ${attempt} started` });
   }
 
   /** `fraction` in [0, 1]. */
   async progress(fraction: number, message?: string) {
     this.progressValue = Math.max(0, Math.min(1, fraction));
-    await this.app.db.job.update({ where: { id: this.jobId }, data: { progress: this.progressValue } });
+    if (Date.now() - this.progressWrittenAt >= PROGRESS_ROW_INTERVAL_MS) {
+      await this.write({ progress: this.progressValue });
+      this.progressWrittenAt = Date.now();
+    }
     this.publish("RUNNING", { message });
   }
 
@@ -41,15 +65,12 @@ export class JobTracker {
 
   async succeeded(output: unknown, usage?: unknown) {
     this.progressValue = 1;
-    await this.app.db.job.update({
-      where: { id: this.jobId },
-      data: {
-        status: "SUCCEEDED",
-        progress: 1,
-        output: (output ?? Prisma.DbNull) as Prisma.InputJsonValue,
-        ...(usage ? { usage: usage as Prisma.InputJsonValue } : {}),
-        finishedAt: new Date(),
-      },
+    await this.write({
+      status: "SUCCEEDED",
+      progress: 1,
+      output: (output ?? Prisma.DbNull) as Prisma.InputJsonValue,
+      ...(usage ? { usage: usage as Prisma.InputJsonValue } : {}),
+      finishedAt: new Date(),
     });
     this.publish("SUCCEEDED");
   }
@@ -57,10 +78,7 @@ export class JobTracker {
   /** A failure that will be retried keeps the job QUEUED; the last one marks it FAILED. */
   async failed(error: ErrorRecord, final: boolean) {
     const status: JobStatus = final ? "FAILED" : "QUEUED";
-    await this.app.db.job.update({
-      where: { id: this.jobId },
-      data: { status, error: error as Prisma.InputJsonValue, ...(final ? { finishedAt: new Date() } : {}) },
-    });
+    await this.write({ status, error: error as Prisma.InputJsonValue, ...(final ? { finishedAt: new Date() } : {}) });
     this.publish(status, { error: { code: error.code, message: error.message } });
   }
 }

@@ -7,15 +7,41 @@ import { ingestStages } from "../ingest/ingest-stages.ts";
 export const ingestHandler: JobHandler<"ingest"> = {
   async run({ assetId, projectId }, context) {
     const { app, tracker } = context;
-    const asset = await app.db.asset.findFirst({ where: { id: assetId, projectId } });
-    if (!asset) throw new TesseraError(ErrorCode.NOT_FOUND, `asset ${assetId} no longer exists`);
-    await app.db.asset.update({ where: { id: asset.id }, data: { status: "PROCESSING" } });
+    // One statement reads the asset (in its project) and marks it PROCESSING.
+    const asset = await app.db.asset
+      .update({ where: { id: assetId, projectId }, data: { status: "PROCESSING" } })
+      .catch((error: unknown) => {
+        if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2025") {
+          throw new TesseraError(ErrorCode.NOT_FOUND, `asset ${assetId} no longer exists`);
+        }
+        throw error;
+      });
     const state: IngestState = { derivedText: [], vectors: [] };
-    for (const [index, stage] of ingestStages.entries()) {
-      await stage.run(asset, state, context);
-      await tracker.progress((index + 1) / ingestStages.length, stage.name);
+    try {
+      for (const [index, stage] of ingestStages.entries()) {
+        await stage.run(asset, state, context);
+        await tracker.progress((index + 1) / ingestStages.length, stage.name);
+      }
+    } catch (error) {
+      // What decoding found is kept on a failed asset too (the success path writes it with READY, below).
+      if (state.media) await app.db.asset.update({ where: { id: asset.id }, data: { media: state.media }, select: { id: true } }).catch(() => {});
+      throw error;
     }
-    await app.db.asset.update({ where: { id: asset.id }, data: { status: "READY", error: Prisma.DbNull } });
+    const ready = await app.db.asset
+      .update({
+        where: { id: asset.id },
+        data: { status: "READY", error: Prisma.DbNull, ...(state.media ? { media: state.media } : {}) },
+        select: { id: true },
+      })
+      .catch((error: unknown) => {
+        if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2025") return null;
+        throw error;
+      });
+    if (!ready) {
+      // Deleted after the index stage checked: take back what it wrote.
+      await app.vectorStore.deleteAsset(asset.projectId, asset.id);
+      throw new TesseraError(ErrorCode.NOT_FOUND, `asset ${asset.id} was deleted while it was being ingested`);
+    }
     return { output: { assetId: asset.id, stages: ingestStages.map((stage) => stage.name) } };
   },
   async onFinalFailure({ assetId }, error, app) {

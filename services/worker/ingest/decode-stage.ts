@@ -8,8 +8,9 @@ import type { IngestStage, IngestState } from "./ingest-stage.ts";
 /**
  * First stage after the blob is verified: turns the stored bytes into what the
  * encoders consume (text chunks with offsets; RGB pixels; 16 kHz mono PCM;
- * sampled video frames plus the sound track), and records a summary of it in
- * Asset.media.decoded.
+ * sampled video frames plus the sound track), and leaves a summary of it for
+ * Asset.media.decoded in `state.media` (the handler writes it with the asset's
+ * final status: one row write per job instead of one per stage).
  */
 export const decodeStage: IngestStage = {
   name: "decode",
@@ -45,8 +46,7 @@ export const decodeStage: IngestStage = {
         break;
       }
     }
-    const media = { ...(asset.media as Record<string, unknown>), decoded: summarize(state) };
-    await app.db.asset.update({ where: { id: asset.id }, data: { media: media as Prisma.InputJsonValue } });
+    state.media = { ...(asset.media as Record<string, unknown>), decoded: summarize(state) } as Prisma.InputJsonValue;
   },
 };
 

@@ -1,4 +1,4 @@
-import type { Asset } from "../../core/database.ts";
+import type { Asset, Prisma } from "../../core/database.ts";
 import type { JobHandlerContext } from "../job-handler.ts";
 
 /** A piece of text with its place in the source: characters for text, seconds for media. */
@@ -40,6 +40,11 @@ export type IngestState = {
   /** 16 kHz mono PCM in [-1, 1]. */
   audio?: { samples: Float32Array; sampleRate: 16000; durationSec: number };
   frames?: VideoFrame[];
+  /**
+   * The asset's media record with what decoding found (`decoded`), written to
+   * Asset.media by the ingest handler with the final status, in one statement.
+   */
+  media?: Prisma.InputJsonValue;
   /** OCR lines, transcripts, captions, speech segments. */
   derivedText: TextSpan[];
   vectors: AssetVector[];
