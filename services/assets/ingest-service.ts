@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { Readable } from "node:stream";
 import type { AppContext } from "../core/app-context.ts";
 import { Prisma, type Asset, type Job, type Modality } from "../core/database.ts";
@@ -53,14 +54,10 @@ export async function ingestContent(
   let created: IngestResult | undefined;
   try {
     const decided = { ...content, ...((await prepare?.(blob)) ?? {}) };
-    const existing = await app.db.asset.findUnique({
-      where: { projectId_sha256: { projectId, sha256: blob.sha256 } },
-      include: { jobs: { orderBy: { createdAt: "desc" }, take: 1 } },
-    });
-    if (existing?.jobs[0] && existing.status !== "FAILED") {
-      return { asset: existing, job: existing.jobs[0] };
-    }
-    created = await createAssetAndJob(app, projectId, blob, decided, options, existing?.id);
+    const recorded = await recordAssetAndJob(app, projectId, blob, decided, options);
+    // The same bytes are already an asset of this project, with its job: that is the answer.
+    if (!recorded.created) return recorded.result;
+    created = recorded.result;
     await app.queues.enqueue(
       "ingest",
       { jobId: created.job.id, projectId, assetId: created.asset.id },
@@ -81,14 +78,20 @@ export async function ingestContent(
   }
 }
 
-async function createAssetAndJob(
+/**
+ * New content (the common case) is one write: the asset with its job nested,
+ * which Prisma runs as one transaction, without a lookup first. Only when the
+ * unique constraints say the bytes (or the idempotency key) are already known
+ * is the existing asset read: returned as it is, or, if it FAILED, retried in
+ * place so the project keeps one asset per content.
+ */
+async function recordAssetAndJob(
   app: AppContext,
   projectId: string,
   blob: { sha256: string; byteSize: number },
   content: IngestContent,
   options: IngestOptions,
-  failedAssetId: string | undefined,
-): Promise<IngestResult> {
+): Promise<{ created: boolean; result: IngestResult }> {
   const assetData = {
     modality: content.modality,
     mimeType: content.mimeType,
@@ -100,36 +103,55 @@ async function createAssetAndJob(
     tags: options.tags ?? [],
     media: (content.media ?? {}) as Prisma.InputJsonValue,
   };
+  const jobData = (assetId: string) => ({
+    projectId,
+    kind: "INGEST" as const,
+    idempotencyKey: options.idempotencyKey,
+    input: { assetId } as Prisma.InputJsonValue,
+  });
   try {
-    return await app.db.$transaction(async (tx) => {
+    const id = randomUUID();
+    const { jobs, ...asset } = await app.db.asset.create({
+      data: { id, ...assetData, projectId, sha256: blob.sha256, jobs: { create: jobData(id) } },
+      include: { jobs: true },
+    });
+    return { created: true, result: { asset, job: jobs[0]! } };
+  } catch (error) {
+    // Another request (earlier, or racing this one) stored the same bytes or used the same key.
+    if (!(error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002")) throw error;
+  }
+  if (options.idempotencyKey) {
+    const previous = await findIngestByIdempotencyKey(app, projectId, options.idempotencyKey);
+    if (previous) return { created: false, result: previous };
+  }
+  const existing = await app.db.asset.findUniqueOrThrow({
+    where: { projectId_sha256: { projectId, sha256: blob.sha256 } },
+    include: { jobs: { orderBy: { createdAt: "desc" }, take: 1 } },
+  });
+  const { jobs, ...asset } = existing;
+  if (jobs[0] && existing.status !== "FAILED") return { created: false, result: { asset, job: jobs[0] } };
+  try {
+    const result = await app.db.$transaction(async (tx) => {
       // A failed asset is retried in place, so the project keeps one asset per content.
-      const asset = failedAssetId
-        ? await tx.asset.update({ where: { id: failedAssetId }, data: { ...assetData, status: "PENDING", error: Prisma.DbNull } })
-        : await tx.asset.create({ data: { ...assetData, projectId, sha256: blob.sha256 } });
-      const job = await tx.job.create({
-        data: {
-          projectId,
-          kind: "INGEST",
-          assetId: asset.id,
-          idempotencyKey: options.idempotencyKey,
-          input: { assetId: asset.id } as Prisma.InputJsonValue,
-        },
-      });
-      return { asset, job };
+      const retried = await tx.asset.update({ where: { id: existing.id }, data: { ...assetData, status: "PENDING", error: Prisma.DbNull } });
+      const job = await tx.job.create({ data: { ...jobData(existing.id), assetId: existing.id } });
+      return { asset: retried, job };
       // Prisma's default 2 s wait for a connection fails uploads on a busy machine; a slow commit is better than a lost one.
     }, { maxWait: 10_000, timeout: 20_000 });
+    return { created: true, result };
   } catch (error) {
-    // Two requests raced with the same bytes or the same key: the first one wins.
+    // Two requests raced to retry the same failed asset, or with the same key: the first one wins.
     if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002") {
       if (options.idempotencyKey) {
         const previous = await findIngestByIdempotencyKey(app, projectId, options.idempotencyKey);
-        if (previous) return previous;
+        if (previous) return { created: false, result: previous };
       }
-      const asset = await app.db.asset.findUniqueOrThrow({
+      const latest = await app.db.asset.findUniqueOrThrow({
         where: { projectId_sha256: { projectId, sha256: blob.sha256 } },
         include: { jobs: { orderBy: { createdAt: "desc" }, take: 1 } },
       });
-      if (asset.jobs[0]) return { asset, job: asset.jobs[0] };
+      const { jobs: latestJobs, ...latestAsset } = latest;
+      if (latestJobs[0]) return { created: false, result: { asset: latestAsset, job: latestJobs[0] } };
     }
     throw error;
   }
