@@ -7,16 +7,16 @@ import { ingestStages } from "../ingest/ingest-stages.ts";
 export const ingestHandler: JobHandler<"ingest"> = {
   async run({ assetId, projectId }, context) {
     const { app, tracker } = context;
-    // One statement reads the asset (in its project) and marks it PROCESSING.
-    const asset = await app.db.asset
-      .update({ where: { id: assetId, projectId }, data: { status: "PROCESSING" } })
+    // One statement reads the asset (in its project), marks it PROCESSING and says whether it has embeddings yet.
+    const { _count, ...asset } = await app.db.asset
+      .update({ where: { id: assetId, projectId }, data: { status: "PROCESSING" }, include: { _count: { select: { embeddings: true } } } })
       .catch((error: unknown) => {
         if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2025") {
           throw new TesseraError(ErrorCode.NOT_FOUND, `asset ${assetId} no longer exists`);
         }
         throw error;
       });
-    const state: IngestState = { derivedText: [], vectors: [] };
+    const state: IngestState = { derivedText: [], vectors: [], hadEmbeddings: _count.embeddings > 0 };
     try {
       for (const [index, stage] of ingestStages.entries()) {
         await stage.run(asset, state, context);
@@ -38,7 +38,7 @@ export const ingestHandler: JobHandler<"ingest"> = {
         throw error;
       });
     if (!ready) {
-      // Deleted after the index stage checked: take back what it wrote.
+      // deleteAsset ran while this job worked: take back the vectors the index stage wrote.
       await app.vectorStore.deleteAsset(asset.projectId, asset.id);
       throw new TesseraError(ErrorCode.NOT_FOUND, `asset ${asset.id} was deleted while it was being ingested`);
     }

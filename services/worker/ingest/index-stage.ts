@@ -1,3 +1,4 @@
+import { Prisma } from "../../core/database.ts";
 import { ErrorCode, TesseraError } from "../../core/errors.ts";
 import type { VectorRecord } from "../../search/vector-store.ts";
 import type { IngestStage } from "./ingest-stage.ts";
@@ -9,7 +10,8 @@ const MAX_DERIVED_TEXT_CHARS = 20_000;
  * The last ingest stage: every vector the encoders made goes into the vector
  * store with its text (a text chunk's own words; for image, audio and video
  * vectors, the OCR lines and transcripts the asset yielded), tags and
- * metadata, under the asset's project. Re-running it rewrites the same ids.
+ * metadata, under the asset's project, after the AssetEmbedding records that
+ * say which spaces and models it has. Re-running it rewrites the same ids.
  */
 export const indexStage: IngestStage = {
   name: "index",
@@ -32,16 +34,6 @@ export const indexStage: IngestStage = {
       tags: asset.tags,
       metadata: metadata as Record<string, unknown>,
     }));
-    // A re-ingest that yields fewer chunks must not leave the old extra ones behind.
-    const before = await app.vectorStore.count(asset.projectId, { assetId: asset.id });
-    if (before > 0 && before !== records.length) await app.vectorStore.deleteAsset(asset.projectId, asset.id);
-    await app.vectorStore.upsert(asset.projectId, records);
-
-    // deleteAsset may have run while this job encoded: take back what was just written.
-    if (!(await app.db.asset.findFirst({ where: { id: asset.id, projectId: asset.projectId }, select: { id: true } }))) {
-      await app.vectorStore.deleteAsset(asset.projectId, asset.id);
-      throw new TesseraError(ErrorCode.NOT_FOUND, `asset ${asset.id} was deleted while it was being ingested`);
-    }
     const embeddings = new Map<string, { space: string; model: string; dimensions: number; vectors: number }>();
     for (const record of records) {
       const key = `${record.space}\u0000${record.model}`;
@@ -49,12 +41,30 @@ export const indexStage: IngestStage = {
       entry.vectors++;
       embeddings.set(key, entry);
     }
-    for (const { space, model, ...data } of embeddings.values()) {
-      await app.db.assetEmbedding.upsert({
-        where: { assetId_space_model: { assetId: asset.id, space, model } },
-        create: { assetId: asset.id, space, model, ...data },
-        update: data,
-      });
+    // The records first, the vectors after: an asset without embedding records has no vectors anywhere, so a
+    // new asset (the ingest handler says so in state.hadEmbeddings) skips the vector store's count below.
+    try {
+      for (const { space, model, ...data } of embeddings.values()) {
+        await app.db.assetEmbedding.upsert({
+          where: { assetId_space_model: { assetId: asset.id, space, model } },
+          create: { assetId: asset.id, space, model, ...data },
+          update: data,
+          select: { id: true },
+        });
+      }
+    } catch (error) {
+      // The asset row is gone (its foreign key fails): deleteAsset ran while this job encoded.
+      if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2003") {
+        throw new TesseraError(ErrorCode.NOT_FOUND, `asset ${asset.id} was deleted while it was being ingested`);
+      }
+      throw error;
     }
+    // A re-ingest that yields fewer chunks must not leave the old extra ones behind.
+    if (state.hadEmbeddings !== false) {
+      const before = await app.vectorStore.count(asset.projectId, { assetId: asset.id });
+      if (before > 0 && before !== records.length) await app.vectorStore.deleteAsset(asset.projectId, asset.id);
+    }
+    await app.vectorStore.upsert(asset.projectId, records);
+    // If deleteAsset runs from here on, the ingest handler's final update finds no row and takes the vectors back.
   },
 };

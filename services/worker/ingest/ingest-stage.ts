@@ -45,6 +45,13 @@ export type IngestState = {
    * Asset.media by the ingest handler with the final status, in one statement.
    */
   media?: Prisma.InputJsonValue;
+  /**
+   * False when the asset had no embedding records as this job started: no
+   * earlier run got as far as writing vectors (the index stage records the
+   * embeddings before it writes them), so there are none to reconcile.
+   * Unset: unknown, assume there may be.
+   */
+  hadEmbeddings?: boolean;
   /** OCR lines, transcripts, captions, speech segments. */
   derivedText: TextSpan[];
   vectors: AssetVector[];

@@ -1,0 +1,79 @@
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import * as ort from "onnxruntime-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { OnnxThread } from "../../services/worker/models/onnx-thread.ts";
+import { writeTinyClipExport } from "../support/fixture-models/tiny-clip.ts";
+
+const cpu = { device: "cpu" as const, providers: ["cpu"], reason: "test" };
+let dir: string;
+let graph: string;
+const SIZE = 64;
+
+beforeAll(async () => {
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-onnx-thread-"));
+  // A vision tower heavy enough that a run takes a while (tens of ms at batch 8).
+  await writeTinyClipExport(path.join(dir, "clip"), { imageSize: SIZE, dimensions: 32, vision: { patch: 8, width: 256, layers: 4 } });
+  graph = path.join(dir, "clip", "onnx", "vision_model.onnx");
+});
+afterAll(async () => {
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+function pixels(batch: number) {
+  return Float32Array.from({ length: batch * 3 * SIZE * SIZE }, (_, index) => Math.sin(index) * 0.5);
+}
+
+describe("OnnxThread: sessions on a worker thread", () => {
+  it("gives the same outputs as the same graph on the calling thread", async () => {
+    const thread = new OnnxThread(cpu);
+    try {
+      const input = pixels(2);
+      const direct = await ort.InferenceSession.create(graph);
+      const expected = (await direct.run({ pixel_values: new ort.Tensor("float32", input.slice(), [2, 3, SIZE, SIZE]) })).image_embeds!;
+      await direct.release();
+      const result = await thread.run(graph, { pixel_values: { type: "float32", data: input, dims: [2, 3, SIZE, SIZE] } }, ["image_embeds"]);
+      expect(Object.keys(result)).toEqual(["image_embeds"]);
+      expect(result.image_embeds!.dims).toEqual([2, 32]);
+      expect(Array.from(result.image_embeds!.data as Float32Array)).toEqual(Array.from(expected.data as Float32Array));
+    } finally {
+      await thread.close();
+    }
+  });
+
+  it("leaves the event loop free while the model computes", async () => {
+    const thread = new OnnxThread(cpu);
+    try {
+      await thread.run(graph, { pixel_values: { type: "float32", data: pixels(1), dims: [1, 3, SIZE, SIZE] } }); // loads the session
+      let done = false;
+      const run = thread.run(graph, { pixel_values: { type: "float32", data: pixels(8), dims: [8, 3, SIZE, SIZE] } }).then(() => (done = true));
+      // On the calling thread onnxruntime-node's run blocks the loop from one setImmediate to its end: a tick or two.
+      let ticks = 0;
+      while (!done) {
+        await new Promise((resolve) => setImmediate(resolve));
+        ticks++;
+      }
+      await run;
+      expect(ticks).toBeGreaterThan(5);
+    } finally {
+      await thread.close();
+    }
+  });
+
+  it("rejects a broken graph or a wrong input with an Error, and goes on serving good calls", async () => {
+    const thread = new OnnxThread(cpu);
+    try {
+      const broken = path.join(dir, "broken.onnx");
+      await fs.writeFile(broken, "not a protobuf");
+      await expect(thread.run(broken, { pixel_values: { type: "float32", data: pixels(1), dims: [1, 3, SIZE, SIZE] } })).rejects.toThrow(Error);
+      await expect(thread.run(graph, { pixel_values: { type: "float32", data: new Float32Array(3 * 10 * 10), dims: [1, 3, 10, 10] } })).rejects.toThrow(Error);
+      // A file fixed in place loads on the next call: the failed load was forgotten.
+      await fs.copyFile(graph, broken);
+      const result = await thread.run(broken, { pixel_values: { type: "float32", data: pixels(1), dims: [1, 3, SIZE, SIZE] } });
+      expect(result.image_embeds!.dims).toEqual([1, 32]);
+    } finally {
+      await thread.close();
+    }
+  });
+});
