@@ -27,6 +27,14 @@ const SearchFilterInput = builder.inputType("SearchFilter", {
   }),
 });
 
+const SpaceWeightInput = builder.inputType("SpaceWeightInput", {
+  description: "One vector space's vote in the fusion of a search's rankings.",
+  fields: (t) => ({
+    space: t.string({ required: true, description: 'A vector space, e.g. "sentence", "image-text", "audio" (see `models`).' }),
+    weight: t.float({ required: true, description: "0 to 100; 1 is the default, 0 leaves the space out." }),
+  }),
+});
+
 const SearchInput = builder.inputType("SearchInput", {
   description: "Exactly one of `text`, `assetId` or `file`.",
   fields: (t) => ({
@@ -37,6 +45,11 @@ const SearchInput = builder.inputType("SearchInput", {
     limit: t.int({ required: false, description: `1 to ${MAX_SEARCH_LIMIT}, default 10.` }),
     hybrid: t.field({ type: HybridInput, required: false }),
     filter: t.field({ type: SearchFilterInput, required: false }),
+    spaceWeights: t.field({
+      type: [SpaceWeightInput],
+      required: false,
+      description: "Weights of the spaces in the rank fusion (default 1 each); spaces the query does not reach are ignored.",
+    }),
   }),
 });
 
@@ -78,6 +91,11 @@ builder.queryField("search", (t) =>
       if (metadata !== undefined && metadata !== null && (typeof metadata !== "object" || Array.isArray(metadata))) {
         throw new TesseraError(ErrorCode.BAD_USER_INPUT, "filter.metadata must be a JSON object");
       }
+      const spaceWeights: Record<string, number> = {};
+      for (const { space, weight } of input.spaceWeights ?? []) {
+        if (space in spaceWeights) throw new TesseraError(ErrorCode.BAD_USER_INPUT, `spaceWeights names ${JSON.stringify(space)} twice`);
+        spaceWeights[space] = weight;
+      }
       let hits: SearchHit[];
       try {
         hits = await crossModalSearch(app.vectorStore, app.models, project.id, {
@@ -86,6 +104,7 @@ builder.queryField("search", (t) =>
           limit: input.limit ?? undefined,
           alpha: input.hybrid ? (input.hybrid.alpha ?? DEFAULT_ALPHA) : undefined,
           filter: { tags: input.filter?.tags ?? undefined, metadata: (metadata as Record<string, unknown> | null) ?? undefined },
+          spaceWeights,
           decodeLimits: app.config,
         });
       } catch (error) {

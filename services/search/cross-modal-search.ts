@@ -18,6 +18,11 @@ export type SearchRequest = {
   /** Present: hybrid BM25 + vector ranking in each space (1: vectors only, 0: BM25 only). Text queries only. */
   alpha?: number;
   filter?: Pick<VectorFilter, "tags" | "metadata">;
+  /**
+   * Each space's vote in the fusion (default 1 each): 0 leaves a space out, 2 counts it twice. Spaces the
+   * query does not reach are ignored, so one set of weights serves queries of every modality.
+   */
+  spaceWeights?: Record<string, number>;
   /** How a `file` query is decoded: the ingest limits (IMAGE_MAX_SIDE, ...). Default: the configuration defaults. */
   decodeLimits?: QueryDecodeLimits;
 };
@@ -25,7 +30,7 @@ export type SearchRequest = {
 export type SearchHit = {
   assetId: string;
   modality: Modality;
-  /** Reciprocal rank fusion over the spaces that found the asset. */
+  /** Reciprocal rank fusion over the spaces that found the asset, each space weighted. */
   score: number;
   /** The matching text chunk, OCR line or transcript span, when the asset has text. */
   snippet: string | null;
@@ -66,7 +71,15 @@ export async function crossModalSearch(
   if (request.alpha !== undefined && !(request.alpha >= 0 && request.alpha <= 1)) {
     throw new TesseraError(ErrorCode.BAD_USER_INPUT, "hybrid.alpha must be between 0 and 1");
   }
-  const { probes, excludeAssetIds } = await probesFor(store, encoder, projectId, request.query, request.decodeLimits ?? loadConfig({}));
+  const weights = checkedSpaceWeights(request.spaceWeights);
+  const { probes: reached, excludeAssetIds } = await probesFor(store, encoder, projectId, request.query, request.decodeLimits ?? loadConfig({}));
+  const probes = reached.filter((probe) => (weights[probe.space] ?? 1) > 0);
+  if (probes.length === 0) {
+    throw new TesseraError(
+      ErrorCode.BAD_USER_INPUT,
+      `spaceWeights leave no space to search: this query reaches ${reached.map((probe) => probe.space).join(", ")}`,
+    );
+  }
   const filter: VectorFilter = { ...request.filter, modalities: request.modalities, excludeAssetIds };
   const candidates = Math.min(limit * CHUNKS_PER_ASSET, 400);
   const rankings = await Promise.all(
@@ -77,7 +90,16 @@ export async function crossModalSearch(
     ),
   );
   const queryText = "text" in request.query ? request.query.text : undefined;
-  return fuseRankings(rankings, queryText).slice(0, limit);
+  return fuseRankings(rankings, queryText, weights).slice(0, limit);
+}
+
+function checkedSpaceWeights(weights: Record<string, number> = {}): Record<string, number> {
+  for (const [space, weight] of Object.entries(weights)) {
+    if (!Number.isFinite(weight) || weight < 0 || weight > 100) {
+      throw new TesseraError(ErrorCode.BAD_USER_INPUT, `the weight of space ${JSON.stringify(space)} must be a number from 0 to 100 (got ${weight})`);
+    }
+  }
+  return weights;
 }
 
 async function probesFor(
@@ -133,11 +155,12 @@ function centroid(vectors: Float32Array[]): Float32Array {
 }
 
 /**
- * Reciprocal rank fusion: an asset's score is the sum over spaces of
- * 1 / (k + its rank there), its rank being that of its best chunk. The
- * snippet comes from the best-ranked chunk that has text.
+ * Weighted reciprocal rank fusion: an asset's score is the sum over spaces
+ * of weight / (k + its rank there), its rank being that of its best chunk
+ * and the weight that of the space (default 1). The snippet comes from the
+ * best-ranked chunk that has text.
  */
-export function fuseRankings(rankings: VectorHit[][], queryText?: string): SearchHit[] {
+export function fuseRankings(rankings: VectorHit[][], queryText?: string, spaceWeights: Record<string, number> = {}): SearchHit[] {
   const fused = new Map<string, SearchHit & { bestRank: number; snippetRank: number; spaceRanks: Map<string, number> }>();
   for (const ranking of rankings) {
     const ranks = new Map<string, number>();
@@ -156,7 +179,7 @@ export function fuseRankings(rankings: VectorHit[][], queryText?: string): Searc
         spaceRanks: new Map(),
       };
       if (firstChunk) {
-        entry.score += 1 / (RRF_K + rank);
+        entry.score += (spaceWeights[hit.space] ?? 1) / (RRF_K + rank);
         entry.spaceRanks.set(hit.space, rank);
         entry.bestRank = Math.min(entry.bestRank, rank);
       }

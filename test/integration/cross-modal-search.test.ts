@@ -130,6 +130,24 @@ describe.each(adapters)("cross-modal search on %s", (_name, open) => {
     expect(one.map((hit) => hit.assetId)).toEqual([ids.kittenText]);
   });
 
+  it("weighs spaces in the fusion: a weight of 0 leaves a space out, unknown spaces are ignored", async () => {
+    const { encoder } = knownEncoder();
+    // "chart" is near the finance text in the sentence space and the chart image in image-text; only image-text holds images.
+    const sentenceOnly = await crossModalSearch(store, encoder, projectId, { query: { text: "stock market" }, spaceWeights: { "image-text": 0, audio: 3 } });
+    expect(sentenceOnly.every((hit) => hit.spaces.length === 1 && hit.spaces[0] === "sentence")).toBe(true);
+    expect(sentenceOnly.map((hit) => hit.modality)).not.toContain("IMAGE");
+    const imageHeavy = await crossModalSearch(store, encoder, projectId, { query: { text: "stock market" }, spaceWeights: { "image-text": 3 } });
+    const chart = imageHeavy.find((hit) => hit.assetId === ids.chart)!;
+    expect(chart.score).toBeCloseTo(3 / 62, 6);
+    await expect(crossModalSearch(store, encoder, projectId, { query: { text: "kitten" }, spaceWeights: { sentence: 0, "image-text": 0 } })).rejects.toMatchObject({
+      code: "BAD_USER_INPUT",
+      message: expect.stringContaining("no space to search"),
+    });
+    for (const weight of [-1, Number.NaN, 101]) {
+      await expect(crossModalSearch(store, encoder, projectId, { query: { text: "kitten" }, spaceWeights: { sentence: weight } })).rejects.toMatchObject({ code: "BAD_USER_INPUT" });
+    }
+  });
+
   it("filters on tags and metadata", async () => {
     const { encoder } = knownEncoder();
     const pets = await crossModalSearch(store, encoder, projectId, { query: { text: "stock market" }, filter: { tags: ["pets"] } });

@@ -190,6 +190,11 @@ describe("search and deleteAsset through GraphQL (Weaviate)", () => {
     expect(await codeOf({ text: "cat", limit: 1000 })).toBe("BAD_USER_INPUT");
     expect(await codeOf({ text: "cat", hybrid: { alpha: 2 } })).toBe("BAD_USER_INPUT");
     expect(await codeOf({ text: "cat", filter: { metadata: [1, 2] } })).toBe("BAD_USER_INPUT");
+    expect(await codeOf({ text: "cat", spaceWeights: [{ space: "sentence", weight: 1 }, { space: "sentence", weight: 2 }] })).toBe("BAD_USER_INPUT");
+    expect(await codeOf({ text: "cat", spaceWeights: [{ space: "sentence", weight: -1 }] })).toBe("BAD_USER_INPUT");
+    // The weights reach the fusion: an asset query searches only its own spaces, and a weight of 0 leaves none.
+    const noSpace = await search({ assetId: assets.catPhoto!.id, spaceWeights: [{ space: "gql-image-text", weight: 0 }] });
+    expect(noSpace.errors?.[0]).toMatchObject({ message: expect.stringContaining("no space to search"), extensions: { code: "BAD_USER_INPUT" } });
     expect(await codeOf({ assetId: randomUUID() })).toBe("NOT_FOUND");
     const anonymous = await t.graphql(SEARCH, { input: { text: "cat" } });
     expect(anonymous.errors?.[0]?.extensions?.code).toBe("UNAUTHENTICATED");

@@ -19,6 +19,17 @@ it("fuses per-space rankings by reciprocal rank, counting each asset once per sp
   expect(fused[2]).toMatchObject({ snippet: null });
 });
 
+it("weighs each space's vote: a weight of 2 counts a space twice, and unnamed spaces count once", () => {
+  const sentence = [hit("a", "sentence"), hit("b", "sentence")];
+  const imageText = [hit("b", "image-text"), hit("a", "image-text")];
+  expect(fuseRankings([sentence, imageText]).map((entry) => entry.score)).toEqual([1 / 61 + 1 / 62, 1 / 61 + 1 / 62]);
+  const fused = fuseRankings([sentence, imageText], undefined, { "image-text": 2 });
+  expect(fused.map((entry) => [entry.assetId, entry.score])).toEqual([
+    ["b", 1 / 62 + 2 / 61],
+    ["a", 1 / 61 + 2 / 62],
+  ]);
+});
+
 it("picks the line of a long text that shares most words with the query, and cuts it to a readable length", () => {
   expect(snippetOf("Invoice 2024\nTotal due: 300 EUR\nThank you", "what is the total due")).toBe("Total due: 300 EUR");
   expect(snippetOf("first line\nsecond line")).toBe("first line");

@@ -17,6 +17,10 @@ export const searchStep = defineStepType({
       alpha: z.number().min(0).max(1).optional().describe("Hybrid BM25 + vector ranking (text queries): 1 vectors only, 0 BM25 only."),
       tags: z.array(z.string()).optional(),
       metadata: z.record(z.string(), z.unknown()).optional(),
+      spaceWeights: z
+        .record(z.string(), z.number().min(0).max(100))
+        .optional()
+        .describe("Each vector space's vote in the rank fusion (default 1; 0 leaves a space out), e.g. { sentence: 1, image-text: 0.5 }."),
     })
     .strict()
     .refine((input) => (input.text === undefined) !== (input.asset === undefined), { message: "give exactly one of text or asset" }),
@@ -34,6 +38,7 @@ export const searchStep = defineStepType({
       limit: input.limit,
       alpha: input.alpha,
       filter: { tags: input.tags, metadata: input.metadata },
+      spaceWeights: input.spaceWeights,
     });
     return { hits };
   },
