@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { fuseScores, fuseVectors, resolveFusionWeights } from "../../services/worker/models/fusion.ts";
+import { fuseVectors } from "../../services/worker/models/fusion.ts";
 import { cosine } from "../../services/worker/models/vector-math.ts";
 
 const v = (...values: number[]) => Float32Array.from(values);
@@ -23,10 +23,4 @@ describe("late fusion", () => {
     expect(() => fuseVectors([{ vector: v(1, 0), weight: 0 }])).toThrow(/every weight is 0/);
   });
 
-  it("fuses scores across spaces with per-request weights over the defaults", () => {
-    const weights = resolveFusionWeights({ audio: 0 });
-    expect(fuseScores({ "image-text": 0.8, audio: 0.1 }, weights)).toBeCloseTo(0.8, 5);
-    expect(fuseScores({ "image-text": 0.8, sentence: 0.4 })).toBeCloseTo(0.6, 5);
-    expect(() => resolveFusionWeights({ sentence: -1 })).toThrow(/>= 0/);
-  });
 });

@@ -18,29 +18,5 @@ export function fuseVectors(parts: Array<{ vector: Float32Array; weight?: number
   return normalize(out);
 }
 
-/** Per-modality (or per-space) weights; a request or workflow step overrides the defaults it names. */
-export type FusionWeights = Record<string, number>;
-
-export const DEFAULT_FUSION_WEIGHTS: FusionWeights = { "image-text": 1, sentence: 1, audio: 1 };
-
-export function resolveFusionWeights(overrides: FusionWeights = {}, defaults: FusionWeights = DEFAULT_FUSION_WEIGHTS): FusionWeights {
-  for (const [key, weight] of Object.entries(overrides)) {
-    if (!Number.isFinite(weight) || weight < 0) throw new Error(`fusion weight for ${key} must be a number >= 0, got ${weight}`);
-  }
-  return { ...defaults, ...overrides };
-}
-
-/**
- * Late fusion of scores across spaces: one hit's cosine similarity in each
- * space it was found in, combined as a weighted mean of the spaces present.
- */
-export function fuseScores(scores: Record<string, number>, weights: FusionWeights = DEFAULT_FUSION_WEIGHTS): number {
-  let total = 0;
-  let weightSum = 0;
-  for (const [space, score] of Object.entries(scores)) {
-    const weight = weights[space] ?? 1;
-    total += weight * score;
-    weightSum += weight;
-  }
-  return weightSum > 0 ? total / weightSum : 0;
-}
+// Fusion across spaces happens at query time: weighted reciprocal rank fusion in
+// services/search/cross-modal-search.ts (`spaceWeights` per request and per workflow step).
