@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import type { Readable } from "node:stream";
 import type { AppContext } from "../core/app-context.ts";
 import { Prisma, type Asset, type Job, type Modality } from "../core/database.ts";
@@ -79,8 +78,8 @@ export async function ingestContent(
 }
 
 /**
- * New content (the common case) is one write: the asset with its job nested,
- * which Prisma runs as one transaction, without a lookup first. Only when the
+ * New content (the common case) is one transaction writing the asset and its
+ * job, without a lookup first. Only when the
  * unique constraints say the bytes (or the idempotency key) are already known
  * is the existing asset read: returned as it is, or, if it FAILED, retried in
  * place so the project keeps one asset per content.
@@ -110,12 +109,13 @@ async function recordAssetAndJob(
     input: { assetId } as Prisma.InputJsonValue,
   });
   try {
-    const id = randomUUID();
-    const { jobs, ...asset } = await app.db.asset.create({
-      data: { id, ...assetData, projectId, sha256: blob.sha256, jobs: { create: jobData(id) } },
-      include: { jobs: true },
-    });
-    return { created: true, result: { asset, job: jobs[0]! } };
+    const result = await app.db.$transaction(async (tx) => {
+      const asset = await tx.asset.create({ data: { ...assetData, projectId, sha256: blob.sha256 } });
+      const job = await tx.job.create({ data: { ...jobData(asset.id), assetId: asset.id } });
+      return { asset, job };
+      // Prisma's default 2 s wait for a connection fails uploads on a busy machine; a slow commit is better than a lost one.
+    }, { maxWait: 10_000, timeout: 20_000 });
+    return { created: true, result };
   } catch (error) {
     // Another request (earlier, or racing this one) stored the same bytes or used the same key.
     if (!(error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2002")) throw error;
@@ -136,7 +136,6 @@ async function recordAssetAndJob(
       const retried = await tx.asset.update({ where: { id: existing.id }, data: { ...assetData, status: "PENDING", error: Prisma.DbNull } });
       const job = await tx.job.create({ data: { ...jobData(existing.id), assetId: existing.id } });
       return { asset: retried, job };
-      // Prisma's default 2 s wait for a connection fails uploads on a busy machine; a slow commit is better than a lost one.
     }, { maxWait: 10_000, timeout: 20_000 });
     return { created: true, result };
   } catch (error) {
