@@ -178,4 +178,21 @@ describe("a model that fails", () => {
     }, 60_000);
     expect(next.status).toBe("SUCCEEDED");
   });
+
+  it("the same bytes sent again after a failure retry the failed asset in place: same asset, a new job; a READY asset is returned as it is", async () => {
+    const png = await sharp({ create: { width: 36, height: 24, channels: 3, background: "#cc6633" } }).png().toBuffer();
+    const first = (await uploadFile(broken.url, brokenKey, { bytes: png, filename: "orange.png" })).data.ingest;
+    await eventually(async () => ((await broken.graphql(JOB, { id: first.job.id }, brokenKey)).data?.job?.status === "FAILED" ? true : null), 60_000);
+    const again = await uploadFile(broken.url, brokenKey, { bytes: png, filename: "orange-again.png" });
+    expect(again.errors).toBeUndefined();
+    expect(again.data.ingest.asset.id).toBe(first.asset.id);
+    expect(again.data.ingest.job.id).not.toBe(first.job.id);
+    expect(await broken.app.db.asset.count({ where: { sha256: (await broken.app.db.asset.findUniqueOrThrow({ where: { id: first.asset.id } })).sha256 } })).toBe(1);
+
+    const text = `ready once ${Date.now()}`;
+    const ingestText = () => broken.graphql(`mutation ($text: String!) { ingest(input: { text: $text }) { asset { id } job { id } } }`, { text }, brokenKey);
+    const ready = (await ingestText()).data.ingest;
+    await eventually(async () => ((await broken.graphql(JOB, { id: ready.job.id }, brokenKey)).data?.job?.status === "SUCCEEDED" ? true : null), 60_000);
+    expect((await ingestText()).data.ingest).toEqual(ready);
+  });
 });
