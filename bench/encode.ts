@@ -29,7 +29,7 @@ import { applyMigrations } from "../services/core/migrate.ts";
 import { createGateway } from "../services/gateway/gateway.ts";
 import { watchJob } from "../services/gateway/watch-job.ts";
 import type { JobEvent } from "../services/queue/event-bus.ts";
-import { chooseExecutionProvider } from "../services/worker/models/execution-provider.ts";
+import { chooseExecutionProvider, sessionTuning } from "../services/worker/models/execution-provider.ts";
 import { startWorkerPool } from "../services/worker/worker-pool.ts";
 import { writeTinyClipExport } from "../test/support/fixture-models/tiny-clip.ts";
 
@@ -119,6 +119,8 @@ export default async function encodeBench() {
     const session = await ort.InferenceSession.create(path.join(modelsDir, "clip", "onnx", "vision_model.onnx"), {
       executionProviders: execution.providers,
       graphOptimizationLevel: "all",
+      // The worker's own session settings (threads, no spin-waiting), so both sides run the graph alike.
+      ...sessionTuning(Number(process.env.MODEL_THREADS) > 0 ? Math.min(Number(process.env.MODEL_THREADS), os.availableParallelism()) : undefined),
     });
     const input = new ort.Tensor("float32", new Float32Array(batchSize * 3 * 224 * 224).fill(0.1), [batchSize, 3, 224, 224]);
     await session.run({ pixel_values: input });

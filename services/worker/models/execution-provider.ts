@@ -42,3 +42,21 @@ export function chooseExecutionProvider(requested: Device | undefined, logger: L
   log({ device: choice.device, providers: choice.providers }, `model runtime: execution provider ${choice.device}: ${choice.reason}`);
   return choice;
 }
+
+/**
+ * Session settings every graph gets, on both sides of the encode bench too:
+ * intra-op threads when set (MODEL_THREADS), and no spin-waiting. By default
+ * onnxruntime's pool threads spin between and after runs, which buys a little
+ * latency on cores nobody else wants; a worker shares its cores with the
+ * gateway, the job pipeline and the database, and there the spinning is CPU
+ * taken from them (measured on a loaded 2-core machine: spinning off gave 22-25
+ * instead of 16-19 images/s for the same graph, at 41 instead of 47-51 ms of CPU
+ * per image). MODEL_SPINNING=1 turns it back on for dedicated hosts.
+ */
+export function sessionTuning(intraOpThreads?: number) {
+  const spinning = process.env.MODEL_SPINNING === "1";
+  return {
+    ...(intraOpThreads ? { intraOpNumThreads: intraOpThreads } : {}),
+    ...(spinning ? {} : { extra: { session: { intra_op: { allow_spinning: "0" }, inter_op: { allow_spinning: "0" } } } }),
+  };
+}

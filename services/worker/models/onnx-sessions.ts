@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import * as ort from "onnxruntime-node";
-import type { ExecutionChoice } from "./execution-provider.ts";
+import { sessionTuning, type ExecutionChoice } from "./execution-provider.ts";
 import { modelNotFound, toModelError } from "./model-errors.ts";
 
 /**
@@ -31,7 +31,7 @@ export class OnnxSessions {
       return await ort.InferenceSession.create(file, {
         executionProviders: this.execution.providers,
         graphOptimizationLevel: "all",
-        ...(this.intraOpThreads ? { intraOpNumThreads: this.intraOpThreads } : {}),
+        ...sessionTuning(this.intraOpThreads),
       });
     } catch (error) {
       throw toModelError(model, error);

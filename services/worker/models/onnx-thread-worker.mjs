@@ -5,17 +5,14 @@
 import { parentPort, workerData } from "node:worker_threads";
 import * as ort from "onnxruntime-node";
 
-const { providers, intraOpThreads } = workerData;
+// Session options come whole from the caller (provider, optimisation, threads, spinning: sessionTuning).
+const { options } = workerData;
 const sessions = new Map();
 
 function session(file) {
   let loading = sessions.get(file);
   if (!loading) {
-    loading = ort.InferenceSession.create(file, {
-      executionProviders: providers,
-      graphOptimizationLevel: "all",
-      ...(intraOpThreads ? { intraOpNumThreads: intraOpThreads } : {}),
-    });
+    loading = ort.InferenceSession.create(file, options);
     sessions.set(file, loading);
     loading.catch(() => sessions.delete(file));
   }

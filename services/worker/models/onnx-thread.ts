@@ -1,5 +1,5 @@
 import { Worker } from "node:worker_threads";
-import type { ExecutionChoice } from "./execution-provider.ts";
+import { sessionTuning, type ExecutionChoice } from "./execution-provider.ts";
 
 export type ThreadTensor = { type: "float32" | "int64" | "int32"; data: Float32Array | BigInt64Array | Int32Array; dims: number[] };
 
@@ -56,7 +56,7 @@ export class OnnxThread {
   private thread(): Worker {
     if (this.worker) return this.worker;
     const worker = new Worker(new URL("./onnx-thread-worker.mjs", import.meta.url), {
-      workerData: { providers: this.execution.providers, intraOpThreads: this.intraOpThreads },
+      workerData: { options: { executionProviders: this.execution.providers, graphOptimizationLevel: "all", ...sessionTuning(this.intraOpThreads) } },
     });
     worker.on("message", (message: { id?: number; outputs?: Record<string, ThreadTensor>; error?: string }) => {
       if (message.id === undefined) return;

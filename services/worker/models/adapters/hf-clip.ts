@@ -3,6 +3,7 @@ import path from "node:path";
 import type { PreTrainedModel, PreTrainedTokenizer, Tensor } from "@huggingface/transformers";
 import type { DecodedImage } from "../../ingest/ingest-stage.ts";
 import { imagesToTensorData, type ImageTensorSpec } from "../image-preprocess.ts";
+import { sessionTuning } from "../execution-provider.ts";
 import type { ModelAdapter } from "../model-adapter.ts";
 import { modelNotFound } from "../model-errors.ts";
 import type { ModelManifest } from "../model-manifest.ts";
@@ -25,7 +26,7 @@ export const hfClipAdapter: ModelAdapter = {
       local_files_only: true,
       device: context.execution.device,
       dtype: "fp32" as const,
-      session_options: context.intraOpThreads ? { intraOpNumThreads: context.intraOpThreads } : {},
+      session_options: sessionTuning(context.intraOpThreads),
     };
     let tokenizer: Promise<PreTrainedTokenizer> | undefined;
     let textModel: Promise<PreTrainedModel> | undefined;

@@ -1,5 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
+import { sessionTuning } from "../execution-provider.ts";
 import type { ModelAdapter } from "../model-adapter.ts";
 import { modelNotFound } from "../model-errors.ts";
 import { fromExportFolder } from "./hf-transformers-env.ts";
@@ -21,7 +22,7 @@ export const hfSpeechRecognitionAdapter: ModelAdapter = {
         local_files_only: true,
         device: context.execution.device,
         dtype: "fp32",
-        session_options: context.intraOpThreads ? { intraOpNumThreads: context.intraOpThreads } : {},
+        session_options: sessionTuning(context.intraOpThreads),
       }),
     );
     return {
