@@ -5,6 +5,7 @@ import { JobQueues } from "../queue/job-queues.ts";
 import { createVectorStore } from "../search/create-vector-store.ts";
 import type { VectorStore } from "../search/vector-store.ts";
 import { createModelRuntime, type LocalModelRuntime } from "../worker/models/local-model-runtime.ts";
+import { RemoteModelClient } from "../worker/models/remote-model-calls.ts";
 import type { Config } from "./config.ts";
 import { createDatabase, type Database } from "./database.ts";
 import { createLogger, type Logger } from "./logger.ts";
@@ -34,6 +35,7 @@ export async function createAppContext(config: Config, logger = createLogger(con
   const redisSubscriber = createRedis(config.REDIS_URL);
   const queues = new JobQueues(redis, config.QUEUE_PREFIX);
   const vectorStore = await createVectorStore(config);
+  const remoteModels = new RemoteModelClient(redis, config.QUEUE_PREFIX, config.MODEL_CALL_TIMEOUT_MS);
   const context: AppContext = {
     config,
     logger,
@@ -44,15 +46,17 @@ export async function createAppContext(config: Config, logger = createLogger(con
     queues,
     blobs: new LocalDiskBlobStore(path.join(config.dataDir)),
     vectorStore,
-    models: createModelRuntime({ modelsDir: config.modelsDir, logger }),
+    models: createModelRuntime({ modelsDir: config.modelsDir, logger, remote: remoteModels, remoteModels: config.REMOTE_MODELS }),
     async close() {
       // With Redis down, a graceful QUIT would wait forever for a reconnect: drop the socket instead.
       if (redis.status === "ready") {
         await queues.close();
+        await remoteModels.close();
         await redis.quit().catch(() => redis.disconnect());
       } else {
         redis.disconnect();
         await queues.close().catch(() => {});
+        await remoteModels.close().catch(() => {});
       }
       redisSubscriber.disconnect();
       await vectorStore.close();

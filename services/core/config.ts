@@ -34,6 +34,13 @@ const ConfigSchema = z.object({
   /** How long the gateway trusts a key it has checked; a revoked key works at most this long. 0 turns it off. */
   API_KEY_CACHE_MS: z.coerce.number().int().min(0).default(30_000),
   WORKER_CONCURRENCY: z.coerce.number().int().positive().default(4),
+  /** Comma-separated globs of models this process calls on other workers (`--remote-models` for a worker). */
+  REMOTE_MODELS: z
+    .string()
+    .default("")
+    .transform((value) => value.split(",").map((glob) => glob.trim()).filter(Boolean)),
+  /** How long a call of a remote model waits for a worker that serves it. */
+  MODEL_CALL_TIMEOUT_MS: z.coerce.number().int().positive().default(120_000),
   /** Ingestion from URLs: whole-fetch time limit, redirects followed, and hosts exempt from the private-network guard. */
   URL_FETCH_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
   URL_MAX_REDIRECTS: z.coerce.number().int().min(0).default(5),

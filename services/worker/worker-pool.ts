@@ -5,6 +5,7 @@ import { jobPayloads, queueNames, type QueueName } from "../queue/job-payloads.t
 import type { JobHandler } from "./job-handler.ts";
 import { jobHandlers } from "./handlers/index.ts";
 import { JobTracker } from "./job-tracker.ts";
+import { serveModelCalls } from "./models/remote-model-calls.ts";
 
 /** Errors that retrying cannot fix: the input is wrong, so fail at once. */
 const PERMANENT_CODES = new Set<string>([
@@ -23,6 +24,8 @@ export type WorkerPoolOptions = {
   /** Queues this process serves; default: every queue that has a handler. */
   queues?: QueueName[];
   concurrency?: number;
+  /** Take calls of this process's models from other workers (`--queues models`); default: yes. */
+  modelCalls?: boolean;
 };
 
 /** Starts one BullMQ worker per served queue; `close()` drains them. */
@@ -38,13 +41,15 @@ export function startWorkerPool(app: AppContext, options: WorkerPoolOptions = {}
     worker.on("error", (error) => app.logger.error({ err: error, queue: name }, "worker error"));
     return worker;
   });
-  app.logger.info({ queues: served }, "worker started");
+  const modelCallWorkers =
+    options.modelCalls === false ? [] : serveModelCalls(app.models, { redis: app.redis, prefix: app.config.QUEUE_PREFIX, logger: app.logger });
+  app.logger.info({ queues: served, modelCalls: modelCallWorkers.map((worker) => worker.name) }, "worker started");
   return {
     queues: served,
     workers,
-    /** Waits for running jobs to finish, then disconnects. */
+    /** Waits for running jobs (and model calls) to finish, then disconnects. */
     async close() {
-      await Promise.all(workers.map((worker) => worker.close()));
+      await Promise.all([...workers, ...modelCallWorkers].map((worker) => worker.close()));
     },
   };
 }
@@ -70,8 +75,12 @@ async function processJob(app: AppContext, queue: QueueName, handler: JobHandler
     const permanent = error instanceof TesseraError && PERMANENT_CODES.has(error.code);
     const final = permanent || attempt >= (job.opts.attempts ?? 1);
     logger.warn({ err: error, code: record.code, final }, "job failed");
-    if (tracked) await tracker.failed(record, final);
-    if (final) await handler.onFinalFailure?.(payload as never, record, app);
+    // The job's FAILED comes last, so whoever sees it also sees what the handler marked (the asset FAILED).
+    try {
+      if (final) await handler.onFinalFailure?.(payload as never, record, app);
+    } finally {
+      if (tracked) await tracker.failed(record, final);
+    }
     if (permanent) throw new UnrecoverableError(record.message);
     throw error;
   }

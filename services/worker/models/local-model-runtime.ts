@@ -11,6 +11,7 @@ import { BUILT_IN_MANIFESTS_DIR, loadModelRegistry, matchesAnyGlob, type ModelRe
 import type { Modality, ModelInfo, ModelRuntime, OcrLine, SpaceVectors, SpeechSegment } from "./model-runtime.ts";
 import { OnnxSessions } from "./onnx-sessions.ts";
 import { OnnxThread } from "./onnx-thread.ts";
+import type { LocalModelCaller, ModelOperation, RemoteModelClient } from "./remote-model-calls.ts";
 import { normalize } from "./vector-math.ts";
 
 export type ModelServing = {
@@ -18,6 +19,8 @@ export type ModelServing = {
   device?: Device;
   /** Globs of model names this process serves (`clip-*`); default: every model whose files exist. */
   models?: string[];
+  /** Globs of models this process calls on other workers (`--remote-models clip-*`) instead of running them. */
+  remoteModels?: string[];
   /** Threads per onnxruntime session; default: all cores. */
   intraOpThreads?: number;
   /** Turn dynamic batching off (every request runs alone), for the batching bench. */
@@ -30,18 +33,21 @@ export type ModelRuntimeOptions = ModelServing & {
   /** Default: models/ at the repository root, then MODELS_DIR. */
   manifestDirs?: string[];
   logger: Logger;
+  /** How calls of `remoteModels` reach the workers that serve them. */
+  remote?: RemoteModelClient;
 };
 
-type Operation = "embedText" | "embedImages" | "embedAudio" | "readText" | "detectSpeech" | "transcribe";
+type Operation = Exclude<ModelOperation, "project">;
 
-type Served = { model: ResolvedModel; adapter: ModelAdapter };
+/** A model this process can use: run here, or (`remote`) called on a worker that serves it. */
+type Served = { model: ResolvedModel; adapter: ModelAdapter; remote?: boolean };
 
 /**
  * The in-process ModelRuntime. Manifests are read on first use; each model's
  * session loads on its first call and is shared by the process; concurrent
  * calls for a model are grouped by a DynamicBatcher.
  */
-export class LocalModelRuntime implements ModelRuntime {
+export class LocalModelRuntime implements ModelRuntime, LocalModelCaller {
   private registry: ModelRegistry | undefined;
   private execution: ExecutionChoice | undefined;
   private sessions: OnnxSessions | undefined;
@@ -62,9 +68,9 @@ export class LocalModelRuntime implements ModelRuntime {
 
   /** Every manifest read, served or not, with why not: for `tessera models list`. */
   describe(): Array<ModelInfo & { served: boolean; missing: string[]; source: string }> {
-    const served = new Set(this.served().map(({ model }) => model.manifest.name));
+    const served = new Map(this.served().map(({ model, remote }) => [model.manifest.name, remote === true]));
     return this.loadRegistry().models.map((model) => ({
-      ...this.info(model),
+      ...this.info(model, served.get(model.manifest.name)),
       served: served.has(model.manifest.name),
       missing: model.missing,
       source: model.source,
@@ -77,7 +83,7 @@ export class LocalModelRuntime implements ModelRuntime {
   }
 
   list(): ModelInfo[] {
-    return this.served().map(({ model }) => this.info(model));
+    return this.served().map(({ model, remote }) => this.info(model, remote));
   }
 
   async embedText(texts: string[]): Promise<SpaceVectors[]> {
@@ -117,12 +123,28 @@ export class LocalModelRuntime implements ModelRuntime {
   async project(projector: string, inputs: Float32Array[][]): Promise<Float32Array[]> {
     const served = this.served().find(({ model }) => model.manifest.name === projector && model.manifest.task === "project");
     if (!served) throw modelNotFound(projector, "no projector of that name is served");
-    const handle = await this.handle(served);
     try {
+      if (served.remote) return (await this.remoteClient().call<Float32Array[]>(projector, "project", inputs)).map(normalize);
+      const handle = await this.handle(served);
       return (await handle.project!(inputs)).map(normalize);
     } catch (error) {
       throw toModelError(projector, error);
     }
+  }
+
+  /** The models run in this process (not remote ones): the ones whose calls it takes from other workers. */
+  localModels() {
+    return this.served()
+      .filter((served) => !served.remote)
+      .map(({ model }) => ({ name: model.manifest.name, maxBatchSize: model.manifest.batch.maxBatchSize }));
+  }
+
+  /** One call of a model run here, on behalf of another worker. */
+  async callModel(model: string, operation: ModelOperation, input: unknown): Promise<unknown> {
+    const served = this.served().find((entry) => entry.model.manifest.name === model && !entry.remote);
+    if (!served) throw modelNotFound(model, "this worker does not serve it");
+    if (operation === "project") return this.project(model, input as Float32Array[][]);
+    return this.call(served, operation, input);
   }
 
   /** The batch sizes each model's batcher ran, for benches and tests. */
@@ -164,16 +186,34 @@ export class LocalModelRuntime implements ModelRuntime {
     return this.execution;
   }
 
-  /** Models this process serves: files present, adapter known, device allowed, name matches --models. */
+  /**
+   * Models this process uses: those it runs (files present, adapter known, device allowed, name matches
+   * --models), then those it calls on other workers (name matches --remote-models, not run here).
+   */
   private served(): Served[] {
     const device = this.executionChoice().device;
-    return this.loadRegistry().models.flatMap((model) => {
+    const local = this.loadRegistry().models.flatMap((model) => {
       const adapter = modelAdapters[model.manifest.adapter];
       if (!adapter || model.missing.length) return [];
       if (!model.manifest.devices.includes(device)) return [];
       if (this.options.models?.length && !matchesAnyGlob(model.manifest.name, this.options.models)) return [];
       return [{ model, adapter }];
     });
+    const remoteGlobs = this.options.remoteModels ?? [];
+    if (remoteGlobs.length === 0) return local;
+    const runHere = new Set(local.map(({ model }) => model.manifest.name));
+    // The files live on the serving worker: a manifest is all this side needs.
+    const remote = this.loadRegistry().models.flatMap((model) => {
+      const adapter = modelAdapters[model.manifest.adapter];
+      if (!adapter || runHere.has(model.manifest.name) || !matchesAnyGlob(model.manifest.name, remoteGlobs)) return [];
+      return [{ model, adapter, remote: true }];
+    });
+    return [...local, ...remote];
+  }
+
+  private remoteClient(): RemoteModelClient {
+    if (!this.options.remote) throw new Error("remote models are configured but this process has no queue to reach them");
+    return this.options.remote;
   }
 
   /** One embedder per space for a modality: the highest priority wins. */
@@ -202,14 +242,14 @@ export class LocalModelRuntime implements ModelRuntime {
       .sort((a, b) => b.model.manifest.priority - a.model.manifest.priority)[0];
   }
 
-  private info(model: ResolvedModel): ModelInfo {
+  private info(model: ResolvedModel, remote = false): ModelInfo {
     const manifest = model.manifest;
     return {
       name: manifest.name,
       modality: manifest.modality,
       task: manifest.task,
       dimensions: manifest.output.dimensions ?? null,
-      device: this.executionChoice().device,
+      device: remote ? "remote" : this.executionChoice().device,
       space: manifest.task === "embed" ? (manifest.output.space ?? null) : null,
     };
   }
@@ -271,6 +311,8 @@ export class LocalModelRuntime implements ModelRuntime {
   private async call<I, O>(served: Served, operation: Operation, input: I): Promise<O> {
     const name = served.model.manifest.name;
     try {
+      // Batched on the serving worker, which takes many calls from its queue at once.
+      if (served.remote) return await this.remoteClient().call<O>(name, operation, input);
       const handle = await this.handle(served);
       const batcher = this.batcher(served, operation, handle) as DynamicBatcher<I, O>;
       return await batcher.runOne(input);

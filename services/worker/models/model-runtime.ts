@@ -17,7 +17,7 @@ export type ModelInfo = {
   task: string;
   /** Output vector size for embedders; null for models that return something else. */
   dimensions: number | null;
-  /** "cpu" or "cuda": where this process runs it. */
+  /** "cpu" or "cuda": where this process runs it; "remote": another worker runs it for this one. */
   device: string;
   /** The space an embedder writes into; null for the others. */
   space: string | null;
