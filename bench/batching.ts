@@ -13,6 +13,7 @@ import os from "node:os";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
 import { createLogger } from "../services/core/logger.ts";
+import { sessionTuning } from "../services/worker/models/execution-provider.ts";
 import { createModelRuntime } from "../services/worker/models/local-model-runtime.ts";
 import { writeTinyClipExport } from "../test/support/fixture-models/tiny-clip.ts";
 import type { DecodedImage } from "../services/worker/ingest/ingest-stage.ts";
@@ -70,7 +71,11 @@ export default async function batchingBench() {
     }
 
     // Raw engine: one image per session.run, back to back, on pre-made tensors (no preprocessing).
-    const session = await ort.InferenceSession.create(path.join(scratch, "clip", "onnx", "vision_model.onnx"), { graphOptimizationLevel: "all" });
+    const session = await ort.InferenceSession.create(path.join(scratch, "clip", "onnx", "vision_model.onnx"), {
+      graphOptimizationLevel: "all",
+      // The runtime's own session settings (no spin-waiting), so both sides run the graph alike.
+      ...sessionTuning(),
+    });
     const input = new ort.Tensor("float32", new Float32Array(3 * 224 * 224).fill(0.1), [1, 3, 224, 224]);
     await session.run({ pixel_values: input });
     const rawStarted = performance.now();

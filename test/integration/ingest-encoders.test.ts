@@ -187,7 +187,8 @@ describe("a model that fails", () => {
     expect(again.errors).toBeUndefined();
     expect(again.data.ingest.asset.id).toBe(first.asset.id);
     expect(again.data.ingest.job.id).not.toBe(first.job.id);
-    expect(await broken.app.db.asset.count({ where: { sha256: (await broken.app.db.asset.findUniqueOrThrow({ where: { id: first.asset.id } })).sha256 } })).toBe(1);
+    const { sha256, projectId: brokenProject } = await broken.app.db.asset.findUniqueOrThrow({ where: { id: first.asset.id } });
+    expect(await broken.app.db.asset.count({ where: { sha256, projectId: brokenProject } })).toBe(1);
 
     const text = `ready once ${Date.now()}`;
     const ingestText = () => broken.graphql(`mutation ($text: String!) { ingest(input: { text: $text }) { asset { id } job { id } } }`, { text }, brokenKey);

@@ -2,6 +2,7 @@ import { Prisma } from "../../core/database.ts";
 import { ErrorCode, TesseraError } from "../../core/errors.ts";
 import type { VectorRecord } from "../../search/vector-store.ts";
 import type { IngestStage } from "./ingest-stage.ts";
+import { writeVectors } from "./vector-writes.ts";
 
 /** BM25 text attached to a whole-asset vector; a book's worth is plenty. */
 const MAX_DERIVED_TEXT_CHARS = 20_000;
@@ -64,7 +65,7 @@ export const indexStage: IngestStage = {
       const before = await app.vectorStore.count(asset.projectId, { assetId: asset.id });
       if (before > 0 && before !== records.length) await app.vectorStore.deleteAsset(asset.projectId, asset.id);
     }
-    await app.vectorStore.upsert(asset.projectId, records);
+    await writeVectors(app.vectorStore, asset.projectId, records);
     // If deleteAsset runs from here on, the ingest handler's final update finds no row and takes the vectors back.
   },
 };

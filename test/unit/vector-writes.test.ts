@@ -1,0 +1,53 @@
+import { describe, expect, it } from "vitest";
+import type { VectorRecord, VectorStore } from "../../services/search/vector-store.ts";
+import { writeVectors } from "../../services/worker/ingest/vector-writes.ts";
+
+function record(assetId: string): VectorRecord {
+  return { assetId, space: "image-text", chunk: 0, vector: new Float32Array([1, 0]), model: "clip", modality: "IMAGE", text: "", tags: [], metadata: {} };
+}
+
+/** A store that records each upsert call, and fails one project's writes when told. */
+function fakeStore(failProject?: string) {
+  const calls: Array<{ projectId: string; assets: string[] }> = [];
+  const store = {
+    async upsert(projectId: string, records: VectorRecord[]) {
+      calls.push({ projectId, assets: records.map((r) => r.assetId) });
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      if (projectId === failProject) throw new Error(`store down for ${projectId}`);
+    },
+  } as unknown as VectorStore;
+  return { store, calls };
+}
+
+describe("writeVectors: concurrent index stages write together", () => {
+  it("a lone write goes at once; writes queued behind a running one go as one upsert per project", async () => {
+    const { store, calls } = fakeStore();
+    await writeVectors(store, "p1", [record("a0")]);
+    expect(calls).toEqual([{ projectId: "p1", assets: ["a0"] }]);
+
+    calls.length = 0;
+    await Promise.all([
+      writeVectors(store, "p1", [record("a1")]), // runs alone
+      writeVectors(store, "p1", [record("a2")]), // these three queue behind it
+      writeVectors(store, "p2", [record("b1")]),
+      writeVectors(store, "p1", [record("a3")]),
+    ]);
+    expect(calls).toHaveLength(3);
+    expect(calls[0]).toEqual({ projectId: "p1", assets: ["a1"] });
+    expect(calls.slice(1).sort((x, y) => x.projectId.localeCompare(y.projectId))).toEqual([
+      { projectId: "p1", assets: ["a2", "a3"] },
+      { projectId: "p2", assets: ["b1"] },
+    ]);
+  });
+
+  it("a failed write fails only the jobs of its project", async () => {
+    const { store } = fakeStore("bad");
+    const outcomes = await Promise.allSettled([
+      writeVectors(store, "good", [record("g0")]),
+      writeVectors(store, "good", [record("g1")]),
+      writeVectors(store, "bad", [record("b1")]),
+    ]);
+    expect(outcomes.map((outcome) => outcome.status)).toEqual(["fulfilled", "fulfilled", "rejected"]);
+    expect((outcomes[2] as PromiseRejectedResult).reason.message).toBe("store down for bad");
+  });
+});
