@@ -1,16 +1,20 @@
 /**
  * `npm run bench -- search`: the vector stores and the search path, each
- * against the engine underneath, in one run.
+ * against the engine underneath, in one run, on BENCH_SEARCH_VECTORS seeded
+ * random unit 512-d vectors (default 100000) held as one project's assets.
  *
- * 1. recall@10 of each adapter's nearVector against exact brute force, on
- *    BENCH_SEARCH_VECTORS random unit 512-d vectors (default 20000, so the
- *    bench stays within a few minutes on 2 cores; the issue's figure is
- *    BENCH_SEARCH_VECTORS=100000, about 10 minutes of Weaviate import here) and
- *    BENCH_SEARCH_QUERIES random queries (default 100).
- *    BENCH_SEARCH_EF_SWEEP="500,1000" also measures Weaviate at those HNSW ef.
+ * 1. recall@10 of each store's nearVector against exact brute force over
+ *    BENCH_SEARCH_QUERIES random queries (default 100): Weaviate as shipped
+ *    (flat index), the embedded store, and with BENCH_SEARCH_HNSW=1 Weaviate's
+ *    HNSW index too (BENCH_SEARCH_EF_SWEEP="500,1000" also measures it at
+ *    those search widths).
  * 2. `search` through GraphQL (an asset query) against the same query sent
- *    straight to the store (vectorsOf + nearVector), sequentially: queries/s
- *    and p50/p99, per adapter, over BENCH_SEARCH_GRAPHQL_ASSETS assets.
+ *    straight to the store (vectorsOf + nearVector), sequentially, in
+ *    alternating blocks: queries/s and p50/p99. On Weaviate over the whole
+ *    project (100 queries), and per store on a small project of
+ *    BENCH_SEARCH_GRAPHQL_ASSETS assets (default 2000, BENCH_SEARCH_GRAPHQL_QUERIES
+ *    queries), where the store answers in milliseconds and the gateway's fixed
+ *    cost shows.
  * 3. Ingest: vectors/s into Weaviate through the worker's index stage
  *    (WORKER_CONCURRENCY jobs at once, BENCH_SEARCH_INGEST_ASSETS assets x 16
  *    chunks) against weaviate-client's batch import (insertMany) alone.
@@ -28,9 +32,7 @@ import { loadConfig } from "../services/core/config.ts";
 import { createLogger } from "../services/core/logger.ts";
 import { applyMigrations } from "../services/core/migrate.ts";
 import { createGateway } from "../services/gateway/gateway.ts";
-import { LanceDbVectorStore } from "../services/search/lancedb-vector-store.ts";
-import type { VectorRecord, VectorStore } from "../services/search/vector-store.ts";
-import { WeaviateVectorStore } from "../services/search/weaviate-vector-store.ts";
+import type { VectorRecord } from "../services/search/vector-store.ts";
 import type { IngestState } from "../services/worker/ingest/ingest-stage.ts";
 import { indexStage } from "../services/worker/ingest/index-stage.ts";
 import type { JobHandlerContext } from "../services/worker/job-handler.ts";
@@ -89,91 +91,83 @@ function percentile(samples: number[], p: number) {
 
 const round = (value: number, digits = 2) => Number(value.toFixed(digits));
 
-async function timeEach(count: number, run: (index: number) => Promise<void>) {
-  const latencies: number[] = [];
+type Timing = { qps: number; p50Ms: number; p99Ms: number };
+
+/** Runs `run` for indexes 0..count-1 one after another, adding each latency to `samples`; returns the seconds taken. */
+async function timeEachInto(samples: number[], count: number, run: (index: number) => Promise<void>) {
   const started = performance.now();
   for (let index = 0; index < count; index++) {
     const begin = performance.now();
     await run(index);
-    latencies.push(performance.now() - begin);
+    samples.push(performance.now() - begin);
   }
-  const seconds = (performance.now() - started) / 1000;
-  return { qps: round(count / seconds, 1), p50Ms: round(percentile(latencies, 50)), p99Ms: round(percentile(latencies, 99)) };
+  return (performance.now() - started) / 1000;
 }
 
-async function upsertAll(store: VectorStore, projectId: string, data: Float32Array, count: number, space: string) {
+function summarize(samples: number[], seconds: number): Timing {
+  return { qps: round(samples.length / seconds, 1), p50Ms: round(percentile(samples, 50)), p99Ms: round(percentile(samples, 99)) };
+}
+
+async function timeEach(count: number, run: (index: number) => Promise<void>): Promise<Timing> {
+  const samples: number[] = [];
+  return summarize(samples, await timeEachInto(samples, count, run));
+}
+
+type BenchData = { data: Float32Array; count: number; queries: Float32Array; queryCount: number; truth: number[][] };
+
+/** A project with `count` READY text assets, each with one vector of `data` in `space`: the store as search sees it. */
+async function seedProject(app: AppContext, data: Float32Array, count: number, space: string) {
+  const { key, project } = await createApiKey(app.db, `bench-search-${randomUUID()}`);
+  const assetIds = Array.from({ length: count }, () => randomUUID());
+  const slice = 10_000; // bounds the rows and record objects held at once
   const started = performance.now();
-  const slice = 10_000; // bounds the size of the record objects held at once
   for (let start = 0; start < count; start += slice) {
-    const records: VectorRecord[] = [];
-    for (let row = start; row < Math.min(count, start + slice); row++) {
-      records.push({ assetId: `v${row}`, space, chunk: 0, vector: rowOf(data, row), model: "random", modality: "TEXT", text: "", tags: [], metadata: {} });
-    }
-    await store.upsert(projectId, records);
-    log(`  ${store.kind}: ${Math.min(count, start + slice)}/${count} vectors imported`);
-  }
-  return round(count / ((performance.now() - started) / 1000), 0);
-}
-
-async function recallBench(
-  store: VectorStore,
-  data: Float32Array,
-  count: number,
-  queries: Float32Array,
-  queryCount: number,
-  truth: number[][],
-  /** Weaviate only: also measure with these search widths (HNSW ef), set on the live collection one after another. */
-  efSweep: { values: number[]; setEf(ef: number): Promise<void> } | undefined = undefined,
-) {
-  const projectId = randomUUID();
-  const measure = async () => {
-    let found = 0;
-    const timing = await timeEach(queryCount, async (index) => {
-      const hits = await store.nearVector(projectId, { space: "bench-recall", vector: rowOf(queries, index), limit: K });
-      const expected = new Set(truth[index]!.map((row) => `v${row}`));
-      found += hits.filter((hit) => expected.has(hit.assetId)).length;
+    const rows = assetIds.slice(start, start + slice);
+    await app.db.asset.createMany({
+      data: rows.map((id, offset) => ({
+        id, projectId: project.id, modality: "TEXT" as const, sha256: `${start + offset}`.padStart(64, "0"), mimeType: "text/plain", byteSize: 1, source: "text", status: "READY" as const,
+      })),
     });
-    return { recallAt10: round(found / (queryCount * K), 4), nearVector: timing };
-  };
-  try {
-    const importVectorsPerSec = await upsertAll(store, projectId, data, count, "bench-recall");
-    const atDefault = await measure();
-    const sweep: Array<{ ef: number; recallAt10: number; p50Ms: number }> = [];
-    for (const ef of efSweep?.values ?? []) {
-      await efSweep!.setEf(ef);
-      const result = await measure();
-      sweep.push({ ef, recallAt10: result.recallAt10, p50Ms: result.nearVector.p50Ms });
-      log(`  ef ${ef}: recall@10 ${result.recallAt10}, p50 ${result.nearVector.p50Ms} ms`);
-    }
-    return { ...atDefault, importVectorsPerSec, ...(sweep.length ? { efSweep: sweep } : {}) };
-  } finally {
-    await store.deleteProject(projectId);
+    const records: VectorRecord[] = rows.map((assetId, offset) => ({
+      assetId, space, chunk: 0, vector: rowOf(data, start + offset), model: "random", modality: "TEXT", text: `asset ${start + offset}`, tags: [], metadata: {},
+    }));
+    await app.vectorStore.upsert(project.id, records);
+    log(`  ${app.vectorStore.kind}: ${Math.min(count, start + slice)}/${count} vectors imported`);
   }
+  const importVectorsPerSec = round(count / ((performance.now() - started) / 1000), 0);
+  return { key, project, assetIds, importVectorsPerSec };
 }
 
-async function graphqlBench(app: AppContext, assetCount: number, queryCount: number) {
+async function dropProject(app: AppContext, projectId: string) {
+  await app.vectorStore.deleteProject(projectId);
+  await app.db.project.delete({ where: { id: projectId } });
+}
+
+/** recall@10 of the store's nearVector against the exact top 10, and its latency. */
+async function measureRecall(app: AppContext, projectId: string, assetIds: string[], bench: BenchData) {
+  let found = 0;
+  const timing = await timeEach(bench.queryCount, async (index) => {
+    const hits = await app.vectorStore.nearVector(projectId, { space: "bench-recall", vector: rowOf(bench.queries, index), limit: K });
+    const expected = new Set(bench.truth[index]!.map((row) => assetIds[row]));
+    found += hits.filter((hit) => expected.has(hit.assetId)).length;
+  });
+  return { recallAt10: round(found / (bench.queryCount * K), 4), nearVector: timing };
+}
+
+/**
+ * `search` through GraphQL (an asset query: its stored vectors, `nearVector` of 40 candidates excluding it, the
+ * hits' asset rows) against the same store calls made directly, sequentially, over the project's assets.
+ */
+async function graphqlAgainstStore(app: AppContext, key: string, projectId: string, assetIds: string[], queryCount: number) {
   const gateway = createGateway(app);
   const address = await gateway.listen(0, "127.0.0.1");
   const url = `http://127.0.0.1:${address.port}/graphql`;
-  const { key, project } = await createApiKey(app.db, `bench-search-${randomUUID()}`);
   try {
-    const data = randomUnitVectors(assetCount, 42);
-    const assetIds: string[] = [];
-    for (let row = 0; row < assetCount; row++) assetIds.push(randomUUID());
-    await app.db.asset.createMany({
-      data: assetIds.map((id, row) => ({
-        id, projectId: project.id, modality: "TEXT" as const, sha256: `${row}`.padStart(64, "0"), mimeType: "text/plain", byteSize: 1, source: "text", status: "READY" as const,
-      })),
-    });
-    await app.vectorStore.upsert(
-      project.id,
-      assetIds.map((assetId, row) => ({ assetId, space: "bench-graphql", chunk: 0, vector: rowOf(data, row), model: "random", modality: "TEXT", text: `asset ${row}`, tags: [], metadata: {} })),
-    );
-    const pick = (index: number) => assetIds[(index * 7919) % assetCount]!;
+    const pick = (index: number) => assetIds[(index * 7919) % assetIds.length]!;
     const viaStore = async (index: number) => {
       const assetId = pick(index);
-      const [stored] = await app.vectorStore.vectorsOf(project.id, assetId);
-      await app.vectorStore.nearVector(project.id, { space: stored!.space, vector: stored!.vector, limit: K * 4, filter: { excludeAssetIds: [assetId] } });
+      const [stored] = await app.vectorStore.vectorsOf(projectId, assetId);
+      await app.vectorStore.nearVector(projectId, { space: stored!.space, vector: stored!.vector, limit: K * 4, filter: { excludeAssetIds: [assetId] } });
     };
     const query = `query($id: ID!) { search(input: { assetId: $id, limit: ${K} }) { hits { score snippet asset { id modality } } } }`;
     const viaGraphql = async (index: number) => {
@@ -186,13 +180,54 @@ async function graphqlBench(app: AppContext, assetCount: number, queryCount: num
       if (result.errors || result.data?.search.hits.length !== K) throw new Error(`search failed: ${JSON.stringify(result.errors ?? result.data)}`);
     };
     for (let index = 0; index < 20; index++) await Promise.all([viaStore(index), viaGraphql(index)]); // warm-up
-    const store = await timeEach(queryCount, viaStore);
-    const graphql = await timeEach(queryCount, viaGraphql);
-    return { assets: assetCount, queries: queryCount, store, graphql, p50Overhead: round(graphql.p50Ms / store.p50Ms - 1, 3) };
+    // Alternating blocks, so a change in machine load during the run falls on both sides alike.
+    const samples = { store: [] as number[], graphql: [] as number[] };
+    const seconds = { store: 0, graphql: 0 };
+    const block = 25;
+    for (let first = 0; first < queryCount; first += block) {
+      const count = Math.min(block, queryCount - first);
+      seconds.store += await timeEachInto(samples.store, count, (index) => viaStore(first + index));
+      seconds.graphql += await timeEachInto(samples.graphql, count, (index) => viaGraphql(first + index));
+    }
+    const store = summarize(samples.store, seconds.store);
+    const graphql = summarize(samples.graphql, seconds.graphql);
+    return { assets: assetIds.length, queries: queryCount, store, graphql, p50Overhead: round(graphql.p50Ms / store.p50Ms - 1, 3) };
   } finally {
-    await app.vectorStore.deleteProject(project.id);
-    await app.db.project.delete({ where: { id: project.id } });
     await gateway.close();
+  }
+}
+
+/** One store setting over the same data: import, recall, optionally an ef sweep (HNSW) and GraphQL against the store. */
+async function storeBench(
+  app: AppContext,
+  bench: BenchData,
+  options: { graphqlQueries: number; setEf?: (ef: number) => Promise<void>; efValues?: number[] },
+) {
+  const { key, project, assetIds, importVectorsPerSec } = await seedProject(app, bench.data, bench.count, "bench-recall");
+  try {
+    const recall = await measureRecall(app, project.id, assetIds, bench);
+    log(`  ${app.vectorStore.kind}: recall@10 ${recall.recallAt10}, p50 ${recall.nearVector.p50Ms} ms`);
+    const efSweep: Array<{ ef: number; recallAt10: number; p50Ms: number }> = [];
+    for (const ef of options.efValues ?? []) {
+      await options.setEf!(ef);
+      const result = await measureRecall(app, project.id, assetIds, bench);
+      efSweep.push({ ef, recallAt10: result.recallAt10, p50Ms: result.nearVector.p50Ms });
+      log(`  ef ${ef}: recall@10 ${result.recallAt10}, p50 ${result.nearVector.p50Ms} ms`);
+    }
+    const graphql = options.graphqlQueries > 0 ? await graphqlAgainstStore(app, key, project.id, assetIds, options.graphqlQueries) : undefined;
+    return { ...recall, importVectorsPerSec, ...(efSweep.length ? { efSweep } : {}), ...(graphql ? { graphql } : {}) };
+  } finally {
+    await dropProject(app, project.id);
+  }
+}
+
+/** GraphQL against the store on a small project, where the store answers in a few ms: the gateway's fixed cost. */
+async function smallProjectGraphql(app: AppContext, assetCount: number, queryCount: number) {
+  const { key, project, assetIds } = await seedProject(app, randomUnitVectors(assetCount, 42), assetCount, "bench-graphql");
+  try {
+    return await graphqlAgainstStore(app, key, project.id, assetIds, queryCount);
+  } finally {
+    await dropProject(app, project.id);
   }
 }
 
@@ -231,7 +266,7 @@ async function ingestBench(app: AppContext, weaviateUrl: string, grpcPort: numbe
     const url = new URL(weaviateUrl);
     const client = await weaviate.connectToLocal({ host: url.hostname, port: Number(url.port || 8080), grpcPort });
     try {
-      const collection = client.collections.use("TesseraVector").withTenant(rawTenant);
+      const collection = client.collections.use(app.config.WEAVIATE_COLLECTION).withTenant(rawTenant);
       const clientStarted = performance.now();
       for (let start = 0; start < total; start += 500) {
         const objects = [];
@@ -254,7 +289,7 @@ async function ingestBench(app: AppContext, weaviateUrl: string, grpcPort: numbe
         workerVsClient: round(workerVectorsPerSec / clientVectorsPerSec, 3),
       };
     } finally {
-      await client.collections.use("TesseraVector").tenants.remove([{ name: rawTenant }]).catch(() => {});
+      await client.collections.use(app.config.WEAVIATE_COLLECTION).tenants.remove([{ name: rawTenant }]).catch(() => {});
       await client.close();
     }
   } finally {
@@ -264,13 +299,17 @@ async function ingestBench(app: AppContext, weaviateUrl: string, grpcPort: numbe
 }
 
 export default async function searchBench() {
-  const vectorCount = env("BENCH_SEARCH_VECTORS", 20_000);
+  const vectorCount = env("BENCH_SEARCH_VECTORS", 100_000);
   const queryCount = env("BENCH_SEARCH_QUERIES", 100);
   const graphqlAssets = env("BENCH_SEARCH_GRAPHQL_ASSETS", 2000);
   const graphqlQueries = env("BENCH_SEARCH_GRAPHQL_QUERIES", 300);
   const ingestAssets = env("BENCH_SEARCH_INGEST_ASSETS", 250);
+  const efValues = (process.env.BENCH_SEARCH_EF_SWEEP ?? "").split(",").filter(Boolean).map(Number);
+  const withHnsw = process.env.BENCH_SEARCH_HNSW === "1" || efValues.length > 0;
   const config = loadConfig({ ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? "warn" });
   const weaviateUrl = config.WEAVIATE_URL ?? "http://127.0.0.1:8080";
+  const url = new URL(weaviateUrl);
+  const connectAdmin = () => weaviate.connectToLocal({ host: url.hostname, port: Number(url.port || 8080), grpcPort: config.WEAVIATE_GRPC_PORT });
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-bench-search-"));
 
   log(`${vectorCount} random ${DIMENSIONS}-d vectors, ${queryCount} queries; exact top-${K} by brute force`);
@@ -279,63 +318,65 @@ export default async function searchBench() {
   const bruteStarted = performance.now();
   const truth = Array.from({ length: queryCount }, (_, index) => bruteForceTopK(data, vectorCount, rowOf(queries, index)));
   const bruteForceMsPerQuery = round((performance.now() - bruteStarted) / queryCount, 1);
-
-  const recall: Record<string, unknown> = {};
-  // A fresh collection, so the index settings measured are the ones in the adapter now.
-  const url = new URL(weaviateUrl);
-  const admin = await weaviate.connectToLocal({ host: url.hostname, port: Number(url.port || 8080), grpcPort: config.WEAVIATE_GRPC_PORT });
-  await admin.collections.delete("TesseraBench");
-  await admin.close();
-  const weaviateStore = await WeaviateVectorStore.connect({ url: weaviateUrl, grpcPort: config.WEAVIATE_GRPC_PORT, collection: "TesseraBench" });
-  log("weaviate: import + queries");
-  const efValues = (process.env.BENCH_SEARCH_EF_SWEEP ?? "").split(",").filter(Boolean).map(Number);
-  const setEf = async (ef: number) => {
-    const client = await weaviate.connectToLocal({ host: url.hostname, port: Number(url.port || 8080), grpcPort: config.WEAVIATE_GRPC_PORT });
-    await client.collections.use("TesseraBench").config.update({
-      vectorizers: [
-        reconfigure.vectors.update({ name: "bench_recall", vectorIndexConfig: reconfigure.vectorIndex.hnsw({ dynamicEfMin: ef, dynamicEfMax: Math.max(500, ef) }) }),
-      ],
-    });
-    await client.close();
-  };
-  recall.weaviate = await recallBench(weaviateStore, data, vectorCount, queries, queryCount, truth, { values: efValues, setEf });
-  await weaviateStore.close();
-  const lanceStore = await LanceDbVectorStore.open(path.join(dataDir, "recall"));
-  log("embedded (LanceDB): import + queries");
-  recall.embedded = await recallBench(lanceStore, data, vectorCount, queries, queryCount, truth);
-  await lanceStore.close();
-
+  const bench: BenchData = { data, count: vectorCount, queries, queryCount, truth };
   await applyMigrations(config.DATABASE_URL);
-  const graphql: Record<string, unknown> = {};
-  let ingest: unknown;
-  for (const kind of ["weaviate", "embedded"] as const) {
+
+  /** An app context on one store setting; a Weaviate collection of the bench's own, made fresh with that setting. */
+  const withApp = async <T>(store: "weaviate" | "embedded", vectorIndex: "flat" | "hnsw", run: (app: AppContext) => Promise<T>) => {
+    const collection = `TesseraBench_${vectorIndex}`;
+    if (store === "weaviate") {
+      const admin = await connectAdmin();
+      await admin.collections.delete(collection);
+      await admin.close();
+    }
     const app = await createAppContext(
-      { ...config, WEAVIATE_URL: kind === "weaviate" ? weaviateUrl : undefined, dataDir: path.join(dataDir, kind) },
+      {
+        ...config,
+        WEAVIATE_URL: store === "weaviate" ? weaviateUrl : undefined,
+        WEAVIATE_COLLECTION: collection,
+        WEAVIATE_VECTOR_INDEX: vectorIndex,
+        dataDir: path.join(dataDir, `${store}-${vectorIndex}`),
+      },
       createLogger(config.LOG_LEVEL),
     );
     try {
-      log(`${kind}: search through GraphQL vs the store`);
-      graphql[kind] = await graphqlBench(app, graphqlAssets, graphqlQueries);
-      if (kind === "weaviate") {
-        log("weaviate: ingest through the index stage vs insertMany alone");
-        ingest = await ingestBench(app, weaviateUrl, config.WEAVIATE_GRPC_PORT, ingestAssets, 16);
-      }
+      return await run(app);
     } finally {
       await app.close();
     }
+  };
+
+  const stores: Record<string, unknown> = {};
+  let ingest: unknown;
+  log("weaviate, flat index (as shipped): import, recall, GraphQL against the store at this size and on a small project, ingest");
+  stores.weaviate = await withApp("weaviate", "flat", async (app) => {
+    const atSize = await storeBench(app, bench, { graphqlQueries: Math.min(graphqlQueries, 100) });
+    const smallProject = await smallProjectGraphql(app, graphqlAssets, graphqlQueries);
+    log("weaviate: ingest through the index stage vs insertMany alone");
+    ingest = await ingestBench(app, weaviateUrl, config.WEAVIATE_GRPC_PORT, ingestAssets, 16);
+    return { index: "flat", ...atSize, smallProject };
+  });
+  if (withHnsw) {
+    log("weaviate, HNSW index (WEAVIATE_VECTOR_INDEX=hnsw): import, recall, ef sweep");
+    stores.weaviateHnsw = await withApp("weaviate", "hnsw", async (app) => {
+      const setEf = async (ef: number) => {
+        const admin = await connectAdmin();
+        await admin.collections.use(app.config.WEAVIATE_COLLECTION).config.update({
+          vectorizers: [
+            reconfigure.vectors.update({ name: "bench_recall", vectorIndexConfig: reconfigure.vectorIndex.hnsw({ dynamicEfMin: ef, dynamicEfMax: Math.max(500, ef) }) }),
+          ],
+        });
+        await admin.close();
+      };
+      return { index: "hnsw", ...(await storeBench(app, bench, { graphqlQueries: 0, setEf, efValues })) };
+    });
   }
+  log("embedded (LanceDB): import, recall, GraphQL against the store on a small project");
+  stores.embedded = await withApp("embedded", "flat", async (app) => ({
+    ...(await storeBench(app, bench, { graphqlQueries: 0 })),
+    smallProject: await smallProjectGraphql(app, graphqlAssets, graphqlQueries),
+  }));
   await fs.rm(dataDir, { recursive: true, force: true });
 
-  console.log(
-    JSON.stringify({
-      bench: "search",
-      vectors: vectorCount,
-      dimensions: DIMENSIONS,
-      queries: queryCount,
-      bruteForceMsPerQuery,
-      recall,
-      graphql,
-      ingest,
-    }),
-  );
+  console.log(JSON.stringify({ bench: "search", vectors: vectorCount, dimensions: DIMENSIONS, queries: queryCount, bruteForceMsPerQuery, stores, ingest }));
 }
