@@ -5,6 +5,7 @@ import * as ort from "onnxruntime-node";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { TesseraError } from "../../services/core/errors.ts";
+import { PrototypeProjector } from "../../training/projector/projector-model.ts";
 import { readPairsFile, trainProjector, writeProjector, type ProjectorPair } from "../../training/projector/train-projector.ts";
 import { seededRandom } from "../../training/seeded-random.ts";
 
@@ -86,7 +87,7 @@ describe("projector training", () => {
   it("learns the same rotation with InfoNCE: each unseen vector retrieves its own rotated partner", async () => {
     const { model } = await trainProjector(train, { kind: "mlp", loss: "infonce", steps: 400, batchSize: 128, hiddenSize: 64 });
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), "projector-"));
-    const { graphPath } = await writeProjector(model, { pairs: 0, trainPairs: 0, validationPairs: 0, validationMeanCosine: 0, validationRecallAt1: 0, finalLoss: 0, seconds: 0 }, { outDir: dir, name: "p", from: "audio", to: "image-text", modelsDir: dir });
+    const { graphPath } = await writeProjector(model, { pairs: 0, trainPairs: 0, validationPairs: 0, validationMeanCosine: 0, validationRecallAt1: 0, finalLoss: 0, seconds: 0, validation: "held-out keys" }, { outDir: dir, name: "p", from: "audio", to: "image-text", modelsDir: dir });
     const session = await ort.InferenceSession.create(graphPath);
     const input = new Float32Array(unseen.length * SIZE);
     unseen.forEach((pair, i) => input.set(pair.from, i * SIZE));
@@ -97,6 +98,36 @@ describe("projector training", () => {
       if (scores.indexOf(Math.max(...scores)) === i) hits++;
     });
     expect(hits / unseen.length).toBeGreaterThan(0.95);
+  }, 120_000);
+
+  it("prototype kind: a new noisy recording of a known key lands on that key's target, and the ONNX export computes the same", async () => {
+    // 150 keys, each a base vector heard as 4 noisy "recordings"; targets are unrelated random vectors (no map to fit).
+    const bases = Array.from({ length: 150 }, () => unit(Array.from({ length: SIZE }, () => gaussian(random))));
+    const targets = bases.map(() => unit(Array.from({ length: 16 }, () => gaussian(random))));
+    const noisy = (base: Float32Array) => unit(Array.from(base, (v) => v + 0.12 * gaussian(random)));
+    const pairs = bases.flatMap((base, k) => Array.from({ length: 4 }, () => ({ from: noisy(base), to: targets[k]!, key: `k${k}` })));
+    const { model, report } = await trainProjector(pairs, { kind: "prototype" });
+    expect(model).toBeInstanceOf(PrototypeProjector);
+    expect(report.validation).toBe("leave-one-out");
+    expect(report.validationRecallAt1).toBeGreaterThan(0.9);
+
+    const fresh = bases.map(noisy);
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), "projector-"));
+    const { graphPath, manifestPath } = await writeProjector(model, report, { outDir: dir, name: "proto", from: "audio", to: "image-text", modelsDir: dir });
+    const session = await ort.InferenceSession.create(graphPath);
+    const input = new Float32Array(fresh.length * SIZE);
+    fresh.forEach((vector, i) => input.set(vector, i * SIZE));
+    const projected = (await session.run({ embeds: new ort.Tensor("float32", input, [fresh.length, SIZE]) })).projected_embeds!.data as Float32Array;
+    const direct = (model as PrototypeProjector).projectRows(fresh);
+    let hits = 0;
+    fresh.forEach((_, i) => {
+      const row = projected.subarray(i * 16, (i + 1) * 16);
+      expect(cosine(row, direct[i]!)).toBeGreaterThan(0.9999);
+      const scores = targets.map((target) => cosine(row, target));
+      if (scores.indexOf(Math.max(...scores)) === i) hits++;
+    });
+    expect(hits / fresh.length).toBeGreaterThan(0.9);
+    expect(parse(await fs.readFile(manifestPath, "utf8"))).toMatchObject({ output: { dimensions: 16 } });
   }, 120_000);
 
   it("rejects a pairs file with mismatched sizes or bad lines with BAD_USER_INPUT and trains nothing", async () => {

@@ -9,7 +9,10 @@ import { ModelManifestSchema } from "../../services/worker/models/model-manifest
 import { infoNceLoss } from "../contrastive-loss.ts";
 import { useTrainingBackend } from "../training-backend.ts";
 import { seededRandom } from "../seeded-random.ts";
-import { PROJECTOR_INPUT, PROJECTOR_OUTPUT, ProjectorModel, type ProjectorKind } from "./projector-model.ts";
+import { PROJECTOR_INPUT, PROJECTOR_OUTPUT, ProjectorModel, PrototypeProjector, type ProjectorKind } from "./projector-model.ts";
+
+/** What `writeProjector` needs of a trained projector, whatever its kind. */
+export type TrainedProjector = { kind: ProjectorKind; inSize: number; outSize: number; toOnnx(): Uint8Array };
 
 /** One line of a pairs file: a vector in the source space and its partner in the target space. */
 const PairLine = z.object({
@@ -53,6 +56,10 @@ export type ProjectorReport = {
   validationRecallAt1: number;
   finalLoss: number;
   seconds: number;
+  /** How the validation figures were made: pairs of keys kept out of training, or (prototype kind) leave-one-out over all pairs. */
+  validation: "held-out keys" | "leave-one-out";
+  /** Prototype kind: the softmax sharpness chosen. */
+  sharpness?: number;
 };
 
 /** Reads a JSONL pairs file; any bad line is a BAD_USER_INPUT naming the line, and nothing is trained. */
@@ -114,11 +121,12 @@ function stack(vectors: Float32Array[]): tf.Tensor2D {
 export async function trainProjector(
   pairs: ProjectorPair[],
   given: Partial<ProjectorOptions> = {},
-): Promise<{ model: ProjectorModel; report: ProjectorReport }> {
+): Promise<{ model: TrainedProjector; report: ProjectorReport }> {
   const options = { ...DEFAULT_PROJECTOR_OPTIONS, ...given };
   checkPairs(pairs);
   await useTrainingBackend();
   const started = performance.now();
+  if (options.kind === "prototype") return fitPrototypes(pairs, started);
   const keys = [...new Set(pairs.map((pair) => pair.key))];
   const validationKeys = new Set(keys.length >= 20 ? keys.filter((key) => isValidationKey(key, options.validationShare)) : []);
   const train = pairs.filter((pair) => !validationKeys.has(pair.key));
@@ -179,8 +187,112 @@ export async function trainProjector(
     validationRecallAt1: Number.NaN,
     finalLoss,
     seconds: (performance.now() - started) / 1000,
+    validation: "held-out keys",
   };
   if (validation.length > 0) Object.assign(report, measure(model, validation));
+  return { model, report };
+}
+
+/** Sharpness values the prototype projector chooses from, by leave-one-out on the training pairs. */
+const SHARPNESS_CHOICES = [5, 10, 20, 40, 80, 160];
+
+function unitMean(vectors: Float32Array[]): Float32Array {
+  const out = new Float32Array(vectors[0]!.length);
+  for (const vector of vectors) for (let d = 0; d < out.length; d++) out[d]! += vector[d]!;
+  const norm = Math.hypot(...out) || 1;
+  return out.map((value) => value / norm);
+}
+
+function dot(a: Float32Array, b: Float32Array): number {
+  let sum = 0;
+  for (let d = 0; d < a.length; d++) sum += a[d]! * b[d]!;
+  return sum;
+}
+
+/**
+ * The prototype kind: one prototype and one target per key; its sharpness is
+ * chosen by leave-one-out (each training pair is projected with its own key's
+ * prototype rebuilt without it, as a new recording of a known key would be),
+ * scoring how often the pair's own target is among the 10 key targets nearest
+ * the output (mean cosine breaks ties).
+ */
+function fitPrototypes(train: ProjectorPair[], started: number) {
+  const inSize = train[0]!.from.length;
+  const outSize = train[0]!.to.length;
+  const mean = new Float32Array(inSize);
+  const std = new Float32Array(inSize);
+  for (const pair of train) pair.from.forEach((value, d) => (mean[d]! += value / train.length));
+  for (const pair of train) pair.from.forEach((value, d) => (std[d]! += (value - mean[d]!) ** 2 / train.length));
+  std.forEach((variance, d) => (std[d] = Math.sqrt(variance) || 1));
+  const empty = new PrototypeProjector(inSize, outSize, mean, std, new Float32Array(0), new Float32Array(0), 1);
+  const prepared = train.map((pair) => empty.prepare(pair.from));
+  const keys = [...new Set(train.map((pair) => pair.key))];
+  const keyIndex = new Map(keys.map((key, i) => [key, i]));
+  const sums = keys.map(() => new Float32Array(inSize));
+  train.forEach((pair, i) => prepared[i]!.forEach((value, d) => (sums[keyIndex.get(pair.key)!]![d]! += value)));
+  const prototypes = new Float32Array(keys.length * inSize);
+  const targets = new Float32Array(keys.length * outSize);
+  keys.forEach((key, k) => {
+    prototypes.set(unitMean([sums[k]!]), k * inSize);
+    targets.set(unitMean(train.filter((pair) => pair.key === key).map((pair) => Float32Array.from(pair.to))), k * outSize);
+  });
+  const counts = keys.map((key) => train.filter((pair) => pair.key === key).length);
+  const candidate = new PrototypeProjector(inSize, outSize, mean, std, prototypes, targets, 1);
+  // Leave-one-out similarities of pairs whose key has other pairs.
+  const held = train.flatMap((pair, i) => (counts[keyIndex.get(pair.key)!]! > 1 ? [i] : []));
+  const heldSimilarities = held.map((i) => {
+    const similarities = candidate.similarities(prepared[i]!);
+    const k = keyIndex.get(train[i]!.key)!;
+    const without = sums[k]!.map((value, d) => value - prepared[i]![d]!);
+    similarities[k] = dot(unitMean([without]), prepared[i]!);
+    return similarities;
+  });
+  let sharpness = SHARPNESS_CHOICES[0]!;
+  let best = -Infinity;
+  // Score: how often the pair's own key target is among the 10 targets nearest the output (what retrieval needs), then mean cosine.
+  let nearest = 0;
+  const scoreOf = (choice: number) => {
+    let found = 0;
+    let first = 0;
+    let cosine = 0;
+    held.forEach((i, j) => {
+      const output = candidate.combine(heldSimilarities[j]!, choice);
+      const own = keyIndex.get(train[i]!.key)!;
+      const ownScore = dot(output, targets.subarray(own * outSize, (own + 1) * outSize));
+      let better = 0;
+      for (let k = 0; k < keys.length && better < 10; k++) if (dot(output, targets.subarray(k * outSize, (k + 1) * outSize)) > ownScore) better++;
+      if (better < 10) found++;
+      if (better === 0) first++;
+      cosine += dot(output, unitMean([train[i]!.to]));
+    });
+    const score = found / Math.max(1, held.length) + cosine / Math.max(1, held.length) / 1000;
+    if (score > best) {
+      nearest = first / Math.max(1, held.length);
+      meanCosine = cosine / Math.max(1, held.length);
+    }
+    return score;
+  };
+  let meanCosine = 0;
+  for (const choice of SHARPNESS_CHOICES) {
+    const score = scoreOf(choice);
+    if (score > best) {
+      best = score;
+      sharpness = choice;
+    }
+  }
+  const model = new PrototypeProjector(inSize, outSize, mean, std, prototypes, targets, sharpness);
+  // Validation is the leave-one-out at the chosen sharpness: every key keeps its prototype, so the model knows all of them.
+  const report: ProjectorReport = {
+    pairs: train.length,
+    trainPairs: train.length,
+    validationPairs: held.length,
+    validationMeanCosine: meanCosine,
+    validationRecallAt1: nearest,
+    finalLoss: 1 - meanCosine,
+    seconds: (performance.now() - started) / 1000,
+    validation: "leave-one-out",
+    sharpness,
+  };
   return { model, report };
 }
 
@@ -225,7 +337,7 @@ export type ProjectorTarget = {
  * checked against the runtime's schema first: an unknown space or a bad name
  * is a BAD_USER_INPUT and nothing is written); returns both paths.
  */
-export async function writeProjector(model: ProjectorModel, report: ProjectorReport, target: ProjectorTarget) {
+export async function writeProjector(model: TrainedProjector, report: ProjectorReport, target: ProjectorTarget) {
   const graphPath = path.join(target.outDir, "projector.onnx");
   const manifest = {
     name: target.name,
@@ -248,7 +360,7 @@ export async function writeProjector(model: ProjectorModel, report: ProjectorRep
   await fs.mkdir(target.outDir, { recursive: true });
   await fs.writeFile(graphPath, model.toOnnx());
   const manifestPath = path.join(target.outDir, "manifest.yaml");
-  const header = `# Written by \`tessera projector train\`: ${model.kind} projector, ${model.inSize} -> ${model.outSize}.\n# Validation: mean cosine ${report.validationMeanCosine.toFixed(3)}, recall@1 ${report.validationRecallAt1.toFixed(3)} over ${report.validationPairs} held-out pairs.\n`;
+  const header = `# Written by \`tessera projector train\`: ${model.kind} projector, ${model.inSize} -> ${model.outSize}.\n# Validation: mean cosine ${report.validationMeanCosine.toFixed(3)}, recall@1 ${report.validationRecallAt1.toFixed(3)} ${report.validation === "leave-one-out" ? `leave-one-out over ${report.validationPairs} pairs` : `over ${report.validationPairs} held-out pairs`}.\n`;
   await fs.writeFile(manifestPath, header + stringify(manifest));
   return { graphPath, manifestPath, manifest };
 }

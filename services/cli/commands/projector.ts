@@ -42,13 +42,15 @@ export function registerProjectorCommands(program: Command) {
     .option("--description <text>", "description in the manifest")
     .option("--for <model>", "the model whose space the projector writes into; it is applied only while that model serves the space")
     .option("--out <dir>", "output folder (default $MODELS_DIR/<name>)")
-    .option("--kind <kind>", "linear or mlp", DEFAULT_PROJECTOR_OPTIONS.kind)
+    .option("--kind <kind>", "linear, mlp, or prototype (one prototype per pair key, no gradient steps)", DEFAULT_PROJECTOR_OPTIONS.kind)
     .option("--loss <loss>", "infonce or mse-cosine", DEFAULT_PROJECTOR_OPTIONS.loss)
     .option("--steps <n>", "optimizer steps", String(DEFAULT_PROJECTOR_OPTIONS.steps))
     .option("--batch-size <n>", "pairs per step", String(DEFAULT_PROJECTOR_OPTIONS.batchSize))
     .option("--learning-rate <x>", "Adam learning rate", String(DEFAULT_PROJECTOR_OPTIONS.learningRate))
     .action(async (options: TrainOptions) => {
-      if (options.kind !== "linear" && options.kind !== "mlp") throw new TesseraError(ErrorCode.BAD_USER_INPUT, `--kind must be linear or mlp, got ${options.kind}`);
+      if (options.kind !== "linear" && options.kind !== "mlp" && options.kind !== "prototype") {
+        throw new TesseraError(ErrorCode.BAD_USER_INPUT, `--kind must be linear, mlp or prototype, got ${options.kind}`);
+      }
       if (options.loss !== "infonce" && options.loss !== "mse-cosine") {
         throw new TesseraError(ErrorCode.BAD_USER_INPUT, `--loss must be infonce or mse-cosine, got ${options.loss}`);
       }
