@@ -7,6 +7,7 @@ export const TRAIN_VOICES: SpeakerVoice[] = [
   { voice: "en-us", speed: 160, pitch: 50 },
   { voice: "en-gb+f3", speed: 140, pitch: 60 },
   { voice: "en-us+m3", speed: 185, pitch: 40 },
+  { voice: "en-us+f2", speed: 150, pitch: 55 },
 ];
 /** A voice no training clip uses: every audio figure is measured with it. */
 export const EVAL_VOICE: SpeakerVoice = { voice: "en-gb-x-rp+f4", speed: 150, pitch: 45 };

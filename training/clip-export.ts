@@ -21,7 +21,7 @@ export async function writeClipExport(dir: string, image: ImageTower, text: Text
     text_config: { model_type: "clip_text_model", vocab_size: text.vocabSize, max_position_embeddings: MAX_TEXT_TOKENS, projection_dim: EMBEDDING_SIZE },
     vision_config: { model_type: "clip_vision_model", image_size: IMAGE_SIZE, num_channels: 3, projection_dim: EMBEDDING_SIZE },
     tessera: {
-      note: "Not a transformer: a patch-merging MLP image tower and a bag-of-words text tower trained here; see MODEL_CARD.md",
+      note: "Not a transformer: a fixed k-means convolutional front end with a trained MLP head (image) and a bag-of-words text tower, trained here; see MODEL_CARD.md",
     },
   };
   const preprocessor = {

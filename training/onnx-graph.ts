@@ -50,7 +50,7 @@ export class OnnxGraph {
   }
 
   /** Adds one node; `output` names the result (for graph outputs), otherwise one is made up. */
-  op(opType: string, inputs: string[], attributes: Record<string, number | number[]> = {}, output?: string): string {
+  op(opType: string, inputs: string[], attributes: Record<string, number | number[] | string> = {}, output?: string): string {
     const result = output ?? `${opType.toLowerCase()}_${this.counter++}`;
     this.nodes.push(
       onnx.NodeProto.create({
@@ -59,7 +59,9 @@ export class OnnxGraph {
         output: [result],
         name: `${opType}_${this.counter++}`,
         attribute: Object.entries(attributes).map(([name, value]) =>
-          Array.isArray(value)
+          typeof value === "string"
+            ? onnx.AttributeProto.create({ name, s: new TextEncoder().encode(value), type: onnx.AttributeProto.AttributeType.STRING })
+            : Array.isArray(value)
             ? onnx.AttributeProto.create({ name, ints: value, type: onnx.AttributeProto.AttributeType.INTS })
             : Number.isInteger(value)
               ? onnx.AttributeProto.create({ name, i: value, type: onnx.AttributeProto.AttributeType.INT })

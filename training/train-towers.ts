@@ -1,151 +1,101 @@
-import { Worker } from "node:worker_threads";
-import { IMAGE_MEAN, IMAGE_SIZE, IMAGE_STD } from "./image-tower.ts";
+import * as tf from "@tensorflow/tfjs";
+import { infoNceLoss } from "./contrastive-loss.ts";
+import { ImageTower } from "./image-tower.ts";
+import type { PatchFrontEnd } from "./patch-features.ts";
 import { seededRandom, shuffled } from "./seeded-random.ts";
-import { TowerReplica, type TowerBatch } from "./tower-replica.ts";
+import { TextTower } from "./text-tower.ts";
+import { useTrainingBackend } from "./training-backend.ts";
 
 export type TowerTrainingData = {
-  /** Per training concept, per training style: rendered variants (RGB bytes); variant 0 is the clean drawing. */
-  images: Uint8Array[][][];
+  frontEnd: PatchFrontEnd;
+  /** Per-feature mean and standard deviation over the training drawings (the export standardises with them). */
+  featureMean: Float32Array;
+  featureStd: Float32Array;
+  /** Per training concept, per training style: standardised front-end features of its variants; variant 0 is the clean drawing. */
+  features: Float32Array[][][];
   /** Per training concept: its texts as token ids; the first is the plain label. */
   texts: number[][][];
   vocabSize: number;
 };
 
 export type TowerTrainingOptions = {
-  /** Wall-clock budget for the optimisation loop; the learning rate follows a cosine over it. */
-  seconds: number;
-  /** Concepts per step, split across the workers. */
+  /** Optimisation steps (fixed, so a run is repeatable whatever the machine's load). */
+  steps: number;
+  /** Concepts per step. */
   batchSize: number;
   learningRate: number;
-  /** Replicas: 1 trains in this thread; more run data-parallel on worker threads, one per core (tfjs' wasm backend runs one thread each). */
-  workers: number;
+  /** Dropout on the standardised image features during training. */
+  featureDropout: number;
   seed: number;
   log?: (line: string) => void;
 };
 
-const PIXELS = IMAGE_SIZE * IMAGE_SIZE * 3;
-
-/** Gradients for a share of the batch, steps with averaged gradients, and the final weights. */
-type Replica = {
-  gradients(batch: TowerBatch): Promise<{ loss: number; gradients: Float32Array[] }>;
-  apply(gradients: Float32Array[], learningRate: number): void;
-  weights(): Promise<{ weights: Float32Array[]; logitScale: number }>;
-  close(): Promise<void>;
-};
-
-/** With one replica there is nothing to exchange: it runs in this thread. */
-async function localReplica(vocabSize: number, seed: number, learningRate: number): Promise<Replica> {
-  const replica = await TowerReplica.create(vocabSize, seed, learningRate);
-  return {
-    gradients: async (batch) => replica.gradients(batch),
-    apply: (gradients, rate) => replica.apply(gradients, rate),
-    weights: async () => ({ weights: replica.weights(), logitScale: replica.logitScale() }),
-    close: async () => {},
-  };
-}
-
-async function threadReplica(vocabSize: number, seed: number, learningRate: number): Promise<Replica> {
-  // Worker threads do not inherit tsx's loader: register it in the thread, then load the TypeScript worker.
-  const script = new URL("./tower-worker.ts", import.meta.url).href;
-  const bootstrap = `import("tsx/esm/api").then(({ register }) => { register(); return import(${JSON.stringify(script)}); });`;
-  const worker = new Worker(bootstrap, { eval: true, workerData: { vocabSize, seed, learningRate } });
-  const waiting: Array<(value: unknown) => void> = [];
-  worker.on("message", (message) => waiting.shift()?.(message));
-  worker.on("error", (error) => {
-    throw error;
-  });
-  const next = () => new Promise<unknown>((resolve) => waiting.push(resolve));
-  await next();
-  return {
-    gradients(batch) {
-      const answer = next();
-      worker.postMessage({ type: "gradients", batch }, [batch.first.buffer, batch.second.buffer, batch.tokenWeights.buffer] as ArrayBuffer[]);
-      return answer as Promise<{ loss: number; gradients: Float32Array[] }>;
-    },
-    apply: (gradients, rate) => worker.postMessage({ type: "apply", gradients, learningRate: rate }),
-    weights() {
-      const answer = next();
-      worker.postMessage({ type: "weights" });
-      return answer as Promise<{ weights: Float32Array[]; logitScale: number }>;
-    },
-    close: async () => void (await worker.terminate()),
-  };
-}
-
 /**
- * CLIP-style training from scratch: each step takes `batchSize` concepts,
- * one drawing in each of two styles (augmented) and one of their texts, and
- * minimises InfoNCE between image and text and between the two drawings (so
- * the image tower learns what stays the same across artists). The batch is
- * split across worker-thread replicas (data parallel); their gradients are
- * averaged, so every replica takes the same step.
+ * CLIP-style training of both towers' trainable parts: each step takes
+ * `batchSize` concepts, one drawing in each of two styles (augmented) and one
+ * of their texts, and minimises InfoNCE between image and text and half of
+ * InfoNCE between the two drawings (so the image head learns what stays the
+ * same across artists). The image side trains on front-end features computed
+ * once (patch-features.ts), so a step is a few small matrix products.
  */
 export async function trainTowers(data: TowerTrainingData, options: TowerTrainingOptions) {
+  await useTrainingBackend();
   const log = options.log ?? (() => {});
   const random = seededRandom(options.seed);
-  const startReplica = options.workers > 1 ? threadReplica : localReplica;
-  const replicas = await Promise.all(
-    Array.from({ length: options.workers }, () => startReplica(data.vocabSize, options.seed, options.learningRate)),
-  );
-  const conceptCount = data.images.length;
+  const image = new ImageTower(data.frontEnd, data.featureMean, data.featureStd, options.seed);
+  const text = new TextTower(data.vocabSize, options.seed + 100);
+  const logScale = tf.variable(tf.scalar(Math.log(1 / 0.07)), true);
+  const variables = [...image.variables(), ...text.variables(), logScale];
+  const optimizer = tf.train.adam(options.learningRate);
+  const F = image.featureCount;
+  const conceptCount = data.features.length;
   const batchSize = Math.min(options.batchSize, conceptCount);
-  let order: number[] = [];
   const started = performance.now();
-  let step = 0;
+  let order: number[] = [];
   let lastLoss = Number.NaN;
 
-  const pickVariant = (variants: Uint8Array[]) => (random() < 0.25 ? variants[0]! : variants[1 + Math.floor(random() * (variants.length - 1))]!);
-  const normalise = (pixels: Uint8Array, out: Float32Array, row: number) => {
-    for (let i = 0; i < PIXELS; i++) out[row * PIXELS + i] = (pixels[i]! / 255 - IMAGE_MEAN[i % 3]!) / IMAGE_STD[i % 3]!;
-  };
-  const makeBatch = (concepts: number[]): TowerBatch => {
-    const batch: TowerBatch = {
-      first: new Float32Array(concepts.length * PIXELS),
-      second: new Float32Array(concepts.length * PIXELS),
-      tokenWeights: new Float32Array(concepts.length * data.vocabSize),
-      rows: concepts.length,
-    };
+  const pickVariant = (variants: Float32Array[]) => (random() < 0.2 ? variants[0]! : variants[1 + Math.floor(random() * (variants.length - 1))]!);
+  for (let step = 0; step < options.steps; step++) {
+    if (order.length < batchSize) order = [...order, ...shuffled([...Array(conceptCount).keys()], random)];
+    const concepts = order.splice(0, batchSize);
+    const first = new Float32Array(concepts.length * F);
+    const second = new Float32Array(concepts.length * F);
+    const tokenWeights = new Float32Array(concepts.length * data.vocabSize);
     concepts.forEach((concept, row) => {
-      const styles = data.images[concept]!;
+      const styles = data.features[concept]!;
       const a = Math.floor(random() * styles.length);
-      const b = styles.length > 1 ? 1 - a : a;
-      normalise(pickVariant(styles[a]!), batch.first, row);
-      normalise(pickVariant(styles[b]!), batch.second, row);
+      const b = styles.length > 1 ? (a + 1 + Math.floor(random() * (styles.length - 1))) % styles.length : a;
+      first.set(pickVariant(styles[a]!), row * F);
+      second.set(pickVariant(styles[b]!), row * F);
       const texts = data.texts[concept]!;
       // The plain label is the query users type most: give it half the draws.
       const tokens = random() < 0.5 ? texts[0]! : texts[Math.floor(random() * texts.length)]!;
-      for (const id of tokens) batch.tokenWeights[row * data.vocabSize + id]! += 1 / tokens.length;
+      for (const id of tokens) tokenWeights[row * data.vocabSize + id]! += 1 / tokens.length;
     });
-    return batch;
-  };
-
-  try {
-    while ((performance.now() - started) / 1000 < options.seconds) {
-      if (order.length < batchSize) order = [...order, ...shuffled([...Array(conceptCount).keys()], random)];
-      const concepts = order.splice(0, batchSize);
-      const share = Math.ceil(concepts.length / replicas.length);
-      const results = await Promise.all(replicas.map((replica, i) => replica.gradients(makeBatch(concepts.slice(i * share, (i + 1) * share)))));
-      const averaged = results.length === 1 ? results[0]!.gradients : results[0]!.gradients.map((gradient, v) => {
-        const sum = new Float32Array(gradient.length);
-        for (const result of results) {
-          const part = result.gradients[v]!;
-          for (let i = 0; i < sum.length; i++) sum[i]! += part[i]! / results.length;
-        }
-        return sum;
-      });
-      const progress = Math.min(1, (performance.now() - started) / 1000 / options.seconds);
-      const warmup = Math.min(1, (step + 1) / 30);
-      const learningRate = options.learningRate * warmup * (0.05 + 0.95 * 0.5 * (1 + Math.cos(Math.PI * progress)));
-      for (const replica of replicas) replica.apply(averaged, learningRate);
-      lastLoss = results.reduce((sum, result) => sum + result.loss, 0) / results.length;
-      if (step % 25 === 0) log(`step ${step} loss ${lastLoss.toFixed(3)} lr ${learningRate.toExponential(1)} ${((performance.now() - started) / 1000).toFixed(0)}s`);
-      step++;
+    const progress = step / options.steps;
+    const warmup = Math.min(1, (step + 1) / 50);
+    (optimizer as unknown as { learningRate: number }).learningRate =
+      options.learningRate * warmup * (0.02 + 0.98 * 0.5 * (1 + Math.cos(Math.PI * progress)));
+    const dropoutSeed = Math.floor(random() * 2 ** 31);
+    const loss = tf.tidy(() =>
+      optimizer.minimize(() => {
+        const scale = tf.exp(tf.minimum(logScale, Math.log(100)));
+        const drop = (x: tf.Tensor2D, salt: number) => (options.featureDropout > 0 ? (tf.dropout(x, options.featureDropout, undefined, dropoutSeed + salt) as tf.Tensor2D) : x);
+        const imageA = image.embed(drop(tf.tensor2d(first, [concepts.length, F]), 0));
+        const imageB = image.embed(drop(tf.tensor2d(second, [concepts.length, F]), 1));
+        const textEmbeds = text.embed(tf.tensor2d(tokenWeights, [concepts.length, data.vocabSize]));
+        const imageText = tf.add(infoNceLoss(imageA, textEmbeds, scale), infoNceLoss(imageB, textEmbeds, scale));
+        return tf.add(tf.div(imageText, 2), tf.mul(infoNceLoss(imageA, imageB, scale), 0.5)) as tf.Scalar;
+      }, true, variables)!,
+    );
+    if (step % 100 === 0 || step === options.steps - 1) {
+      lastLoss = (await loss.data())[0]!;
+      log(`step ${step} loss ${lastLoss.toFixed(3)} ${((performance.now() - started) / 1000).toFixed(0)}s`);
     }
-    const { weights, logitScale } = await replicas[0]!.weights();
-    const towers = await TowerReplica.create(data.vocabSize, options.seed, options.learningRate);
-    towers.setWeights(weights);
-    return { image: towers.image, text: towers.text, steps: step, lastLoss, seconds: (performance.now() - started) / 1000, logitScale };
-  } finally {
-    await Promise.all(replicas.map((replica) => replica.close()));
+    loss.dispose();
   }
+  optimizer.dispose();
+  const logitScale = Math.exp(logScale.dataSync()[0]!);
+  logScale.dispose();
+  return { image, text, steps: options.steps, lastLoss, seconds: (performance.now() - started) / 1000, logitScale };
 }

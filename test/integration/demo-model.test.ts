@@ -9,6 +9,7 @@ import { loadIconSet } from "../../training/emoji-concepts.ts";
 import { ExportedClip, ExportedProjector } from "../../training/exported-clip.ts";
 import { audioProjectorDir, evaluateHeldOut } from "../../training/heldout-evaluation.ts";
 import { renderIconPixels } from "../../training/icon-renderer.ts";
+import { IMAGE_SIZE } from "../../training/image-tower.ts";
 import { readModelCardFigures } from "../../training/model-card.ts";
 import { speak, WakewordEmbedder } from "../../training/spoken-labels.ts";
 
@@ -57,9 +58,9 @@ describe("the committed tessera-emoji-clip model", () => {
       const [viaClipText] = await clip.embedTexts(["red apple"]);
       expect(cosine(viaRuntimeText!.vectors[0]!, viaClipText!)).toBeGreaterThan(0.9999);
 
-      const pixels = await renderIconPixels(loadIconSet("openmoji"), "red-apple", 32);
-      const [viaRuntimeImage] = (await runtime.embedImages([{ rgb: Buffer.from(pixels), width: 32, height: 32 }])).filter((entry) => entry.space === "image-text");
-      const [viaClipImage] = await clip.embedImages([pixels], 32);
+      const pixels = await renderIconPixels(loadIconSet("openmoji"), "red-apple", IMAGE_SIZE);
+      const [viaRuntimeImage] = (await runtime.embedImages([{ rgb: Buffer.from(pixels), width: IMAGE_SIZE, height: IMAGE_SIZE }])).filter((entry) => entry.space === "image-text");
+      const [viaClipImage] = await clip.embedImages([pixels], IMAGE_SIZE);
       expect(cosine(viaRuntimeImage!.vectors[0]!, viaClipImage!)).toBeGreaterThan(0.999);
       await clip.close();
 
