@@ -12,6 +12,12 @@
  * (default 96), BENCH_ENCODE_CONCURRENCY jobs at once in the worker (default 16).
  * MODEL_DEVICE=cuda runs both sides on the GPU when its provider is installed.
  * Needs PostgreSQL (DATABASE_URL) and Redis (REDIS_URL).
+ *
+ * Both sides use the worker's session settings (sessionTuning: threads, no
+ * spin-waiting) and the raw side the gateway's mean batch. The bench waits on
+ * BullMQ's queue events, not by polling PostgreSQL, and reports the CPU each
+ * image cost (this process, PostgreSQL, Redis) and the load average;
+ * BENCH_ENCODE_CPU_PROFILE=file.cpuprofile profiles the gateway phase.
  */
 import { randomUUID } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
@@ -19,6 +25,7 @@ import fs from "node:fs/promises";
 import { Session } from "node:inspector/promises";
 import os from "node:os";
 import path from "node:path";
+import { QueueEvents } from "bullmq";
 import * as ort from "onnxruntime-node";
 import sharp from "sharp";
 import { createAppContext } from "../services/core/app-context.ts";
@@ -27,8 +34,6 @@ import { loadConfig } from "../services/core/config.ts";
 import { createLogger } from "../services/core/logger.ts";
 import { applyMigrations } from "../services/core/migrate.ts";
 import { createGateway } from "../services/gateway/gateway.ts";
-import { watchJob } from "../services/gateway/watch-job.ts";
-import type { JobEvent } from "../services/queue/event-bus.ts";
 import { chooseExecutionProvider, sessionTuning } from "../services/worker/models/execution-provider.ts";
 import { startWorkerPool } from "../services/worker/worker-pool.ts";
 import { writeTinyClipExport } from "../test/support/fixture-models/tiny-clip.ts";
@@ -73,16 +78,33 @@ export default async function encodeBench() {
     if (!result.data) throw new Error(`ingest failed: ${JSON.stringify(result.errors)}`);
     return result.data.ingest.job.id;
   };
-  // Waits the way a client does: the job's event stream (its row once, then pub/sub), not by polling PostgreSQL.
+  // Waits on BullMQ's event stream for the queue (one Redis stream read for every job), not on PostgreSQL:
+  // "completed" comes after the worker wrote the job's row SUCCEEDED, and the rows are checked once at the end.
+  const eventsConnection = app.redis.duplicate();
+  const queueEvents = new QueueEvents("ingest", { connection: eventsConnection, prefix: config.QUEUE_PREFIX });
+  await queueEvents.waitUntilReady();
+  const outcomes = new Map<string, string | null>(); // job id -> null (completed) or the failure
+  const waiters = new Map<string, (outcome: string | null) => void>();
+  const settledWith = (jobId: string, outcome: string | null) => {
+    outcomes.set(jobId, outcome);
+    waiters.get(jobId)?.(outcome);
+  };
+  queueEvents.on("completed", ({ jobId }) => settledWith(jobId, null));
+  queueEvents.on("failed", ({ jobId, failedReason }) => settledWith(jobId, failedReason || "failed"));
   const settle = async (jobId: string) => {
-    let last: JobEvent | undefined;
-    for await (const event of watchJob(app, jobId)) last = event;
-    if (last?.status !== "SUCCEEDED") throw new Error(`job ${jobId} ended ${last?.status}: ${JSON.stringify(last?.error)}`);
+    const outcome = outcomes.has(jobId) ? outcomes.get(jobId)! : await new Promise<string | null>((resolve) => waiters.set(jobId, resolve));
+    if (outcome !== null) throw new Error(`job ${jobId} failed: ${outcome}`);
+  };
+  const allSucceeded = async (jobIds: string[]) => {
+    const rows = await app.db.job.findMany({ where: { id: { in: jobIds } }, select: { status: true } });
+    if (rows.length !== jobIds.length || rows.some((row) => row.status !== "SUCCEEDED")) throw new Error("not every job row reads SUCCEEDED");
   };
 
   try {
     // Warm-up: the first job loads the model.
-    await settle(await upload(images[items]!, items));
+    const warmUp = await upload(images[items]!, items);
+    await settle(warmUp);
+    await allSucceeded([warmUp]);
     const batchesBefore = app.models.batchSizes("clip", "embedImages").length;
 
     log(`gateway path: ${items} uploads, worker concurrency ${concurrency}`);
@@ -90,12 +112,14 @@ export default async function encodeBench() {
     const started = performance.now();
     const cpu = cpuMeter();
     const finished: Promise<void>[] = [];
+    const jobIds: string[] = [];
     let next = 0;
     await Promise.all(
       Array.from({ length: 8 }, async () => {
         while (next < items) {
           const index = next++;
           const jobId = await upload(images[index]!, index);
+          jobIds.push(jobId);
           finished.push(settle(jobId));
         }
       }),
@@ -104,6 +128,7 @@ export default async function encodeBench() {
     const gatewaySeconds = (performance.now() - started) / 1000;
     const cpuMs = cpu.perItem(items);
     if (profiler) await stopProfile(profiler, process.env.BENCH_ENCODE_CPU_PROFILE!);
+    await allSucceeded(jobIds);
     const batches = app.models.batchSizes("clip", "embedImages").slice(batchesBefore);
     const meanBatch = batches.reduce((a, b) => a + b, 0) / batches.length;
     const stored = await app.vectorStore.count(project.id, { space: "image-text" });
@@ -151,6 +176,8 @@ export default async function encodeBench() {
       }),
     );
   } finally {
+    await queueEvents.close();
+    eventsConnection.disconnect(); // given to QueueEvents, so not closed by it
     await workers.close();
     await app.db.project.delete({ where: { id: project.id } }).catch(() => {});
     await app.queues.queue("ingest").obliterate({ force: true }).catch(() => {});
@@ -162,14 +189,16 @@ export default async function encodeBench() {
 
 /**
  * CPU time spent while the gateway phase ran, per image: this process (gateway,
- * worker and model together), and PostgreSQL and Redis from /proc (every
- * process of that name, so other users of the same servers are counted too).
+ * worker and model together), and PostgreSQL and Redis from /proc (each server
+ * process that lived through the phase, so other users' work on the same
+ * servers is counted too, but not their connections that came or went).
  */
 function cpuMeter() {
   const ticksPerSecond = 100; // USER_HZ on Linux
+  // Per process, so that servers' processes which start or end meanwhile (other users' connections) count for nothing.
   const serverTicks = () => {
-    const totals = { postgres: 0, redis: 0 };
-    let pids: string[] = [];
+    const ticks = new Map<string, { server: "postgres" | "redis"; ticks: number }>();
+    let pids: string[];
     try {
       pids = readdirSync("/proc").filter((name) => /^\d+$/.test(name));
     } catch {
@@ -180,14 +209,25 @@ function cpuMeter() {
         const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
         const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
         const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-        const ticks = Number(fields[11]) + Number(fields[12]); // utime + stime
-        if (comm.startsWith("postgres")) totals.postgres += ticks;
-        else if (comm.startsWith("redis-server")) totals.redis += ticks;
+        const server = comm.startsWith("postgres") ? "postgres" : comm.startsWith("redis-server") ? "redis" : undefined;
+        if (server) ticks.set(pid, { server, ticks: Number(fields[11]) + Number(fields[12]) }); // utime + stime
       } catch {
         // the process ended meanwhile
       }
     }
-    return totals;
+    return ticks;
+  };
+  const serverMs = (
+    before: NonNullable<ReturnType<typeof serverTicks>>,
+    after: NonNullable<ReturnType<typeof serverTicks>>,
+    perItem: (ms: number) => number,
+  ) => {
+    const totals = { postgres: 0, redis: 0 };
+    for (const [pid, { server, ticks }] of after) {
+      const earlier = before.get(pid);
+      if (earlier) totals[server] += ticks - earlier.ticks;
+    }
+    return { postgres: perItem((totals.postgres * 1000) / ticksPerSecond), redis: perItem((totals.redis * 1000) / ticksPerSecond) };
   };
   const processBefore = process.cpuUsage();
   const serversBefore = serverTicks();
@@ -198,12 +238,7 @@ function cpuMeter() {
       const perItem = (ms: number) => round(ms / items, 1);
       return {
         process: perItem((used.user + used.system) / 1000),
-        ...(serversBefore && servers
-          ? {
-              postgres: perItem(((servers.postgres - serversBefore.postgres) * 1000) / ticksPerSecond),
-              redis: perItem(((servers.redis - serversBefore.redis) * 1000) / ticksPerSecond),
-            }
-          : {}),
+        ...(serversBefore && servers ? serverMs(serversBefore, servers, perItem) : {}),
       };
     },
   };
