@@ -253,6 +253,8 @@ async function ingestBench(app: AppContext, weaviateUrl: string, grpcPort: numbe
         while (next < assets.length) {
           const row = next++;
           const state: IngestState = {
+            // New assets, as the ingest handler tells the stage for a first ingest: no old vectors to count.
+            hadEmbeddings: false,
             derivedText: [],
             vectors: Array.from({ length: chunks }, (_, chunk) => ({ space, model: "random", chunk, vector: rowOf(data, row * chunks + chunk), text: `chunk ${chunk}` })),
           };
