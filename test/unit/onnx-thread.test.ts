@@ -77,3 +77,17 @@ describe("OnnxThread: sessions on a worker thread", () => {
     }
   });
 });
+
+describe("OnnxThread.close", () => {
+  it("closes an idle thread, and a later call starts a fresh one", async () => {
+    const thread = new OnnxThread(cpu);
+    await thread.run(graph, { pixel_values: { type: "float32", data: pixels(1), dims: [1, 3, SIZE, SIZE] } });
+    // Let the thread go idle (unref'd) before closing.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await thread.close();
+    // A new call after close starts a fresh thread.
+    const again = await thread.run(graph, { pixel_values: { type: "float32", data: pixels(1), dims: [1, 3, SIZE, SIZE] } });
+    expect(again.image_embeds!.dims).toEqual([1, 32]);
+    await thread.close();
+  });
+});

@@ -48,6 +48,7 @@ export class OnnxThread {
       worker.on("message", (message: { type?: string }) => message.type === "closed" && resolve());
       worker.once("exit", () => resolve());
     });
+    worker.ref(); // an idle thread is unref'd: without this, nothing would keep the process alive to hear it close
     worker.postMessage({ type: "close" });
     await closed;
     await worker.terminate();
