@@ -190,12 +190,12 @@ export default async function encodeBench() {
 /**
  * CPU time spent while the gateway phase ran, per image: this process (gateway,
  * worker and model together), and PostgreSQL and Redis from /proc (each server
- * process that lived through the phase, so other users' work on the same
- * servers is counted too, but not their connections that came or went).
+ * process alive at the end of the phase: other users' work on the same servers
+ * is counted too, connections that ended meanwhile are not).
  */
 function cpuMeter() {
   const ticksPerSecond = 100; // USER_HZ on Linux
-  // Per process, so that servers' processes which start or end meanwhile (other users' connections) count for nothing.
+  // Per process, so that a server process which ends meanwhile (another user's connection) cannot make it negative.
   const serverTicks = () => {
     const ticks = new Map<string, { server: "postgres" | "redis"; ticks: number }>();
     let pids: string[];
@@ -223,10 +223,8 @@ function cpuMeter() {
     perItem: (ms: number) => number,
   ) => {
     const totals = { postgres: 0, redis: 0 };
-    for (const [pid, { server, ticks }] of after) {
-      const earlier = before.get(pid);
-      if (earlier) totals[server] += ticks - earlier.ticks;
-    }
+    // A server process that started meanwhile (the pool opening connections under load) counts whole.
+    for (const [pid, { server, ticks }] of after) totals[server] += ticks - (before.get(pid)?.ticks ?? 0);
     return { postgres: perItem((totals.postgres * 1000) / ticksPerSecond), redis: perItem((totals.redis * 1000) / ticksPerSecond) };
   };
   const processBefore = process.cpuUsage();
