@@ -168,7 +168,10 @@ describe("a model that fails", () => {
     expect(failed.error.code).toBe("MODEL_ERROR");
     expect(failed.error.message).toMatch(/^model clip: /);
     expect(await broken.app.db.assetEmbedding.count({ where: { assetId: asset.id } })).toBe(0);
-    expect((await broken.app.db.asset.findUnique({ where: { id: asset.id } }))!.status).toBe("FAILED");
+    const failedAsset = (await broken.app.db.asset.findUnique({ where: { id: asset.id } }))!;
+    expect(failedAsset.status).toBe("FAILED");
+    // What decoding found is kept on the failed asset too.
+    expect(failedAsset.media).toMatchObject({ decoded: { image: { width: 40, height: 30 } } });
 
     // Same worker, next job: the text tower is fine.
     const { data } = await broken.graphql(`mutation { ingest(input: { text: "still alive" }) { job { id } } }`, {}, brokenKey);
