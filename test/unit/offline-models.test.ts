@@ -1,10 +1,12 @@
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../../services/core/logger.ts";
 import { createModelRuntime, type LocalModelRuntime } from "../../services/worker/models/local-model-runtime.ts";
 import { cosine } from "../../services/worker/models/vector-math.ts";
+import { iconSvg, loadIconSet } from "../../training/emoji-concepts.ts";
 import { solidImage, speak, textCard, tone } from "../support/fixture-models/model-fixtures.ts";
 
 /*
@@ -49,6 +51,20 @@ describe("models that ship in packages work offline", () => {
     expect(lines[0]!.confidence).toBeGreaterThan(0.8);
     expect(lines[0]!.box.y).toBeLessThan(lines[1]!.box.y);
     expect(await runtime.readText(solidImage(200, 100, [255, 255, 255]))).toEqual([]);
+  });
+
+  it("OCR keeps no low-confidence guesses: a drawing without words yields no text, a drawn letter does", async () => {
+    const openmoji = loadIconSet("openmoji");
+    const drawing = async (name: string) => {
+      const { data, info } = await sharp(Buffer.from(iconSvg(openmoji, name, 256))).flatten({ background: "#ffffff" }).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+      return { rgb: data, width: info.width, height: info.height };
+    };
+    // The recogniser reads the clock's face as "O" at about 0.2 and the tramway as a CJK character at 0.3.
+    expect(await runtime.readText(await drawing("alarm-clock"))).toEqual([]);
+    expect(await runtime.readText(await drawing("aerial-tramway"))).toEqual([]);
+    const [letter] = await runtime.readText(await drawing("a-button-blood-type"));
+    expect(letter).toMatchObject({ text: "A", confidence: expect.any(Number) });
+    expect(letter!.confidence).toBeGreaterThanOrEqual(0.5);
   });
 
   it("VAD finds speech in espeak-ng output where it is, and none in silence or a tone", async () => {

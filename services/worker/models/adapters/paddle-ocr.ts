@@ -8,10 +8,17 @@ import type { OcrLine } from "../model-runtime.ts";
 type Box = { x: number; y: number; width: number; height: number };
 
 /**
+ * PaddleOCR's drop_score. Below it a "line" is the recogniser guessing at a shape (an icon read as "O" at
+ * 0.2); such guesses would become searchable text, and a sentence vector, for a picture with no words.
+ */
+const MIN_LINE_CONFIDENCE = 0.5;
+
+/**
  * PP-OCR (v4): a DB text detector finds line boxes in a probability map, a
  * CTC recogniser reads each box. Pre- and post-processing follow PaddleOCR's
  * defaults (det: longest side <= 960, multiple of 32, ImageNet mean/std;
- * map threshold 0.3, box score 0.6, unclip 1.5; rec: height 48, (x-0.5)/0.5).
+ * map threshold 0.3, box score 0.6, unclip 1.5; rec: height 48, (x-0.5)/0.5;
+ * lines read with a confidence under 0.5 are dropped, PaddleOCR's drop_score).
  */
 export const paddleOcrAdapter: ModelAdapter = {
   embeds: [],
@@ -38,7 +45,7 @@ export const paddleOcrAdapter: ModelAdapter = {
       const lines: OcrLine[] = [];
       for (const box of boxes) {
         const { text, confidence } = await recognize(image, box);
-        if (text.trim()) lines.push({ text: text.trim(), confidence, box });
+        if (text.trim() && confidence >= MIN_LINE_CONFIDENCE) lines.push({ text: text.trim(), confidence, box });
       }
       return lines;
     }
