@@ -1,5 +1,5 @@
 import type { AppContext } from "../core/app-context.ts";
-import { Prisma, type JobStatus } from "../core/database.ts";
+import { Prisma, SQL_UTC_NOW, type JobStatus } from "../core/database.ts";
 import { ErrorCode, TesseraError, type ErrorRecord } from "../core/errors.ts";
 import type { JobEvent } from "../queue/event-bus.ts";
 
@@ -12,7 +12,8 @@ export const PROGRESS_ROW_INTERVAL_MS = 1000;
  * progress between them is published on every call but written to the row at most once per
  * PROGRESS_ROW_INTERVAL_MS (the final status write sets progress 1), so a pipeline of quick
  * stages costs one row write per job rather than one per stage. Each write is one
- * UPDATE returning only the id: the tracker never needs the row back.
+ * UPDATE that returns nothing, in SQL: every job makes these writes, and Prisma's model API
+ * spends about 1 ms of the event loop compiling each one (a raw statement, about a third of that).
  */
 export class JobTracker {
   private progressValue = 0;
@@ -33,17 +34,14 @@ export class JobTracker {
     });
   }
 
-  private async write(data: Prisma.JobUpdateInput) {
-    await this.app.db.job.update({ where: { id: this.jobId }, data, select: { id: true } }).catch((error: unknown) => {
-      if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === "P2025") {
-        throw new TesseraError(ErrorCode.NOT_FOUND, `job ${this.jobId} no longer exists`);
-      }
-      throw error;
-    });
+  /** `assignments`: the columns to set, as SQL; updatedAt is set here. */
+  private async write(assignments: Prisma.Sql) {
+    const updated = await this.app.db.$executeRaw`UPDATE "Job" SET ${assignments}, "updatedAt" = ${SQL_UTC_NOW} WHERE id = ${this.jobId}`;
+    if (updated === 0) throw new TesseraError(ErrorCode.NOT_FOUND, `job ${this.jobId} no longer exists`);
   }
 
   async started(attempt: number) {
-    await this.write({ status: "RUNNING", attempts: attempt, error: Prisma.DbNull });
+    await this.write(Prisma.sql`status = 'RUNNING', attempts = ${attempt}, error = NULL`);
     this.progressWrittenAt = Date.now();
     this.publish("RUNNING", { message: `attempt ${attempt} started` });
   }
@@ -52,7 +50,7 @@ export class JobTracker {
   async progress(fraction: number, message?: string) {
     this.progressValue = Math.max(0, Math.min(1, fraction));
     if (Date.now() - this.progressWrittenAt >= PROGRESS_ROW_INTERVAL_MS) {
-      await this.write({ progress: this.progressValue });
+      await this.write(Prisma.sql`progress = ${this.progressValue}`);
       this.progressWrittenAt = Date.now();
     }
     this.publish("RUNNING", { message });
@@ -65,20 +63,25 @@ export class JobTracker {
 
   async succeeded(output: unknown, usage?: unknown) {
     this.progressValue = 1;
-    await this.write({
-      status: "SUCCEEDED",
-      progress: 1,
-      output: (output ?? Prisma.DbNull) as Prisma.InputJsonValue,
-      ...(usage ? { usage: usage as Prisma.InputJsonValue } : {}),
-      finishedAt: new Date(),
-    });
+    await this.write(
+      Prisma.sql`status = 'SUCCEEDED', progress = 1, output = ${jsonOrNull(output)}::jsonb, "finishedAt" = ${SQL_UTC_NOW}${
+        usage ? Prisma.sql`, usage = ${JSON.stringify(usage)}::jsonb` : Prisma.empty
+      }`,
+    );
     this.publish("SUCCEEDED");
   }
 
   /** A failure that will be retried keeps the job QUEUED; the last one marks it FAILED. */
   async failed(error: ErrorRecord, final: boolean) {
     const status: JobStatus = final ? "FAILED" : "QUEUED";
-    await this.write({ status, error: error as Prisma.InputJsonValue, ...(final ? { finishedAt: new Date() } : {}) });
+    await this.write(
+      Prisma.sql`status = ${status}::"JobStatus", error = ${JSON.stringify(error)}::jsonb${final ? Prisma.sql`, "finishedAt" = ${SQL_UTC_NOW}` : Prisma.empty}`,
+    );
     this.publish(status, { error: { code: error.code, message: error.message } });
   }
+}
+
+/** A job's output as a jsonb parameter: undefined and null both store SQL NULL, as Prisma.DbNull did. */
+function jsonOrNull(value: unknown) {
+  return value === undefined || value === null ? null : JSON.stringify(value);
 }

@@ -1,0 +1,96 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { PROGRESS_ROW_INTERVAL_MS, JobTracker } from "../../services/worker/job-tracker.ts";
+import { startTestApp, type TestApp } from "../support/test-app.ts";
+
+/*
+ * The tracker's writes are raw SQL (they run for every job), so they are checked against real rows:
+ * which columns each call sets, what it publishes, and how a missing row is reported.
+ */
+let t: TestApp;
+let projectId: string;
+
+beforeAll(async () => {
+  t = await startTestApp();
+  ({ projectId } = await t.createProject());
+});
+afterAll(async () => {
+  await t?.close();
+});
+afterEach(() => {
+  vi.useRealTimers();
+  vi.restoreAllMocks();
+});
+
+async function newJob() {
+  const job = await t.app.db.job.create({ data: { projectId, kind: "INGEST", input: {} } });
+  const events: Array<{ status: string; progress: number; message?: string; error?: unknown }> = [];
+  vi.spyOn(t.app.events, "publish").mockImplementation(((_topic: string, id: string, event: (typeof events)[number]) => {
+    if (id === job.id) events.push(event);
+  }) as never);
+  return { job, events, tracker: new JobTracker(t.app, job.id), row: () => t.app.db.job.findUniqueOrThrow({ where: { id: job.id } }) };
+}
+
+/** A timestamp written by PostgreSQL must read back as the same instant the test saw (UTC, not the session's zone). */
+function expectNow(value: Date | null, startedAt: number) {
+  expect(value).toBeInstanceOf(Date);
+  expect(value!.getTime()).toBeGreaterThanOrEqual(startedAt - 1000);
+  expect(value!.getTime()).toBeLessThanOrEqual(Date.now() + 1000);
+}
+
+describe("JobTracker", () => {
+  it("writes RUNNING and SUCCEEDED to the row, progress at most once per interval, and publishes every step", async () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    const startedAt = Date.now();
+    const { tracker, events, row } = await newJob();
+    await tracker.started(2);
+    expect(await row()).toMatchObject({ status: "RUNNING", attempts: 2, progress: 0, error: null });
+    expectNow((await row()).updatedAt, startedAt);
+
+    for (const [index, stage] of ["verify-blob", "decode", "encode", "index"].entries()) await tracker.progress((index + 1) / 4, stage);
+    // Quick stages: an event for each, no progress written to the row yet (the RUNNING write just happened).
+    expect(events.map((event) => event.message)).toEqual(["attempt 2 started", "verify-blob", "decode", "encode", "index"]);
+    expect(events.at(-1)!.progress).toBe(1);
+    expect((await row()).progress).toBe(0);
+
+    // A slow stage: its figure reaches the row.
+    vi.setSystemTime(Date.now() + PROGRESS_ROW_INTERVAL_MS);
+    await tracker.progress(0.5, "slow");
+    expect((await row()).progress).toBe(0.5);
+
+    vi.useRealTimers();
+    await tracker.succeeded({ ok: true, items: [1, 2] }, { tokens: 7 });
+    const done = await row();
+    expect(done).toMatchObject({ status: "SUCCEEDED", progress: 1, output: { ok: true, items: [1, 2] }, usage: { tokens: 7 } });
+    expectNow(done.finishedAt, startedAt);
+    expect(events.at(-1)).toMatchObject({ status: "SUCCEEDED", progress: 1 });
+  });
+
+  it("a job without output stores NULL, and a retried attempt clears the previous error", async () => {
+    const { tracker, row } = await newJob();
+    await tracker.failed({ code: "MODEL_ERROR", message: "out of memory" }, false);
+    expect(await row()).toMatchObject({ status: "QUEUED", error: { code: "MODEL_ERROR", message: "out of memory" }, finishedAt: null });
+    await tracker.started(2);
+    expect((await row()).error).toBeNull();
+    await tracker.succeeded(undefined);
+    expect(await row()).toMatchObject({ status: "SUCCEEDED", output: null, usage: null });
+  });
+
+  it("the last failure marks the job FAILED with its error and finish time, and publishes it", async () => {
+    const startedAt = Date.now();
+    const { tracker, row, events } = await newJob();
+    await tracker.started(1);
+    await tracker.failed({ code: "INVALID_INPUT", message: "not an image" }, true);
+    const failed = await row();
+    expect(failed).toMatchObject({ status: "FAILED", error: { code: "INVALID_INPUT", message: "not an image" } });
+    expectNow(failed.finishedAt, startedAt);
+    expect(events.at(-1)).toMatchObject({ status: "FAILED", error: { code: "INVALID_INPUT", message: "not an image" } });
+  });
+
+  it("a job row that is gone is NOT_FOUND, and nothing is published", async () => {
+    const { job, tracker, events } = await newJob();
+    await t.app.db.job.delete({ where: { id: job.id } });
+    await expect(tracker.started(1)).rejects.toMatchObject({ code: "NOT_FOUND" });
+    await expect(tracker.succeeded({})).rejects.toMatchObject({ code: "NOT_FOUND" });
+    expect(events).toEqual([]);
+  });
+});
