@@ -166,7 +166,7 @@ export class LanceDbVectorStore implements VectorStore {
     await Promise.all(spaces.map((space) => this.tableFor(space)));
   }
 
-  async upsert(projectId: string, records: VectorRecord[]): Promise<void> {
+  async upsert(projectId: string, records: VectorRecord[], options: { allNew?: boolean } = {}): Promise<void> {
     for (const [space, spaceRecords] of groupBySpace(records)) {
       const dimensions = spaceRecords[0]!.vector.length;
       const table = await this.tableFor({ name: space, dimensions });
@@ -186,11 +186,13 @@ export class LanceDbVectorStore implements VectorStore {
       // Vector ids are derived from (asset, space, chunk) alone; the project is part of the match
       // so one project can never overwrite another's rows.
       await this.serialWrite(space, () =>
-        table
-          .mergeInsert(["id", "project_id"])
-          .whenMatchedUpdateAll()
-          .whenNotMatchedInsertAll()
-          .execute(rows as unknown as Record<string, unknown>[]),
+        options.allNew
+          ? table.add(rows as unknown as Record<string, unknown>[])
+          : table
+              .mergeInsert(["id", "project_id"])
+              .whenMatchedUpdateAll()
+              .whenNotMatchedInsertAll()
+              .execute(rows as unknown as Record<string, unknown>[]),
       );
       await this.optimizeNowAndThen(space, table);
     }

@@ -62,8 +62,12 @@ export interface VectorStore {
   readonly kind: "weaviate" | "embedded";
   /** Creates what the spaces need; safe to call again, and with new spaces later. */
   ensureSchema(spaces: SpaceDefinition[]): Promise<void>;
-  /** Inserts or replaces, in batches; unknown spaces are added on the way. */
-  upsert(projectId: string, records: VectorRecord[]): Promise<void>;
+  /**
+   * Inserts or replaces, in batches; unknown spaces are added on the way. `allNew`: the caller knows
+   * no record is stored yet (its asset never had vectors), so a store may append without matching
+   * existing rows (LanceDB's merge costs twice an append, and grows with the table).
+   */
+  upsert(projectId: string, records: VectorRecord[], options?: { allNew?: boolean }): Promise<void>;
   /** Removes every vector of the asset; returns how many there were. */
   deleteAsset(projectId: string, assetId: string): Promise<number>;
   /** Removes every vector of the project (a Weaviate tenant, LanceDB rows). */

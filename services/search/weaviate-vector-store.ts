@@ -203,6 +203,7 @@ export class WeaviateVectorStore implements VectorStore {
     }
   }
 
+  /** Weaviate's batch insert replaces an object with the same id, so `allNew` changes nothing here. */
   async upsert(projectId: string, records: VectorRecord[]): Promise<void> {
     if (records.length === 0) return;
     const spaces = [...new Set(records.map((record) => record.space))];

@@ -79,11 +79,11 @@ describe("JobTracker", () => {
     const startedAt = Date.now();
     const { tracker, row, events } = await newJob();
     await tracker.started(1);
-    await tracker.failed({ code: "INVALID_INPUT", message: "not an image" }, true);
+    await tracker.failed({ code: "BAD_USER_INPUT", message: "not an image" }, true);
     const failed = await row();
-    expect(failed).toMatchObject({ status: "FAILED", error: { code: "INVALID_INPUT", message: "not an image" } });
+    expect(failed).toMatchObject({ status: "FAILED", error: { code: "BAD_USER_INPUT", message: "not an image" } });
     expectNow(failed.finishedAt, startedAt);
-    expect(events.at(-1)).toMatchObject({ status: "FAILED", error: { code: "INVALID_INPUT", message: "not an image" } });
+    expect(events.at(-1)).toMatchObject({ status: "FAILED", error: { code: "BAD_USER_INPUT", message: "not an image" } });
   });
 
   it("a job row that is gone is NOT_FOUND, and nothing is published", async () => {

@@ -128,6 +128,23 @@ describe.each(adapters)("VectorStore contract: %s", (_name, open) => {
     expect(hit!.score).toBeCloseTo(1, 4);
   });
 
+  it("appends records of new assets (allNew) as searchable, counted and deletable as any, beside replaced ones", async () => {
+    const projectId = newProject();
+    await seed(projectId);
+    const fresh = randomUUID();
+    await store.upsert(projectId, [record(fresh, { vector: axis(8, 6), text: "a fresh arrival" }), record(fresh, { chunk: 1, vector: axis(8, 6, 0.3) })], {
+      allNew: true,
+    });
+    expect(await store.count(projectId)).toBe(7);
+    const [hit] = await store.nearVector(projectId, { space: "contract-text", vector: axis(8, 6), limit: 1 });
+    expect(hit).toMatchObject({ assetId: fresh, chunk: 0, text: "a fresh arrival" });
+    // Written again as a replacement (a re-ingest), it stays one row per chunk.
+    await store.upsert(projectId, [record(fresh, { vector: axis(8, 6), text: "fresh, re-ingested" })]);
+    expect(await store.count(projectId, { assetId: fresh })).toBe(2);
+    expect(await store.deleteAsset(projectId, fresh)).toBe(2);
+    expect(await store.count(projectId)).toBe(5);
+  });
+
   it("imports a batch larger than one request and counts every vector", async () => {
     const projectId = newProject();
     const many = Array.from({ length: 50 }, (_, index) =>

@@ -8,10 +8,10 @@ function record(assetId: string): VectorRecord {
 
 /** A store that records each upsert call, and fails one project's writes when told. */
 function fakeStore(failProject?: string) {
-  const calls: Array<{ projectId: string; assets: string[] }> = [];
+  const calls: Array<{ projectId: string; assets: string[]; allNew?: boolean }> = [];
   const store = {
-    async upsert(projectId: string, records: VectorRecord[]) {
-      calls.push({ projectId, assets: records.map((r) => r.assetId) });
+    async upsert(projectId: string, records: VectorRecord[], options: { allNew?: boolean } = {}) {
+      calls.push({ projectId, assets: records.map((r) => r.assetId), ...(options.allNew ? { allNew: true } : {}) });
       await new Promise((resolve) => setTimeout(resolve, 20));
       if (projectId === failProject) throw new Error(`store down for ${projectId}`);
     },
@@ -49,5 +49,20 @@ describe("writeVectors: concurrent index stages write together", () => {
     ]);
     expect(outcomes.map((outcome) => outcome.status)).toEqual(["fulfilled", "fulfilled", "rejected"]);
     expect((outcomes[2] as PromiseRejectedResult).reason.message).toBe("store down for bad");
+  });
+
+  it("appends for new assets and replacements go as separate upserts, so a replacement is never taken for an append", async () => {
+    const { store, calls } = fakeStore();
+    await Promise.all([
+      writeVectors(store, "p1", [record("a1")], { allNew: true }), // runs alone
+      writeVectors(store, "p1", [record("a2")], { allNew: true }),
+      writeVectors(store, "p1", [record("a3")]),
+      writeVectors(store, "p1", [record("a4")], { allNew: true }),
+    ]);
+    expect(calls[0]).toEqual({ projectId: "p1", assets: ["a1"], allNew: true });
+    expect(calls.slice(1).sort((x, y) => Number(Boolean(x.allNew)) - Number(Boolean(y.allNew)))).toEqual([
+      { projectId: "p1", assets: ["a3"] },
+      { projectId: "p1", assets: ["a2", "a4"], allNew: true },
+    ]);
   });
 });

@@ -67,7 +67,7 @@ export const indexStage: IngestStage = {
       const before = await app.vectorStore.count(asset.projectId, { assetId: asset.id });
       if (before > 0 && before !== records.length) await app.vectorStore.deleteAsset(asset.projectId, asset.id);
     }
-    await writeVectors(app.vectorStore, asset.projectId, records);
+    await writeVectors(app.vectorStore, asset.projectId, records, { allNew: state.hadEmbeddings === false });
     // If deleteAsset runs from here on, the ingest handler's final update finds no row and takes the vectors back.
   },
 };
