@@ -111,6 +111,7 @@ export default async function encodeBench() {
     await settle(warmUp);
     await allSucceeded([warmUp]);
     const batchesBefore = app.models.batchSizes("clip", "embedImages").length;
+    const busyBefore = app.models.inferenceThreadBusyMs();
 
     log(`gateway path: ${items} uploads, worker concurrency ${concurrency}`);
     const profiler = process.env.BENCH_ENCODE_CPU_PROFILE ? await startProfile() : undefined;
@@ -131,6 +132,8 @@ export default async function encodeBench() {
     );
     await Promise.all(finished);
     const gatewaySeconds = (performance.now() - started) / 1000;
+    // The share of the phase the model computed: below 1, it waited for the path (or for the CPU).
+    const modelBusyShare = (app.models.inferenceThreadBusyMs() - busyBefore) / 1000 / gatewaySeconds;
     const cpuMs = cpu.perItem(items);
     if (profiler) await stopProfile(profiler, process.env.BENCH_ENCODE_CPU_PROFILE!);
     await allSucceeded(jobIds);
@@ -175,6 +178,7 @@ export default async function encodeBench() {
         gateway_per_s: round(gatewayPerSec),
         raw_per_s: round(rawPerSec),
         ratio: round(gatewayPerSec / rawPerSec, 3),
+        model_busy_share: round(modelBusyShare, 3),
         gateway_cpu_ms_per_image: cpuMs,
         raw_cpu_ms_per_image: rawCpuMs,
         loadavg: os.loadavg().map((value) => round(value)),

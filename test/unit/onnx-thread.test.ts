@@ -47,6 +47,8 @@ describe("OnnxThread: sessions on a worker thread", () => {
     try {
       await thread.run(graph, { pixel_values: { type: "float32", data: pixels(1), dims: [1, 3, SIZE, SIZE] } }); // loads the session
       let done = false;
+      const busyBefore = thread.busyMs;
+      const started = performance.now();
       const run = thread.run(graph, { pixel_values: { type: "float32", data: pixels(8), dims: [8, 3, SIZE, SIZE] } }).then(() => (done = true));
       // On the calling thread onnxruntime-node's run blocks the loop from one setImmediate to its end: a tick or two.
       let ticks = 0;
@@ -56,6 +58,10 @@ describe("OnnxThread: sessions on a worker thread", () => {
       }
       await run;
       expect(ticks).toBeGreaterThan(5);
+      // The thread reports how long the graph computed: some of the call's time, never more than all of it.
+      const computed = thread.busyMs - busyBefore;
+      expect(computed).toBeGreaterThan(0);
+      expect(computed).toBeLessThanOrEqual(performance.now() - started + 1);
     } finally {
       await thread.close();
     }

@@ -152,6 +152,11 @@ export class LocalModelRuntime implements ModelRuntime, LocalModelCaller {
     return (this.batchers.get(`${model}:${operation}`)?.batchSizes as number[] | undefined) ?? [];
   }
 
+  /** Milliseconds the inference thread has computed so far (the CLIP image tower runs there), for benches. */
+  inferenceThreadBusyMs(): number {
+    return this.thread?.busyMs ?? 0;
+  }
+
   async close() {
     const handles = [...this.handles.values()];
     this.handles.clear();

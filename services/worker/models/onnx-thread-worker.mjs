@@ -32,7 +32,9 @@ parentPort.on("message", async (message) => {
     const loaded = await session(file);
     const inputs = {};
     for (const [name, feed] of Object.entries(feeds)) inputs[name] = new ort.Tensor(feed.type, feed.data, feed.dims);
+    const started = performance.now();
     const results = await loaded.run(inputs);
+    const runMs = performance.now() - started;
     const reply = {};
     const transfer = [];
     for (const name of outputs ?? Object.keys(results)) {
@@ -43,7 +45,7 @@ parentPort.on("message", async (message) => {
       reply[name] = { type: tensor.type, data, dims: [...tensor.dims] };
       transfer.push(data.buffer);
     }
-    parentPort.postMessage({ id, outputs: reply }, transfer);
+    parentPort.postMessage({ id, outputs: reply, runMs }, transfer);
   } catch (error) {
     parentPort.postMessage({ id, error: error instanceof Error ? error.message : String(error) });
   }

@@ -22,6 +22,8 @@ export class OnnxThread {
   private worker: Worker | undefined;
   private pending = new Map<number, Pending>();
   private nextId = 0;
+  /** Milliseconds the thread's graphs have computed so far: how busy the model was, for benches. */
+  busyMs = 0;
 
   constructor(
     private readonly execution: ExecutionChoice,
@@ -59,8 +61,9 @@ export class OnnxThread {
     const worker = new Worker(new URL("./onnx-thread-worker.mjs", import.meta.url), {
       workerData: { options: { executionProviders: this.execution.providers, graphOptimizationLevel: "all", ...sessionTuning(this.intraOpThreads) } },
     });
-    worker.on("message", (message: { id?: number; outputs?: Record<string, ThreadTensor>; error?: string }) => {
+    worker.on("message", (message: { id?: number; outputs?: Record<string, ThreadTensor>; error?: string; runMs?: number }) => {
       if (message.id === undefined) return;
+      this.busyMs += message.runMs ?? 0;
       const pending = this.pending.get(message.id);
       if (!pending) return;
       this.pending.delete(message.id);
