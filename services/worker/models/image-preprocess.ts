@@ -11,10 +11,25 @@ export type ImageTensorSpec = {
 };
 
 /**
- * Raw RGB8 images -> one float32 NCHW batch, as the manifest says: resize
- * (shortest edge then centre crop, or stretch) with sharp, then
- * (pixel * scale - mean) / std per channel (a 256-entry table per channel:
- * the same arithmetic, once per value instead of once per pixel).
+ * One image resized (shortest edge then centre crop, or stretch) to the
+ * model's input size with sharp. Done per image as it arrives (ModelHandle's
+ * prepareImage), so the resizing of a batch overlaps the batch before it.
+ */
+export async function resizeForModel(image: DecodedImage, spec: ImageTensorSpec): Promise<DecodedImage> {
+  if (image.width === spec.width && image.height === spec.height) return image;
+  const rgb = await sharp(image.rgb, { raw: { width: image.width, height: image.height, channels: 3 } })
+    .resize(spec.width, spec.height, { fit: spec.resize === "stretch" ? "fill" : "cover", position: "centre", kernel: "cubic" })
+    .removeAlpha()
+    .raw()
+    .toBuffer();
+  return { rgb, width: spec.width, height: spec.height };
+}
+
+/**
+ * Raw RGB8 images -> one float32 NCHW batch, as the manifest says: resized
+ * (resizeForModel; images already at the input size are taken as they are),
+ * then (pixel * scale - mean) / std per channel (a 256-entry table per
+ * channel: the same arithmetic, once per value instead of once per pixel).
  */
 export async function imagesToTensorData(images: DecodedImage[], spec: ImageTensorSpec): Promise<Float32Array> {
   const plane = spec.width * spec.height;
@@ -23,11 +38,7 @@ export async function imagesToTensorData(images: DecodedImage[], spec: ImageTens
   const [red, green, blue] = tables as [Float32Array, Float32Array, Float32Array];
   await Promise.all(
     images.map(async (image, index) => {
-      const pixels = await sharp(image.rgb, { raw: { width: image.width, height: image.height, channels: 3 } })
-        .resize(spec.width, spec.height, { fit: spec.resize === "stretch" ? "fill" : "cover", position: "centre", kernel: "cubic" })
-        .removeAlpha()
-        .raw()
-        .toBuffer();
+      const pixels = (await resizeForModel(image, spec)).rgb;
       const base = index * 3 * plane;
       for (let p = 0, q = 0; p < plane; p++, q += 3) {
         out[base + p] = red[pixels[q]!]!;

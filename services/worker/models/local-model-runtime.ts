@@ -320,6 +320,7 @@ export class LocalModelRuntime implements ModelRuntime, LocalModelCaller {
       if (served.remote) return await this.remoteClient().call<O>(name, operation, input);
       const handle = await this.handle(served);
       const batcher = this.batcher(served, operation, handle) as DynamicBatcher<I, O>;
+      if (operation === "embedImages" && handle.prepareImage) return await batcher.runOne((await handle.prepareImage(input as DecodedImage)) as I);
       return await batcher.runOne(input);
     } catch (error) {
       throw toModelError(name, error);

@@ -10,6 +10,11 @@ import type { OnnxThread } from "./onnx-thread.ts";
 export type ModelHandle = {
   embedText?(texts: string[]): Promise<Float32Array[]>;
   embedImages?(images: DecodedImage[]): Promise<Float32Array[]>;
+  /**
+   * Per-image work that needs no batch (resizing to the input size), run as each image arrives,
+   * before batching: it overlaps the batch the model is computing instead of delaying the next.
+   */
+  prepareImage?(image: DecodedImage): Promise<DecodedImage>;
   embedAudio?(clips: Float32Array[]): Promise<Float32Array[]>;
   readText?(images: DecodedImage[]): Promise<OcrLine[][]>;
   detectSpeech?(clips: Float32Array[]): Promise<SpeechSegment[][]>;
