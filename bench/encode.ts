@@ -251,7 +251,6 @@ function cpuMeter() {
   };
 }
 
-/** A 256x256 JPEG that differs per index, so no two uploads share a sha256. */
 /** The tower's multiply-adds per image: the patch Conv, then each block's two matrices over the 7 x 7 patches. */
 function multiplyAdds({ patch, width, layers }: { patch: number; width: number; layers: number }) {
   const tokens = (224 / patch) ** 2;
