@@ -3,11 +3,13 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import sharp from "sharp";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createAppContext, type AppContext } from "../../services/core/app-context.ts";
 import { loadConfig } from "../../services/core/config.ts";
 import { createLogger } from "../../services/core/logger.ts";
+import { RemoteModelClient } from "../../services/worker/models/remote-model-calls.ts";
 import { startWorkerPool, type WorkerPool } from "../../services/worker/worker-pool.ts";
+import { solidImage } from "../support/fixture-models/model-fixtures.ts";
 import { uploadFile } from "../support/graphql-upload.ts";
 import { writeTinyClipExport } from "../support/fixture-models/tiny-clip.ts";
 import { eventually, startTestApp, type TestApp } from "../support/test-app.ts";
@@ -87,9 +89,62 @@ describe("models served by another worker", () => {
     expect(cpu.app.models.batchSizes("clip", "embedImages")).toEqual([]);
   });
 
+  it("sends images at the model's input size, asked of the serving worker once, with the same vectors as there", async () => {
+    const received: Array<{ width: number; height: number; bytes: number }> = [];
+    let sizeQuestions = 0;
+    const serve = gpu.app.models.callModel.bind(gpu.app.models);
+    gpu.app.models.callModel = async (model, operation, input) => {
+      if (operation === "imageInput") sizeQuestions++;
+      if (operation === "embedImages") {
+        const image = input as { rgb: Buffer; width: number; height: number };
+        received.push({ width: image.width, height: image.height, bytes: image.rgb.length });
+      }
+      return serve(model, operation, input);
+    };
+    try {
+      const photo = solidImage(640, 360, [30, 140, 200]);
+      const [viaQueue] = await cpu.app.models.embedImages([photo, solidImage(300, 500, [200, 40, 40])]);
+      await cpu.app.models.embedImages([solidImage(90, 60, [10, 10, 10])]);
+      // The fixture export's vision tower takes 32 x 32: 3 KB on the queue instead of 691 KB of RGB.
+      expect(received).toEqual(Array.from({ length: 3 }, () => ({ width: 32, height: 32, bytes: 32 * 32 * 3 })));
+      expect(sizeQuestions).toBeLessThanOrEqual(1); // asked by an earlier test of this file, or once here
+      const [there] = await gpu.app.models.embedImages([photo]);
+      expect(Array.from(viaQueue!.vectors[0]!)).toEqual(Array.from(there!.vectors[0]!));
+    } finally {
+      gpu.app.models.callModel = serve;
+    }
+  });
+
   it("a remote model's error comes back typed, naming the model", async () => {
     const broken = { rgb: Buffer.alloc(5), width: 10, height: 10 };
+    // Sent as it is (the caller's own check would stop it first, below), it fails on the serving worker.
+    const client = new RemoteModelClient(cpu.app.redis, prefix, 10_000);
+    try {
+      await expect(client.call("clip", "embedImages", broken)).rejects.toMatchObject({
+        code: "MODEL_ERROR",
+        message: expect.stringContaining("the image holds 5 bytes, not 10 x 10 x 3"),
+        details: { model: "clip" },
+      });
+    } finally {
+      await client.close();
+    }
     await expect(cpu.app.models.embedImages([broken])).rejects.toMatchObject({ code: "MODEL_ERROR", details: { model: "clip" } });
+  });
+
+  it("a closed client leaves no connection open (a worker process could not exit otherwise)", async () => {
+    const base = cpu.app.redis.duplicate();
+    const duplicate = vi.spyOn(base, "duplicate");
+    const client = new RemoteModelClient(base, prefix, 10_000);
+    try {
+      await expect(client.call("clip", "imageInput", null)).resolves.toEqual({ width: 32, height: 32, resize: "cover-crop" });
+      await client.close();
+      const opened = duplicate.mock.results.map((result) => result.value as { status: string });
+      expect(opened.length).toBeGreaterThan(0);
+      // ioredis marks a disconnected connection "end" once its socket has closed.
+      await eventually(async () => opened.every((connection) => connection.status === "end"), 5000);
+    } finally {
+      base.disconnect();
+    }
   });
 
   it("a call nobody serves fails with a typed error once the timeout passes, instead of hanging", async () => {

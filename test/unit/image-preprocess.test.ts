@@ -41,4 +41,10 @@ describe("image preprocessing", () => {
       expect(data[channel * plane + pixel]).toBeCloseTo(expected, 5);
     }
   });
+
+  it("refuses an image whose bytes do not fill width x height x 3, instead of reading past them", async () => {
+    const short = { rgb: Buffer.alloc(10), width: 32, height: 24 };
+    await expect(resizeForModel(short, spec)).rejects.toThrow("the image holds 10 bytes, not 32 x 24 x 3");
+    await expect(imagesToTensorData([short], spec)).rejects.toThrow("not 32 x 24 x 3");
+  });
 });

@@ -10,12 +10,19 @@ export type ImageTensorSpec = {
   std: [number, number, number];
 };
 
+/** The size a model's image tower takes, and how an image is brought to it. */
+export type ImageInputSize = Pick<ImageTensorSpec, "width" | "height" | "resize">;
+
 /**
  * One image resized (shortest edge then centre crop, or stretch) to the
- * model's input size with sharp. Done per image as it arrives (ModelHandle's
- * prepareImage), so the resizing of a batch overlaps the batch before it.
+ * model's input size with sharp. Done per image as it arrives, before batching
+ * (so the resizing of a batch overlaps the batch before it), and by a worker
+ * that calls the model on another worker, before sending.
  */
-export async function resizeForModel(image: DecodedImage, spec: ImageTensorSpec): Promise<DecodedImage> {
+export async function resizeForModel(image: DecodedImage, spec: ImageInputSize): Promise<DecodedImage> {
+  if (image.rgb.length !== image.width * image.height * 3) {
+    throw new Error(`the image holds ${image.rgb.length} bytes, not ${image.width} x ${image.height} x 3`);
+  }
   if (image.width === spec.width && image.height === spec.height) return image;
   const rgb = await sharp(image.rgb, { raw: { width: image.width, height: image.height, channels: 3 } })
     .resize(spec.width, spec.height, { fit: spec.resize === "stretch" ? "fill" : "cover", position: "centre", kernel: "cubic" })

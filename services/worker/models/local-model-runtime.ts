@@ -1,9 +1,11 @@
 import fs from "node:fs";
 import os from "node:os";
+import { ErrorCode, TesseraError } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
 import type { DecodedImage } from "../ingest/ingest-stage.ts";
 import { modelAdapters } from "./adapters/index.ts";
 import { DynamicBatcher } from "./dynamic-batcher.ts";
+import { resizeForModel, type ImageInputSize } from "./image-preprocess.ts";
 import { chooseExecutionProvider, type Device, type ExecutionChoice } from "./execution-provider.ts";
 import type { ModelAdapter, ModelHandle } from "./model-adapter.ts";
 import { modelNotFound, toModelError } from "./model-errors.ts";
@@ -37,7 +39,7 @@ export type ModelRuntimeOptions = ModelServing & {
   remote?: RemoteModelClient;
 };
 
-type Operation = Exclude<ModelOperation, "project">;
+type Operation = Exclude<ModelOperation, "project" | "imageInput">;
 
 /** A model this process can use: run here, or (`remote`) called on a worker that serves it. */
 type Served = { model: ResolvedModel; adapter: ModelAdapter; remote?: boolean };
@@ -54,6 +56,7 @@ export class LocalModelRuntime implements ModelRuntime, LocalModelCaller {
   private thread: OnnxThread | undefined;
   private handles = new Map<string, Promise<ModelHandle>>();
   private batchers = new Map<string, DynamicBatcher<unknown, unknown>>();
+  private remoteImageInputs = new Map<string, Promise<ImageInputSize | null>>();
 
   constructor(private options: ModelRuntimeOptions) {}
 
@@ -144,6 +147,7 @@ export class LocalModelRuntime implements ModelRuntime, LocalModelCaller {
     const served = this.served().find((entry) => entry.model.manifest.name === model && !entry.remote);
     if (!served) throw modelNotFound(model, "this worker does not serve it");
     if (operation === "project") return this.project(model, input as Float32Array[][]);
+    if (operation === "imageInput") return (await this.handle(served)).imageInput ?? null;
     return this.call(served, operation, input);
   }
 
@@ -317,14 +321,40 @@ export class LocalModelRuntime implements ModelRuntime, LocalModelCaller {
     const name = served.model.manifest.name;
     try {
       // Batched on the serving worker, which takes many calls from its queue at once.
-      if (served.remote) return await this.remoteClient().call<O>(name, operation, input);
+      if (served.remote) {
+        const size = operation === "embedImages" ? await this.remoteImageInput(name) : null;
+        const sent = size ? await resizeForModel(input as DecodedImage, size) : input;
+        return await this.remoteClient().call<O>(name, operation, sent);
+      }
       const handle = await this.handle(served);
       const batcher = this.batcher(served, operation, handle) as DynamicBatcher<I, O>;
-      if (operation === "embedImages" && handle.prepareImage) return await batcher.runOne((await handle.prepareImage(input as DecodedImage)) as I);
+      // Resized as it arrives, not in the batch: the resizing overlaps the batch the model is computing.
+      if (operation === "embedImages" && handle.imageInput) return await batcher.runOne((await resizeForModel(input as DecodedImage, handle.imageInput)) as I);
       return await batcher.runOne(input);
     } catch (error) {
       throw toModelError(name, error);
     }
+  }
+
+  /**
+   * The input size of a remote model's image tower, asked once per model: images are resized here
+   * and sent at that size. Null sends them whole: the model has no size to give, or the serving
+   * worker predates the question. Any other failure (no worker answers) is the call's failure,
+   * and the question is asked again next time.
+   */
+  private remoteImageInput(model: string): Promise<ImageInputSize | null> {
+    let asked = this.remoteImageInputs.get(model);
+    if (!asked) {
+      asked = this.remoteClient()
+        .call<ImageInputSize | null>(model, "imageInput", null)
+        .catch((error: unknown) => {
+          if (error instanceof TesseraError && error.code === ErrorCode.BAD_USER_INPUT) return null;
+          this.remoteImageInputs.delete(model);
+          throw error;
+        });
+      this.remoteImageInputs.set(model, asked);
+    }
+    return asked;
   }
 
   private batcher(served: Served, operation: Operation, handle: ModelHandle) {

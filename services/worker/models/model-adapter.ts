@@ -1,6 +1,7 @@
 import type { Logger } from "../../core/logger.ts";
 import type { DecodedImage } from "../ingest/ingest-stage.ts";
 import type { ExecutionChoice } from "./execution-provider.ts";
+import type { ImageInputSize } from "./image-preprocess.ts";
 import type { ResolvedModel } from "./model-registry.ts";
 import type { Modality, OcrLine, SpeechSegment } from "./model-runtime.ts";
 import type { OnnxSessions } from "./onnx-sessions.ts";
@@ -11,10 +12,10 @@ export type ModelHandle = {
   embedText?(texts: string[]): Promise<Float32Array[]>;
   embedImages?(images: DecodedImage[]): Promise<Float32Array[]>;
   /**
-   * Per-image work that needs no batch (resizing to the input size), run as each image arrives,
-   * before batching: it overlaps the batch the model is computing instead of delaying the next.
+   * The size the image tower takes. The runtime resizes each image to it as the image arrives,
+   * before batching (so it overlaps the batch being computed), and a remote caller before sending.
    */
-  prepareImage?(image: DecodedImage): Promise<DecodedImage>;
+  imageInput?: ImageInputSize;
   embedAudio?(clips: Float32Array[]): Promise<Float32Array[]>;
   readText?(images: DecodedImage[]): Promise<OcrLine[][]>;
   detectSpeech?(clips: Float32Array[]): Promise<SpeechSegment[][]>;

@@ -4,8 +4,12 @@ import { z } from "zod";
 import { ErrorCode, TesseraError, toErrorRecord } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
 
-/** What a model can be asked to do, locally or on another worker. */
-export const MODEL_OPERATIONS = ["embedText", "embedImages", "embedAudio", "readText", "detectSpeech", "transcribe", "project"] as const;
+/**
+ * What a model can be asked to do, locally or on another worker. `imageInput` asks which size the
+ * model's image tower takes, so a caller can resize before sending (a decoded photo is up to 3 MB of
+ * RGB; at CLIP's 224 px it is 150 KB).
+ */
+export const MODEL_OPERATIONS = ["embedText", "embedImages", "embedAudio", "readText", "detectSpeech", "transcribe", "project", "imageInput"] as const;
 export type ModelOperation = (typeof MODEL_OPERATIONS)[number];
 
 /** One call of one model on one input: the payload of a model's queue. */
@@ -50,7 +54,7 @@ export function fromWire(value: unknown): unknown {
  * sending CLIP to a GPU worker), so one ingest job still gets every encoder.
  */
 export class RemoteModelClient {
-  private readonly queues = new Map<string, { queue: Queue; events: QueueEvents; ready: Promise<unknown> }>();
+  private readonly queues = new Map<string, { queue: Queue; events: QueueEvents; eventsConnection: Redis; ready: Promise<unknown> }>();
 
   constructor(
     private readonly redis: Redis,
@@ -83,8 +87,9 @@ export class RemoteModelClient {
     let entry = this.queues.get(model);
     if (!entry) {
       const name = modelQueueName(model);
-      const events = new QueueEvents(name, { connection: this.redis.duplicate(), prefix: this.prefix });
-      entry = { queue: new Queue(name, { connection: this.redis, prefix: this.prefix }), events, ready: events.waitUntilReady() };
+      const eventsConnection = this.redis.duplicate();
+      const events = new QueueEvents(name, { connection: eventsConnection, prefix: this.prefix });
+      entry = { queue: new Queue(name, { connection: this.redis, prefix: this.prefix }), events, eventsConnection, ready: events.waitUntilReady() };
       this.queues.set(model, entry);
     }
     return entry;
@@ -94,6 +99,8 @@ export class RemoteModelClient {
     const entries = [...this.queues.values()];
     this.queues.clear();
     await Promise.all(entries.flatMap(({ queue, events }) => [queue.close(), events.close()]));
+    // QueueEvents leaves a connection it was given open: without this, the process could not exit.
+    for (const { eventsConnection } of entries) eventsConnection.disconnect();
   }
 }
 

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { PreTrainedModel, PreTrainedTokenizer, Tensor } from "@huggingface/transformers";
 import type { DecodedImage } from "../../ingest/ingest-stage.ts";
-import { imagesToTensorData, resizeForModel, type ImageTensorSpec } from "../image-preprocess.ts";
+import { imagesToTensorData, type ImageTensorSpec } from "../image-preprocess.ts";
 import { sessionTuning } from "../execution-provider.ts";
 import type { ModelAdapter } from "../model-adapter.ts";
 import { modelNotFound } from "../model-errors.ts";
@@ -59,7 +59,7 @@ export const hfClipAdapter: ModelAdapter = {
         const result = await text(inputs);
         return tensorRows(result[outputs.text], texts.length, outputs.text);
       },
-      prepareImage: (image) => resizeForModel(image, spec),
+      imageInput: { width: spec.width, height: spec.height, resize: spec.resize },
       async embedImages(images: DecodedImage[]) {
         await checkVision();
         const data = await imagesToTensorData(images, spec);
