@@ -12,7 +12,10 @@
  * the default 768 x 19 is 4.5 G, ViT-B/32's 4.4 G. It is written on the spot:
  * no real CLIP weights exist offline. BENCH_ENCODE_LAYERS=0 leaves only the
  * path's own cost. BENCH_ENCODE_ITEMS images (default 96),
- * BENCH_ENCODE_CONCURRENCY jobs at once in the worker (default 16).
+ * BENCH_ENCODE_CONCURRENCY jobs at once in the worker (default 16), JPEGs of
+ * BENCH_ENCODE_SIDE px (default 256). BENCH_ENCODE_REMOTE=1 runs the model on a
+ * second worker that serves only model calls (`--queues models`), reached over
+ * BullMQ as `--remote-models clip` does: the GPU-worker layout, in one process.
  * MODEL_DEVICE=cuda runs both sides on the GPU when its provider is installed.
  * Needs PostgreSQL (DATABASE_URL) and Redis (REDIS_URL).
  *
@@ -49,27 +52,36 @@ export default async function encodeBench() {
   const items = env("BENCH_ENCODE_ITEMS", 96);
   const concurrency = env("BENCH_ENCODE_CONCURRENCY", 16);
   const vision = { patch: 32, width: env("BENCH_ENCODE_WIDTH", 768), layers: env("BENCH_ENCODE_LAYERS", 19) };
+  const side = env("BENCH_ENCODE_SIDE", 256);
+  const remote = process.env.BENCH_ENCODE_REMOTE === "1";
   const scratch = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-bench-encode-"));
   const modelsDir = path.join(scratch, "models");
   log(`writing a CLIP export (vision: patch ${vision.patch}, width ${vision.width}, ${vision.layers} blocks) and ${items} images`);
   await writeTinyClipExport(path.join(modelsDir, "clip"), { imageSize: 224, dimensions: 512, vision });
-  const images = await Promise.all(Array.from({ length: items + 1 }, (_, index) => distinctJpeg(index)));
+  await fs.mkdir(path.join(scratch, "no-models"));
+  const images = await Promise.all(Array.from({ length: items + 1 }, (_, index) => distinctJpeg(index, side)));
 
   const config = loadConfig({
     ...process.env,
     DATA_DIR: path.join(scratch, "data"),
-    MODELS_DIR: modelsDir,
+    // Remote: this side has no CLIP files, so it calls the model on the worker that has them.
+    MODELS_DIR: remote ? path.join(scratch, "no-models") : modelsDir,
     QUEUE_PREFIX: `bench-${randomUUID().slice(0, 8)}`,
     LOG_LEVEL: "warn",
+    REMOTE_MODELS: remote ? "clip" : "",
   });
   await applyMigrations(config.DATABASE_URL);
   const app = await createAppContext(config, createLogger("warn", "bench"));
   // Only the image encoder: OCR and the sentence model would measure other models.
   app.models.configure({ models: ["clip"] });
+  // Remote: the model runs in its own worker, taking only model calls; the ingest worker calls it.
+  const modelApp = remote ? await createAppContext({ ...config, modelsDir, REMOTE_MODELS: [] }, createLogger("warn", "bench")) : app;
+  modelApp.models.configure({ models: ["clip"] });
+  const modelWorkers = remote ? startWorkerPool(modelApp, { queues: [], modelCalls: true }) : undefined;
   const gateway = createGateway(app);
   const { port } = await gateway.listen(0, "127.0.0.1");
   const url = `http://127.0.0.1:${port}/graphql`;
-  const workers = startWorkerPool(app, { queues: ["ingest"], concurrency });
+  const workers = startWorkerPool(app, { queues: ["ingest"], concurrency, modelCalls: !remote });
   const { key, project } = await createApiKey(app.db, `bench-encode-${randomUUID()}`);
   const upload = async (bytes: Buffer, index: number) => {
     const form = new FormData();
@@ -110,8 +122,8 @@ export default async function encodeBench() {
     const warmUp = await upload(images[items]!, items);
     await settle(warmUp);
     await allSucceeded([warmUp]);
-    const batchesBefore = app.models.batchSizes("clip", "embedImages").length;
-    const busyBefore = app.models.inferenceThreadBusyMs();
+    const batchesBefore = modelApp.models.batchSizes("clip", "embedImages").length;
+    const busyBefore = modelApp.models.inferenceThreadBusyMs();
 
     log(`gateway path: ${items} uploads, worker concurrency ${concurrency}`);
     const profiler = process.env.BENCH_ENCODE_CPU_PROFILE ? await startProfile() : undefined;
@@ -133,11 +145,11 @@ export default async function encodeBench() {
     await Promise.all(finished);
     const gatewaySeconds = (performance.now() - started) / 1000;
     // The share of the phase the model computed: below 1, it waited for the path (or for the CPU).
-    const modelBusyShare = (app.models.inferenceThreadBusyMs() - busyBefore) / 1000 / gatewaySeconds;
+    const modelBusyShare = (modelApp.models.inferenceThreadBusyMs() - busyBefore) / 1000 / gatewaySeconds;
     const cpuMs = cpu.perItem(items);
     if (profiler) await stopProfile(profiler, process.env.BENCH_ENCODE_CPU_PROFILE!);
     await allSucceeded(jobIds);
-    const batches = app.models.batchSizes("clip", "embedImages").slice(batchesBefore);
+    const batches = modelApp.models.batchSizes("clip", "embedImages").slice(batchesBefore);
     const meanBatch = batches.reduce((a, b) => a + b, 0) / batches.length;
     const stored = await app.vectorStore.count(project.id, { space: "image-text" });
     // One vector per image (chunk 0), plus the warm-up image.
@@ -172,6 +184,8 @@ export default async function encodeBench() {
         bench: "encode",
         model: `clip (synthetic vision tower, ${round(multiplyAdds(vision) / 1e9, 2)} G multiply-adds: width ${vision.width}, ${vision.layers} blocks, 224 px)`,
         device: execution.device,
+        remote,
+        image_side: side,
         items,
         concurrency,
         batchSize,
@@ -188,6 +202,8 @@ export default async function encodeBench() {
     await queueEvents.close();
     eventsConnection.disconnect(); // given to QueueEvents, so not closed by it
     await workers.close();
+    await modelWorkers?.close();
+    if (remote) await modelApp.close();
     await app.db.project.delete({ where: { id: project.id } }).catch(() => {});
     await app.queues.queue("ingest").obliterate({ force: true }).catch(() => {});
     await gateway.close();
@@ -258,10 +274,10 @@ function multiplyAdds({ patch, width, layers }: { patch: number; width: number; 
 }
 
 /**
- * A 256 x 256 JPEG of smooth random colour (16 x 16 seeded cells, enlarged), different for every index:
+ * A square JPEG of smooth random colour (16 x 16 seeded cells, enlarged), different for every index:
  * identical bytes would be one asset, and the bench would count one job twice.
  */
-async function distinctJpeg(index: number): Promise<Buffer> {
+async function distinctJpeg(index: number, side: number): Promise<Buffer> {
   let seed = (index + 1) * 2654435761;
   const random = () => {
     seed = (seed ^ (seed << 13)) >>> 0;
@@ -271,7 +287,7 @@ async function distinctJpeg(index: number): Promise<Buffer> {
   };
   const cells = Buffer.alloc(16 * 16 * 3);
   for (let i = 0; i < cells.length; i++) cells[i] = random();
-  return sharp(cells, { raw: { width: 16, height: 16, channels: 3 } }).resize(256, 256, { kernel: "cubic" }).jpeg({ quality: 80 }).toBuffer();
+  return sharp(cells, { raw: { width: 16, height: 16, channels: 3 } }).resize(side, side, { kernel: "cubic" }).jpeg({ quality: 80 }).toBuffer();
 }
 
 /** BENCH_ENCODE_CPU_PROFILE=file.cpuprofile: a CPU profile of this process over the gateway phase only. */
