@@ -115,6 +115,21 @@ describe("models served by another worker", () => {
     }
   });
 
+  it("takes more calls at once than Node's default of ten listeners, without a warning", async () => {
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(`${warning.name}: ${warning.message}`);
+    process.on("warning", onWarning);
+    try {
+      const images = Array.from({ length: 24 }, (_, index) => solidImage(40, 40, [index * 10, 100, 200 - index * 5]));
+      const [space] = await cpu.app.models.embedImages(images);
+      expect(space!.vectors).toHaveLength(24);
+      await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
+      expect(warnings.filter((warning) => warning.startsWith("MaxListenersExceededWarning"))).toEqual([]);
+    } finally {
+      process.off("warning", onWarning);
+    }
+  });
+
   it("a remote model's error comes back typed, naming the model", async () => {
     const broken = { rgb: Buffer.alloc(5), width: 10, height: 10 };
     // Sent as it is (the caller's own check would stop it first, below), it fails on the serving worker.

@@ -89,7 +89,11 @@ export class RemoteModelClient {
       const name = modelQueueName(model);
       const eventsConnection = this.redis.duplicate();
       const events = new QueueEvents(name, { connection: eventsConnection, prefix: this.prefix });
-      entry = { queue: new Queue(name, { connection: this.redis, prefix: this.prefix }), events, eventsConnection, ready: events.waitUntilReady() };
+      const queue = new Queue(name, { connection: this.redis, prefix: this.prefix });
+      // Every call in flight listens for the queue closing (BullMQ's waitUntilFinished): a worker with more than
+      // ten jobs at once is normal, not a leak, so Node's warning about eleven listeners is turned off.
+      queue.setMaxListeners(0);
+      entry = { queue, events, eventsConnection, ready: events.waitUntilReady() };
       this.queues.set(model, entry);
     }
     return entry;
