@@ -116,16 +116,9 @@ async function recordAssetAndJob(
     // Another request (earlier, or racing this one) stored the same bytes or used the same key.
     if (constraintViolation(error) !== "unique") throw error;
   }
-  if (options.idempotencyKey) {
-    const previous = await findIngestByIdempotencyKey(app, projectId, options.idempotencyKey);
-    if (previous) return { created: false, result: previous };
-  }
-  const existing = await app.db.asset.findUniqueOrThrow({
-    where: { projectId_sha256: { projectId, sha256: blob.sha256 } },
-    include: { jobs: { orderBy: { createdAt: "desc" }, take: 1 } },
-  });
-  const { jobs, ...asset } = existing;
-  if (jobs[0] && existing.status !== "FAILED") return { created: false, result: { asset, job: jobs[0] } };
+  const known = await knownIngest(app, projectId, blob.sha256, options.idempotencyKey);
+  if (known.job && (known.byKey || known.asset.status !== "FAILED")) return { created: false, result: { asset: known.asset, job: known.job } };
+  const existing = known.asset;
   try {
     const result = await app.db.$transaction(async (tx) => {
       // A failed asset is retried in place, so the project keeps one asset per content.
@@ -137,19 +130,32 @@ async function recordAssetAndJob(
   } catch (error) {
     // Two requests raced to retry the same failed asset, or with the same key: the first one wins.
     if (constraintViolation(error) === "unique") {
-      if (options.idempotencyKey) {
-        const previous = await findIngestByIdempotencyKey(app, projectId, options.idempotencyKey);
-        if (previous) return { created: false, result: previous };
-      }
-      const latest = await app.db.asset.findUniqueOrThrow({
-        where: { projectId_sha256: { projectId, sha256: blob.sha256 } },
-        include: { jobs: { orderBy: { createdAt: "desc" }, take: 1 } },
-      });
-      const { jobs: latestJobs, ...latestAsset } = latest;
-      if (latestJobs[0]) return { created: false, result: { asset: latestAsset, job: latestJobs[0] } };
+      const latest = await knownIngest(app, projectId, blob.sha256, options.idempotencyKey);
+      if (latest.job) return { created: false, result: { asset: latest.asset, job: latest.job } };
     }
     throw error;
   }
+}
+
+/**
+ * What the project already has when a write hit a unique constraint: the first result of the same
+ * idempotency key (`byKey`), else the asset with these bytes and its latest job.
+ */
+async function knownIngest(
+  app: AppContext,
+  projectId: string,
+  sha256: string,
+  idempotencyKey: string | undefined,
+): Promise<{ asset: Asset; job?: Job; byKey: boolean }> {
+  if (idempotencyKey) {
+    const previous = await findIngestByIdempotencyKey(app, projectId, idempotencyKey);
+    if (previous) return { ...previous, byKey: true };
+  }
+  const { jobs, ...asset } = await app.db.asset.findUniqueOrThrow({
+    where: { projectId_sha256: { projectId, sha256 } },
+    include: { jobs: { orderBy: { createdAt: "desc" }, take: 1 } },
+  });
+  return { asset, job: jobs[0], byKey: false };
 }
 
 /**
