@@ -135,11 +135,7 @@ export async function trainProjector(
   const outSize = pairs[0]!.to.length;
 
   // Standardise inputs with the training pairs' statistics (baked into the export).
-  const mean = new Float32Array(inSize);
-  const std = new Float32Array(inSize);
-  for (const pair of train) pair.from.forEach((value, d) => (mean[d]! += value / train.length));
-  for (const pair of train) pair.from.forEach((value, d) => (std[d]! += (value - mean[d]!) ** 2 / train.length));
-  std.forEach((variance, d) => (std[d] = Math.sqrt(variance) || 1));
+  const { mean, std } = inputStatistics(train);
 
   const model = new ProjectorModel(options.kind, inSize, outSize, mean, std, options.hiddenSize, options.seed);
   const optimizer = tf.train.adam(options.learningRate);
@@ -209,6 +205,17 @@ function dot(a: Float32Array, b: Float32Array): number {
   return sum;
 }
 
+/** Per-dimension mean and standard deviation of the training inputs (a constant dimension gets 1), baked into the export. */
+function inputStatistics(train: ProjectorPair[]) {
+  const inSize = train[0]!.from.length;
+  const mean = new Float32Array(inSize);
+  const std = new Float32Array(inSize);
+  for (const pair of train) pair.from.forEach((value, d) => (mean[d]! += value / train.length));
+  for (const pair of train) pair.from.forEach((value, d) => (std[d]! += (value - mean[d]!) ** 2 / train.length));
+  std.forEach((variance, d) => (std[d] = Math.sqrt(variance) || 1));
+  return { mean, std };
+}
+
 /**
  * The prototype kind: one prototype and one target per key; its sharpness is
  * chosen by leave-one-out (each training pair is projected with its own key's
@@ -219,11 +226,7 @@ function dot(a: Float32Array, b: Float32Array): number {
 function fitPrototypes(train: ProjectorPair[], started: number) {
   const inSize = train[0]!.from.length;
   const outSize = train[0]!.to.length;
-  const mean = new Float32Array(inSize);
-  const std = new Float32Array(inSize);
-  for (const pair of train) pair.from.forEach((value, d) => (mean[d]! += value / train.length));
-  for (const pair of train) pair.from.forEach((value, d) => (std[d]! += (value - mean[d]!) ** 2 / train.length));
-  std.forEach((variance, d) => (std[d] = Math.sqrt(variance) || 1));
+  const { mean, std } = inputStatistics(train);
   const empty = new PrototypeProjector(inSize, outSize, mean, std, new Float32Array(0), new Float32Array(0), 1);
   const prepared = train.map((pair) => empty.prepare(pair.from));
   const keys = [...new Set(train.map((pair) => pair.key))];
