@@ -1,3 +1,4 @@
+import type { DecodedImage } from "../services/assets/decoded-media.ts";
 /**
  * `npm run bench -- batching`: image embeddings through the model runtime
  * with dynamic batching on (up to the manifest's 32 per batch, 5 ms wait)
@@ -13,10 +14,9 @@ import os from "node:os";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
 import { createLogger } from "../services/core/logger.ts";
-import { sessionTuning } from "../services/worker/models/execution-provider.ts";
-import { createModelRuntime } from "../services/worker/models/local-model-runtime.ts";
+import { sessionTuning } from "../services/models/execution-provider.ts";
+import { createModelRuntime } from "../services/models/local-model-runtime.ts";
 import { writeTinyClipExport } from "../test/support/fixture-models/tiny-clip.ts";
-import type { DecodedImage } from "../services/worker/ingest/ingest-stage.ts";
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const log = (message: string) => process.stderr.write(`[bench batching] ${message}\n`);

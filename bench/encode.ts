@@ -34,13 +34,13 @@ import path from "node:path";
 import { QueueEvents } from "bullmq";
 import * as ort from "onnxruntime-node";
 import sharp from "sharp";
-import { createAppContext } from "../services/core/app-context.ts";
+import { createAppContext } from "../services/app/app-context.ts";
 import { createApiKey } from "../services/core/api-keys.ts";
 import { loadConfig } from "../services/core/config.ts";
 import { createLogger } from "../services/core/logger.ts";
 import { applyMigrations } from "../services/core/migrate.ts";
 import { createGateway } from "../services/gateway/gateway.ts";
-import { chooseExecutionProvider, sessionTuning } from "../services/worker/models/execution-provider.ts";
+import { chooseExecutionProvider, sessionTuning } from "../services/models/execution-provider.ts";
 import { startWorkerPool } from "../services/worker/worker-pool.ts";
 import { writeTinyClipExport } from "../test/support/fixture-models/tiny-clip.ts";
 

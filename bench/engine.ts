@@ -10,7 +10,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { Queue, QueueEvents, Worker } from "bullmq";
-import { createAppContext, type AppContext } from "../services/core/app-context.ts";
+import { createAppContext, type AppContext } from "../services/app/app-context.ts";
 import { createApiKey } from "../services/core/api-keys.ts";
 import { loadConfig } from "../services/core/config.ts";
 import { createLogger } from "../services/core/logger.ts";

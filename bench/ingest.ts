@@ -14,7 +14,7 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { LocalDiskBlobStore } from "../services/assets/blob-store.ts";
-import { createAppContext } from "../services/core/app-context.ts";
+import { createAppContext } from "../services/app/app-context.ts";
 import { createApiKey } from "../services/core/api-keys.ts";
 import { loadConfig } from "../services/core/config.ts";
 import { createLogger } from "../services/core/logger.ts";

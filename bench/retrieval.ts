@@ -22,7 +22,7 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { createApiKey } from "../services/core/api-keys.ts";
-import { createAppContext } from "../services/core/app-context.ts";
+import { createAppContext } from "../services/app/app-context.ts";
 import { loadConfig } from "../services/core/config.ts";
 import { createLogger } from "../services/core/logger.ts";
 import { applyMigrations } from "../services/core/migrate.ts";
@@ -33,7 +33,7 @@ import { loadEmojiConcepts, loadIconSet, type EmojiConcept } from "../training/e
 import { evaluateHeldOut, type HeldOutFigures, type SplitFigures } from "../training/heldout-evaluation.ts";
 import { renderIconPng } from "../training/icon-renderer.ts";
 import { IMAGE_SIZE } from "../training/image-tower.ts";
-import { encodeWav } from "../services/worker/generation/wav-file.ts";
+import { encodeWav } from "../services/generation/wav-file.ts";
 import { SAMPLE_RATE, speak } from "../training/spoken-labels.ts";
 import type { Recall } from "../training/retrieval-metrics.ts";
 

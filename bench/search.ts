@@ -26,7 +26,7 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import weaviate, { reconfigure } from "weaviate-client";
-import { createAppContext, type AppContext } from "../services/core/app-context.ts";
+import { createAppContext, type AppContext } from "../services/app/app-context.ts";
 import { createApiKey } from "../services/core/api-keys.ts";
 import { loadConfig } from "../services/core/config.ts";
 import { createLogger } from "../services/core/logger.ts";

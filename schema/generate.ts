@@ -1,7 +1,7 @@
 import { Prisma } from "../services/core/database.ts";
 import { ErrorCode, TesseraError } from "../services/core/errors.ts";
 import { requireProject } from "../services/gateway/context.ts";
-import { checkGenerateRequest, generateTasks } from "../services/worker/generation/generate-request.ts";
+import { checkGenerateRequest, generateTasks } from "../services/generation/generate-request.ts";
 import { builder } from "./builder.ts";
 import { JobRef } from "./jobs.ts";
 

@@ -1,5 +1,5 @@
 import { requireProject } from "../services/gateway/context.ts";
-import type { ModelInfo } from "../services/worker/models/model-runtime.ts";
+import type { ModelInfo } from "../services/models/model-runtime.ts";
 import { ModalityEnum } from "./assets.ts";
 import { builder } from "./builder.ts";
 

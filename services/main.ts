@@ -1,5 +1,5 @@
 // `npm start`: gateway and worker in one process, for a laptop. Migrations are applied first.
-import { runProcess } from "./core/bootstrap.ts";
+import { runProcess } from "./app/bootstrap.ts";
 import { createGateway } from "./gateway/gateway.ts";
 import { startWorkerPool } from "./worker/worker-pool.ts";
 

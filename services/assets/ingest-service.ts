@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Readable } from "node:stream";
-import type { AppContext } from "../core/app-context.ts";
+import type { AppContext } from "../app/app-context.ts";
 import { Prisma, constraintViolation, type Asset, type Job, type Modality } from "../core/database.ts";
 import { ErrorCode, TesseraError } from "../core/errors.ts";
 

@@ -1,6 +1,6 @@
 import path from "node:path";
 import type { Readable } from "node:stream";
-import type { AppContext } from "../core/app-context.ts";
+import type { AppContext } from "../app/app-context.ts";
 import { ErrorCode, TesseraError } from "../core/errors.ts";
 import { findIngestByIdempotencyKey, ingestContent, type IngestOptions, type IngestResult } from "./ingest-service.ts";
 import { inspectMedia } from "./media-inspector.ts";

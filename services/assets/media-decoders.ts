@@ -2,6 +2,7 @@ import sharp from "sharp";
 import { ErrorCode, TesseraError } from "../core/errors.ts";
 import { probeMedia } from "./media-inspector.ts";
 import { runMediaTool } from "./media-tool.ts";
+import type { DecodedAudio, DecodedImage, VideoFrame } from "./decoded-media.ts";
 
 /**
  * Decoding for the encoders: pixels and samples in plain buffers. The
@@ -10,14 +11,10 @@ import { runMediaTool } from "./media-tool.ts";
  * brought to the 16 kHz mono that speech and audio models expect.
  */
 
-export type RgbImage = { rgb: Buffer; width: number; height: number };
-export type Pcm16k = { samples: Float32Array; sampleRate: 16000; durationSec: number };
-export type SampledFrame = RgbImage & { timeSec: number };
-
 export const PCM_SAMPLE_RATE = 16000;
 
 /** Any supported image to 8-bit RGB (alpha flattened on white, EXIF orientation applied), longest side at most `maxSide`. */
-export async function decodeImageToRgb(filePath: string, options: { maxSide: number; maxPixels: number }): Promise<RgbImage> {
+export async function decodeImageToRgb(filePath: string, options: { maxSide: number; maxPixels: number }): Promise<DecodedImage> {
   try {
     const { data, info } = await sharp(filePath, { limitInputPixels: options.maxPixels, animated: false })
       .rotate()
@@ -34,7 +31,7 @@ export async function decodeImageToRgb(filePath: string, options: { maxSide: num
 }
 
 /** The first audio stream as 16 kHz mono float PCM in [-1, 1], at most `maxSeconds` long. */
-export async function decodeAudioToPcm(filePath: string, options: { maxSeconds: number; timeoutMs: number }): Promise<Pcm16k> {
+export async function decodeAudioToPcm(filePath: string, options: { maxSeconds: number; timeoutMs: number }): Promise<DecodedAudio> {
   const { stdout } = await runMediaTool(
     "ffmpeg",
     ["-v", "error", "-i", filePath, "-map", "0:a:0", "-vn", "-t", String(options.maxSeconds), "-ac", "1", "-ar", String(PCM_SAMPLE_RATE), "-f", "f32le", "-c:a", "pcm_f32le", "pipe:1"],
@@ -53,7 +50,7 @@ export async function decodeAudioToPcm(filePath: string, options: { maxSeconds: 
 export async function sampleVideoFrames(
   filePath: string,
   options: { rate: number; maxFrames: number; maxSide: number; timeoutMs: number },
-): Promise<{ frames: SampledFrame[]; hasAudio: boolean }> {
+): Promise<{ frames: VideoFrame[]; hasAudio: boolean }> {
   const probe = await probeMedia(filePath, options.timeoutMs);
   const video = probe.streams?.find((stream) => stream.codec_type === "video" && !stream.disposition?.attached_pic);
   if (!video?.width || !video.height) throw new TesseraError(ErrorCode.CORRUPT_MEDIA, "the file has no video stream");
@@ -76,7 +73,7 @@ export async function sampleVideoFrames(
     ],
     { timeoutMs: options.timeoutMs, maxOutputBytes: frameBytes * options.maxFrames },
   );
-  const frames: SampledFrame[] = [];
+  const frames: VideoFrame[] = [];
   for (let index = 0; (index + 1) * frameBytes <= stdout.length; index++) {
     frames.push({ rgb: Buffer.from(stdout.subarray(index * frameBytes, (index + 1) * frameBytes)), width, height, timeSec: index / rate });
   }

@@ -1,5 +1,5 @@
 import type { YogaInitialContext } from "graphql-yoga";
-import type { AppContext } from "../core/app-context.ts";
+import type { AppContext } from "../app/app-context.ts";
 import type { Project } from "../core/database.ts";
 import { ErrorCode, TesseraError } from "../core/errors.ts";
 

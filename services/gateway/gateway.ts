@@ -5,7 +5,7 @@ import { createYoga, type Plugin } from "graphql-yoga";
 import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
 import { schema } from "../../schema/index.ts";
-import type { AppContext } from "../core/app-context.ts";
+import type { AppContext } from "../app/app-context.ts";
 import { ApiKeyCache, bearerToken } from "../core/api-keys.ts";
 import type { GatewayContext, ServerContext } from "./context.ts";
 import { useProjectAuth } from "./plugins/use-project-auth.ts";

@@ -1,5 +1,5 @@
 import { once } from "node:events";
-import type { AppContext } from "../core/app-context.ts";
+import type { AppContext } from "../app/app-context.ts";
 import { withTimeout } from "../core/with-timeout.ts";
 
 type State = "OK" | "DOWN";

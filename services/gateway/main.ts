@@ -1,4 +1,4 @@
-import { runProcess } from "../core/bootstrap.ts";
+import { runProcess } from "../app/bootstrap.ts";
 import { createGateway } from "./gateway.ts";
 
 await runProcess("gateway", async (app) => {

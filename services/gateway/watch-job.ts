@@ -1,4 +1,4 @@
-import type { AppContext } from "../core/app-context.ts";
+import type { AppContext } from "../app/app-context.ts";
 import type { Job } from "../core/database.ts";
 import type { JobEvent } from "../queue/event-bus.ts";
 import { watchEvents } from "../queue/watch-events.ts";

@@ -1,4 +1,4 @@
-import type { AppContext } from "../core/app-context.ts";
+import type { AppContext } from "../app/app-context.ts";
 import { ErrorCode, TesseraError } from "../core/errors.ts";
 import { deleteBlobIfUnreferenced } from "../assets/ingest-service.ts";
 

@@ -1,6 +1,6 @@
 import type { Modality } from "../core/database.ts";
 import { ErrorCode, TesseraError } from "../core/errors.ts";
-import type { ModelRuntime, SpaceVectors } from "../worker/models/model-runtime.ts";
+import type { ModelRuntime, SpaceVectors } from "../models/model-runtime.ts";
 import { loadConfig } from "../core/config.ts";
 import { decodeQueryFile, type QueryDecodeLimits } from "./query-file.ts";
 import type { VectorFilter, VectorHit, VectorStore } from "./vector-store.ts";

@@ -1,3 +1,4 @@
+import type { DecodedImage } from "../assets/decoded-media.ts";
 import { randomUUID } from "node:crypto";
 import fs from "node:fs/promises";
 import os from "node:os";
@@ -7,7 +8,6 @@ import { decodeUtf8 } from "../assets/media-inspector.ts";
 import { sniffBytes } from "../assets/media-sniffer.ts";
 import type { Config } from "../core/config.ts";
 import { ErrorCode, TesseraError } from "../core/errors.ts";
-import type { DecodedImage } from "../worker/ingest/ingest-stage.ts";
 
 /** An uploaded search query, decoded into what the encoders take. A video is its sampled frames. */
 export type DecodedQuery =

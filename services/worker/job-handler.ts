@@ -1,4 +1,4 @@
-import type { AppContext } from "../core/app-context.ts";
+import type { AppContext } from "../app/app-context.ts";
 import type { ErrorRecord } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import type { JobPayload, QueueName } from "../queue/job-payloads.ts";

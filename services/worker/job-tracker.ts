@@ -1,4 +1,4 @@
-import type { AppContext } from "../core/app-context.ts";
+import type { AppContext } from "../app/app-context.ts";
 import { Prisma, SQL_UTC_NOW, type JobStatus } from "../core/database.ts";
 import { ErrorCode, TesseraError, type ErrorRecord } from "../core/errors.ts";
 import type { JobEvent } from "../queue/event-bus.ts";

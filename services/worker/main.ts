@@ -1,4 +1,4 @@
-import { runProcess } from "../core/bootstrap.ts";
+import { runProcess } from "../app/bootstrap.ts";
 import { parseWorkerOptions } from "./worker-options.ts";
 import { startWorkerPool } from "./worker-pool.ts";
 

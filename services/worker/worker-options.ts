@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import { queueNames, type QueueName } from "../queue/job-payloads.ts";
-import type { ModelServing } from "./models/local-model-runtime.ts";
+import type { ModelServing } from "../models/local-model-runtime.ts";
 import type { WorkerPoolOptions } from "./worker-pool.ts";
 
 /** The `--queues` name of the model-call queues (one per model this worker serves). */

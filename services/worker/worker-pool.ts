@@ -1,11 +1,11 @@
 import { UnrecoverableError, Worker, type Job as BullJob } from "bullmq";
-import type { AppContext } from "../core/app-context.ts";
+import type { AppContext } from "../app/app-context.ts";
 import { ErrorCode, TesseraError, toErrorRecord } from "../core/errors.ts";
 import { jobPayloads, queueNames, type QueueName } from "../queue/job-payloads.ts";
 import type { JobHandler } from "./job-handler.ts";
 import { jobHandlers } from "./handlers/index.ts";
 import { JobTracker } from "./job-tracker.ts";
-import { serveModelCalls } from "./models/remote-model-calls.ts";
+import { serveModelCalls } from "../models/remote-model-calls.ts";
 
 /** Errors that retrying cannot fix: the input is wrong, so fail at once. */
 const PERMANENT_CODES = new Set<string>([

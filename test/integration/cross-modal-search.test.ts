@@ -8,7 +8,7 @@ import { crossModalSearch, type QueryEncoder } from "../../services/search/cross
 import { LanceDbVectorStore } from "../../services/search/lancedb-vector-store.ts";
 import type { VectorRecord, VectorStore } from "../../services/search/vector-store.ts";
 import { WeaviateVectorStore } from "../../services/search/weaviate-vector-store.ts";
-import { encodeWav } from "../../services/worker/generation/wav-file.ts";
+import { encodeWav } from "../../services/generation/wav-file.ts";
 import { makeMp4 } from "../support/media-fixtures.ts";
 import { TEST_WEAVIATE_GRPC_PORT, TEST_WEAVIATE_URL } from "../support/test-env.ts";
 

@@ -3,7 +3,7 @@ import path from "node:path";
 import * as ort from "onnxruntime-node";
 import { describe, expect, it } from "vitest";
 import { createLogger } from "../../services/core/logger.ts";
-import { LocalModelRuntime } from "../../services/worker/models/local-model-runtime.ts";
+import { LocalModelRuntime } from "../../services/models/local-model-runtime.ts";
 import { EVAL_VOICE } from "../../training/audio-features.ts";
 import { loadIconSet } from "../../training/emoji-concepts.ts";
 import { ExportedClip, ExportedProjector } from "../../training/exported-clip.ts";

@@ -4,7 +4,7 @@ import path from "node:path";
 import sharp from "sharp";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ingestContent } from "../../services/assets/ingest-service.ts";
-import { closeModelRouter } from "../../services/worker/generation/app-model-router.ts";
+import { closeModelRouter } from "../../services/generation/app-model-router.ts";
 import { startFakeOpenAIServer, type FakeOpenAIServer } from "../support/fake-openai-server.ts";
 import { findStepType } from "../../workflows/steps/step-registry.ts";
 import { eventually, startTestApp, type TestApp } from "../support/test-app.ts";

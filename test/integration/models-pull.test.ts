@@ -6,7 +6,7 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { pullExport } from "../../services/worker/models/model-hub.ts";
+import { pullExport } from "../../services/models/model-hub.ts";
 import { writeTinyClipExport } from "../support/fixture-models/tiny-clip.ts";
 
 const run = promisify(execFile);

@@ -7,7 +7,7 @@ import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ingestContent } from "../../services/assets/ingest-service.ts";
 import type { Modality } from "../../services/core/database.ts";
-import { closeModelRouter } from "../../services/worker/generation/app-model-router.ts";
+import { closeModelRouter } from "../../services/generation/app-model-router.ts";
 import { startFakeOpenAIServer, type FakeOpenAIServer, type RecordedRequest } from "../support/fake-openai-server.ts";
 import { makeMp4 } from "../support/media-fixtures.ts";
 import { eventually, startTestApp, type TestApp } from "../support/test-app.ts";

@@ -1,10 +1,10 @@
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode, TesseraError } from "../../services/core/errors.ts";
-import { runAgent, type AgentTool, type ToolCallRecord } from "../../services/worker/generation/agent-loop.ts";
-import { loadGenerationConfig } from "../../services/worker/generation/generation-config.ts";
-import { ModelRouter } from "../../services/worker/generation/model-router.ts";
-import { UsageMeter } from "../../services/worker/generation/usage-meter.ts";
+import { runAgent, type AgentTool, type ToolCallRecord } from "../../services/generation/agent-loop.ts";
+import { loadGenerationConfig } from "../../services/generation/generation-config.ts";
+import { ModelRouter } from "../../services/generation/model-router.ts";
+import { UsageMeter } from "../../services/generation/usage-meter.ts";
 import { startFakeOpenAIServer, type FakeOpenAIServer } from "../support/fake-openai-server.ts";
 
 let fake: FakeOpenAIServer;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DynamicBatcher } from "../../services/worker/models/dynamic-batcher.ts";
+import { DynamicBatcher } from "../../services/models/dynamic-batcher.ts";
 
 /** A model stand-in that records each batch it ran and answers item * 10. */
 function recordingBatcher(limits: ConstructorParameters<typeof DynamicBatcher>[0], delayMs = 5) {

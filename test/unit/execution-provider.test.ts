@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Logger } from "../../services/core/logger.ts";
-import { chooseExecutionProvider, cudaProviderInstalled } from "../../services/worker/models/execution-provider.ts";
+import { chooseExecutionProvider, cudaProviderInstalled } from "../../services/models/execution-provider.ts";
 
 function recordingLogger() {
   const lines: Array<{ level: string; message: string }> = [];

@@ -2,7 +2,7 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { GenerationConfigError, loadGenerationConfig } from "../../services/worker/generation/generation-config.ts";
+import { GenerationConfigError, loadGenerationConfig } from "../../services/generation/generation-config.ts";
 
 async function providersFile(text: string) {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-providers-"));

@@ -1,6 +1,6 @@
+import type { DecodedImage } from "../../services/assets/decoded-media.ts";
 import { describe, expect, it } from "vitest";
-import { imagesToTensorData, resizeForModel, type ImageTensorSpec } from "../../services/worker/models/image-preprocess.ts";
-import type { DecodedImage } from "../../services/worker/ingest/ingest-stage.ts";
+import { imagesToTensorData, resizeForModel, type ImageTensorSpec } from "../../services/models/image-preprocess.ts";
 
 const spec: ImageTensorSpec = { width: 32, height: 24, resize: "cover-crop", scale: 1 / 255, mean: [0.5, 0.4, 0.3], std: [0.2, 0.25, 0.3] };
 

@@ -3,8 +3,8 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../../services/core/logger.ts";
-import { createModelRuntime } from "../../services/worker/models/local-model-runtime.ts";
-import { cosine } from "../../services/worker/models/vector-math.ts";
+import { createModelRuntime } from "../../services/models/local-model-runtime.ts";
+import { cosine } from "../../services/models/vector-math.ts";
 import { speak, tone } from "../support/fixture-models/model-fixtures.ts";
 import { encodeModel, FLOAT, floatTensor, node, seededWeights, valueInfo } from "../support/fixture-models/onnx-graph.ts";
 

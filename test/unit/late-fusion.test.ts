@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { fuseVectors } from "../../services/worker/models/fusion.ts";
-import { cosine } from "../../services/worker/models/vector-math.ts";
+import { fuseVectors } from "../../services/models/fusion.ts";
+import { cosine } from "../../services/models/vector-math.ts";
 
 const v = (...values: number[]) => Float32Array.from(values);
 

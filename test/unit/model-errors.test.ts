@@ -4,7 +4,7 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { TesseraError } from "../../services/core/errors.ts";
 import { createLogger } from "../../services/core/logger.ts";
-import { createModelRuntime } from "../../services/worker/models/local-model-runtime.ts";
+import { createModelRuntime } from "../../services/models/local-model-runtime.ts";
 import { solidImage } from "../support/fixture-models/model-fixtures.ts";
 import { writeTinyClipExport } from "../support/fixture-models/tiny-clip.ts";
 

@@ -3,8 +3,8 @@ import fsp from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { modelAdapters } from "../../services/worker/models/adapters/index.ts";
-import { BUILT_IN_MANIFESTS_DIR, loadModelRegistry, matchesAnyGlob, parseManifestFile, resolveModelFile } from "../../services/worker/models/model-registry.ts";
+import { modelAdapters } from "../../services/models/adapters/index.ts";
+import { BUILT_IN_MANIFESTS_DIR, loadModelRegistry, matchesAnyGlob, parseManifestFile, resolveModelFile } from "../../services/models/model-registry.ts";
 
 describe("the manifests in models/", () => {
   const files = fs.readdirSync(BUILT_IN_MANIFESTS_DIR).filter((file) => file.endsWith(".yaml"));

@@ -2,9 +2,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import sharp from "sharp";
 import { pino } from "pino";
 import { TesseraError } from "../../services/core/errors.ts";
-import { loadGenerationConfig } from "../../services/worker/generation/generation-config.ts";
-import { ModelRouter } from "../../services/worker/generation/model-router.ts";
-import { UsageMeter } from "../../services/worker/generation/usage-meter.ts";
+import { loadGenerationConfig } from "../../services/generation/generation-config.ts";
+import { ModelRouter } from "../../services/generation/model-router.ts";
+import { UsageMeter } from "../../services/generation/usage-meter.ts";
 import { startFakeOpenAIServer, type FakeOpenAIServer } from "../support/fake-openai-server.ts";
 
 const SECRET = "sk-test-secret-never-logged-1234";

@@ -4,8 +4,8 @@ import path from "node:path";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../../services/core/logger.ts";
-import { createModelRuntime, type LocalModelRuntime } from "../../services/worker/models/local-model-runtime.ts";
-import { cosine } from "../../services/worker/models/vector-math.ts";
+import { createModelRuntime, type LocalModelRuntime } from "../../services/models/local-model-runtime.ts";
+import { cosine } from "../../services/models/vector-math.ts";
 import { iconSvg, loadIconSet } from "../../training/emoji-concepts.ts";
 import { solidImage, speak, textCard, tone } from "../support/fixture-models/model-fixtures.ts";
 

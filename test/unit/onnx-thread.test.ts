@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { OnnxThread } from "../../services/worker/models/onnx-thread.ts";
+import { OnnxThread } from "../../services/models/onnx-thread.ts";
 import { writeTinyClipExport } from "../support/fixture-models/tiny-clip.ts";
 
 const cpu = { device: "cpu" as const, providers: ["cpu"], reason: "test" };

@@ -1,5 +1,5 @@
 import { expect, it } from "vitest";
-import { fromWire, toWire } from "../../services/worker/models/remote-model-calls.ts";
+import { fromWire, toWire } from "../../services/models/remote-model-calls.ts";
 
 it("carries typed arrays through JSON exactly: pixels, samples, vectors, nested in objects and arrays", () => {
   const pixels = Buffer.from([0, 1, 2, 254, 255]);

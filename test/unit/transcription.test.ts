@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../../services/core/logger.ts";
-import { createModelRuntime, type LocalModelRuntime } from "../../services/worker/models/local-model-runtime.ts";
+import { createModelRuntime, type LocalModelRuntime } from "../../services/models/local-model-runtime.ts";
 import { tone } from "../support/fixture-models/model-fixtures.ts";
 import { buildTinyWhisper } from "../support/fixture-models/tiny-whisper/build-tiny-whisper.ts";
 

@@ -5,7 +5,7 @@ import * as tf from "@tensorflow/tfjs";
 import { stringify } from "yaml";
 import { z } from "zod";
 import { ErrorCode, TesseraError } from "../../services/core/errors.ts";
-import { ModelManifestSchema } from "../../services/worker/models/model-manifest.ts";
+import { ModelManifestSchema } from "../../services/models/model-manifest.ts";
 import { infoNceLoss } from "../contrastive-loss.ts";
 import { useTrainingBackend } from "../training-backend.ts";
 import { seededRandom } from "../seeded-random.ts";

@@ -1,4 +1,4 @@
-import type { AppContext } from "../../services/core/app-context.ts";
+import type { AppContext } from "../../services/app/app-context.ts";
 import { stepDependencies } from "../dsl/validate-workflow.ts";
 import type { WorkflowDefinition } from "../dsl/workflow-schema.ts";
 

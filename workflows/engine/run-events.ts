@@ -1,4 +1,4 @@
-import type { AppContext } from "../../services/core/app-context.ts";
+import type { AppContext } from "../../services/app/app-context.ts";
 import type { RunEvent } from "../../services/queue/event-bus.ts";
 
 /** What happened, as `runEvents` subscribers see it in `type`. */

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { AppContext } from "../../services/core/app-context.ts";
+import type { AppContext } from "../../services/app/app-context.ts";
 import { Prisma, type Run, type WorkflowVersion } from "../../services/core/database.ts";
 import { ErrorCode, TesseraError } from "../../services/core/errors.ts";
 import { evaluateString, expressionsIn, hasExpression, referencesOf } from "../dsl/expression.ts";

@@ -1,4 +1,4 @@
-import type { AppContext } from "../../services/core/app-context.ts";
+import type { AppContext } from "../../services/app/app-context.ts";
 import { Prisma, type StepRun } from "../../services/core/database.ts";
 import { ErrorCode, TesseraError, type ErrorRecord } from "../../services/core/errors.ts";
 import type { Logger } from "../../services/core/logger.ts";

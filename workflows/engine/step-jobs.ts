@@ -1,4 +1,4 @@
-import type { AppContext } from "../../services/core/app-context.ts";
+import type { AppContext } from "../../services/app/app-context.ts";
 import type { StepRun } from "../../services/core/database.ts";
 import type { WorkflowDefinition } from "../dsl/workflow-schema.ts";
 import type { StepTemplate } from "../steps/step-type.ts";

@@ -1,4 +1,4 @@
-import type { AppContext } from "../../services/core/app-context.ts";
+import type { AppContext } from "../../services/app/app-context.ts";
 import type { Run } from "../../services/core/database.ts";
 import type { RunEvent } from "../../services/queue/event-bus.ts";
 import { watchEvents } from "../../services/queue/watch-events.ts";

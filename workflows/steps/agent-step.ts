@@ -2,11 +2,11 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
 import { Prisma } from "../../services/core/database.ts";
 import { ErrorCode, TesseraError } from "../../services/core/errors.ts";
-import { runAgent, type AgentTool, type ToolCallRecorder } from "../../services/worker/generation/agent-loop.ts";
-import { modelRouterFor } from "../../services/worker/generation/app-model-router.ts";
-import { attachmentParts } from "../../services/worker/generation/asset-attachments.ts";
-import { checkGenerateRequest } from "../../services/worker/generation/generate-request.ts";
-import { UsageMeter } from "../../services/worker/generation/usage-meter.ts";
+import { runAgent, type AgentTool, type ToolCallRecorder } from "../../services/generation/agent-loop.ts";
+import { modelRouterFor } from "../../services/generation/app-model-router.ts";
+import { attachmentParts } from "../../services/generation/asset-attachments.ts";
+import { checkGenerateRequest } from "../../services/generation/generate-request.ts";
+import { UsageMeter } from "../../services/generation/usage-meter.ts";
 import { recordStepUsage } from "./generation-step-support.ts";
 import { StepDirective, defineStepType, type StepContext, type StepType } from "./step-type.ts";
 

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { MAX_SPEECH_CHARS } from "../../services/worker/generation/generate-request.ts";
+import { MAX_SPEECH_CHARS } from "../../services/generation/generate-request.ts";
 import { runGenerationStep } from "./generation-step-support.ts";
 import { defineStepType } from "./step-type.ts";
 

@@ -1,7 +1,7 @@
 import { Prisma } from "../../services/core/database.ts";
-import { checkGenerateRequest, type GenerateRequest } from "../../services/worker/generation/generate-request.ts";
-import { runGenerateTask, type GenerateOutput } from "../../services/worker/generation/generate-task.ts";
-import { UsageMeter } from "../../services/worker/generation/usage-meter.ts";
+import { checkGenerateRequest, type GenerateRequest } from "../../services/generation/generate-request.ts";
+import { runGenerateTask, type GenerateOutput } from "../../services/generation/generate-task.ts";
+import { UsageMeter } from "../../services/generation/usage-meter.ts";
 import type { StepContext } from "./step-type.ts";
 
 /**

@@ -1,5 +1,5 @@
 import type { z } from "zod";
-import type { AppContext } from "../../services/core/app-context.ts";
+import type { AppContext } from "../../services/app/app-context.ts";
 import type { Logger } from "../../services/core/logger.ts";
 
 /** What a step's `run` sees besides its input. */

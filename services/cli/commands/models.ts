@@ -3,8 +3,8 @@ import { Presets, SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import { loadConfig } from "../../core/config.ts";
 import { createLogger } from "../../core/logger.ts";
-import { createModelRuntime } from "../../worker/models/local-model-runtime.ts";
-import { pullExport } from "../../worker/models/model-hub.ts";
+import { createModelRuntime } from "../../models/local-model-runtime.ts";
+import { pullExport } from "../../models/model-hub.ts";
 
 export function registerModelsCommands(program: Command) {
   const models = program.command("models").description("the model registry (models/*.yaml and MODELS_DIR)");

@@ -1,7 +1,7 @@
 import type { JobHandler } from "../job-handler.ts";
-import { checkGenerateRequest } from "../generation/generate-request.ts";
-import { runGenerateTask } from "../generation/generate-task.ts";
-import { UsageMeter } from "../generation/usage-meter.ts";
+import { checkGenerateRequest } from "../../generation/generate-request.ts";
+import { runGenerateTask } from "../../generation/generate-task.ts";
+import { UsageMeter } from "../../generation/usage-meter.ts";
 
 /**
  * The `generate` queue: the request is the Job row's input (checked again, as

@@ -1,6 +1,7 @@
-import { fuseVectors } from "../models/fusion.ts";
-import type { ModelRuntime, SpaceVectors } from "../models/model-runtime.ts";
-import type { AssetVector, DecodedImage, IngestState, IngestStage, TextSpan } from "./ingest-stage.ts";
+import type { DecodedImage } from "../../assets/decoded-media.ts";
+import { fuseVectors } from "../../models/fusion.ts";
+import type { ModelRuntime, SpaceVectors } from "../../models/model-runtime.ts";
+import type { AssetVector, IngestState, IngestStage, TextSpan } from "./ingest-stage.ts";
 
 /** OCR is the slow part of a video: read this many frames, spread over it. */
 const MAX_OCR_FRAMES = 3;

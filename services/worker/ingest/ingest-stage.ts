@@ -1,5 +1,6 @@
 import type { Asset, Prisma } from "../../core/database.ts";
 import type { JobHandlerContext } from "../job-handler.ts";
+import type { DecodedAudio, DecodedImage, VideoFrame } from "../../assets/decoded-media.ts";
 
 /** A piece of text with its place in the source: characters for text, seconds for media. */
 export type TextSpan = {
@@ -9,15 +10,6 @@ export type TextSpan = {
   start: number;
   end: number;
 };
-
-export type DecodedImage = {
-  /** Raw interleaved RGB, 8 bits per channel, `width * height * 3` bytes. */
-  rgb: Buffer;
-  width: number;
-  height: number;
-};
-
-export type VideoFrame = DecodedImage & { timeSec: number };
 
 /** A vector ready for the vector store: one asset has many (spaces x chunks). */
 export type AssetVector = {
@@ -37,8 +29,7 @@ export type AssetVector = {
 export type IngestState = {
   text?: { content: string; chunks: TextSpan[] };
   image?: DecodedImage;
-  /** 16 kHz mono PCM in [-1, 1]. */
-  audio?: { samples: Float32Array; sampleRate: 16000; durationSec: number };
+  audio?: DecodedAudio;
   frames?: VideoFrame[];
   /**
    * The asset's media record with what decoding found (`decoded`), written to

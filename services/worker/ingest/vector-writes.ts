@@ -1,5 +1,5 @@
 import type { VectorRecord, VectorStore } from "../../search/vector-store.ts";
-import { DynamicBatcher } from "../models/dynamic-batcher.ts";
+import { DynamicBatcher } from "../../models/dynamic-batcher.ts";
 
 /** `allNew`: the records' asset had no vectors before (see VectorStore.upsert). */
 type Write = { projectId: string; records: VectorRecord[]; allNew: boolean };

@@ -1,7 +1,7 @@
+import type { DecodedImage } from "../../../services/assets/decoded-media.ts";
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import sharp from "sharp";
-import type { DecodedImage } from "../../../services/worker/ingest/ingest-stage.ts";
 
 /** Raw RGB8 of an SVG rendered by sharp (librsvg), as the decode stage hands images on. */
 export async function renderSvg(svg: string): Promise<DecodedImage> {

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { ErrorCode, TesseraError, toErrorRecord, type ErrorRecord } from "../../core/errors.ts";
+import { ErrorCode, TesseraError, toErrorRecord, type ErrorRecord } from "../core/errors.ts";
 import type { ChatMessage, ContentPart, ToolCall, ToolDefinition } from "./language-model-provider.ts";
 import type { ModelRouter } from "./model-router.ts";
 import type { UsageMeter } from "./usage-meter.ts";

@@ -1,7 +1,7 @@
+import type { DecodedImage } from "../../assets/decoded-media.ts";
 import fs from "node:fs";
 import path from "node:path";
 import type { PreTrainedModel, PreTrainedTokenizer, Tensor } from "@huggingface/transformers";
-import type { DecodedImage } from "../../ingest/ingest-stage.ts";
 import { imagesToTensorData, type ImageTensorSpec } from "../image-preprocess.ts";
 import { sessionTuning } from "../execution-provider.ts";
 import type { ModelAdapter } from "../model-adapter.ts";

@@ -1,7 +1,7 @@
 import { z } from "zod";
-import type { AppContext } from "../../core/app-context.ts";
-import type { Asset } from "../../core/database.ts";
-import { ErrorCode, TesseraError } from "../../core/errors.ts";
+import type { AppContext } from "../app/app-context.ts";
+import type { Asset } from "../core/database.ts";
+import { ErrorCode, TesseraError } from "../core/errors.ts";
 import { modelRouterFor } from "./app-model-router.ts";
 
 export const generateTasks = ["TEXT", "CAPTION", "SPEECH", "TRANSCRIPT", "IMAGE"] as const;

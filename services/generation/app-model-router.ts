@@ -1,5 +1,5 @@
-import type { AppContext } from "../../core/app-context.ts";
-import { ErrorCode, TesseraError } from "../../core/errors.ts";
+import type { AppContext } from "../app/app-context.ts";
+import { ErrorCode, TesseraError } from "../core/errors.ts";
 import { GenerationConfigError, loadGenerationConfig } from "./generation-config.ts";
 import { ModelRouter } from "./model-router.ts";
 

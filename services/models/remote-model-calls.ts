@@ -1,8 +1,8 @@
 import { Queue, QueueEvents, UnrecoverableError, Worker, type Job } from "bullmq";
 import type { Redis } from "ioredis";
 import { z } from "zod";
-import { ErrorCode, TesseraError, toErrorRecord } from "../../core/errors.ts";
-import type { Logger } from "../../core/logger.ts";
+import { ErrorCode, TesseraError, toErrorRecord } from "../core/errors.ts";
+import type { Logger } from "../core/logger.ts";
 
 /**
  * What a model can be asked to do, locally or on another worker. `imageInput` asks which size the

@@ -1,8 +1,7 @@
 import fs from "node:fs";
 import os from "node:os";
-import { ErrorCode, TesseraError } from "../../core/errors.ts";
-import type { Logger } from "../../core/logger.ts";
-import type { DecodedImage } from "../ingest/ingest-stage.ts";
+import { ErrorCode, TesseraError } from "../core/errors.ts";
+import type { Logger } from "../core/logger.ts";
 import { modelAdapters } from "./adapters/index.ts";
 import { DynamicBatcher } from "./dynamic-batcher.ts";
 import { chooseExecutionProvider, type Device, type ExecutionChoice } from "./execution-provider.ts";
@@ -15,6 +14,7 @@ import { OnnxSessions } from "./onnx-sessions.ts";
 import { OnnxThread } from "./onnx-thread.ts";
 import type { LocalModelCaller, ModelOperation, RemoteModelClient } from "./remote-model-calls.ts";
 import { normalize } from "./vector-math.ts";
+import type { DecodedImage } from "../assets/decoded-media.ts";
 
 export type ModelServing = {
   /** "cuda" asks for the CUDA execution provider; without its libraries the runtime falls back to CPU. */

@@ -3,7 +3,7 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { ErrorCode, TesseraError } from "../../core/errors.ts";
+import { ErrorCode, TesseraError } from "../core/errors.ts";
 import { matchesAnyGlob } from "./model-registry.ts";
 
 export type PullOptions = {

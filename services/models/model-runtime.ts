@@ -1,4 +1,4 @@
-import type { DecodedImage } from "../ingest/ingest-stage.ts";
+import type { DecodedImage } from "../assets/decoded-media.ts";
 
 export type Modality = "TEXT" | "IMAGE" | "AUDIO" | "VIDEO";
 

@@ -1,7 +1,8 @@
 import sharp from "sharp";
-import type { AppContext } from "../../core/app-context.ts";
-import type { Asset } from "../../core/database.ts";
-import { ErrorCode, TesseraError } from "../../core/errors.ts";
+import type { AppContext } from "../app/app-context.ts";
+import { decodeAudioToPcm, sampleVideoFrames } from "../assets/media-decoders.ts";
+import type { Asset } from "../core/database.ts";
+import { ErrorCode, TesseraError } from "../core/errors.ts";
 import type { AudioClip, ContentPart, ImagePart } from "./language-model-provider.ts";
 import type { ModelRouter, RouteOptions } from "./model-router.ts";
 import { encodeWav } from "./wav-file.ts";
@@ -14,21 +15,6 @@ const VIDEO_FRAMES = 4;
 const MAX_TEXT_CHARS = 20_000;
 const MAX_AUDIO_SECONDS = 30 * 60;
 const TOOL_TIMEOUT_MS = 120_000;
-
-/** The ingestion service's decoders (ffmpeg): the same decoding as ingest. */
-type MediaDecoders = {
-  decodeAudioToPcm(file: string, options: { maxSeconds: number; timeoutMs: number }): Promise<{ samples: Float32Array }>;
-  sampleVideoFrames(
-    file: string,
-    options: { rate: number; maxFrames: number; maxSide: number; timeoutMs: number },
-  ): Promise<{ frames: Array<{ rgb: Buffer; width: number; height: number }>; hasAudio: boolean }>;
-};
-
-async function mediaDecoders(): Promise<MediaDecoders> {
-  // A variable specifier: the module belongs to the ingestion service and is loaded only for audio and video attachments.
-  const specifier = "../../assets/media-decoders.ts";
-  return (await import(specifier)) as MediaDecoders;
-}
 
 /** An image asset as an image part: passed through when a model takes it as is, re-encoded otherwise. */
 export async function imagePartOf(app: AppContext, asset: Asset): Promise<ImagePart> {
@@ -51,7 +37,7 @@ export async function imagePartOf(app: AppContext, asset: Asset): Promise<ImageP
 /** A few frames spread over the video, as JPEG image parts. */
 export async function videoFrameParts(app: AppContext, asset: Asset): Promise<{ frames: ImagePart[]; hasAudio: boolean }> {
   const file = await app.blobs.localPath(asset.sha256);
-  const { frames, hasAudio } = await (await mediaDecoders()).sampleVideoFrames(file, { rate: 1, maxFrames: VIDEO_FRAMES, maxSide: 768, timeoutMs: TOOL_TIMEOUT_MS });
+  const { frames, hasAudio } = await sampleVideoFrames(file, { rate: 1, maxFrames: VIDEO_FRAMES, maxSide: 768, timeoutMs: TOOL_TIMEOUT_MS });
   const parts = await Promise.all(
     frames.map(async (frame) => ({
       type: "image" as const,
@@ -64,7 +50,7 @@ export async function videoFrameParts(app: AppContext, asset: Asset): Promise<{ 
 
 export async function audioClipOf(app: AppContext, asset: Asset): Promise<AudioClip> {
   const file = await app.blobs.localPath(asset.sha256);
-  const pcm = await (await mediaDecoders()).decodeAudioToPcm(file, { maxSeconds: MAX_AUDIO_SECONDS, timeoutMs: TOOL_TIMEOUT_MS });
+  const pcm = await decodeAudioToPcm(file, { maxSeconds: MAX_AUDIO_SECONDS, timeoutMs: TOOL_TIMEOUT_MS });
   return { samples: pcm.samples, sampleRate: 16000, wav: encodeWav(pcm.samples, 16000) };
 }
 

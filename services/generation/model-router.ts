@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { ErrorCode, TesseraError } from "../../core/errors.ts";
-import type { Logger } from "../../core/logger.ts";
+import { ErrorCode, TesseraError } from "../core/errors.ts";
+import type { Logger } from "../core/logger.ts";
 import { EspeakSpeechProvider } from "./espeak-speech-provider.ts";
 import type { GenerationConfig, ModelAlias, ProviderConfig } from "./generation-config.ts";
 import type {

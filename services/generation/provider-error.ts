@@ -1,4 +1,4 @@
-import { ErrorCode, TesseraError } from "../../core/errors.ts";
+import { ErrorCode, TesseraError } from "../core/errors.ts";
 
 /**
  * Why a provider call failed, in classes an alias's `fallbackOn` and the

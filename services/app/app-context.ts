@@ -4,12 +4,12 @@ import { createEventBus, type EventBus } from "../queue/event-bus.ts";
 import { JobQueues } from "../queue/job-queues.ts";
 import { createVectorStore } from "../search/create-vector-store.ts";
 import type { VectorStore } from "../search/vector-store.ts";
-import { createModelRuntime, type LocalModelRuntime } from "../worker/models/local-model-runtime.ts";
-import { RemoteModelClient } from "../worker/models/remote-model-calls.ts";
-import type { Config } from "./config.ts";
-import { createDatabase, type Database } from "./database.ts";
-import { createLogger, type Logger } from "./logger.ts";
-import { createRedis, type Redis } from "./redis.ts";
+import { createModelRuntime, type LocalModelRuntime } from "../models/local-model-runtime.ts";
+import { RemoteModelClient } from "../models/remote-model-calls.ts";
+import type { Config } from "../core/config.ts";
+import { createDatabase, type Database } from "../core/database.ts";
+import { createLogger, type Logger } from "../core/logger.ts";
+import { createRedis, type Redis } from "../core/redis.ts";
 
 /** The long-lived resources one process shares: gateway, worker, or both. */
 export type AppContext = {

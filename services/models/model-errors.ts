@@ -1,4 +1,4 @@
-import { ErrorCode, TesseraError } from "../../core/errors.ts";
+import { ErrorCode, TesseraError } from "../core/errors.ts";
 
 /** A declared weight file or export folder is not there. */
 export function modelNotFound(model: string, message: string, details: Record<string, unknown> = {}) {
