@@ -4,6 +4,7 @@ import { createEventBus, type EventBus } from "../queue/event-bus.ts";
 import { JobQueues } from "../queue/job-queues.ts";
 import { createVectorStore } from "../search/create-vector-store.ts";
 import type { VectorStore } from "../search/vector-store.ts";
+import { closeModelRouter } from "../generation/app-model-router.ts";
 import { createModelRuntime, type LocalModelRuntime } from "../models/local-model-runtime.ts";
 import { RemoteModelClient } from "../models/remote-model-calls.ts";
 import type { Config } from "../core/config.ts";
@@ -61,6 +62,7 @@ export async function createAppContext(config: Config, logger = createLogger(con
       redisSubscriber.disconnect();
       await vectorStore.close();
       await context.models.close();
+      await closeModelRouter(context);
       await db.$disconnect();
     },
   };

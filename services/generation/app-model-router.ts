@@ -1,16 +1,20 @@
-import type { AppContext } from "../app/app-context.ts";
+import type { Config } from "../core/config.ts";
 import { ErrorCode, TesseraError } from "../core/errors.ts";
+import type { Logger } from "../core/logger.ts";
 import { GenerationConfigError, loadGenerationConfig } from "./generation-config.ts";
 import { ModelRouter } from "./model-router.ts";
 
-const routers = new WeakMap<AppContext, ModelRouter>();
+/** What a router is built from: the process's models folder and its logger (an AppContext is one). */
+export type RouterHost = { config: Pick<Config, "modelsDir">; logger: Logger };
+
+const routers = new WeakMap<RouterHost, ModelRouter>();
 
 /**
  * The process's model router, built on first use from PROVIDERS_FILE and the
  * environment (see generation-config.ts). A bad configuration is reported on
  * every use as a typed error naming each problem, never as a crash at start.
  */
-export function modelRouterFor(app: AppContext): ModelRouter {
+export function modelRouterFor(app: RouterHost): ModelRouter {
   let router = routers.get(app);
   if (!router) {
     try {
@@ -25,7 +29,7 @@ export function modelRouterFor(app: AppContext): ModelRouter {
 }
 
 /** Frees loaded local pipelines (tests and shutdown). */
-export async function closeModelRouter(app: AppContext) {
+export async function closeModelRouter(app: RouterHost) {
   const router = routers.get(app);
   routers.delete(app);
   await router?.close();

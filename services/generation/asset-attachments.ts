@@ -1,9 +1,10 @@
 import sharp from "sharp";
-import type { AppContext } from "../app/app-context.ts";
 import { decodeAudioToPcm, sampleVideoFrames } from "../assets/media-decoders.ts";
+import type { BlobStore } from "../assets/blob-store.ts";
 import type { Asset } from "../core/database.ts";
 import { ErrorCode, TesseraError } from "../core/errors.ts";
 import type { AudioClip, ContentPart, ImagePart } from "./language-model-provider.ts";
+import type { ModelRuntime } from "../models/model-runtime.ts";
 import type { ModelRouter, RouteOptions } from "./model-router.ts";
 import { encodeWav } from "./wav-file.ts";
 
@@ -16,8 +17,11 @@ const MAX_TEXT_CHARS = 20_000;
 const MAX_AUDIO_SECONDS = 30 * 60;
 const TOOL_TIMEOUT_MS = 120_000;
 
+/** Where attachments come from: the blob store, and the worker's own transcriber for audio without a transcription alias. */
+export type AttachmentSources = { blobs: BlobStore; models: Pick<ModelRuntime, "transcribe"> };
+
 /** An image asset as an image part: passed through when a model takes it as is, re-encoded otherwise. */
-export async function imagePartOf(app: AppContext, asset: Asset): Promise<ImagePart> {
+export async function imagePartOf(app: Pick<AttachmentSources, "blobs">, asset: Asset): Promise<ImagePart> {
   const bytes = await app.blobs.read(asset.sha256);
   const metadata = await sharp(bytes)
     .metadata()
@@ -35,7 +39,7 @@ export async function imagePartOf(app: AppContext, asset: Asset): Promise<ImageP
 }
 
 /** A few frames spread over the video, as JPEG image parts. */
-export async function videoFrameParts(app: AppContext, asset: Asset): Promise<{ frames: ImagePart[]; hasAudio: boolean }> {
+export async function videoFrameParts(app: Pick<AttachmentSources, "blobs">, asset: Asset): Promise<{ frames: ImagePart[]; hasAudio: boolean }> {
   const file = await app.blobs.localPath(asset.sha256);
   const { frames, hasAudio } = await sampleVideoFrames(file, { rate: 1, maxFrames: VIDEO_FRAMES, maxSide: 768, timeoutMs: TOOL_TIMEOUT_MS });
   const parts = await Promise.all(
@@ -48,7 +52,7 @@ export async function videoFrameParts(app: AppContext, asset: Asset): Promise<{ 
   return { frames: parts, hasAudio };
 }
 
-export async function audioClipOf(app: AppContext, asset: Asset): Promise<AudioClip> {
+export async function audioClipOf(app: Pick<AttachmentSources, "blobs">, asset: Asset): Promise<AudioClip> {
   const file = await app.blobs.localPath(asset.sha256);
   const pcm = await decodeAudioToPcm(file, { maxSeconds: MAX_AUDIO_SECONDS, timeoutMs: TOOL_TIMEOUT_MS });
   return { samples: pcm.samples, sampleRate: 16000, wav: encodeWav(pcm.samples, 16000) };
@@ -60,7 +64,7 @@ export async function audioClipOf(app: AppContext, asset: Asset): Promise<AudioC
  * worker's own transcription model; null when neither exists.
  */
 export async function transcriptOf(
-  app: AppContext,
+  app: AttachmentSources,
   router: ModelRouter,
   asset: Asset,
   alias: string | undefined,
@@ -77,7 +81,7 @@ export async function transcriptOf(
  * image parts, text as text, audio as its transcript, video as frames plus
  * its transcript when it has sound and a transcriber exists.
  */
-export async function attachmentParts(app: AppContext, router: ModelRouter, assets: Asset[], options: RouteOptions): Promise<ContentPart[]> {
+export async function attachmentParts(app: AttachmentSources, router: ModelRouter, assets: Asset[], options: RouteOptions): Promise<ContentPart[]> {
   const parts: ContentPart[] = [];
   for (const asset of assets) {
     const label = `[attachment ${asset.id}${asset.filename ? ` "${asset.filename}"` : ""}, ${asset.modality.toLowerCase()}]`;

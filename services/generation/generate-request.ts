@@ -1,8 +1,8 @@
 import { z } from "zod";
-import type { AppContext } from "../app/app-context.ts";
-import type { Asset } from "../core/database.ts";
+import type { Asset, Database } from "../core/database.ts";
 import { ErrorCode, TesseraError } from "../core/errors.ts";
-import { modelRouterFor } from "./app-model-router.ts";
+import type { ModelRuntime } from "../models/model-runtime.ts";
+import { modelRouterFor, type RouterHost } from "./app-model-router.ts";
 
 export const generateTasks = ["TEXT", "CAPTION", "SPEECH", "TRANSCRIPT", "IMAGE"] as const;
 export type GenerateTask = (typeof generateTasks)[number];
@@ -48,12 +48,15 @@ export function defaultAliasFor(task: GenerateTask, hasImages: boolean, has: (al
 
 const bad = (message: string, details?: Record<string, unknown>) => new TesseraError(ErrorCode.BAD_USER_INPUT, message, details);
 
+/** What checking a request reads: the project's assets, the router's aliases and the worker's own models. */
+export type GenerateRequestChecks = RouterHost & { db: Database; models: Pick<ModelRuntime, "list"> };
+
 /**
  * Everything that can be checked before a job exists: the shape, the prompt
  * a task needs, that each attachment is the project's and of a modality the
  * task takes, and that a model can serve it. A bad request creates nothing.
  */
-export async function checkGenerateRequest(app: AppContext, projectId: string, input: unknown): Promise<{ request: GenerateRequest; assets: Asset[] }> {
+export async function checkGenerateRequest(app: GenerateRequestChecks, projectId: string, input: unknown): Promise<{ request: GenerateRequest; assets: Asset[] }> {
   const parsed = GenerateRequestSchema.safeParse(input);
   if (!parsed.success) {
     throw bad(`invalid generate input: ${parsed.error.issues.map((issue) => `${issue.path.join(".") || "input"}: ${issue.message}`).join("; ")}`);

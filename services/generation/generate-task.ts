@@ -1,9 +1,8 @@
-import type { AppContext } from "../app/app-context.ts";
 import type { Asset } from "../core/database.ts";
 import { ErrorCode, TesseraError } from "../core/errors.ts";
 import { ingestContent } from "../assets/ingest-service.ts";
-import { modelRouterFor } from "./app-model-router.ts";
-import { attachmentParts, imagePartOf, transcriptOf, videoFrameParts } from "./asset-attachments.ts";
+import { modelRouterFor, type RouterHost } from "./app-model-router.ts";
+import { attachmentParts, imagePartOf, transcriptOf, videoFrameParts, type AttachmentSources } from "./asset-attachments.ts";
 import { defaultAliasFor, type GenerateRequest } from "./generate-request.ts";
 import type { ChatMessage, ContentPart } from "./language-model-provider.ts";
 import type { UsageMeter } from "./usage-meter.ts";
@@ -11,6 +10,9 @@ import type { UsageMeter } from "./usage-meter.ts";
 export type GenerateOutput =
   | { task: "TEXT" | "CAPTION" | "TRANSCRIPT"; text: string; model: string; finishReason?: string }
   | { task: "SPEECH" | "IMAGE"; assetId: string; ingestJobId: string; modality: "AUDIO" | "IMAGE"; mimeType: string; model: string; durationSec?: number };
+
+/** What a generation needs of the process: a router, attachments, and ingest for the media it makes (an AppContext is one). */
+export type GenerationDeps = RouterHost & AttachmentSources & Parameters<typeof ingestContent>[0];
 
 export type GenerateHooks = {
   usage: UsageMeter;
@@ -27,7 +29,7 @@ export type GenerateHooks = {
  * belong to the project.
  */
 export async function runGenerateTask(
-  app: AppContext,
+  app: GenerationDeps,
   projectId: string,
   request: GenerateRequest,
   assets: Asset[],
@@ -93,7 +95,7 @@ export async function runGenerateTask(
 
 /** Generated media enters the project like any upload: through ingest, so it is decoded, encoded and searchable. */
 async function ingestGenerated(
-  app: AppContext,
+  app: GenerationDeps,
   projectId: string,
   media: { bytes: Buffer; mimeType: string; modality: "AUDIO" | "IMAGE"; filename: string },
   origin: Record<string, unknown>,
