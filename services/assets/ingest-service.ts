@@ -1,8 +1,11 @@
-import { randomUUID } from "node:crypto";
 import type { Readable } from "node:stream";
-import type { AppContext } from "../app/app-context.ts";
-import { Prisma, constraintViolation, type Asset, type Job, type Modality } from "../core/database.ts";
+import type { Config } from "../core/config.ts";
+import { constraintViolation, type Asset, type Database, type Job, type Modality, type Prisma } from "../core/database.ts";
 import { ErrorCode, TesseraError } from "../core/errors.ts";
+import type { Logger } from "../core/logger.ts";
+import type { JobQueues } from "../queue/job-queues.ts";
+import { createAssetWithJob, discardIngest, retryFailedAsset, type AssetFields } from "./asset-records.ts";
+import type { BlobStore } from "./blob-store.ts";
 
 export type IngestContent = {
   bytes: Readable | Uint8Array;
@@ -22,8 +25,17 @@ export type IngestOptions = {
 
 export type IngestResult = { asset: Asset; job: Job };
 
+/** What an ingest needs of the process; an AppContext is one. */
+export type IngestDependencies = {
+  db: Database;
+  blobs: BlobStore;
+  queues: Pick<JobQueues, "enqueue">;
+  logger: Logger;
+  config: Pick<Config, "MAX_UPLOAD_BYTES">;
+};
+
 /** A retried request with the same idempotency key gets the first result back. */
-export async function findIngestByIdempotencyKey(app: AppContext, projectId: string, key: string) {
+export async function findIngestByIdempotencyKey(app: { db: Database }, projectId: string, key: string) {
   const job = await app.db.job.findUnique({
     where: { projectId_idempotencyKey: { projectId, idempotencyKey: key } },
     include: { asset: true },
@@ -39,7 +51,7 @@ export async function findIngestByIdempotencyKey(app: AppContext, projectId: str
  * call wrote stays behind: no row, no orphaned blob, no queued job.
  */
 export async function ingestContent(
-  app: AppContext,
+  app: IngestDependencies,
   projectId: string,
   content: IngestContent,
   options: IngestOptions = {},
@@ -65,7 +77,7 @@ export async function ingestContent(
     );
     return created;
   } catch (error) {
-    if (created) await undoIngest(app, created);
+    if (created) await discardIngest(app.db, created);
     await deleteBlobIfUnreferenced(app, blob.sha256);
     if (error instanceof TesseraError) throw error;
     if (created) {
@@ -79,20 +91,20 @@ export async function ingestContent(
 }
 
 /**
- * New content (the common case) is one transaction writing the asset and its
+ * New content (the common case) is one statement writing the asset and its
  * job, without a lookup first. Only when the
  * unique constraints say the bytes (or the idempotency key) are already known
  * is the existing asset read: returned as it is, or, if it FAILED, retried in
  * place so the project keeps one asset per content.
  */
 async function recordAssetAndJob(
-  app: AppContext,
+  app: { db: Database },
   projectId: string,
   blob: { sha256: string; byteSize: number },
   content: IngestContent,
   options: IngestOptions,
 ): Promise<{ created: boolean; result: IngestResult }> {
-  const assetData = {
+  const assetData: AssetFields = {
     modality: content.modality,
     mimeType: content.mimeType,
     byteSize: blob.byteSize,
@@ -103,30 +115,16 @@ async function recordAssetAndJob(
     tags: options.tags ?? [],
     media: (content.media ?? {}) as Prisma.InputJsonValue,
   };
-  // The retry of a failed asset (below) still goes through Prisma's model API: it is rare.
-  const jobData = (assetId: string) => ({
-    projectId,
-    kind: "INGEST" as const,
-    idempotencyKey: options.idempotencyKey,
-    input: { assetId } as Prisma.InputJsonValue,
-  });
   try {
-    return { created: true, result: await insertAssetWithJob(app, projectId, blob.sha256, assetData, options.idempotencyKey) };
+    return { created: true, result: await createAssetWithJob(app.db, projectId, blob.sha256, assetData, options.idempotencyKey) };
   } catch (error) {
     // Another request (earlier, or racing this one) stored the same bytes or used the same key.
     if (constraintViolation(error) !== "unique") throw error;
   }
   const known = await knownIngest(app, projectId, blob.sha256, options.idempotencyKey);
   if (known.job && (known.byKey || known.asset.status !== "FAILED")) return { created: false, result: { asset: known.asset, job: known.job } };
-  const existing = known.asset;
   try {
-    const result = await app.db.$transaction(async (tx) => {
-      // A failed asset is retried in place, so the project keeps one asset per content.
-      const retried = await tx.asset.update({ where: { id: existing.id }, data: { ...assetData, status: "PENDING", error: Prisma.DbNull } });
-      const job = await tx.job.create({ data: { ...jobData(existing.id), assetId: existing.id } });
-      return { asset: retried, job };
-    }, { maxWait: 10_000, timeout: 20_000 });
-    return { created: true, result };
+    return { created: true, result: await retryFailedAsset(app.db, projectId, known.asset.id, assetData, options.idempotencyKey) };
   } catch (error) {
     // Two requests raced to retry the same failed asset, or with the same key: the first one wins.
     if (constraintViolation(error) === "unique") {
@@ -142,7 +140,7 @@ async function recordAssetAndJob(
  * idempotency key (`byKey`), else the asset with these bytes and its latest job.
  */
 async function knownIngest(
-  app: AppContext,
+  app: { db: Database },
   projectId: string,
   sha256: string,
   idempotencyKey: string | undefined,
@@ -158,83 +156,8 @@ async function knownIngest(
   return { asset, job: jobs[0], byKey: false };
 }
 
-/**
- * New content's Asset and INGEST Job rows in one statement: it is atomic by itself, so no
- * transaction is opened (an interactive one cost about 4 ms of the event loop per upload, most of
- * it Prisma compiling two creates). Every column is set here, so the rows are returned as written.
- */
-async function insertAssetWithJob(
-  app: AppContext,
-  projectId: string,
-  sha256: string,
-  data: Pick<Asset, "modality" | "mimeType" | "byteSize" | "source"> & {
-    sourceUrl?: string;
-    filename?: string;
-    metadata: Prisma.InputJsonValue;
-    tags: string[];
-    media: Prisma.InputJsonValue;
-  },
-  idempotencyKey: string | undefined,
-): Promise<IngestResult> {
-  // timestamp(3) keeps milliseconds, as Date does; the ISO string's zone is UTC, as Prisma stores DateTime.
-  const now = new Date();
-  const at = Prisma.sql`${now.toISOString()}::timestamp`;
-  const asset: Asset = {
-    id: randomUUID(),
-    projectId,
-    modality: data.modality,
-    sha256,
-    mimeType: data.mimeType,
-    byteSize: data.byteSize,
-    status: "PENDING",
-    source: data.source,
-    sourceUrl: data.sourceUrl ?? null,
-    filename: data.filename ?? null,
-    // What jsonb gives back: undefined members dropped.
-    metadata: JSON.parse(JSON.stringify(data.metadata)),
-    tags: data.tags,
-    media: JSON.parse(JSON.stringify(data.media)),
-    error: null,
-    createdAt: now,
-    updatedAt: now,
-  };
-  const job: Job = {
-    id: randomUUID(),
-    projectId,
-    kind: "INGEST",
-    status: "QUEUED",
-    progress: 0,
-    input: { assetId: asset.id },
-    output: null,
-    error: null,
-    attempts: 0,
-    usage: null,
-    assetId: asset.id,
-    idempotencyKey: idempotencyKey ?? null,
-    createdAt: now,
-    updatedAt: now,
-    finishedAt: null,
-  };
-  await app.db.$executeRaw`
-    WITH asset AS (
-      INSERT INTO "Asset" (id, "projectId", modality, sha256, "mimeType", "byteSize", status, source, "sourceUrl", filename, metadata, tags, media, "createdAt", "updatedAt")
-      VALUES (${asset.id}, ${projectId}, ${asset.modality}::"Modality", ${sha256}, ${asset.mimeType}, ${asset.byteSize}, 'PENDING', ${asset.source},
-        ${asset.sourceUrl}, ${asset.filename}, ${JSON.stringify(asset.metadata)}::jsonb, ${asset.tags}::text[], ${JSON.stringify(asset.media)}::jsonb, ${at}, ${at})
-      RETURNING id
-    )
-    INSERT INTO "Job" (id, "projectId", kind, status, progress, input, attempts, "assetId", "idempotencyKey", "createdAt", "updatedAt")
-    SELECT ${job.id}, ${projectId}, 'INGEST', 'QUEUED', 0, ${JSON.stringify(job.input)}::jsonb, 0, asset.id, ${job.idempotencyKey}, ${at}, ${at} FROM asset`;
-  return { asset, job };
-}
-
-async function undoIngest(app: AppContext, result: IngestResult) {
-  await app.db.job.delete({ where: { id: result.job.id } }).catch(() => {});
-  const otherJobs = await app.db.job.count({ where: { assetId: result.asset.id } });
-  if (otherJobs === 0) await app.db.asset.delete({ where: { id: result.asset.id } }).catch(() => {});
-}
-
 /** Blobs are shared by content across projects: delete only when no asset points at one. */
-export async function deleteBlobIfUnreferenced(app: AppContext, sha256: string) {
+export async function deleteBlobIfUnreferenced(app: { db: Database; blobs: BlobStore }, sha256: string) {
   const references = await app.db.asset.count({ where: { sha256 } });
   if (references === 0) await app.blobs.delete(sha256);
 }

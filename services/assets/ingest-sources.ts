@@ -1,11 +1,14 @@
 import path from "node:path";
 import type { Readable } from "node:stream";
-import type { AppContext } from "../app/app-context.ts";
+import type { Config } from "../core/config.ts";
 import { ErrorCode, TesseraError } from "../core/errors.ts";
-import { findIngestByIdempotencyKey, ingestContent, type IngestOptions, type IngestResult } from "./ingest-service.ts";
+import { findIngestByIdempotencyKey, ingestContent, type IngestDependencies, type IngestOptions, type IngestResult } from "./ingest-service.ts";
 import { inspectMedia } from "./media-inspector.ts";
 import { textMimeType } from "./media-sniffer.ts";
 import { fetchPolicy, safeFetch } from "./safe-fetch.ts";
+
+/** An ingest that inspects the bytes, and may fetch them, reads more of the configuration (media and fetch limits). */
+export type UntypedIngestDependencies = IngestDependencies & { config: Config };
 
 /** Bytes whose type is not known yet: an upload or a fetched URL. */
 export type UntypedSource = {
@@ -22,7 +25,7 @@ export type UntypedSource = {
  * stored file (magic numbers, then sharp or ffprobe) before any row is written.
  * Refused content leaves nothing behind: ingestContent removes the blob.
  */
-export function ingestUntyped(app: AppContext, projectId: string, input: UntypedSource, options: IngestOptions): Promise<IngestResult> {
+export function ingestUntyped(app: UntypedIngestDependencies, projectId: string, input: UntypedSource, options: IngestOptions): Promise<IngestResult> {
   const { config } = app;
   return ingestContent(
     app,
@@ -41,7 +44,7 @@ export function ingestUntyped(app: AppContext, projectId: string, input: Untyped
 }
 
 /** Fetches a URL through the SSRF guard and ingests what it returns. */
-export async function ingestFromUrl(app: AppContext, projectId: string, url: string, options: IngestOptions): Promise<IngestResult> {
+export async function ingestFromUrl(app: UntypedIngestDependencies, projectId: string, url: string, options: IngestOptions): Promise<IngestResult> {
   // A retried request must not fetch again.
   if (options.idempotencyKey) {
     const previous = await findIngestByIdempotencyKey(app, projectId, options.idempotencyKey);
@@ -67,7 +70,7 @@ export async function ingestFromUrl(app: AppContext, projectId: string, url: str
   );
 }
 
-export function ingestText(app: AppContext, projectId: string, text: string, options: IngestOptions): Promise<IngestResult> {
+export function ingestText(app: IngestDependencies, projectId: string, text: string, options: IngestOptions): Promise<IngestResult> {
   if (text.length === 0) throw new TesseraError(ErrorCode.BAD_USER_INPUT, "text is empty");
   return ingestContent(
     app,

@@ -1,8 +1,15 @@
-import type { AppContext } from "../app/app-context.ts";
+import type { Database } from "../core/database.ts";
 import { ErrorCode, TesseraError } from "../core/errors.ts";
+import type { Logger } from "../core/logger.ts";
+import { deleteAssetRow } from "../assets/asset-records.ts";
+import type { BlobStore } from "../assets/blob-store.ts";
 import { deleteBlobIfUnreferenced } from "../assets/ingest-service.ts";
+import type { VectorStore } from "./vector-store.ts";
 
 export type AssetDeletion = { id: string; vectorsDeleted: number; blobDeleted: boolean };
+
+/** Where an asset lives: its row, its blob and its vectors; an AppContext has them all. */
+export type AssetDeletionDependencies = { db: Database; blobs: BlobStore; vectorStore: VectorStore; logger: Logger };
 
 /**
  * Removes an asset everywhere: its vectors first (if the store is down, the
@@ -10,7 +17,7 @@ export type AssetDeletion = { id: string; vectorsDeleted: number; blobDeleted: b
  * (embedding records go with it; jobs keep their history without it), then
  * its blob when no other asset, in any project, has the same bytes.
  */
-export async function deleteAsset(app: AppContext, projectId: string, assetId: string): Promise<AssetDeletion> {
+export async function deleteAsset(app: AssetDeletionDependencies, projectId: string, assetId: string): Promise<AssetDeletion> {
   const asset = await app.db.asset.findFirst({ where: { id: assetId, projectId } });
   if (!asset) throw new TesseraError(ErrorCode.NOT_FOUND, `no asset ${assetId} in this project`);
   let vectorsDeleted: number;
@@ -20,7 +27,7 @@ export async function deleteAsset(app: AppContext, projectId: string, assetId: s
     app.logger.error({ err: error, assetId }, "could not delete the asset's vectors");
     throw new TesseraError(ErrorCode.SERVICE_UNAVAILABLE, "the vector store did not answer; nothing was deleted, retry later");
   }
-  await app.db.asset.deleteMany({ where: { id: asset.id, projectId } });
+  await deleteAssetRow(app.db, projectId, asset.id);
   await deleteBlobIfUnreferenced(app, asset.sha256);
   const blobDeleted = !(await app.blobs.has(asset.sha256));
   return { id: asset.id, vectorsDeleted, blobDeleted };

@@ -1,6 +1,5 @@
-import { randomUUID } from "node:crypto";
-import { Prisma, SQL_UTC_NOW, constraintViolation } from "../../core/database.ts";
 import { ErrorCode, TesseraError } from "../../core/errors.ts";
+import { recordAssetEmbeddings } from "../../assets/asset-records.ts";
 import type { VectorRecord } from "../../search/vector-store.ts";
 import type { IngestStage } from "./ingest-stage.ts";
 import { writeVectors } from "./vector-writes.ts";
@@ -36,31 +35,10 @@ export const indexStage: IngestStage = {
       tags: asset.tags,
       metadata: metadata as Record<string, unknown>,
     }));
-    const embeddings = new Map<string, { space: string; model: string; dimensions: number; vectors: number }>();
-    for (const record of records) {
-      const key = `${record.space}\u0000${record.model}`;
-      const entry = embeddings.get(key) ?? { space: record.space, model: record.model, dimensions: record.vector.length, vectors: 0 };
-      entry.vectors++;
-      embeddings.set(key, entry);
-    }
     // The records first, the vectors after: an asset without embedding records has no vectors anywhere, so a
     // new asset (the ingest handler says so in state.hadEmbeddings) skips the vector store's count below.
-    // One statement for every space (an UPSERT per record through Prisma's model API cost about 1 ms each).
-    const rows = [...embeddings.values()].map(
-      ({ space, model, dimensions, vectors }) => Prisma.sql`(${randomUUID()}, ${asset.id}, ${space}, ${model}, ${dimensions}, ${vectors}, ${SQL_UTC_NOW})`,
-    );
-    try {
-      if (rows.length > 0) {
-        await app.db.$executeRaw`
-          INSERT INTO "AssetEmbedding" (id, "assetId", space, model, dimensions, vectors, "createdAt") VALUES ${Prisma.join(rows)}
-          ON CONFLICT ("assetId", space, model) DO UPDATE SET dimensions = EXCLUDED.dimensions, vectors = EXCLUDED.vectors`;
-      }
-    } catch (error) {
-      // The asset row is gone (its foreign key fails): deleteAsset ran while this job encoded.
-      if (constraintViolation(error) === "foreign-key") {
-        throw new TesseraError(ErrorCode.NOT_FOUND, `asset ${asset.id} was deleted while it was being ingested`);
-      }
-      throw error;
+    if (!(await recordAssetEmbeddings(app.db, asset.id, records))) {
+      throw new TesseraError(ErrorCode.NOT_FOUND, `asset ${asset.id} was deleted while it was being ingested`);
     }
     // A re-ingest that yields fewer chunks must not leave the old extra ones behind.
     if (state.hadEmbeddings !== false) {

@@ -1,0 +1,191 @@
+import { randomUUID } from "node:crypto";
+import { Prisma, SQL_UTC_NOW, constraintViolation, type Asset, type Database, type Job } from "../core/database.ts";
+
+/**
+ * Every write of the Asset and AssetEmbedding tables, named for the moment in an asset's life it
+ * records. The writes every ingest makes (created with its job, processing, ready, embeddings
+ * recorded) are single raw statements: Prisma's model API compiles each call on the event loop
+ * (README, "The ingest path's row writes are SQL"). The rare ones use the model API.
+ */
+
+export type AssetWithJob = { asset: Asset; job: Job };
+
+/** The columns an ingest decides about an asset; the rest (id, status, timestamps) are set here. */
+export type AssetFields = Pick<Asset, "modality" | "mimeType" | "byteSize" | "source"> & {
+  sourceUrl?: string;
+  filename?: string;
+  metadata: Prisma.InputJsonValue;
+  tags: string[];
+  media: Prisma.InputJsonValue;
+};
+
+/**
+ * New content's Asset and INGEST Job rows in one statement: it is atomic by itself, so no
+ * transaction is opened (an interactive one cost about 4 ms of the event loop per upload, most of
+ * it Prisma compiling two creates). Every column is set here, so the rows are returned as written.
+ * A unique-constraint clash (same bytes, same idempotency key) throws, and writes nothing.
+ */
+export async function createAssetWithJob(
+  db: Database,
+  projectId: string,
+  sha256: string,
+  data: AssetFields,
+  idempotencyKey: string | undefined,
+): Promise<AssetWithJob> {
+  // timestamp(3) keeps milliseconds, as Date does; the ISO string's zone is UTC, as Prisma stores DateTime.
+  const now = new Date();
+  const at = Prisma.sql`${now.toISOString()}::timestamp`;
+  const asset: Asset = {
+    id: randomUUID(),
+    projectId,
+    modality: data.modality,
+    sha256,
+    mimeType: data.mimeType,
+    byteSize: data.byteSize,
+    status: "PENDING",
+    source: data.source,
+    sourceUrl: data.sourceUrl ?? null,
+    filename: data.filename ?? null,
+    // What jsonb gives back: undefined members dropped.
+    metadata: JSON.parse(JSON.stringify(data.metadata)),
+    tags: data.tags,
+    media: JSON.parse(JSON.stringify(data.media)),
+    error: null,
+    createdAt: now,
+    updatedAt: now,
+  };
+  const job: Job = {
+    id: randomUUID(),
+    projectId,
+    kind: "INGEST",
+    status: "QUEUED",
+    progress: 0,
+    input: { assetId: asset.id },
+    output: null,
+    error: null,
+    attempts: 0,
+    usage: null,
+    assetId: asset.id,
+    idempotencyKey: idempotencyKey ?? null,
+    createdAt: now,
+    updatedAt: now,
+    finishedAt: null,
+  };
+  await db.$executeRaw`
+    WITH asset AS (
+      INSERT INTO "Asset" (id, "projectId", modality, sha256, "mimeType", "byteSize", status, source, "sourceUrl", filename, metadata, tags, media, "createdAt", "updatedAt")
+      VALUES (${asset.id}, ${projectId}, ${asset.modality}::"Modality", ${sha256}, ${asset.mimeType}, ${asset.byteSize}, 'PENDING', ${asset.source},
+        ${asset.sourceUrl}, ${asset.filename}, ${JSON.stringify(asset.metadata)}::jsonb, ${asset.tags}::text[], ${JSON.stringify(asset.media)}::jsonb, ${at}, ${at})
+      RETURNING id
+    )
+    INSERT INTO "Job" (id, "projectId", kind, status, progress, input, attempts, "assetId", "idempotencyKey", "createdAt", "updatedAt")
+    SELECT ${job.id}, ${projectId}, 'INGEST', 'QUEUED', 0, ${JSON.stringify(job.input)}::jsonb, 0, asset.id, ${job.idempotencyKey}, ${at}, ${at} FROM asset`;
+  return { asset, job };
+}
+
+/**
+ * A FAILED asset ingested again is retried in place (the project keeps one asset per content):
+ * back to PENDING with the new request's fields, and a new INGEST job. Rare, so the model API.
+ */
+export function retryFailedAsset(
+  db: Database,
+  projectId: string,
+  assetId: string,
+  data: AssetFields,
+  idempotencyKey: string | undefined,
+): Promise<AssetWithJob> {
+  return db.$transaction(
+    async (tx) => {
+      const asset = await tx.asset.update({ where: { id: assetId }, data: { ...data, status: "PENDING", error: Prisma.DbNull } });
+      const job = await tx.job.create({
+        data: { projectId, kind: "INGEST", idempotencyKey, input: { assetId } as Prisma.InputJsonValue, assetId },
+      });
+      return { asset, job };
+    },
+    { maxWait: 10_000, timeout: 20_000 },
+  );
+}
+
+/** Takes back a job whose enqueue failed, and its asset unless another job (an earlier ingest) has it. */
+export async function discardIngest(db: Database, { asset, job }: AssetWithJob) {
+  await db.job.delete({ where: { id: job.id } }).catch(() => {});
+  const otherJobs = await db.job.count({ where: { assetId: asset.id } });
+  if (otherJobs === 0) await db.asset.delete({ where: { id: asset.id } }).catch(() => {});
+}
+
+/**
+ * One statement reads the asset (in its project), marks it PROCESSING and says whether it has
+ * embedding records yet. Undefined: there is no such asset in the project.
+ */
+export async function markAssetProcessing(
+  db: Database,
+  projectId: string,
+  assetId: string,
+): Promise<{ asset: Asset; embeddingRecords: number } | undefined> {
+  const [row] = await db.$queryRaw<(Asset & { embeddingRecords: number })[]>`
+    UPDATE "Asset" SET status = 'PROCESSING', "updatedAt" = ${SQL_UTC_NOW}
+    WHERE id = ${assetId} AND "projectId" = ${projectId}
+    RETURNING *, (SELECT count(*) FROM "AssetEmbedding" WHERE "assetId" = "Asset".id)::int AS "embeddingRecords"`;
+  if (!row) return undefined;
+  const { embeddingRecords, ...asset } = row;
+  return { asset, embeddingRecords };
+}
+
+/**
+ * READY, with what decoding found when there is some, in one statement. False: the row is gone
+ * (deleteAsset ran while the asset was being ingested).
+ */
+export async function markAssetReady(db: Database, assetId: string, media?: Prisma.InputJsonValue): Promise<boolean> {
+  const updated = await db.$executeRaw`
+    UPDATE "Asset" SET status = 'READY', error = NULL, "updatedAt" = ${SQL_UTC_NOW}${
+      media ? Prisma.sql`, media = ${JSON.stringify(media)}::jsonb` : Prisma.empty
+    }
+    WHERE id = ${assetId}`;
+  return updated > 0;
+}
+
+/** What decoding found, kept on an asset whose ingest failed after it; a row gone meanwhile is no error. */
+export async function recordAssetMedia(db: Database, assetId: string, media: Prisma.InputJsonValue) {
+  await db.asset.update({ where: { id: assetId }, data: { media }, select: { id: true } }).catch(() => {});
+}
+
+/** The last attempt failed: the asset says why. */
+export async function markAssetFailed(db: Database, assetId: string, error: Prisma.InputJsonValue) {
+  await db.asset.updateMany({ where: { id: assetId }, data: { status: "FAILED", error } });
+}
+
+/** What the embedding records are made from: one entry per vector of the asset. */
+export type EmbeddedVector = { space: string; model: string; vector: ArrayLike<number> };
+
+/**
+ * Which spaces and models an asset has vectors in, with their dimensions and counts: one
+ * statement for every space (an upsert per record through the model API cost about 1 ms each).
+ * False: the asset row is gone (its foreign key fails), as deleteAsset leaves it.
+ */
+export async function recordAssetEmbeddings(db: Database, assetId: string, vectors: readonly EmbeddedVector[]): Promise<boolean> {
+  const embeddings = new Map<string, { space: string; model: string; dimensions: number; vectors: number }>();
+  for (const { space, model, vector } of vectors) {
+    const key = `${space}\u0000${model}`;
+    const entry = embeddings.get(key) ?? { space, model, dimensions: vector.length, vectors: 0 };
+    entry.vectors++;
+    embeddings.set(key, entry);
+  }
+  if (embeddings.size === 0) return true;
+  const rows = [...embeddings.values()].map(
+    ({ space, model, dimensions, vectors }) => Prisma.sql`(${randomUUID()}, ${assetId}, ${space}, ${model}, ${dimensions}, ${vectors}, ${SQL_UTC_NOW})`,
+  );
+  try {
+    await db.$executeRaw`
+      INSERT INTO "AssetEmbedding" (id, "assetId", space, model, dimensions, vectors, "createdAt") VALUES ${Prisma.join(rows)}
+      ON CONFLICT ("assetId", space, model) DO UPDATE SET dimensions = EXCLUDED.dimensions, vectors = EXCLUDED.vectors`;
+    return true;
+  } catch (error) {
+    if (constraintViolation(error) === "foreign-key") return false;
+    throw error;
+  }
+}
+
+/** The asset's row, in its project; its embedding records go with it (cascade), its jobs stay. */
+export async function deleteAssetRow(db: Database, projectId: string, assetId: string) {
+  await db.asset.deleteMany({ where: { id: assetId, projectId } });
+}
