@@ -1,5 +1,6 @@
 import fs from "node:fs";
 import os from "node:os";
+import type { Modality } from "../core/database.ts";
 import { ErrorCode, TesseraError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import { modelAdapters } from "./adapters/index.ts";
@@ -9,7 +10,7 @@ import { resizeForModel, type ImageInputSize } from "./image-preprocess.ts";
 import type { ModelAdapter, ModelHandle } from "./model-adapter.ts";
 import { modelNotFound, toModelError } from "./model-errors.ts";
 import { BUILT_IN_MANIFESTS_DIR, loadModelRegistry, matchesAnyGlob, type ModelRegistry, type ResolvedModel } from "./model-registry.ts";
-import type { Modality, ModelInfo, ModelRuntime, OcrLine, SpaceVectors, SpeechSegment } from "./model-runtime.ts";
+import type { ModelInfo, ModelRuntime, OcrLine, SpaceVectors, SpeechSegment } from "./model-runtime.ts";
 import { OnnxSessions } from "./onnx-sessions.ts";
 import { OnnxThread } from "./onnx-thread.ts";
 import type { LocalModelCaller, ModelOperation, RemoteModelClient } from "./remote-model-calls.ts";

@@ -1,8 +1,9 @@
+import type { Modality } from "../core/database.ts";
 import type { Logger } from "../core/logger.ts";
 import type { ExecutionChoice } from "./execution-provider.ts";
 import type { ImageInputSize } from "./image-preprocess.ts";
 import type { ResolvedModel } from "./model-registry.ts";
-import type { Modality, OcrLine, SpeechSegment } from "./model-runtime.ts";
+import type { OcrLine, SpeechSegment } from "./model-runtime.ts";
 import type { OnnxSessions } from "./onnx-sessions.ts";
 import type { OnnxThread } from "./onnx-thread.ts";
 import type { DecodedImage } from "../assets/decoded-media.ts";

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { modalitySchema } from "../assets/modality.ts";
 import { SPACES } from "./model-runtime.ts";
 
 /** What a model is for; the runtime routes calls by task and modality. */
@@ -49,7 +50,7 @@ export const ModelManifestSchema = z
     name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, "lowercase letters, digits, . _ -"),
     description: z.string().optional(),
     task: z.enum(MODEL_TASKS),
-    modality: z.enum(["TEXT", "IMAGE", "AUDIO", "VIDEO"]),
+    modality: modalitySchema,
     /** "onnx": a plain graph on onnxruntime-node; "hf-onnx": a Hugging Face ONNX export folder; "tfjs": a TF.js graph model. */
     format: z.enum(["onnx", "hf-onnx", "tfjs"]),
     /** The adapter file under services/models/adapters/ that runs it. */

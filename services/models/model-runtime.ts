@@ -1,6 +1,5 @@
 import type { DecodedImage } from "../assets/decoded-media.ts";
-
-export type Modality = "TEXT" | "IMAGE" | "AUDIO" | "VIDEO";
+import type { Modality } from "../core/database.ts";
 
 /**
  * Named vector spaces. Vectors are comparable only within one space:
