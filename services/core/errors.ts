@@ -1,8 +1,6 @@
-import { GraphQLError } from "graphql";
-
 /**
- * Codes a client can act on. They travel as `extensions.code` on GraphQL
- * errors and as `code` on failed jobs and steps.
+ * Codes a client can act on. They travel as `code` on failed jobs and steps,
+ * and the gateway sends them as `extensions.code` on GraphQL errors.
  */
 export const ErrorCode = {
   UNAUTHENTICATED: "UNAUTHENTICATED",
@@ -27,13 +25,18 @@ export const ErrorCode = {
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
-/** An error that is safe to show to the caller: a code, a message, optional details. */
-export class TesseraError extends GraphQLError {
+/**
+ * An error that is safe to show to the caller: a code, a message, optional
+ * details. A plain error: the transport decides how it looks on the wire (the
+ * gateway's edge turns it into a GraphQL error); the worker reads the code to
+ * tell a permanent failure from one worth retrying.
+ */
+export class TesseraError extends Error {
   readonly code: ErrorCode;
   readonly details?: Record<string, unknown>;
 
   constructor(code: ErrorCode, message: string, details?: Record<string, unknown>) {
-    super(message, { extensions: { code, ...(details ? { details } : {}) } });
+    super(message);
     this.name = "TesseraError";
     this.code = code;
     this.details = details;

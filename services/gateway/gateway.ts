@@ -8,6 +8,7 @@ import { schema } from "../../schema/index.ts";
 import type { AppContext } from "../app/app-context.ts";
 import { ApiKeyCache, bearerToken } from "../core/api-keys.ts";
 import type { GatewayContext, ServerContext } from "./context.ts";
+import { isClientError, maskError } from "./graphql-errors.ts";
 import { useProjectAuth } from "./plugins/use-project-auth.ts";
 import { useWorkflowSchema } from "./plugins/use-workflow-schema.ts";
 import { useStreamedUploads } from "./plugins/use-streamed-uploads.ts";
@@ -27,10 +28,11 @@ export function createGateway(app: AppContext, options: GatewayOptions = {}) {
       debug: (...args) => app.logger.debug(args.join(" ")),
       info: (...args) => app.logger.info(args.join(" ")),
       warn: (...args) => app.logger.warn(args.join(" ")),
-      error: (...args) => app.logger.error(args.map(String).join(" ")),
+      // yoga logs each error it maps; a client's mistake (a TesseraError) is no server error.
+      error: (...args) => (args.some(isClientError) ? app.logger.debug : app.logger.error).call(app.logger, args.map(String).join(" ")),
     },
-    // Errors that are not TesseraErrors reach the client as "Unexpected error.", never as a stack trace.
-    maskedErrors: { isDev: false },
+    // TesseraErrors reach the client with their code; anything else as "Unexpected error.", never as a stack trace.
+    maskedErrors: { isDev: false, maskError },
     // Yoga refuses bodies over 25 MB by default; uploads may be as large as MAX_UPLOAD_BYTES (plus the multipart envelope).
     maxRequestBodySize: config.MAX_UPLOAD_BYTES + 1024 * 1024,
     context: async (initial) => {
