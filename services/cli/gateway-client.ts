@@ -1,15 +1,42 @@
-/** The CLI's way to the gateway: one GraphQL endpoint, one API key, errors with their codes. */
+/**
+ * The CLI's one way to the gateway: queries and mutations over HTTP (uploads
+ * as GraphQL multipart requests), subscriptions over SSE through graphql-sse,
+ * one endpoint, one API key, and errors with their codes.
+ */
+import { createClient, NetworkError, type Client } from "graphql-sse";
 
-export type GraphQLResult<T> = { data?: T; errors?: Array<{ message: string; extensions?: { code?: string } }> };
+/** A problem the gateway lists in an error's details, e.g. one per line of a refused workflow file. */
+export type GatewayProblem = { line?: number; column?: number; path?: string; message: string };
 
-/** An error the gateway sent back, with its typed code. */
+type WireError = { message: string; path?: ReadonlyArray<string | number>; extensions?: { code?: string; details?: unknown } };
+type GraphQLResult<T> = { data?: T | null; errors?: ReadonlyArray<WireError> };
+
+/** An error the gateway sent back: its typed code, its message, and whatever details came with it. */
 export class GatewayError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(`${code}: ${message}`);
+  readonly code: string;
+  readonly details: unknown;
+  readonly path: ReadonlyArray<string | number> | undefined;
+
+  /** The first error is the one this stands for; the message lists all of them. */
+  constructor(errors: ReadonlyArray<WireError>) {
+    super(errors.map(describe).join("\n"));
+    const [first] = errors;
+    this.code = first?.extensions?.code ?? "ERROR";
+    this.details = first?.extensions?.details;
+    this.path = first?.path;
   }
+
+  /** The problems the details list (a refused workflow file has one per line:col), if any. */
+  get problems(): GatewayProblem[] {
+    return (this.details as { problems?: GatewayProblem[] } | undefined)?.problems ?? [];
+  }
+}
+
+/** `CODE: message`, then each listed problem on its own line as `  line:col message`. */
+function describe(error: WireError): string {
+  const problems = (error.extensions?.details as { problems?: GatewayProblem[] } | undefined)?.problems ?? [];
+  const lines = problems.map((p) => (p.line ? `  ${p.line}:${p.column} ${p.message}` : `  ${p.path ? `${p.path}: ` : ""}${p.message}`));
+  return [`${error.extensions?.code ?? "ERROR"}: ${error.message}`, ...lines].join("\n");
 }
 
 /** TESSERA_URL may name the server or its /graphql path; default http://127.0.0.1:4000/graphql. */
@@ -25,15 +52,33 @@ export function apiKey(env = process.env): string {
   return key;
 }
 
+function unreachable(url: URL, error: unknown): Error {
+  const cause = (error as { cause?: { message?: string } }).cause?.message;
+  const reason = [(error as Error).message, cause].filter(Boolean).join(": ");
+  return new Error(`cannot reach the gateway at ${url} (is \`npm start\` running? set TESSERA_URL): ${reason}`);
+}
+
+/** The data of a GraphQL result, or its errors as one GatewayError. */
+function dataOf<T>(result: GraphQLResult<T>): T {
+  if (result.errors?.length) throw new GatewayError(result.errors);
+  return result.data as T;
+}
+
+/** An HTTP answer that should hold a GraphQL result: its errors if it has them, else what went wrong. */
+async function resultOf<T>(response: Response): Promise<T> {
+  const result = (await response.json().catch(() => null)) as GraphQLResult<T> | null;
+  if (!result || (!result.errors?.length && !result.data)) throw new Error(`the gateway answered HTTP ${response.status} without a GraphQL result`);
+  return dataOf(result);
+}
+
+/** A file of a multipart request: where it goes in the variables (`variables.input.file`), and its bytes. */
+export type GatewayUpload = { path: string; blob: Blob; name: string };
+
 /**
- * One GraphQL request. With `files`, it is a multipart request (the GraphQL
+ * One query or mutation. With `files`, it is a multipart request (the GraphQL
  * multipart request spec): each file's Blob is streamed, not read first.
  */
-export async function callGateway<T>(
-  query: string,
-  variables: Record<string, unknown>,
-  files: Array<{ path: string; blob: Blob; name: string }> = [],
-): Promise<T> {
+export async function callGateway<T>(query: string, variables: Record<string, unknown>, files: GatewayUpload[] = []): Promise<T> {
   const url = gatewayEndpoint();
   const headers: Record<string, string> = { authorization: `Bearer ${apiKey()}` };
   let body: string | FormData;
@@ -51,11 +96,43 @@ export async function callGateway<T>(
   try {
     response = await fetch(url, { method: "POST", headers, body });
   } catch (error) {
-    throw new Error(`cannot reach the gateway at ${url} (is \`npm start\` running? set TESSERA_URL): ${(error as Error).message}`);
+    throw unreachable(url, error);
   }
-  const result = (await response.json().catch(() => null)) as GraphQLResult<T> | null;
-  if (!result) throw new Error(`the gateway answered HTTP ${response.status} without a GraphQL result`);
-  const [error] = result.errors ?? [];
-  if (error) throw new GatewayError(error.extensions?.code ?? "ERROR", error.message);
-  return result.data!;
+  return resultOf<T>(response);
+}
+
+let sseClient: Client | undefined;
+
+/** One graphql-sse client per process, in distinct connections mode: each subscription is its own POST. */
+function subscriptions(): Client {
+  sseClient ??= createClient({
+    url: gatewayEndpoint().href,
+    headers: () => ({ authorization: `Bearer ${apiKey()}` }),
+    // A CLI says at once that the gateway is down instead of backing off for a minute.
+    retryAttempts: 0,
+  });
+  return sseClient;
+}
+
+/**
+ * A subscription's results, one `data` object each, until the gateway ends
+ * the stream. Errors in a result, or a refused request, throw a GatewayError.
+ */
+export async function* subscribeGateway<T>(query: string, variables: Record<string, unknown>): AsyncGenerator<T> {
+  const url = gatewayEndpoint();
+  apiKey(); // says what to set before any connection is tried
+  const results = subscriptions().iterate<T>({ query, variables });
+  try {
+    for await (const result of results) yield dataOf(result as GraphQLResult<T>);
+  } catch (error) {
+    if (!(error instanceof NetworkError)) throw error;
+    // No response: nothing listens there. A response that is not a stream: the gateway refused, maybe with GraphQL errors.
+    if (!error.response) throw unreachable(url, error);
+    throw await resultOf<T>(error.response as Response).then(
+      () => new Error(`the gateway answered HTTP ${error.response!.status} to the subscription`),
+      (refusal: Error) => refusal,
+    );
+  } finally {
+    await results.return?.();
+  }
 }

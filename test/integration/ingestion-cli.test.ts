@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import fs from "node:fs/promises";
-import { createServer, type Server } from "node:http";
+import { createServer, request, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -17,11 +17,11 @@ let server: Server;
 let remote: string;
 let modelsDir: string;
 
-/** The CLI as a user runs it, against the test gateway. */
-function tessera(args: string[]) {
+/** The CLI as a user runs it, against the test gateway (or whatever `url` names). */
+function tessera(args: string[], url = t.url) {
   return promisify(execFile)("node", ["bin/tessera.js", ...args], {
     cwd: root,
-    env: { ...process.env, TESSERA_URL: t.url, TESSERA_API_KEY: project.key },
+    env: { ...process.env, TESSERA_URL: url, TESSERA_API_KEY: project.key },
   }).then(
     (result) => ({ ...result, code: 0 }),
     (error) => ({ stdout: error.stdout as string, stderr: error.stderr as string, code: error.code as number }),
@@ -82,6 +82,44 @@ describe("npx tessera ingest", () => {
     expect(stderr).toMatch(/fake\.jpg.*UNSUPPORTED_MEDIA_TYPE/);
     expect(stderr).toMatch(/1 of 2 failed/);
     expect(stdout).toMatch(/IMAGE\timage\/png\t\w+\t.*c\.png/);
+  });
+
+  it("--wait follows each job through the jobEvents subscription, and never polls job(id)", async () => {
+    // A recording proxy in front of the gateway: what the CLI asked, and what came back on each event stream.
+    const exchanges: Array<{ accept: string; body: string; answer: string }> = [];
+    const gateway = new URL(t.url);
+    const proxy = createServer(async (incoming, outgoing) => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of incoming) chunks.push(chunk as Buffer);
+      const exchange = { accept: incoming.headers.accept ?? "", body: Buffer.concat(chunks).toString("latin1"), answer: "" };
+      exchanges.push(exchange);
+      const upstream = request({ host: gateway.hostname, port: gateway.port, path: incoming.url, method: incoming.method, headers: incoming.headers });
+      upstream.on("response", (answer: IncomingMessage) => {
+        outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.on("data", (chunk: Buffer) => {
+          exchange.answer += chunk.toString("utf8");
+          outgoing.write(chunk);
+        });
+        answer.on("end", () => outgoing.end());
+      });
+      upstream.end(Buffer.concat(chunks));
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    try {
+      const file = path.join(folder, "d.png");
+      await fs.writeFile(file, await makePng(19, 16));
+      const { stdout, stderr, code } = await tessera(["ingest", file, "--wait"], `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`);
+      expect(code, stderr).toBe(0);
+      expect(stdout).toMatch(/\tSUCCEEDED\t.*d\.png$/m);
+      const subscriptions = exchanges.filter((exchange) => exchange.body.includes("jobEvents"));
+      expect(subscriptions).toHaveLength(1);
+      expect(subscriptions[0]!.accept).toContain("text/event-stream");
+      expect(subscriptions[0]!.answer).toMatch(/"status":"SUCCEEDED"/);
+      expect(exchanges.filter((exchange) => /\bjob\s*\(/.test(exchange.body))).toEqual([]);
+    } finally {
+      proxy.closeAllConnections();
+      await new Promise((resolve) => proxy.close(resolve));
+    }
   });
 
   it("says how to fix a missing API key", async () => {

@@ -3,16 +3,20 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import cliProgress from "cli-progress";
 import type { Command } from "commander";
-import { callGateway } from "../gateway-client.ts";
+import { callGateway, subscribeGateway } from "../gateway-client.ts";
 
 const INGEST = /* GraphQL */ `
   mutation Ingest($input: IngestInput!) {
     ingest(input: $input) { asset { id modality mimeType byteSize status } job { id status } }
   }
 `;
-const JOB = /* GraphQL */ `query Job($id: ID!) { job(id: $id) { id status progress error { code message } } }`;
+const JOB_EVENTS = /* GraphQL */ `
+  subscription JobEvents($id: ID!) { jobEvents(id: $id) { jobId status progress error { code message } } }
+`;
+const FINISHED = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
 
-type Ingested = { asset: { id: string; modality: string; mimeType: string; byteSize: number }; job: { id: string; status: string } };
+type Job = { id: string; status: string; progress?: number; error?: { code: string; message: string } | null };
+type Ingested = { asset: { id: string; modality: string; mimeType: string; byteSize: number }; job: Job };
 type IngestOptions = { metadata?: string; tag?: string[]; concurrency: string; wait?: boolean; json?: boolean };
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -42,7 +46,7 @@ export function registerIngestCommands(program: Command) {
         try {
           const result = await ingestOne(source, { metadata, tags: options.tag });
           const job = options.wait ? await waitForJob(result.job.id) : result.job;
-          if (job.status === "FAILED") throw new Error(`the ingest job failed: ${JSON.stringify((job as { error?: unknown }).error)}`);
+          if (job.status === "FAILED") throw new Error(`the ingest job failed: ${job.error?.code ?? "ERROR"}: ${job.error?.message ?? "no reason given"}`);
           lines.push(
             options.json
               ? JSON.stringify({ source, ...result, job })
@@ -72,12 +76,16 @@ function ingestOne(source: string, extra: { metadata?: Record<string, unknown>; 
   ).then((data) => data.ingest);
 }
 
-async function waitForJob(id: string) {
-  while (true) {
-    const { job } = await callGateway<{ job: { id: string; status: string; error?: unknown } }>(JOB, { id });
-    if (job.status === "SUCCEEDED" || job.status === "FAILED" || job.status === "CANCELLED") return job;
-    await new Promise((resolve) => setTimeout(resolve, 500));
+/**
+ * Follows the job's events until it finishes. jobEvents sends the job's
+ * state first and ends after a final one, so a job that finished before we
+ * subscribed still ends the wait at once.
+ */
+async function waitForJob(id: string): Promise<Job> {
+  for await (const { jobEvents: event } of subscribeGateway<{ jobEvents: Omit<Job, "id"> & { jobId: string } }>(JOB_EVENTS, { id })) {
+    if (FINISHED.has(event.status)) return { id: event.jobId, status: event.status, progress: event.progress, error: event.error };
   }
+  throw new Error(`the gateway ended the events of job ${id} before the job finished`);
 }
 
 /** Folders become the files under them (hidden ones skipped), in a stable order. */

@@ -1,6 +1,7 @@
-import fs from "node:fs/promises";
+import { openAsBlob } from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
+import { callGateway } from "../gateway-client.ts";
 
 const SEARCH = /* GraphQL */ `
   query Search($input: SearchInput!) {
@@ -24,47 +25,6 @@ type SearchOptions = {
   tag?: string[];
   json?: boolean;
 };
-
-/** The gateway's GraphQL endpoint: TESSERA_URL may name the server or its /graphql path. */
-function endpoint(): URL {
-  const url = new URL(process.env.TESSERA_URL ?? "http://127.0.0.1:4000");
-  if (!url.pathname.endsWith("/graphql")) url.pathname = `${url.pathname.replace(/\/$/, "")}/graphql`;
-  return url;
-}
-
-/** One GraphQL call; a file goes as a multipart request (the GraphQL multipart request spec). */
-async function callGateway(input: Record<string, unknown>, file?: { name: string; bytes: Buffer }) {
-  const key = process.env.TESSERA_API_KEY;
-  if (!key) throw new Error("set TESSERA_API_KEY (make one with `npx tessera keys create --project <name>`)");
-  const url = endpoint();
-  const headers: Record<string, string> = { authorization: `Bearer ${key}`, "graphql-require-preflight": "1" };
-  let body: string | FormData;
-  if (file) {
-    const form = new FormData();
-    form.set("operations", JSON.stringify({ query: SEARCH, variables: { input: { ...input, file: null } } }));
-    form.set("map", JSON.stringify({ 0: ["variables.input.file"] }));
-    form.set("0", new Blob([new Uint8Array(file.bytes)]), file.name);
-    body = form;
-  } else {
-    headers["content-type"] = "application/json";
-    body = JSON.stringify({ query: SEARCH, variables: { input } });
-  }
-  let response: Response;
-  try {
-    response = await fetch(url, { method: "POST", headers, body });
-  } catch (error) {
-    throw new Error(`cannot reach the gateway at ${url} (is \`npm start\` running? set TESSERA_URL): ${(error as Error).message}`);
-  }
-  const result = (await response.json().catch(() => null)) as {
-    data?: { search: { hits: Hit[] } };
-    errors?: Array<{ message: string; extensions?: { code?: string } }>;
-  } | null;
-  if (!result) throw new Error(`the gateway answered ${response.status} without a GraphQL result`);
-  if (result.errors?.length) {
-    throw new Error(result.errors.map((error) => `${error.extensions?.code ?? "ERROR"}: ${error.message}`).join("; "));
-  }
-  return result.data!.search.hits;
-}
 
 function printHits(hits: Hit[]) {
   if (hits.length === 0) {
@@ -103,8 +63,10 @@ export function registerSearchCommands(program: Command) {
         ...(options.alpha !== undefined ? { hybrid: { alpha: Number(options.alpha) } } : {}),
         ...(options.tag ? { filter: { tags: options.tag } } : {}),
       };
-      const file = options.file ? { name: path.basename(options.file), bytes: await fs.readFile(options.file) } : undefined;
-      const hits = await callGateway(input, file);
+      // A query file goes as a multipart upload (streamed), in the place of input.file.
+      const files = options.file ? [{ path: "variables.input.file", blob: await openAsBlob(options.file), name: path.basename(options.file) }] : [];
+      const { search } = await callGateway<{ search: { hits: Hit[] } }>(SEARCH, { input: options.file ? { ...input, file: null } : input }, files);
+      const hits = search.hits;
       if (options.json) console.log(JSON.stringify(hits, null, 2));
       else printHits(hits);
     });

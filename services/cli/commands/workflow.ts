@@ -2,47 +2,7 @@ import fs from "node:fs/promises";
 import cliProgress from "cli-progress";
 import type { Command } from "commander";
 import { validateWorkflow } from "../../../workflows/dsl/validate-workflow.ts";
-
-type GraphQLResult<T> = { data?: T; errors?: Array<{ message: string; extensions?: { code?: string; details?: unknown } }> };
-
-/** The gateway's GraphQL endpoint: TESSERA_URL may name the server or its /graphql path. */
-function endpoint(): URL {
-  const url = new URL(process.env.TESSERA_URL ?? "http://127.0.0.1:4000");
-  if (!url.pathname.endsWith("/graphql")) url.pathname = `${url.pathname.replace(/\/$/, "")}/graphql`;
-  return url;
-}
-
-function apiKey(): string {
-  const key = process.env.TESSERA_API_KEY;
-  if (!key) throw new Error("set TESSERA_API_KEY (make one with `npx tessera keys create --project <name>`)");
-  return key;
-}
-
-async function post(body: unknown, accept = "application/json"): Promise<Response> {
-  const url = endpoint();
-  try {
-    return await fetch(url, {
-      method: "POST",
-      headers: { "content-type": "application/json", accept, authorization: `Bearer ${apiKey()}` },
-      body: JSON.stringify(body),
-    });
-  } catch (error) {
-    throw new Error(`cannot reach the gateway at ${url} (is \`npm start\` running? set TESSERA_URL): ${(error as Error).message}`);
-  }
-}
-
-async function call<T>(query: string, variables: Record<string, unknown>): Promise<T> {
-  const response = await post({ query, variables });
-  const result = (await response.json().catch(() => null)) as GraphQLResult<T> | null;
-  if (!result) throw new Error(`the gateway answered ${response.status} without a GraphQL result`);
-  const error = result.errors?.[0];
-  if (error) {
-    const problems = (error.extensions?.details as { problems?: Array<{ line?: number; column?: number; path?: string; message: string }> } | undefined)?.problems;
-    const lines = problems?.map((p) => (p.line ? `  ${p.line}:${p.column} ${p.message}` : `  ${p.path ? `${p.path}: ` : ""}${p.message}`)) ?? [];
-    throw new Error([`${error.extensions?.code ?? "ERROR"}: ${error.message}`, ...lines].join("\n"));
-  }
-  return result.data as T;
-}
+import { callGateway, subscribeGateway } from "../gateway-client.ts";
 
 /** `--input key=value`: the value is JSON when it parses as JSON (numbers, booleans, lists), else a string. */
 export function parseInputs(pairs: string[]): Record<string, unknown> {
@@ -64,31 +24,13 @@ export function parseInputs(pairs: string[]): Record<string, unknown> {
 
 type RunEvent = { type: string; stepId?: string; stepKey?: string; status?: string; message?: string; token?: string; output?: unknown; error?: { code: string; message: string } };
 
-/** Reads the runEvents subscription over SSE, calling `onEvent` for each, until the run ends. */
+const RUN_EVENTS = /* GraphQL */ `
+  subscription RunEvents($id: ID!) { runEvents(id: $id) { type stepId stepKey status message token output error { code message } } }
+`;
+
+/** Follows the runEvents subscription, calling `onEvent` for each, until the gateway ends it with the run. */
 async function followRun(runId: string, onEvent: (event: RunEvent) => void) {
-  const response = await post(
-    { query: `subscription ($id: ID!) { runEvents(id: $id) { type stepId stepKey status message token output error { code message } } }`, variables: { id: runId } },
-    "text/event-stream",
-  );
-  if (!response.ok || !response.body) throw new Error(`the gateway answered ${response.status} to the subscription`);
-  const decoder = new TextDecoder();
-  let buffer = "";
-  const reader = response.body.getReader();
-  while (true) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    buffer += decoder.decode(value, { stream: true });
-    let boundary: number;
-    while ((boundary = buffer.indexOf("\n\n")) >= 0) {
-      const message = buffer.slice(0, boundary);
-      buffer = buffer.slice(boundary + 2);
-      const data = message.split("\n").filter((line) => line.startsWith("data:")).map((line) => line.slice(5).trim()).join("\n");
-      if (!data) continue;
-      const result = JSON.parse(data) as GraphQLResult<{ runEvents: RunEvent }>;
-      if (result.errors?.length) throw new Error(result.errors[0]!.message);
-      if (result.data?.runEvents) onEvent(result.data.runEvents);
-    }
-  }
+  for await (const { runEvents } of subscribeGateway<{ runEvents: RunEvent }>(RUN_EVENTS, { id: runId })) onEvent(runEvents);
 }
 
 export function registerWorkflowCommands(program: Command) {
@@ -129,7 +71,7 @@ export function registerWorkflowCommands(program: Command) {
         process.exitCode = 1;
         return;
       }
-      const data = await call<{ publishWorkflow: { slug: string; number: number; createdAt: string } }>(
+      const data = await callGateway<{ publishWorkflow: { slug: string; number: number; createdAt: string } }>(
         `mutation ($d: String!) { publishWorkflow(definition: $d) { slug number createdAt } }`,
         { d: definition },
       );
@@ -145,7 +87,7 @@ export function registerWorkflowCommands(program: Command) {
     .option("--follow", "stream the run's events with a progress display until it ends")
     .action(async (slug: string, options: { input: string[]; version?: string; follow?: boolean }) => {
       const input = parseInputs(options.input);
-      const { runWorkflow: run } = await call<{ runWorkflow: { id: string; status: string; steps: { id: string }[] } }>(
+      const { runWorkflow: run } = await callGateway<{ runWorkflow: { id: string; status: string; steps: { id: string }[] } }>(
         `mutation ($slug: String!, $input: JSON, $version: Int) { runWorkflow(slug: $slug, input: $input, version: $version) { id status steps { id } } }`,
         { slug, input, version: options.version ? Number(options.version) : undefined },
       );
