@@ -18,6 +18,9 @@ export type RunEventType = (typeof RunEventType)[keyof typeof RunEventType];
 export const TERMINAL_RUN_STATUSES = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
 export const TERMINAL_STEP_STATUSES = new Set(["SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED"]);
 
-export function publishRunEvent(app: AppContext, event: Omit<RunEvent, "at"> & { type: RunEventType }) {
+/** An event before it is stamped with its time. */
+export type RunEventDraft = Omit<RunEvent, "at"> & { type: RunEventType };
+
+export function publishRunEvent(app: AppContext, event: RunEventDraft) {
   app.events.publish("run", event.runId, { ...event, at: new Date().toISOString() });
 }
