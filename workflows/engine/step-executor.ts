@@ -8,7 +8,8 @@ import { findStepType } from "../steps/step-registry.ts";
 import { StepDirective, type StepContext } from "../steps/step-type.ts";
 import { workflowLimits } from "../workflow-limits.ts";
 import { definitionOf } from "./definition-cache.ts";
-import { advanceRun, feedMap, scopeOf } from "./run-coordinator.ts";
+import { advanceRun, feedMap } from "./run-coordinator.ts";
+import { scopeOf } from "./run-planner.ts";
 import { publishRunEvent, RunEventType, TERMINAL_RUN_STATUSES, TERMINAL_STEP_STATUSES } from "./run-events.ts";
 import { stepOf } from "./step-jobs.ts";
 
