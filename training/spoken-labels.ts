@@ -3,6 +3,7 @@ import { promisify } from "node:util";
 import { createRequire } from "node:module";
 import path from "node:path";
 import * as ort from "onnxruntime-node";
+import { decodeWav } from "../services/generation/wav-file.ts";
 
 const run = promisify(execFile);
 const require = createRequire(import.meta.url);
@@ -27,26 +28,8 @@ export async function speak(text: string, speaker: SpeakerVoice): Promise<Float3
 
 /** Reads a 16-bit PCM WAV and resamples it to 16 kHz (linear: speech energy sits far below the new Nyquist). */
 export function wavToSamples(wav: Buffer): Float32Array {
-  let offset = 12;
-  let rate = 0;
-  let channels = 1;
-  while (offset + 8 <= wav.length) {
-    const id = wav.toString("ascii", offset, offset + 4);
-    // espeak-ng writes 0xffffffff as the data size when it streams to stdout.
-    const size = wav.readUInt32LE(offset + 4);
-    if (id === "fmt ") {
-      channels = wav.readUInt16LE(offset + 10);
-      rate = wav.readUInt32LE(offset + 12);
-    } else if (id === "data") {
-      const end = Math.min(wav.length, offset + 8 + size);
-      const count = Math.floor((end - offset - 8) / (2 * channels));
-      const source = new Float32Array(count);
-      for (let i = 0; i < count; i++) source[i] = wav.readInt16LE(offset + 8 + i * 2 * channels) / 32768;
-      return resample(source, rate, SAMPLE_RATE);
-    }
-    offset += 8 + size + (size % 2);
-  }
-  throw new Error("WAV data chunk not found");
+  const { samples, sampleRate } = decodeWav(wav);
+  return resample(samples, sampleRate, SAMPLE_RATE);
 }
 
 function resample(source: Float32Array, from: number, to: number): Float32Array {

@@ -1,4 +1,8 @@
-/** Little RIFF/WAVE helpers: speech engines hand us PCM, and the asset should be a well-formed .wav. */
+/**
+ * Little RIFF/WAVE helpers, the one WAV parser of the code base: speech
+ * engines hand us PCM, the asset should be a well-formed .wav, and training
+ * reads espeak-ng's WAVs back as samples.
+ */
 
 /** 16-bit PCM mono WAV from float samples in [-1, 1]. */
 export function encodeWav(samples: Float32Array, sampleRate: number): Buffer {
@@ -49,6 +53,16 @@ export function readWavInfo(wav: Buffer): WavInfo {
     offset += 8 + size + (size % 2);
   }
   throw new Error("WAV has no data chunk");
+}
+
+/** The first channel of a 16-bit PCM WAV as float samples in [-1, 1), at the file's own rate. */
+export function decodeWav(wav: Buffer): { samples: Float32Array; sampleRate: number } {
+  const info = readWavInfo(wav);
+  if (info.bitsPerSample !== 16) throw new Error(`only 16-bit PCM WAV is read, not ${info.bitsPerSample}-bit`);
+  const frameBytes = 2 * info.channels;
+  const samples = new Float32Array(Math.floor(info.dataBytes / frameBytes));
+  for (let i = 0; i < samples.length; i++) samples[i] = wav.readInt16LE(info.dataOffset + i * frameBytes) / 32768;
+  return { samples, sampleRate: info.sampleRate };
 }
 
 /** Rewrites the RIFF and data sizes to the real ones (streamed WAVs leave placeholders). */
