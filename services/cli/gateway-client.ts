@@ -52,10 +52,14 @@ export function apiKey(env = process.env): string {
   return key;
 }
 
-function unreachable(url: URL, error: unknown): Error {
+/** fetch says "fetch failed" and keeps why (ECONNREFUSED, ENOTFOUND) in its cause. */
+function reasonOf(error: unknown): string {
   const cause = (error as { cause?: { message?: string } }).cause?.message;
-  const reason = [(error as Error).message, cause].filter(Boolean).join(": ");
-  return new Error(`cannot reach the gateway at ${url} (is \`npm start\` running? set TESSERA_URL): ${reason}`);
+  return [(error as Error).message, cause].filter(Boolean).join(": ");
+}
+
+function unreachable(url: URL, error: unknown): Error {
+  return new Error(`cannot reach the gateway at ${url} (is \`npm start\` running? set TESSERA_URL): ${reasonOf(error)}`);
 }
 
 /** The data of a GraphQL result, or its errors as one GatewayError. */
@@ -108,6 +112,8 @@ function subscriptions(): Client {
   sseClient ??= createClient({
     url: gatewayEndpoint().href,
     headers: () => ({ authorization: `Bearer ${apiKey()}` }),
+    // graphql-sse keeps only a failed fetch's message; keep its cause too.
+    fetchFn: (input: RequestInfo | URL, init?: RequestInit) => fetch(input, init).catch((error: unknown) => Promise.reject(new Error(reasonOf(error)))),
     // A CLI says at once that the gateway is down instead of backing off for a minute.
     retryAttempts: 0,
   });
