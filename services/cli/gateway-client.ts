@@ -110,7 +110,7 @@ let sseClient: Client | undefined;
 /** One graphql-sse client per process, in distinct connections mode: each subscription is its own POST. */
 function subscriptions(): Client {
   sseClient ??= createClient({
-    url: gatewayEndpoint().href,
+    url: () => gatewayEndpoint().href,
     headers: () => ({ authorization: `Bearer ${apiKey()}` }),
     // graphql-sse keeps only a failed fetch's message; keep its cause too.
     fetchFn: (input: RequestInfo | URL, init?: RequestInit) => fetch(input, init).catch((error: unknown) => Promise.reject(new Error(reasonOf(error)))),
