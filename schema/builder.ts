@@ -1,11 +1,16 @@
 import SchemaBuilder from "@pothos/core";
+import DataloaderPlugin from "@pothos/plugin-dataloader";
 import RelayPlugin from "@pothos/plugin-relay";
+import ScopeAuthPlugin from "@pothos/plugin-scope-auth";
 import { DateTimeResolver, JSONResolver } from "graphql-scalars";
-import type { GatewayContext } from "../services/gateway/context.ts";
+import { missingApiKeyError, type GatewayContext, type ProjectContext } from "../services/gateway/context.ts";
 
 /** The one Pothos builder; each file beside this adds the types of one domain. */
 export const builder = new SchemaBuilder<{
   Context: GatewayContext;
+  /** `project`: the caller sent a valid API key; `t.withAuth({ project: true })` narrows the context to it. */
+  AuthScopes: { project: boolean };
+  AuthContexts: { project: ProjectContext };
   DefaultFieldNullability: false;
   Scalars: {
     JSON: { Input: unknown; Output: unknown };
@@ -13,8 +18,15 @@ export const builder = new SchemaBuilder<{
     Upload: { Input: File; Output: never };
   };
 }>({
-  plugins: [RelayPlugin],
+  // Scope auth first, so no other plugin's wrapper runs before the check.
+  plugins: [ScopeAuthPlugin, RelayPlugin, DataloaderPlugin],
   defaultFieldNullability: false,
+  scopeAuth: {
+    authScopes: (context) => ({ project: context.project !== null }),
+    unauthorizedError: () => missingApiKeyError(),
+    // A subscription is refused when it starts, not at its first event.
+    authorizeOnSubscribe: true,
+  },
   relay: {
     clientMutationId: "omit",
     cursorType: "String",
@@ -24,9 +36,10 @@ export const builder = new SchemaBuilder<{
   },
 });
 
-builder.queryType({});
-builder.mutationType({});
-builder.subscriptionType({});
+// Deny by default: every root field needs the `project` scope unless it opts out (only `health` does).
+builder.queryType({ authScopes: { project: true } });
+builder.mutationType({ authScopes: { project: true } });
+builder.subscriptionType({ authScopes: { project: true } });
 
 builder.addScalarType("JSON", JSONResolver);
 builder.addScalarType("DateTime", DateTimeResolver);

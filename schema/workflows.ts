@@ -1,11 +1,12 @@
-import { RunStatus, StepStatus, type Run, type StepRun, type Workflow, type WorkflowVersion } from "../services/core/database.ts";
+import { RunStatus, StepStatus, type Database, type Run, type StepRun, type Workflow, type WorkflowVersion } from "../services/core/database.ts";
 import { ErrorCode, TesseraError } from "../services/core/errors.ts";
 import type { RunEvent } from "../services/queue/event-bus.ts";
-import { requireProject, type GatewayContext } from "../services/gateway/context.ts";
+import { requireProject, type GatewayContext, type ProjectContext } from "../services/gateway/context.ts";
 import { RunEventType } from "../workflows/engine/run-events.ts";
 import { cancelRun, findProjectRun, publishWorkflow, resumeRun, startRun } from "../workflows/engine/run-service.ts";
 import { watchRun } from "../workflows/engine/watch-run.ts";
 import { builder } from "./builder.ts";
+import { loadLatestVersions, loadStepsOfRuns, loadVersions, loadVersionsOfWorkflows, loadWorkflows } from "./workflow-loaders.ts";
 
 const RunStatusEnum = builder.enumType(RunStatus, { name: "RunStatus" });
 const StepStatusEnum = builder.enumType(StepStatus, { name: "StepStatus" });
@@ -21,16 +22,33 @@ const WorkflowError = builder.objectRef<ErrorShape>("WorkflowError").implement({
   }),
 });
 
-type VersionWithSlug = WorkflowVersion & { workflow?: Workflow };
+/** A dataloader batch function over the caller's project only: another project's keys load nothing. */
+const forCallerProject =
+  <Row>(load: (db: Database, projectId: string, keys: readonly string[]) => Promise<Row[]>) =>
+  (keys: string[], context: GatewayContext) =>
+    load(context.app.db, requireProject(context).id, keys);
 
-const WorkflowVersionRef = builder.objectRef<VersionWithSlug>("WorkflowVersion").implement({
+// Fields of these types may return an id instead of a row; the id is loaded with the others of the request.
+export const WorkflowRef = builder.loadableObjectRef<Workflow, string>("Workflow", {
+  load: forCallerProject(loadWorkflows),
+  toKey: (workflow) => workflow.id,
+  sort: true,
+  // Workflows a resolver already returned (`workflows`) are not read again for a version's slug.
+  cacheResolved: true,
+});
+export const WorkflowVersionRef = builder.loadableObjectRef<WorkflowVersion, string>("WorkflowVersion", {
+  load: forCallerProject(loadVersions),
+  toKey: (version) => version.id,
+  sort: true,
+});
+
+WorkflowVersionRef.implement({
   description: "An immutable published definition; runs pin one.",
   fields: (t) => ({
     id: t.exposeID("id"),
     number: t.exposeInt("number"),
     slug: t.string({
-      resolve: async (version, _args, context) =>
-        version.workflow?.slug ?? (await context.app.db.workflow.findUniqueOrThrow({ where: { id: version.workflowId } })).slug,
+      resolve: async (version, _args, context) => (await WorkflowRef.getDataloader(context).load(version.workflowId)).slug,
     }),
     contentHash: t.exposeString("contentHash"),
     definition: t.field({ type: "JSON", description: "The parsed, validated definition.", resolve: (version) => version.definition }),
@@ -39,23 +57,26 @@ const WorkflowVersionRef = builder.objectRef<VersionWithSlug>("WorkflowVersion")
   }),
 });
 
-const WorkflowRef = builder.objectRef<Workflow>("Workflow").implement({
+WorkflowRef.implement({
   fields: (t) => ({
     id: t.exposeID("id"),
     slug: t.exposeString("slug"),
     createdAt: t.field({ type: "DateTime", resolve: (workflow) => workflow.createdAt }),
-    versions: t.field({
-      type: [WorkflowVersionRef],
+    // `group` and `sort` see rows: the casts only drop the id that the ref's shape also admits.
+    versions: t.loadableGroup({
+      type: WorkflowVersionRef,
       description: "Every published version, oldest first.",
-      resolve: (workflow, _args, context) =>
-        context.app.db.workflowVersion.findMany({ where: { workflowId: workflow.id }, orderBy: { number: "asc" } }),
+      load: forCallerProject(loadVersionsOfWorkflows),
+      group: (version) => (version as WorkflowVersion).workflowId,
+      resolve: (workflow) => workflow.id,
     }),
-    published: t.field({
+    published: t.loadable({
       type: WorkflowVersionRef,
       nullable: true,
       description: "The latest version: what `runWorkflow` runs unless asked for another.",
-      resolve: (workflow, _args, context) =>
-        context.app.db.workflowVersion.findFirst({ where: { workflowId: workflow.id }, orderBy: { number: "desc" } }),
+      load: forCallerProject(loadLatestVersions),
+      sort: (version) => (version as WorkflowVersion).workflowId,
+      resolve: (workflow) => workflow.id,
     }),
   }),
 });
@@ -84,13 +105,13 @@ const RunRef = builder.objectRef<Run>("Run").implement({
     version: t.field({
       type: WorkflowVersionRef,
       description: "The version this run pinned when it started.",
-      resolve: (run, _args, context) =>
-        context.app.db.workflowVersion.findUniqueOrThrow({ where: { id: run.workflowVersionId }, include: { workflow: true } }),
+      resolve: (run) => run.workflowVersionId,
     }),
-    steps: t.field({
-      type: [StepRunRef],
-      resolve: (run, _args, context) =>
-        context.app.db.stepRun.findMany({ where: { runId: run.id }, orderBy: [{ createdAt: "asc" }, { key: "asc" }] }),
+    steps: t.loadableGroup({
+      type: StepRunRef,
+      load: forCallerProject(loadStepsOfRuns),
+      group: (step) => step.runId,
+      resolve: (run) => run.id,
     }),
     createdAt: t.field({ type: "DateTime", resolve: (run) => run.createdAt }),
     startedAt: t.field({ type: "DateTime", nullable: true, resolve: (run) => run.startedAt }),
@@ -113,24 +134,23 @@ const RunEventRef = builder.objectRef<RunEvent>("RunEvent").implement({
   }),
 });
 
-async function findProjectWorkflow(context: GatewayContext, slug: string) {
-  const project = requireProject(context);
-  const workflow = await context.app.db.workflow.findUnique({ where: { projectId_slug: { projectId: project.id, slug } } });
+async function findProjectWorkflow(context: ProjectContext, slug: string) {
+  const workflow = await context.app.db.workflow.findUnique({ where: { projectId_slug: { projectId: context.project.id, slug } } });
   if (!workflow) throw new TesseraError(ErrorCode.NOT_FOUND, `no workflow "${slug}" in this project`);
   return workflow;
 }
 
 builder.mutationField("publishWorkflow", (t) =>
-  t.field({
+  t.withAuth({ project: true }).field({
     type: WorkflowVersionRef,
     description: "Checks a workflow file (YAML or JSON) and stores it as a new version; the same content returns the existing version.",
     args: { definition: t.arg.string({ required: true }) },
-    resolve: (_root, args, context) => publishWorkflow(context.app, requireProject(context).id, args.definition),
+    resolve: (_root, args, context) => publishWorkflow(context.app, context.project.id, args.definition),
   }),
 );
 
 builder.queryField("workflow", (t) =>
-  t.field({
+  t.withAuth({ project: true }).field({
     type: WorkflowRef,
     args: { slug: t.arg.string({ required: true }) },
     resolve: (_root, args, context) => findProjectWorkflow(context, args.slug),
@@ -138,15 +158,15 @@ builder.queryField("workflow", (t) =>
 );
 
 builder.queryField("workflows", (t) =>
-  t.field({
+  t.withAuth({ project: true }).field({
     type: [WorkflowRef],
     resolve: (_root, _args, context) =>
-      context.app.db.workflow.findMany({ where: { projectId: requireProject(context).id }, orderBy: { slug: "asc" } }),
+      context.app.db.workflow.findMany({ where: { projectId: context.project.id }, orderBy: { slug: "asc" } }),
   }),
 );
 
 builder.mutationField("runWorkflow", (t) =>
-  t.field({
+  t.withAuth({ project: true }).field({
     type: RunRef,
     description: "Starts a run of the latest version, or of `version`; the input is checked against the workflow's inputs.",
     args: {
@@ -155,20 +175,20 @@ builder.mutationField("runWorkflow", (t) =>
       version: t.arg.int({ required: false }),
     },
     resolve: (_root, args, context) =>
-      startRun(context.app, { projectId: requireProject(context).id, slug: args.slug, input: args.input ?? {}, version: args.version }),
+      startRun(context.app, { projectId: context.project.id, slug: args.slug, input: args.input ?? {}, version: args.version }),
   }),
 );
 
 builder.queryField("run", (t) =>
-  t.field({
+  t.withAuth({ project: true }).field({
     type: RunRef,
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_root, args, context) => findProjectRun(context.app, requireProject(context).id, String(args.id)),
+    resolve: (_root, args, context) => findProjectRun(context.app, context.project.id, String(args.id)),
   }),
 );
 
 builder.queryField("runs", (t) =>
-  t.field({
+  t.withAuth({ project: true }).field({
     type: [RunRef],
     description: "The project's runs, newest first.",
     args: {
@@ -179,7 +199,7 @@ builder.queryField("runs", (t) =>
     resolve: (_root, args, context) =>
       context.app.db.run.findMany({
         where: {
-          projectId: requireProject(context).id,
+          projectId: context.project.id,
           ...(args.status ? { status: args.status } : {}),
           ...(args.slug ? { workflowVersion: { workflow: { slug: args.slug } } } : {}),
         },
@@ -190,15 +210,15 @@ builder.queryField("runs", (t) =>
 );
 
 builder.mutationField("cancelRun", (t) =>
-  t.field({
+  t.withAuth({ project: true }).field({
     type: RunRef,
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_root, args, context) => cancelRun(context.app, requireProject(context).id, String(args.id)),
+    resolve: (_root, args, context) => cancelRun(context.app, context.project.id, String(args.id)),
   }),
 );
 
 builder.mutationField("resumeRun", (t) =>
-  t.field({
+  t.withAuth({ project: true }).field({
     type: RunRef,
     description: "Ends a waiting `wait` step with `input` as its output; the run goes on.",
     args: {
@@ -207,17 +227,17 @@ builder.mutationField("resumeRun", (t) =>
       input: t.arg({ type: "JSON", required: false }),
     },
     resolve: (_root, args, context) =>
-      resumeRun(context.app, requireProject(context).id, String(args.id), args.stepId, args.input ?? {}),
+      resumeRun(context.app, context.project.id, String(args.id), args.stepId, args.input ?? {}),
   }),
 );
 
 builder.subscriptionField("runEvents", (t) =>
-  t.field({
+  t.withAuth({ project: true }).field({
     type: RunEventRef,
     description: "The run's status now, then every step started, finished, failed, log line and token until it ends.",
     args: { id: t.arg.id({ required: true }) },
     subscribe: async (_root, args, context) => {
-      const run = await findProjectRun(context.app, requireProject(context).id, String(args.id));
+      const run = await findProjectRun(context.app, context.project.id, String(args.id));
       return watchRun(context.app, run.id);
     },
     resolve: (event) => event,

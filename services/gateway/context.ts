@@ -12,10 +12,16 @@ export type ServerContext = {
 
 export type GatewayContext = YogaInitialContext & ServerContext;
 
-/** The caller's project; every scoped operation starts here. */
+/** The context of a field behind the `project` scope (schema/builder.ts): the caller has a valid key. */
+export type ProjectContext = GatewayContext & { project: Project };
+
+/** What a caller without a valid key gets, from the `project` scope and from `requireProject` alike. */
+export function missingApiKeyError(): TesseraError {
+  return new TesseraError(ErrorCode.UNAUTHENTICATED, "a valid API key is required: send `Authorization: Bearer <key>`");
+}
+
+/** The caller's project, for code the `project` scope does not guard (the dataloaders' batch functions). */
 export function requireProject(context: Pick<GatewayContext, "project">): Project {
-  if (!context.project) {
-    throw new TesseraError(ErrorCode.UNAUTHENTICATED, "a valid API key is required: send `Authorization: Bearer <key>`");
-  }
+  if (!context.project) throw missingApiKeyError();
   return context.project;
 }
