@@ -1,22 +1,88 @@
-import onnxProto from "onnx-proto";
+import onnxProto, { type onnx as OnnxTypes } from "onnx-proto";
 
 // onnx-proto is CommonJS: its namespace comes through the default export.
 const { onnx } = onnxProto;
+
+/**
+ * Writing ONNX graphs from TypeScript (IR 8, opset 13), the one way the code
+ * base does it: training exports its towers and projectors with OnnxGraph,
+ * the test fixtures write exports whose tensor names are fixed (as Hugging
+ * Face exports name them) with the functions below it builds on.
+ */
 
 export const FLOAT = onnx.TensorProto.DataType.FLOAT;
 export const INT64 = onnx.TensorProto.DataType.INT64;
 
 type Dim = string | number;
+/** A node attribute: a whole number is an INT, a list INTS, a string STRING, anything else a FLOAT. */
+export type AttributeValue = number | number[] | string;
+
+/** Float weights as little-endian raw data. */
+export function floatTensor(name: string, dims: number[], values: Float32Array | number[]): OnnxTypes.ITensorProto {
+  const data = values instanceof Float32Array ? values : Float32Array.from(values);
+  if (data.length !== dims.reduce((a, b) => a * b, 1)) throw new Error(`${name}: ${data.length} values for dims ${dims}`);
+  return { name, dims, dataType: FLOAT, rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+}
+
+/** A one-dimensional int64 constant: shapes, axes. */
+export function int64Tensor(name: string, values: number[]): OnnxTypes.ITensorProto {
+  return int64s(name, [values.length], values);
+}
+
+/** A constant of any shape from plain numbers, stored as float32 or int64. */
+export function constant(name: string, dims: number[], values: number[], type: "float" | "int64" = "float"): OnnxTypes.ITensorProto {
+  return type === "float" ? floatTensor(name, dims, values) : int64s(name, dims, values);
+}
+
+function int64s(name: string, dims: number[], values: number[]): OnnxTypes.ITensorProto {
+  return { name, dims, dataType: INT64, rawData: new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer) };
+}
+
+function attributes(values: Record<string, AttributeValue>): OnnxTypes.IAttributeProto[] {
+  const { AttributeType } = onnx.AttributeProto;
+  return Object.entries(values).map(([name, value]) => {
+    if (typeof value === "string") return { name, s: new TextEncoder().encode(value), type: AttributeType.STRING };
+    if (Array.isArray(value)) return { name, ints: value, type: AttributeType.INTS };
+    return Number.isInteger(value) ? { name, i: value, type: AttributeType.INT } : { name, f: value, type: AttributeType.FLOAT };
+  });
+}
+
+/** One node with fixed output names, named after its first output. */
+export function node(opType: string, input: string[], output: string[], attributeValues: Record<string, AttributeValue> = {}): OnnxTypes.INodeProto {
+  return { opType, input, output, attribute: attributes(attributeValues), name: `${opType}_${output[0]}` };
+}
+
+/** A graph input or output; string dims are symbolic (`batch_size`). */
+export function valueInfo(name: string, elemType: number, dims: Dim[]): OnnxTypes.IValueInfoProto {
+  return {
+    name,
+    type: {
+      tensorType: {
+        elemType,
+        shape: { dim: dims.map((dim) => (typeof dim === "string" ? { dimParam: dim } : { dimValue: dim })) },
+      },
+    },
+  };
+}
+
+/** A graph input or output by element type name. */
+export function io(name: string, type: "float" | "int64", dims: Dim[]): OnnxTypes.IValueInfoProto {
+  return valueInfo(name, type === "float" ? FLOAT : INT64, dims);
+}
+
+export function encodeModel(graph: OnnxTypes.IGraphProto, producerName = "tessera-training"): Uint8Array {
+  return onnx.ModelProto.encode({ irVersion: 8, producerName, opsetImport: [{ domain: "", version: 13 }], graph }).finish();
+}
 
 /**
- * A small builder for inference graphs (IR 8, opset 13): weights go in as
- * little-endian raw data, names are generated so callers only wire outputs.
+ * A builder for inference graphs whose inner names do not matter: names are
+ * generated, so callers only wire outputs.
  */
 export class OnnxGraph {
-  private readonly nodes: ReturnType<typeof onnx.NodeProto.create>[] = [];
-  private readonly initializers: ReturnType<typeof onnx.TensorProto.create>[] = [];
-  private readonly inputs: ReturnType<typeof onnx.ValueInfoProto.create>[] = [];
-  private readonly outputs: ReturnType<typeof onnx.ValueInfoProto.create>[] = [];
+  private readonly nodes: OnnxTypes.INodeProto[] = [];
+  private readonly initializers: OnnxTypes.ITensorProto[] = [];
+  private readonly inputs: OnnxTypes.IValueInfoProto[] = [];
+  private readonly outputs: OnnxTypes.IValueInfoProto[] = [];
   private counter = 0;
 
   constructor(private readonly name: string) {}
@@ -32,43 +98,26 @@ export class OnnxGraph {
 
   floats(dims: number[], values: Float32Array | number[], hint = "w"): string {
     const name = `${hint}_${this.counter++}`;
-    const data = values instanceof Float32Array ? values : Float32Array.from(values);
-    if (data.length !== dims.reduce((a, b) => a * b, 1)) throw new Error(`${name}: ${data.length} values for dims ${dims}`);
-    this.initializers.push(
-      onnx.TensorProto.create({ name, dims, dataType: FLOAT, rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) }),
-    );
+    this.initializers.push(floatTensor(name, dims, values));
     return name;
   }
 
   int64s(values: number[], hint = "shape"): string {
     const name = `${hint}_${this.counter++}`;
-    const data = BigInt64Array.from(values.map(BigInt));
-    this.initializers.push(
-      onnx.TensorProto.create({ name, dims: [values.length], dataType: INT64, rawData: new Uint8Array(data.buffer) }),
-    );
+    this.initializers.push(int64Tensor(name, values));
     return name;
   }
 
   /** Adds one node; `output` names the result (for graph outputs), otherwise one is made up. */
-  op(opType: string, inputs: string[], attributes: Record<string, number | number[] | string> = {}, output?: string): string {
+  op(opType: string, inputs: string[], attributeValues: Record<string, AttributeValue> = {}, output?: string): string {
     const result = output ?? `${opType.toLowerCase()}_${this.counter++}`;
-    this.nodes.push(
-      onnx.NodeProto.create({
-        opType,
-        input: inputs,
-        output: [result],
-        name: `${opType}_${this.counter++}`,
-        attribute: Object.entries(attributes).map(([name, value]) =>
-          typeof value === "string"
-            ? onnx.AttributeProto.create({ name, s: new TextEncoder().encode(value), type: onnx.AttributeProto.AttributeType.STRING })
-            : Array.isArray(value)
-            ? onnx.AttributeProto.create({ name, ints: value, type: onnx.AttributeProto.AttributeType.INTS })
-            : Number.isInteger(value)
-              ? onnx.AttributeProto.create({ name, i: value, type: onnx.AttributeProto.AttributeType.INT })
-              : onnx.AttributeProto.create({ name, f: value, type: onnx.AttributeProto.AttributeType.FLOAT }),
-        ),
-      }),
-    );
+    this.nodes.push({
+      opType,
+      input: inputs,
+      output: [result],
+      name: `${opType}_${this.counter++}`,
+      attribute: attributes(attributeValues),
+    });
     return result;
   }
 
@@ -84,30 +133,6 @@ export class OnnxGraph {
   }
 
   encode(): Uint8Array {
-    const model = onnx.ModelProto.create({
-      irVersion: 8,
-      producerName: "tessera-training",
-      opsetImport: [{ domain: "", version: 13 }],
-      graph: onnx.GraphProto.create({
-        name: this.name,
-        node: this.nodes,
-        initializer: this.initializers,
-        input: this.inputs,
-        output: this.outputs,
-      }),
-    });
-    return onnx.ModelProto.encode(model).finish();
+    return encodeModel({ name: this.name, node: this.nodes, initializer: this.initializers, input: this.inputs, output: this.outputs });
   }
-}
-
-function valueInfo(name: string, elemType: number, dims: Dim[]) {
-  return onnx.ValueInfoProto.create({
-    name,
-    type: {
-      tensorType: {
-        elemType,
-        shape: { dim: dims.map((dim) => (typeof dim === "string" ? { dimParam: dim } : { dimValue: dim })) },
-      },
-    },
-  });
 }

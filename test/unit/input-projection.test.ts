@@ -5,8 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../../services/core/logger.ts";
 import { createModelRuntime } from "../../services/models/local-model-runtime.ts";
 import { cosine } from "../../services/models/vector-math.ts";
+import { encodeModel, FLOAT, floatTensor, node, valueInfo } from "../../training/onnx-graph.ts";
 import { speak, tone } from "../support/fixture-models/model-fixtures.ts";
-import { encodeModel, FLOAT, floatTensor, node, seededWeights, valueInfo } from "../support/fixture-models/onnx-graph.ts";
+import { seededWeights } from "../support/fixture-models/seeded-weights.ts";
 
 /*
  * Early fusion / input projection: a projector from the audio space into

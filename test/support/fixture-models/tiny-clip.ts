@@ -1,6 +1,7 @@
 import fs from "node:fs/promises";
 import path from "node:path";
-import { encodeModel, FLOAT, floatTensor, int64Tensor, INT64, intAttribute, intsAttribute, node, seededWeights, valueInfo } from "./onnx-graph.ts";
+import { encodeModel, FLOAT, floatTensor, int64Tensor, INT64, node, valueInfo } from "../../../training/onnx-graph.ts";
+import { seededWeights } from "./seeded-weights.ts";
 
 export type TinyClipOptions = {
   imageSize?: number;
@@ -94,11 +95,11 @@ function textModel(vocabSize: number, hidden: number, dimensions: number, seed: 
     ],
     node: [
       node("Gather", ["token_embedding", "input_ids"], ["last_hidden_state"]),
-      node("Cast", ["attention_mask"], ["mask_float"], [intAttribute("to", FLOAT)]),
+      node("Cast", ["attention_mask"], ["mask_float"], { to: FLOAT }),
       node("Unsqueeze", ["mask_float", "axis_last"], ["mask_3d"]),
       node("Mul", ["last_hidden_state", "mask_3d"], ["masked"]),
-      node("ReduceSum", ["masked", "axis_sequence"], ["summed"], [intAttribute("keepdims", 0)]),
-      node("ReduceSum", ["mask_3d", "axis_sequence"], ["count"], [intAttribute("keepdims", 0)]),
+      node("ReduceSum", ["masked", "axis_sequence"], ["summed"], { keepdims: 0 }),
+      node("ReduceSum", ["mask_3d", "axis_sequence"], ["count"], { keepdims: 0 }),
       node("Div", ["summed", "count"], ["pooled"]),
       node("MatMul", ["pooled", "text_projection"], ["text_embeds"]),
     ],
@@ -135,9 +136,9 @@ function patchVisionModel(imageSize: number, dimensions: number, seed: number, s
     floatTensor("visual_projection", [width, dimensions], seededWeights(width * dimensions, seed + 1, Math.sqrt(1 / width))),
   ];
   const nodes = [
-    node("Conv", ["pixel_values", "patch_embedding"], ["patches"], [intsAttribute("strides", [patch, patch]), intsAttribute("kernel_shape", [patch, patch])]),
+    node("Conv", ["pixel_values", "patch_embedding"], ["patches"], { strides: [patch, patch], kernel_shape: [patch, patch] }),
     node("Reshape", ["patches", "tokens_shape"], ["channels_first"]),
-    node("Transpose", ["channels_first"], ["hidden_0"], [intsAttribute("perm", [0, 2, 1])]),
+    node("Transpose", ["channels_first"], ["hidden_0"], { perm: [0, 2, 1] }),
   ];
   for (let layer = 0; layer < layers; layer++) {
     initializer.push(
@@ -152,7 +153,7 @@ function patchVisionModel(imageSize: number, dimensions: number, seed: number, s
     );
   }
   nodes.push(
-    node("ReduceMean", [`hidden_${layers}`], ["pooled"], [intsAttribute("axes", [1]), intAttribute("keepdims", 0)]),
+    node("ReduceMean", [`hidden_${layers}`], ["pooled"], { axes: [1], keepdims: 0 }),
     node("MatMul", ["pooled", "visual_projection"], ["image_embeds"]),
     node("Identity", [`hidden_${layers}`], ["last_hidden_state"]),
   );

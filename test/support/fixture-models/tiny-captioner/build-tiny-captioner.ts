@@ -1,11 +1,7 @@
 import fs from "node:fs/promises";
 import path from "node:path";
-import onnxProto from "onnx-proto";
-import { constant as tensor, encodeModel, intAttribute, intsAttribute, io, node } from "../onnx-graph.ts";
+import { constant as tensor, encodeModel, io, node } from "../../../../training/onnx-graph.ts";
 import { EOS, TINY_VOCAB, writeTinyTokenizer } from "../tiny-causal-lm/build-tiny-causal-lm.ts";
-
-// onnx-proto is CommonJS: its namespace comes through the default export.
-const { onnx } = onnxProto;
 
 /**
  * An image-to-text export in the layout transformers.js loads for
@@ -23,18 +19,16 @@ const SIDE = 8;
 const HIDDEN = 4;
 
 function encoder() {
-  return encodeModel(
-    onnx.GraphProto.create({
-      name: "tiny-captioner-encoder",
-      initializer: [tensor("token_axis", [1], [1], "int64")],
-      node: [
-        node("ReduceMean", ["pixel_values"], ["mean_colour"], [intsAttribute("axes", [2, 3]), intAttribute("keepdims", 0)]),
-        node("Unsqueeze", ["mean_colour", "token_axis"], ["last_hidden_state"]),
-      ],
-      input: [io("pixel_values", "float", ["batch_size", 3, SIDE, SIDE])],
-      output: [io("last_hidden_state", "float", ["batch_size", 1, 3])],
-    }),
-  );
+  return encodeModel({
+    name: "tiny-captioner-encoder",
+    initializer: [tensor("token_axis", [1], [1], "int64")],
+    node: [
+      node("ReduceMean", ["pixel_values"], ["mean_colour"], { axes: [2, 3], keepdims: 0 }),
+      node("Unsqueeze", ["mean_colour", "token_axis"], ["last_hidden_state"]),
+    ],
+    input: [io("pixel_values", "float", ["batch_size", 3, SIDE, SIDE])],
+    output: [io("last_hidden_state", "float", ["batch_size", 1, 3])],
+  });
 }
 
 function decoder() {
@@ -52,37 +46,35 @@ function decoder() {
   for (const channel of ["r", "g", "b"]) for (let j = 0; j < vocab; j++) colourBias.push(j === letter(channel) ? 2 : 0);
   const embedding: number[] = [];
   for (let i = 0; i < vocab; i++) for (let d = 0; d < HIDDEN; d++) embedding.push(i * 0.01 + d);
-  return encodeModel(
-    onnx.GraphProto.create({
-      name: "tiny-captioner-decoder",
-      initializer: [
-        tensor("logit_table", [vocab, vocab], table),
-        tensor("colour_bias", [3, vocab], colourBias),
-        tensor("embedding", [vocab, HIDDEN], embedding),
-        tensor("head_axis", [1], [1], "int64"),
-      ],
-      node: [
-        node("Gather", ["logit_table", "input_ids"], ["text_logits"], [intAttribute("axis", 0)]),
-        node("MatMul", ["encoder_hidden_states", "colour_bias"], ["image_logits"]),
-        node("Add", ["text_logits", "image_logits"], ["logits"]),
-        node("Gather", ["embedding", "input_ids"], ["hidden"], [intAttribute("axis", 0)]),
-        node("Unsqueeze", ["hidden", "head_axis"], ["new_kv"]),
-        node("Concat", ["past_key_values.0.key", "new_kv"], ["present.0.key"], [intAttribute("axis", 2)]),
-        node("Concat", ["past_key_values.0.value", "new_kv"], ["present.0.value"], [intAttribute("axis", 2)]),
-      ],
-      input: [
-        io("input_ids", "int64", ["batch_size", "decoder_sequence_length"]),
-        io("encoder_hidden_states", "float", ["batch_size", 1, 3]),
-        io("past_key_values.0.key", "float", ["batch_size", 1, "past_decoder_sequence_length", HIDDEN]),
-        io("past_key_values.0.value", "float", ["batch_size", 1, "past_decoder_sequence_length", HIDDEN]),
-      ],
-      output: [
-        io("logits", "float", ["batch_size", "decoder_sequence_length", vocab]),
-        io("present.0.key", "float", ["batch_size", 1, "total_sequence_length", HIDDEN]),
-        io("present.0.value", "float", ["batch_size", 1, "total_sequence_length", HIDDEN]),
-      ],
-    }),
-  );
+  return encodeModel({
+    name: "tiny-captioner-decoder",
+    initializer: [
+      tensor("logit_table", [vocab, vocab], table),
+      tensor("colour_bias", [3, vocab], colourBias),
+      tensor("embedding", [vocab, HIDDEN], embedding),
+      tensor("head_axis", [1], [1], "int64"),
+    ],
+    node: [
+      node("Gather", ["logit_table", "input_ids"], ["text_logits"], { axis: 0 }),
+      node("MatMul", ["encoder_hidden_states", "colour_bias"], ["image_logits"]),
+      node("Add", ["text_logits", "image_logits"], ["logits"]),
+      node("Gather", ["embedding", "input_ids"], ["hidden"], { axis: 0 }),
+      node("Unsqueeze", ["hidden", "head_axis"], ["new_kv"]),
+      node("Concat", ["past_key_values.0.key", "new_kv"], ["present.0.key"], { axis: 2 }),
+      node("Concat", ["past_key_values.0.value", "new_kv"], ["present.0.value"], { axis: 2 }),
+    ],
+    input: [
+      io("input_ids", "int64", ["batch_size", "decoder_sequence_length"]),
+      io("encoder_hidden_states", "float", ["batch_size", 1, 3]),
+      io("past_key_values.0.key", "float", ["batch_size", 1, "past_decoder_sequence_length", HIDDEN]),
+      io("past_key_values.0.value", "float", ["batch_size", 1, "past_decoder_sequence_length", HIDDEN]),
+    ],
+    output: [
+      io("logits", "float", ["batch_size", "decoder_sequence_length", vocab]),
+      io("present.0.key", "float", ["batch_size", 1, "total_sequence_length", HIDDEN]),
+      io("present.0.value", "float", ["batch_size", 1, "total_sequence_length", HIDDEN]),
+    ],
+  });
 }
 
 /** Writes the model folder under `modelsDir` and returns its path. */

@@ -1,9 +1,6 @@
 import fs from "node:fs/promises";
 import path from "node:path";
-import onnxProto from "onnx-proto";
-
-// onnx-proto is CommonJS: its namespace comes through the default export.
-const { onnx } = onnxProto;
+import { encodeModel, FLOAT, floatTensor, INT64, int64Tensor, node, valueInfo } from "../../../../training/onnx-graph.ts";
 
 /**
  * A GPT-2 style causal language model small enough to build in a test, with
@@ -37,36 +34,6 @@ export function nextTinyToken(token: string): string {
   return index === LETTERS.length - 1 ? EOS : LETTERS[index + 1]!;
 }
 
-function floatTensor(name: string, dims: number[], values: number[]) {
-  return onnx.TensorProto.create({
-    name,
-    dims,
-    dataType: onnx.TensorProto.DataType.FLOAT,
-    rawData: new Uint8Array(Float32Array.from(values).buffer),
-  });
-}
-
-function int64Tensor(name: string, values: number[]) {
-  return onnx.TensorProto.create({
-    name,
-    dims: [values.length],
-    dataType: onnx.TensorProto.DataType.INT64,
-    rawData: new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer),
-  });
-}
-
-function valueInfo(name: string, elemType: number, dims: Array<string | number>) {
-  return onnx.ValueInfoProto.create({
-    name,
-    type: {
-      tensorType: {
-        elemType,
-        shape: { dim: dims.map((dim) => (typeof dim === "string" ? { dimParam: dim } : { dimValue: dim })) },
-      },
-    },
-  });
-}
-
 function buildGraph(): Uint8Array {
   const vocabSize = VOCAB.length;
   // Next-token logits per current token: 10 for the successor, 0 elsewhere.
@@ -79,9 +46,7 @@ function buildGraph(): Uint8Array {
   const embedding: number[] = [];
   for (let i = 0; i < vocabSize; i++) for (let d = 0; d < HIDDEN; d++) embedding.push((i + 1) * 0.01 + d);
 
-  const FLOAT = onnx.TensorProto.DataType.FLOAT;
-  const INT64 = onnx.TensorProto.DataType.INT64;
-  const graph = onnx.GraphProto.create({
+  return encodeModel({
     name: TINY_CAUSAL_LM,
     initializer: [
       floatTensor("logit_table", [vocabSize, vocabSize], logitTable),
@@ -89,11 +54,11 @@ function buildGraph(): Uint8Array {
       int64Tensor("head_axis", [1]),
     ],
     node: [
-      onnx.NodeProto.create({ opType: "Gather", input: ["logit_table", "input_ids"], output: ["logits"], attribute: [{ name: "axis", i: 0, type: onnx.AttributeProto.AttributeType.INT }] }),
-      onnx.NodeProto.create({ opType: "Gather", input: ["embedding", "input_ids"], output: ["hidden"], attribute: [{ name: "axis", i: 0, type: onnx.AttributeProto.AttributeType.INT }] }),
-      onnx.NodeProto.create({ opType: "Unsqueeze", input: ["hidden", "head_axis"], output: ["new_kv"] }),
-      onnx.NodeProto.create({ opType: "Concat", input: ["past_key_values.0.key", "new_kv"], output: ["present.0.key"], attribute: [{ name: "axis", i: 2, type: onnx.AttributeProto.AttributeType.INT }] }),
-      onnx.NodeProto.create({ opType: "Concat", input: ["past_key_values.0.value", "new_kv"], output: ["present.0.value"], attribute: [{ name: "axis", i: 2, type: onnx.AttributeProto.AttributeType.INT }] }),
+      node("Gather", ["logit_table", "input_ids"], ["logits"], { axis: 0 }),
+      node("Gather", ["embedding", "input_ids"], ["hidden"], { axis: 0 }),
+      node("Unsqueeze", ["hidden", "head_axis"], ["new_kv"]),
+      node("Concat", ["past_key_values.0.key", "new_kv"], ["present.0.key"], { axis: 2 }),
+      node("Concat", ["past_key_values.0.value", "new_kv"], ["present.0.value"], { axis: 2 }),
     ],
     input: [
       valueInfo("input_ids", INT64, ["batch_size", "sequence_length"]),
@@ -108,13 +73,6 @@ function buildGraph(): Uint8Array {
       valueInfo("present.0.value", FLOAT, ["batch_size", 1, "total_sequence_length", HIDDEN]),
     ],
   });
-  const model = onnx.ModelProto.create({
-    irVersion: 8,
-    producerName: "tessera-test",
-    opsetImport: [{ domain: "", version: 13 }],
-    graph,
-  });
-  return onnx.ModelProto.encode(model).finish();
 }
 
 /** GPT-2's tokenizer files over the tiny vocabulary. */

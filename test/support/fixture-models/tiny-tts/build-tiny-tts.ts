@@ -1,9 +1,6 @@
 import fs from "node:fs/promises";
 import path from "node:path";
-import onnxProto from "onnx-proto";
-
-// onnx-proto is CommonJS: its namespace comes through the default export.
-const { onnx } = onnxProto;
+import { encodeModel, floatTensor, int64Tensor, io, node } from "../../../../training/onnx-graph.ts";
 
 /**
  * A text-to-speech export in the shape of transformers.js' VITS/MMS models
@@ -33,26 +30,17 @@ function buildGraph(): Uint8Array {
     const pitch = tinyTtsPitch(token);
     for (let i = 0; i < SAMPLES_PER_TOKEN; i++) table.push(pitch ? 0.5 * Math.sin((2 * Math.PI * pitch * i) / TINY_TTS_SAMPLE_RATE) : 0);
   }
-  const FLOAT = onnx.TensorProto.DataType.FLOAT;
-  const INT64 = onnx.TensorProto.DataType.INT64;
-  const graph = onnx.GraphProto.create({
+  return encodeModel({
     name: TINY_TTS,
-    initializer: [
-      onnx.TensorProto.create({ name: "tones", dims: [VOCAB.length, SAMPLES_PER_TOKEN], dataType: FLOAT, rawData: new Uint8Array(Float32Array.from(table).buffer) }),
-      onnx.TensorProto.create({ name: "flat_shape", dims: [2], dataType: INT64, rawData: new Uint8Array(BigInt64Array.from([0n, -1n]).buffer) }),
-    ],
+    initializer: [floatTensor("tones", [VOCAB.length, SAMPLES_PER_TOKEN], table), int64Tensor("flat_shape", [0, -1])],
     node: [
       // [batch, tokens] -> [batch, tokens, samples] -> [batch, tokens * samples]
-      onnx.NodeProto.create({ opType: "Gather", input: ["tones", "input_ids"], output: ["per_token"], attribute: [{ name: "axis", i: 0, type: onnx.AttributeProto.AttributeType.INT }] }),
-      onnx.NodeProto.create({ opType: "Reshape", input: ["per_token", "flat_shape"], output: ["waveform"] }),
+      node("Gather", ["tones", "input_ids"], ["per_token"], { axis: 0 }),
+      node("Reshape", ["per_token", "flat_shape"], ["waveform"]),
     ],
-    input: [
-      { name: "input_ids", type: { tensorType: { elemType: INT64, shape: { dim: [{ dimParam: "batch_size" }, { dimParam: "sequence_length" }] } } } },
-      { name: "attention_mask", type: { tensorType: { elemType: INT64, shape: { dim: [{ dimParam: "batch_size" }, { dimParam: "sequence_length" }] } } } },
-    ],
-    output: [{ name: "waveform", type: { tensorType: { elemType: FLOAT, shape: { dim: [{ dimParam: "batch_size" }, { dimParam: "num_samples" }] } } } }],
+    input: [io("input_ids", "int64", ["batch_size", "sequence_length"]), io("attention_mask", "int64", ["batch_size", "sequence_length"])],
+    output: [io("waveform", "float", ["batch_size", "num_samples"])],
   });
-  return onnx.ModelProto.encode(onnx.ModelProto.create({ irVersion: 8, producerName: "tessera-test", opsetImport: [{ domain: "", version: 13 }], graph })).finish();
 }
 
 /** Writes the model folder under `modelsDir` and returns its path. */

@@ -1,10 +1,6 @@
 import fs from "node:fs/promises";
 import path from "node:path";
-import onnxProto from "onnx-proto";
-import { constant as tensor, encodeModel, intAttribute, intsAttribute, io, node } from "../onnx-graph.ts";
-
-// onnx-proto is CommonJS: its namespace comes through the default export.
-const { onnx } = onnxProto;
+import { constant as tensor, encodeModel, io, node } from "../../../../training/onnx-graph.ts";
 
 /**
  * An English-only Whisper export in the layout transformers.js loads
@@ -29,19 +25,17 @@ const VOCAB = [EOS, "\u0120", ...LETTERS, SOT, NO_TIMESTAMPS];
 const HIDDEN = 4;
 
 function encoder() {
-  return encodeModel(
-    onnx.GraphProto.create({
-      name: "tiny-whisper-encoder",
-      initializer: [tensor("spread", [1, 1, HIDDEN], [1, 0, 0, 0])],
-      node: [
-        // [B, 80, 3000] -> [B, 1, 1] mean energy -> [B, 1, 4]
-        node("ReduceMean", ["input_features"], ["energy"], [intsAttribute("axes", [1, 2]), intAttribute("keepdims", 1)]),
-        node("Mul", ["energy", "spread"], ["last_hidden_state"]),
-      ],
-      input: [io("input_features", "float", ["batch_size", 80, 3000])],
-      output: [io("last_hidden_state", "float", ["batch_size", 1, HIDDEN])],
-    }),
-  );
+  return encodeModel({
+    name: "tiny-whisper-encoder",
+    initializer: [tensor("spread", [1, 1, HIDDEN], [1, 0, 0, 0])],
+    node: [
+      // [B, 80, 3000] -> [B, 1, 1] mean energy -> [B, 1, 4]
+      node("ReduceMean", ["input_features"], ["energy"], { axes: [1, 2], keepdims: 1 }),
+      node("Mul", ["energy", "spread"], ["last_hidden_state"]),
+    ],
+    input: [io("input_features", "float", ["batch_size", 80, 3000])],
+    output: [io("last_hidden_state", "float", ["batch_size", 1, HIDDEN])],
+  });
 }
 
 function decoder(loudnessThreshold: number) {
@@ -61,45 +55,43 @@ function decoder(loudnessThreshold: number) {
   for (let j = 0; j < vocab; j++) bias.push(j === id("t") ? -k * loudnessThreshold : j === id("s") ? k * loudnessThreshold : 0);
   const embedding: number[] = [];
   for (let i = 0; i < vocab; i++) for (let d = 0; d < HIDDEN; d++) embedding.push(i * 0.01 + d);
-  return encodeModel(
-    onnx.GraphProto.create({
-      name: "tiny-whisper-decoder",
-      initializer: [
-        tensor("logit_table", [vocab, vocab], table),
-        tensor("audio_weights", [HIDDEN, vocab], weights),
-        tensor("audio_bias", [vocab], bias),
-        tensor("embedding", [vocab, HIDDEN], embedding),
-        tensor("head_axis", [1], [1], "int64"),
-      ],
-      node: [
-        node("Gather", ["logit_table", "input_ids"], ["text_logits"], [intAttribute("axis", 0)]),
-        node("MatMul", ["encoder_hidden_states", "audio_weights"], ["audio_scores"]),
-        node("Add", ["audio_scores", "audio_bias"], ["audio_logits"]),
-        node("Add", ["text_logits", "audio_logits"], ["logits"]),
-        node("Gather", ["embedding", "input_ids"], ["hidden"], [intAttribute("axis", 0)]),
-        node("Unsqueeze", ["hidden", "head_axis"], ["new_kv"]),
-        node("Concat", ["past_key_values.0.decoder.key", "new_kv"], ["present.0.decoder.key"], [intAttribute("axis", 2)]),
-        node("Concat", ["past_key_values.0.decoder.value", "new_kv"], ["present.0.decoder.value"], [intAttribute("axis", 2)]),
-        node("Unsqueeze", ["encoder_hidden_states", "head_axis"], ["present.0.encoder.key"]),
-        node("Unsqueeze", ["encoder_hidden_states", "head_axis"], ["present.0.encoder.value"]),
-      ],
-      input: [
-        io("input_ids", "int64", ["batch_size", "decoder_sequence_length"]),
-        io("encoder_hidden_states", "float", ["batch_size", "encoder_sequence_length", HIDDEN]),
-        io("past_key_values.0.decoder.key", "float", ["batch_size", 1, "past_decoder_sequence_length", HIDDEN]),
-        io("past_key_values.0.decoder.value", "float", ["batch_size", 1, "past_decoder_sequence_length", HIDDEN]),
-        io("past_key_values.0.encoder.key", "float", ["batch_size", 1, "encoder_sequence_length_out", HIDDEN]),
-        io("past_key_values.0.encoder.value", "float", ["batch_size", 1, "encoder_sequence_length_out", HIDDEN]),
-      ],
-      output: [
-        io("logits", "float", ["batch_size", "decoder_sequence_length", vocab]),
-        io("present.0.decoder.key", "float", ["batch_size", 1, "total_sequence_length", HIDDEN]),
-        io("present.0.decoder.value", "float", ["batch_size", 1, "total_sequence_length", HIDDEN]),
-        io("present.0.encoder.key", "float", ["batch_size", 1, "encoder_sequence_length", HIDDEN]),
-        io("present.0.encoder.value", "float", ["batch_size", 1, "encoder_sequence_length", HIDDEN]),
-      ],
-    }),
-  );
+  return encodeModel({
+    name: "tiny-whisper-decoder",
+    initializer: [
+      tensor("logit_table", [vocab, vocab], table),
+      tensor("audio_weights", [HIDDEN, vocab], weights),
+      tensor("audio_bias", [vocab], bias),
+      tensor("embedding", [vocab, HIDDEN], embedding),
+      tensor("head_axis", [1], [1], "int64"),
+    ],
+    node: [
+      node("Gather", ["logit_table", "input_ids"], ["text_logits"], { axis: 0 }),
+      node("MatMul", ["encoder_hidden_states", "audio_weights"], ["audio_scores"]),
+      node("Add", ["audio_scores", "audio_bias"], ["audio_logits"]),
+      node("Add", ["text_logits", "audio_logits"], ["logits"]),
+      node("Gather", ["embedding", "input_ids"], ["hidden"], { axis: 0 }),
+      node("Unsqueeze", ["hidden", "head_axis"], ["new_kv"]),
+      node("Concat", ["past_key_values.0.decoder.key", "new_kv"], ["present.0.decoder.key"], { axis: 2 }),
+      node("Concat", ["past_key_values.0.decoder.value", "new_kv"], ["present.0.decoder.value"], { axis: 2 }),
+      node("Unsqueeze", ["encoder_hidden_states", "head_axis"], ["present.0.encoder.key"]),
+      node("Unsqueeze", ["encoder_hidden_states", "head_axis"], ["present.0.encoder.value"]),
+    ],
+    input: [
+      io("input_ids", "int64", ["batch_size", "decoder_sequence_length"]),
+      io("encoder_hidden_states", "float", ["batch_size", "encoder_sequence_length", HIDDEN]),
+      io("past_key_values.0.decoder.key", "float", ["batch_size", 1, "past_decoder_sequence_length", HIDDEN]),
+      io("past_key_values.0.decoder.value", "float", ["batch_size", 1, "past_decoder_sequence_length", HIDDEN]),
+      io("past_key_values.0.encoder.key", "float", ["batch_size", 1, "encoder_sequence_length_out", HIDDEN]),
+      io("past_key_values.0.encoder.value", "float", ["batch_size", 1, "encoder_sequence_length_out", HIDDEN]),
+    ],
+    output: [
+      io("logits", "float", ["batch_size", "decoder_sequence_length", vocab]),
+      io("present.0.decoder.key", "float", ["batch_size", 1, "total_sequence_length", HIDDEN]),
+      io("present.0.decoder.value", "float", ["batch_size", 1, "total_sequence_length", HIDDEN]),
+      io("present.0.encoder.key", "float", ["batch_size", 1, "encoder_sequence_length", HIDDEN]),
+      io("present.0.encoder.value", "float", ["batch_size", 1, "encoder_sequence_length", HIDDEN]),
+    ],
+  });
 }
 
 /** Writes the model folder under `modelsDir` and returns its path. */
