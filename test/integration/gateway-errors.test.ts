@@ -3,6 +3,7 @@ import type { Plugin } from "graphql-yoga";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorCode, TesseraError } from "../../services/core/errors.ts";
+import type { GatewayContext } from "../../services/gateway/context.ts";
 import { createGateway, type Gateway } from "../../services/gateway/gateway.ts";
 import { startTestApp, type TestApp } from "../support/test-app.ts";
 
@@ -15,7 +16,7 @@ const NO_JOB = "00000000-0000-0000-0000-000000000000";
 const SECRET = "password=hunter2";
 
 /** Throws from a yoga plugin, as auth or limits would: a TesseraError, or a bug. */
-function useThrowingPlugin(): Plugin {
+function useThrowingPlugin(): Plugin<GatewayContext> {
   return {
     onExecute({ args }) {
       if (args.operationName === "Refused") throw new TesseraError(ErrorCode.CONFLICT, "refused by a plugin", { reason: "test" });
