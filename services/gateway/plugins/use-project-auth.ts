@@ -1,7 +1,6 @@
 import { Kind, type DocumentNode, type OperationDefinitionNode } from "graphql";
 import type { Plugin } from "graphql-yoga";
-import { ErrorCode, TesseraError } from "../../core/errors.ts";
-import type { GatewayContext } from "../context.ts";
+import { missingApiKeyError, type GatewayContext } from "../context.ts";
 import { toGraphQLError } from "../graphql-errors.ts";
 
 /** Root fields anyone may ask for; everything else needs an API key. */
@@ -22,7 +21,7 @@ function needsProject(document: DocumentNode, operationName?: string | null): bo
 // A result set here skips yoga's error masking, so it is already in its wire form.
 function unauthenticated() {
   return {
-    errors: [toGraphQLError(new TesseraError(ErrorCode.UNAUTHENTICATED, "a valid API key is required: send `Authorization: Bearer <key>`"))],
+    errors: [toGraphQLError(missingApiKeyError())],
   };
 }
 
