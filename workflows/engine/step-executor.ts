@@ -5,11 +5,12 @@ import type { Logger } from "../../services/core/logger.ts";
 import { evaluateValue } from "../dsl/expression.ts";
 import { durationMs } from "../dsl/workflow-schema.ts";
 import { findStepType } from "../steps/step-registry.ts";
-import { StepDirective, type StepContext } from "../steps/step-type.ts";
+import { StepDirective } from "../steps/step-type.ts";
 import { workflowLimits } from "../workflow-limits.ts";
 import { definitionOf } from "./definition-cache.ts";
 import { advanceRun, feedMap } from "./run-coordinator.ts";
 import { scopeOf } from "./run-planner.ts";
+import { createStepContext } from "./step-context.ts";
 import { publishRunEvent, RunEventType, TERMINAL_RUN_STATUSES, TERMINAL_STEP_STATUSES } from "./run-events.ts";
 import { stepOf } from "./step-jobs.ts";
 
@@ -49,18 +50,7 @@ export async function executeStep(app: AppContext, job: StepJob, attempt: number
   const abort = new AbortController();
   const stopWatching = watchForCancel(app, run.id, abort);
   const timer = setTimeout(() => abort.abort(new TesseraError(ErrorCode.TIMEOUT, `step "${row.key}" took longer than ${timeoutMs} ms`)), timeoutMs);
-  const context: StepContext = {
-    app,
-    logger,
-    projectId: run.projectId,
-    runId: run.id,
-    stepRunId: row.id,
-    stepId: row.stepId,
-    attempt,
-    signal: abort.signal,
-    log: (message) => publishRunEvent(app, { runId: run.id, type: RunEventType.LOG, stepId: row.stepId, stepKey: row.key, message }),
-    token: (token) => publishRunEvent(app, { runId: run.id, type: RunEventType.TOKEN, stepId: row.stepId, stepKey: row.key, token }),
-  };
+  const context = createStepContext(app, { run, row, attempt, logger, signal: abort.signal });
 
   let result: unknown;
   try {

@@ -1,19 +1,17 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
-import { Prisma } from "../../services/core/database.ts";
 import { ErrorCode, TesseraError } from "../../services/core/errors.ts";
 import { runAgent, type AgentTool, type ToolCallRecorder } from "../../services/generation/agent-loop.ts";
 import { modelRouterFor } from "../../services/generation/app-model-router.ts";
 import { attachmentParts } from "../../services/generation/asset-attachments.ts";
 import { checkGenerateRequest } from "../../services/generation/generate-request.ts";
 import { UsageMeter } from "../../services/generation/usage-meter.ts";
+import { runInputSchema } from "../dsl/input-types.ts";
 import { recordStepUsage } from "./generation-step-support.ts";
-import { StepDirective, defineStepType, type StepContext, type StepType } from "./step-type.ts";
+import { StepDirective, defineStepType, type StepContext } from "./step-type.ts";
 
 /** Steps that drive the engine (pause, fan out, wait for a child run) cannot run inside one tool call. */
 const NOT_TOOLS = new Set(["agent", "map", "wait", "workflow"]);
 const TOOL_NAME = /[^a-zA-Z0-9_-]/g;
-const RUN_POLL_MS = 250;
 
 /**
  * A tool-calling loop over a language model. Its tools are step types (by
@@ -51,8 +49,10 @@ export const agentStep = defineStepType({
     const router = modelRouterFor(context.app);
     const { assets } = await checkGenerateRequest(context.app, context.projectId, { task: "TEXT", prompt: input.prompt, attachments: input.attachments, model: input.model });
     const usage = new UsageMeter();
+    // Each call's child row, by call index: a step run as a tool points its own context at it.
+    const callRows = new Map<number, string>();
     try {
-      const tools = [...(await stepTools(input.tools, context)), ...(await workflowTools(input.workflows, context))];
+      const tools = [...stepTools(input.tools, context, callRows), ...(await workflowTools(input.workflows, context))];
       const attached = await attachmentParts(context.app, router, assets, { usage, signal: context.signal });
       const result = await runAgent({
         router,
@@ -67,7 +67,7 @@ export const agentStep = defineStepType({
         usage,
         signal: context.signal,
         onToken: (token) => context.token(token),
-        onToolCall: await toolCallRecorder(context),
+        onToolCall: toolCallRecorder(context, callRows),
       });
       return { answer: result.answer, text: result.text, iterations: result.iterations, toolCalls: result.toolCalls };
     } finally {
@@ -76,39 +76,13 @@ export const agentStep = defineStepType({
   },
 });
 
-/** The id of the child row of the call being made, so the tool's own step context can point at it. */
-const currentCallRow = new WeakMap<StepContext, string>();
-
-/**
- * Each call becomes a child StepRun, created RUNNING and finished with the
- * call's output or error. Keys carry the attempt, so a retried agent step
- * starts its calls afresh beside the old ones.
- */
-async function toolCallRecorder(context: StepContext): Promise<ToolCallRecorder> {
-  const parent = await context.app.db.stepRun.findUniqueOrThrow({ where: { id: context.stepRunId } });
+/** Each call is stored as a child row of the step (the engine keys it by attempt and index) and finished with its result. */
+function toolCallRecorder(context: StepContext, callRows: Map<number, string>): ToolCallRecorder {
   return async (call) => {
-    const row = await context.app.db.stepRun.create({
-      data: {
-        runId: context.runId,
-        stepId: context.stepId,
-        key: `${parent.key}:attempt-${context.attempt}:call-${call.index}`,
-        parentId: parent.id,
-        status: "RUNNING",
-        attempts: 1,
-        input: { tool: call.tool, arguments: call.input } as Prisma.InputJsonValue,
-        startedAt: new Date(),
-      },
-    });
-    currentCallRow.set(context, row.id);
+    const row = await context.recordToolCall({ index: call.index, tool: call.tool, input: call.input });
+    callRows.set(call.index, row.id);
     context.log(`tool call ${call.index}: ${call.tool}`);
-    return async (result) => {
-      await context.app.db.stepRun.updateMany({
-        where: { id: row.id, status: "RUNNING" },
-        data: result.error
-          ? { status: "FAILED", error: result.error as Prisma.InputJsonValue, finishedAt: new Date() }
-          : { status: "SUCCEEDED", output: (result.output ?? null) as Prisma.InputJsonValue, finishedAt: new Date() },
-      });
-    };
+    return (result) => row.finish(result);
   };
 }
 
@@ -122,21 +96,19 @@ function jsonSchemaOf(schema: z.ZodType): Record<string, unknown> {
   return rest;
 }
 
-async function stepTools(names: string[], context: StepContext): Promise<AgentTool[]> {
-  // Imported here: the registry imports this file.
-  const { findStepType } = await import("./step-registry.ts");
+function stepTools(names: string[], context: StepContext, callRows: Map<number, string>): AgentTool[] {
   return names.map((uses) => {
-    const type = findStepType(uses) as StepType | undefined;
+    const type = context.findStepType(uses);
     if (!type) throw new TesseraError(ErrorCode.BAD_USER_INPUT, `agent tool "${uses}" is not a step type`);
     if (NOT_TOOLS.has(uses)) throw new TesseraError(ErrorCode.BAD_USER_INPUT, `step type "${uses}" cannot be an agent tool`);
     return {
       name: toolName("", uses),
       description: type.description,
       inputSchema: jsonSchemaOf(type.with),
-      async run(args, { signal }) {
+      async run(args, { signal, index }) {
         const parsed = type.with.safeParse(args);
         if (!parsed.success) throw new TesseraError(ErrorCode.BAD_USER_INPUT, `input does not fit ${uses}: ${z.prettifyError(parsed.error)}`);
-        const toolContext: StepContext = { ...context, stepRunId: currentCallRow.get(context) ?? context.stepRunId, signal };
+        const toolContext: StepContext = { ...context, stepRunId: callRows.get(index) ?? context.stepRunId, signal };
         const result = await type.run(parsed.data, toolContext);
         if (result instanceof StepDirective) throw new TesseraError(ErrorCode.BAD_USER_INPUT, `step type "${uses}" cannot run as a tool`);
         return result;
@@ -146,36 +118,15 @@ async function stepTools(names: string[], context: StepContext): Promise<AgentTo
 }
 
 async function workflowTools(slugs: string[], context: StepContext): Promise<AgentTool[]> {
-  const { findVersion, startRun, cancelRun } = await import("../engine/run-service.ts");
-  const { runInputSchema } = await import("../dsl/input-types.ts");
   const tools: AgentTool[] = [];
   for (const slug of slugs) {
-    const version = await findVersion(context.app, context.projectId, slug);
-    const definition = version.definition as { description?: string; name?: string; inputs?: Record<string, never> };
+    const workflow = await context.findWorkflow(slug);
     tools.push({
       name: toolName("workflow_", slug),
-      description: definition.description ?? definition.name ?? `Run the published workflow "${slug}".`,
-      inputSchema: jsonSchemaOf(runInputSchema(definition.inputs ?? {})),
-      async run(args, { signal }) {
-        // A run of its own, pinned to the version the model was told about; cancelled with the agent.
-        const run = await startRun(context.app, { projectId: context.projectId, slug, version: version.number, input: args });
-        try {
-          while (true) {
-            const now = await context.app.db.run.findUniqueOrThrow({ where: { id: run.id } });
-            if (now.status === "SUCCEEDED") return { runId: run.id, output: now.output };
-            if (now.status === "FAILED" || now.status === "CANCELLED") {
-              const error = (now.error as { code?: string; message?: string } | null) ?? {};
-              throw new TesseraError(ErrorCode.MODEL_ERROR, `workflow ${slug} run ${run.id} ${now.status.toLowerCase()}: ${error.message ?? ""}`.trim(), { runId: run.id });
-            }
-            if (now.status === "WAITING") throw new TesseraError(ErrorCode.BAD_USER_INPUT, `workflow ${slug} waits for a person and cannot run as a tool`);
-            await sleep(RUN_POLL_MS, undefined, { signal });
-          }
-        } catch (error) {
-          // Out of time, cancelled, or waiting for a person: the run must not go on without its caller.
-          await cancelRun(context.app, context.projectId, run.id).catch(() => {});
-          throw error;
-        }
-      },
+      description: workflow.description ?? workflow.name ?? `Run the published workflow "${slug}".`,
+      inputSchema: jsonSchemaOf(runInputSchema(workflow.inputs)),
+      // A run of its own, pinned to the version the model was told about; cancelled with the agent.
+      run: (args, { signal }) => context.runWorkflow({ slug, version: workflow.version, input: args }, signal),
     });
   }
   return tools;

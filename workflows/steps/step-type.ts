@@ -1,6 +1,8 @@
 import type { z } from "zod";
 import type { AppContext } from "../../services/app/app-context.ts";
+import type { ErrorRecord } from "../../services/core/errors.ts";
 import type { Logger } from "../../services/core/logger.ts";
+import type { InputSpec } from "../dsl/input-types.ts";
 
 /** What a step's `run` sees besides its input. */
 export type StepContext = {
@@ -18,7 +20,31 @@ export type StepContext = {
   log(message: string): void;
   /** A piece of streamed generated text for `runEvents` subscribers. */
   token(text: string): void;
+
+  // What the steps that drive others (`workflow`, `agent`) ask of the engine; steps import nothing of it.
+  /** The step types a workflow may use (an agent's tools are some of them). */
+  findStepType(uses: string): StepType | undefined;
+  /** Starts this step's child run, once per step row however often the step runs; its id, to wait for. */
+  startChildRun(request: { slug: string; version?: number; input: Record<string, unknown> }): Promise<string>;
+  /** Stores one agent tool call as a child row of this step, RUNNING until it is finished. */
+  recordToolCall(call: { index: number; tool: string; input: unknown }): Promise<ToolCallRow>;
+  /** A published workflow of this project (the latest version), as an agent is told about it. */
+  findWorkflow(slug: string): Promise<PublishedWorkflow>;
+  /**
+   * Runs a published workflow on its own and resolves with its output once
+   * it succeeds; it fails if the run fails or waits for a person, and the
+   * run is cancelled when `signal` aborts.
+   */
+  runWorkflow(request: { slug: string; version: number; input: unknown }, signal: AbortSignal): Promise<{ runId: string; output: unknown }>;
 };
+
+/** An agent's tool call as a child StepRun: its id, and how it ends. */
+export type ToolCallRow = {
+  id: string;
+  finish(result: { output?: unknown; error?: ErrorRecord }): Promise<void>;
+};
+
+export type PublishedWorkflow = { version: number; name?: string; description?: string; inputs: Record<string, InputSpec> };
 
 /**
  * What a step returns instead of an output when the engine must take over:

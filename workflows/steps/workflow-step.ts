@@ -14,15 +14,7 @@ export const workflowStep = defineStepType({
     .strict(),
   output: z.record(z.string(), z.unknown()),
   async run(input, context) {
-    // Imported here: the engine imports the step registry, so a static import would be a cycle.
-    const { startChildRun } = await import("../engine/run-service.ts");
-    const childRunId = await startChildRun(context.app, {
-      projectId: context.projectId,
-      parentStepRunId: context.stepRunId,
-      slug: input.slug,
-      version: input.version,
-      input: input.input,
-    });
+    const childRunId = await context.startChildRun({ slug: input.slug, version: input.version, input: input.input });
     return StepDirective.waitForChildRun(childRunId);
   },
 });
