@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { untilAborted } from "../core/abort.ts";
 import { ErrorCode, TesseraError, toErrorRecord, type ErrorRecord } from "../core/errors.ts";
 import type { ChatMessage, ContentPart, ToolCall, ToolDefinition } from "./language-model-provider.ts";
 import type { ModelRouter } from "./model-router.ts";
@@ -139,7 +140,9 @@ async function callTool(
     result = { error: { code: ErrorCode.BAD_USER_INPUT, message: `the arguments are not JSON: ${parsed.error}` } };
   } else {
     try {
-      result = { output: (await untilAborted(tool.run(parsed.value, { signal, callId: call.id, index }), signal)) ?? null };
+      // Stops waiting for a tool that ignores the signal once the agent is cancelled or out of time.
+      const output = await untilAborted(tool.run(parsed.value, { signal, callId: call.id, index }), signal, () => new TesseraError(ErrorCode.CANCELLED, "the agent was stopped"));
+      result = { output: output ?? null };
     } catch (error) {
       const { code, message } = toErrorRecord(error);
       result = { error: { code, message } };
@@ -147,16 +150,6 @@ async function callTool(
   }
   await finish?.(result);
   return result;
-}
-
-/** Stops waiting for a tool that ignores the signal once the agent is cancelled or out of time. */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(new TesseraError(ErrorCode.CANCELLED, "the agent was stopped"));
-  return new Promise((resolve, reject) => {
-    const onAbort = () => reject(new TesseraError(ErrorCode.CANCELLED, "the agent was stopped"));
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
 }
 
 function systemText(options: AgentOptions): string {

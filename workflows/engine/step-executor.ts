@@ -1,4 +1,5 @@
 import type { AppContext } from "../../services/app/app-context.ts";
+import { untilAborted } from "../../services/core/abort.ts";
 import { Prisma, type StepRun } from "../../services/core/database.ts";
 import { ErrorCode, TesseraError, type ErrorRecord } from "../../services/core/errors.ts";
 import type { Logger } from "../../services/core/logger.ts";
@@ -154,15 +155,6 @@ function watchForCancel(app: AppContext, runId: string, abort: AbortController):
     }
   })().catch(() => {});
   return () => void events.return?.();
-}
-
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    if (signal.aborted) return onAbort();
-    signal.addEventListener("abort", onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
 }
 
 function toRecord(error: unknown): ErrorRecord {
