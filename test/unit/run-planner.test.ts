@@ -207,7 +207,7 @@ outputs:
   results: "\${{ steps.each.output.results }}"
 `;
   const mapRow = (items: unknown[], concurrency = 2) =>
-    row("each", "RUNNING", { input: { items, concurrency, step: { uses: "transform", with: { v: "${{ item }}" } } } });
+    row("each", "RUNNING", { input: { items, concurrency, step: { uses: "transform", with: { v: "${{ item }}" } } } as Row["input"] });
 
   it("queues a new map with its template left for the items to evaluate", async () => {
     const result = await plan(mapped, [row("each")]);
