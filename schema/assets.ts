@@ -5,7 +5,7 @@ import { ErrorCode, TesseraError } from "../services/core/errors.ts";
 import { ingestContent } from "../services/assets/ingest-service.ts";
 import { ingestFromUrl, ingestText, ingestUntyped } from "../services/assets/ingest-sources.ts";
 import { StreamedUpload } from "../services/gateway/plugins/streamed-upload.ts";
-import { requireProject, type GatewayContext } from "../services/gateway/context.ts";
+import type { ProjectContext } from "../services/gateway/context.ts";
 import { builder } from "./builder.ts";
 import { JobRef } from "./jobs.ts";
 
@@ -31,15 +31,14 @@ export const AssetRef = builder.objectRef<Asset>("Asset").implement({
   }),
 });
 
-export async function findProjectAsset(context: GatewayContext, id: string): Promise<Asset> {
-  const project = requireProject(context);
-  const asset = await context.app.db.asset.findFirst({ where: { id, projectId: project.id } });
+export async function findProjectAsset(context: ProjectContext, id: string): Promise<Asset> {
+  const asset = await context.app.db.asset.findFirst({ where: { id, projectId: context.project.id } });
   if (!asset) throw new TesseraError(ErrorCode.NOT_FOUND, `no asset ${id} in this project`);
   return asset;
 }
 
 builder.queryField("asset", (t) =>
-  t.field({
+  t.withAuth({ project: true }).field({
     type: AssetRef,
     args: { id: t.arg.id({ required: true }) },
     resolve: (_root, args, context) => findProjectAsset(context, String(args.id)),
@@ -47,12 +46,12 @@ builder.queryField("asset", (t) =>
 );
 
 builder.queryField("assets", (t) =>
-  t.connection({
+  t.withAuth({ project: true }).connection({
     type: AssetRef,
     description: "The project's assets, newest first.",
     args: { modality: t.arg({ type: ModalityEnum, required: false }) },
     resolve: (_root, args, context) => {
-      const project = requireProject(context);
+      const { project } = context;
       return resolveCursorConnection(
         { args, toCursor: (asset: Asset) => asset.id, defaultSize: 20, maxSize: 100 },
         ({ before, after, limit, inverted }: ResolveCursorConnectionArgs) =>
@@ -115,11 +114,11 @@ function parseIdempotencyKey(key: string | null | undefined): string | undefined
 }
 
 builder.mutationField("ingest", (t) =>
-  t.field({
+  t.withAuth({ project: true }).field({
     type: IngestPayload,
     args: { input: t.arg({ type: IngestInput, required: true }) },
     resolve: async (_root, { input }, context) => {
-      const project = requireProject(context);
+      const { project } = context;
       const given = [input.file, input.url, input.text].filter((value) => value !== undefined && value !== null);
       if (given.length !== 1) {
         throw new TesseraError(ErrorCode.BAD_USER_INPUT, "give exactly one of `file`, `url` or `text`");

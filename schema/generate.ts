@@ -1,6 +1,5 @@
 import { Prisma } from "../services/core/database.ts";
 import { ErrorCode, TesseraError } from "../services/core/errors.ts";
-import { requireProject } from "../services/gateway/context.ts";
 import { checkGenerateRequest, generateTasks } from "../services/generation/generate-request.ts";
 import { builder } from "./builder.ts";
 import { JobRef } from "./jobs.ts";
@@ -29,13 +28,12 @@ const GenerateInput = builder.inputType("GenerateInput", {
 });
 
 builder.mutationField("generate", (t) =>
-  t.field({
+  t.withAuth({ project: true }).field({
     type: JobRef,
     description: "Starts a generation job. Text streams over `jobEvents`; the job's output is text or the id of a new asset.",
     args: { input: t.arg({ type: GenerateInput, required: true }) },
     resolve: async (_root, { input }, context) => {
-      const project = requireProject(context);
-      const { app } = context;
+      const { app, project } = context;
       const { idempotencyKey, ...fields } = input;
       if (idempotencyKey) {
         const previous = await app.db.job.findUnique({ where: { projectId_idempotencyKey: { projectId: project.id, idempotencyKey } } });

@@ -1,7 +1,7 @@
 import { JobStatus, type Job } from "../services/core/database.ts";
 import { ErrorCode, TesseraError } from "../services/core/errors.ts";
 import type { JobEvent } from "../services/queue/event-bus.ts";
-import { requireProject, type GatewayContext } from "../services/gateway/context.ts";
+import type { ProjectContext } from "../services/gateway/context.ts";
 import { watchJob } from "../services/gateway/watch-job.ts";
 import { builder } from "./builder.ts";
 
@@ -38,15 +38,14 @@ const JobEventRef = builder.objectRef<JobEvent>("JobEvent").implement({
   }),
 });
 
-export async function findProjectJob(context: GatewayContext, id: string): Promise<Job> {
-  const project = requireProject(context);
-  const job = await context.app.db.job.findFirst({ where: { id, projectId: project.id } });
+export async function findProjectJob(context: ProjectContext, id: string): Promise<Job> {
+  const job = await context.app.db.job.findFirst({ where: { id, projectId: context.project.id } });
   if (!job) throw new TesseraError(ErrorCode.NOT_FOUND, `no job ${id} in this project`);
   return job;
 }
 
 builder.queryField("job", (t) =>
-  t.field({
+  t.withAuth({ project: true }).field({
     type: JobRef,
     args: { id: t.arg.id({ required: true }) },
     resolve: (_root, args, context) => findProjectJob(context, String(args.id)),
@@ -54,7 +53,7 @@ builder.queryField("job", (t) =>
 );
 
 builder.subscriptionField("jobEvents", (t) =>
-  t.field({
+  t.withAuth({ project: true }).field({
     type: JobEventRef,
     description: "The job's current state, then every change until it finishes.",
     args: { id: t.arg.id({ required: true }) },

@@ -1,4 +1,3 @@
-import { requireProject } from "../services/gateway/context.ts";
 import type { ModelInfo } from "../services/models/model-runtime.ts";
 import { ModalityEnum } from "./assets.ts";
 import { builder } from "./builder.ts";
@@ -19,9 +18,7 @@ builder.queryField("models", (t) =>
   t.field({
     type: [ModelRef],
     description: "The models served here; listing them loads none.",
-    resolve: (_root, _args, context) => {
-      requireProject(context);
-      return context.app.models.list();
-    },
+    // Behind the `project` scope like every Query field; it reads nothing of the project, so needs no narrowed context.
+    resolve: (_root, _args, context) => context.app.models.list(),
   }),
 );

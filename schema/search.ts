@@ -1,6 +1,5 @@
 import type { Asset } from "../services/core/database.ts";
 import { ErrorCode, TesseraError } from "../services/core/errors.ts";
-import { requireProject } from "../services/gateway/context.ts";
 import { deleteAsset } from "../services/search/asset-deletion.ts";
 import { crossModalSearch, MAX_SEARCH_LIMIT, type SearchHit, type SearchQuery } from "../services/search/cross-modal-search.ts";
 import { findProjectAsset, AssetRef, ModalityEnum } from "./assets.ts";
@@ -69,13 +68,12 @@ const SearchResultRef = builder.objectRef<{ hits: ResolvedHit[] }>("SearchResult
 });
 
 builder.queryField("search", (t) =>
-  t.field({
+  t.withAuth({ project: true }).field({
     type: SearchResultRef,
     description: "Cross-modal search in the caller's project: a query of any modality finds assets of any modality.",
     args: { input: t.arg({ type: SearchInput, required: true }) },
     resolve: async (_root, { input }, context) => {
-      const project = requireProject(context);
-      const { app } = context;
+      const { app, project } = context;
       const given = [input.text, input.assetId, input.file].filter((value) => value !== undefined && value !== null);
       if (given.length !== 1) throw new TesseraError(ErrorCode.BAD_USER_INPUT, "give exactly one of `text`, `assetId` or `file`");
       let query: SearchQuery;
@@ -152,10 +150,10 @@ const DeleteAssetPayload = builder
   });
 
 builder.mutationField("deleteAsset", (t) =>
-  t.field({
+  t.withAuth({ project: true }).field({
     type: DeleteAssetPayload,
     description: "Removes the asset's row, its vectors, and its blob unless another asset has the same bytes.",
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_root, args, context) => deleteAsset(context.app, requireProject(context).id, String(args.id)),
+    resolve: (_root, args, context) => deleteAsset(context.app, context.project.id, String(args.id)),
   }),
 );
