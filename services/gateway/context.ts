@@ -3,7 +3,12 @@ import type { AppContext } from "../app/app-context.ts";
 import type { Project } from "../core/database.ts";
 import { ErrorCode, TesseraError } from "../core/errors.ts";
 
-/** What every resolver sees: the process's resources and the caller's project. */
+/**
+ * What every resolver sees: the process's resources and the caller's project.
+ * A new one per request, which is what keeps schema/'s dataloaders per request:
+ * Pothos keys them on this object, so no cached row outlives its request or
+ * reaches another caller.
+ */
 export type ServerContext = {
   app: AppContext;
   /** Null when the request carried no valid API key; only `health` allows that. */
