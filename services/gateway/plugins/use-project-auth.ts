@@ -27,7 +27,9 @@ function unauthenticated() {
 
 /**
  * Refuses every operation but `health` without a valid key, before any
- * resolver runs. Resolvers still scope by `requireProject`; this is the gate.
+ * resolver runs. The schema's `project` scope (scope-auth, schema/builder.ts)
+ * guards each field as well; this gate refuses the whole operation up front,
+ * so a keyless request runs no resolver and gets no partial data.
  */
 export function useProjectAuth(): Plugin<GatewayContext> {
   return {
