@@ -28,7 +28,9 @@ const round = (value: number, digits = 2) => Number(value.toFixed(digits));
 async function bareBullmq(app: AppContext, prefix: string) {
   const connection = app.redis;
   const queue = new Queue("bench-bare", { connection, prefix });
-  const events = new QueueEvents("bench-bare", { connection: connection.duplicate(), prefix });
+  // QueueEvents blocks on its connection; one it is given it does not close, so this bench does (else the process cannot exit).
+  const eventsConnection = connection.duplicate();
+  const events = new QueueEvents("bench-bare", { connection: eventsConnection, prefix });
   const worker = new Worker("bench-bare", async () => null, { connection, prefix, concurrency: CONCURRENCY });
   await Promise.all([events.waitUntilReady(), worker.waitUntilReady()]);
   const options = { removeOnComplete: true, removeOnFail: true };
@@ -43,6 +45,7 @@ async function bareBullmq(app: AppContext, prefix: string) {
   const fanOutMs = performance.now() - started;
   await worker.close();
   await events.close();
+  eventsConnection.disconnect();
   await queue.obliterate({ force: true });
   await queue.close();
   return { chainMs, fanOutMs };
