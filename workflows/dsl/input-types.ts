@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { modalitySchema } from "../../services/assets/modality.ts";
 
 /** The type of one workflow input, as written under `inputs:` in a workflow file. */
 export const InputSpecSchema = z
@@ -6,7 +7,7 @@ export const InputSpecSchema = z
     type: z.enum(["string", "number", "integer", "boolean", "object", "array", "asset"]),
     description: z.string().optional(),
     /** For `asset`: the modality the asset must have. */
-    modality: z.enum(["TEXT", "IMAGE", "AUDIO", "VIDEO"]).optional(),
+    modality: modalitySchema.optional(),
     /** For `string`: the allowed values. */
     enum: z.array(z.string()).min(1).optional(),
     /** For `array`: the most elements accepted. */

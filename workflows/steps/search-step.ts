@@ -1,8 +1,7 @@
 import { z } from "zod";
+import { modalitySchema as Modality } from "../../services/assets/modality.ts";
 import { crossModalSearch, MAX_SEARCH_LIMIT } from "../../services/search/cross-modal-search.ts";
 import { defineStepType } from "./step-type.ts";
-
-const Modality = z.enum(["TEXT", "IMAGE", "AUDIO", "VIDEO"]);
 
 /** Cross-modal search of the project's assets, as the `search` query does it. */
 export const searchStep = defineStepType({
