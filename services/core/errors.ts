@@ -18,6 +18,10 @@ export const ErrorCode = {
   MODEL_NOT_FOUND: "MODEL_NOT_FOUND",
   PROVIDER_ERROR: "PROVIDER_ERROR",
   TIMEOUT: "TIMEOUT",
+  /** Too many requests in a window; `details.retryAfterSeconds` says when to try again. */
+  RATE_LIMITED: "RATE_LIMITED",
+  /** A project's quota (concurrent runs or jobs, storage, tokens) is spent; `details.retryAfterSeconds` when known. */
+  QUOTA_EXCEEDED: "QUOTA_EXCEEDED",
   CANCELLED: "CANCELLED",
   SERVICE_UNAVAILABLE: "SERVICE_UNAVAILABLE",
   INTERNAL: "INTERNAL",
