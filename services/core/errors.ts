@@ -22,6 +22,8 @@ export const ErrorCode = {
   RATE_LIMITED: "RATE_LIMITED",
   /** A project's quota (concurrent runs or jobs, storage, tokens) is spent; `details.retryAfterSeconds` when known. */
   QUOTA_EXCEEDED: "QUOTA_EXCEEDED",
+  /** A workflow expression passed its time, memory or result-size limit; `details` name the limit and the expression's line:col. */
+  EXPRESSION_LIMIT: "EXPRESSION_LIMIT",
   CANCELLED: "CANCELLED",
   SERVICE_UNAVAILABLE: "SERVICE_UNAVAILABLE",
   INTERNAL: "INTERNAL",
