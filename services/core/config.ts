@@ -63,6 +63,15 @@ const ConfigSchema = z.object({
   /** Text assets are split into chunks of about this many characters, overlapping by TEXT_CHUNK_OVERLAP. */
   TEXT_CHUNK_CHARS: z.coerce.number().int().positive().default(1000),
   TEXT_CHUNK_OVERLAP: z.coerce.number().int().min(0).default(100),
+  /** A text asset is indexed up to this many chunks; the rest is left out and Asset.media.decoded.text says so. */
+  TEXT_MAX_CHUNKS: z.coerce.number().int().positive().default(2000),
+  /** Most vectors one asset may write (all spaces and chunks together); an asset that would write more fails. */
+  ASSET_MAX_VECTORS: z.coerce.number().int().positive().default(10_000),
+  /** Longest `search(text:)` (characters), refused before any work: tokenisers and BM25 cost grows with it. */
+  SEARCH_MAX_TEXT_CHARS: z.coerce.number().int().positive().default(4000),
+  /** Largest ingest metadata (bytes of its JSON) and most tags (each 1 to 100 characters), refused before any work. */
+  INGEST_MAX_METADATA_BYTES: z.coerce.number().int().positive().default(16_384),
+  INGEST_MAX_TAGS: z.coerce.number().int().positive().default(50),
 });
 
 export type Config = z.infer<typeof ConfigSchema> & { dataDir: string; modelsDir: string };
