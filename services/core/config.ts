@@ -63,6 +63,23 @@ const ConfigSchema = z.object({
   /** Text assets are split into chunks of about this many characters, overlapping by TEXT_CHUNK_OVERLAP. */
   TEXT_CHUNK_CHARS: z.coerce.number().int().positive().default(1000),
   TEXT_CHUNK_OVERLAP: z.coerce.number().int().min(0).default(100),
+  /**
+   * Per-project limits (services/limits). Requests per second on every HTTP route, counted per client address before
+   * the key is known and per project after; BURST is the extra requests allowed above that rate in each 10 s. 0 turns a rate off.
+   */
+  RATE_LIMIT_PROJECT_PER_SECOND: z.coerce.number().int().min(0).default(200),
+  RATE_LIMIT_PROJECT_BURST: z.coerce.number().int().min(0).default(2000),
+  RATE_LIMIT_ADDRESS_PER_SECOND: z.coerce.number().int().min(0).default(500),
+  RATE_LIMIT_ADDRESS_BURST: z.coerce.number().int().min(0).default(5000),
+  /** Top-level workflow runs of a project that may be queued or running at once. */
+  QUOTA_CONCURRENT_RUNS: z.coerce.number().int().positive().default(100),
+  /** Ingest and generate jobs of a project that may be queued or running at once. */
+  QUOTA_CONCURRENT_JOBS: z.coerce.number().int().positive().default(1000),
+  /** Bytes of distinct content a project may store (10 GiB). */
+  QUOTA_STORAGE_BYTES: z.coerce.number().int().positive().default(10 * 1024 ** 3),
+  /** Generation tokens (prompt plus completion) a project may spend per period, and the period's length. */
+  QUOTA_GENERATION_TOKENS: z.coerce.number().int().positive().default(10_000_000),
+  QUOTA_GENERATION_PERIOD_SECONDS: z.coerce.number().int().positive().default(86_400),
   /** A text asset is indexed up to this many chunks; the rest is left out and Asset.media.decoded.text says so. */
   TEXT_MAX_CHUNKS: z.coerce.number().int().positive().default(2000),
   /** Most vectors one asset may write (all spaces and chunks together); an asset that would write more fails. */
