@@ -33,6 +33,17 @@ const ConfigSchema = z.object({
   GRAPHQL_MAX_COST: z.coerce.number().int().positive().default(5000),
   /** How long the gateway trusts a key it has checked; a revoked key works at most this long. 0 turns it off. */
   API_KEY_CACHE_MS: z.coerce.number().int().min(0).default(30_000),
+  /** Largest request body read before the caller's key is known (a keyless `health` needs a few hundred bytes). */
+  MAX_UNAUTHENTICATED_BODY_BYTES: z.coerce.number().int().positive().default(64 * 1024),
+  /** Largest graphql-ws message; `ws` allows 100 MiB by default. */
+  GRAPHQL_WS_MAX_PAYLOAD_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
+  /** Open subscriptions (SSE and graphql-ws together) one project may hold across all gateways. */
+  MAX_SUBSCRIPTIONS_PER_KEY: z.coerce.number().int().positive().default(100),
+  /** Schema introspection (and GraphiQL) only when set to 1: off by default, in production too; schema/schema.graphql is the offline SDL. */
+  GRAPHQL_INTROSPECTION: z
+    .enum(["0", "1", "true", "false"], { error: "must be 1 or 0" })
+    .default("0")
+    .transform((value) => value === "1" || value === "true"),
   WORKER_CONCURRENCY: z.coerce.number().int().positive().default(4),
   /** Comma-separated globs of models this process calls on other workers (`--remote-models` for a worker). */
   REMOTE_MODELS: z
