@@ -103,7 +103,7 @@ builder.queryField("search", (t) =>
           alpha: input.hybrid ? (input.hybrid.alpha ?? DEFAULT_ALPHA) : undefined,
           filter: { tags: input.filter?.tags ?? undefined, metadata: (metadata as Record<string, unknown> | null) ?? undefined },
           spaceWeights,
-          decodeLimits: app.config,
+          limits: app.config,
         });
       } catch (error) {
         // No vectors: either no such asset in this project (NOT_FOUND), or one not indexed yet (CONFLICT).

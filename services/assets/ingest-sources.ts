@@ -7,8 +7,42 @@ import { inspectMedia } from "./media-inspector.ts";
 import { textMimeType } from "./media-sniffer.ts";
 import { fetchPolicy, safeFetch } from "./safe-fetch.ts";
 
+/** The caps on what comes with the content, checked before any byte is read or stored. */
+export type IngestInputLimits = Pick<Config, "INGEST_MAX_METADATA_BYTES" | "INGEST_MAX_TAGS">;
+
+/** An ingest of text reads the input caps too. */
+export type TextIngestDependencies = IngestDependencies & { config: IngestDependencies["config"] & IngestInputLimits };
+
 /** An ingest that inspects the bytes, and may fetch them, reads more of the configuration (media and fetch limits). */
 export type UntypedIngestDependencies = IngestDependencies & { config: Config };
+
+/** Longest tag, in characters. */
+const MAX_TAG_CHARS = 100;
+
+/**
+ * Metadata and tags are stored on the asset row and copied onto every vector it writes (thousands for a long
+ * text), so their size is capped before anything else is done: a refusal stores nothing and fetches nothing.
+ */
+export function checkIngestOptions(limits: IngestInputLimits, options: IngestOptions) {
+  const tooLarge = (message: string, variable: string, limit: number, actual: number) =>
+    new TesseraError(ErrorCode.PAYLOAD_TOO_LARGE, `${message} (${variable})`, { variable, limit, actual });
+  if (options.metadata !== undefined) {
+    const bytes = Buffer.byteLength(JSON.stringify(options.metadata), "utf8");
+    const limit = limits.INGEST_MAX_METADATA_BYTES;
+    if (bytes > limit) throw tooLarge(`the metadata is ${bytes} bytes of JSON; at most ${limit} are taken`, "INGEST_MAX_METADATA_BYTES", limit, bytes);
+  }
+  const tags = options.tags ?? [];
+  if (tags.length > limits.INGEST_MAX_TAGS) {
+    throw tooLarge(`${tags.length} tags given; at most ${limits.INGEST_MAX_TAGS} are taken`, "INGEST_MAX_TAGS", limits.INGEST_MAX_TAGS, tags.length);
+  }
+  const long = tags.find((tag) => tag.length > MAX_TAG_CHARS);
+  if (long !== undefined) {
+    throw new TesseraError(ErrorCode.PAYLOAD_TOO_LARGE, `a tag has ${long.length} characters; at most ${MAX_TAG_CHARS} are taken`, {
+      limit: MAX_TAG_CHARS,
+      actual: long.length,
+    });
+  }
+}
 
 /** Bytes whose type is not known yet: an upload or a fetched URL. */
 export type UntypedSource = {
@@ -25,8 +59,9 @@ export type UntypedSource = {
  * stored file (magic numbers, then sharp or ffprobe) before any row is written.
  * Refused content leaves nothing behind: ingestContent removes the blob.
  */
-export function ingestUntyped(app: UntypedIngestDependencies, projectId: string, input: UntypedSource, options: IngestOptions): Promise<IngestResult> {
+export async function ingestUntyped(app: UntypedIngestDependencies, projectId: string, input: UntypedSource, options: IngestOptions): Promise<IngestResult> {
   const { config } = app;
+  checkIngestOptions(config, options);
   return ingestContent(
     app,
     projectId,
@@ -45,6 +80,7 @@ export function ingestUntyped(app: UntypedIngestDependencies, projectId: string,
 
 /** Fetches a URL through the SSRF guard and ingests what it returns. */
 export async function ingestFromUrl(app: UntypedIngestDependencies, projectId: string, url: string, options: IngestOptions): Promise<IngestResult> {
+  checkIngestOptions(app.config, options);
   // A retried request must not fetch again.
   if (options.idempotencyKey) {
     const previous = await findIngestByIdempotencyKey(app, projectId, options.idempotencyKey);
@@ -70,7 +106,8 @@ export async function ingestFromUrl(app: UntypedIngestDependencies, projectId: s
   );
 }
 
-export function ingestText(app: IngestDependencies, projectId: string, text: string, options: IngestOptions): Promise<IngestResult> {
+export async function ingestText(app: TextIngestDependencies, projectId: string, text: string, options: IngestOptions): Promise<IngestResult> {
+  checkIngestOptions(app.config, options);
   if (text.length === 0) throw new TesseraError(ErrorCode.BAD_USER_INPUT, "text is empty");
   return ingestContent(
     app,

@@ -1,7 +1,7 @@
 import type { Modality } from "../core/database.ts";
 import { ErrorCode, TesseraError } from "../core/errors.ts";
 import type { ModelRuntime, SpaceVectors } from "../models/model-runtime.ts";
-import { loadConfig } from "../core/config.ts";
+import { loadConfig, type Config } from "../core/config.ts";
 import { decodeQueryFile, type QueryDecodeLimits } from "./query-file.ts";
 import type { VectorFilter, VectorHit, VectorStore } from "./vector-store.ts";
 
@@ -23,9 +23,14 @@ export type SearchRequest = {
    * query does not reach are ignored, so one set of weights serves queries of every modality.
    */
   spaceWeights?: Record<string, number>;
-  /** How a `file` query is decoded: the ingest limits (IMAGE_MAX_SIDE, ...). Default: the configuration defaults. */
-  decodeLimits?: QueryDecodeLimits;
+  /**
+   * The longest text query (SEARCH_MAX_TEXT_CHARS) and how a `file` query is decoded (the ingest limits:
+   * IMAGE_MAX_SIDE, ...). Default: the configuration defaults.
+   */
+  limits?: SearchLimits;
 };
+
+export type SearchLimits = QueryDecodeLimits & Pick<Config, "SEARCH_MAX_TEXT_CHARS">;
 
 export type SearchHit = {
   assetId: string;
@@ -72,7 +77,9 @@ export async function crossModalSearch(
     throw new TesseraError(ErrorCode.BAD_USER_INPUT, "hybrid.alpha must be between 0 and 1");
   }
   const weights = checkedSpaceWeights(request.spaceWeights);
-  const { probes: reached, excludeAssetIds } = await probesFor(store, encoder, projectId, request.query, request.decodeLimits ?? loadConfig({}));
+  const limits = request.limits ?? loadConfig({});
+  if ("text" in request.query) checkTextLength(request.query.text, limits);
+  const { probes: reached, excludeAssetIds } = await probesFor(store, encoder, projectId, request.query, limits);
   const probes = reached.filter((probe) => (weights[probe.space] ?? 1) > 0);
   if (probes.length === 0) {
     throw new TesseraError(
@@ -93,6 +100,20 @@ export async function crossModalSearch(
   return fuseRankings(rankings, queryText, weights).slice(0, limit);
 }
 
+/**
+ * A text query's cost grows faster than its length (the sentence encoder's tokeniser, BM25 over every term),
+ * so a long one is refused before anything is encoded.
+ */
+function checkTextLength(text: string, limits: Pick<Config, "SEARCH_MAX_TEXT_CHARS">) {
+  const limit = limits.SEARCH_MAX_TEXT_CHARS;
+  if (text.length <= limit) return;
+  throw new TesseraError(
+    ErrorCode.PAYLOAD_TOO_LARGE,
+    `the search text has ${text.length} characters; at most ${limit} are taken (SEARCH_MAX_TEXT_CHARS)`,
+    { variable: "SEARCH_MAX_TEXT_CHARS", limit, actual: text.length },
+  );
+}
+
 function checkedSpaceWeights(weights: Record<string, number> = {}): Record<string, number> {
   for (const [space, weight] of Object.entries(weights)) {
     if (!Number.isFinite(weight) || weight < 0 || weight > 100) {
@@ -107,7 +128,7 @@ async function probesFor(
   encoder: QueryEncoder,
   projectId: string,
   query: SearchQuery,
-  decodeLimits: QueryDecodeLimits,
+  limits: SearchLimits,
 ): Promise<{ probes: Probe[]; excludeAssetIds?: string[] }> {
   if ("assetId" in query) {
     const stored = await store.vectorsOf(projectId, query.assetId);
@@ -124,9 +145,10 @@ async function probesFor(
     if (!text) throw new TesseraError(ErrorCode.BAD_USER_INPUT, "the search text is empty");
     return { probes: toProbes(await encoder.embedText([text]), "TEXT", text) };
   }
-  const decoded = await decodeQueryFile(query.file, decodeLimits);
+  const decoded = await decodeQueryFile(query.file, limits);
   switch (decoded.modality) {
     case "TEXT":
+      checkTextLength(decoded.text, limits);
       return { probes: toProbes(await encoder.embedText([decoded.text]), "TEXT", decoded.text) };
     case "IMAGE": {
       // A video query is its sampled frames; like a stored video's whole-asset vector, their mean.

@@ -38,6 +38,7 @@ export const searchStep = defineStepType({
       alpha: input.alpha,
       filter: { tags: input.tags, metadata: input.metadata },
       spaceWeights: input.spaceWeights,
+      limits: context.app.config,
     });
     return { hits };
   },
