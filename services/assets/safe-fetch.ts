@@ -120,35 +120,85 @@ async function checkTarget(url: URL, allowHosts: string[]): Promise<PinnedAddres
   const port = url.port || (url.protocol === "https:" ? "443" : "80");
   const allowListed = allowHosts.includes(hostname) || allowHosts.includes(`${hostname}:${port}`);
   if (ipaddr.isValid(hostname)) {
-    if (!allowListed) assertPublic(hostname, url);
+    if (!allowListed && !isPublicAddress(hostname)) throw notPublic(url);
     return undefined; // an IP literal is connected to as is: there is no name to rebind
   }
   let addresses: Array<{ address: string; family: number }>;
   try {
     addresses = await dnsLookup(hostname, { all: true, verbatim: true });
-  } catch (error) {
-    throw new TesseraError(ErrorCode.FETCH_FAILED, `cannot resolve ${hostname}`, { url: url.href, reason: (error as Error).message });
+  } catch {
+    addresses = [];
   }
-  if (addresses.length === 0) throw new TesseraError(ErrorCode.FETCH_FAILED, `${hostname} has no address`, { url: url.href });
-  if (!allowListed) for (const { address } of addresses) assertPublic(address, url);
+  // A name that does not resolve reads like one that resolves inside: a caller cannot tell internal names apart.
+  if (addresses.length === 0) throw notPublic(url);
+  if (!allowListed && addresses.some(({ address }) => !isPublicAddress(address))) throw notPublic(url);
   return { address: addresses[0]!.address, family: addresses[0]!.family === 6 ? 6 : 4 };
 }
 
-/** Only globally routable unicast addresses pass: private, loopback, link-local, unique-local, CGNAT, multicast and reserved ranges do not. */
+/** Only globally reachable unicast addresses pass (see `isPublicIPv6` for IPv6). */
 export function isPublicAddress(address: string): boolean {
-  let ip = ipaddr.parse(address);
-  // ::ffff:127.0.0.1 is 127.0.0.1; judge the IPv4 address inside.
-  if (ip.kind() === "ipv6" && (ip as ipaddr.IPv6).isIPv4MappedAddress()) ip = (ip as ipaddr.IPv6).toIPv4Address();
+  const ip = ipaddr.parse(address);
+  return ip.kind() === "ipv4" ? isPublicIPv4(ip as ipaddr.IPv4) : isPublicIPv6(ip as ipaddr.IPv6);
+}
+
+/** Private, loopback, link-local, CGNAT, multicast, documentation and reserved ranges do not pass. */
+function isPublicIPv4(ip: ipaddr.IPv4): boolean {
   return ip.range() === "unicast";
 }
 
-function assertPublic(address: string, url: URL) {
-  if (!isPublicAddress(address)) {
-    throw new TesseraError(ErrorCode.URL_NOT_ALLOWED, `${url.hostname} is a private, loopback or otherwise internal address`, {
-      url: url.href,
-      address,
-    });
+/**
+ * IPv6 blocks that are never fetched: every block of the IANA IPv6 special-purpose address
+ * registry that it does not mark globally reachable, plus the deprecated IPv4-compatible
+ * ::/96 and site-local fec0::/10, and multicast. 64:ff9b::/96 (NAT64) is refused too although
+ * the registry marks it reachable: the gateway's translator could reach a private IPv4.
+ */
+const REFUSED_IPV6 = [
+  "::/128", // unspecified
+  "::1/128", // loopback
+  "::/96", // IPv4-compatible, deprecated (::7f00:1 is 127.0.0.1 to some stacks)
+  "::ffff:0:0/96", // IPv4-mapped
+  "64:ff9b::/96", // IPv4-IPv6 translation
+  "64:ff9b:1::/48", // local-use IPv4-IPv6 translation
+  "100::/64", // discard-only
+  "100:0:0:1::/64", // dummy prefix
+  "2001::/23", // IETF protocol assignments (less the reachable blocks below)
+  "2001:db8::/32", // documentation
+  "3fff::/20", // documentation
+  "5f00::/16", // segment routing SIDs
+  "fc00::/7", // unique local
+  "fe80::/10", // link-local
+  "fec0::/10", // site-local, deprecated
+  "ff00::/8", // multicast
+].map((cidr) => ipaddr.IPv6.parseCIDR(cidr));
+
+/** Blocks inside 2001::/23 that the registry marks globally reachable. */
+const REACHABLE_IN_IETF_BLOCK = [
+  "2001:1::1/128", // port control protocol anycast
+  "2001:1::2/128", // TURN anycast
+  "2001:1::3/128", // DNS-SD service registration protocol anycast
+  "2001:3::/32", // AMT
+  "2001:4:112::/48", // AS112-v6
+  "2001:20::/28", // ORCHIDv2
+  "2001:30::/28", // drone remote ID protocol entity tags
+].map((cidr) => ipaddr.IPv6.parseCIDR(cidr));
+
+const GLOBAL_UNICAST = ipaddr.IPv6.parseCIDR("2000::/3");
+const SIX_TO_FOUR = ipaddr.IPv6.parseCIDR("2002::/16");
+
+/** Global unicast (2000::/3, the only block allocated for it) outside the refused blocks; 6to4 is judged by the IPv4 inside. */
+function isPublicIPv6(ip: ipaddr.IPv6): boolean {
+  if (ip.match(SIX_TO_FOUR)) {
+    const [, high, low] = ip.parts;
+    return isPublicIPv4(new ipaddr.IPv4([high! >> 8, high! & 0xff, low! >> 8, low! & 0xff]));
   }
+  if (REACHABLE_IN_IETF_BLOCK.some((block) => ip.match(block))) return true;
+  if (REFUSED_IPV6.some((block) => ip.match(block))) return false;
+  return ip.match(GLOBAL_UNICAST);
+}
+
+/** One refusal for every host that is not fetched: it names the host as the caller wrote it, never what it resolved to. */
+function notPublic(url: URL) {
+  return new TesseraError(ErrorCode.URL_NOT_ALLOWED, `${url.hostname} does not resolve to a public internet address`, { url: url.href });
 }
 
 function withoutCredentials(headers: Record<string, string>) {
@@ -160,8 +210,14 @@ function fetchError(error: unknown, url: URL, deadline: AbortSignal, timeoutMs: 
   if (cause instanceof TesseraError) return cause;
   if (error instanceof TesseraError) return error;
   if (deadline.aborted) return new TesseraError(ErrorCode.TIMEOUT, `fetching ${url.href} took longer than ${timeoutMs} ms`);
-  const reason = cause instanceof Error ? cause.message : error instanceof Error ? error.message : String(error);
+  // The socket's own words name the address it tried (an allow-listed host's internal one): only its code is told.
+  const reason = errnoCodeOf(cause) ?? errnoCodeOf(error) ?? "network error";
   return new TesseraError(ErrorCode.FETCH_FAILED, `cannot fetch ${url.href}`, { url: url.href, reason });
+}
+
+function errnoCodeOf(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === "string" && /^[A-Z][A-Z0-9_]*$/.test(code) ? code : undefined;
 }
 
 function limitedResponse(response: Response, url: string, policy: SafeFetchPolicy, deadline: AbortSignal, release: () => void): SafeResponse {

@@ -85,6 +85,60 @@ describe("isPublicAddress", () => {
   });
 });
 
+// The IANA IPv6 special-purpose address registry, one row per block: a sample address at its start and one inside.
+// Blocks the registry marks not globally reachable (and the deprecated ::/96, fec0::/10, and multicast) are refused.
+const ipv6SpecialPurpose: Array<[block: string, addresses: string[]]> = [
+  ["::/128 unspecified", ["::"]],
+  ["::1/128 loopback", ["::1"]],
+  ["::/96 IPv4-compatible (deprecated)", ["::7f00:1", "::a00:1", "::808:808", "::2"]],
+  ["::ffff:0:0/96 IPv4-mapped", ["::ffff:7f00:1", "::ffff:808:808"]],
+  ["64:ff9b::/96 IPv4-IPv6 translation", ["64:ff9b::7f00:1", "64:ff9b::808:808"]],
+  ["64:ff9b:1::/48 local-use translation", ["64:ff9b:1::", "64:ff9b:1:ffff::a00:1"]],
+  ["100::/64 discard-only", ["100::", "100::ffff:1"]],
+  ["100:0:0:1::/64 dummy prefix", ["100:0:0:1::", "100:0:0:1::7"]],
+  ["2001::/23 IETF protocol assignments", ["2001:5::1", "2001:1ff::1", "2001:100::1"]],
+  ["2001::/32 Teredo", ["2001::", "2001:0:4136:e378::1"]],
+  ["2001:2::/48 benchmarking", ["2001:2::", "2001:2:0:ff::1"]],
+  ["2001:10::/28 ORCHID (deprecated)", ["2001:10::", "2001:1f::1"]],
+  ["2001:db8::/32 documentation", ["2001:db8::", "2001:db8:ffff::1"]],
+  ["2002::/16 6to4 of a private IPv4", ["2002:7f00:1::", "2002:a00:1::1", "2002:a9fe:a9fe::"]],
+  ["3fff::/20 documentation", ["3fff::", "3fff:fff::1"]],
+  ["5f00::/16 segment routing SIDs", ["5f00::", "5f00:ffff::1"]],
+  ["fc00::/7 unique local", ["fc00::", "fdff:ffff::1"]],
+  ["fe80::/10 link-local", ["fe80::", "febf::1"]],
+  ["fec0::/10 site-local (deprecated)", ["fec0::1"]],
+  ["ff00::/8 multicast", ["ff00::", "ff02::1", "ff0e::101"]],
+  ["outside 2000::/3 (unallocated)", ["4000::1", "8000::1", "1::1"]],
+];
+
+// Sub-blocks of 2001::/23 that the registry marks globally reachable, and 6to4 of a public IPv4.
+const ipv6GloballyReachable: Array<[block: string, address: string]> = [
+  ["2001:1::1/128 port control protocol anycast", "2001:1::1"],
+  ["2001:1::2/128 TURN anycast", "2001:1::2"],
+  ["2001:1::3/128 DNS-SD service registration anycast", "2001:1::3"],
+  ["2001:3::/32 AMT", "2001:3::1"],
+  ["2001:4:112::/48 AS112-v6", "2001:4:112::1"],
+  ["2001:20::/28 ORCHIDv2", "2001:20::1"],
+  ["2001:30::/28 drone remote ID", "2001:30::1"],
+  ["2620:4f:8000::/48 AS112 direct delegation", "2620:4f:8000::1"],
+  ["2002::/16 6to4 of a public IPv4", "2002:808:808::1"],
+];
+
+describe("isPublicAddress against the IANA IPv6 special-purpose registry", () => {
+  it.each(ipv6SpecialPurpose)("refuses %s", (_block, addresses) => {
+    for (const address of addresses) expect([address, isPublicAddress(address)]).toEqual([address, false]);
+  });
+
+  it.each(ipv6GloballyReachable)("lets %s through", (_block, address) => {
+    expect(isPublicAddress(address)).toBe(true);
+  });
+
+  it("refuses the neighbours of the reachable anycast addresses", () => {
+    expect(isPublicAddress("2001:1::4")).toBe(false);
+    expect(isPublicAddress("2001:1::")).toBe(false);
+  });
+});
+
 describe("safeFetch", () => {
   it("fetches an allow-listed host", async () => {
     const response = await safeFetch(`${base}/hello`, {}, policy());
@@ -142,8 +196,8 @@ describe("safeFetch", () => {
     expect(Date.now() - started).toBeLessThan(2000);
   });
 
-  it("reports a name that does not resolve as FETCH_FAILED", async () => {
-    expect(await codeOf(safeFetch("http://no-such-host.invalid/", {}, policy()))).toBe("FETCH_FAILED");
+  it("reports a name that does not resolve as URL_NOT_ALLOWED, as it does an internal one (issue #14: FETCH_FAILED told them apart)", async () => {
+    expect(await codeOf(safeFetch("http://no-such-host.invalid/", {}, policy()))).toBe("URL_NOT_ALLOWED");
   });
 
   it("refuses a name if any of its addresses is private", async () => {
@@ -164,5 +218,36 @@ describe("safeFetch", () => {
   it("refuses a name that resolves to a private address", async () => {
     fakeDns.set("internal.example", [["10.0.0.5"]]);
     expect(await codeOf(safeFetch("http://internal.example/", {}, policy()))).toBe("URL_NOT_ALLOWED");
+  });
+  it("refuses a name that does not resolve, one that resolves privately, and a private address alike, naming no address", async () => {
+    fakeDns.set("secret-db.example", [["10.20.30.40"]]);
+    fakeDns.set("metadata.example", [["fd00::a9fe:a9fe"]]);
+    const refusal = (url: string) =>
+      safeFetch(url, {}, policy({ allowHosts: [] })).then(
+        () => ({ code: "fetched" }),
+        (error) => ({ code: error.code, message: error.message, details: error.details }),
+      );
+    const unresolvable = await refusal("http://no-such-host.invalid/");
+    const internal = await refusal("http://secret-db.example/");
+    const internal6 = await refusal("http://metadata.example/");
+    for (const answer of [unresolvable, internal, internal6]) {
+      expect(answer.code).toBe("URL_NOT_ALLOWED");
+      expect(JSON.stringify(answer)).not.toMatch(/10\.20\.30\.40|fd00|a9fe|ENOTFOUND|EAI_/i);
+    }
+    // The same words, but for the host the caller named itself.
+    expect(internal.message.replace("secret-db.example", "HOST")).toBe(unresolvable.message.replace("no-such-host.invalid", "HOST"));
+    expect(internal6.message.replace("metadata.example", "HOST")).toBe(unresolvable.message.replace("no-such-host.invalid", "HOST"));
+    expect(Object.keys(internal.details ?? {})).toEqual(Object.keys(unresolvable.details ?? {}));
+  });
+
+  it("says why a public address could not be fetched without the socket's words", async () => {
+    // An allow-listed port with nothing listening: the reason is a code, not the socket's message with its address.
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const error = await safeFetch(`http://127.0.0.1:${port}/`, {}, policy({ allowHosts: [`127.0.0.1:${port}`] })).catch((error) => error);
+    expect(error.code).toBe("FETCH_FAILED");
+    expect(JSON.stringify({ message: error.message, details: error.details })).not.toMatch(/connect ECONNREFUSED/);
   });
 });
