@@ -224,8 +224,8 @@ describe("safeFetch", () => {
     fakeDns.set("metadata.example", [["fd00::a9fe:a9fe"]]);
     const refusal = (url: string) =>
       safeFetch(url, {}, policy({ allowHosts: [] })).then(
-        () => ({ code: "fetched" }),
-        (error) => ({ code: error.code, message: error.message, details: error.details }),
+        () => ({ code: "fetched", message: "", details: undefined }),
+        (error) => ({ code: error.code as string, message: error.message as string, details: error.details as Record<string, unknown> | undefined }),
       );
     const unresolvable = await refusal("http://no-such-host.invalid/");
     const internal = await refusal("http://secret-db.example/");
