@@ -5,13 +5,16 @@ export type TextChunk = { text: string; start: number; end: number };
  * Splits text into chunks of at most `size` characters that overlap by about
  * `overlap`, cutting at a paragraph, sentence or word boundary when one is
  * near the end, so no chunk starts or stops in the middle of a word.
+ * With `maxChunks`, stops after that many: the rest of the text is not read,
+ * so the work is bounded by the cap, not by the text's length.
  */
-export function chunkText(text: string, options: { size: number; overlap: number }): TextChunk[] {
+export function chunkText(text: string, options: { size: number; overlap: number; maxChunks?: number }): TextChunk[] {
+  const maxChunks = options.maxChunks ?? Infinity;
   const size = Math.max(1, options.size);
   const overlap = Math.min(Math.max(0, options.overlap), Math.floor(size / 2));
   const chunks: TextChunk[] = [];
   let start = skipSpace(text, 0);
-  while (start < text.length) {
+  while (start < text.length && chunks.length < maxChunks) {
     let end = Math.min(start + size, text.length);
     if (end < text.length) end = findCut(text, start + Math.floor(size / 2), end);
     const trimmedEnd = trimEnd(text, start, end);

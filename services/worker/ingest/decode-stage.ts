@@ -14,7 +14,7 @@ import type { IngestStage, IngestState } from "./ingest-stage.ts";
  */
 export const decodeStage: IngestStage = {
   name: "decode",
-  async run(asset, state, { app }) {
+  async run(asset, state, { app, logger }) {
     const { config } = app;
     const filePath = await app.blobs.localPath(asset.sha256);
     const audioOptions = { maxSeconds: config.AUDIO_MAX_SECONDS, timeoutMs: config.MEDIA_TOOL_TIMEOUT_MS };
@@ -24,8 +24,12 @@ export const decodeStage: IngestStage = {
           asset.mimeType === "application/pdf"
             ? (await extractPdfText(filePath, { timeoutMs: config.MEDIA_TOOL_TIMEOUT_MS })).text
             : decodeUtf8(await app.blobs.read(asset.sha256));
-        const chunks = chunkText(content, { size: config.TEXT_CHUNK_CHARS, overlap: config.TEXT_CHUNK_OVERLAP });
-        state.text = { content, chunks: chunks.map((chunk) => ({ kind: "chunk", ...chunk })) };
+        // Past TEXT_MAX_CHUNKS the rest is left out (see summarize): the asset stays searchable by what was indexed.
+        const chunks = chunkText(content, { size: config.TEXT_CHUNK_CHARS, overlap: config.TEXT_CHUNK_OVERLAP, maxChunks: config.TEXT_MAX_CHUNKS });
+        const indexedCharacters = chunks.at(-1)?.end ?? 0;
+        const truncated = chunks.length === config.TEXT_MAX_CHUNKS && content.slice(indexedCharacters).trim().length > 0;
+        if (truncated) logger.warn({ assetId: asset.id, maxChunks: config.TEXT_MAX_CHUNKS, indexedCharacters, characters: content.length }, "text truncated at TEXT_MAX_CHUNKS");
+        state.text = { content, chunks: chunks.map((chunk) => ({ kind: "chunk", ...chunk })), ...(truncated ? { truncated: { maxChunks: config.TEXT_MAX_CHUNKS, indexedCharacters } } : {}) };
         break;
       }
       case "IMAGE":
@@ -53,7 +57,9 @@ export const decodeStage: IngestStage = {
 /** What was decoded, small enough for a JSON column: sizes and counts, never the pixels or samples. */
 function summarize(state: IngestState) {
   return {
-    ...(state.text ? { text: { characters: state.text.content.length, chunks: state.text.chunks.length } } : {}),
+    ...(state.text
+      ? { text: { characters: state.text.content.length, chunks: state.text.chunks.length, ...(state.text.truncated ? { truncated: true, ...state.text.truncated } : {}) } }
+      : {}),
     ...(state.image ? { image: { width: state.image.width, height: state.image.height } } : {}),
     ...(state.frames
       ? { frames: { count: state.frames.length, width: state.frames[0]?.width, height: state.frames[0]?.height, timesSec: state.frames.map((frame) => frame.timeSec) } }

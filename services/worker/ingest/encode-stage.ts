@@ -40,18 +40,34 @@ export const encodeStage: IngestStage = {
   },
 };
 
+/**
+ * Chunks go to the encoders a window at a time: a long text never queues all its chunks at once (each queued
+ * text holds memory and a place in the batcher ahead of other jobs' work), and the event loop gets a turn
+ * between windows.
+ */
+const TEXT_ENCODE_WINDOW = 256;
+
 async function encodeText(models: ModelRuntime, text: NonNullable<IngestState["text"]>, vectors: VectorCollector) {
   const chunks = text.chunks.filter((chunk) => chunk.text.trim());
   if (chunks.length === 0) return;
-  for (const space of await models.embedText(chunks.map((chunk) => chunk.text))) {
+  const bySpace = new Map<string, { model: string; vectors: Float32Array[] }>();
+  for (let from = 0; from < chunks.length; from += TEXT_ENCODE_WINDOW) {
+    const window = chunks.slice(from, from + TEXT_ENCODE_WINDOW);
+    for (const space of await models.embedText(window.map((chunk) => chunk.text))) {
+      const entry = bySpace.get(space.space) ?? { model: space.model, vectors: [] };
+      entry.vectors.push(...space.vectors);
+      bySpace.set(space.space, entry);
+    }
+  }
+  for (const [space, { model, vectors: spaceVectors }] of bySpace) {
     if (chunks.length === 1) {
-      vectors.addWhole(space.space, space.model, space.vectors[0]!, chunks[0]!.text);
+      vectors.addWhole(space, model, spaceVectors[0]!, chunks[0]!.text);
       continue;
     }
     // Longer chunks say more about the whole: weight them by length.
-    const whole = fuseVectors(space.vectors.map((vector, index) => ({ vector, weight: chunks[index]!.text.length })));
-    vectors.addWhole(space.space, space.model, whole, text.content.slice(0, WHOLE_TEXT_CHARS));
-    space.vectors.forEach((vector, index) => vectors.addPart(space.space, space.model, vector, chunks[index]!.text));
+    const whole = fuseVectors(spaceVectors.map((vector, index) => ({ vector, weight: chunks[index]!.text.length })));
+    vectors.addWhole(space, model, whole, text.content.slice(0, WHOLE_TEXT_CHARS));
+    spaceVectors.forEach((vector, index) => vectors.addPart(space, model, vector, chunks[index]!.text));
   }
 }
 

@@ -6,6 +6,8 @@ import { writeVectors } from "./vector-writes.ts";
 
 /** BM25 text attached to a whole-asset vector; a book's worth is plenty. */
 const MAX_DERIVED_TEXT_CHARS = 20_000;
+/** Records per write: a large asset goes to the store in bounded pieces, not as one request. */
+const WRITE_SLICE = 1024;
 
 /**
  * The last ingest stage: every vector the encoders made goes into the vector
@@ -18,6 +20,14 @@ export const indexStage: IngestStage = {
   name: "index",
   async run(asset, state, { app }) {
     if (state.vectors.length === 0) return;
+    const limit = app.config.ASSET_MAX_VECTORS;
+    if (state.vectors.length > limit) {
+      throw new TesseraError(
+        ErrorCode.PAYLOAD_TOO_LARGE,
+        `the asset would write ${state.vectors.length} vectors; at most ${limit} are taken (ASSET_MAX_VECTORS)`,
+        { variable: "ASSET_MAX_VECTORS", limit, actual: state.vectors.length },
+      );
+    }
     const derivedText = state.derivedText
       .map((span) => span.text.trim())
       .filter(Boolean)
@@ -45,7 +55,9 @@ export const indexStage: IngestStage = {
       const before = await app.vectorStore.count(asset.projectId, { assetId: asset.id });
       if (before > 0 && before !== records.length) await app.vectorStore.deleteAsset(asset.projectId, asset.id);
     }
-    await writeVectors(app.vectorStore, asset.projectId, records, { allNew: state.hadEmbeddings === false });
+    for (let from = 0; from < records.length; from += WRITE_SLICE) {
+      await writeVectors(app.vectorStore, asset.projectId, records.slice(from, from + WRITE_SLICE), { allNew: state.hadEmbeddings === false });
+    }
     // If deleteAsset runs from here on, the ingest handler's final update finds no row and takes the vectors back.
   },
 };

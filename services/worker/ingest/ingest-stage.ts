@@ -27,7 +27,8 @@ export type AssetVector = {
  * decode fills the media fields; encode adds vectors and derived text; index stores them.
  */
 export type IngestState = {
-  text?: { content: string; chunks: TextSpan[] };
+  /** `truncated`: the text had more than TEXT_MAX_CHUNKS chunks; only its first `indexedCharacters` are indexed. */
+  text?: { content: string; chunks: TextSpan[]; truncated?: { maxChunks: number; indexedCharacters: number } };
   image?: DecodedImage;
   audio?: DecodedAudio;
   frames?: VideoFrame[];
