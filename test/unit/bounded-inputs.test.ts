@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../services/core/config.ts";
 import { ErrorCode, TesseraError } from "../../services/core/errors.ts";
-import { ingestText } from "../../services/assets/ingest-sources.ts";
-import type { IngestDependencies } from "../../services/assets/ingest-service.ts";
+import { ingestText, type TextIngestDependencies } from "../../services/assets/ingest-sources.ts";
+
 import { crossModalSearch, type QueryEncoder } from "../../services/search/cross-modal-search.ts";
 import type { VectorStore } from "../../services/search/vector-store.ts";
 
@@ -50,7 +50,7 @@ describe("search text is capped before any work (issue #14, finding 2)", () => {
 
 describe("ingest metadata and tags are capped before any work", () => {
   const app = (overrides: Record<string, string> = {}) =>
-    ({ db: untouchable, blobs: untouchable, queues: untouchable, logger: untouchable, config: loadConfig(overrides) }) as unknown as IngestDependencies;
+    ({ db: untouchable, blobs: untouchable, queues: untouchable, logger: untouchable, config: loadConfig(overrides) }) as unknown as TextIngestDependencies;
 
   it("refuses metadata over INGEST_MAX_METADATA_BYTES", async () => {
     const error = await refusal(ingestText(app({ INGEST_MAX_METADATA_BYTES: "1024" }), "p", "hello", { metadata: { note: "x".repeat(2000) } }));
