@@ -145,7 +145,7 @@ const DeleteAssetPayload = builder
     fields: (t) => ({
       id: t.exposeID("id"),
       vectorsDeleted: t.exposeInt("vectorsDeleted"),
-      blobDeleted: t.exposeBoolean("blobDeleted", { description: "False when another asset still has the same bytes." }),
+      blobDeleted: t.exposeBoolean("blobDeleted", { description: "True once the asset no longer holds its bytes: they are gone for this project. The stored file is removed when no asset references it; whether another project holds the same bytes is never said." }),
     }),
   });
 

@@ -6,7 +6,12 @@ import type { BlobStore } from "../assets/blob-store.ts";
 import { deleteBlobIfUnreferenced } from "../assets/ingest-service.ts";
 import type { VectorStore } from "./vector-store.ts";
 
-export type AssetDeletion = { id: string; vectorsDeleted: number; blobDeleted: boolean };
+export type AssetDeletion = {
+  id: string;
+  vectorsDeleted: number;
+  /** Always true once the asset is deleted: its bytes are gone for this project (see deleteAsset). */
+  blobDeleted: true;
+};
 
 /** Where an asset lives: its row, its blob and its vectors; an AppContext has them all. */
 export type AssetDeletionDependencies = { db: Database; blobs: BlobStore; vectorStore: VectorStore; logger: Logger };
@@ -29,6 +34,7 @@ export async function deleteAsset(app: AssetDeletionDependencies, projectId: str
   }
   await deleteAssetRow(app.db, projectId, asset.id);
   await deleteBlobIfUnreferenced(app, asset.sha256);
-  const blobDeleted = !(await app.blobs.has(asset.sha256));
-  return { id: asset.id, vectorsDeleted, blobDeleted };
+  // True for the caller in every case: its asset no longer holds the bytes. Whether the file itself is
+  // gone depends on other projects' assets, and saying so would tell a tenant what another one holds.
+  return { id: asset.id, vectorsDeleted, blobDeleted: true };
 }

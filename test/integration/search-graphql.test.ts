@@ -220,7 +220,8 @@ describe("search and deleteAsset through GraphQL (Weaviate)", () => {
 
     const first = await t.graphql(DELETE, { id: inA.id }, a.key);
     expect(first.errors).toBeUndefined();
-    expect(first.data.deleteAsset).toEqual({ id: inA.id, vectorsDeleted: 1, blobDeleted: false });
+    // True for A although B keeps the file: A is told nothing about B (issue #14).
+    expect(first.data.deleteAsset).toEqual({ id: inA.id, vectorsDeleted: 1, blobDeleted: true });
     expect(await t.app.db.asset.findUnique({ where: { id: inA.id } })).toBeNull();
     expect(await t.app.vectorStore.count(a.projectId, { assetId: inA.id })).toBe(0);
     expect(await t.app.blobs.has(inA.sha256)).toBe(true); // B's asset still has these bytes
