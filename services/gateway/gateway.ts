@@ -10,6 +10,7 @@ import { ApiKeyCache, bearerToken } from "../core/api-keys.ts";
 import type { GatewayContext, ServerContext } from "./context.ts";
 import { isClientError, maskError } from "./graphql-errors.ts";
 import { useProjectAuth } from "./plugins/use-project-auth.ts";
+import { useRateLimits } from "./plugins/use-rate-limits.ts";
 import { useWorkflowSchema } from "./plugins/use-workflow-schema.ts";
 import { useStreamedUploads } from "./plugins/use-streamed-uploads.ts";
 import { useValidationErrorCodes } from "./plugins/use-validation-error-codes.ts";
@@ -44,6 +45,7 @@ export function createGateway(app: AppContext, options: GatewayOptions = {}) {
       return { app, project };
     },
     plugins: [
+      useRateLimits(app),
       EnvelopArmorPlugin({
         maxDepth: { n: config.GRAPHQL_MAX_DEPTH },
         maxAliases: { n: config.GRAPHQL_MAX_ALIASES },

@@ -1,0 +1,70 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestApp, type TestApp } from "../support/test-app.ts";
+
+/** One POST to /graphql, keeping the status and headers the limits set. */
+async function post(url: string, query: string, key?: string) {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...(key ? { authorization: `Bearer ${key}` } : {}) },
+    body: JSON.stringify({ query }),
+  });
+  return { status: response.status, retryAfter: response.headers.get("retry-after"), body: (await response.json()) as any };
+}
+
+const MODELS = "{ models { name } }";
+
+describe("requests per second per project", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    // 2 a second plus 5 more per 10 s; the address limit is left generous so only the project's counts.
+    t = await startTestApp({ env: { RATE_LIMIT_PROJECT_PER_SECOND: "2", RATE_LIMIT_PROJECT_BURST: "5" } });
+  });
+  afterAll(() => t?.close());
+
+  it("answers a burst past the rate with RATE_LIMITED, 429 and Retry-After, while another project is still served", async () => {
+    const noisy = await t.createProject();
+    const quiet = await t.createProject();
+    const answers = await Promise.all(Array.from({ length: 20 }, () => post(t.url, MODELS, noisy.key)));
+    const served = answers.filter((answer) => answer.status === 200);
+    const refused = answers.filter((answer) => answer.status === 429);
+    expect(served.length + refused.length).toBe(20);
+    // The steady rate alone would serve 2; the burst lets 5 more through.
+    expect(served.length).toBeGreaterThanOrEqual(7);
+    expect(refused.length).toBeGreaterThan(0);
+    for (const answer of served) expect(answer.body.errors).toBeUndefined();
+    for (const answer of refused) {
+      expect(Number(answer.retryAfter)).toBeGreaterThanOrEqual(1);
+      const [error] = answer.body.errors;
+      expect(error.extensions.code).toBe("RATE_LIMITED");
+      expect(error.extensions.details.retryAfterSeconds).toBe(Number(answer.retryAfter));
+      expect(error.extensions.http).toBeUndefined();
+      expect(answer.body.data).toBeUndefined();
+    }
+
+    const other = await post(t.url, MODELS, quiet.key);
+    expect(other.status).toBe(200);
+    expect(other.body.errors).toBeUndefined();
+    expect(Array.isArray(other.body.data.models)).toBe(true);
+  });
+});
+
+describe("requests per second per client address", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ env: { RATE_LIMIT_ADDRESS_PER_SECOND: "3", RATE_LIMIT_ADDRESS_BURST: "0" } });
+  });
+  afterAll(() => t?.close());
+
+  it("refuses requests from one address past the rate before the key is known, on every route", async () => {
+    const answers = await Promise.all(Array.from({ length: 10 }, () => post(t.url, "{ health { status } }")));
+    const refused = answers.filter((answer) => answer.status === 429);
+    expect(refused.length).toBeGreaterThan(0);
+    expect(refused[0]!.body.errors[0].extensions.code).toBe("RATE_LIMITED");
+    expect(Number(refused[0]!.retryAfter)).toBeGreaterThanOrEqual(1);
+
+    // Not only /graphql: the workflow JSON Schema route is counted too.
+    const schemaUrl = new URL("/schemas/workflow.json", t.url).toString();
+    const schemas = await Promise.all(Array.from({ length: 10 }, () => fetch(schemaUrl).then(async (r) => (await r.arrayBuffer(), r.status))));
+    expect(schemas).toContain(429);
+  });
+});
