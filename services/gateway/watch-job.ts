@@ -1,6 +1,7 @@
 import type { AppContext } from "../app/app-context.ts";
-import type { Job } from "../core/database.ts";
+import type { Database, Job } from "../core/database.ts";
 import type { JobEvent } from "../queue/event-bus.ts";
+import { SharedRecheck } from "../queue/shared-recheck.ts";
 import { watchEvents } from "../queue/watch-events.ts";
 
 const TERMINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
@@ -15,11 +16,28 @@ function eventFromRow(job: Job): JobEvent {
   };
 }
 
+/** One backstop per database client, that is per process: all watched jobs in one query. */
+const rechecks = new WeakMap<Database, SharedRecheck<Job>>();
+function recheckOf(app: Pick<AppContext, "db" | "logger">): SharedRecheck<Job> {
+  let recheck = rechecks.get(app.db);
+  if (!recheck) {
+    recheck = new SharedRecheck<Job>(
+      (ids) => app.db.job.findMany({ where: { id: { in: ids } } }),
+      undefined,
+      (error) => app.logger.warn({ err: error }, "re-reading watched jobs failed"),
+    );
+    rechecks.set(app.db, recheck);
+  }
+  return recheck;
+}
+
 /** Yields the job's state now, then each event, and ends when the job does. */
-export function watchJob(app: AppContext, jobId: string): AsyncGenerator<JobEvent> {
+export function watchJob(app: AppContext, jobId: string): AsyncIterableIterator<JobEvent> {
   return watchEvents({
     events: app.events.subscribe("job", jobId)[Symbol.asyncIterator](),
+    subscribed: () => app.events.whenSubscribed("job", jobId),
     readRow: () => app.db.job.findUniqueOrThrow({ where: { id: jobId } }),
+    recheck: (onRow) => recheckOf(app).watch(jobId, onRow),
     rowEvent: eventFromRow,
     changed: (previous, next) => previous.status !== next.status || previous.progress !== next.progress,
     rowIsFinal: (job) => TERMINAL.has(job.status),

@@ -6,8 +6,10 @@ import type { Redis } from "ioredis";
  * stream to a subscription served by a gateway in another. This is the
  * EventTarget that graphql-yoga's pub/sub expects, backed by Redis.
  */
-function createRedisEventTarget(publisher: Redis, subscriber: Redis, channelPrefix: string): EventTarget {
+function createRedisEventTarget(publisher: Redis, subscriber: Redis, channelPrefix: string) {
   const listeners = new Map<string, Set<EventListenerOrEventListenerObject>>();
+  /** Each channel's SUBSCRIBE, settled once Redis has confirmed it: from then on no event on it is missed. */
+  const subscribed = new Map<string, Promise<unknown>>();
   subscriber.on("message", (channel: string, message: string) => {
     const type = channel.slice(channelPrefix.length);
     const detail = JSON.parse(message);
@@ -17,14 +19,15 @@ function createRedisEventTarget(publisher: Redis, subscriber: Redis, channelPref
       else listener.handleEvent(event);
     }
   });
-  return {
+  const target: EventTarget = {
     addEventListener(type, listener) {
       if (!listener) return;
       let set = listeners.get(type);
       if (!set) {
         set = new Set();
         listeners.set(type, set);
-        void subscriber.subscribe(channelPrefix + type);
+        // A failed SUBSCRIBE (Redis down) leaves the watchers' database backstop; it is not thrown at them.
+        subscribed.set(type, subscriber.subscribe(channelPrefix + type).catch(() => undefined));
       }
       set.add(listener);
     },
@@ -34,7 +37,8 @@ function createRedisEventTarget(publisher: Redis, subscriber: Redis, channelPref
       set.delete(listener);
       if (set.size === 0) {
         listeners.delete(type);
-        void subscriber.unsubscribe(channelPrefix + type);
+        subscribed.delete(type);
+        void subscriber.unsubscribe(channelPrefix + type).catch(() => undefined);
       }
     },
     dispatchEvent(event) {
@@ -42,6 +46,7 @@ function createRedisEventTarget(publisher: Redis, subscriber: Redis, channelPref
       return true;
     },
   };
+  return { target, whenSubscribed: (type: string) => subscribed.get(type) ?? Promise.resolve() };
 }
 
 export type JobEvent = {
@@ -72,8 +77,15 @@ export type EventBus = ReturnType<typeof createEventBus>;
 
 /** Topics are `job:<id>` and `run:<id>`; payloads are JSON. */
 export function createEventBus(publisher: Redis, subscriber: Redis, prefix: string) {
-  const eventTarget = createRedisEventTarget(publisher, subscriber, `${prefix}:events:`);
-  return createPubSub<{ job: [jobId: string, event: JobEvent]; run: [runId: string, event: RunEvent] }>({
-    eventTarget: eventTarget as never,
+  const { target, whenSubscribed } = createRedisEventTarget(publisher, subscriber, `${prefix}:events:`);
+  const pubSub = createPubSub<{ job: [jobId: string, event: JobEvent]; run: [runId: string, event: RunEvent] }>({
+    eventTarget: target as never,
+  });
+  return Object.assign(pubSub, {
+    /**
+     * Settles once Redis confirms the subscription to a topic (started by the first `next()` of
+     * `subscribe(topic, id)`): a row read after this misses no event, a row read before it can.
+     */
+    whenSubscribed: (topic: "job" | "run", id: string) => whenSubscribed(`${topic}:${id}`),
   });
 }
