@@ -3,6 +3,7 @@ import type { Config } from "../core/config.ts";
 import { constraintViolation, type Asset, type Database, type Job, type Modality, type Prisma } from "../core/database.ts";
 import { ErrorCode, TesseraError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
+import { checkConcurrentJobs, storeWithinStorageQuota, type QuotaHost } from "../limits/project-quotas.ts";
 import type { JobQueues } from "../queue/job-queues.ts";
 import { createAssetWithJob, discardIngest, retryFailedAsset, type AssetFields } from "./asset-records.ts";
 import type { BlobStore } from "./blob-store.ts";
@@ -31,7 +32,7 @@ export type IngestDependencies = {
   blobs: BlobStore;
   queues: Pick<JobQueues, "enqueue">;
   logger: Logger;
-  config: Pick<Config, "MAX_UPLOAD_BYTES">;
+  config: Pick<Config, "MAX_UPLOAD_BYTES"> & QuotaHost["config"];
 };
 
 /** A retried request with the same idempotency key gets the first result back. */
@@ -62,7 +63,8 @@ export async function ingestContent(
     if (previous) return previous;
   }
 
-  const blob = await app.blobs.put(content.bytes, { maxBytes: app.config.MAX_UPLOAD_BYTES });
+  await checkConcurrentJobs(app, projectId);
+  const blob = await storeWithinStorageQuota(app, projectId, app.config.MAX_UPLOAD_BYTES, (maxBytes) => app.blobs.put(content.bytes, { maxBytes }));
   let created: IngestResult | undefined;
   try {
     const decided = { ...content, ...((await prepare?.(blob)) ?? {}) };

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import type { AppContext } from "../../services/app/app-context.ts";
 import { Prisma, type Run, type WorkflowVersion } from "../../services/core/database.ts";
 import { ErrorCode, TesseraError } from "../../services/core/errors.ts";
+import { createRunWithinQuota } from "../../services/limits/project-quotas.ts";
 import { evaluateString, expressionsIn, hasExpression, referencesOf } from "../dsl/expression.ts";
 import { runInputSchema, type InputSpec } from "../dsl/input-types.ts";
 import { parseWorkflow } from "../dsl/validate-workflow.ts";
@@ -82,22 +83,24 @@ export async function findVersion(app: AppContext, projectId: string, slug: stri
 /**
  * Starts a run of a published version: checks the input against the
  * declared input types (and that asset inputs exist in the project), then
- * stores the run with one row per step and hands it to a worker. A bad input
- * stores nothing.
+ * stores the run with one row per step (within QUOTA_CONCURRENT_RUNS) and
+ * hands it to a worker. A bad input, or a project at its quota, stores nothing.
  */
 export async function startRun(app: AppContext, request: StartRunRequest): Promise<Run> {
   const version = await findVersion(app, request.projectId, request.slug, request.version);
   const definition = version.definition as unknown as WorkflowDefinition;
   const input = await checkRunInput(app, request.projectId, definition, request.input ?? {});
-  const run = await app.db.run.create({
-    data: {
-      projectId: request.projectId,
-      workflowVersionId: version.id,
-      input: input as Prisma.InputJsonValue,
-      parentStepRunId: request.parentStepRunId,
-      steps: { create: definition.steps.map((step) => ({ stepId: step.id, key: step.id })) },
-    },
-  });
+  const run = await createRunWithinQuota(app, request, (db) =>
+    db.run.create({
+      data: {
+        projectId: request.projectId,
+        workflowVersionId: version.id,
+        input: input as Prisma.InputJsonValue,
+        parentStepRunId: request.parentStepRunId,
+        steps: { create: definition.steps.map((step) => ({ stepId: step.id, key: step.id })) },
+      },
+    }),
+  );
   try {
     await enqueueAdvance(app, run.id, run.projectId, "start");
   } catch (error) {

@@ -1,0 +1,91 @@
+import { createHash } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestApp, type TestApp } from "../support/test-app.ts";
+
+// No worker: runs and jobs stay QUEUED, so they keep holding the project's quota.
+let t: TestApp;
+beforeAll(async () => {
+  t = await startTestApp({ env: { QUOTA_CONCURRENT_RUNS: "2", QUOTA_CONCURRENT_JOBS: "3", QUOTA_STORAGE_BYTES: "1000" } });
+});
+afterAll(() => t?.close());
+
+const PUBLISH = `mutation ($d: String!) { publishWorkflow(definition: $d) { id } }`;
+const RUN = `mutation ($slug: String!) { runWorkflow(slug: $slug, input: {}) { id status } }`;
+const INGEST_TEXT = `mutation ($text: String!) { ingest(input: { text: $text }) { asset { id byteSize } job { id } } }`;
+const WORKFLOW = `apiVersion: tessera/v1
+kind: Workflow
+slug: quota
+steps:
+  - id: one
+    uses: transform
+    with: { v: 1 }
+`;
+
+async function projectWithWorkflow() {
+  const project = await t.createProject();
+  const published = await t.graphql(PUBLISH, { d: WORKFLOW }, project.key);
+  expect(published.errors).toBeUndefined();
+  return project;
+}
+
+const sha256 = (text: string) => createHash("sha256").update(text, "utf8").digest("hex");
+
+describe("concurrent runs", () => {
+  it("refuses a run past QUOTA_CONCURRENT_RUNS with QUOTA_EXCEEDED and stores nothing; another project still runs", async () => {
+    const busy = await projectWithWorkflow();
+    for (let i = 0; i < 2; i++) expect((await t.graphql(RUN, { slug: "quota" }, busy.key)).errors).toBeUndefined();
+
+    const refused = await t.graphql(RUN, { slug: "quota" }, busy.key);
+    expect(refused.data).toBeNull();
+    expect(refused.errors?.[0]?.extensions?.code).toBe("QUOTA_EXCEEDED");
+    expect(refused.errors?.[0]?.extensions?.details).toMatchObject({ quota: "QUOTA_CONCURRENT_RUNS", limit: 2, used: 2 });
+    expect(await t.app.db.run.count({ where: { projectId: busy.projectId } })).toBe(2);
+
+    const other = await projectWithWorkflow();
+    expect((await t.graphql(RUN, { slug: "quota" }, other.key)).errors).toBeUndefined();
+
+    // A run that ends, however it ends, frees its slot: the count is read from the rows.
+    const [first] = await t.app.db.run.findMany({ where: { projectId: busy.projectId }, take: 1 });
+    await t.app.db.run.update({ where: { id: first!.id }, data: { status: "FAILED", finishedAt: new Date() } });
+    expect((await t.graphql(RUN, { slug: "quota" }, busy.key)).errors).toBeUndefined();
+  });
+
+  it("lets only as many of several racing starts through as the quota allows", async () => {
+    const racing = await projectWithWorkflow();
+    const answers = await Promise.all(Array.from({ length: 6 }, () => t.graphql(RUN, { slug: "quota" }, racing.key)));
+    expect(answers.filter((answer) => !answer.errors).length).toBe(2);
+    expect(answers.filter((answer) => answer.errors?.[0]?.extensions?.code === "QUOTA_EXCEEDED").length).toBe(4);
+    expect(await t.app.db.run.count({ where: { projectId: racing.projectId } })).toBe(2);
+  });
+});
+
+describe("storage", () => {
+  it("refuses an ingest that would pass QUOTA_STORAGE_BYTES without storing its asset row or its blob", async () => {
+    const project = await t.createProject();
+    const first = "a".repeat(600);
+    expect((await t.graphql(INGEST_TEXT, { text: first }, project.key)).errors).toBeUndefined();
+
+    const second = "b".repeat(600);
+    const refused = await t.graphql(INGEST_TEXT, { text: second }, project.key);
+    expect(refused.errors?.[0]?.extensions?.code).toBe("QUOTA_EXCEEDED");
+    expect(refused.errors?.[0]?.extensions?.details).toMatchObject({ quota: "QUOTA_STORAGE_BYTES", limit: 1000, used: 600 });
+    expect(await t.app.db.asset.count({ where: { projectId: project.projectId } })).toBe(1);
+    expect(await t.app.db.job.count({ where: { projectId: project.projectId } })).toBe(1);
+    expect(await t.app.blobs.has(sha256(second))).toBe(false);
+
+    // What is left still fits.
+    expect((await t.graphql(INGEST_TEXT, { text: "c".repeat(400) }, project.key)).errors).toBeUndefined();
+  });
+});
+
+describe("concurrent jobs", () => {
+  it("refuses an ingest past QUOTA_CONCURRENT_JOBS queued or running, before storing anything", async () => {
+    const project = await t.createProject();
+    for (let i = 0; i < 3; i++) expect((await t.graphql(INGEST_TEXT, { text: `job ${i}` }, project.key)).errors).toBeUndefined();
+    const refused = await t.graphql(INGEST_TEXT, { text: "one too many" }, project.key);
+    expect(refused.errors?.[0]?.extensions?.code).toBe("QUOTA_EXCEEDED");
+    expect(refused.errors?.[0]?.extensions?.details).toMatchObject({ quota: "QUOTA_CONCURRENT_JOBS", limit: 3, used: 3 });
+    expect(await t.app.db.asset.count({ where: { projectId: project.projectId } })).toBe(3);
+    expect(await t.app.blobs.has(sha256("one too many"))).toBe(false);
+  });
+});
