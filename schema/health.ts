@@ -9,8 +9,17 @@ const HealthCheck = builder.objectRef<HealthReport["checks"][number]>("HealthChe
   fields: (t) => ({
     name: t.exposeString("name"),
     state: t.field({ type: DependencyState, resolve: (check) => check.state }),
-    latencyMs: t.exposeInt("latencyMs"),
-    error: t.exposeString("error", { nullable: true }),
+    // How long a dependency took and what it said can tell an outsider about the inside: for callers with a key only.
+    latencyMs: t.int({
+      nullable: true,
+      description: "Null without an API key.",
+      resolve: (check, _args, context) => (context.project ? check.latencyMs : null),
+    }),
+    error: t.string({
+      nullable: true,
+      description: "The dependency's own error text; null without an API key.",
+      resolve: (check, _args, context) => (context.project ? check.error : null),
+    }),
   }),
 });
 
@@ -31,7 +40,7 @@ const Health = builder.objectRef<HealthReport>("Health").implement({
 builder.queryField("health", (t) =>
   t.field({
     type: Health,
-    description: "Open to everyone: no API key needed.",
+    description: "Open to everyone: no API key needed. Each check's error text and latency only with a key.",
     // The one root field outside the `project` scope that Query requires of every other.
     skipTypeScopes: true,
     resolve: (_root, _args, context) => checkHealth(context.app),

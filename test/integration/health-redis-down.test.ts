@@ -32,4 +32,15 @@ it("reports Redis as DOWN, quickly, when it stops, and the gateway stays up", as
   const response = await t.graphql(query);
   expect(Date.now() - started).toBeLessThan(3000);
   expect(response.data.health).toEqual({ status: "DEGRADED", redis: "DOWN", postgres: "OK" });
+
+  // The dependency's own words (and how long each check took) are for callers with a key only.
+  const details = "{ health { status redis checks { name state latencyMs error } } }";
+  const anonymous = await t.graphql(details);
+  expect(anonymous.errors).toBeUndefined();
+  expect(anonymous.data.health.redis).toBe("DOWN");
+  for (const check of anonymous.data.health.checks) expect(check).toMatchObject({ latencyMs: null, error: null });
+  const { key } = await t.createProject();
+  const keyed = await t.graphql(details, undefined, key);
+  const redisCheck = keyed.data.health.checks.find((check: { name: string }) => check.name === "redis");
+  expect(redisCheck).toMatchObject({ state: "DOWN", error: expect.any(String), latencyMs: expect.any(Number) });
 });
