@@ -3,6 +3,7 @@ import { ConfigError, loadConfig } from "../core/config.ts";
 import { checkDependencies, DependencyUnavailableError } from "../core/dependency-check.ts";
 import { createLogger } from "../core/logger.ts";
 import { applyMigrations } from "../core/migrate.ts";
+import { redactSecrets, rememberSecretsOf } from "../core/secret-redaction.ts";
 
 type Running = { close(): Promise<void> };
 
@@ -16,6 +17,8 @@ export async function runProcess(
   start: (app: AppContext) => Promise<Running>,
   options: { migrate?: boolean } = {},
 ) {
+  // Secret values of this environment are known before anything can print or log them.
+  rememberSecretsOf(process.env);
   let config;
   try {
     config = loadConfig();
@@ -39,7 +42,10 @@ export async function runProcess(
       console.error(error.message);
       process.exit(69); // EX_UNAVAILABLE
     }
-    throw error;
+    // A failed migration prints Prisma's output: it goes out scrubbed, never as an uncaught error with the raw text.
+    logger.fatal({ err: error }, "could not prepare the database");
+    console.error(redactSecrets(`could not prepare the database: ${error instanceof Error ? error.message : String(error)}`));
+    process.exit(1);
   }
 
   const app = await createAppContext(config, logger);
@@ -49,7 +55,7 @@ export async function runProcess(
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     logger.fatal({ err: error }, `could not start: ${message}`);
-    console.error(`could not start: ${message}`);
+    console.error(redactSecrets(`could not start: ${message}`));
     await app.close().catch(() => {});
     process.exit(1);
   }

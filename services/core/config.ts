@@ -1,5 +1,6 @@
 import path from "node:path";
 import { z } from "zod";
+import { isSecretKey, redactSecrets } from "./secret-redaction.ts";
 
 /** Every setting Tessera reads from its environment, checked once at start-up. */
 const ConfigSchema = z.object({
@@ -121,7 +122,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       parsed.error.issues.map((issue) => {
         const name = issue.path.join(".");
         const value = env[name];
-        return `${name}: ${issue.message}${value === undefined ? "" : ` (got ${JSON.stringify(value)})`}`;
+        // The value helps, but never a secret: secret-named variables are not echoed, URLs lose their passwords.
+        const shown = value === undefined || isSecretKey(name) ? "" : ` (got ${JSON.stringify(redactSecrets(value))})`;
+        return `${name}: ${issue.message}${shown}`;
       }),
     );
   }

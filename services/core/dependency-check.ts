@@ -1,6 +1,7 @@
 import pg from "pg";
 import { Redis } from "ioredis";
 import type { Config } from "./config.ts";
+import { redactSecrets } from "./secret-redaction.ts";
 
 export class DependencyUnavailableError extends Error {
   constructor(
@@ -9,7 +10,7 @@ export class DependencyUnavailableError extends Error {
     cause: string,
     hint: string,
   ) {
-    super(`${dependency} is not reachable at ${address} (${cause}).\n${hint}`);
+    super(redactSecrets(`${dependency} is not reachable at ${address} (${cause}).\n${hint}`));
     this.name = "DependencyUnavailableError";
   }
 }

@@ -1,3 +1,5 @@
+import { redactSecrets, redactSecretsIn } from "./secret-redaction.ts";
+
 /**
  * Codes a client can act on. They travel as `code` on failed jobs and steps,
  * and the gateway sends them as `extensions.code` on GraphQL errors.
@@ -42,10 +44,11 @@ export class TesseraError extends Error {
   readonly details?: Record<string, unknown>;
 
   constructor(code: ErrorCode, message: string, details?: Record<string, unknown>) {
-    super(message);
+    // Shown to callers and stored on rows: no password, key or token survives into either.
+    super(redactSecrets(message));
     this.name = "TesseraError";
     this.code = code;
-    this.details = details;
+    this.details = details && redactSecretsIn(details);
   }
 
   /** The shape stored on failed jobs and steps. */
@@ -56,9 +59,18 @@ export class TesseraError extends Error {
 
 export type ErrorRecord = { code: ErrorCode; message: string; details?: Record<string, unknown> };
 
-/** Turns anything thrown into a record fit to store and show; unknown errors keep no stack. */
-export function toErrorRecord(error: unknown): ErrorRecord {
+/**
+ * Turns anything thrown into a record fit to store and show. A TesseraError
+ * keeps its code and message; anything else (a file path, Prisma's or a vector
+ * store's own words) is INTERNAL with a safe message naming `reference` (the
+ * job or step the logs file it under): the caller logs the raw error there.
+ */
+export function toErrorRecord(error: unknown, reference?: string): ErrorRecord {
   if (error instanceof TesseraError) return error.toRecord();
-  const message = error instanceof Error ? error.message : String(error);
-  return { code: ErrorCode.INTERNAL, message };
+  return internalErrorRecord(reference);
+}
+
+export function internalErrorRecord(reference?: string): ErrorRecord {
+  const where = reference ? `; the server's logs have the details under ${reference}` : "; the server's logs have the details";
+  return { code: ErrorCode.INTERNAL, message: `an internal error stopped this${where}`, ...(reference ? { details: { reference } } : {}) };
 }

@@ -1,15 +1,38 @@
-import { pino, type Logger } from "pino";
+import { pino, stdSerializers, type DestinationStream, type Logger } from "pino";
+import { redactSecrets, redactSecretsIn } from "./secret-redaction.ts";
 
 export type { Logger };
 
-/** Structured JSON logs; secrets in known places are redacted. */
-export function createLogger(level: string, name = "tessera"): Logger {
-  return pino({
+/** An error as pino writes it (type, message, stack, cause), with its text scrubbed of secrets. */
+function serializeError(error: unknown) {
+  if (!(error instanceof Error)) return redactSecretsIn(error);
+  // pino's serialized error is not a plain object: copy it into one, so every string in it is scrubbed.
+  return redactSecretsIn(JSON.parse(JSON.stringify(stdSerializers.err(error))) as Record<string, unknown>);
+}
+
+/**
+ * Structured JSON logs with no secret in them: authorization headers, API
+ * keys, passwords and other secret-named fields are redacted at any depth,
+ * and every message and error text is scrubbed of URL passwords, bearer
+ * tokens and the secret values the process was given (secret-redaction.ts).
+ * The raw text of internal errors belongs here, under the job, step or
+ * request it happened in, and nowhere a caller can read it.
+ */
+export function createLogger(level: string, name = "tessera", destination?: DestinationStream): Logger {
+  const options = {
     name,
     level,
     redact: {
-      paths: ["req.headers.authorization", "*.apiKey", "*.authorization", "apiKey", "headers.authorization"],
+      paths: ["req.headers.authorization", "req.headers.cookie", "*.apiKey", "*.authorization", "apiKey", "headers.authorization"],
       censor: "[redacted]",
     },
-  });
+    serializers: { err: serializeError, error: serializeError },
+    formatters: { log: (object: Record<string, unknown>) => redactSecretsIn(object) },
+    hooks: {
+      logMethod(this: Logger, args: Parameters<Logger["info"]>, method: (...args: unknown[]) => void) {
+        method.apply(this, args.map((arg) => (typeof arg === "string" ? redactSecrets(arg) : arg)));
+      },
+    },
+  };
+  return destination ? pino(options, destination) : pino(options);
 }
