@@ -1,6 +1,7 @@
 import { Prisma } from "../services/core/database.ts";
 import { ErrorCode, TesseraError } from "../services/core/errors.ts";
 import { checkGenerateRequest, generateTasks } from "../services/generation/generate-request.ts";
+import { checkConcurrentJobs } from "../services/limits/project-quotas.ts";
 import { builder } from "./builder.ts";
 import { JobRef } from "./jobs.ts";
 
@@ -43,6 +44,7 @@ builder.mutationField("generate", (t) =>
       // GraphQL nulls mean "not given".
       const given = Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== null && value !== undefined));
       const { request } = await checkGenerateRequest(app, project.id, given);
+      await checkConcurrentJobs(app, project.id);
       let job;
       try {
         job = await app.db.job.create({

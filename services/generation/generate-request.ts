@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { Asset, Database } from "../core/database.ts";
 import { ErrorCode, TesseraError } from "../core/errors.ts";
+import { checkTokenBudget, type TokenBudgetHost } from "../limits/token-budget.ts";
 import type { ModelRuntime } from "../models/model-runtime.ts";
 import { modelRouterFor, type RouterHost } from "./app-model-router.ts";
 
@@ -49,12 +50,13 @@ export function defaultAliasFor(task: GenerateTask, hasImages: boolean, has: (al
 const bad = (message: string, details?: Record<string, unknown>) => new TesseraError(ErrorCode.BAD_USER_INPUT, message, details);
 
 /** What checking a request reads: the project's assets, the router's aliases and the worker's own models. */
-export type GenerateRequestChecks = RouterHost & { db: Database; models: Pick<ModelRuntime, "list"> };
+export type GenerateRequestChecks = RouterHost & TokenBudgetHost & { db: Database; models: Pick<ModelRuntime, "list"> };
 
 /**
  * Everything that can be checked before a job exists: the shape, the prompt
  * a task needs, that each attachment is the project's and of a modality the
- * task takes, and that a model can serve it. A bad request creates nothing.
+ * task takes, that a model can serve it, and that the project's token budget
+ * is not spent (QUOTA_EXCEEDED). A bad request creates nothing.
  */
 export async function checkGenerateRequest(app: GenerateRequestChecks, projectId: string, input: unknown): Promise<{ request: GenerateRequest; assets: Asset[] }> {
   const parsed = GenerateRequestSchema.safeParse(input);
@@ -87,5 +89,6 @@ export async function checkGenerateRequest(app: GenerateRequestChecks, projectId
   else if (!(request.task === "TRANSCRIPT" && app.models.list().some((model) => model.task === "transcribe"))) {
     router.alias(defaultAliasFor(request.task, modalities.includes("IMAGE") || modalities.includes("VIDEO"), (alias) => router.hasAlias(alias)));
   }
+  await checkTokenBudget(app, projectId);
   return { request, assets: ordered };
 }

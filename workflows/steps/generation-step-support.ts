@@ -2,6 +2,7 @@ import { Prisma } from "../../services/core/database.ts";
 import { checkGenerateRequest, type GenerateRequest } from "../../services/generation/generate-request.ts";
 import { runGenerateTask, type GenerateOutput } from "../../services/generation/generate-task.ts";
 import { UsageMeter } from "../../services/generation/usage-meter.ts";
+import { chargeTokens } from "../../services/limits/token-budget.ts";
 import type { StepContext } from "./step-type.ts";
 
 /**
@@ -25,7 +26,8 @@ export async function runGenerationStep(request: Omit<GenerateRequest, "attachme
 }
 
 /** Usage is kept for failed tries too: the tokens were spent either way. */
-export async function recordStepUsage(context: Pick<StepContext, "app" | "stepRunId">, usage: UsageMeter) {
+export async function recordStepUsage(context: Pick<StepContext, "app" | "stepRunId" | "projectId">, usage: UsageMeter) {
   if (usage.calls.length === 0) return;
+  await chargeTokens(context.app, context.projectId, usage.total.totalTokens);
   await context.app.db.stepRun.update({ where: { id: context.stepRunId }, data: { usage: usage.toJSON() as unknown as Prisma.InputJsonValue } }).catch(() => {});
 }

@@ -2,6 +2,7 @@ import type { JobHandler } from "../job-handler.ts";
 import { checkGenerateRequest } from "../../generation/generate-request.ts";
 import { runGenerateTask } from "../../generation/generate-task.ts";
 import { UsageMeter } from "../../generation/usage-meter.ts";
+import { chargeTokens } from "../../limits/token-budget.ts";
 
 /**
  * The `generate` queue: the request is the Job row's input (checked again, as
@@ -19,6 +20,7 @@ export const generateHandler: JobHandler<"generate"> = {
       onToken: (token) => tracker.token(token),
       origin: { jobId },
     });
+    await chargeTokens(app, projectId, usage.total.totalTokens);
     return { output, usage: usage.toJSON() };
   },
 };
