@@ -13,6 +13,7 @@ import { BUILT_IN_MANIFESTS_DIR, loadModelRegistry, matchesAnyGlob, type ModelRe
 import type { ModelInfo, ModelRuntime, OcrLine, SpaceVectors, SpeechSegment } from "./model-runtime.ts";
 import { OnnxSessions } from "./onnx-sessions.ts";
 import { OnnxThread } from "./onnx-thread.ts";
+import { TextEncoderThread } from "./text-encoder-thread.ts";
 import type { LocalModelCaller, ModelOperation, RemoteModelClient } from "./remote-model-calls.ts";
 import { normalize } from "./vector-math.ts";
 import type { DecodedImage } from "../assets/decoded-media.ts";
@@ -55,6 +56,7 @@ export class LocalModelRuntime implements ModelRuntime, LocalModelCaller {
   private execution: ExecutionChoice | undefined;
   private sessions: OnnxSessions | undefined;
   private thread: OnnxThread | undefined;
+  private textThread: TextEncoderThread | undefined;
   private handles = new Map<string, Promise<ModelHandle>>();
   private batchers = new Map<string, DynamicBatcher<unknown, unknown>>();
   private remoteImageInputs = new Map<string, Promise<ImageInputSize | null>>();
@@ -162,6 +164,11 @@ export class LocalModelRuntime implements ModelRuntime, LocalModelCaller {
     return this.thread?.busyMs ?? 0;
   }
 
+  /** Milliseconds the text encoder thread has spent encoding so far, for benches. */
+  textThreadBusyMs(): number {
+    return this.textThread?.busyMs ?? 0;
+  }
+
   async close() {
     const handles = [...this.handles.values()];
     this.handles.clear();
@@ -170,6 +177,8 @@ export class LocalModelRuntime implements ModelRuntime, LocalModelCaller {
     await this.sessions?.close();
     await this.thread?.close();
     this.thread = undefined;
+    await this.textThread?.close();
+    this.textThread = undefined;
   }
 
   private loadRegistry(): ModelRegistry {
@@ -387,7 +396,8 @@ export class LocalModelRuntime implements ModelRuntime, LocalModelCaller {
       const execution = this.executionChoice();
       this.sessions ??= new OnnxSessions(execution, this.options.intraOpThreads);
       this.thread ??= new OnnxThread(execution, this.options.intraOpThreads);
-      const context = { execution, sessions: this.sessions, thread: this.thread, intraOpThreads: this.options.intraOpThreads, logger: this.options.logger };
+      this.textThread ??= new TextEncoderThread();
+      const context = { execution, sessions: this.sessions, thread: this.thread, textThread: this.textThread, intraOpThreads: this.options.intraOpThreads, logger: this.options.logger };
       const started = Date.now();
       handle = served.adapter.load(served.model, context).then(
         (loaded) => {

@@ -6,6 +6,7 @@ import type { ResolvedModel } from "./model-registry.ts";
 import type { OcrLine, SpeechSegment } from "./model-runtime.ts";
 import type { OnnxSessions } from "./onnx-sessions.ts";
 import type { OnnxThread } from "./onnx-thread.ts";
+import type { TextEncoderThread } from "./text-encoder-thread.ts";
 import type { DecodedImage } from "../assets/decoded-media.ts";
 
 /** A loaded model: the adapter implements the calls its task needs, each over a batch. */
@@ -33,6 +34,8 @@ export type AdapterContext = {
   sessions: OnnxSessions;
   /** Sessions on a worker thread, for graphs on the hot path: a run there leaves the event loop free. */
   thread: OnnxThread;
+  /** Text encoders (tokenisers and text graphs) on a worker thread: a long text never holds the event loop. */
+  textThread: TextEncoderThread;
   intraOpThreads?: number;
   logger: Logger;
 };

