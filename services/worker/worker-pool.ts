@@ -71,7 +71,8 @@ async function processJob(app: AppContext, queue: QueueName, handler: JobHandler
     if (tracked) await tracker.succeeded(result?.output, result?.usage);
     return result?.output ?? null;
   } catch (error) {
-    const record = toErrorRecord(error);
+    // The caller sees a code and a safe message naming the job; the raw error is logged just below under its id.
+    const record = toErrorRecord(error, `job ${payload.jobId}`);
     const permanent = error instanceof TesseraError && PERMANENT_CODES.has(error.code);
     const final = permanent || attempt >= (job.opts.attempts ?? 1);
     logger.warn({ err: error, code: record.code, final }, "job failed");

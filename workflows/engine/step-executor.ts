@@ -1,7 +1,7 @@
 import type { AppContext } from "../../services/app/app-context.ts";
 import { untilAborted } from "../../services/core/abort.ts";
 import { Prisma, type StepRun } from "../../services/core/database.ts";
-import { ErrorCode, TesseraError, type ErrorRecord } from "../../services/core/errors.ts";
+import { ErrorCode, TesseraError, toErrorRecord, type ErrorRecord } from "../../services/core/errors.ts";
 import type { Logger } from "../../services/core/logger.ts";
 import { evaluateValue } from "../dsl/expression.ts";
 import { durationMs } from "../dsl/workflow-schema.ts";
@@ -57,7 +57,9 @@ export async function executeStep(app: AppContext, job: StepJob, attempt: number
   try {
     result = await untilAborted(type.run(row.input as never, context), abort.signal);
   } catch (error) {
-    const record = toRecord(error);
+    const record = toErrorRecord(error, `step ${row.key} of run ${run.id}`);
+    // The raw text stays in the logs, under the step and run the record names.
+    if (!(error instanceof TesseraError)) logger.warn({ err: error, runId: run.id, stepRunId: row.id, step: row.key }, "step failed with an internal error");
     await app.db.stepRun.updateMany({
       where: { id: row.id, status: "RUNNING" },
       data: { status: "QUEUED", error: record as Prisma.InputJsonValue },
@@ -155,9 +157,4 @@ function watchForCancel(app: AppContext, runId: string, abort: AbortController):
     }
   })().catch(() => {});
   return () => void events.return?.();
-}
-
-function toRecord(error: unknown): ErrorRecord {
-  if (error instanceof TesseraError) return error.toRecord();
-  return { code: ErrorCode.INTERNAL, message: error instanceof Error ? error.message : String(error) };
 }
