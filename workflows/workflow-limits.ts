@@ -19,6 +19,14 @@ const LimitsSchema = z.object({
   WORKFLOW_MAX_VALUE_BYTES: z.coerce.number().int().positive().default(4 * 1024 * 1024),
   /** How deep `workflow` steps may nest child runs (A runs B runs C ...): a loop of workflows stops here. */
   WORKFLOW_MAX_DEPTH: z.coerce.number().int().positive().default(8),
+  /** Deadline of one expression's evaluation, in milliseconds: past it, its thread is stopped and replaced. */
+  WORKFLOW_EXPRESSION_TIMEOUT_MS: z.coerce.number().int().positive().default(1000),
+  /** Heap of each expression thread, in MiB: an expression that allocates past it is stopped. */
+  WORKFLOW_EXPRESSION_MAX_HEAP_MB: z.coerce.number().int().min(16).default(128),
+  /** Largest value one expression may give, as JSON, in bytes. */
+  WORKFLOW_EXPRESSION_MAX_RESULT_BYTES: z.coerce.number().int().positive().default(4 * 1024 * 1024),
+  /** Threads that evaluate expressions, per process. */
+  WORKFLOW_EXPRESSION_THREADS: z.coerce.number().int().positive().default(2),
   /** Step timeout when a step sets none, in milliseconds. */
   WORKFLOW_DEFAULT_STEP_TIMEOUT_MS: z.coerce.number().int().positive().default(10 * 60_000),
 });

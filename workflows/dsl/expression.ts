@@ -1,10 +1,15 @@
 import jsonata from "jsonata";
+import { evaluateSlots, type ExpressionSite, type ExpressionSlot } from "./expression-pool.ts";
+import type { SourcePath } from "./workflow-source.ts";
+
+export { ExpressionError, closeExpressionPool, type ExpressionSite } from "./expression-pool.ts";
 
 /**
  * `${{ ... }}` expressions, evaluated by JSONata: a sandboxed query language
  * with its own parser and interpreter (no `eval`, no `Function`, no access to
  * process state). The scope is `inputs`, `steps.<id>.output` and, inside a
- * map, `item` and `index`.
+ * map, `item` and `index`. Evaluation happens off the caller's event loop,
+ * with a deadline and memory and size caps (expression-pool.ts).
  */
 
 const EXPRESSION = /\$\{\{([\s\S]*?)\}\}/g;
@@ -34,72 +39,117 @@ export function expressionsIn(text: string): string[] {
   return [...text.matchAll(EXPRESSION)].map((match) => match[1]!.trim());
 }
 
-const compiled = new Map<string, jsonata.Expression>();
-function compile(source: string): jsonata.Expression {
-  let expression = compiled.get(source);
-  if (!expression) {
-    expression = jsonata(source);
-    if (compiled.size > 5000) compiled.clear();
-    compiled.set(source, expression);
-  }
-  return expression;
-}
-
-export class ExpressionError extends Error {
-  constructor(
-    readonly expression: string,
-    message: string,
-  ) {
-    super(`\${{ ${expression} }}: ${message}`);
-    this.name = "ExpressionError";
-  }
-}
-
-async function evaluateOne(source: string, scope: ExpressionScope): Promise<unknown> {
-  try {
-    const result = await compile(source).evaluate(scope);
-    return normalize(result);
-  } catch (error) {
-    throw new ExpressionError(source, (error as { message?: string }).message ?? String(error));
-  }
-}
-
-/** JSONata marks sequences with extra properties; give plain JSON back. */
-function normalize(value: unknown): unknown {
-  if (value === undefined) return null;
-  if (typeof value === "function") return null;
-  return JSON.parse(JSON.stringify(value) ?? "null");
+/** Text after the last complete `${{ ... }}` that opens another one: a `}}` is missing. */
+export function unclosedExpression(text: string): string | undefined {
+  const rest = text.replace(EXPRESSION, "");
+  const at = rest.indexOf("${{");
+  return at < 0 ? undefined : rest.slice(at, at + 40);
 }
 
 /**
- * A string that is one whole expression evaluates to the expression's value,
- * of any type; a string with expressions inside text becomes text.
+ * Every string holding expressions inside a value, with its path, in walk
+ * order (arrays by index, objects by key order): the order values come back in.
  */
-export async function evaluateString(text: string, scope: ExpressionScope): Promise<unknown> {
-  const whole = WHOLE_EXPRESSION.exec(text);
-  if (whole && expressionsIn(text).length === 1) return evaluateOne(whole[1]!.trim(), scope);
-  let result = "";
-  let last = 0;
-  for (const match of text.matchAll(EXPRESSION)) {
-    result += text.slice(last, match.index);
-    const value = await evaluateOne(match[1]!.trim(), scope);
-    result += value === null ? "" : typeof value === "string" ? value : JSON.stringify(value);
-    last = match.index! + match[0].length;
-  }
-  return result + text.slice(last);
+function stringsIn(value: unknown, path: SourcePath, found: { text: string; path: SourcePath }[] = []) {
+  if (typeof value === "string") {
+    if (hasExpression(value)) found.push({ text: value, path });
+  } else if (Array.isArray(value)) value.forEach((entry, index) => stringsIn(entry, [...path, index], found));
+  else if (value && typeof value === "object") for (const [key, entry] of Object.entries(value)) stringsIn(entry, [...path, key], found);
+  return found;
 }
 
-/** Evaluates every expression inside a JSON value, keeping its shape. */
-export async function evaluateValue(value: unknown, scope: ExpressionScope): Promise<unknown> {
-  if (typeof value === "string") return hasExpression(value) ? evaluateString(value, scope) : value;
-  if (Array.isArray(value)) return Promise.all(value.map((entry) => evaluateValue(entry, scope)));
-  if (value && typeof value === "object") {
-    const entries = await Promise.all(
-      Object.entries(value).map(async ([key, entry]) => [key, await evaluateValue(entry, scope)] as const),
-    );
-    return Object.fromEntries(entries);
+/** A string that is one whole expression gives that expression's value, of any type. */
+function wholeExpression(text: string): string | undefined {
+  const whole = WHOLE_EXPRESSION.exec(text);
+  return whole && expressionsIn(text).length === 1 ? whole[1]!.trim() : undefined;
+}
+
+function slotsOf(strings: { text: string; path: SourcePath }[]): ExpressionSlot[] {
+  return strings.flatMap(({ text, path }) => {
+    const whole = wholeExpression(text);
+    return (whole !== undefined ? [whole] : expressionsIn(text)).map((body) => ({ body, path }));
+  });
+}
+
+/** Puts evaluated values back in place of the strings that held expressions. */
+function rebuild(value: unknown, values: unknown[], cursor = { next: 0 }): unknown {
+  if (typeof value === "string") {
+    if (!hasExpression(value)) return value;
+    if (wholeExpression(value) !== undefined) return values[cursor.next++];
+    return value.replace(EXPRESSION, () => {
+      const part = values[cursor.next++];
+      return part === null || part === undefined ? "" : typeof part === "string" ? part : JSON.stringify(part);
+    });
   }
+  if (Array.isArray(value)) return value.map((entry) => rebuild(entry, values, cursor));
+  if (value && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([key, entry]) => [key, rebuild(entry, values, cursor)]));
   return value;
+}
+
+const referencesByBody = new Map<string, Reference[]>();
+function cachedReferences(body: string): Reference[] | undefined {
+  let references = referencesByBody.get(body);
+  if (!references) {
+    try {
+      references = referencesOf(body);
+    } catch {
+      return undefined;
+    }
+    if (referencesByBody.size > 5000) referencesByBody.clear();
+    referencesByBody.set(body, references);
+  }
+  return references;
+}
+
+/**
+ * The part of the scope that expressions can read: every step they name
+ * (all of them when one reads `steps` as a whole or the root `$$`). Steps
+ * they cannot read are not copied to a thread.
+ */
+export function scopeReadBy(bodies: string[], scope: ExpressionScope): ExpressionScope {
+  const names = new Set<string>();
+  for (const body of bodies) {
+    const references = body.includes("$$") ? undefined : cachedReferences(body);
+    if (!references) return scope;
+    for (const [root, name] of references) {
+      if (root !== "steps") continue;
+      if (name === undefined) return scope;
+      names.add(name);
+    }
+  }
+  const steps: ExpressionScope["steps"] = {};
+  for (const name of names) if (Object.hasOwn(scope.steps, name)) steps[name] = scope.steps[name]!;
+  return { ...scope, steps };
+}
+
+/**
+ * Evaluates every expression inside a JSON value, keeping its shape: a
+ * string that is one whole expression becomes its value, expressions inside
+ * text are interpolated. Bounded by the expression limits (expression-pool.ts);
+ * `site.path` is where the value sits in the file, for the errors.
+ */
+export async function evaluateValue(value: unknown, scope: ExpressionScope, site: ExpressionSite = { path: [] }): Promise<unknown> {
+  const slots = slotsOf(stringsIn(value, site.path));
+  if (!slots.length) return value;
+  const [values] = await evaluateSlots(slots, scopeReadBy(slots.map((slot) => slot.body), scope), null, site);
+  return rebuild(value, values!);
+}
+
+export async function evaluateString(text: string, scope: ExpressionScope, site?: ExpressionSite): Promise<unknown> {
+  return evaluateValue(text, scope, site);
+}
+
+/** Evaluates a value once per variant of the scope (a map's `item` and `index`), in one trip to a thread. */
+export async function evaluateForEach(
+  value: unknown,
+  scope: ExpressionScope,
+  variants: Pick<ExpressionScope, "item" | "index">[],
+  site: ExpressionSite = { path: [] },
+): Promise<unknown[]> {
+  const slots = slotsOf(stringsIn(value, site.path));
+  if (!slots.length || !variants.length) return variants.map(() => value);
+  const values = await evaluateSlots(slots, scopeReadBy(slots.map((slot) => slot.body), scope), variants, site);
+  return values.map((each) => rebuild(value, each));
 }
 
 /** A path out of the scope that an expression reads, like ["steps", "describe", "output", "text"]. */
