@@ -55,6 +55,21 @@ describe("hostile queries are refused with a code", () => {
     expect((await refusal("{ health { status ")).extensions?.code).toBe("GRAPHQL_PARSE_FAILED");
   });
 
+  it("introspection, off unless GRAPHQL_INTROSPECTION=1: GRAPHQL_VALIDATION_FAILED", async () => {
+    for (const query of ["{ __schema { queryType { name } } }", '{ __type(name: "Asset") { name } }']) {
+      const error = await refusal(query);
+      expect(error.extensions?.code).toBe("GRAPHQL_VALIDATION_FAILED");
+      expect(error.message).toMatch(/introspection/i);
+    }
+    const open = await startTestApp({ env: { GRAPHQL_INTROSPECTION: "1" } });
+    try {
+      const response = await open.graphql("{ __schema { queryType { name } } }");
+      expect(response.data).toEqual({ __schema: { queryType: { name: "Query" } } });
+    } finally {
+      await open.close();
+    }
+  });
+
   it("the server still answers ordinary queries afterwards", async () => {
     const response = await t.graphql("{ health { status } }");
     expect(response.data.health.status).toBe("OK");
