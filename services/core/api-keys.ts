@@ -25,6 +25,16 @@ export async function findProjectByApiKey(db: Database, key: string): Promise<Pr
   return apiKey.project;
 }
 
+/** Of the given key hashes, those whose key still exists and is not revoked: one query for many keys. */
+export async function liveKeyHashes(db: Database, hashes: string[]): Promise<Set<string>> {
+  if (hashes.length === 0) return new Set();
+  const rows = await db.apiKey.findMany({ where: { hash: { in: hashes }, revokedAt: null }, select: { hash: true } });
+  return new Set(rows.map((row) => row.hash));
+}
+
+/** Who is calling: the key's project, and the key's hash (what a revocation is checked by). */
+export type Caller = { project: Project; keyHash: string };
+
 /** Extracts the key from an `Authorization: Bearer <key>` header value. */
 export function bearerToken(header: string | null | undefined): string | null {
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? "");
@@ -46,9 +56,23 @@ export class ApiKeyCache {
   ) {}
 
   async projectFor(key: string): Promise<Project | null> {
+    return (await this.callerFor(key))?.project ?? null;
+  }
+
+  async callerFor(key: string): Promise<Caller | null> {
     const hash = hashApiKey(key);
     const cached = this.entries.get(hash);
-    if (cached && cached.expires > Date.now()) return cached.project;
+    if (cached && cached.expires > Date.now()) return { project: cached.project, keyHash: hash };
+    const project = await this.lookUp(key, hash);
+    return project ? { project, keyHash: hash } : null;
+  }
+
+  /** Drops a key found revoked, so it stops working at once rather than when its entry expires. */
+  forget(keyHash: string) {
+    this.entries.delete(keyHash);
+  }
+
+  private async lookUp(key: string, hash: string): Promise<Project | null> {
     this.entries.delete(hash);
     const project = await findProjectByApiKey(this.db, key);
     if (project) {

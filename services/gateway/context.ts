@@ -13,6 +13,8 @@ export type ServerContext = {
   app: AppContext;
   /** Null when the request carried no valid API key; only `health` allows that. */
   project: Project | null;
+  /** The hash of the caller's key, null without one: what a revocation ends subscriptions by. */
+  apiKeyHash: string | null;
 };
 
 export type GatewayContext = YogaInitialContext & ServerContext;

@@ -6,10 +6,14 @@ import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
 import { schema } from "../../schema/index.ts";
 import type { AppContext } from "../app/app-context.ts";
-import { ApiKeyCache, bearerToken } from "../core/api-keys.ts";
+import { ApiKeyCache, bearerToken, type Caller } from "../core/api-keys.ts";
 import type { GatewayContext, ServerContext } from "./context.ts";
 import { isClientError, maskError } from "./graphql-errors.ts";
+import { OpenSubscriptions } from "./open-subscriptions.ts";
+import { useIntrospectionSwitch } from "./plugins/use-introspection-switch.ts";
+import { useKeyBeforeBody } from "./plugins/use-key-before-body.ts";
 import { useProjectAuth } from "./plugins/use-project-auth.ts";
+import { useSubscriptionLimits } from "./plugins/use-subscription-limits.ts";
 import { useRateLimits } from "./plugins/use-rate-limits.ts";
 import { useWorkflowSchema } from "./plugins/use-workflow-schema.ts";
 import { useStreamedUploads } from "./plugins/use-streamed-uploads.ts";
@@ -21,10 +25,33 @@ export type GatewayOptions = { plugins?: Plugin<GatewayContext>[] };
 export function createGateway(app: AppContext, options: GatewayOptions = {}) {
   const { config } = app;
   const apiKeys = new ApiKeyCache(app.db, config.API_KEY_CACHE_MS);
+  // The caller of each HTTP request, looked up once: before its body is read, then for its context.
+  const callers = new WeakMap<Request, Promise<Caller | null>>();
+  const callerOf = (header: unknown): Promise<Caller | null> => {
+    const key = bearerToken(typeof header === "string" ? header : null);
+    return key ? apiKeys.callerFor(key) : Promise.resolve(null);
+  };
+  const callerOfRequest = (request: Request) => {
+    let caller = callers.get(request);
+    if (!caller) callers.set(request, (caller = callerOf(request.headers.get("authorization"))));
+    return caller;
+  };
+  const callerOfConnection = (params: Record<string, unknown> | undefined) => callerOf(params?.authorization ?? params?.Authorization);
+  const subscriptions = new OpenSubscriptions(
+    { redis: app.redis, db: app.db, logger: app.logger, prefix: config.QUEUE_PREFIX },
+    {
+      maxPerProject: config.MAX_SUBSCRIPTIONS_PER_KEY,
+      // As often as the key cache forgets, so a revoked key ends its subscriptions no later than its requests.
+      recheckMs: config.API_KEY_CACHE_MS || 1000,
+      onRevoked: (keyHash) => apiKeys.forget(keyHash),
+    },
+  );
   const yoga = createYoga<Record<string, unknown>, ServerContext>({
     schema,
     graphqlEndpoint: "/graphql",
     landingPage: false,
+    // GraphiQL cannot work without introspection.
+    graphiql: config.GRAPHQL_INTROSPECTION,
     logging: {
       debug: (...args) => app.logger.debug(args.join(" ")),
       info: (...args) => app.logger.info(args.join(" ")),
@@ -37,12 +64,9 @@ export function createGateway(app: AppContext, options: GatewayOptions = {}) {
     // Yoga refuses bodies over 25 MB by default; uploads may be as large as MAX_UPLOAD_BYTES (plus the multipart envelope).
     maxRequestBodySize: config.MAX_UPLOAD_BYTES + 1024 * 1024,
     context: async (initial) => {
-      const fromHttp = initial.request?.headers.get("authorization");
       const fromWebSocket = (initial as { connectionParams?: Record<string, unknown> }).connectionParams;
-      const header = fromHttp ?? (fromWebSocket?.authorization as string | undefined) ?? (fromWebSocket?.Authorization as string | undefined);
-      const key = bearerToken(header);
-      const project = key ? await apiKeys.projectFor(key) : null;
-      return { app, project };
+      const caller = await (fromWebSocket ? callerOfConnection(fromWebSocket) : initial.request ? callerOfRequest(initial.request) : null);
+      return { app, project: caller?.project ?? null, apiKeyHash: caller?.keyHash ?? null };
     },
     plugins: [
       useRateLimits(app),
@@ -61,7 +85,10 @@ export function createGateway(app: AppContext, options: GatewayOptions = {}) {
         maxFiles: 10,
         maxFieldBytes: 1024 * 1024,
       }),
+      useKeyBeforeBody({ callerOf: callerOfRequest, maxBodyBytes: config.MAX_UNAUTHENTICATED_BODY_BYTES }),
+      useIntrospectionSwitch(config.GRAPHQL_INTROSPECTION),
       useProjectAuth(),
+      useSubscriptionLimits(subscriptions),
       useWorkflowSchema(),
       ...(options.plugins ?? []),
     ],
@@ -69,7 +96,8 @@ export function createGateway(app: AppContext, options: GatewayOptions = {}) {
 
   const server: Server = createServer(yoga);
   // Upgrades are handed over by hand, so the HTTP server's own errors (a port in use) reach listen() alone.
-  const webSockets = new WebSocketServer({ noServer: true });
+  // ws reads messages of up to 100 MiB by default; a larger one closes the socket with 1009.
+  const webSockets = new WebSocketServer({ noServer: true, maxPayload: config.GRAPHQL_WS_MAX_PAYLOAD_BYTES });
   server.on("upgrade", (request, socket, head) => {
     if (new URL(request.url ?? "/", "http://localhost").pathname !== "/graphql") {
       socket.destroy();
@@ -82,6 +110,8 @@ export function createGateway(app: AppContext, options: GatewayOptions = {}) {
     {
       execute: (args: any) => args.rootValue.execute(args),
       subscribe: (args: any) => args.rootValue.subscribe(args),
+      // No valid key in connectionParams: the socket closes with 4403 Forbidden before any operation.
+      onConnect: async (ctx) => (await callerOfConnection(ctx.connectionParams)) !== null,
       onSubscribe: async (ctx, _id, params) => {
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           ...ctx,
@@ -122,6 +152,7 @@ export function createGateway(app: AppContext, options: GatewayOptions = {}) {
     /** Stops taking requests, lets in-flight ones finish briefly, then closes sockets. */
     async close() {
       await disposeWebSockets.dispose();
+      subscriptions.dispose();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const force = setTimeout(() => server.closeAllConnections(), 5000);

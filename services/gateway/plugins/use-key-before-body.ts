@@ -1,0 +1,71 @@
+import { GraphQLError } from "graphql";
+import type { Plugin } from "graphql-yoga";
+import type { Caller } from "../../core/api-keys.ts";
+import { ErrorCode, TesseraError } from "../../core/errors.ts";
+import { missingApiKeyError } from "../context.ts";
+import { toGraphQLError } from "../graphql-errors.ts";
+
+export type KeyBeforeBodyOptions = {
+  /** The caller of a request, from its `Authorization` header (memoised per request by the gateway). */
+  callerOf(request: Request): Promise<Caller | null>;
+  /** The most a caller without a valid key may send (MAX_UNAUTHENTICATED_BODY_BYTES). */
+  maxBodyBytes: number;
+};
+
+/** Thrown from the request parser: yoga answers with `http.status` and the client sees the code. */
+function refusal(error: TesseraError, status: number): GraphQLError {
+  const wire = toGraphQLError(error);
+  return new GraphQLError(wire.message, { extensions: { ...wire.extensions, http: { status } } });
+}
+
+function tooLarge(limit: number) {
+  return refusal(
+    new TesseraError(ErrorCode.PAYLOAD_TOO_LARGE, `a request without a valid API key may carry at most ${limit} bytes (MAX_UNAUTHENTICATED_BODY_BYTES)`, {
+      limit,
+      variable: "MAX_UNAUTHENTICATED_BODY_BYTES",
+    }),
+    413,
+  );
+}
+
+/**
+ * The key is checked before the body is read. A caller with a valid key gets
+ * the upload limits (MAX_UPLOAD_BYTES); one without gets a small body: a
+ * larger announced length is refused with 413 before a byte is read, a longer
+ * chunked body is cut off at the limit, and a multipart upload (only for
+ * callers with a key) is refused with 401 before its stream is touched.
+ * Registered after the request parsers (useStreamedUploads), so it wraps
+ * whichever one the request chose.
+ */
+export function useKeyBeforeBody(options: KeyBeforeBodyOptions): Plugin {
+  const limit = options.maxBodyBytes;
+  return {
+    async onRequestParse({ request, requestParser, setRequestParser, fetchAPI }) {
+      if (request.method === "GET" || request.method === "HEAD" || !request.body) return;
+      if (await options.callerOf(request)) return;
+      if (request.headers.get("content-type")?.toLowerCase().startsWith("multipart/form-data")) throw refusal(missingApiKeyError(), 401);
+      if (Number(request.headers.get("content-length")) > limit) throw tooLarge(limit);
+      if (!requestParser) return;
+      const parse = requestParser;
+      setRequestParser((parsed) => parse(limitBody(parsed, limit, fetchAPI)));
+    },
+  };
+}
+
+/** The request with a body that errors (and stops being read) past `limit` bytes. */
+function limitBody(request: Request, limit: number, fetchAPI: { Request: typeof Request; TransformStream: typeof TransformStream }): Request {
+  if (!request.body) return request;
+  // As yoga's own limit does: the native TransformStream for a native body, the ponyfill's otherwise.
+  const Transform = request.body instanceof ReadableStream ? globalThis.TransformStream : fetchAPI.TransformStream;
+  let read = 0;
+  const body = request.body.pipeThrough(
+    new Transform<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        read += chunk.byteLength;
+        if (read > limit) return controller.error(tooLarge(limit));
+        controller.enqueue(chunk);
+      },
+    }),
+  );
+  return new fetchAPI.Request(request.url, { method: request.method, headers: request.headers, signal: request.signal, body, duplex: "half" } as RequestInit);
+}
