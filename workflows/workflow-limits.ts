@@ -25,8 +25,8 @@ const LimitsSchema = z.object({
   WORKFLOW_EXPRESSION_MAX_HEAP_MB: z.coerce.number().int().min(16).default(128),
   /** Largest value one expression may give, as JSON, in bytes. */
   WORKFLOW_EXPRESSION_MAX_RESULT_BYTES: z.coerce.number().int().positive().default(4 * 1024 * 1024),
-  /** Threads that evaluate expressions, per process. */
-  WORKFLOW_EXPRESSION_THREADS: z.coerce.number().int().positive().default(2),
+  /** Child processes that evaluate expressions, per Tessera process. */
+  WORKFLOW_EXPRESSION_PROCESSES: z.coerce.number().int().positive().default(2),
   /** Step timeout when a step sets none, in milliseconds. */
   WORKFLOW_DEFAULT_STEP_TIMEOUT_MS: z.coerce.number().int().positive().default(10 * 60_000),
 });

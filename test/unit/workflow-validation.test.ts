@@ -161,6 +161,25 @@ steps:
     expect(problem).toMatch(/^7:16 expression \$\{\{ inputs.\( \}\} does not parse/);
   });
 
+  it("reports a \${{ without its closing }}, in a step's with, its if and the outputs", () => {
+    const problems = problemsOf(`${header}inputs:
+  note: { type: string }
+steps:
+  - id: a
+    uses: transform
+    if: "\${{ inputs.note != '' }"
+    with: { text: "\${{ inputs.note }", ok: "\${{ inputs.note }} and \${{ inputs.note" }
+outputs:
+  text: "said: \${{ steps.a.output.text }"
+`);
+    expect(problems).toEqual([
+      expect.stringMatching(/^9:10 .*\$\{\{ without a closing \}\}/),
+      expect.stringMatching(/^10:20 .*\$\{\{ without a closing \}\}/),
+      expect.stringMatching(/^10:68 .*\$\{\{ without a closing \}\}/),
+      expect.stringMatching(/^12:16 .*\$\{\{ without a closing \}\}/),
+    ]);
+  });
+
   it("refuses a file over the size limit before parsing it", () => {
     const huge = `${header}steps:\n  - id: a\n    uses: transform\n    with: { pad: "${"x".repeat(10 * 1024 * 1024)}" }\n`;
     const problems = problemsOf(huge);

@@ -54,7 +54,7 @@ type Handle = { ref?(): void; unref?(): void } | null | undefined;
 const CHILD = fileURLToPath(new URL("./expression-process.mjs", import.meta.url));
 
 /**
- * Up to WORKFLOW_EXPRESSION_THREADS child processes, one task each at a time;
+ * Up to WORKFLOW_EXPRESSION_PROCESSES child processes, one task each at a time;
  * tasks wait in order for a free one. Idle children are unref'd, so they
  * never keep a process (a test, the CLI) alive.
  */
@@ -82,7 +82,7 @@ class ExpressionProcesses {
 
   private dispatch() {
     while (this.waiting.length && !this.closed) {
-      const evaluator = this.idle.pop() ?? (this.busy.size < this.limits.WORKFLOW_EXPRESSION_THREADS ? this.spawn() : undefined);
+      const evaluator = this.idle.pop() ?? (this.busy.size < this.limits.WORKFLOW_EXPRESSION_PROCESSES ? this.spawn() : undefined);
       if (!evaluator) return;
       const job = this.waiting.shift()!;
       evaluator.job = job;

@@ -39,11 +39,14 @@ export function expressionsIn(text: string): string[] {
   return [...text.matchAll(EXPRESSION)].map((match) => match[1]!.trim());
 }
 
-/** Text after the last complete `${{ ... }}` that opens another one: a `}}` is missing. */
-export function unclosedExpression(text: string): string | undefined {
-  const rest = text.replace(EXPRESSION, "");
-  const at = rest.indexOf("${{");
-  return at < 0 ? undefined : rest.slice(at, at + 40);
+/** Where each `${{` that no `}}` closes starts in `text` (an unclosed one would run as literal text). */
+export function unclosedExpressions(text: string): number[] {
+  const closed: [number, number][] = [...text.matchAll(EXPRESSION)].map((match) => [match.index!, match.index! + match[0].length]);
+  const unclosed: number[] = [];
+  for (let at = text.indexOf("${{"); at >= 0; at = text.indexOf("${{", at + 1)) {
+    if (!closed.some(([start, end]) => at >= start && at < end)) unclosed.push(at);
+  }
+  return unclosed;
 }
 
 /**

@@ -4,9 +4,9 @@ import { findStepType, stepTypes } from "../steps/step-registry.ts";
 import { StepTemplateSchema } from "../steps/map-step.ts";
 import type { StepType } from "../steps/step-type.ts";
 import { workflowLimits } from "../workflow-limits.ts";
-import { asExpression, expressionsIn, hasExpression, referencesOf } from "./expression.ts";
+import { asExpression, expressionsIn, hasExpression, referencesOf, unclosedExpressions } from "./expression.ts";
 import { knownFields } from "./input-types.ts";
-import { WorkflowSource, type Problem, type SourcePath } from "./workflow-source.ts";
+import { formatPath, WorkflowSource, type Problem, type SourcePath } from "./workflow-source.ts";
 import { WorkflowSchema, type WorkflowDefinition } from "./workflow-schema.ts";
 
 export type ValidationResult = { definition?: WorkflowDefinition; problems: Problem[] };
@@ -157,6 +157,11 @@ function checkStrings(context: ReferenceContext, value: unknown, at: SourcePath)
 
 function checkExpressions(context: ReferenceContext, text: string, at: SourcePath) {
   const { source } = context;
+  for (const index of unclosedExpressions(text)) {
+    const occurrence = text.slice(0, index).split("${{").length - 1;
+    const position = source.locateWithin(at, "${{", occurrence);
+    source.problems.push({ ...position, path: formatPath(at), message: `"${text.slice(index, index + 40)}": a \${{ without a closing }} (it would run as plain text)` });
+  }
   const bodies = expressionsIn(text);
   for (const body of bodies) {
     let references: string[][];

@@ -52,6 +52,24 @@ export class WorkflowSource {
     return { line: 1, column: 1 };
   }
 
+  /**
+   * Line and column of the `occurrence`-th `needle` inside the scalar at
+   * `path`, as written; the scalar's own position when it cannot be found.
+   */
+  locateWithin(path: SourcePath, needle: string, occurrence: number): { line: number; column: number } {
+    const node = this.document?.getIn(path, true);
+    if (isNode(node) && node.range) {
+      let at = node.range[0] - 1;
+      for (let seen = 0; seen <= occurrence; seen++) {
+        at = this.text.indexOf(needle, at + 1);
+        if (at < 0 || at >= node.range[1]) return this.locate(path);
+      }
+      const position = this.lineCounter.linePos(at);
+      return { line: position.line, column: position.col };
+    }
+    return this.locate(path);
+  }
+
   report(path: SourcePath, message: string) {
     this.problems.push({ ...this.locate(path), path: formatPath(path), message });
   }
