@@ -5,6 +5,8 @@ import { requireProject, type GatewayContext, type ProjectContext } from "../ser
 import { RunEventType } from "../workflows/engine/run-events.ts";
 import { cancelRun, findProjectRun, publishWorkflow, resumeRun, startRun } from "../workflows/engine/run-service.ts";
 import { watchRun } from "../workflows/engine/watch-run.ts";
+import { modelWarnings } from "../workflows/engine/model-warnings.ts";
+import type { WorkflowDefinition } from "../workflows/dsl/workflow-schema.ts";
 import { builder } from "./builder.ts";
 import { loadLatestVersions, loadStepsOfRuns, loadVersions, loadVersionsOfWorkflows, loadWorkflows } from "./workflow-loaders.ts";
 
@@ -53,6 +55,11 @@ WorkflowVersionRef.implement({
     contentHash: t.exposeString("contentHash"),
     definition: t.field({ type: "JSON", description: "The parsed, validated definition.", resolve: (version) => version.definition }),
     source: t.exposeString("source", { description: "The text as published." }),
+    warnings: t.stringList({
+      description:
+        "Steps whose model alias this deployment does not configure now, each with how to configure it; their runs fail with MODEL_NOT_FOUND until it is. Empty when every model is there.",
+      resolve: (version, _args, context) => modelWarnings(context.app, version.definition as unknown as WorkflowDefinition),
+    }),
     createdAt: t.field({ type: "DateTime", resolve: (version) => version.createdAt }),
   }),
 });

@@ -3,6 +3,7 @@ import { ErrorCode, TesseraError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import { EspeakSpeechProvider } from "./espeak-speech-provider.ts";
 import type { GenerationConfig, ModelAlias, ProviderConfig } from "./generation-config.ts";
+import { aliasSetupHint } from "./model-setup-hint.ts";
 import type {
   Capability,
   CaptionRequest,
@@ -58,7 +59,7 @@ export class ModelRouter {
     const spec = this.config.models[alias];
     if (!spec) {
       const known = Object.keys(this.config.models).sort().join(", ");
-      throw new TesseraError(ErrorCode.MODEL_NOT_FOUND, `no model alias "${alias}" is configured (known: ${known})`, { alias });
+      throw new TesseraError(ErrorCode.MODEL_NOT_FOUND, `no model alias "${alias}" is configured (known: ${known}); ${aliasSetupHint(alias)}`, { alias });
     }
     return spec;
   }
