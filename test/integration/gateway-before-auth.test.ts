@@ -21,7 +21,7 @@ afterAll(async () => {
   await t?.close();
 });
 
-type Answer = { status: number; body: string };
+type Answer = { status: number; body: string; connection?: string };
 
 /** Starts a POST, writes `firstBytes`, and waits (without ending the request) for the gateway's answer. */
 function answerBeforeBodyEnds(headers: Record<string, string>, firstBytes: Buffer | string, moreChunks = 0): Promise<Answer> {
@@ -39,7 +39,7 @@ function answerBeforeBodyEnds(headers: Record<string, string>, firstBytes: Buffe
       response.on("end", () => {
         clearTimeout(timer);
         request.destroy();
-        resolve({ status: response.statusCode!, body });
+        resolve({ status: response.statusCode!, body, connection: response.headers.connection });
       });
     });
     request.on("error", () => {}); // the gateway may close the socket while we still write
@@ -56,6 +56,8 @@ describe("request bodies before the key is checked", () => {
     );
     expect(answer.status).toBe(413);
     expect(JSON.parse(answer.body).errors[0].extensions.code).toBe("PAYLOAD_TOO_LARGE");
+    // Closed after the answer: kept alive, the connection would have Node read and discard the other 50 MB.
+    expect(answer.connection).toBe("close");
   });
 
   it("a keyless chunked JSON body is read only up to the limit", async () => {
@@ -66,6 +68,7 @@ describe("request bodies before the key is checked", () => {
     );
     expect(answer.status).toBe(413);
     expect(JSON.parse(answer.body).errors[0].extensions.code).toBe("PAYLOAD_TOO_LARGE");
+    expect(answer.connection).toBe("close");
   });
 
   it("a keyless (or wrongly keyed) multipart upload is refused with 401 before a byte of it is read", async () => {
@@ -80,6 +83,7 @@ describe("request bodies before the key is checked", () => {
       );
       expect(answer.status).toBe(401);
       expect(JSON.parse(answer.body).errors[0].extensions.code).toBe("UNAUTHENTICATED");
+      expect(answer.connection).toBe("close");
     }
   });
 

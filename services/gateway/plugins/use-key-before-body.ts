@@ -39,21 +39,36 @@ function tooLarge(limit: number) {
  */
 export function useKeyBeforeBody(options: KeyBeforeBodyOptions): Plugin {
   const limit = options.maxBodyBytes;
+  // Requests refused with their body unread: their connection closes after the answer, or Node would
+  // read (and throw away) the rest of the body to keep the connection alive, however large it is.
+  const unread = new WeakSet<Request>();
   return {
     async onRequestParse({ request, requestParser, setRequestParser, fetchAPI }) {
       if (request.method === "GET" || request.method === "HEAD" || !request.body) return;
       if (await options.callerOf(request)) return;
-      if (request.headers.get("content-type")?.toLowerCase().startsWith("multipart/form-data")) throw refusal(missingApiKeyError(), 401);
-      if (Number(request.headers.get("content-length")) > limit) throw tooLarge(limit);
+      const refuse = (error: GraphQLError) => {
+        unread.add(request);
+        return error;
+      };
+      if (request.headers.get("content-type")?.toLowerCase().startsWith("multipart/form-data")) throw refuse(refusal(missingApiKeyError(), 401));
+      if (Number(request.headers.get("content-length")) > limit) throw refuse(tooLarge(limit));
       if (!requestParser) return;
       const parse = requestParser;
-      setRequestParser((parsed) => parse(limitBody(parsed, limit, fetchAPI)));
+      setRequestParser((parsed) => parse(limitBody(parsed, limit, fetchAPI, () => unread.add(request))));
+    },
+    onResponse({ request, response }) {
+      if (unread.has(request)) response.headers.set("connection", "close");
     },
   };
 }
 
 /** The request with a body that errors (and stops being read) past `limit` bytes. */
-function limitBody(request: Request, limit: number, fetchAPI: { Request: typeof Request; TransformStream: typeof TransformStream }): Request {
+function limitBody(
+  request: Request,
+  limit: number,
+  fetchAPI: { Request: typeof Request; TransformStream: typeof TransformStream },
+  onLimit: () => void,
+): Request {
   if (!request.body) return request;
   // As yoga's own limit does: the native TransformStream for a native body, the ponyfill's otherwise.
   const Transform = request.body instanceof ReadableStream ? globalThis.TransformStream : fetchAPI.TransformStream;
@@ -62,7 +77,10 @@ function limitBody(request: Request, limit: number, fetchAPI: { Request: typeof 
     new Transform<Uint8Array, Uint8Array>({
       transform(chunk, controller) {
         read += chunk.byteLength;
-        if (read > limit) return controller.error(tooLarge(limit));
+        if (read > limit) {
+          onLimit();
+          return controller.error(tooLarge(limit));
+        }
         controller.enqueue(chunk);
       },
     }),
