@@ -18,6 +18,7 @@ const PERMANENT_CODES = new Set<string>([
   ErrorCode.INVALID_WORKFLOW,
   ErrorCode.MODEL_NOT_FOUND,
   ErrorCode.CANCELLED,
+  ErrorCode.EXPRESSION_LIMIT,
 ]);
 
 export type WorkerPoolOptions = {

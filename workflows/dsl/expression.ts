@@ -125,6 +125,11 @@ export function scopeReadBy(bodies: string[], scope: ExpressionScope): Expressio
   return { ...scope, steps };
 }
 
+/** Every expression body inside a value, in evaluation order. */
+export function expressionBodiesIn(value: unknown): string[] {
+  return slotsOf(stringsIn(value, [])).map((slot) => slot.body);
+}
+
 /**
  * Evaluates every expression inside a JSON value, keeping its shape: a
  * string that is one whole expression becomes its value, expressions inside

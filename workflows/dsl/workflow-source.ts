@@ -78,3 +78,17 @@ export class WorkflowSource {
 export function formatPath(path: SourcePath): string {
   return path.map((part, index) => (typeof part === "number" ? `[${part}]` : index === 0 ? part : `.${part}`)).join("");
 }
+
+/**
+ * Line and column of the `${{` that opens `body` inside the scalar at `path`
+ * of a workflow file's text: where a run-time error about that expression points.
+ */
+export function expressionPosition(text: string, path: SourcePath, body: string): { line: number; column: number } {
+  const source = new WorkflowSource(text);
+  let value: unknown = source.value;
+  for (const part of path) value = value && typeof value === "object" ? (value as Record<string | number, unknown>)[part] : undefined;
+  if (typeof value !== "string") return source.locate(path);
+  const opening = value.indexOf(body);
+  const occurrence = opening < 0 ? 0 : value.slice(0, opening).split("${{").length - 2;
+  return source.locateWithin(path, "${{", Math.max(0, occurrence));
+}

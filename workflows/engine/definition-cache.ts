@@ -1,5 +1,7 @@
 import type { AppContext } from "../../services/app/app-context.ts";
 import { stepDependencies } from "../dsl/validate-workflow.ts";
+import type { ExpressionSite } from "../dsl/expression.ts";
+import { expressionPosition } from "../dsl/workflow-source.ts";
 import type { WorkflowDefinition } from "../dsl/workflow-schema.ts";
 
 /** Versions never change, so what is derived from one is computed once per process. */
@@ -27,4 +29,12 @@ export async function definitionOf(app: AppContext, versionId: string): Promise<
     definitionsByVersion.set(versionId, definition);
   }
   return definition;
+}
+
+/** Finds an expression's line:col in a version's stored source; the source is read only when an error needs it. */
+export function expressionLocator(app: AppContext, versionId: string): NonNullable<ExpressionSite["locate"]> {
+  return async (path, body) => {
+    const version = await app.db.workflowVersion.findUnique({ where: { id: versionId }, select: { source: true } });
+    return version ? expressionPosition(version.source, path, body) : undefined;
+  };
 }

@@ -1,55 +1,85 @@
 import type { AppContext } from "../../services/app/app-context.ts";
-import { Prisma, type StepRun } from "../../services/core/database.ts";
-import { ErrorCode, type ErrorRecord } from "../../services/core/errors.ts";
+import { Prisma, type Run, type StepRun } from "../../services/core/database.ts";
+import { ErrorCode, TesseraError, type ErrorRecord } from "../../services/core/errors.ts";
 import { workflowLimits } from "../workflow-limits.ts";
-import { definitionOf, dependenciesOf } from "./definition-cache.ts";
+import { definitionOf, dependenciesOf, expressionLocator } from "./definition-cache.ts";
+import { EvaluationMemo, type EvaluateAt } from "./evaluation-memo.ts";
 import { publishRunEvent, RunEventType, TERMINAL_RUN_STATUSES } from "./run-events.ts";
 import { mapsToCollect, planRun } from "./run-planner.ts";
-import { lockMaps, lockRun, writePlan } from "./run-store.ts";
+import { lockMaps, lockRun, readRun, writePlan } from "./run-store.ts";
 import { enqueueSteps, removeStepJobs } from "./step-jobs.ts";
 
+/** Plans made again at most this often when the rows keep changing under one advance; then the call fails and is retried. */
+const MAX_PLANS = 5;
+
 /**
- * Moves a run forward from what PostgreSQL says: locks the run, lets the
- * planner decide (queue the steps whose dependencies are done, skip those
- * whose `if` is false, feed a map's items within its concurrency, collect
- * finished maps, finish the run), writes that, and after the commit tells
- * subscribers, queues the jobs and finishes the parent step of a child run.
- * The run row is locked for the duration, so concurrent calls take turns;
- * the result is the same however often it is called, which is what makes a
- * crash anywhere safe: whoever comes next calls it again.
+ * Moves a run forward from what PostgreSQL says: lets the planner decide
+ * (queue the steps whose dependencies are done, skip those whose `if` is
+ * false, feed a map's items within its concurrency, collect finished maps,
+ * finish the run), writes that under the run row's lock, and after the
+ * commit tells subscribers, queues the jobs and finishes the parent step of
+ * a child run. The result is the same however often it is called, which is
+ * what makes a crash anywhere safe: whoever comes next calls it again.
+ *
+ * Expressions are never evaluated while the lock is held: a first plan from
+ * rows read without locks evaluates what it needs (EvaluationMemo); then the
+ * run is locked, read again and planned again with those outcomes only. If
+ * that plan needs an evaluation the first did not make (a step finished in
+ * between), nothing is written and both plans are made again.
  */
 export async function advanceRun(app: AppContext, runId: string, options: { requeue?: boolean } = {}): Promise<void> {
-  const advanced = await app.db.$transaction(
-    async (tx) => {
-      const run = await lockRun(tx, runId);
-      if (!run) return null;
-      // Tell the parent again: the call that finished this run may have died before it did.
-      if (TERMINAL_RUN_STATUSES.has(run.status)) return { run, plan: null, definition: null };
-      const definition = await definitionOf(app, run.workflowVersionId);
-      const rows = await lockMaps(tx, run.steps, mapsToCollect(definition, run.steps));
-      const plan = await planRun({
-        definition,
-        run,
-        rows,
-        dependencies: dependenciesOf(run.workflowVersionId, definition),
-        maxValueBytes: workflowLimits().WORKFLOW_MAX_VALUE_BYTES,
-        requeue: options.requeue,
-      });
-      await writePlan(tx, run.id, plan);
-      return { run, plan, definition };
-    },
-    { timeout: 60_000, maxWait: 30_000 },
-  );
-  if (!advanced) return;
-  const { run, plan, definition } = advanced;
-  if (plan && definition) {
-    for (const event of plan.events) publishRunEvent(app, event);
-    if (plan.cancelled.length) await removeStepJobs(app, plan.cancelled);
-    // With `requeue`, rows left QUEUED by a crash come too: job ids make queueing one again a no-op when the job exists.
-    if (plan.queued.length) await enqueueSteps(app, { runId, projectId: run.projectId, definition, rows: plan.rows }, plan.queued);
+  let memo: EvaluationMemo | undefined;
+  const planFor = async (run: Run, rows: StepRun[], evaluate: EvaluateAt) => {
+    const definition = await definitionOf(app, run.workflowVersionId);
+    const plan = await planRun({
+      definition,
+      run,
+      rows,
+      dependencies: dependenciesOf(run.workflowVersionId, definition),
+      maxValueBytes: workflowLimits().WORKFLOW_MAX_VALUE_BYTES,
+      requeue: options.requeue,
+      evaluate,
+    });
+    return { plan, definition };
+  };
+  for (let attempt = 1; ; attempt++) {
+    const snapshot = await readRun(app.db, runId);
+    if (!snapshot) return;
+    memo ??= new EvaluationMemo(expressionLocator(app, snapshot.workflowVersionId));
+    if (!TERMINAL_RUN_STATUSES.has(snapshot.status)) await planFor(snapshot, snapshot.steps, memo.evaluate);
+    memo.missed = false;
+    const locked = memo;
+    const advanced = await app.db.$transaction(
+      async (tx) => {
+        const run = await lockRun(tx, runId);
+        if (!run) return null;
+        // Tell the parent again: the call that finished this run may have died before it did.
+        if (TERMINAL_RUN_STATUSES.has(run.status)) return { run, plan: null, definition: null };
+        const definition = await definitionOf(app, run.workflowVersionId);
+        const rows = await lockMaps(tx, run.steps, mapsToCollect(definition, run.steps));
+        const { plan } = await planFor(run, rows, locked.remembered);
+        if (locked.missed) return "plan again" as const;
+        await writePlan(tx, run.id, plan);
+        return { run, plan, definition };
+      },
+      { timeout: 60_000, maxWait: 30_000 },
+    );
+    if (advanced === "plan again") {
+      if (attempt < MAX_PLANS) continue;
+      throw new TesseraError(ErrorCode.SERVICE_UNAVAILABLE, `run ${runId} kept changing while it was planned ${MAX_PLANS} times; it is advanced again on retry`);
+    }
+    if (!advanced) return;
+    const { run, plan, definition } = advanced;
+    if (plan && definition) {
+      for (const event of plan.events) publishRunEvent(app, event);
+      if (plan.cancelled.length) await removeStepJobs(app, plan.cancelled);
+      // With `requeue`, rows left QUEUED by a crash come too: job ids make queueing one again a no-op when the job exists.
+      if (plan.queued.length) await enqueueSteps(app, { runId, projectId: run.projectId, definition, rows: plan.rows }, plan.queued);
+    }
+    const finished = !plan || plan.transition?.status === "SUCCEEDED" || plan.transition?.status === "FAILED";
+    if (finished && run.parentStepRunId) await finishParentStep(app, runId, run.parentStepRunId);
+    return;
   }
-  const finished = !plan || plan.transition?.status === "SUCCEEDED" || plan.transition?.status === "FAILED";
-  if (finished && run.parentStepRunId) await finishParentStep(app, runId, run.parentStepRunId);
 }
 
 /** A child run is done: its `workflow` step in the parent run finishes the same way, and the parent moves on. */

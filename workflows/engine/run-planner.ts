@@ -1,9 +1,10 @@
 import type { Run, StepRun } from "../../services/core/database.ts";
 import { ErrorCode, TesseraError, toErrorRecord, type ErrorRecord } from "../../services/core/errors.ts";
-import { asExpression, evaluateString, evaluateValue, type ExpressionScope } from "../dsl/expression.ts";
+import { asExpression, evaluateValue, type ExpressionScope } from "../dsl/expression.ts";
 import { stepDependencies } from "../dsl/validate-workflow.ts";
 import type { WorkflowDefinition } from "../dsl/workflow-schema.ts";
 import { findStepType } from "../steps/step-registry.ts";
+import type { EvaluateAt } from "./evaluation-memo.ts";
 import { RunEventType, TERMINAL_STEP_STATUSES, type RunEventDraft } from "./run-events.ts";
 
 /** What the planner reads of a StepRun row; the store hands it whole rows. */
@@ -28,6 +29,8 @@ export type RunPlanInput<Row extends StepState> = {
   maxValueBytes: number;
   /** Repair pass: rows left QUEUED are queued again, their job may have been lost in a crash. */
   requeue?: boolean;
+  /** How `if`, `with` and `outputs` are evaluated; by default in the expression processes, with their limits. */
+  evaluate?: EvaluateAt;
 };
 
 export type RunPlan<Row extends StepState> = {
@@ -57,6 +60,9 @@ export function scopeOf(input: unknown, rows: StepState[]): ExpressionScope {
   for (const row of rows) if (row.parentId === null) steps[row.stepId] = { output: row.output ?? null, status: row.status };
   return { inputs: (input ?? {}) as Record<string, unknown>, steps };
 }
+
+/** The default evaluation: bounded, off this event loop (expression-pool.ts). */
+const evaluateAt: EvaluateAt = (value, scope, path) => evaluateValue(value, scope, { path });
 
 /** A map's item index, from its key `step[3]`. */
 export function itemIndex(row: Pick<StepState, "key">): number {
@@ -112,9 +118,10 @@ export async function planRun<Row extends StepState>(request: RunPlanInput<Row>)
 
   // Top-level steps: queue or skip the ready ones; a skip can make others ready, so repeat.
   const dependencies = request.dependencies ?? stepDependencies(definition);
+  const evaluate = request.evaluate ?? evaluateAt;
   for (let changed = true; changed; ) {
     changed = false;
-    for (const step of definition.steps) {
+    for (const [index, step] of definition.steps.entries()) {
       const row = rows.get(step.id);
       if (!row || row.status !== "PENDING") continue;
       const needed = [...(dependencies.get(step.id) ?? [])].map((id) => rows.get(id)?.status);
@@ -123,7 +130,7 @@ export async function planRun<Row extends StepState>(request: RunPlanInput<Row>)
       const scope = scopeOf(run.input, [...rows.values()]);
       try {
         if (step.if !== undefined) {
-          const condition = typeof step.if === "boolean" ? step.if : await evaluateString(asExpression(step.if), scope);
+          const condition = typeof step.if === "boolean" ? step.if : await evaluate(asExpression(step.if), scope, ["steps", index, "if"]);
           if (!condition) {
             update(row, { status: "SKIPPED", finished: true });
             events.push({ runId: run.id, type: RunEventType.STEP_SKIPPED, stepId: row.stepId, stepKey: row.key, status: "SKIPPED" });
@@ -133,7 +140,7 @@ export async function planRun<Row extends StepState>(request: RunPlanInput<Row>)
         const type = findStepType(step.uses);
         if (!type) throw new TesseraError(ErrorCode.INVALID_WORKFLOW, `step type "${step.uses}" is not available in this worker`);
         const { [type.templateKey ?? "\0"]: template, ...rest } = step.with;
-        const evaluated = (await evaluateValue(rest, scope)) as Record<string, unknown>;
+        const evaluated = { ...((await evaluate(rest, scope, ["steps", index, "with"])) as Record<string, unknown>) };
         if (type.templateKey && template !== undefined) evaluated[type.templateKey] = template;
         const bytes = JSON.stringify(evaluated).length;
         if (bytes > request.maxValueBytes) {
@@ -177,7 +184,7 @@ export async function planRun<Row extends StepState>(request: RunPlanInput<Row>)
   }
 
   // The run: failed as soon as a step failed, done when every step is.
-  const transition = await runTransition(definition, run, [...rows.values()]);
+  const transition = await runTransition(definition, run, [...rows.values()], evaluate);
   const cancelled: Row[] = [];
   if (transition?.status === "FAILED") {
     for (const row of rows.values()) {
@@ -195,7 +202,12 @@ export async function planRun<Row extends StepState>(request: RunPlanInput<Row>)
 }
 
 /** The run's status from its top-level steps: outputs are evaluated once every step is done. */
-async function runTransition(definition: WorkflowDefinition, run: RunPlanInput<StepState>["run"], rows: StepState[]): Promise<RunTransition | undefined> {
+async function runTransition(
+  definition: WorkflowDefinition,
+  run: RunPlanInput<StepState>["run"],
+  rows: StepState[],
+  evaluate: EvaluateAt,
+): Promise<RunTransition | undefined> {
   const top = rows.filter((row) => row.parentId === null);
   const failedStep = top.find((row) => BROKEN.has(row.status));
   if (failedStep) {
@@ -204,9 +216,10 @@ async function runTransition(definition: WorkflowDefinition, run: RunPlanInput<S
   }
   if (top.every((row) => DONE.has(row.status))) {
     try {
-      return { status: "SUCCEEDED", output: await evaluateValue(definition.outputs, scopeOf(run.input, rows)), error: null };
+      return { status: "SUCCEEDED", output: await evaluate(definition.outputs, scopeOf(run.input, rows), ["outputs"]), error: null };
     } catch (cause) {
-      return { status: "FAILED", output: null, error: { code: ErrorCode.BAD_USER_INPUT, message: `outputs: ${(cause as Error).message}` } };
+      const limit = cause instanceof TesseraError && cause.code === ErrorCode.EXPRESSION_LIMIT;
+      return { status: "FAILED", output: null, error: { code: limit ? cause.code : ErrorCode.BAD_USER_INPUT, message: `outputs: ${(cause as Error).message}`, ...(limit ? { details: cause.details } : {}) } };
     }
   }
   const busy = rows.some((row) => row.status === "QUEUED" || row.status === "RUNNING");

@@ -6,6 +6,7 @@ import { createRunWithinQuota } from "../../services/limits/project-quotas.ts";
 import { evaluateString, expressionsIn, hasExpression, referencesOf } from "../dsl/expression.ts";
 import { runInputSchema, type InputSpec } from "../dsl/input-types.ts";
 import { parseWorkflow } from "../dsl/validate-workflow.ts";
+import { expressionPosition, type SourcePath } from "../dsl/workflow-source.ts";
 import type { WorkflowDefinition } from "../dsl/workflow-schema.ts";
 import { findStepType } from "../steps/step-registry.ts";
 import { workflowLimits } from "../workflow-limits.ts";
@@ -89,7 +90,7 @@ export async function findVersion(app: AppContext, projectId: string, slug: stri
 export async function startRun(app: AppContext, request: StartRunRequest): Promise<Run> {
   const version = await findVersion(app, request.projectId, request.slug, request.version);
   const definition = version.definition as unknown as WorkflowDefinition;
-  const input = await checkRunInput(app, request.projectId, definition, request.input ?? {});
+  const input = await checkRunInput(app, request.projectId, { definition, source: version.source }, request.input ?? {});
   const run = await createRunWithinQuota(app, request, (db) =>
     db.run.create({
       data: {
@@ -148,7 +149,8 @@ function badInput(message: string, problems: { path: string; message: string }[]
   return new TesseraError(ErrorCode.BAD_USER_INPUT, `${message}: ${problems.map((p) => `${p.path || "input"}: ${p.message}`).join("; ")}`, { problems });
 }
 
-async function checkRunInput(app: AppContext, projectId: string, definition: WorkflowDefinition, input: unknown) {
+async function checkRunInput(app: AppContext, projectId: string, version: { definition: WorkflowDefinition; source: string }, input: unknown) {
+  const { definition } = version;
   const parsed = runInputSchema(definition.inputs).safeParse(input);
   if (!parsed.success) {
     throw badInput(
@@ -169,13 +171,18 @@ async function checkRunInput(app: AppContext, projectId: string, definition: Wor
   }
   // Maps over inputs are sized now, before anything is stored.
   const limit = workflowLimits().WORKFLOW_MAX_MAP_ITEMS;
-  for (const step of definition.steps) {
+  for (const [index, step] of definition.steps.entries()) {
     const type = findStepType(step.uses);
     const items = step.with.items;
     if (!type?.templateKey || !hasExpression(items)) continue;
     const readsOnlyInputs = expressionsIn(items).every((body) => referencesOf(body).every(([root]) => root === "inputs"));
     if (!readsOnlyInputs) continue;
-    const value = await evaluateString(items, { inputs: values, steps: {} }).catch(() => null);
+    // Bounded like every evaluation: an expression bomb here ends the call with EXPRESSION_LIMIT; other errors wait for the run.
+    const site = { path: ["steps", index, "with", "items"], locate: async (path: SourcePath, body: string) => expressionPosition(version.source, path, body) };
+    const value = await evaluateString(items, { inputs: values, steps: {} }, site).catch((error) => {
+      if (error instanceof TesseraError && error.code === ErrorCode.EXPRESSION_LIMIT) throw error;
+      return null;
+    });
     if (Array.isArray(value) && value.length > limit) {
       problems.push({ path: `steps.${step.id}.with.items`, message: `map over ${value.length} items; the limit is ${limit}` });
     }

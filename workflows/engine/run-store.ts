@@ -3,6 +3,11 @@ import type { RunPlan, StepChange } from "./run-planner.ts";
 
 type Tx = Prisma.TransactionClient;
 
+/** The run with every step row, read without locks: what the first, evaluating plan of an advance starts from. */
+export async function readRun(db: Pick<Tx, "run">, runId: string): Promise<(Run & { steps: StepRun[] }) | null> {
+  return db.run.findUnique({ where: { id: runId }, include: { steps: true } });
+}
+
 /**
  * Locks the run row until the transaction ends and reads it with its step
  * rows: whoever advances a run holds this lock, so advances take turns.

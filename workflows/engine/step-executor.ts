@@ -3,12 +3,12 @@ import { untilAborted } from "../../services/core/abort.ts";
 import { Prisma, type StepRun } from "../../services/core/database.ts";
 import { ErrorCode, TesseraError, toErrorRecord, type ErrorRecord } from "../../services/core/errors.ts";
 import type { Logger } from "../../services/core/logger.ts";
-import { evaluateValue } from "../dsl/expression.ts";
+import { evaluateForEach, type ExpressionSite } from "../dsl/expression.ts";
 import { durationMs } from "../dsl/workflow-schema.ts";
 import { findStepType } from "../steps/step-registry.ts";
 import { StepDirective } from "../steps/step-type.ts";
 import { workflowLimits } from "../workflow-limits.ts";
-import { definitionOf } from "./definition-cache.ts";
+import { definitionOf, expressionLocator } from "./definition-cache.ts";
 import { advanceRun, feedMap } from "./run-coordinator.ts";
 import { scopeOf } from "./run-planner.ts";
 import { createStepContext } from "./step-context.ts";
@@ -72,7 +72,9 @@ export async function executeStep(app: AppContext, job: StepJob, attempt: number
   }
 
   if (result instanceof StepDirective) {
-    await handOver(app, row, result, scopeOf(run.input, await app.db.stepRun.findMany({ where: { runId: run.id, parentId: null } })));
+    // Where a map's item step sits in the file, for errors about its expressions.
+    const site = { path: ["steps", definition.steps.findIndex((candidate) => candidate.id === row.stepId), "with", type.templateKey ?? "step", "with"], locate: expressionLocator(app, run.workflowVersionId) };
+    await handOver(app, row, result, scopeOf(run.input, await app.db.stepRun.findMany({ where: { runId: run.id, parentId: null } })), site);
   } else {
     const output = type.output.safeParse(result);
     if (!output.success) throw new TesseraError(ErrorCode.INTERNAL, `step type ${type.uses} returned an output that breaks its schema`);
@@ -112,7 +114,7 @@ async function alreadyHandedOver(app: AppContext, row: StepRun, fansOut: boolean
 }
 
 /** The step returned a directive: pause, fan out, or wait for a child run. */
-async function handOver(app: AppContext, row: StepRun, result: StepDirective, scope: ReturnType<typeof scopeOf>) {
+async function handOver(app: AppContext, row: StepRun, result: StepDirective, scope: ReturnType<typeof scopeOf>, site: ExpressionSite) {
   const directive = result.directive;
   if (directive.kind === "wait") {
     const { count } = await app.db.stepRun.updateMany({ where: { id: row.id, status: "RUNNING" }, data: { status: "WAITING" } });
@@ -120,10 +122,8 @@ async function handOver(app: AppContext, row: StepRun, result: StepDirective, sc
     return;
   }
   if (directive.kind === "fan-out") {
-    // Each item's input is fixed now, with `item` and `index` in scope.
-    const inputs = await Promise.all(
-      directive.items.map((item, index) => evaluateValue(directive.template.with ?? {}, { ...scope, item, index })),
-    );
+    // Each item's input is fixed now, with `item` and `index` in scope: one bounded evaluation for all items.
+    const inputs = await evaluateForEach(directive.template.with ?? {}, scope, directive.items.map((item, index) => ({ item, index })), site);
     await app.db.$transaction(async (tx) => {
       const current = await tx.stepRun.findUnique({ where: { id: row.id } });
       if (current?.status !== "RUNNING" || (await tx.stepRun.count({ where: { parentId: row.id } })) > 0) return;
