@@ -140,8 +140,9 @@ export function serveModelCalls(
         try {
           return toWire(await runtime.callModel(model, parsed.data.operation, fromWire(parsed.data.input)));
         } catch (error) {
-          // The caller's job decides about retries; this call is answered once, with the typed error.
-          throw new UnrecoverableError(JSON.stringify(toErrorRecord(error)));
+          // The caller's job decides about retries; this call is answered once, with the typed error (the raw one is logged here).
+          if (!(error instanceof TesseraError)) options.logger.warn({ err: error, model, callId: job.id }, "model call failed with an internal error");
+          throw new UnrecoverableError(JSON.stringify(toErrorRecord(error, `model call ${job.id} of ${model}`)));
         }
       },
       // Concurrent calls reach the model's dynamic batcher together, so remote calls are batched as local ones are.

@@ -28,12 +28,13 @@ export type ExpressionSite = {
   locate?: (path: SourcePath, body: string) => Promise<{ line: number; column: number } | undefined>;
 };
 
-export class ExpressionError extends Error {
+/** The workflow author's expression failed: their own text and JSONata's reason, safe to show (a TesseraError, so it is not masked). */
+export class ExpressionError extends TesseraError {
   constructor(
     readonly expression: string,
     message: string,
   ) {
-    super(`\${{ ${expression} }}: ${message}`);
+    super(ErrorCode.BAD_USER_INPUT, `\${{ ${expression} }}: ${message}`);
     this.name = "ExpressionError";
   }
 }
@@ -72,6 +73,15 @@ class ExpressionProcesses {
       this.waiting.push({ task: { ...task, id: this.nextId++ }, resolve, reject });
       this.dispatch();
     });
+  }
+
+  warm() {
+    if (!this.idle.length && !this.busy.size) {
+      const evaluator = this.spawn();
+      this.idle.push(evaluator);
+      evaluator.child.unref();
+      (evaluator.child.channel as Handle)?.unref?.();
+    }
   }
 
   close() {
@@ -141,6 +151,14 @@ class ExpressionProcesses {
 }
 
 let pool: ExpressionProcesses | undefined;
+
+/** Starts one evaluating process ahead of need (a fork and JSONata's load take a while), without waiting for it. */
+export function warmExpressionPool(): void {
+  if (pool) return;
+  const limits = workflowLimits();
+  pool = new ExpressionProcesses(limits);
+  pool.warm();
+}
 
 /** Stops the evaluating processes (tests, shutdown); the next evaluation starts new ones. */
 export async function closeExpressionPool(): Promise<void> {
