@@ -155,8 +155,7 @@ let pool: ExpressionProcesses | undefined;
 /** Starts one evaluating process ahead of need (a fork and JSONata's load take a while), without waiting for it. */
 export function warmExpressionPool(): void {
   if (pool) return;
-  const limits = workflowLimits();
-  pool = new ExpressionProcesses(limits);
+  pool = new ExpressionProcesses(expressionLimits());
   pool.warm();
 }
 
@@ -164,6 +163,14 @@ export function warmExpressionPool(): void {
 export async function closeExpressionPool(): Promise<void> {
   pool?.close();
   pool = undefined;
+}
+
+/** The limits, parsed again only when an expression variable changed: parsing the whole environment per evaluation costs more than a plain path. */
+let cachedLimits: { key: string; limits: WorkflowLimits } | undefined;
+function expressionLimits(): WorkflowLimits {
+  const key = Object.keys(process.env).filter((name) => name.startsWith("WORKFLOW_")).map((name) => `${name}=${process.env[name]}`).join("\n");
+  if (cachedLimits?.key !== key) cachedLimits = { key, limits: workflowLimits() };
+  return cachedLimits.limits;
 }
 
 const KEYWORDS = new Set(["and", "or", "in", "true", "false", "null", "function"]);
@@ -199,7 +206,7 @@ export async function evaluateSlots(
   variants: Record<string, unknown>[] | null,
   site: ExpressionSite,
 ): Promise<unknown[][]> {
-  const limits = workflowLimits();
+  const limits = expressionLimits();
   const scopes = (variants ?? [{}]).map((variant) => ({ ...scope, ...variant }));
   const results = scopes.map(() => new Array<unknown>(slots.length));
   const remote: number[] = [];

@@ -2,7 +2,7 @@ import jsonata from "jsonata";
 import { evaluateSlots, type ExpressionSite, type ExpressionSlot } from "./expression-pool.ts";
 import type { SourcePath } from "./workflow-source.ts";
 
-export { ExpressionError, closeExpressionPool, type ExpressionSite } from "./expression-pool.ts";
+export { ExpressionError, closeExpressionPool, warmExpressionPool, type ExpressionSite } from "./expression-pool.ts";
 
 /**
  * `${{ ... }}` expressions, evaluated by JSONata: a sandboxed query language

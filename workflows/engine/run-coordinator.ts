@@ -2,6 +2,7 @@ import type { AppContext } from "../../services/app/app-context.ts";
 import { Prisma, type Run, type StepRun } from "../../services/core/database.ts";
 import { ErrorCode, TesseraError, type ErrorRecord } from "../../services/core/errors.ts";
 import { workflowLimits } from "../workflow-limits.ts";
+import { warmExpressionPool } from "../dsl/expression.ts";
 import { definitionOf, dependenciesOf, expressionLocator } from "./definition-cache.ts";
 import { EvaluationMemo, type EvaluateAt } from "./evaluation-memo.ts";
 import { publishRunEvent, RunEventType, TERMINAL_RUN_STATUSES } from "./run-events.ts";
@@ -28,6 +29,7 @@ const MAX_PLANS = 5;
  * between), nothing is written and both plans are made again.
  */
 export async function advanceRun(app: AppContext, runId: string, options: { requeue?: boolean } = {}): Promise<void> {
+  warmExpressionPool(); // the steps after this one will likely need it
   let memo: EvaluationMemo | undefined;
   const planFor = async (run: Run, rows: StepRun[], evaluate: EvaluateAt) => {
     const definition = await definitionOf(app, run.workflowVersionId);
