@@ -26,6 +26,8 @@ export const ErrorCode = {
   QUOTA_EXCEEDED: "QUOTA_EXCEEDED",
   /** A workflow expression passed its time, memory or result-size limit; `details` name the limit and the expression's line:col. */
   EXPRESSION_LIMIT: "EXPRESSION_LIMIT",
+  /** An idempotency key already names an operation with other content (two requests raced with one key and different bytes). */
+  IDEMPOTENCY_CONFLICT: "IDEMPOTENCY_CONFLICT",
   CANCELLED: "CANCELLED",
   SERVICE_UNAVAILABLE: "SERVICE_UNAVAILABLE",
   INTERNAL: "INTERNAL",
