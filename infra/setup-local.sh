@@ -29,7 +29,7 @@ fi
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   echo "starting Redis"
   sudo_if_needed mkdir -p /var/lib/redis /var/log/redis
-  sudo_if_needed redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+  sudo_if_needed redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --appendonly yes --appendfsync everysec --maxmemory-policy noeviction \
     --dir /var/lib/redis --logfile /var/log/redis/tessera.log
 fi
 for _ in $(seq 1 30); do
