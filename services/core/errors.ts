@@ -28,6 +28,8 @@ export const ErrorCode = {
   EXPRESSION_LIMIT: "EXPRESSION_LIMIT",
   /** An idempotency key already names an operation with other content (two requests raced with one key and different bytes). */
   IDEMPOTENCY_CONFLICT: "IDEMPOTENCY_CONFLICT",
+  /** The worker running a job stopped (killed, out of memory, deployed over) more often than a job may survive; `details.stalls`. */
+  WORKER_LOST: "WORKER_LOST",
   CANCELLED: "CANCELLED",
   SERVICE_UNAVAILABLE: "SERVICE_UNAVAILABLE",
   INTERNAL: "INTERNAL",
