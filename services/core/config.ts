@@ -22,6 +22,13 @@ const ConfigSchema = z.object({
   /** The collection that holds every project (as tenants): deployments sharing one Weaviate each set their own. */
   WEAVIATE_COLLECTION: z.string().regex(/^[A-Z][A-Za-z0-9_]*$/, "must be a Weaviate class name (a capital letter first)").default("TesseraVector"),
   WEAVIATE_VECTOR_INDEX: z.enum(["flat", "hnsw"]).default("flat"),
+  /**
+   * How long, in all, an ingest's index stage keeps retrying while the vector store cannot be reached (refused,
+   * reset, timed out, 5xx, gRPC UNAVAILABLE) before the attempt fails with a retryable SERVICE_UNAVAILABLE.
+   */
+  VECTOR_STORE_RETRY_MS: z.coerce.number().int().min(0).default(5 * 60_000),
+  /** The longest single wait between two of those tries (exponential backoff with jitter up to it). */
+  VECTOR_STORE_RETRY_MAX_WAIT_MS: z.coerce.number().int().positive().default(15_000),
   DATA_DIR: z.string().min(1).default(".data"),
   MODELS_DIR: z.string().min(1).default("models"),
   /** Prefix of every BullMQ key, so several deployments can share one Redis. */
@@ -46,6 +53,18 @@ const ConfigSchema = z.object({
     .default("0")
     .transform((value) => value === "1" || value === "true"),
   WORKER_CONCURRENCY: z.coerce.number().int().positive().default(4),
+  /**
+   * A worker holds each running job under a lock in Redis for this long, renewed at half of it; a worker that dies
+   * (kill -9, out of memory) lets it lapse, and the next stall check, every WORKER_STALLED_CHECK_MS, hands the job to
+   * another worker: a dead worker's job moves on within WORKER_LOCK_MS + WORKER_STALLED_CHECK_MS. The event loop must
+   * never be blocked this long, or a live job is taken for dead. BullMQ's own defaults are 30 s and 30 s.
+   */
+  WORKER_LOCK_MS: z.coerce.number().int().min(1000).default(10_000),
+  WORKER_STALLED_CHECK_MS: z.coerce.number().int().min(100).default(5_000),
+  /** How many times a job may lose its worker and still run again; one more and it fails with WORKER_LOST. */
+  WORKER_MAX_STALLS: z.coerce.number().int().min(0).default(2),
+  /** Longest a request waits for Redis to take a job; past it (or at once, while Redis is disconnected) the request gets SERVICE_UNAVAILABLE. */
+  QUEUE_ADD_TIMEOUT_MS: z.coerce.number().int().positive().default(5_000),
   /** Comma-separated globs of models this process calls on other workers (`--remote-models` for a worker). */
   REMOTE_MODELS: z
     .string()

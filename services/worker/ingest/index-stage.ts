@@ -1,6 +1,8 @@
 import { ErrorCode, TesseraError } from "../../core/errors.ts";
 import { recordAssetEmbeddings } from "../../assets/asset-records.ts";
 import type { VectorRecord } from "../../search/vector-store.ts";
+import { retryThroughVectorStoreOutage } from "../../search/vector-store-outage.ts";
+import type { JobHandlerContext } from "../job-handler.ts";
 import type { IngestStage } from "./ingest-stage.ts";
 import { writeVectors } from "./vector-writes.ts";
 
@@ -15,10 +17,15 @@ const WRITE_SLICE = 1024;
  * vectors, the OCR lines and transcripts the asset yielded), tags and
  * metadata, under the asset's project, after the AssetEmbedding records that
  * say which spaces and models it has. Re-running it rewrites the same ids.
+ * While the vector store cannot be reached, each call waits and tries again
+ * (VECTOR_STORE_RETRY_MS in all) instead of failing the asset; BullMQ keeps
+ * renewing the job's lock meanwhile, as it does for any running processor.
  */
 export const indexStage: IngestStage = {
   name: "index",
-  async run(asset, state, { app }) {
+  async run(asset, state, context) {
+    const { app } = context;
+    const throughOutage = <T>(what: string, call: () => Promise<T>) => untilVectorStoreAnswers(context, asset.id, what, call);
     if (state.vectors.length === 0) return;
     const limit = app.config.ASSET_MAX_VECTORS;
     if (state.vectors.length > limit) {
@@ -52,12 +59,23 @@ export const indexStage: IngestStage = {
     }
     // A re-ingest that yields fewer chunks must not leave the old extra ones behind.
     if (state.hadEmbeddings !== false) {
-      const before = await app.vectorStore.count(asset.projectId, { assetId: asset.id });
-      if (before > 0 && before !== records.length) await app.vectorStore.deleteAsset(asset.projectId, asset.id);
+      const before = await throughOutage("count", () => app.vectorStore.count(asset.projectId, { assetId: asset.id }));
+      if (before > 0 && before !== records.length) await throughOutage("delete", () => app.vectorStore.deleteAsset(asset.projectId, asset.id));
     }
     for (let from = 0; from < records.length; from += WRITE_SLICE) {
-      await writeVectors(app.vectorStore, asset.projectId, records.slice(from, from + WRITE_SLICE), { allNew: state.hadEmbeddings === false });
+      const slice = records.slice(from, from + WRITE_SLICE);
+      await throughOutage("write", () => writeVectors(app.vectorStore, asset.projectId, slice, { allNew: state.hadEmbeddings === false }));
     }
     // If deleteAsset runs from here on, the ingest handler's final update finds no row and takes the vectors back.
   },
 };
+
+/** One vector-store call of the index stage, retried through an outage; each wait is logged under the job. */
+function untilVectorStoreAnswers<T>({ app, logger }: JobHandlerContext, assetId: string, what: string, call: () => Promise<T>): Promise<T> {
+  return retryThroughVectorStoreOutage(call, {
+    budgetMs: app.config.VECTOR_STORE_RETRY_MS,
+    maxWaitMs: app.config.VECTOR_STORE_RETRY_MAX_WAIT_MS,
+    onRetry: (error, { attempt, waitMs, elapsedMs }) =>
+      logger.warn({ err: error, assetId, call: what, attempt, waitMs, elapsedMs }, "vector store unreachable; indexing waits and retries"),
+  });
+}
