@@ -10,15 +10,17 @@ import { RemoteModelClient } from "../models/remote-model-calls.ts";
 import type { Config } from "../core/config.ts";
 import { createDatabase, type Database } from "../core/database.ts";
 import { createLogger, type Logger } from "../core/logger.ts";
-import { createRedis, type Redis } from "../core/redis.ts";
+import { createRedis, createRequestRedis, type Redis } from "../core/redis.ts";
 
 /** The long-lived resources one process shares: gateway, worker, or both. */
 export type AppContext = {
   config: Config;
   logger: Logger;
   db: Database;
-  /** BullMQ producers and workers. */
+  /** BullMQ workers, remote model calls, events: waits for Redis to come back (BullMQ's workers need that). */
   redis: Redis;
+  /** The producers' connection (`queues`): fails fast while Redis is down, so a request answers SERVICE_UNAVAILABLE. */
+  redisRequests: Redis;
   /** Pub/sub needs a connection of its own: a subscribed connection can do nothing else. */
   redisSubscriber: Redis;
   events: EventBus;
@@ -34,7 +36,10 @@ export async function createAppContext(config: Config, logger = createLogger(con
   const db = createDatabase(config.DATABASE_URL);
   const redis = createRedis(config.REDIS_URL);
   const redisSubscriber = createRedis(config.REDIS_URL);
-  const queues = new JobQueues(redis, config.QUEUE_PREFIX);
+  const redisRequests = createRequestRedis(config.REDIS_URL);
+  // Its errors reach the callers of enqueue; unhandled, ioredis would print each failed reconnect.
+  redisRequests.on("error", () => {});
+  const queues = new JobQueues(redisRequests, { prefix: config.QUEUE_PREFIX, addTimeoutMs: config.QUEUE_ADD_TIMEOUT_MS });
   const vectorStore = await createVectorStore(config);
   const remoteModels = new RemoteModelClient(redis, config.QUEUE_PREFIX, config.MODEL_CALL_TIMEOUT_MS);
   const context: AppContext = {
@@ -42,6 +47,7 @@ export async function createAppContext(config: Config, logger = createLogger(con
     logger,
     db,
     redis,
+    redisRequests,
     redisSubscriber,
     events: createEventBus(redis, redisSubscriber, config.QUEUE_PREFIX),
     queues,
@@ -50,12 +56,14 @@ export async function createAppContext(config: Config, logger = createLogger(con
     models: createModelRuntime({ modelsDir: config.modelsDir, logger, remote: remoteModels, remoteModels: config.REMOTE_MODELS }),
     async close() {
       // With Redis down, a graceful QUIT would wait forever for a reconnect: drop the socket instead.
-      if (redis.status === "ready") {
+      if (redis.status === "ready" && redisRequests.status === "ready") {
         await queues.close();
+        await redisRequests.quit().catch(() => redisRequests.disconnect());
         await remoteModels.close();
         await redis.quit().catch(() => redis.disconnect());
       } else {
         redis.disconnect();
+        redisRequests.disconnect();
         await queues.close().catch(() => {});
         await remoteModels.close().catch(() => {});
       }
