@@ -5,6 +5,7 @@ import { jobPayloads, queueNames, type QueueName } from "../queue/job-payloads.t
 import type { JobHandler } from "./job-handler.ts";
 import { jobHandlers } from "./handlers/index.ts";
 import { JobTracker } from "./job-tracker.ts";
+import { LostJobs, reconcileLostJob } from "./lost-jobs.ts";
 import { serveModelCalls } from "../models/remote-model-calls.ts";
 
 /** Errors that retrying cannot fix: the input is wrong, so fail at once. */
@@ -32,14 +33,26 @@ export type WorkerPoolOptions = {
 /** Starts one BullMQ worker per served queue; `close()` drains them. */
 export function startWorkerPool(app: AppContext, options: WorkerPoolOptions = {}) {
   const served = (options.queues ?? queueNames).filter((name) => jobHandlers[name]);
+  const lost = new LostJobs();
   const workers = served.map((name) => {
     const handler = jobHandlers[name] as JobHandler<QueueName>;
-    const worker = new Worker(name, (job: BullJob) => processJob(app, name, handler, job), {
+    const worker = new Worker(name, (job: BullJob) => processJob(app, name, handler, job, lost), {
       connection: app.redis,
       prefix: app.config.QUEUE_PREFIX,
       concurrency: options.concurrency ?? app.config.WORKER_CONCURRENCY,
+      // A dead worker's job is handed on within lockDuration + stalledInterval (BullMQ renews the lock at half its duration).
+      lockDuration: app.config.WORKER_LOCK_MS,
+      stalledInterval: app.config.WORKER_STALLED_CHECK_MS,
+      maxStalledCount: app.config.WORKER_MAX_STALLS,
     });
     worker.on("error", (error) => app.logger.error({ err: error, queue: name }, "worker error"));
+    // BullMQ fails a job that stalled too often without calling the processor: its rows are marked here.
+    worker.on("failed", (job, error) => {
+      if (!job || typeof error !== "object" || lost.isHandled(error)) return;
+      reconcileLostJob(app, name, handler, job, error.message).catch((err) =>
+        app.logger.error({ err, queue: name, jobId: job.id }, "could not mark the rows of a job the queue failed"),
+      );
+    });
     return worker;
   });
   const modelCallWorkers =
@@ -55,7 +68,16 @@ export function startWorkerPool(app: AppContext, options: WorkerPoolOptions = {}
   };
 }
 
-async function processJob(app: AppContext, queue: QueueName, handler: JobHandler<QueueName>, job: BullJob) {
+/** Whatever the processor throws, it has dealt with (or left for a retry): only BullMQ's own failures are lost jobs. */
+async function processJob(app: AppContext, queue: QueueName, handler: JobHandler<QueueName>, job: BullJob, lost: LostJobs) {
+  try {
+    return await runJob(app, queue, handler, job);
+  } catch (error) {
+    throw lost.handledBy(error);
+  }
+}
+
+async function runJob(app: AppContext, queue: QueueName, handler: JobHandler<QueueName>, job: BullJob) {
   const parsed = jobPayloads[queue].safeParse(job.data);
   if (!parsed.success) {
     app.logger.error({ queue, jobId: job.id, issues: parsed.error.issues }, "job payload breaks the queue contract");
