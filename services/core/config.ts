@@ -24,7 +24,7 @@ const ConfigSchema = z.object({
   WEAVIATE_VECTOR_INDEX: z.enum(["flat", "hnsw"]).default("flat"),
   /**
    * How long, in all, an ingest's index stage keeps retrying while the vector store cannot be reached (refused,
-   * reset, timed out, 5xx, gRPC UNAVAILABLE) before the attempt fails with a retryable SERVICE_UNAVAILABLE.
+   * reset, timed out, 5xx, gRPC UNAVAILABLE) before the attempt fails with a retryable SERVICE_UNAVAILABLE; 0: no retries.
    */
   VECTOR_STORE_RETRY_MS: z.coerce.number().int().min(0).default(5 * 60_000),
   /** The longest single wait between two of those tries (exponential backoff with jitter up to it). */

@@ -63,35 +63,56 @@ export type OutageRetryOptions = {
 /**
  * Runs `operation` until it succeeds, retrying while the vector store is unreachable with
  * exponential backoff and jitter (each wait a random half to whole of 2^n × the first wait,
- * capped at `maxWaitMs`), for at most `budgetMs` in all. An error that does not say "unreachable"
+ * capped at `maxWaitMs`), for at most `budgetMs` in all, a try in flight included. An error that does not say "unreachable"
  * is thrown at once. An outage longer than the budget ends in a retryable SERVICE_UNAVAILABLE,
  * so the job's own attempts (and whoever re-queues it) can take it up again.
  * The operation must be safe to repeat (the vector store's writes are upserts by id).
  */
 export async function retryThroughVectorStoreOutage<T>(operation: () => Promise<T>, options: OutageRetryOptions): Promise<T> {
+  if (options.budgetMs <= 0) return operation(); // 0: no retries, the store's own error as it is
   const started = Date.now();
   const firstWaitMs = options.firstWaitMs ?? 250;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await operation();
+      return await withinBudget(operation(), started + options.budgetMs);
     } catch (error) {
+      if (error instanceof BudgetSpent) throw outlasted(options.budgetMs, Date.now() - started, attempt);
       if (!isVectorStoreUnreachable(error) || options.signal?.aborted) throw error;
       const elapsedMs = Date.now() - started;
       const remainingMs = options.budgetMs - elapsedMs;
-      if (remainingMs <= 0) {
-        const seconds = Math.round(elapsedMs / 100) / 10;
-        throw new TesseraError(
-          ErrorCode.SERVICE_UNAVAILABLE,
-          `the vector store could not be reached for ${seconds} s (${attempt} tries, VECTOR_STORE_RETRY_MS=${options.budgetMs}); the asset can be indexed again once it is back`,
-          { service: "vectorStore", variable: "VECTOR_STORE_RETRY_MS", budgetMs: options.budgetMs, tries: attempt },
-        );
-      }
+      if (remainingMs <= 0) throw outlasted(options.budgetMs, elapsedMs, attempt);
       const ceiling = Math.min(options.maxWaitMs, firstWaitMs * 2 ** (attempt - 1));
       const waitMs = Math.min(remainingMs, Math.round(ceiling * (0.5 + Math.random() / 2)));
       options.onRetry?.(error, { attempt, waitMs, elapsedMs });
       await wait(waitMs, options.signal);
     }
   }
+}
+
+class BudgetSpent extends Error {}
+
+/**
+ * The try's own outcome, unless the budget ends first: a client that retries inside one call
+ * (weaviate-client retries gRPC UNAVAILABLE for up to ~30 s) must not stretch the budget. A try
+ * left behind may still finish; the writes are upserts by id, so a late one does no harm.
+ */
+function withinBudget<T>(pending: Promise<T>, deadline: number): Promise<T> {
+  pending.catch(() => {}); // a try left behind must not become an unhandled rejection
+  const remainingMs = deadline - Date.now();
+  let timer: NodeJS.Timeout | undefined;
+  const spent = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new BudgetSpent()), Math.max(0, remainingMs));
+  });
+  return Promise.race([pending, spent]).finally(() => clearTimeout(timer));
+}
+
+function outlasted(budgetMs: number, elapsedMs: number, tries: number) {
+  const seconds = Math.round(elapsedMs / 100) / 10;
+  return new TesseraError(
+    ErrorCode.SERVICE_UNAVAILABLE,
+    `the vector store could not be reached for ${seconds} s (${tries} tries, VECTOR_STORE_RETRY_MS=${budgetMs}); the asset can be indexed again once it is back`,
+    { service: "vectorStore", variable: "VECTOR_STORE_RETRY_MS", budgetMs, tries },
+  );
 }
 
 function wait(ms: number, signal?: AbortSignal) {
