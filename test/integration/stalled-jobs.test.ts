@@ -8,9 +8,10 @@ import { TEST_DATABASE_URL, TEST_REDIS_URL } from "../support/test-env.ts";
 
 const root = path.resolve(import.meta.dirname, "..", "..");
 
-// Short locks, so each stall takes about a second; the takeover bound below is derived from them.
-const LOCK_MS = 2000;
-const STALLED_CHECK_MS = 1000;
+// Short locks, so each stall takes seconds; the takeover bound below is derived from them.
+// TEST_WORKER_LOCK_MS=10000 TEST_WORKER_STALLED_CHECK_MS=5000 measures the production defaults.
+const LOCK_MS = Number(process.env.TEST_WORKER_LOCK_MS ?? 2000);
+const STALLED_CHECK_MS = Number(process.env.TEST_WORKER_STALLED_CHECK_MS ?? 1000);
 const MAX_STALLS = 1;
 /** A dead worker's lock lapses at most LOCK_MS after its last renewal; the next stall check hands the job on. */
 const TAKEOVER_BOUND_MS = LOCK_MS + STALLED_CHECK_MS + 2000; // + starting the step again (rows, HTTP) on a shared machine
