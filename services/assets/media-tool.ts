@@ -1,7 +1,25 @@
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { ErrorCode, TesseraError } from "../core/errors.ts";
 
 export type ToolRun = { stdout: Buffer; stderr: string };
+
+/** Tools still running, by process group: a process that exits (a forced shutdown) takes them with it. */
+const runningTools = new Set<ChildProcess>();
+let killOnExit = false;
+
+function killGroup(child: ChildProcess) {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, "SIGKILL");
+  } catch {
+    child.kill("SIGKILL"); // the group is gone already, or never formed
+  }
+}
+
+/** ffmpeg catches SIGINT and SIGTERM and exits with 255; other tools die of the signal. */
+function stoppedBySignal(command: string, code: number | null, signal: NodeJS.Signals | null) {
+  return signal !== null || (command === "ffmpeg" && code === 255);
+}
 
 /**
  * Runs ffmpeg, ffprobe or poppler's pdfinfo/pdftotext with an argument array
@@ -17,14 +35,21 @@ export function runMediaTool(
   return new Promise((resolve, reject) => {
     // Local files only: a crafted playlist or reference inside a container must not make ffmpeg open a URL (SSRF).
     const safety = command.startsWith("pdf") ? [] : ["-hide_banner", ...(command === "ffmpeg" ? ["-nostdin"] : []), "-protocol_whitelist", "file,pipe"];
-    const child = spawn(command, [...safety, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    // Its own process group: Ctrl-C in a terminal signals the whole foreground group, and a tool that
+    // caught it would look like a broken file while the worker drains; the worker decides when tools stop.
+    const child = spawn(command, [...safety, ...args], { stdio: ["ignore", "pipe", "pipe"], detached: true });
+    if (!killOnExit) {
+      killOnExit = true;
+      process.on("exit", () => runningTools.forEach(killGroup));
+    }
+    runningTools.add(child);
     const chunks: Buffer[] = [];
     let outputBytes = 0;
     let stderr = "";
     let failure: TesseraError | undefined;
     const stop = (error: TesseraError) => {
       failure ??= error;
-      child.kill("SIGKILL");
+      killGroup(child);
     };
     const timer = setTimeout(
       () => stop(new TesseraError(ErrorCode.TIMEOUT, `${command} took longer than ${options.timeoutMs} ms`)),
@@ -44,11 +69,22 @@ export function runMediaTool(
     });
     child.on("error", (error) => {
       clearTimeout(timer);
+      runningTools.delete(child);
       reject(new TesseraError(ErrorCode.SERVICE_UNAVAILABLE, `cannot run ${command}: ${error.message} (is ${command.startsWith("pdf") ? "poppler-utils" : "ffmpeg"} installed? infra/setup-local.sh installs it)`));
     });
-    child.on("close", (code) => {
+    child.on("close", (code, signal) => {
       clearTimeout(timer);
+      runningTools.delete(child);
       if (failure) return reject(failure);
+      if (stoppedBySignal(command, code, signal)) {
+        // Something outside stopped the tool (a shutdown, an operator, the OOM killer): the media may be fine, so retry.
+        return reject(
+          new TesseraError(ErrorCode.SERVICE_UNAVAILABLE, `${command} was stopped by a signal before it finished; retry later`, {
+            tool: command,
+            signal: signal ?? "caught (exit status 255)",
+          }),
+        );
+      }
       if (code !== 0) {
         // Server paths are nobody's business but the server's.
         for (const arg of args) if (arg.startsWith("/")) stderr = stderr.replaceAll(arg, "<input>");
