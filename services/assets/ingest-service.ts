@@ -69,8 +69,16 @@ export async function ingestContent(
   try {
     const decided = { ...content, ...((await prepare?.(blob)) ?? {}) };
     const recorded = await recordAssetAndJob(app, projectId, blob, decided, options);
-    // The same bytes are already an asset of this project, with its job: that is the answer.
-    if (!recorded.created) return recorded.result;
+    if (!recorded.created) {
+      // A request racing this one used the key first, for other bytes: this one's blob goes (below) and the caller is told.
+      if (recorded.result.asset.sha256 !== blob.sha256) {
+        throw new TesseraError(ErrorCode.IDEMPOTENCY_CONFLICT, "this idempotency key was used at the same time for other content; nothing of this request was stored", {
+          assetId: recorded.result.asset.id,
+        });
+      }
+      // The same bytes are already an asset of this project, with its job: that is the answer.
+      return recorded.result;
+    }
     created = recorded.result;
     await app.queues.enqueue(
       "ingest",
