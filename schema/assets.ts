@@ -3,6 +3,7 @@ import { resolveCursorConnection, type ResolveCursorConnectionArgs } from "@poth
 import { AssetStatus, Modality, type Asset } from "../services/core/database.ts";
 import { ErrorCode, TesseraError } from "../services/core/errors.ts";
 import { ingestContent } from "../services/assets/ingest-service.ts";
+import { reindexAsset } from "../services/assets/asset-reindex.ts";
 import { ingestFromUrl, ingestText, ingestUntyped } from "../services/assets/ingest-sources.ts";
 import { StreamedUpload } from "../services/gateway/plugins/streamed-upload.ts";
 import type { ProjectContext } from "../services/gateway/context.ts";
@@ -49,14 +50,17 @@ builder.queryField("assets", (t) =>
   t.withAuth({ project: true }).connection({
     type: AssetRef,
     description: "The project's assets, newest first.",
-    args: { modality: t.arg({ type: ModalityEnum, required: false }) },
+    args: {
+      modality: t.arg({ type: ModalityEnum, required: false }),
+      status: t.arg({ type: AssetStatusEnum, required: false, description: "Only assets in this state, e.g. FAILED ones to re-index." }),
+    },
     resolve: (_root, args, context) => {
       const { project } = context;
       return resolveCursorConnection(
         { args, toCursor: (asset: Asset) => asset.id, defaultSize: 20, maxSize: 100 },
         ({ before, after, limit, inverted }: ResolveCursorConnectionArgs) =>
           context.app.db.asset.findMany({
-            where: { projectId: project.id, ...(args.modality ? { modality: args.modality } : {}) },
+            where: { projectId: project.id, ...(args.modality ? { modality: args.modality } : {}), ...(args.status ? { status: args.status } : {}) },
             cursor: before ? { id: before } : after ? { id: after } : undefined,
             skip: before || after ? 1 : 0,
             take: limit,
@@ -138,6 +142,17 @@ builder.mutationField("ingest", (t) =>
         options,
       );
     },
+  }),
+);
+
+builder.mutationField("reindexAsset", (t) =>
+  t.withAuth({ project: true }).field({
+    type: IngestPayload,
+    description:
+      "Queues a new ingest of a FAILED or READY asset from its stored bytes (decode, encode, index), e.g. after a vector-store outage outlasted the retries. " +
+      "The asset goes back to PENDING; `job` is the new ingest job. NOT_FOUND when the stored bytes are gone, CONFLICT while an ingest of it is queued or running.",
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_root, args, context) => reindexAsset(context.app, context.project.id, String(args.id)),
   }),
 );
 

@@ -106,6 +106,44 @@ export function retryFailedAsset(
   );
 }
 
+/**
+ * Re-indexing: an asset in one of `from` (FAILED, READY) goes back to PENDING with a new INGEST job,
+ * in one statement, so two concurrent requests cannot both re-queue it. Undefined: the asset is not
+ * in the project, or not in one of those states (an ingest of it is already queued or running).
+ */
+export async function requeueAssetIngest(
+  db: Database,
+  projectId: string,
+  assetId: string,
+  from: ReadonlyArray<Asset["status"]>,
+): Promise<AssetWithJob | undefined> {
+  const now = new Date();
+  const at = Prisma.sql`${now.toISOString()}::timestamp`;
+  const jobId = randomUUID();
+  const [asset] = await db.$queryRaw<Asset[]>`
+    WITH asset AS (
+      UPDATE "Asset" SET status = 'PENDING', error = NULL, "updatedAt" = ${at}
+      WHERE id = ${assetId} AND "projectId" = ${projectId} AND status::text IN (${Prisma.join(from)})
+      RETURNING *
+    ), job AS (
+      INSERT INTO "Job" (id, "projectId", kind, status, progress, input, attempts, "assetId", "createdAt", "updatedAt")
+      SELECT ${jobId}, ${projectId}, 'INGEST', 'QUEUED', 0, ${JSON.stringify({ assetId })}::jsonb, 0, asset.id, ${at}, ${at} FROM asset
+    )
+    SELECT * FROM asset`;
+  if (!asset) return undefined;
+  const job = await db.job.findUniqueOrThrow({ where: { id: jobId } });
+  return { asset, job };
+}
+
+/** Takes back a re-queued ingest whose enqueue failed: the job goes, the asset gets its status and error back. */
+export async function undoRequeueAssetIngest(db: Database, { asset, job }: AssetWithJob, previous: Pick<Asset, "status" | "error">) {
+  await db.job.delete({ where: { id: job.id } }).catch(() => {});
+  await db.asset.updateMany({
+    where: { id: asset.id, status: "PENDING" },
+    data: { status: previous.status, error: previous.error === null ? Prisma.DbNull : (previous.error as Prisma.InputJsonValue) },
+  });
+}
+
 /** Takes back a job whose enqueue failed, and its asset unless another job (an earlier ingest) has it. */
 export async function discardIngest(db: Database, { asset, job }: AssetWithJob) {
   await db.job.delete({ where: { id: job.id } }).catch(() => {});

@@ -1,4 +1,5 @@
 import { Command } from "commander";
+import { registerAssetsCommands } from "./commands/assets.ts";
 import { registerIngestCommands } from "./commands/ingest.ts";
 import { registerKeysCommands } from "./commands/keys.ts";
 import { registerModelsCommands } from "./commands/models.ts";
@@ -12,6 +13,7 @@ const program = new Command()
   .showHelpAfterError();
 
 // Each command group adds itself; adding a group is adding a line here.
+registerAssetsCommands(program);
 registerIngestCommands(program);
 registerKeysCommands(program);
 registerModelsCommands(program);
