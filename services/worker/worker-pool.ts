@@ -34,6 +34,8 @@ export type WorkerPoolOptions = {
 export function startWorkerPool(app: AppContext, options: WorkerPoolOptions = {}) {
   const served = (options.queues ?? queueNames).filter((name) => jobHandlers[name]);
   const lost = new LostJobs();
+  /** Rows being marked for jobs the queue failed: close() waits for them before the database goes. */
+  const marking = new Set<Promise<void>>();
   const workers = served.map((name) => {
     const handler = jobHandlers[name] as JobHandler<QueueName>;
     const worker = new Worker(name, (job: BullJob) => processJob(app, name, handler, job, lost), {
@@ -49,9 +51,10 @@ export function startWorkerPool(app: AppContext, options: WorkerPoolOptions = {}
     // BullMQ fails a job that stalled too often without calling the processor: its rows are marked here.
     worker.on("failed", (job, error) => {
       if (!job || typeof error !== "object" || lost.isHandled(error)) return;
-      reconcileLostJob(app, name, handler, job, error.message).catch((err) =>
-        app.logger.error({ err, queue: name, jobId: job.id }, "could not mark the rows of a job the queue failed"),
-      );
+      const marked = reconcileLostJob(app, name, handler, job, error.message)
+        .catch((err) => app.logger.error({ err, queue: name, jobId: job.id }, "could not mark the rows of a job the queue failed"))
+        .finally(() => marking.delete(marked));
+      marking.add(marked);
     });
     return worker;
   });
@@ -64,6 +67,7 @@ export function startWorkerPool(app: AppContext, options: WorkerPoolOptions = {}
     /** Waits for running jobs (and model calls) to finish, then disconnects. */
     async close() {
       await Promise.all([...workers, ...modelCallWorkers].map((worker) => worker.close()));
+      await Promise.all(marking);
     },
   };
 }
