@@ -1,11 +1,13 @@
 import { randomUUID } from "node:crypto";
 import fs from "node:fs/promises";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import weaviate from "weaviate-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LanceDbVectorStore } from "../../services/search/lancedb-vector-store.ts";
 import type { VectorRecord, VectorStore } from "../../services/search/vector-store.ts";
+import { isVectorStoreUnreachable } from "../../services/search/vector-store-outage.ts";
 import { WeaviateVectorStore, type VectorIndexKind } from "../../services/search/weaviate-vector-store.ts";
 import { TEST_WEAVIATE_GRPC_PORT, TEST_WEAVIATE_URL } from "../support/test-env.ts";
 
@@ -264,6 +266,45 @@ describe.each(adapters)("VectorStore contract: %s", (_name, open) => {
     expect(hits.map((hit) => hit.text)).toEqual(["late"]);
     expect(await store.nearVector(projectId, { space: "never-written", vector: axis(3, 2), limit: 5 })).toEqual([]);
   });
+});
+
+describe("Weaviate: an outage or a bad request", () => {
+  // The index stage retries only outages: a write Weaviate refuses must not read as one, or it would wait minutes.
+  // (The embedded store takes a vector of the wrong length without an error: not covered here.)
+  it("refuses a vector of the wrong length with an error that does not read as an outage", async () => {
+    const { store } = await weaviateAdapter("flat")();
+    const projectId = randomUUID();
+    try {
+      await store.upsert(projectId, [record(randomUUID(), { vector: axis(8, 0) })]);
+      const refused = await store.upsert(projectId, [record(randomUUID(), { vector: axis(5, 0) })]).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(refused).toBeInstanceOf(Error);
+      expect(isVectorStoreUnreachable(refused)).toBe(false);
+    } finally {
+      await store.deleteProject(projectId);
+      await store.close();
+    }
+  });
+
+  it("a Weaviate that nothing answers for fails writes and reads with errors that read as an outage", async () => {
+    const closed = await new Promise<number>((resolve) => {
+      const server = net.createServer().listen(0, "127.0.0.1", () => {
+        const { port } = server.address() as net.AddressInfo;
+        server.close(() => resolve(port));
+      });
+    });
+    const store = await WeaviateVectorStore.connect({ url: `http://127.0.0.1:${closed}`, grpcPort: closed, collection: "TesseraContractTest_flat" });
+    try {
+      for (const call of [() => store.count(randomUUID()), () => store.upsert(randomUUID(), [record("asset", { vector: axis(8, 1) })])]) {
+        const error = await call().then(() => undefined, (caught: unknown) => caught);
+        expect(isVectorStoreUnreachable(error)).toBe(true);
+      }
+    } finally {
+      await store.close();
+    }
+  }, 60_000);
 });
 
 describe("Weaviate vector index kind", () => {

@@ -59,6 +59,7 @@ describe("a vector-store outage mid-ingest (Weaviate behind a proxy)", () => {
   });
 
   async function ingestThroughOutage(text: string) {
+    expect(OUTAGE_MS).toBeGreaterThan(t.app.config.WORKER_LOCK_MS);
     await outage(proxies);
     const started = Date.now();
     const { asset, job } = await ingestText(t, project.key, `${text} ${randomUUID()}`);
@@ -70,6 +71,7 @@ describe("a vector-store outage mid-ingest (Weaviate behind a proxy)", () => {
     expect(finished.error).toBeNull();
     expect(finished.status).toBe("READY");
     const jobRow = await t.app.db.job.findUniqueOrThrow({ where: { id: job.id } });
+    // One attempt although the outage outlasted the job's lock (WORKER_LOCK_MS): BullMQ renewed it while the stage waited.
     expect(jobRow).toMatchObject({ status: "SUCCEEDED", attempts: 1 });
     expect(await t.app.vectorStore.count(project.projectId, { assetId: asset.id })).toBeGreaterThan(0);
   }
