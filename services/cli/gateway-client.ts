@@ -58,9 +58,25 @@ function reasonOf(error: unknown): string {
   return [(error as Error).message, cause].filter(Boolean).join(": ");
 }
 
-function unreachable(url: URL, error: unknown): Error {
-  return new Error(`cannot reach the gateway at ${url} (is \`npm start\` running? set TESSERA_URL): ${reasonOf(error)}`);
+/**
+ * The gateway is not there, or went away mid-request (connection refused or
+ * reset, a stream cut): nothing says what became of the request, unlike a
+ * GatewayError, which is the gateway's answer about it.
+ */
+export class GatewayUnreachableError extends Error {
+  constructor(message: string, readonly reason: string) {
+    super(message);
+    this.name = "GatewayUnreachableError";
+  }
 }
+
+function unreachable(url: URL, error: unknown): GatewayUnreachableError {
+  const reason = reasonOf(error);
+  return new GatewayUnreachableError(`cannot reach the gateway at ${url} (is \`npm start\` running? set TESSERA_URL): ${reason}`, reason);
+}
+
+/** What a proxy in front of a stopped gateway answers. */
+const GATEWAY_GONE_STATUS = new Set([502, 503, 504]);
 
 /** The data of a GraphQL result, or its errors as one GatewayError. */
 function dataOf<T>(result: GraphQLResult<T>): T {
@@ -69,9 +85,16 @@ function dataOf<T>(result: GraphQLResult<T>): T {
 }
 
 /** An HTTP answer that should hold a GraphQL result: its errors if it has them, else what went wrong. */
-async function resultOf<T>(response: Response): Promise<T> {
-  const result = (await response.json().catch(() => null)) as GraphQLResult<T> | null;
-  if (!result || (!result.errors?.length && !result.data)) throw new Error(`the gateway answered HTTP ${response.status} without a GraphQL result`);
+async function resultOf<T>(response: Response, url: URL): Promise<T> {
+  const result = (await response.json().catch((error: unknown) => {
+    // Not JSON is an answer; a connection reset while the body is read is the gateway going away.
+    if (error instanceof SyntaxError) return null;
+    throw unreachable(url, error);
+  })) as GraphQLResult<T> | null;
+  if (!result || (!result.errors?.length && !result.data)) {
+    const message = `the gateway answered HTTP ${response.status} without a GraphQL result`;
+    throw GATEWAY_GONE_STATUS.has(response.status) ? new GatewayUnreachableError(message, `HTTP ${response.status}`) : new Error(message);
+  }
   return dataOf(result);
 }
 
@@ -102,7 +125,7 @@ export async function callGateway<T>(query: string, variables: Record<string, un
   } catch (error) {
     throw unreachable(url, error);
   }
-  return resultOf<T>(response);
+  return resultOf<T>(response, url);
 }
 
 let sseClient: Client | undefined;
@@ -131,10 +154,11 @@ export async function* subscribeGateway<T>(query: string, variables: Record<stri
   try {
     for await (const result of results) yield dataOf(result as GraphQLResult<T>);
   } catch (error) {
-    if (!(error instanceof NetworkError)) throw error;
-    // No response: nothing listens there. A response that is not a stream: the gateway refused, maybe with GraphQL errors.
-    if (!error.response) throw unreachable(url, error);
-    throw await resultOf<T>(error.response as Response).then(
+    if (error instanceof GatewayError) throw error;
+    // No response, or a stream cut mid-way: nothing listens there any more.
+    if (!(error instanceof NetworkError) || !error.response) throw unreachable(url, error);
+    // A response that is not a stream: the gateway refused, maybe with GraphQL errors.
+    throw await resultOf<T>(error.response as Response, url).then(
       () => new Error(`the gateway answered HTTP ${error.response!.status} to the subscription`),
       (refusal: Error) => refusal,
     );

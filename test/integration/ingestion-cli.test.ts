@@ -7,6 +7,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makePng, makeWav } from "../support/media-fixtures.ts";
+import { createGateway } from "../../services/gateway/gateway.ts";
 import { startTestApp, type TestApp } from "../support/test-app.ts";
 
 const root = path.resolve(import.meta.dirname, "..", "..");
@@ -18,10 +19,10 @@ let remote: string;
 let modelsDir: string;
 
 /** The CLI as a user runs it, against the test gateway (or whatever `url` names). */
-function tessera(args: string[], url = t.url) {
+function tessera(args: string[], url = t.url, key = project.key) {
   return promisify(execFile)("node", ["bin/tessera.js", ...args], {
     cwd: root,
-    env: { ...process.env, TESSERA_URL: url, TESSERA_API_KEY: project.key },
+    env: { ...process.env, TESSERA_URL: url, TESSERA_API_KEY: key },
   }).then(
     (result) => ({ ...result, code: 0 }),
     (error) => ({ stdout: error.stdout as string, stderr: error.stderr as string, code: error.code as number }),
@@ -121,6 +122,45 @@ describe("npx tessera ingest", () => {
       await new Promise((resolve) => proxy.close(resolve));
     }
   });
+
+  it("tells a gateway that went away mid-run from a file that failed, and says how to resume", async () => {
+    const own = await t.createProject();
+    const batch = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-cli-gone-"));
+    await fs.writeFile(path.join(batch, "1-bad.jpg"), "this is text, not a JPEG\n");
+    for (const [index, name] of ["2-a.png", "3-b.png", "4-c.png", "5-d.png"].entries()) await fs.writeFile(path.join(batch, name), await makePng(30 + index, 12));
+    // A gateway of its own, stopped once the first file is stored, while the CLI is mid-run.
+    const gateway = createGateway(t.app);
+    const { port } = await gateway.listen(0, "127.0.0.1");
+    const run = tessera(["ingest", batch, "--wait", "--concurrency", "1"], `http://127.0.0.1:${port}`, own.key);
+    while ((await t.app.db.asset.count({ where: { projectId: own.projectId } })) === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    await gateway.close();
+    try {
+      const { stdout, stderr, code } = await run;
+      expect(code, stderr).toBe(75);
+      expect(stderr).toMatch(/^error\t.*1-bad\.jpg\tUNSUPPORTED_MEDIA_TYPE/m);
+      expect(stderr).toMatch(/^1 of 5 failed$/m);
+      expect(stderr).toMatch(/^the gateway went away: /m);
+      const unconfirmed = [...stderr.matchAll(/^unconfirmed\t(.*)$/gm)].map((match) => path.basename(match[1]!));
+      expect(unconfirmed).toContain("5-d.png");
+      const confirmed = stdout.trim().split("\n").filter(Boolean);
+      expect(confirmed.length + unconfirmed.length).toBe(4);
+      expect(stderr).toContain(
+        `${unconfirmed.length} of 5 ${unconfirmed.length === 1 ? "file was" : "files were"} not confirmed: run the same command again; files already ingested are recognised by their content and not stored twice`,
+      );
+      const before = await t.app.db.asset.findMany({ where: { projectId: own.projectId } });
+
+      // The same command again, with the gateway back: the rest is ingested, nothing is stored twice.
+      const again = await tessera(["ingest", batch, "--wait", "--concurrency", "1"], t.url, own.key);
+      expect(again.code, again.stderr).toBe(1);
+      expect(again.stderr).not.toMatch(/went away|unconfirmed/);
+      expect(again.stdout.trim().split("\n")).toHaveLength(4);
+      const after = await t.app.db.asset.findMany({ where: { projectId: own.projectId } });
+      expect(after).toHaveLength(4);
+      for (const asset of before) expect(after.map((row) => row.id)).toContain(asset.id);
+    } finally {
+      await fs.rm(batch, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   it("says how to fix a missing API key", async () => {
     const result = await promisify(execFile)("node", ["bin/tessera.js", "ingest", folder], {

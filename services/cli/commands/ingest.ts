@@ -3,7 +3,7 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import cliProgress from "cli-progress";
 import type { Command } from "commander";
-import { callGateway, subscribeGateway } from "../gateway-client.ts";
+import { callGateway, GatewayUnreachableError, subscribeGateway } from "../gateway-client.ts";
 
 const INGEST = /* GraphQL */ `
   mutation Ingest($input: IngestInput!) {
@@ -42,7 +42,15 @@ export function registerIngestCommands(program: Command) {
       bar.start(items.length, 0, { failed: 0, source: "" });
       let failed = 0;
       const lines: string[] = [];
+      // Once the gateway went away, what is left is not tried: each would only wait for the same refusal.
+      let gone: GatewayUnreachableError | undefined;
+      const unconfirmed: string[] = [];
       await forEachLimited(items, Math.max(1, Number(options.concurrency) || 1), async (source) => {
+        if (gone) {
+          unconfirmed.push(source);
+          bar.increment(1, { failed, source: path.basename(source) });
+          return;
+        }
         try {
           const result = await ingestOne(source, { metadata, tags: options.tag });
           const job = options.wait ? await waitForJob(result.job.id) : result.job;
@@ -53,17 +61,34 @@ export function registerIngestCommands(program: Command) {
               : `${result.asset.id}\t${result.asset.modality}\t${result.asset.mimeType}\t${job.status}\t${source}`,
           );
         } catch (error) {
-          failed++;
-          lines.push(options.json ? JSON.stringify({ source, error: (error as Error).message }) : `error\t${source}\t${(error as Error).message}`);
+          if (error instanceof GatewayUnreachableError) {
+            // Not this file's fault, and its fate is unknown: it may be stored, and its job may still finish.
+            gone ??= error;
+            unconfirmed.push(source);
+          } else {
+            failed++;
+            lines.push(options.json ? JSON.stringify({ source, error: (error as Error).message }) : `error\t${source}\t${(error as Error).message}`);
+          }
         }
         bar.increment(1, { failed, source: path.basename(source) });
       });
       bar.stop();
+      for (const source of unconfirmed) {
+        lines.push(options.json ? JSON.stringify({ source, unconfirmed: true, error: gone!.message }) : `unconfirmed\t${source}`);
+      }
       // Results after the bar, so they are not mixed into its redraws; errors go to stderr.
-      for (const line of lines) (line.startsWith("error\t") || line.includes('"error"') ? console.error : console.log)(line);
+      for (const line of lines) (line.startsWith("error\t") || line.startsWith("unconfirmed\t") || line.includes('"error"') ? console.error : console.log)(line);
       if (failed > 0) {
         console.error(`${failed} of ${items.length} failed`);
         process.exitCode = 1;
+      }
+      if (gone) {
+        console.error(`the gateway went away: ${gone.message}`);
+        console.error(
+          `${unconfirmed.length} of ${items.length} ${unconfirmed.length === 1 ? "file was" : "files were"} not confirmed: run the same command again; ` +
+            "files already ingested are recognised by their content and not stored twice",
+        );
+        process.exitCode = 75; // EX_TEMPFAIL: try again later
       }
     });
 }
@@ -85,7 +110,7 @@ async function waitForJob(id: string): Promise<Job> {
   for await (const { jobEvents: event } of subscribeGateway<{ jobEvents: Omit<Job, "id"> & { jobId: string } }>(JOB_EVENTS, { id })) {
     if (FINISHED.has(event.status)) return { id: event.jobId, status: event.status, progress: event.progress, error: event.error };
   }
-  throw new Error(`the gateway ended the events of job ${id} before the job finished`);
+  throw new GatewayUnreachableError(`the gateway ended the events of job ${id} before the job finished`, "the event stream ended");
 }
 
 /** Folders become the files under them (hidden ones skipped), in a stable order. */
