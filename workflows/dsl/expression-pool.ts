@@ -66,7 +66,8 @@ class ExpressionProcesses {
   private nextId = 0;
   private closed = false;
 
-  constructor(private readonly limits: WorkflowLimits) {}
+  /** The limits are read for each expression and each new process, so a changed setting applies to the next one. */
+  constructor(private readonly limits: () => WorkflowLimits) {}
 
   run(task: ProcessTask): Promise<ProcessOutcome> {
     return new Promise((resolve, reject) => {
@@ -92,7 +93,7 @@ class ExpressionProcesses {
 
   private dispatch() {
     while (this.waiting.length && !this.closed) {
-      const evaluator = this.idle.pop() ?? (this.busy.size < this.limits.WORKFLOW_EXPRESSION_PROCESSES ? this.spawn() : undefined);
+      const evaluator = this.idle.pop() ?? (this.busy.size < this.limits().WORKFLOW_EXPRESSION_PROCESSES ? this.spawn() : undefined);
       if (!evaluator) return;
       const job = this.waiting.shift()!;
       evaluator.job = job;
@@ -106,7 +107,7 @@ class ExpressionProcesses {
 
   private spawn(): Evaluator {
     const child = fork(CHILD, [], {
-      execArgv: [`--max-old-space-size=${this.limits.WORKFLOW_EXPRESSION_MAX_HEAP_MB}`],
+      execArgv: [`--max-old-space-size=${this.limits().WORKFLOW_EXPRESSION_MAX_HEAP_MB}`],
       serialization: "advanced",
       stdio: ["ignore", "ignore", "ignore", "ipc"],
     });
@@ -121,7 +122,7 @@ class ExpressionProcesses {
         evaluator.timer = setTimeout(() => {
           evaluator.killedForTime = true;
           child.kill("SIGKILL");
-        }, this.limits.WORKFLOW_EXPRESSION_TIMEOUT_MS);
+        }, this.limits().WORKFLOW_EXPRESSION_TIMEOUT_MS);
         return;
       }
       this.finish(evaluator, message.error ? { error: message.error } : { results: message.results ?? [] });
@@ -155,7 +156,7 @@ let pool: ExpressionProcesses | undefined;
 /** Starts one evaluating process ahead of need (a fork and JSONata's load take a while), without waiting for it. */
 export function warmExpressionPool(): void {
   if (pool) return;
-  pool = new ExpressionProcesses(expressionLimits());
+  pool = new ExpressionProcesses(expressionLimits);
   pool.warm();
 }
 
@@ -225,7 +226,7 @@ export async function evaluateSlots(
   const bodies = remote.map((index) => slots[index]!.body);
   // The process counts expressions across variants; -1 (it died before the first) names the first.
   const slotOf = (processIndex: number) => slots[remote[Math.max(0, processIndex) % remote.length]!]!;
-  pool ??= new ExpressionProcesses(limits);
+  pool ??= new ExpressionProcesses(expressionLimits);
   const outcome = await pool.run({ bodies, scope, variants, maxResultBytes: limits.WORKFLOW_EXPRESSION_MAX_RESULT_BYTES });
   if ("limit" in outcome) {
     const slot = slotOf(outcome.index);
