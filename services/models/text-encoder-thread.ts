@@ -1,11 +1,10 @@
 import { Worker } from "node:worker_threads";
+import { ThreadCalls } from "./thread-calls.ts";
 
 /** Which text encoder the thread runs: the Universal Sentence Encoder on TF.js, or a CLIP export's text tower. */
 export type TextEncoderSpec =
   | { kind: "universal-sentence-encoder"; modelFile: string; vocabFile: string; maxLength?: number }
   | { kind: "clip-text"; folder: string; device: string; sessionOptions: Record<string, unknown>; maxLength: number; output: string };
-
-type Pending = { resolve(vectors: Float32Array[]): void; reject(error: Error): void };
 
 /**
  * Text encoding is CPU work in JavaScript (tokenisers, TF.js on WebAssembly) or a synchronous graph run
@@ -18,68 +17,28 @@ type Pending = { resolve(vectors: Float32Array[]): void; reject(error: Error): v
  * in flight fails with that error and the next call starts a new thread.
  */
 export class TextEncoderThread {
-  private worker: Worker | undefined;
-  private pending = new Map<number, Pending>();
-  private nextId = 0;
+  private readonly calls = new ThreadCalls<Float32Array[]>(
+    "the text encoder thread",
+    () => new Worker(new URL("./text-encoder-thread-worker.mjs", import.meta.url)),
+    (reply) => reply.vectors as Float32Array[],
+  );
+
   /** Milliseconds the thread has spent encoding, for benches. */
-  busyMs = 0;
+  get busyMs(): number {
+    return this.calls.busyMs;
+  }
 
   /** Loads the encoder ahead of its first texts, so a load error surfaces where the model is loaded. */
   async load(spec: TextEncoderSpec): Promise<void> {
-    await this.send(spec, null);
+    await this.calls.call({ spec, texts: null });
   }
 
   embed(spec: TextEncoderSpec, texts: string[]): Promise<Float32Array[]> {
-    return this.send(spec, texts);
+    return this.calls.call({ spec, texts });
   }
 
-  async close() {
-    const worker = this.worker;
-    this.worker = undefined;
-    if (!worker) return;
-    const closed = new Promise<void>((resolve) => {
-      worker.on("message", (message: { type?: string }) => message.type === "closed" && resolve());
-      worker.once("exit", () => resolve());
-    });
-    worker.ref();
-    worker.postMessage({ type: "close" });
-    await closed;
-    await worker.terminate();
-  }
-
-  private send(spec: TextEncoderSpec, texts: string[] | null): Promise<Float32Array[]> {
-    const worker = this.thread();
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      worker.ref();
-      worker.postMessage({ id, spec, texts });
-    });
-  }
-
-  private thread(): Worker {
-    if (this.worker) return this.worker;
-    const worker = new Worker(new URL("./text-encoder-thread-worker.mjs", import.meta.url));
-    worker.on("message", (message: { id?: number; vectors?: Float32Array[]; error?: string; runMs?: number }) => {
-      if (message.id === undefined) return;
-      this.busyMs += message.runMs ?? 0;
-      const pending = this.pending.get(message.id);
-      if (!pending) return;
-      this.pending.delete(message.id);
-      if (message.error !== undefined) pending.reject(new Error(message.error));
-      else pending.resolve(message.vectors!);
-      if (this.pending.size === 0) worker.unref();
-    });
-    const fail = (error: Error) => {
-      if (this.worker === worker) this.worker = undefined;
-      for (const pending of this.pending.values()) pending.reject(error);
-      this.pending.clear();
-    };
-    worker.on("error", (error) => fail(error));
-    worker.on("exit", (code) => fail(new Error(`the text encoder thread exited (code ${code})`)));
-    worker.unref();
-    this.worker = worker;
-    return worker;
+  close(): Promise<void> {
+    return this.calls.close();
   }
 }
 
