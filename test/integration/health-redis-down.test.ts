@@ -1,15 +1,7 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import net from "node:net";
+import type { ChildProcess } from "node:child_process";
 import { afterAll, expect, it } from "vitest";
 import { eventually, startTestApp, type TestApp } from "../support/test-app.ts";
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+import { freePort, spawnOwnRedis } from "../support/own-redis.ts";
 
 let redis: ChildProcess | undefined;
 let t: TestApp | undefined;
@@ -21,7 +13,7 @@ afterAll(async () => {
 it("reports Redis as DOWN, quickly, when it stops, and the gateway stays up", async () => {
   // A Redis of our own, so stopping it disturbs no other test.
   const port = await freePort();
-  redis = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+  redis = spawnOwnRedis(port);
   t = await startTestApp({ env: { REDIS_URL: `redis://127.0.0.1:${port}` } });
   const query = "{ health { status redis postgres } }";
   await eventually(async () => (await t!.graphql(query)).data?.health.redis === "OK");

@@ -1,15 +1,7 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import net from "node:net";
+import type { ChildProcess } from "node:child_process";
 import { afterAll, expect, it } from "vitest";
 import { eventually, startTestApp, type TestApp } from "../support/test-app.ts";
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+import { freePort, spawnOwnRedis } from "../support/own-redis.ts";
 
 let redis: ChildProcess | undefined;
 let t: TestApp | undefined;
@@ -21,7 +13,7 @@ afterAll(async () => {
 it("answers ingest and runWorkflow with SERVICE_UNAVAILABLE within seconds while Redis is down, and stores nothing", async () => {
   // A Redis of our own, so stopping it disturbs no other test.
   const port = await freePort();
-  redis = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+  redis = spawnOwnRedis(port);
   t = await startTestApp({ env: { REDIS_URL: `redis://127.0.0.1:${port}` } });
   await eventually(async () => (await t!.graphql("{ health { redis } }")).data?.health.redis === "OK");
   const { key, projectId } = await t.createProject();
@@ -60,7 +52,7 @@ it("answers ingest and runWorkflow with SERVICE_UNAVAILABLE within seconds while
 
 it("answers ingest with SERVICE_UNAVAILABLE after QUEUE_ADD_TIMEOUT_MS when Redis is connected but does not answer", async () => {
   const port = await freePort();
-  const frozen = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+  const frozen = spawnOwnRedis(port);
   const app = await startTestApp({ env: { REDIS_URL: `redis://127.0.0.1:${port}`, QUEUE_ADD_TIMEOUT_MS: "1000" } });
   try {
     await eventually(async () => (await app.graphql("{ health { redis } }")).data?.health.redis === "OK");

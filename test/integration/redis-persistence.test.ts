@@ -1,10 +1,10 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import fs from "node:fs/promises";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, expect, it } from "vitest";
 import { eventually, startTestApp, type TestApp } from "../support/test-app.ts";
+import { freePort, spawnOwnRedis } from "../support/own-redis.ts";
 
 const root = path.resolve(import.meta.dirname, "..", "..");
 
@@ -23,14 +23,6 @@ async function setupLocalRedisFlags(): Promise<string[]> {
   return flags;
 }
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 let redis: ChildProcess | undefined;
 let t: TestApp | undefined;
 let dir: string | undefined;
@@ -44,7 +36,7 @@ it("keeps a queued job when Redis, started as infra/setup-local.sh starts it, is
   const flags = await setupLocalRedisFlags();
   dir = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-redis-"));
   const port = await freePort();
-  const startRedis = () => spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir!, ...flags], { stdio: "ignore" });
+  const startRedis = () => spawnOwnRedis(port, ["--dir", dir!, ...flags]);
   redis = startRedis();
   t = await startTestApp({ env: { REDIS_URL: `redis://127.0.0.1:${port}` } }); // no worker: the job stays queued
   await eventually(async () => (await t!.graphql("{ health { redis } }")).data?.health.redis === "OK");
