@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventually, startTestApp, type TestApp } from "../support/test-app.ts";
 import { TEST_WEAVIATE_GRPC_PORT } from "../support/test-env.ts";
 import { TcpOutageProxy } from "../support/tcp-outage-proxy.ts";
+import { isVectorStoreUnreachable } from "../../services/search/vector-store-outage.ts";
 
 /*
  * An outage longer than the retry budget fails an ingest (SERVICE_UNAVAILABLE, after the job's
@@ -50,7 +51,23 @@ async function failedDuringOutage(texts: string[]) {
     return ids;
   } finally {
     await Promise.all([http.resume(), grpc.resume()]);
+    await storeAnswersAgain();
   }
+}
+
+/**
+ * gRPC reconnects with its own backoff (seconds) after an outage: wait until the store answers through
+ * the proxy again, or a re-index right after would meet the outage's tail with a 1 s retry budget.
+ */
+async function storeAnswersAgain() {
+  await eventually(async () => {
+    try {
+      await t.app.vectorStore.vectorsOf(project.projectId, randomUUID());
+      return true;
+    } catch (error) {
+      return isVectorStoreUnreachable(error) ? null : true;
+    }
+  }, 60_000);
 }
 
 beforeAll(async () => {
