@@ -49,20 +49,17 @@ export async function runProcess(
   }
 
   const app = await createAppContext(config, logger);
-  let running: Running;
-  try {
-    running = await start(app);
-  } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    logger.fatal({ err: error }, `could not start: ${message}`);
-    console.error(redactSecrets(`could not start: ${message}`));
-    await app.close().catch(() => {});
-    process.exit(1);
-  }
-
+  // Signal handlers go in before start(): a process says it has started from
+  // inside start(), and a SIGTERM sent on that line must drain, not kill it.
+  let running: Running | undefined;
+  let stopRequested: string | undefined;
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
+    if (!running) {
+      stopRequested = signal; // acted on once start() returns
+      return;
+    }
     stopping = true;
     logger.info({ signal }, "shutting down: draining work and closing connections");
     const forceExit = setTimeout(() => {
@@ -81,4 +78,15 @@ export async function runProcess(
   };
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
+
+  try {
+    running = await start(app);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    logger.fatal({ err: error }, `could not start: ${message}`);
+    console.error(redactSecrets(`could not start: ${message}`));
+    await app.close().catch(() => {});
+    process.exit(1);
+  }
+  if (stopRequested) await stop(stopRequested);
 }

@@ -73,4 +73,26 @@ describe("process start-up", () => {
     expect(await exited).toBe(0);
     expect(output).toContain("shutting down");
   });
+
+  it("drains on a SIGTERM that arrives while start() is still running, instead of dying by the signal", async () => {
+    const child = spawn(tsx, ["test/support/slow-start-process.ts"], {
+      cwd: root,
+      env: { ...process.env, DATABASE_URL: TEST_DATABASE_URL, LOG_LEVEL: "info" },
+    });
+    let output = "";
+    child.stdout.on("data", (chunk) => (output += chunk));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`process did not start:\n${output}`)), 20_000);
+      child.stdout.on("data", () => {
+        if (output.includes("slow-start started")) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    expect(output).toContain("shutting down");
+  });
 });
