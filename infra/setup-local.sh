@@ -43,7 +43,27 @@ redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null || { echo "Redis did not start" >
 psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'tessera'" | grep -q 1 \
   || psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE tessera" >/dev/null
 
+# Tessera runs on Node 24 LTS. A machine with an older Node gets the official
+# binary the npm registry serves as node-linux-<arch>, cached outside the
+# checkout and linked into /usr/local/bin, which comes before /usr/bin on PATH.
+NODE_VERSION=24.22.3
+if [ "$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)" -lt 24 ]; then
+  case "$(uname -m)" in x86_64) node_arch=x64 ;; aarch64) node_arch=arm64 ;; *) echo "no Node 24 package for $(uname -m): install Node 24 yourself" >&2; exit 1 ;; esac
+  node_dir="${XDG_CACHE_HOME:-$HOME/.cache}/tessera/node-$NODE_VERSION"
+  node_bin="$node_dir/node_modules/node-linux-$node_arch/bin/node"
+  if [ ! -x "$node_bin" ]; then
+    echo "installing Node $NODE_VERSION into $node_dir"
+    npm install --prefix "$node_dir" --no-save --no-audit --no-fund --no-package-lock "node-linux-$node_arch@$NODE_VERSION" >/dev/null
+  fi
+  sudo_if_needed ln -sf "$node_bin" /usr/local/bin/node
+  hash -r
+  if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 24 ]; then
+    echo "Node $NODE_VERSION is at /usr/local/bin/node, but $(command -v node) comes first on PATH: put /usr/local/bin before it" >&2
+    exit 1
+  fi
+fi
+
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
-echo "ready: PostgreSQL, Redis, ffmpeg, espeak-ng, node modules"
+echo "ready: Node $(node -v), PostgreSQL, Redis, ffmpeg, espeak-ng, node modules"

@@ -3,7 +3,7 @@ import path from "node:path";
 import { expect, it } from "vitest";
 
 /*
- * patches/weaviate-client+3.12.1.patch (applied by patch-package in postinstall): the published client
+ * patches/weaviate-client+3.14.0.patch (applied by patch-package in postinstall): the published client
  * polled every 500 ms for the end of a batch's serialisation, so every insertMany of two or more
  * objects took half a second (bench/README.md, search). Both of its builds must carry the fix.
  */
