@@ -4,6 +4,10 @@ import { AssetStatus, Modality, type Asset } from "../services/core/database.ts"
 import { ErrorCode, TesseraError } from "../services/core/errors.ts";
 import { ingestContent } from "../services/assets/ingest-service.ts";
 import { reindexAsset } from "../services/assets/asset-reindex.ts";
+import { IndexedTextKind, MAX_KEPT_TEXT_CHARS, mediaWithoutText, readIndexedText, type IndexedTextSpan } from "../services/assets/asset-text.ts";
+import { signContentPath, type ContentVariant } from "../services/assets/content-urls.ts";
+import type { Config } from "../services/core/config.ts";
+import { THUMBNAIL_MAX_SIDE } from "../services/gateway/content-route.ts";
 import { ingestFromUrl, ingestText, ingestUntyped } from "../services/assets/ingest-sources.ts";
 import { StreamedUpload } from "../services/gateway/plugins/streamed-upload.ts";
 import type { ProjectContext } from "../services/gateway/context.ts";
@@ -12,6 +16,28 @@ import { JobRef } from "./jobs.ts";
 
 export const ModalityEnum = builder.enumType(Modality, { name: "Modality" });
 const AssetStatusEnum = builder.enumType(AssetStatus, { name: "AssetStatus" });
+
+const IndexedTextKindEnum = builder.enumType(IndexedTextKind, {
+  name: "IndexedTextKind",
+  description: "Where a piece of an asset's indexed text came from.",
+  values: {
+    CHUNK: { description: "A chunk of a text asset; `start` and `end` are character offsets." },
+    OCR: { description: "A line read from an image (times 0) or a video frame (the frame's time in seconds)." },
+    TRANSCRIPT: { description: "What speech recognition heard; times in seconds." },
+    SPEECH: { description: "A stretch where voice activity detection heard speech; empty text, times in seconds." },
+    CAPTION: { description: "A generated description; times in seconds." },
+  },
+});
+
+const IndexedTextSpanRef = builder.objectRef<IndexedTextSpan>("IndexedTextSpan").implement({
+  description: "One piece of text an asset was indexed by (search's BM25 and snippets), with where it sits in the asset.",
+  fields: (t) => ({
+    kind: t.field({ type: IndexedTextKindEnum, description: "Where the text came from.", resolve: (span) => span.kind }),
+    text: t.exposeString("text", { description: "The text itself." }),
+    start: t.exposeFloat("start", { description: "Where it starts: a character offset for CHUNK, seconds otherwise." }),
+    end: t.exposeFloat("end", { description: "Where it ends (exclusive for CHUNK): a character offset for CHUNK, seconds otherwise." }),
+  }),
+});
 
 export const AssetRef = builder.objectRef<Asset>("Asset").implement({
   fields: (t) => ({
@@ -26,11 +52,50 @@ export const AssetRef = builder.objectRef<Asset>("Asset").implement({
     filename: t.exposeString("filename", { nullable: true }),
     tags: t.exposeStringList("tags"),
     metadata: t.field({ type: "JSON", resolve: (asset) => asset.metadata }),
-    media: t.field({ type: "JSON", description: "What decoding found: dimensions, duration, codecs.", resolve: (asset) => asset.media }),
+    media: t.field({ type: "JSON", description: "What decoding found: dimensions, duration, codecs.", resolve: (asset) => mediaWithoutText(asset.media) }),
+    contentUrl: t.string({
+      description:
+        "A short-lived signed URL of the asset's bytes, served by the gateway with byte ranges (audio and video seek in a browser). " +
+        "It needs no API key and expires after CONTENT_URL_TTL_SECONDS (`contentUrlExpiresAt`); ask again for a fresh one.",
+      resolve: (asset, _args, context) => signedUrl(context, asset, "original"),
+    }),
+    contentUrlExpiresAt: t.field({
+      type: "DateTime",
+      description: "When `contentUrl` and `thumbnailUrl` stop working.",
+      resolve: (asset, _args, context) => signContentPath(context.app.config, { projectId: asset.projectId, assetId: asset.id, variant: "original" }).expiresAt,
+    }),
+    thumbnailUrl: t.string({
+      nullable: true,
+      description: `A short-lived signed URL of a WebP preview at most ${THUMBNAIL_MAX_SIDE} pixels on its longer side; images only, null for other modalities.`,
+      resolve: (asset, _args, context) => (asset.modality === "IMAGE" ? signedUrl(context, asset, "thumbnail") : null),
+    }),
+    text: t.field({
+      type: [IndexedTextSpanRef],
+      description:
+        "What the asset was indexed by, in order: a text's chunks (offsets in characters), OCR lines, the transcript and speech segments (times in seconds). " +
+        `Up to ${MAX_KEPT_TEXT_CHARS} characters are kept per asset; the whole text is at \`contentUrl\`.`,
+      args: {
+        offset: t.arg.int({ required: false, defaultValue: 0, description: "Spans to skip." }),
+        limit: t.arg.int({ required: false, defaultValue: 100, description: "At most this many spans (1 to 1000)." }),
+      },
+      resolve: async (asset, args, context) => {
+        const offset = args.offset ?? 0;
+        const limit = args.limit ?? 100;
+        if (offset < 0 || limit < 1 || limit > 1000) throw new TesseraError(ErrorCode.BAD_USER_INPUT, "offset must be 0 or more and limit 1 to 1000");
+        return (await readIndexedText(context.app, asset)).slice(offset, offset + limit);
+      },
+    }),
     error: t.field({ type: "JSON", nullable: true, resolve: (asset) => asset.error }),
     createdAt: t.field({ type: "DateTime", resolve: (asset) => asset.createdAt }),
   }),
 });
+
+/** An absolute URL when the request says where the gateway is (HTTP), else a path (graphql-ws). */
+function signedUrl(context: { app: { config: Config }; request?: Request }, asset: Asset, variant: ContentVariant): string {
+  const { path } = signContentPath(context.app.config, { projectId: asset.projectId, assetId: asset.id, variant });
+  const requestUrl = context.request?.url;
+  return requestUrl ? new URL(path, requestUrl).toString() : path;
+}
 
 export async function findProjectAsset(context: ProjectContext, id: string): Promise<Asset> {
   const asset = await context.app.db.asset.findFirst({ where: { id, projectId: context.project.id } });

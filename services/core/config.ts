@@ -120,6 +120,16 @@ const ConfigSchema = z.object({
   /** Largest ingest metadata (bytes of its JSON) and most tags (each 1 to 100 characters), refused before any work. */
   INGEST_MAX_METADATA_BYTES: z.coerce.number().int().positive().default(16_384),
   INGEST_MAX_TAGS: z.coerce.number().int().positive().default(50),
+  /** MCP (services/gateway/mcp, services/mcp-client): Host/Origin entries the /mcp endpoint answers besides the localhost forms (`host` or `host:port`, comma-separated). */
+  MCP_ALLOWED_HOSTS: z
+    .string()
+    .default("")
+    .transform((value) => value.split(",").map((host) => host.trim().toLowerCase()).filter(Boolean)),
+  /** Longest wait for another MCP server (connect plus one call), and the largest answer taken from one. */
+  MCP_CALL_TIMEOUT_MS: z.coerce.number().int().positive().default(60_000),
+  MCP_MAX_RESULT_BYTES: z.coerce.number().int().positive().default(4 * 1024 * 1024),
+  /** Encrypts the header values of registered MCP servers at rest (at least 32 characters). Unset: in production headers cannot be registered; elsewhere a fixed development key. */
+  MCP_SECRETS_KEY: z.string().min(32, "must be at least 32 characters").optional(),
 });
 
 export type Config = z.infer<typeof ConfigSchema> & { dataDir: string; modelsDir: string };

@@ -18,6 +18,7 @@ import { useRateLimits } from "./plugins/use-rate-limits.ts";
 import { useWorkflowSchema } from "./plugins/use-workflow-schema.ts";
 import { useStreamedUploads } from "./plugins/use-streamed-uploads.ts";
 import { useValidationErrorCodes } from "./plugins/use-validation-error-codes.ts";
+import { useMcpEndpoint } from "./mcp/use-mcp-endpoint.ts";
 
 /** Extra routes and hooks that other domains (workflows, uploads) plug in. */
 export type GatewayOptions = { plugins?: Plugin<GatewayContext>[] };
@@ -70,6 +71,8 @@ export function createGateway(app: AppContext, options: GatewayOptions = {}) {
     },
     plugins: [
       useRateLimits(app),
+      // /mcp: Tessera as an MCP server (services/gateway/mcp), after the per-address rate limit.
+      useMcpEndpoint({ app, callerOf: callerOfRequest }),
       EnvelopArmorPlugin({
         maxDepth: { n: config.GRAPHQL_MAX_DEPTH },
         maxAliases: { n: config.GRAPHQL_MAX_ALIASES },

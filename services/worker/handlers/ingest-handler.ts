@@ -1,6 +1,7 @@
 import type { Prisma } from "../../core/database.ts";
 import { ErrorCode, TesseraError } from "../../core/errors.ts";
 import { markAssetFailed, markAssetProcessing, markAssetReady, recordAssetMedia } from "../../assets/asset-records.ts";
+import { withIndexedText } from "../../assets/asset-text.ts";
 import type { JobHandler } from "../job-handler.ts";
 import type { IngestState } from "../ingest/ingest-stage.ts";
 import { ingestStages } from "../ingest/ingest-stages.ts";
@@ -22,7 +23,9 @@ export const ingestHandler: JobHandler<"ingest"> = {
       if (state.media) await recordAssetMedia(app.db, asset.id, state.media);
       throw error;
     }
-    if (!(await markAssetReady(app.db, asset.id, state.media))) {
+    // The text the asset was indexed by (chunks, OCR lines, transcript, speech segments) is kept for `Asset.text`.
+    const media = withIndexedText(state.media, [...(state.text?.chunks ?? []), ...state.derivedText]);
+    if (!(await markAssetReady(app.db, asset.id, media))) {
       // deleteAsset ran while this job worked: take back the vectors the index stage wrote.
       await app.vectorStore.deleteAsset(asset.projectId, asset.id);
       throw new TesseraError(ErrorCode.NOT_FOUND, `asset ${asset.id} was deleted while it was being ingested`);
