@@ -1,0 +1,171 @@
+import { useEffect, useRef, useState, type DragEvent } from "react";
+import { assetFields, gql, gqlUpload, INGEST, JOB_EVENTS, subscribe, type Asset } from "../api.ts";
+import { useAsync } from "../use-async.ts";
+import { AssetCard } from "./AssetCard.tsx";
+
+type Upload = { name: string; phase: "uploading" | "processing" | "ready" | "failed"; progress: number; message?: string; assetId?: string };
+type JobEvent = { jobEvents: { status: string; progress: number; message: string | null; error: { code: string; message: string } | null } };
+
+const MODALITIES = ["IMAGE", "AUDIO", "VIDEO", "TEXT"];
+const STATUSES = ["READY", "PENDING", "PROCESSING", "FAILED"];
+
+/** Drag-and-drop (or pick) many files; each gets a bar: bytes sent, then the ingest job's progress from `jobEvents`. */
+function UploadZone({ onDone }: { onDone: () => void }) {
+  const [uploads, setUploads] = useState<Upload[]>([]);
+  const [over, setOver] = useState(false);
+  const input = useRef<HTMLInputElement>(null);
+  const stops = useRef<Array<() => void>>([]);
+  useEffect(() => () => stops.current.forEach((stop) => stop()), []);
+
+  const update = (index: number, change: Partial<Upload>) =>
+    setUploads((list) => list.map((u, i) => (i === index ? { ...u, ...change } : u)));
+
+  const count = useRef(0);
+  function start(files: File[]) {
+    const first = count.current;
+    count.current += files.length;
+    setUploads((list) => [...list, ...files.map((file) => ({ name: file.name, phase: "uploading" as const, progress: 0 }))]);
+    files.forEach((file, n) => void send(file, first + n));
+  }
+
+  async function send(file: File, index: number) {
+    try {
+      const { ingest } = await gqlUpload<{ ingest: { asset: { id: string }; job: { id: string } } }>(
+        INGEST,
+        { file: null },
+        "file",
+        file,
+        file.name,
+        (fraction) => update(index, { progress: fraction * 0.3 }),
+      );
+      update(index, { phase: "processing", progress: 0.3, assetId: ingest.asset.id });
+      onDone();
+      const stop = subscribe<JobEvent>(JOB_EVENTS, { id: ingest.job.id }, {
+        onData: ({ jobEvents: event }) => {
+          if (event.status === "SUCCEEDED") {
+            update(index, { phase: "ready", progress: 1, message: "READY" });
+            onDone();
+          } else if (event.status === "FAILED" || event.status === "CANCELLED") {
+            update(index, { phase: "failed", message: event.error?.message ?? event.status });
+            onDone();
+          } else update(index, { progress: 0.3 + 0.7 * event.progress, message: event.message ?? event.status });
+        },
+        onError: (error) => update(index, { message: `live progress lost: ${error.message}` }),
+      });
+      stops.current.push(stop);
+    } catch (error) {
+      update(index, { phase: "failed", message: (error as Error).message });
+    }
+  }
+
+  function drop(event: DragEvent) {
+    event.preventDefault();
+    setOver(false);
+    const files = [...event.dataTransfer.files];
+    if (files.length) start(files);
+  }
+
+  return (
+    <section aria-label="Upload">
+      <div
+        className={`dropzone${over ? " over" : ""}`}
+        data-testid="upload-dropzone"
+        onDragOver={(e) => {
+          e.preventDefault();
+          setOver(true);
+        }}
+        onDragLeave={() => setOver(false)}
+        onDrop={drop}
+      >
+        <p>Drop files here to upload them, or</p>
+        <label className="button">
+          Choose files
+          <input
+            ref={input}
+            type="file"
+            multiple
+            className="visually-hidden"
+            aria-label="Choose files to upload"
+            onChange={(e) => {
+              const files = [...(e.target.files ?? [])];
+              if (files.length) start(files);
+              e.target.value = "";
+            }}
+          />
+        </label>
+      </div>
+      {uploads.length > 0 && (
+        <ul className="uploads" aria-label="Uploads">
+          {uploads.map((u, i) => (
+            <li key={i} data-phase={u.phase}>
+              <span className="upload-name">{u.name}</span>
+              <progress max={1} value={u.progress} aria-label={`Progress of ${u.name}`} />
+              <span className="upload-state">{u.phase === "uploading" ? "uploading" : (u.message ?? u.phase)}</span>
+            </li>
+          ))}
+        </ul>
+      )}
+    </section>
+  );
+}
+
+export function Assets() {
+  const [modality, setModality] = useState("");
+  const [status, setStatus] = useState("");
+  const [tag, setTag] = useState("");
+  const assets = useAsync(async () => {
+    const fields = await assetFields();
+    const data = await gql<{ assets: { edges: Array<{ node: Asset }> } }>(
+      `query Assets($modality: Modality, $status: AssetStatus) { assets(first: 60, modality: $modality, status: $status) { edges { node { ${fields} } } } }`,
+      { modality: modality || null, status: status || null },
+    );
+    return data.assets.edges.map((e) => e.node);
+  }, [modality, status]);
+  const reload = assets.reload;
+  // Assets still being ingested change state: look again until none is.
+  const pending = assets.data?.some((a) => a.status === "PENDING" || a.status === "PROCESSING");
+  useEffect(() => {
+    if (!pending) return;
+    const timer = setTimeout(reload, 2000);
+    return () => clearTimeout(timer);
+  }, [pending, assets.data, reload]);
+
+  const shown = (assets.data ?? []).filter((a) => !tag || a.tags.includes(tag));
+  return (
+    <>
+      <h1>Assets</h1>
+      <UploadZone onDone={reload} />
+      <form className="filters" aria-label="Filters" onSubmit={(e) => e.preventDefault()}>
+        <label>
+          Modality
+          <select value={modality} onChange={(e) => setModality(e.target.value)}>
+            <option value="">All</option>
+            {MODALITIES.map((m) => (
+              <option key={m}>{m}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Status
+          <select value={status} onChange={(e) => setStatus(e.target.value)}>
+            <option value="">All</option>
+            {STATUSES.map((s) => (
+              <option key={s}>{s}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Tag
+          <input value={tag} onChange={(e) => setTag(e.target.value.trim())} placeholder="any" />
+        </label>
+      </form>
+      {assets.error && <p role="alert" className="error">{assets.error.message}</p>}
+      {assets.data && shown.length === 0 && <p>No assets yet: drop some files above.</p>}
+      <ul className="grid" aria-label="Gallery">
+        {shown.map((asset) => (
+          <AssetCard key={asset.id} asset={asset} />
+        ))}
+      </ul>
+    </>
+  );
+}
