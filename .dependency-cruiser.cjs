@@ -8,7 +8,7 @@
  * training/ sits beside the processes: it may use the libraries, and only the CLI uses it.
  * Type-only imports count: a type edge is still a dependency of the design.
  */
-const LIBRARIES = "^services/(models|generation|assets|queue|search|limits)/";
+const LIBRARIES = "^services/(models|generation|assets|queue|search|limits|observability)/";
 const PROCESSES = "^services/(worker|gateway|cli)/";
 
 /** @type {import('dependency-cruiser').IConfiguration} */
@@ -35,6 +35,13 @@ module.exports = {
         "models, generation, assets, queue and search are libraries: they never reach up into the app's assembly, workflows, training, the schema or a process. Pass them narrow dependencies instead of the AppContext.",
       from: { path: LIBRARIES },
       to: { path: `^(services/app/|workflows/|schema/|training/)|${PROCESSES}` },
+    },
+    {
+      name: "observability-uses-core-only",
+      severity: "error",
+      comment: "services/observability (metrics, probes, tracing) sits on core alone, so every other layer may use it.",
+      from: { path: "^services/observability/" },
+      to: { path: "^(services/(?!core/|observability/)|workflows/|schema/|training/)" },
     },
     {
       name: "app-assembles-libraries-only",

@@ -3,6 +3,7 @@ import { ConfigError, loadConfig } from "../core/config.ts";
 import { checkDependencies, DependencyUnavailableError } from "../core/dependency-check.ts";
 import { createLogger } from "../core/logger.ts";
 import { applyMigrations } from "../core/migrate.ts";
+import { startTracing, stopTracing } from "../observability/tracing.ts";
 import { redactSecrets, rememberSecretsOf } from "../core/secret-redaction.ts";
 
 type Running = { close(): Promise<void> };
@@ -48,6 +49,8 @@ export async function runProcess(
     process.exit(1);
   }
 
+  // Before anything that makes spans or queues jobs: on only with OTEL_EXPORTER_OTLP_ENDPOINT.
+  if (startTracing(config, name)) logger.info({ endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT }, "tracing to OTLP");
   const app = await createAppContext(config, logger);
   // Signal handlers go in before start(): a process says it has started from
   // inside start(), and a SIGTERM sent on that line must drain, not kill it.
@@ -69,6 +72,7 @@ export async function runProcess(
     try {
       await running.close();
       await app.close();
+      await stopTracing().catch((error: unknown) => logger.warn({ err: error }, "could not send the last spans"));
       clearTimeout(forceExit);
       process.exit(0);
     } catch (error) {

@@ -130,6 +130,18 @@ const ConfigSchema = z.object({
   MCP_MAX_RESULT_BYTES: z.coerce.number().int().positive().default(4 * 1024 * 1024),
   /** Encrypts the header values of registered MCP servers at rest (at least 32 characters). Unset: in production headers cannot be registered; elsewhere a fixed development key. */
   MCP_SECRETS_KEY: z.string().min(32, "must be at least 32 characters").optional(),
+  /** Observability (services/observability). A worker's own HTTP port for /live, /ready and /metrics; unset: none. */
+  WORKER_HTTP_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  /** When set, /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`. */
+  METRICS_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
+  /** Tracing is on only when this is set: the OTLP/HTTP endpoint (spans go to its /v1/traces). */
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url({ protocol: /^https?$/, error: "must be an http(s):// URL" }).optional(),
+  OTEL_EXPORTER_OTLP_PROTOCOL: z.enum(["http/protobuf", "http/json"]).default("http/protobuf"),
+  /** Prompts, texts and media in spans only when set to 1. */
+  OTEL_CAPTURE_CONTENT: z
+    .enum(["0", "1", "true", "false"], { error: "must be 1 or 0" })
+    .default("0")
+    .transform((value) => value === "1" || value === "true"),
 });
 
 export type Config = z.infer<typeof ConfigSchema> & { dataDir: string; modelsDir: string };

@@ -1,7 +1,26 @@
+import { AsyncLocalStorage } from "node:async_hooks";
+import { trace } from "@opentelemetry/api";
 import { pino, stdSerializers, type DestinationStream, type Logger } from "pino";
 import { redactSecrets, redactSecretsIn } from "./secret-redaction.ts";
 
 export type { Logger };
+
+/**
+ * What every log line written while it is set carries: the request id of the HTTP request being served.
+ * The operation and project are filled in as they become known, for the request's access line.
+ */
+export type LogContext = { requestId?: string; operation?: string; projectId?: string };
+export const logContext = new AsyncLocalStorage<LogContext>();
+
+/** The request id of the work in progress, and its trace id when it is traced (OTEL_EXPORTER_OTLP_ENDPOINT). */
+function contextFields(): Record<string, string> {
+  const fields: Record<string, string> = {};
+  const requestId = logContext.getStore()?.requestId;
+  if (requestId) fields.requestId = requestId;
+  const span = trace.getActiveSpan()?.spanContext();
+  if (span && trace.isSpanContextValid(span)) fields.traceId = span.traceId;
+  return fields;
+}
 
 /** An error as pino writes it (type, message, stack, cause), with its text scrubbed of secrets. */
 function serializeError(error: unknown) {
@@ -27,6 +46,7 @@ export function createLogger(level: string, name = "tessera", destination?: Dest
       censor: "[redacted]",
     },
     serializers: { err: serializeError, error: serializeError },
+    mixin: contextFields,
     formatters: { log: (object: Record<string, unknown>) => redactSecretsIn(object) },
     hooks: {
       logMethod(this: Logger, args: Parameters<Logger["info"]>, method: (...args: unknown[]) => void) {

@@ -8,6 +8,8 @@ import { schema } from "../../schema/index.ts";
 import type { AppContext } from "../app/app-context.ts";
 import { ApiKeyCache, bearerToken, type Caller } from "../core/api-keys.ts";
 import type { GatewayContext, ServerContext } from "./context.ts";
+import { useObservability } from "./plugins/use-observability.ts";
+import { withRequestContext } from "../observability/request-context.ts";
 import { isClientError, maskError } from "./graphql-errors.ts";
 import { OpenSubscriptions } from "./open-subscriptions.ts";
 import { useIntrospectionSwitch } from "./plugins/use-introspection-switch.ts";
@@ -71,6 +73,8 @@ export function createGateway(app: AppContext, options: GatewayOptions = {}) {
     },
     plugins: [
       useRateLimits(app),
+      // /live, /ready, /metrics; GraphQL operation metrics and spans (services/observability).
+      useObservability(app),
       // /mcp: Tessera as an MCP server (services/gateway/mcp), after the per-address rate limit.
       useMcpEndpoint({ app, callerOf: callerOfRequest }),
       EnvelopArmorPlugin({
@@ -97,7 +101,8 @@ export function createGateway(app: AppContext, options: GatewayOptions = {}) {
     ],
   });
 
-  const server: Server = createServer(yoga);
+  // Each request: an x-request-id on its log lines and response, the caller's traceparent, an access line.
+  const server: Server = createServer(withRequestContext(app.logger, yoga));
   // Upgrades are handed over by hand, so the HTTP server's own errors (a port in use) reach listen() alone.
   // ws reads messages of up to 100 MiB by default; a larger one closes the socket with 1009.
   const webSockets = new WebSocketServer({ noServer: true, maxPayload: config.GRAPHQL_WS_MAX_PAYLOAD_BYTES });

@@ -1,5 +1,5 @@
 import { once } from "node:events";
-import { Queue, type JobsOptions } from "bullmq";
+import { Queue, type JobsOptions, type Telemetry } from "bullmq";
 import type { Redis } from "ioredis";
 import { ErrorCode, TesseraError } from "../core/errors.ts";
 import { withTimeout } from "../core/with-timeout.ts";
@@ -17,6 +17,8 @@ export type JobQueuesOptions = {
   prefix: string;
   /** Longest an `enqueue` waits for Redis before it gives up with SERVICE_UNAVAILABLE. */
   addTimeoutMs: number;
+  /** With tracing on (services/observability queueTelemetry()): each job carries the W3C trace context of the code that added it. */
+  telemetry?: Telemetry;
 };
 
 /**
@@ -40,7 +42,7 @@ export class JobQueues {
   queue(name: QueueName): Queue {
     let queue = this.queues.get(name);
     if (!queue) {
-      queue = new Queue(name, { connection: this.connection, prefix: this.options.prefix, defaultJobOptions });
+      queue = new Queue(name, { connection: this.connection, prefix: this.options.prefix, defaultJobOptions, telemetry: this.options.telemetry });
       // A queue shares the connection's errors; the caller of enqueue gets them as SERVICE_UNAVAILABLE.
       queue.on("error", () => {});
       this.queues.set(name, queue);

@@ -6,6 +6,8 @@ import type { JobHandler } from "./job-handler.ts";
 import { jobHandlers } from "./handlers/index.ts";
 import { JobTracker } from "./job-tracker.ts";
 import { LostJobs, reconcileLostJob } from "./lost-jobs.ts";
+import { jobDuration, jobQueueWait, watchQueues } from "../observability/metrics.ts";
+import { queueTelemetry } from "../observability/tracing.ts";
 import { serveModelCalls } from "../models/remote-model-calls.ts";
 
 /** Errors that retrying cannot fix: the input is wrong, so fail at once. */
@@ -46,6 +48,8 @@ export function startWorkerPool(app: AppContext, options: WorkerPoolOptions = {}
       lockDuration: app.config.WORKER_LOCK_MS,
       stalledInterval: app.config.WORKER_STALLED_CHECK_MS,
       maxStalledCount: app.config.WORKER_MAX_STALLS,
+      // With tracing on, a job's spans continue the trace of whoever queued it (W3C context in the job's options).
+      telemetry: queueTelemetry(),
     });
     worker.on("error", (error) => app.logger.error({ err: error, queue: name }, "worker error"));
     // BullMQ fails a job that stalled too often without calling the processor: its rows are marked here.
@@ -58,6 +62,8 @@ export function startWorkerPool(app: AppContext, options: WorkerPoolOptions = {}
     });
     return worker;
   });
+  // tessera_queue_jobs{queue,state}: the depth of each served queue, read at scrape time.
+  const unwatchQueues = watchQueues(served.map((name) => app.queues.queue(name)));
   const modelCallWorkers =
     options.modelCalls === false ? [] : serveModelCalls(app.models, { redis: app.redis, prefix: app.config.QUEUE_PREFIX, logger: app.logger });
   app.logger.info({ queues: served, modelCalls: modelCallWorkers.map((worker) => worker.name) }, "worker started");
@@ -67,6 +73,7 @@ export function startWorkerPool(app: AppContext, options: WorkerPoolOptions = {}
     /** Waits for running jobs (and model calls) to finish, then disconnects. */
     async close() {
       await Promise.all([...workers, ...modelCallWorkers].map((worker) => worker.close()));
+      unwatchQueues();
       await Promise.all(marking);
     },
   };
@@ -74,10 +81,17 @@ export function startWorkerPool(app: AppContext, options: WorkerPoolOptions = {}
 
 /** Whatever the processor throws, it has dealt with (or left for a retry): only BullMQ's own failures are lost jobs. */
 async function processJob(app: AppContext, queue: QueueName, handler: JobHandler<QueueName>, job: BullJob, lost: LostJobs) {
+  const started = performance.now();
+  if (job.processedOn) jobQueueWait.observe({ queue }, Math.max(0, job.processedOn - job.timestamp) / 1000);
+  let status = "failed";
   try {
-    return await runJob(app, queue, handler, job);
+    const output = await runJob(app, queue, handler, job);
+    status = "succeeded";
+    return output;
   } catch (error) {
     throw lost.handledBy(error);
+  } finally {
+    jobDuration.observe({ queue, status }, (performance.now() - started) / 1000);
   }
 }
 

@@ -1,0 +1,101 @@
+import { context, propagation, SpanStatusCode, trace, type Attributes, type Context, type Span } from "@opentelemetry/api";
+import { OTLPTraceExporter as OTLPJsonTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
+import { OTLPTraceExporter as OTLPProtoTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
+import { NodeSDK } from "@opentelemetry/sdk-node";
+import { BullMQOtel } from "bullmq-otel";
+import type { Config } from "../core/config.ts";
+
+type TracingConfig = Pick<Config, "OTEL_EXPORTER_OTLP_ENDPOINT" | "OTEL_EXPORTER_OTLP_PROTOCOL" | "OTEL_CAPTURE_CONTENT">;
+
+/** Spans are named by what they do; this is the tracer (instrumentation scope) they come from. */
+export const tracer = trace.getTracer("tessera");
+
+let sdk: NodeSDK | undefined;
+let captureContent = false;
+
+/**
+ * Starts the OpenTelemetry SDK when OTEL_EXPORTER_OTLP_ENDPOINT is set (else
+ * does nothing and every span below is a no-op): W3C trace context,
+ * AsyncLocalStorage context, spans batched to `<endpoint>/v1/traces` over
+ * OTLP/HTTP (protobuf, or JSON). No automatic instrumentation: Tessera's own
+ * spans (GraphQL operations, jobs, stages, model batches, vector writes) are
+ * the ones that say something. Returns whether tracing is on.
+ */
+export function startTracing(config: TracingConfig, serviceName: string): boolean {
+  captureContent = config.OTEL_CAPTURE_CONTENT;
+  if (!config.OTEL_EXPORTER_OTLP_ENDPOINT || sdk) return sdk !== undefined;
+  const url = `${config.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, "")}/v1/traces`;
+  const traceExporter = config.OTEL_EXPORTER_OTLP_PROTOCOL === "http/json" ? new OTLPJsonTraceExporter({ url }) : new OTLPProtoTraceExporter({ url });
+  sdk = new NodeSDK({
+    serviceName: process.env.OTEL_SERVICE_NAME || `tessera-${serviceName}`,
+    traceExporter,
+    instrumentations: [],
+    metricReaders: [],
+    logRecordProcessors: [],
+  });
+  sdk.start();
+  return true;
+}
+
+/** Sends the spans still buffered and stops the SDK (a process's last step). */
+export async function stopTracing(): Promise<void> {
+  const running = sdk;
+  sdk = undefined;
+  await running?.shutdown();
+}
+
+export function tracingEnabled(): boolean {
+  return sdk !== undefined;
+}
+
+/** Whether prompts, texts and media may go into spans (OTEL_CAPTURE_CONTENT=1). */
+export function contentCaptured(): boolean {
+  return captureContent;
+}
+
+/** The telemetry BullMQ queues and workers take, so a job's spans continue the trace that queued it; undefined when tracing is off. */
+export function queueTelemetry(): BullMQOtel | undefined {
+  return sdk ? new BullMQOtel({ tracerName: "tessera-queue" }) : undefined;
+}
+
+/**
+ * Runs `fn` inside a new active span: its status is the outcome, an error
+ * is recorded as an exception event (its message, never content).
+ */
+export async function inSpan<T>(name: string, attributes: Attributes, fn: (span: Span) => Promise<T>, parent?: Context): Promise<T> {
+  return tracer.startActiveSpan(name, { attributes }, parent ?? context.active(), async (span) => {
+    try {
+      return await fn(span);
+    } catch (error) {
+      markFailed(span, error);
+      throw error;
+    } finally {
+      span.end();
+    }
+  });
+}
+
+export function markFailed(span: Span, error: unknown) {
+  const message = error instanceof Error ? error.message : String(error);
+  const code = (error as { code?: unknown } | null)?.code;
+  span.setStatus({ code: SpanStatusCode.ERROR, message });
+  span.recordException({ name: error instanceof Error ? error.name : "Error", message });
+  if (typeof code === "string") span.setAttribute("tessera.error.code", code);
+}
+
+/** Sets content attributes (prompt, text, media description) only when OTEL_CAPTURE_CONTENT=1. */
+export function setContent(span: Span, attributes: Record<string, string | undefined>) {
+  if (!captureContent) return;
+  for (const [key, value] of Object.entries(attributes)) if (value !== undefined) span.setAttribute(key, value);
+}
+
+/** The caller's trace context from incoming headers (`traceparent`), for the work a request starts. */
+export function contextFromHeaders(headers: Record<string, string | string[] | undefined>): Context {
+  return propagation.extract(context.active(), headers);
+}
+
+/** The active trace id, or undefined outside any sampled span (for log lines). */
+export function activeTraceId(): string | undefined {
+  const spanContext = trace.getActiveSpan()?.spanContext();
+  return spanContext && trace.isSpanContextValid(spanContext) ? spanContext.traceId : undefined;
+}
