@@ -22,6 +22,13 @@ export interface BlobStore {
   delete(sha256: string): Promise<void>;
   /** A path on local disk, for tools such as ffmpeg that read files. */
   localPath(sha256: string): Promise<string>;
+  /** Every stored blob, with when it was last written (storing the same bytes again writes it again). */
+  list(): AsyncIterable<{ sha256: string; writtenAt: Date }>;
+  /**
+   * Deletes the blob unless it was written at or after `since`, or `inUse()` (asked once the blob is set aside)
+   * says something references it: a put of the same bytes racing the delete keeps its blob. True if deleted.
+   */
+  deleteUnlessWrittenSince(sha256: string, since: Date, inUse: () => Promise<boolean>): Promise<boolean>;
 }
 
 const SHA256 = /^[0-9a-f]{64}$/;
@@ -87,5 +94,39 @@ export class LocalDiskBlobStore implements BlobStore {
 
   async localPath(sha256: string): Promise<string> {
     return this.pathOf(sha256);
+  }
+
+  async *list(): AsyncIterable<{ sha256: string; writtenAt: Date }> {
+    const root = path.join(this.root, "blobs");
+    const entries = await fs.readdir(root, { recursive: true, withFileTypes: true }).catch(() => []);
+    for (const entry of entries) {
+      if (!entry.isFile() || !SHA256.test(entry.name)) continue;
+      const stat = await fs.stat(path.join(entry.parentPath, entry.name)).catch(() => null);
+      if (stat) yield { sha256: entry.name, writtenAt: stat.mtime };
+    }
+  }
+
+  /**
+   * Moves the blob aside first (a rename is atomic): a put of the same bytes after that writes a new file at its
+   * place, and one just before it left a fresh mtime on the file moved aside, which then goes back (same bytes,
+   * so putting it back over a newer copy changes nothing).
+   */
+  async deleteUnlessWrittenSince(sha256: string, since: Date, inUse: () => Promise<boolean>): Promise<boolean> {
+    const blobPath = this.pathOf(sha256);
+    const aside = path.join(this.root, "tmp", `deleting-${sha256}-${randomUUID()}`);
+    await fs.mkdir(path.dirname(aside), { recursive: true });
+    try {
+      await fs.rename(blobPath, aside);
+    } catch {
+      return false; // gone already
+    }
+    const stat = await fs.stat(aside);
+    if (stat.mtime >= since || (await inUse().catch(() => true))) {
+      await fs.mkdir(path.dirname(blobPath), { recursive: true });
+      await fs.rename(aside, blobPath);
+      return false;
+    }
+    await fs.rm(aside, { force: true });
+    return true;
   }
 }

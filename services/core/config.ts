@@ -65,6 +65,16 @@ const ConfigSchema = z.object({
   WORKER_MAX_STALLS: z.coerce.number().int().min(0).default(2),
   /** Longest a request waits for Redis to take a job; past it (or at once, while Redis is disconnected) the request gets SERVICE_UNAVAILABLE. */
   QUEUE_ADD_TIMEOUT_MS: z.coerce.number().int().positive().default(5_000),
+  /**
+   * The reconciler (services/worker/reconciler.ts), a BullMQ job scheduler served by the workers: how often a pass
+   * runs (0: never), how long a Job, Run or StepRun row must be left untouched before a missing job counts as lost,
+   * how often a lost row is enqueued again before it fails with WORKER_LOST, and how old an unreferenced blob must be
+   * before it is deleted (an upload stores its bytes before its asset row).
+   */
+  RECONCILE_INTERVAL_MS: z.coerce.number().int().min(0).default(30_000),
+  RECONCILE_GRACE_MS: z.coerce.number().int().min(0).default(60_000),
+  RECONCILE_MAX_REQUEUES: z.coerce.number().int().min(0).default(3),
+  ORPHAN_BLOB_GRACE_MS: z.coerce.number().int().min(0).default(3_600_000),
   /** Comma-separated globs of models this process calls on other workers (`--remote-models` for a worker). */
   REMOTE_MODELS: z
     .string()

@@ -1,7 +1,7 @@
 import type { Job as BullJob } from "bullmq";
 import type { AppContext } from "../app/app-context.ts";
-import { ErrorCode, TesseraError } from "../core/errors.ts";
-import { jobPayloads, type QueueName } from "../queue/job-payloads.ts";
+import { ErrorCode, TesseraError, type ErrorRecord } from "../core/errors.ts";
+import { jobPayloads, type JobPayload, type QueueName } from "../queue/job-payloads.ts";
 import type { JobHandler } from "./job-handler.ts";
 import { JobTracker } from "./job-tracker.ts";
 
@@ -43,8 +43,15 @@ export async function reconcileLostJob(app: AppContext, queue: QueueName, handle
       : `the queue gave up on it without running it (${reason})`,
     { stalls, reason },
   ).toRecord();
-  const logger = app.logger.child({ queue, jobId: payload.jobId });
-  logger.error({ stalls, reason }, "job failed by the queue itself: marking its rows");
+  app.logger.child({ queue, jobId: payload.jobId }).error({ stalls, reason }, "job failed by the queue itself: marking its rows");
+  await markLostJobRows(app, queue, handler, payload, error);
+}
+
+/**
+ * The handler's final failure for a job no processor will finish (failed by the queue itself, or a row the
+ * reconciler found without a job): `onFinalFailure`, then the Job row FAILED; a row already finished keeps its state.
+ */
+export async function markLostJobRows<Q extends QueueName>(app: AppContext, queue: Q, handler: JobHandler<Q>, payload: JobPayload<Q>, error: ErrorRecord) {
   if (handler.tracked !== false) {
     const row = await app.db.job.findUnique({ where: { id: payload.jobId }, select: { status: true } });
     if (!row || !["QUEUED", "RUNNING"].includes(row.status)) return;

@@ -9,6 +9,7 @@ import { LostJobs, reconcileLostJob } from "./lost-jobs.ts";
 import { jobDuration, jobQueueWait, watchQueues } from "../observability/metrics.ts";
 import { queueTelemetry } from "../observability/tracing.ts";
 import { serveModelCalls } from "../models/remote-model-calls.ts";
+import { startReconciler } from "./reconciler.ts";
 
 /** Errors that retrying cannot fix: the input is wrong, so fail at once. */
 const PERMANENT_CODES = new Set<string>([
@@ -30,6 +31,8 @@ export type WorkerPoolOptions = {
   concurrency?: number;
   /** Take calls of this process's models from other workers (`--queues models`); default: yes. */
   modelCalls?: boolean;
+  /** Serve the reconciler's scheduled passes (RECONCILE_INTERVAL_MS); default: yes. */
+  reconcile?: boolean;
 };
 
 /** Starts one BullMQ worker per served queue; `close()` drains them. */
@@ -66,12 +69,15 @@ export function startWorkerPool(app: AppContext, options: WorkerPoolOptions = {}
   const unwatchQueues = watchQueues(served.map((name) => app.queues.queue(name)));
   const modelCallWorkers =
     options.modelCalls === false ? [] : serveModelCalls(app.models, { redis: app.redis, prefix: app.config.QUEUE_PREFIX, logger: app.logger });
+  // Rows left without a job (a crash between commit and add, a Redis restart) are found and enqueued again.
+  const reconciler = options.reconcile === false ? null : startReconciler(app);
   app.logger.info({ queues: served, modelCalls: modelCallWorkers.map((worker) => worker.name) }, "worker started");
   return {
     queues: served,
     workers,
     /** Waits for running jobs (and model calls) to finish, then disconnects. */
     async close() {
+      await (await reconciler)?.close();
       await Promise.all([...workers, ...modelCallWorkers].map((worker) => worker.close()));
       unwatchQueues();
       await Promise.all(marking);
