@@ -8,7 +8,7 @@
  * training/ sits beside the processes: it may use the libraries, and only the CLI uses it.
  * Type-only imports count: a type edge is still a dependency of the design.
  */
-const LIBRARIES = "^services/(models|generation|assets|queue|search|limits|observability)/";
+const LIBRARIES = "^services/(models|generation|assets|queue|search|limits|observability|mcp-client|webhooks)/";
 const PROCESSES = "^services/(worker|gateway|cli)/";
 
 /** @type {import('dependency-cruiser').IConfiguration} */

@@ -7,5 +7,7 @@ import "./search.ts";
 import "./workflows.ts";
 import "./generate.ts";
 import "./models.ts";
+import "./triggers.ts";
+import "./webhooks.ts";
 
 export const schema = builder.toSchema({ sortSchema: true });

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { PROJECT_EVENT_TYPES } from "./project-events.ts";
 
 /**
  * The contract between producers (gateway, engine) and consumers (workers):
@@ -27,6 +28,25 @@ export const jobPayloads = {
     runId: z.uuid(),
     stepRunId: z.uuid(),
     projectId: z.uuid(),
+  }),
+  /** Fire a `schedule` trigger (added by its BullMQ job scheduler); `jobId` names the scheduler. */
+  "workflow-trigger": z.object({
+    jobId: z.string().min(1),
+    triggerId: z.uuid(),
+    projectId: z.uuid(),
+  }),
+  /** Something happened in a project (project-events.ts): fan it out to webhooks and asset triggers. */
+  "project-event": z.object({
+    jobId: z.string().min(1),
+    eventId: z.uuid(),
+    type: z.enum(PROJECT_EVENT_TYPES),
+    subjectId: z.string().min(1),
+    at: z.string(),
+  }),
+  /** Send one outbound webhook delivery; attempts and backoff are the retries. */
+  "webhook-delivery": z.object({
+    jobId: z.string().min(1),
+    deliveryId: z.uuid(),
   }),
 } satisfies Record<string, z.ZodType>;
 

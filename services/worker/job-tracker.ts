@@ -2,6 +2,7 @@ import type { AppContext } from "../app/app-context.ts";
 import { Prisma, SQL_UTC_NOW, type JobStatus } from "../core/database.ts";
 import { ErrorCode, TesseraError, type ErrorRecord } from "../core/errors.ts";
 import type { JobEvent } from "../queue/event-bus.ts";
+import { emitProjectEvent } from "../queue/project-events.ts";
 
 /** A job's row takes a progress figure at most this often; every figure is still published as an event. */
 export const PROGRESS_ROW_INTERVAL_MS = 1000;
@@ -69,6 +70,7 @@ export class JobTracker {
       }`,
     );
     this.publish("SUCCEEDED");
+    await emitProjectEvent(this.app, { type: "job.succeeded", subjectId: this.jobId });
   }
 
   /** A failure that will be retried keeps the job QUEUED; the last one marks it FAILED. */
@@ -78,6 +80,7 @@ export class JobTracker {
       Prisma.sql`status = ${status}::"JobStatus", error = ${JSON.stringify(error)}::jsonb${final ? Prisma.sql`, "finishedAt" = ${SQL_UTC_NOW}` : Prisma.empty}`,
     );
     this.publish(status, { error: { code: error.code, message: error.message } });
+    if (final) await emitProjectEvent(this.app, { type: "job.failed", subjectId: this.jobId });
   }
 }
 

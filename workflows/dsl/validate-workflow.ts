@@ -6,6 +6,7 @@ import type { StepType } from "../steps/step-type.ts";
 import { workflowLimits } from "../workflow-limits.ts";
 import { asExpression, expressionsIn, hasExpression, referencesOf, unclosedExpressions } from "./expression.ts";
 import { knownFields } from "./input-types.ts";
+import { checkTriggers } from "./validate-triggers.ts";
 import { formatPath, WorkflowSource, type Problem, type SourcePath } from "./workflow-source.ts";
 import { WorkflowSchema, type WorkflowDefinition } from "./workflow-schema.ts";
 
@@ -99,6 +100,7 @@ function checkSemantics(source: WorkflowSource, raw: Record<string, unknown>) {
     }
   }
   reportCycles(source, dependencies, indexById);
+  checkTriggers(source, raw.on, isObject(raw.inputs) ? raw.inputs : {});
 }
 
 function checkUses(source: WorkflowSource, uses: unknown, at: SourcePath): StepType | undefined {

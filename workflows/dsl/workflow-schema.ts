@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { stepTypes } from "../steps/step-registry.ts";
 import { InputSpecSchema } from "./input-types.ts";
+import { TriggersSchema } from "./trigger-schema.ts";
 
 /** Ids are JSONata names, so `steps.<id>.output` reads without quoting. */
 const Identifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "use letters, digits and _ (not starting with a digit)");
@@ -36,6 +37,7 @@ const workflowFields = {
   name: z.string().optional(),
   description: z.string().optional(),
   inputs: z.record(Identifier, InputSpecSchema).default({}),
+  on: TriggersSchema.optional().describe("What starts runs besides runWorkflow: schedule, webhook, asset."),
   steps: z.array(StepSchema).min(1),
   outputs: z.record(Identifier, z.unknown()).default({}).describe("Values of the run's output, usually expressions."),
 };

@@ -1,5 +1,6 @@
 import type { AppContext } from "../../services/app/app-context.ts";
 import type { RunEvent } from "../../services/queue/event-bus.ts";
+import { emitProjectEvent, runStatusEvent } from "../../services/queue/project-events.ts";
 
 /** What happened, as `runEvents` subscribers see it in `type`. */
 export const RunEventType = {
@@ -23,4 +24,7 @@ export type RunEventDraft = Omit<RunEvent, "at"> & { type: RunEventType };
 
 export function publishRunEvent(app: AppContext, event: RunEventDraft) {
   app.events.publish("run", event.runId, { ...event, at: new Date().toISOString() });
+  // Run ends and waits are project events too (outbound webhooks); emitProjectEvent never throws.
+  const projectEvent = event.type === RunEventType.RUN_STATUS ? runStatusEvent(event.status) : undefined;
+  if (projectEvent) void emitProjectEvent(app, { type: projectEvent, subjectId: event.runId });
 }

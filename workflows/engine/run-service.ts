@@ -9,6 +9,7 @@ import { parseWorkflow } from "../dsl/validate-workflow.ts";
 import { expressionPosition, type SourcePath } from "../dsl/workflow-source.ts";
 import type { WorkflowDefinition } from "../dsl/workflow-schema.ts";
 import { findStepType } from "../steps/step-registry.ts";
+import { syncFileTriggers } from "../triggers/trigger-service.ts";
 import { workflowLimits } from "../workflow-limits.ts";
 import { advanceRun } from "./run-coordinator.ts";
 import { publishRunEvent, RunEventType, TERMINAL_RUN_STATUSES, TERMINAL_STEP_STATUSES } from "./run-events.ts";
@@ -31,6 +32,14 @@ function canonicalJson(value: unknown): string {
  */
 export async function publishWorkflow(app: AppContext, projectId: string, source: string): Promise<WorkflowVersion> {
   const definition = parseWorkflow(source);
+  const version = await storeVersion(app, projectId, source, definition);
+  // The file's `on:` triggers follow its latest version (re-publishing an older file changes no trigger).
+  const latest = await app.db.workflowVersion.findFirst({ where: { workflowId: version.workflowId }, orderBy: { number: "desc" }, select: { id: true } });
+  if (latest?.id === version.id) await syncFileTriggers(app, { id: version.workflowId, projectId }, definition);
+  return version;
+}
+
+async function storeVersion(app: AppContext, projectId: string, source: string, definition: WorkflowDefinition): Promise<WorkflowVersion> {
   const contentHash = createHash("sha256").update(canonicalJson(definition)).digest("hex");
   for (let attempt = 0; ; attempt++) {
     try {

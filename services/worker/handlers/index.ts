@@ -4,6 +4,7 @@ import { generateHandler } from "./generate-handler.ts";
 import { ingestHandler } from "./ingest-handler.ts";
 import { workflowRunHandler } from "./workflow-run-handler.ts";
 import { workflowStepHandler } from "./workflow-step-handler.ts";
+import { projectEventHandler, webhookDeliveryHandler, workflowTriggerHandler } from "./trigger-handlers.ts";
 
 /** Which handler serves which queue. A queue without a handler here is served by no worker. */
 export const jobHandlers: { [Q in QueueName]?: JobHandler<Q> } = {
@@ -11,4 +12,7 @@ export const jobHandlers: { [Q in QueueName]?: JobHandler<Q> } = {
   generate: generateHandler,
   "workflow-run": workflowRunHandler,
   "workflow-step": workflowStepHandler,
+  "workflow-trigger": workflowTriggerHandler,
+  "project-event": projectEventHandler,
+  "webhook-delivery": webhookDeliveryHandler,
 };

@@ -2,6 +2,8 @@ import type { Prisma } from "../../core/database.ts";
 import { ErrorCode, TesseraError } from "../../core/errors.ts";
 import { markAssetFailed, markAssetProcessing, markAssetReady, recordAssetMedia } from "../../assets/asset-records.ts";
 import { withIndexedText } from "../../assets/asset-text.ts";
+import { emitProjectEvent } from "../../queue/project-events.ts";
+import { inSpan } from "../../observability/tracing.ts";
 import type { JobHandler } from "../job-handler.ts";
 import type { IngestState } from "../ingest/ingest-stage.ts";
 import { ingestStages } from "../ingest/ingest-stages.ts";
@@ -15,7 +17,8 @@ export const ingestHandler: JobHandler<"ingest"> = {
     const state: IngestState = { derivedText: [], vectors: [], hadEmbeddings: embeddingRecords > 0 };
     try {
       for (const [index, stage] of ingestStages.entries()) {
-        await stage.run(asset, state, context);
+        // A span per stage (decode, encode, index): the asset's id and modality, never its content.
+        await inSpan(`ingest.${stage.name}`, { "tessera.asset.id": asset.id, "tessera.asset.modality": asset.modality }, () => stage.run(asset, state, context));
         await tracker.progress((index + 1) / ingestStages.length, stage.name);
       }
     } catch (error) {
@@ -30,6 +33,8 @@ export const ingestHandler: JobHandler<"ingest"> = {
       await app.vectorStore.deleteAsset(asset.projectId, asset.id);
       throw new TesseraError(ErrorCode.NOT_FOUND, `asset ${asset.id} was deleted while it was being ingested`);
     }
+    // Asset triggers and `asset.ready` webhooks hang off this event, not off this handler.
+    await emitProjectEvent(app, { type: "asset.ready", subjectId: asset.id });
     return { output: { assetId: asset.id, stages: ingestStages.map((stage) => stage.name) } };
   },
   async onFinalFailure({ assetId }, error, app) {
