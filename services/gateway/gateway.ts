@@ -1,6 +1,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { EnvelopArmorPlugin } from "@escape.tech/graphql-armor";
+import { renderGraphiQL } from "@graphql-yoga/render-graphiql";
 import { createYoga, type Plugin } from "graphql-yoga";
 import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
@@ -11,6 +12,7 @@ import type { GatewayContext, ServerContext } from "./context.ts";
 import { useObservability } from "./plugins/use-observability.ts";
 import { withRequestContext } from "../observability/request-context.ts";
 import { isClientError, maskError } from "./graphql-errors.ts";
+import { useContentRoute } from "./content-route.ts";
 import { OpenSubscriptions } from "./open-subscriptions.ts";
 import { useIntrospectionSwitch } from "./plugins/use-introspection-switch.ts";
 import { useKeyBeforeBody } from "./plugins/use-key-before-body.ts";
@@ -19,7 +21,9 @@ import { useSubscriptionLimits } from "./plugins/use-subscription-limits.ts";
 import { useRateLimits } from "./plugins/use-rate-limits.ts";
 import { useWorkflowSchema } from "./plugins/use-workflow-schema.ts";
 import { useStreamedUploads } from "./plugins/use-streamed-uploads.ts";
+import { useStudio } from "./studio-route.ts";
 import { useValidationErrorCodes } from "./plugins/use-validation-error-codes.ts";
+import { useWebhookTriggerRoute } from "./webhook-trigger-route.ts";
 import { useMcpEndpoint } from "./mcp/use-mcp-endpoint.ts";
 
 /** Extra routes and hooks that other domains (workflows, uploads) plug in. */
@@ -55,6 +59,8 @@ export function createGateway(app: AppContext, options: GatewayOptions = {}) {
     landingPage: false,
     // GraphiQL cannot work without introspection.
     graphiql: config.GRAPHQL_INTROSPECTION,
+    // GraphiQL's page with its code inlined: the default loads it from a CDN and never starts offline.
+    renderGraphiQL,
     logging: {
       debug: (...args) => app.logger.debug(args.join(" ")),
       info: (...args) => app.logger.info(args.join(" ")),
@@ -97,6 +103,10 @@ export function createGateway(app: AppContext, options: GatewayOptions = {}) {
       useProjectAuth(),
       useSubscriptionLimits(subscriptions),
       useWorkflowSchema(),
+      // POST /hooks/triggers/<id>: signed webhook triggers start runs (no API key; the trigger's secret).
+      useWebhookTriggerRoute(app),
+      useContentRoute(app),
+      useStudio(),
       ...(options.plugins ?? []),
     ],
   });
