@@ -2,6 +2,7 @@ import path from "node:path";
 import { LocalDiskBlobStore, type BlobStore } from "../assets/blob-store.ts";
 import { createEventBus, type EventBus } from "../queue/event-bus.ts";
 import { JobQueues } from "../queue/job-queues.ts";
+import { instrumentVectorStore } from "../observability/instruments.ts";
 import { queueTelemetry } from "../observability/tracing.ts";
 import { createVectorStore } from "../search/create-vector-store.ts";
 import type { VectorStore } from "../search/vector-store.ts";
@@ -41,7 +42,8 @@ export async function createAppContext(config: Config, logger = createLogger(con
   // Its errors reach the callers of enqueue; unhandled, ioredis would print each failed reconnect.
   redisRequests.on("error", () => {});
   const queues = new JobQueues(redisRequests, { prefix: config.QUEUE_PREFIX, addTimeoutMs: config.QUEUE_ADD_TIMEOUT_MS, telemetry: queueTelemetry() });
-  const vectorStore = await createVectorStore(config);
+  // Every call timed (tessera_vector_store_duration_seconds) and traced (services/observability).
+  const vectorStore = instrumentVectorStore(await createVectorStore(config));
   const remoteModels = new RemoteModelClient(redis, config.QUEUE_PREFIX, config.MODEL_CALL_TIMEOUT_MS);
   const context: AppContext = {
     config,

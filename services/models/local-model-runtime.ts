@@ -17,6 +17,7 @@ import { TextEncoderThread } from "./text-encoder-thread.ts";
 import type { LocalModelCaller, ModelOperation, RemoteModelClient } from "./remote-model-calls.ts";
 import { normalize } from "./vector-math.ts";
 import type { DecodedImage } from "../assets/decoded-media.ts";
+import { observeModelBatch } from "../observability/instruments.ts";
 
 export type ModelServing = {
   /** "cuda" asks for the CUDA execution provider; without its libraries the runtime falls back to CPU. */
@@ -382,7 +383,8 @@ export class LocalModelRuntime implements ModelRuntime, LocalModelCaller {
           maxCost: batching && operation === "embedText" ? batch.maxTokens : undefined,
           cost: handle.countTokens ? (text) => handle.countTokens!(text as string) : undefined,
         },
-        (items) => run.call(handle, items),
+        // Each batch's size, time and device as metrics and a span (services/observability).
+        (items) => observeModelBatch({ model: name, operation, device: this.executionChoice().device }, items.length, () => run.call(handle, items)),
       );
       this.batchers.set(key, batcher);
     }

@@ -8,6 +8,7 @@ import { JobTracker } from "./job-tracker.ts";
 import { LostJobs, reconcileLostJob } from "./lost-jobs.ts";
 import { jobDuration, jobQueueWait, watchQueues } from "../observability/metrics.ts";
 import { queueTelemetry } from "../observability/tracing.ts";
+import { recordQueueWait } from "../observability/instruments.ts";
 import { serveModelCalls } from "../models/remote-model-calls.ts";
 import { startReconciler } from "./reconciler.ts";
 
@@ -89,6 +90,7 @@ export function startWorkerPool(app: AppContext, options: WorkerPoolOptions = {}
 async function processJob(app: AppContext, queue: QueueName, handler: JobHandler<QueueName>, job: BullJob, lost: LostJobs) {
   const started = performance.now();
   if (job.processedOn) jobQueueWait.observe({ queue }, Math.max(0, job.processedOn - job.timestamp) / 1000);
+  recordQueueWait(queue, job.timestamp, job.processedOn);
   let status = "failed";
   try {
     const output = await runJob(app, queue, handler, job);
