@@ -1,5 +1,4 @@
 import { Readable } from "node:stream";
-import { resolveCursorConnection, type ResolveCursorConnectionArgs } from "@pothos/plugin-relay";
 import { AssetStatus, Modality, type Asset } from "../services/core/database.ts";
 import { ErrorCode, TesseraError } from "../services/core/errors.ts";
 import { ingestContent } from "../services/assets/ingest-service.ts";
@@ -12,6 +11,7 @@ import { ingestFromUrl, ingestText, ingestUntyped } from "../services/assets/ing
 import { StreamedUpload } from "../services/gateway/plugins/streamed-upload.ts";
 import type { ProjectContext } from "../services/gateway/context.ts";
 import { builder } from "./builder.ts";
+import { direction, rowConnection } from "./connections.ts";
 import { JobRef } from "./jobs.ts";
 
 export const ModalityEnum = builder.enumType(Modality, { name: "Modality" });
@@ -120,17 +120,22 @@ builder.queryField("assets", (t) =>
       status: t.arg({ type: AssetStatusEnum, required: false, description: "Only assets in this state, e.g. FAILED ones to re-index." }),
     },
     resolve: (_root, args, context) => {
-      const { project } = context;
-      return resolveCursorConnection(
-        { args, toCursor: (asset: Asset) => asset.id, defaultSize: 20, maxSize: 100 },
-        ({ before, after, limit, inverted }: ResolveCursorConnectionArgs) =>
+      const where = {
+        projectId: context.project.id,
+        ...(args.modality ? { modality: args.modality } : {}),
+        ...(args.status ? { status: args.status } : {}),
+      };
+      return rowConnection(
+        args,
+        ({ cursor, skip, take, inverted }) =>
           context.app.db.asset.findMany({
-            where: { projectId: project.id, ...(args.modality ? { modality: args.modality } : {}), ...(args.status ? { status: args.status } : {}) },
-            cursor: before ? { id: before } : after ? { id: after } : undefined,
-            skip: before || after ? 1 : 0,
-            take: limit,
-            orderBy: [{ createdAt: inverted ? "asc" : "desc" }, { id: inverted ? "asc" : "desc" }],
+            where,
+            cursor,
+            skip,
+            take,
+            orderBy: [{ createdAt: direction(false, inverted) }, { id: direction(false, inverted) }],
           }),
+        () => context.app.db.asset.count({ where }),
       );
     },
   }),

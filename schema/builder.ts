@@ -12,6 +12,8 @@ export const builder = new SchemaBuilder<{
   AuthScopes: { project: boolean };
   AuthContexts: { project: ProjectContext };
   DefaultFieldNullability: false;
+  /** Every connection counts what its filters match, counted only when `totalCount` is asked for. */
+  Connection: { totalCount: () => Promise<number> };
   Scalars: {
     JSON: { Input: unknown; Output: unknown };
     DateTime: { Input: Date; Output: Date };
@@ -40,6 +42,13 @@ export const builder = new SchemaBuilder<{
 builder.queryType({ authScopes: { project: true } });
 builder.mutationType({ authScopes: { project: true } });
 builder.subscriptionType({ authScopes: { project: true } });
+
+builder.globalConnectionField("totalCount", (t) =>
+  t.int({
+    description: "How many items match the connection's filters in all, across every page.",
+    resolve: (connection) => connection.totalCount(),
+  }),
+);
 
 builder.addScalarType("JSON", JSONResolver);
 builder.addScalarType("DateTime", DateTimeResolver);

@@ -1,11 +1,14 @@
-import { JobStatus, type Job } from "../services/core/database.ts";
+import { JobKind, JobStatus, type Job } from "../services/core/database.ts";
 import { ErrorCode, TesseraError } from "../services/core/errors.ts";
 import type { JobEvent } from "../services/queue/event-bus.ts";
 import type { ProjectContext } from "../services/gateway/context.ts";
 import { watchJob } from "../services/gateway/watch-job.ts";
 import { builder } from "./builder.ts";
+import { direction, rowConnection } from "./connections.ts";
+import { cancelProjectJob } from "./job-cancel.ts";
 
 export const JobStatusEnum = builder.enumType(JobStatus, { name: "JobStatus" });
+export const JobKindEnum = builder.enumType(JobKind, { name: "JobKind" });
 
 const JobError = builder.objectRef<{ code: string; message: string }>("JobError").implement({
   fields: (t) => ({ code: t.exposeString("code"), message: t.exposeString("message") }),
@@ -14,7 +17,7 @@ const JobError = builder.objectRef<{ code: string; message: string }>("JobError"
 export const JobRef = builder.objectRef<Job>("Job").implement({
   fields: (t) => ({
     id: t.exposeID("id"),
-    kind: t.exposeString("kind"),
+    kind: t.field({ type: JobKindEnum, resolve: (job) => job.kind }),
     status: t.field({ type: JobStatusEnum, resolve: (job) => job.status }),
     progress: t.exposeFloat("progress"),
     attempts: t.exposeInt("attempts"),
@@ -49,6 +52,43 @@ builder.queryField("job", (t) =>
     type: JobRef,
     args: { id: t.arg.id({ required: true }) },
     resolve: (_root, args, context) => findProjectJob(context, String(args.id)),
+  }),
+);
+
+builder.queryField("jobs", (t) =>
+  t.withAuth({ project: true }).connection({
+    type: JobRef,
+    description: "The project's jobs (ingests and generations), newest first, a page at a time.",
+    args: {
+      kind: t.arg({ type: JobKindEnum, required: false, description: "Only jobs of this kind." }),
+      status: t.arg({ type: JobStatusEnum, required: false, description: "Only jobs in this state." }),
+    },
+    resolve: (_root, args, context) => {
+      const where = { projectId: context.project.id, ...(args.kind ? { kind: args.kind } : {}), ...(args.status ? { status: args.status } : {}) };
+      return rowConnection(
+        args,
+        ({ cursor, skip, take, inverted }) =>
+          context.app.db.job.findMany({
+            where,
+            cursor,
+            skip,
+            take,
+            orderBy: [{ createdAt: direction(false, inverted) }, { id: direction(false, inverted) }],
+          }),
+        () => context.app.db.job.count({ where }),
+      );
+    },
+  }),
+);
+
+builder.mutationField("cancelJob", (t) =>
+  t.withAuth({ project: true }).field({
+    type: JobRef,
+    description:
+      "Cancels a QUEUED job: it leaves the queue and turns CANCELLED (an ingest's asset turns FAILED with CANCELLED; `reindexAsset` queues it again). " +
+      "CONFLICT, changing nothing, when the job is RUNNING or already finished; NOT_FOUND for a job of another project.",
+    args: { id: t.arg.id({ required: true, description: "The job's id." }) },
+    resolve: (_root, args, context) => cancelProjectJob(context.app, context.project.id, String(args.id)),
   }),
 );
 

@@ -8,6 +8,7 @@ import { watchRun } from "../workflows/engine/watch-run.ts";
 import { modelWarnings } from "../workflows/engine/model-warnings.ts";
 import type { WorkflowDefinition } from "../workflows/dsl/workflow-schema.ts";
 import { builder } from "./builder.ts";
+import { direction, rowConnection } from "./connections.ts";
 import { loadLatestVersions, loadStepsOfRuns, loadVersions, loadVersionsOfWorkflows, loadWorkflows } from "./workflow-loaders.ts";
 
 const RunStatusEnum = builder.enumType(RunStatus, { name: "RunStatus" });
@@ -73,9 +74,23 @@ WorkflowRef.implement({
     versions: t.loadableGroup({
       type: WorkflowVersionRef,
       description: "Every published version, oldest first.",
+      deprecationReason: "Unbounded: use `versionsConnection`, which pages and has `totalCount`.",
       load: forCallerProject(loadVersionsOfWorkflows),
       group: (version) => (version as WorkflowVersion).workflowId,
       resolve: (workflow) => workflow.id,
+    }),
+    versionsConnection: t.connection({
+      type: WorkflowVersionRef,
+      description: "Published versions, newest first, a page at a time.",
+      resolve: (workflow, args, context) => {
+        const where = { workflowId: workflow.id, workflow: { projectId: requireProject(context).id } };
+        return rowConnection(
+          args,
+          ({ cursor, skip, take, inverted }) =>
+            context.app.db.workflowVersion.findMany({ where, cursor, skip, take, orderBy: [{ number: direction(false, inverted) }] }),
+          () => context.app.db.workflowVersion.count({ where }),
+        );
+      },
     }),
     published: t.loadable({
       type: WorkflowVersionRef,
@@ -119,6 +134,26 @@ const RunRef = builder.objectRef<Run>("Run").implement({
       load: forCallerProject(loadStepsOfRuns),
       group: (step) => step.runId,
       resolve: (run) => run.id,
+    }),
+    stepsConnection: t.connection({
+      type: StepRunRef,
+      description: "The run's steps in the order they were created, a page at a time (a map over many items has many).",
+      args: { status: t.arg({ type: StepStatusEnum, required: false, description: "Only steps in this state." }) },
+      resolve: (run, args, context) => {
+        const where = { runId: run.id, run: { projectId: requireProject(context).id }, ...(args.status ? { status: args.status } : {}) };
+        return rowConnection(
+          args,
+          ({ cursor, skip, take, inverted }) =>
+            context.app.db.stepRun.findMany({
+              where,
+              cursor,
+              skip,
+              take,
+              orderBy: [{ createdAt: direction(true, inverted) }, { key: direction(true, inverted) }, { id: direction(true, inverted) }],
+            }),
+          () => context.app.db.stepRun.count({ where }),
+        );
+      },
     }),
     createdAt: t.field({ type: "DateTime", resolve: (run) => run.createdAt }),
     startedAt: t.field({ type: "DateTime", nullable: true, resolve: (run) => run.startedAt }),
@@ -167,6 +202,8 @@ builder.queryField("workflow", (t) =>
 builder.queryField("workflows", (t) =>
   t.withAuth({ project: true }).field({
     type: [WorkflowRef],
+    description: "Every workflow of the project, by slug.",
+    deprecationReason: "Unbounded: use `workflowsConnection`, which pages and has `totalCount`.",
     resolve: (_root, _args, context) =>
       context.app.db.workflow.findMany({ where: { projectId: context.project.id }, orderBy: { slug: "asc" } }),
   }),
@@ -197,7 +234,8 @@ builder.queryField("run", (t) =>
 builder.queryField("runs", (t) =>
   t.withAuth({ project: true }).field({
     type: [RunRef],
-    description: "The project's runs, newest first.",
+    description: "The project's runs, newest first, at most 100 (`limit`).",
+    deprecationReason: "At most 100 runs and no cursor: use `runsConnection`, which pages through every run and has `totalCount`.",
     args: {
       slug: t.arg.string({ required: false }),
       status: t.arg({ type: RunStatusEnum, required: false }),
@@ -213,6 +251,57 @@ builder.queryField("runs", (t) =>
         orderBy: { createdAt: "desc" },
         take: Math.min(Math.max(args.limit ?? 20, 1), 100),
       }),
+  }),
+);
+
+builder.queryField("workflowsConnection", (t) =>
+  t.withAuth({ project: true }).connection({
+    type: WorkflowRef,
+    description: "The project's workflows by slug, a page at a time.",
+    resolve: (_root, args, context) => {
+      const where = { projectId: context.project.id };
+      return rowConnection(
+        args,
+        ({ cursor, skip, take, inverted }) =>
+          context.app.db.workflow.findMany({ where, cursor, skip, take, orderBy: [{ slug: direction(true, inverted) }] }),
+        () => context.app.db.workflow.count({ where }),
+      );
+    },
+  }),
+);
+
+builder.queryField("runsConnection", (t) =>
+  t.withAuth({ project: true }).connection({
+    type: RunRef,
+    description: "The project's runs, newest first, a page at a time: `first`/`after` go to older runs, `last`/`before` back to newer ones.",
+    args: {
+      status: t.arg({ type: RunStatusEnum, required: false, description: "Only runs in this state." }),
+      workflow: t.arg.string({ required: false, description: "Only runs of the workflow with this slug." }),
+      createdAfter: t.arg({ type: "DateTime", required: false, description: "Only runs created at or after this time." }),
+      createdBefore: t.arg({ type: "DateTime", required: false, description: "Only runs created before this time." }),
+    },
+    resolve: (_root, args, context) => {
+      const where = {
+        projectId: context.project.id,
+        ...(args.status ? { status: args.status } : {}),
+        ...(args.workflow ? { workflowVersion: { workflow: { slug: args.workflow } } } : {}),
+        ...(args.createdAfter || args.createdBefore
+          ? { createdAt: { ...(args.createdAfter ? { gte: args.createdAfter } : {}), ...(args.createdBefore ? { lt: args.createdBefore } : {}) } }
+          : {}),
+      };
+      return rowConnection(
+        args,
+        ({ cursor, skip, take, inverted }) =>
+          context.app.db.run.findMany({
+            where,
+            cursor,
+            skip,
+            take,
+            orderBy: [{ createdAt: direction(false, inverted) }, { id: direction(false, inverted) }],
+          }),
+        () => context.app.db.run.count({ where }),
+      );
+    },
   }),
 );
 

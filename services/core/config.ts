@@ -52,6 +52,13 @@ const ConfigSchema = z.object({
     .enum(["0", "1", "true", "false"], { error: "must be 1 or 0" })
     .default("0")
     .transform((value) => value === "1" || value === "true"),
+  /**
+   * Key of the HMAC that signs `Asset.contentUrl`s (at least 32 characters). Unset: a random one per process, so a
+   * URL works only on the gateway that signed it; set the same value on every gateway behind one address.
+   */
+  CONTENT_URL_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
+  /** How long a signed content URL stays valid, in seconds. */
+  CONTENT_URL_TTL_SECONDS: z.coerce.number().int().min(1).max(7 * 24 * 3600).default(900),
   WORKER_CONCURRENCY: z.coerce.number().int().positive().default(4),
   /**
    * A worker holds each running job under a lock in Redis for this long, renewed at half of it; a worker that dies
