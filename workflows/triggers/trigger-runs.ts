@@ -12,11 +12,14 @@ import { disarmSchedule } from "./trigger-schedules.ts";
 
 type TriggerWithSlug = WorkflowTrigger & { workflow: { slug: string } };
 
-/** Evaluates a trigger's input mapping over what the trigger gives (`body`, `headers` or `asset`). */
+/**
+ * Evaluates a trigger's input mapping over what the trigger gives (`body`, `headers` or `asset`).
+ * An input whose expression finds nothing (null) is left out, so its default or optionality applies.
+ */
 async function mapInput(trigger: WorkflowTrigger, given: Record<string, unknown>): Promise<Record<string, unknown>> {
   const scope = { inputs: {}, steps: {}, ...given } as ExpressionScope;
-  const value = await evaluateValue(trigger.input, scope, { path: ["on", trigger.kind.toLowerCase(), "input"] });
-  return (value ?? {}) as Record<string, unknown>;
+  const value = (await evaluateValue(trigger.input, scope, { path: ["on", trigger.kind.toLowerCase(), "input"] })) as Record<string, unknown> | null;
+  return Object.fromEntries(Object.entries(value ?? {}).filter(([, entry]) => entry !== null && entry !== undefined));
 }
 
 /**
