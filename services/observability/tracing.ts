@@ -11,6 +11,18 @@ type TracingConfig = Pick<Config, "OTEL_EXPORTER_OTLP_ENDPOINT" | "OTEL_EXPORTER
 export const tracer = trace.getTracer("tessera");
 
 let sdk: NodeSDK | undefined;
+
+/** BullMQ's housekeeping, a trace of its own every few seconds per queue: no one's request, so not recorded. */
+const HOUSEKEEPING = /^(startStalledCheckTimer|moveStalledJobsToWait|getNextJob|rateLimit|delay|pause|resume|close)\b/;
+/** SamplingDecision of @opentelemetry/sdk-trace: NOT_RECORD 0, RECORD_AND_SAMPLED 2. */
+const quietSampler = {
+  shouldSample(parent: Context, _traceId: string, spanName: string) {
+    const parentSpan = trace.getSpanContext(parent);
+    if (parentSpan && trace.isSpanContextValid(parentSpan)) return { decision: parentSpan.traceFlags & 1 ? 2 : 0 };
+    return { decision: HOUSEKEEPING.test(spanName) ? 0 : 2 };
+  },
+  toString: () => "TesseraQuietSampler",
+};
 let captureContent = false;
 
 /**
@@ -29,6 +41,8 @@ export function startTracing(config: TracingConfig, serviceName: string): boolea
   sdk = new NodeSDK({
     serviceName: process.env.OTEL_SERVICE_NAME || `tessera-${serviceName}`,
     traceExporter,
+    // Every trace a caller starts is kept (a caller's unsampled traceparent is followed); BullMQ's housekeeping is not.
+    sampler: quietSampler as unknown as NonNullable<ConstructorParameters<typeof NodeSDK>[0]>["sampler"],
     instrumentations: [],
     metricReaders: [],
     logRecordProcessors: [],
@@ -42,6 +56,13 @@ export async function stopTracing(): Promise<void> {
   const running = sdk;
   sdk = undefined;
   await running?.shutdown();
+}
+
+/** Sends the spans ended so far (tests, and a process about to stop). */
+export async function flushTracing(): Promise<void> {
+  const provider = trace.getTracerProvider() as { getDelegate?(): unknown };
+  const delegate = (provider.getDelegate?.() ?? provider) as { forceFlush?(): Promise<void> };
+  await delegate.forceFlush?.();
 }
 
 export function tracingEnabled(): boolean {
