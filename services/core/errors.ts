@@ -31,6 +31,12 @@ export const ErrorCode = {
   /** The worker running a job stopped (killed, out of memory, deployed over) more often than a job may survive; `details.stalls`. */
   WORKER_LOST: "WORKER_LOST",
   CANCELLED: "CANCELLED",
+  /** Another MCP server could not be reached, timed out, or refused the connection (mcp.call, agent MCP tools). */
+  MCP_UNREACHABLE: "MCP_UNREACHABLE",
+  /** An MCP server's tool answered with an error (`isError`, or a JSON-RPC error such as an unknown tool). */
+  MCP_TOOL_ERROR: "MCP_TOOL_ERROR",
+  /** An MCP server broke the protocol: an answer that is no MCP, a version it cannot speak, a result too large. */
+  MCP_PROTOCOL: "MCP_PROTOCOL",
   SERVICE_UNAVAILABLE: "SERVICE_UNAVAILABLE",
   INTERNAL: "INTERNAL",
 } as const;

@@ -5,6 +5,8 @@ import { modelRouterFor } from "../../services/generation/app-model-router.ts";
 import { attachmentParts } from "../../services/generation/asset-attachments.ts";
 import { checkGenerateRequest } from "../../services/generation/generate-request.ts";
 import { UsageMeter } from "../../services/generation/usage-meter.ts";
+import { openMcpServer } from "../../services/mcp-client/mcp-servers.ts";
+import type { McpSession } from "../../services/mcp-client/mcp-session.ts";
 import { runInputSchema } from "../dsl/input-types.ts";
 import { recordStepUsage } from "./generation-step-support.ts";
 import { StepDirective, defineStepType, type StepContext } from "./step-type.ts";
@@ -31,6 +33,7 @@ export const agentStep = defineStepType({
       attachments: z.array(z.uuid()).max(16).default([]).describe("Assets the model sees with the prompt."),
       tools: z.array(z.string()).default([]).describe("Step types the model may call, e.g. [search, generate.caption]."),
       workflows: z.array(z.string()).default([]).describe("Slugs of published workflows the model may run."),
+      mcp: z.array(z.string()).max(10).default([]).describe("Registered MCP servers (registerMcpServer) whose tools the model may call."),
       maxIterations: z.number().int().min(1).max(50).default(8).describe("Most model calls before the step fails."),
       tokenBudget: z.number().int().positive().optional().describe("Most tokens (prompt + completion, all calls) the step may spend."),
       timeoutMs: z.number().int().positive().max(3_600_000).default(300_000),
@@ -51,8 +54,13 @@ export const agentStep = defineStepType({
     const usage = new UsageMeter();
     // Each call's child row, by call index: a step run as a tool points its own context at it.
     const callRows = new Map<number, string>();
+    const sessions: McpSession[] = [];
     try {
-      const tools = [...stepTools(input.tools, context, callRows), ...(await workflowTools(input.workflows, context))];
+      const tools = [
+        ...stepTools(input.tools, context, callRows),
+        ...(await workflowTools(input.workflows, context)),
+        ...(await mcpTools(input.mcp, context, sessions)),
+      ];
       const attached = await attachmentParts(context.app, router, assets, { usage, signal: context.signal });
       const result = await runAgent({
         router,
@@ -71,6 +79,7 @@ export const agentStep = defineStepType({
       });
       return { answer: result.answer, text: result.text, iterations: result.iterations, toolCalls: result.toolCalls };
     } finally {
+      await Promise.all(sessions.map((session) => session.close()));
       await recordStepUsage(context, usage);
     }
   },
@@ -128,6 +137,28 @@ async function workflowTools(slugs: string[], context: StepContext): Promise<Age
       // A run of its own, pinned to the version the model was told about; cancelled with the agent.
       run: (args, { signal }) => context.runWorkflow({ slug, version: workflow.version, input: args }, signal),
     });
+  }
+  return tools;
+}
+
+/**
+ * The tools of the named MCP servers, listed once per run over one connection per server, as `mcp_<server>_<tool>`.
+ * A result with isError goes back to the model like any tool's answer; unreachable servers fail the step.
+ */
+async function mcpTools(servers: string[], context: StepContext, sessions: McpSession[]): Promise<AgentTool[]> {
+  const tools: AgentTool[] = [];
+  for (const server of new Set(servers)) {
+    if (server.includes("://")) throw new TesseraError(ErrorCode.BAD_USER_INPUT, `agent mcp: "${server}" must be a registered server's name (registerMcpServer), not a URL`);
+    const session = await openMcpServer(context.app, context.projectId, server, context.signal);
+    sessions.push(session);
+    for (const tool of await session.listTools()) {
+      tools.push({
+        name: toolName(`mcp_${server}_`, tool.name),
+        description: (tool.description ?? tool.title ?? `The ${tool.name} tool of MCP server ${server}.`).slice(0, 1024),
+        inputSchema: tool.inputSchema as Record<string, unknown>,
+        run: (args, { signal }) => session.callTool(tool.name, (args ?? {}) as Record<string, unknown>, signal),
+      });
+    }
   }
   return tools;
 }

@@ -4,6 +4,7 @@ import { generationSteps } from "./generation-steps.ts";
 import { httpStep } from "./http-step.ts";
 import { ingestStep } from "./ingest-step.ts";
 import { mapStep } from "./map-step.ts";
+import { mcpCallStep } from "./mcp-call-step.ts";
 import { searchStep } from "./search-step.ts";
 import { searchUpsertStep } from "./search-upsert-step.ts";
 import { speechSegmentsStep } from "./speech-segments-step.ts";
@@ -18,6 +19,7 @@ import { workflowStep } from "./workflow-step.ts";
 export const stepTypes: StepType[] = [
   transformStep,
   httpStep,
+  mcpCallStep,
   waitStep,
   mapStep,
   workflowStep,

@@ -1,0 +1,240 @@
+import fs from "node:fs/promises";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { closeModelRouter } from "../../services/generation/app-model-router.ts";
+import { startFakeOpenAIServer, type FakeOpenAIServer } from "../support/fake-openai-server.ts";
+import { freePort } from "../support/own-redis.ts";
+import { eventually, startTestApp, type TestApp } from "../support/test-app.ts";
+
+/*
+ * MCP tools in workflows: a local MCP server (the official SDK's, Streamable HTTP) with tools, registered in a
+ * project over GraphQL with a key header; an `mcp.call` step and an `agent` (on a local OpenAI-protocol server)
+ * call it through the real worker. Private addresses not allowed are refused with URL_NOT_ALLOWED.
+ */
+
+const SERVER_KEY = "s3cret-mcp-key-value";
+
+type LocalMcp = { url: string; port: number; calls: Array<{ tool: string; args: unknown; key: string | undefined }>; close(): Promise<void> };
+
+/** An MCP server with `add` and `fail`, that answers only requests carrying `x-api-key: SERVER_KEY`. */
+async function startLocalMcpServer(): Promise<LocalMcp> {
+  const calls: LocalMcp["calls"] = [];
+  const http: Server = createServer(async (req, res) => {
+    const key = req.headers["x-api-key"] as string | undefined;
+    if (key !== SERVER_KEY) {
+      res.writeHead(401, { "content-type": "application/json" }).end(JSON.stringify({ error: "no key" }));
+      return;
+    }
+    const server = new McpServer({ name: "calculator", version: "1.0.0" });
+    server.registerTool(
+      "add",
+      { description: "Adds two numbers.", inputSchema: { a: z.number(), b: z.number() }, outputSchema: { sum: z.number() } },
+      async ({ a, b }) => {
+        calls.push({ tool: "add", args: { a, b }, key });
+        return { content: [{ type: "text", text: String(a + b) }], structuredContent: { sum: a + b } };
+      },
+    );
+    server.registerTool("fail", { description: "Always fails.", inputSchema: {} }, async () => {
+      calls.push({ tool: "fail", args: {}, key });
+      return { isError: true, content: [{ type: "text", text: "the calculator is broken" }] };
+    });
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+    res.on("close", () => void server.close());
+    await server.connect(transport);
+    await transport.handleRequest(req, res);
+  });
+  await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
+  const { port } = http.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/mcp`,
+    port,
+    calls,
+    close: () => new Promise((resolve) => { http.closeAllConnections(); http.close(() => resolve()); }),
+  };
+}
+
+let t: TestApp;
+let mcp: LocalMcp;
+let fake: FakeOpenAIServer;
+let scratch: string;
+let key: string;
+let projectId: string;
+let closedPort: number;
+
+beforeAll(async () => {
+  mcp = await startLocalMcpServer();
+  closedPort = await freePort();
+  fake = await startFakeOpenAIServer();
+  scratch = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-mcp-client-"));
+  const providersFile = path.join(scratch, "providers.json");
+  await fs.writeFile(
+    providersFile,
+    JSON.stringify({ providers: { fake: { kind: "openai-compatible", baseUrl: fake.baseUrl } }, models: { "llm.default": { provider: "fake", model: "agent-model", retries: 0 } } }),
+  );
+  process.env.PROVIDERS_FILE = providersFile;
+  // The local MCP server's port (and a closed one) are allowed; any other private address is not.
+  t = await startTestApp({ worker: { concurrency: 2 }, env: { URL_ALLOW_HOSTS: `127.0.0.1:${mcp.port},127.0.0.1:${closedPort}`, MCP_CALL_TIMEOUT_MS: "10000" } });
+  ({ key, projectId } = await t.createProject());
+  const registered = await t.graphql(
+    `mutation ($h: JSON) { registerMcpServer(name: "calc", url: "${mcp.url}", headers: $h) { name url headerNames } }`,
+    { h: { "X-Api-Key": SERVER_KEY } },
+    key,
+  );
+  expect(registered.errors).toBeUndefined();
+});
+
+afterAll(async () => {
+  if (t) await closeModelRouter(t.app);
+  await t?.close();
+  await fake?.close();
+  await mcp?.close();
+  if (scratch) await fs.rm(scratch, { recursive: true, force: true });
+});
+
+afterEach(() => fake.reset());
+
+const unique = (prefix: string) => `${prefix}-${Math.random().toString(36).slice(2, 8)}`;
+
+async function publish(source: string) {
+  const response = await t.graphql(`mutation ($d: String!) { publishWorkflow(definition: $d) { number } }`, { d: source }, key);
+  expect(response.errors).toBeUndefined();
+}
+
+async function runToEnd(slug: string, input: unknown = {}) {
+  const started = await t.graphql(`mutation ($slug: String!, $input: JSON) { runWorkflow(slug: $slug, input: $input) { id } }`, { slug, input }, key);
+  expect(started.errors).toBeUndefined();
+  const runId = started.data.runWorkflow.id as string;
+  return eventually(async () => {
+    const run = await t.app.db.run.findUniqueOrThrow({ where: { id: runId }, include: { steps: { orderBy: { createdAt: "asc" } } } });
+    return ["SUCCEEDED", "FAILED", "CANCELLED"].includes(run.status) ? run : null;
+  }, 45_000);
+}
+
+async function callOnce(withBlock: string) {
+  const slug = unique("mcp-call");
+  await publish(`
+apiVersion: tessera/v1
+kind: Workflow
+slug: ${slug}
+steps:
+  - id: call
+    uses: mcp.call
+    with: ${withBlock}
+outputs:
+  result: "\${{ steps.call.output }}"
+`);
+  return runToEnd(slug);
+}
+
+describe("registered MCP servers over GraphQL", () => {
+  it("lists a server with its header names, never a value; the value is stored encrypted", async () => {
+    const listed = await t.graphql(`{ mcpServers { name url headerNames } }`, {}, key);
+    expect(listed.errors).toBeUndefined();
+    expect(listed.data.mcpServers).toEqual([{ name: "calc", url: mcp.url, headerNames: ["x-api-key"] }]);
+    expect(JSON.stringify(listed)).not.toContain(SERVER_KEY);
+    const row = await t.app.db.mcpServer.findFirstOrThrow({ where: { projectId, name: "calc" } });
+    expect(JSON.stringify(row)).not.toContain(SERVER_KEY);
+    expect((row.headers as Record<string, string>)["x-api-key"]).toMatch(/^v1\./);
+  });
+
+  it("refuses bad names and headers, and another project neither sees nor removes the server", async () => {
+    const badName = await t.graphql(`mutation { registerMcpServer(name: "no spaces", url: "https://example.com/mcp") { name } }`, {}, key);
+    expect(badName.errors?.[0]?.extensions?.code).toBe("BAD_USER_INPUT");
+    const badHeader = await t.graphql(`mutation ($h: JSON) { registerMcpServer(name: "x", url: "https://example.com/mcp", headers: $h) { name } }`, { h: { "X-Key": "a\r\nb" } }, key);
+    expect(badHeader.errors?.[0]?.extensions?.code).toBe("BAD_USER_INPUT");
+    const other = await t.createProject();
+    expect((await t.graphql(`{ mcpServers { name } }`, {}, other.key)).data.mcpServers).toEqual([]);
+    const removed = await t.graphql(`mutation { removeMcpServer(name: "calc") }`, {}, other.key);
+    expect(removed.errors?.[0]?.extensions?.code).toBe("NOT_FOUND");
+    expect(await t.app.db.mcpServer.count({ where: { projectId, name: "calc" } })).toBe(1);
+  });
+});
+
+describe("mcp.call step", () => {
+  it("calls a tool of a registered server with its key, and returns content and structuredContent", async () => {
+    const run = await callOnce(`{ server: calc, tool: add, arguments: { a: 2, b: 3 } }`);
+    expect(run.error).toBeNull();
+    expect(run.output).toEqual({ result: { content: [{ type: "text", text: "5" }], structuredContent: { sum: 5 }, isError: false } });
+    expect(mcp.calls.at(-1)).toEqual({ tool: "add", args: { a: 2, b: 3 }, key: SERVER_KEY });
+  });
+
+  it("fails with MCP_TOOL_ERROR when the tool answers isError, or returns it with failOnError: false", async () => {
+    const failed = await callOnce(`{ server: calc, tool: fail }`);
+    expect(failed.status).toBe("FAILED");
+    expect(failed.error).toMatchObject({ code: "MCP_TOOL_ERROR" });
+    expect((failed.error as { message: string }).message).toContain("the calculator is broken");
+    const kept = await callOnce(`{ server: calc, tool: fail, failOnError: false }`);
+    expect(kept.output).toMatchObject({ result: { isError: true, content: [{ type: "text", text: "the calculator is broken" }] } });
+  });
+
+  it("an unknown tool is MCP_TOOL_ERROR; an unknown server name NOT_FOUND", async () => {
+    const unknownTool = await callOnce(`{ server: calc, tool: nope }`);
+    expect(unknownTool.error).toMatchObject({ code: "MCP_TOOL_ERROR" });
+    const unknownServer = await callOnce(`{ server: nobody, tool: add }`);
+    expect(unknownServer.error).toMatchObject({ code: "NOT_FOUND" });
+  });
+
+  it("refuses a private URL that is not allowed with URL_NOT_ALLOWED, before connecting", async () => {
+    const before = mcp.calls.length;
+    const refused = await callOnce(`{ server: "http://127.0.0.1:1/mcp", tool: add, arguments: { a: 1, b: 1 } }`);
+    expect(refused.status).toBe("FAILED");
+    expect(refused.error).toMatchObject({ code: "URL_NOT_ALLOWED" });
+    const metadata = await callOnce(`{ server: "http://169.254.169.254/mcp", tool: add }`);
+    expect(metadata.error).toMatchObject({ code: "URL_NOT_ALLOWED" });
+    expect(mcp.calls.length).toBe(before);
+  });
+
+  it("an allowed server that is down is MCP_UNREACHABLE; one refusing the key too", async () => {
+    const down = await callOnce(`{ server: "http://127.0.0.1:${closedPort}/mcp", tool: add }`);
+    expect(down.error).toMatchObject({ code: "MCP_UNREACHABLE" });
+    // By URL, the registered key is not sent: the server answers 401.
+    const noKey = await callOnce(`{ server: "${mcp.url}", tool: add, arguments: { a: 1, b: 2 } }`);
+    expect(noKey.error).toMatchObject({ code: "MCP_UNREACHABLE" });
+  });
+});
+
+describe("agent with mcp servers", () => {
+  it("lists the server's tools for the model and calls one; the call is recorded as a child step", async () => {
+    const slug = unique("mcp-agent");
+    await publish(`
+apiVersion: tessera/v1
+kind: Workflow
+slug: ${slug}
+steps:
+  - id: answer
+    uses: agent
+    with:
+      prompt: "What is 20 + 22?"
+      mcp: [calc]
+outputs:
+  text: "\${{ steps.answer.output.text }}"
+`);
+    fake.enqueue(
+      { kind: "chat", toolCalls: [{ name: "mcp_calc_add", arguments: { a: 20, b: 22 } }] },
+      (request) => {
+        const result = JSON.parse(request.body.messages.at(-1).content);
+        return { kind: "chat", content: `It is ${result.output.structuredContent.sum}.` };
+      },
+    );
+    const run = await runToEnd(slug);
+    expect(run.error).toBeNull();
+    expect(run.output).toEqual({ text: "It is 42." });
+    const tools = fake.requests[0]!.body.tools.map((tool: any) => tool.function);
+    expect(tools.find((tool: any) => tool.name === "mcp_calc_add")).toMatchObject({
+      description: "Adds two numbers.",
+      parameters: { type: "object", properties: { a: { type: "number" }, b: { type: "number" } } },
+    });
+    expect(tools.map((tool: any) => tool.name)).toContain("mcp_calc_fail");
+    const agentRow = run.steps.find((step) => step.key === "answer")!;
+    const calls = run.steps.filter((step) => step.parentId === agentRow.id);
+    expect(calls.map((call) => [call.status, call.input])).toEqual([["SUCCEEDED", { tool: "mcp_calc_add", arguments: { a: 20, b: 22 } }]]);
+    expect(calls[0]!.output).toMatchObject({ structuredContent: { sum: 42 }, isError: false });
+    expect(mcp.calls.at(-1)).toEqual({ tool: "add", args: { a: 20, b: 22 }, key: SERVER_KEY });
+  });
+});
