@@ -97,7 +97,7 @@ export async function sendDelivery(deps: DeliveryDeps, deliveryId: string, final
       attempts: { increment: 1 },
       lastAttemptAt: now,
       responseStatus: status,
-      error: failure?.message ?? null,
+      error: failure ? `${failure.code}: ${failure.message}` : null,
       ...(failure ? (refused || final ? { status: "FAILED" } : {}) : { status: "SUCCEEDED", deliveredAt: now }),
     },
   });
