@@ -76,6 +76,7 @@ export function WorkflowGraph({
         edges={flowEdges}
         nodeTypes={nodeTypes}
         fitView
+        fitViewOptions={{ maxZoom: 1 }}
         key={Object.keys(positions).join(",")}
         nodesDraggable={false}
         nodesConnectable={!!onConnect}

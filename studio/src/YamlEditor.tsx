@@ -2,7 +2,7 @@ import { autocompletion, type CompletionContext } from "@codemirror/autocomplete
 import { defaultKeymap, history, historyKeymap, indentWithTab } from "@codemirror/commands";
 import { yaml } from "@codemirror/lang-yaml";
 import { bracketMatching, defaultHighlightStyle, syntaxHighlighting } from "@codemirror/language";
-import { forceLinting, linter, lintGutter, type Diagnostic } from "@codemirror/lint";
+import { lintGutter, setDiagnostics, type Diagnostic } from "@codemirror/lint";
 import { EditorState } from "@codemirror/state";
 import { EditorView, keymap, lineNumbers } from "@codemirror/view";
 import { useEffect, useRef } from "react";
@@ -28,19 +28,10 @@ function complete(context: CompletionContext) {
 export function YamlEditor({ value, onChange, problems }: { value: string; onChange: (value: string) => void; problems: LineProblem[] }) {
   const host = useRef<HTMLDivElement>(null);
   const view = useRef<EditorView | null>(null);
-  const problemsRef = useRef(problems);
   const onChangeRef = useRef(onChange);
   onChangeRef.current = onChange;
-  problemsRef.current = problems;
 
   useEffect(() => {
-    const diagnostics = (v: EditorView): Diagnostic[] =>
-      problemsRef.current.map((p) => {
-        const lineNumber = Math.min(Math.max(p.line, 1), v.state.doc.lines);
-        const line = v.state.doc.line(lineNumber);
-        const from = Math.min(line.from + Math.max(p.column - 1, 0), line.to);
-        return { from, to: Math.max(line.to, from), severity: p.severity ?? "error", message: p.message };
-      });
     view.current = new EditorView({
       parent: host.current!,
       state: EditorState.create({
@@ -53,7 +44,6 @@ export function YamlEditor({ value, onChange, problems }: { value: string; onCha
           yaml(),
           autocompletion({ override: [complete] }),
           lintGutter(),
-          linter(diagnostics, { delay: 200 }),
           keymap.of([...defaultKeymap, ...historyKeymap, indentWithTab]),
           EditorView.contentAttributes.of({ "aria-label": "Workflow YAML" }),
           EditorView.updateListener.of((update) => {
@@ -72,9 +62,17 @@ export function YamlEditor({ value, onChange, problems }: { value: string; onCha
     if (v && v.state.doc.toString() !== value) v.dispatch({ changes: { from: 0, to: v.state.doc.length, insert: value } });
   }, [value]);
 
+  // Problems (the YAML parser's as you type, the server's after a publish) are pushed in as they change.
   useEffect(() => {
-    if (view.current) forceLinting(view.current);
-  }, [problems]);
+    const v = view.current;
+    if (!v) return;
+    const diagnostics: Diagnostic[] = problems.map((p) => {
+      const line = v.state.doc.line(Math.min(Math.max(p.line, 1), v.state.doc.lines));
+      const from = Math.min(line.from + Math.max(p.column - 1, 0), line.to);
+      return { from, to: Math.max(line.to, from), severity: p.severity ?? "error", message: p.message };
+    });
+    v.dispatch(setDiagnostics(v.state, diagnostics));
+  }, [problems, value]);
 
   return <div className="yaml-editor" ref={host} data-testid="yaml-editor" />;
 }

@@ -121,29 +121,39 @@ export function subscribe<T>(
   );
 }
 
-/** Fields that only newer gateways have (Asset.contentUrl, Asset.text): asked for only when the schema knows them. */
-export type Features = { contentUrl: boolean; text: boolean };
+/** Fields that only newer gateways have (Asset.contentUrl, thumbnailUrl, text spans): asked for only when the schema knows them. */
+export type Features = { contentUrl: boolean; thumbnailUrl: boolean; text: boolean };
 let features: Promise<Features> | undefined;
 
-async function hasAssetField(field: string): Promise<boolean> {
+async function hasAssetField(selection: string): Promise<boolean> {
   try {
-    await gql(`query { assets(first: 1) { edges { node { id ${field} } } } }`);
+    await gql(`query { assets(first: 1) { edges { node { id ${selection} } } } }`);
     return true;
   } catch (error) {
-    // A field the schema lacks fails validation; anything else (no asset yet is no error) means it is there.
-    return !(error instanceof ApiError && /Cannot query field/i.test(error.message));
+    // A field the schema lacks (or of another shape) fails validation; any other error means it is there.
+    return !(error instanceof ApiError && /Cannot query field|selection of subfields|must not have a selection|Unknown argument/i.test(error.message));
   }
 }
 
 export function assetFeatures(): Promise<Features> {
-  features ??= Promise.all([hasAssetField("contentUrl"), hasAssetField("text")]).then(([contentUrl, text]) => ({ contentUrl, text }));
+  features ??= Promise.all([hasAssetField("contentUrl"), hasAssetField("thumbnailUrl"), hasAssetField("text(limit: 1) { kind text start end }")]).then(
+    ([contentUrl, thumbnailUrl, text]) => ({ contentUrl, thumbnailUrl, text }),
+  );
   return features;
 }
 
-export async function assetFields(): Promise<string> {
+/** The Asset fields the studio shows; `spans` is how many pieces of indexed text (OCR lines, transcript) to ask for. */
+export async function assetFields(spans = 3): Promise<string> {
   const f = await assetFeatures();
-  return `id filename modality mimeType byteSize status tags createdAt ${f.contentUrl ? "contentUrl" : ""} ${f.text ? "text" : ""}`;
+  return [
+    "id filename modality mimeType byteSize status tags createdAt",
+    f.contentUrl ? "contentUrl" : "",
+    f.thumbnailUrl ? "thumbnailUrl" : "",
+    f.text ? `textSpans: text(limit: ${spans}) { kind text start end }` : "",
+  ].join(" ");
 }
+
+export type TextSpan = { kind: string; text: string; start: number; end: number };
 
 export type Asset = {
   id: string;
@@ -155,7 +165,8 @@ export type Asset = {
   tags: string[];
   createdAt: string;
   contentUrl?: string | null;
-  text?: string | null;
+  thumbnailUrl?: string | null;
+  textSpans?: TextSpan[];
   media?: Record<string, unknown>;
   metadata?: Record<string, unknown>;
   error?: unknown;

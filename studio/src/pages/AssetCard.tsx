@@ -7,12 +7,13 @@ const ICONS: Record<Asset["modality"], string> = { IMAGE: "🖼", AUDIO: "🔊",
 export function AssetPreview({ asset, large = false }: { asset: Asset; large?: boolean }) {
   const url = asset.contentUrl ?? null;
   const label = asset.filename ?? asset.id;
-  if (url && asset.modality === "IMAGE") return <img className="thumb" src={url} alt={label} loading="lazy" />;
+  const image = large ? url : (asset.thumbnailUrl ?? url);
+  const text = (asset.textSpans ?? []).map((s) => s.text).join(" ");
+  if (image && asset.modality === "IMAGE") return <img className="thumb" src={image} alt={label} loading="lazy" />;
   if (url && asset.modality === "AUDIO") return <audio className="player" controls preload="none" src={url} aria-label={`Play ${label}`} />;
   if (url && asset.modality === "VIDEO")
     return <video className="thumb" controls={large} muted preload="metadata" src={url} aria-label={label} />;
-  if (asset.modality === "TEXT" && asset.text)
-    return <p className={large ? "text-full" : "text-preview"}>{large ? asset.text : asset.text.slice(0, 240)}</p>;
+  if (asset.modality === "TEXT" && text) return <p className={large ? "text-full" : "text-preview"}>{large ? text : text.slice(0, 240)}</p>;
   return (
     <div className="thumb placeholder" aria-hidden="true">
       {ICONS[asset.modality]}

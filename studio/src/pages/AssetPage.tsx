@@ -1,5 +1,5 @@
 import { useState } from "react";
-import { assetFields, gql, type Asset } from "../api.ts";
+import { assetFields, gql, type Asset, type TextSpan } from "../api.ts";
 import { navigate } from "../router.ts";
 import { formatBytes, useAsync } from "../use-async.ts";
 import { AssetPreview } from "./AssetCard.tsx";
@@ -26,6 +26,34 @@ function Segments({ name, items }: { name: string; items: unknown[] }) {
         })}
       </ol>
     </section>
+  );
+}
+
+/** The text the asset was indexed by, grouped by where it came from: OCR lines, the transcript with its times, chunks. */
+function TextSpans({ spans }: { spans: TextSpan[] }) {
+  const kinds = [...new Set(spans.map((s) => s.kind))];
+  return (
+    <>
+      {kinds.map((kind) => (
+        <section key={kind} aria-label={kind}>
+          <h3>{kind}</h3>
+          <ol className="segments">
+            {spans
+              .filter((s) => s.kind === kind)
+              .map((s, i) => (
+                <li key={i}>
+                  {kind !== "CHUNK" && kind !== "OCR" && (
+                    <time>
+                      {s.start.toFixed(1)}–{s.end.toFixed(1)}s{" "}
+                    </time>
+                  )}
+                  {s.text || <em>(speech)</em>}
+                </li>
+              ))}
+          </ol>
+        </section>
+      ))}
+    </>
   );
 }
 
@@ -61,7 +89,7 @@ function MediaInfo({ media }: { media: Record<string, unknown> }) {
 export function AssetPage({ id }: { id: string }) {
   const [error, setError] = useState<string | null>(null);
   const asset = useAsync(async () => {
-    const fields = await assetFields();
+    const fields = await assetFields(1000);
     const data = await gql<{ asset: Asset }>(`query Asset($id: ID!) { asset(id: $id) { ${fields} sha256 source media metadata error } }`, { id });
     return data.asset;
   }, [id]);
@@ -115,6 +143,7 @@ export function AssetPage({ id }: { id: string }) {
       </div>
       <h2>What decoding found</h2>
       <MediaInfo media={a.media ?? {}} />
+      {a.textSpans && a.textSpans.length > 0 && <TextSpans spans={a.textSpans} />}
       {a.metadata && Object.keys(a.metadata).length > 0 && (
         <>
           <h2>Metadata</h2>

@@ -92,7 +92,7 @@ function Editor({ slug, initial, versions }: { slug: string | null; initial: str
       return {};
     }
   }, [source]);
-  const problems: LineProblem[] = [...parsed.errors, ...serverProblems];
+  const problems: LineProblem[] = useMemo(() => [...parsed.errors, ...serverProblems], [parsed, serverProblems]);
 
   function change(next: string) {
     setSource(next);
