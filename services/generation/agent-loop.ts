@@ -13,7 +13,28 @@ export type AgentTool = {
   inputSchema: Record<string, unknown>;
   /** `signal` stops the call when the agent is cancelled or out of time. */
   run(input: unknown, call: { signal: AbortSignal; callId: string; index: number }): Promise<unknown>;
+  /**
+   * A tool whose answer comes later, from elsewhere (a workflow run): `run` only starts it and resolves with what
+   * to wait for. The loop then stops, holding nothing, and `runAgentSuspendable` returns an AgentSuspension; the
+   * caller resumes it with the tool's result once there is one.
+   */
+  suspends?: boolean;
 };
+
+/** Where a suspended loop stands: enough to go on from the tool's result, as JSON. */
+export type AgentState = {
+  /** The messages after the system text and the prompt, which are made again from the options. */
+  messages: ChatMessage[];
+  /** The model call whose reply asked for the tool. */
+  iteration: number;
+  toolCalls: number;
+  /** The call waited for, and those after it in the same reply, still to run. */
+  callId: string;
+  pending: ToolCall[];
+};
+
+/** The loop stopped at a suspending tool: `wait` is what its `run` resolved with. */
+export type AgentSuspension = { suspended: true; wait: unknown; index: number; state: AgentState };
 
 /** One tool call as the loop saw it; `onToolCall` records it (a child StepRun) before it runs. */
 export type ToolCallRecord = { index: number; tool: string; callId: string; input: unknown };
@@ -35,6 +56,10 @@ export type AgentOptions = {
   signal?: AbortSignal;
   onToken?: (token: string) => void;
   onToolCall?: ToolCallRecorder;
+  /** Called with the state before a suspending tool starts, so whoever resumes finds it even if the process dies next. */
+  onSuspend?: (state: AgentState, call: { index: number; callId: string; tool: string }) => Promise<void>;
+  /** Go on from a suspension with the waited-for tool's result, instead of starting afresh. */
+  resume?: { state: AgentState; result: { output?: unknown; error?: ErrorRecord } };
 };
 
 export type AgentResult = { answer: unknown; text: string; iterations: number; toolCalls: number };
@@ -51,6 +76,13 @@ const MAX_TOOL_RESULT_CHARS = 12_000;
  * parameters are that schema, and is checked against it.
  */
 export async function runAgent(options: AgentOptions): Promise<AgentResult> {
+  const result = await runAgentSuspendable(options);
+  if ("suspended" in result) throw new TesseraError(ErrorCode.INTERNAL, "a suspending tool was called by an agent that cannot be suspended");
+  return result;
+}
+
+/** `runAgent`, where a tool with `suspends` stops the loop (an AgentSuspension) and `resume` goes on from there. */
+export async function runAgentSuspendable(options: AgentOptions): Promise<AgentResult | AgentSuspension> {
   const deadline = options.timeoutMs ? AbortSignal.timeout(options.timeoutMs) : undefined;
   const signals = [options.signal, deadline].filter((signal): signal is AbortSignal => signal !== undefined);
   const signal = signals.length ? AbortSignal.any(signals) : new AbortController().signal;
@@ -61,15 +93,67 @@ export async function runAgent(options: AgentOptions): Promise<AgentResult> {
     definitions.push({ name: FINAL_ANSWER_TOOL, description: "Give the final answer. Call this once, when you are done.", parameters: options.outputSchema });
   }
 
+  const resumed = options.resume;
+  // The prompt (attachments' bytes too) is made again from the options: a state keeps only what came after it.
   const messages: ChatMessage[] = [
     { role: "system", content: systemText(options) },
     { role: "user", content: options.prompt },
+    ...(resumed ? [...resumed.state.messages, { role: "tool" as const, toolCallId: resumed.state.callId, content: clip(JSON.stringify(resumed.result)) }] : []),
   ];
-  let toolCalls = 0;
+  let toolCalls = resumed?.state.toolCalls ?? 0;
   const timedOut = () =>
     new TesseraError(ErrorCode.TIMEOUT, `the agent did not finish within ${options.timeoutMs} ms`, { reason: "timeout", iterations: toolCalls });
 
-  for (let iteration = 1; iteration <= options.maxIterations; iteration++) {
+  /** Runs a reply's tool calls in order: a final answer or a suspension ends the loop; else undefined, and the loop goes on. */
+  const runCalls = async (calls: ToolCall[], iteration: number, text: string): Promise<AgentResult | AgentSuspension | undefined> => {
+    for (const [position, call] of calls.entries()) {
+      if (call.name === FINAL_ANSWER_TOOL && answerSchema) {
+        const parsed = parseJson(call.arguments);
+        const checked = parsed.ok ? answerSchema.safeParse(parsed.value) : undefined;
+        if (checked?.success) return { answer: checked.data, text, iterations: iteration, toolCalls };
+        const problem = parsed.ok ? z.prettifyError(checked!.error!) : parsed.error;
+        messages.push({ role: "tool", toolCallId: call.id, content: JSON.stringify({ error: { code: "BAD_USER_INPUT", message: `the answer does not fit the schema: ${problem}` } }) });
+        continue;
+      }
+      toolCalls++;
+      const tool = tools.get(call.name);
+      const parsed = parseJson(call.arguments);
+      if (tool?.suspends && parsed.ok) {
+        const suspension = await suspendAt(tool, call, parsed.value, { iteration, toolCalls, pending: calls.slice(position + 1) });
+        if ("suspended" in suspension) return suspension;
+        messages.push({ role: "tool", toolCallId: call.id, content: clip(JSON.stringify(suspension)) });
+        continue;
+      }
+      const result = await callTool(tools, call, toolCalls, options.onToolCall, signal);
+      if (deadline?.aborted) throw timedOut();
+      messages.push({ role: "tool", toolCallId: call.id, content: clip(JSON.stringify(result)) });
+    }
+    return undefined;
+  };
+
+  /** Records the call, saves the state, starts the tool; a tool that fails to start answers the model like any other. */
+  const suspendAt = async (tool: AgentTool, call: ToolCall, input: unknown, at: { iteration: number; toolCalls: number; pending: ToolCall[] }) => {
+    const index = at.toolCalls;
+    const finish = await options.onToolCall?.({ index, tool: call.name, callId: call.id, input });
+    const state: AgentState = { messages: messages.slice(2), iteration: at.iteration, toolCalls: at.toolCalls, callId: call.id, pending: at.pending };
+    try {
+      await options.onSuspend?.(state, { index, callId: call.id, tool: call.name });
+      const wait = await untilAborted(tool.run(input, { signal, callId: call.id, index }), signal, () => new TesseraError(ErrorCode.CANCELLED, "the agent was stopped"));
+      return { suspended: true as const, wait, index, state };
+    } catch (error) {
+      const { code, message } = toErrorRecord(error);
+      const result = { error: { code, message } };
+      await finish?.(result);
+      return result;
+    }
+  };
+
+  if (resumed) {
+    if (deadline?.aborted) throw timedOut();
+    const ended = await runCalls(resumed.state.pending, resumed.state.iteration, "");
+    if (ended) return ended;
+  }
+  for (let iteration = (resumed?.state.iteration ?? 0) + 1; iteration <= options.maxIterations; iteration++) {
     if (deadline?.aborted) throw timedOut();
     const remaining = options.tokenBudget === undefined ? undefined : options.tokenBudget - options.usage.total.totalTokens;
     const reply = await options.router
@@ -99,20 +183,8 @@ export async function runAgent(options: AgentOptions): Promise<AgentResult> {
       continue;
     }
 
-    for (const call of reply.toolCalls) {
-      if (call.name === FINAL_ANSWER_TOOL && answerSchema) {
-        const parsed = parseJson(call.arguments);
-        const checked = parsed.ok ? answerSchema.safeParse(parsed.value) : undefined;
-        if (checked?.success) return { answer: checked.data, text: reply.text, iterations: iteration, toolCalls };
-        const problem = parsed.ok ? z.prettifyError(checked!.error!) : parsed.error;
-        messages.push({ role: "tool", toolCallId: call.id, content: JSON.stringify({ error: { code: "BAD_USER_INPUT", message: `the answer does not fit the schema: ${problem}` } }) });
-        continue;
-      }
-      toolCalls++;
-      const result = await callTool(tools, call, toolCalls, options.onToolCall, signal);
-      if (deadline?.aborted) throw timedOut();
-      messages.push({ role: "tool", toolCallId: call.id, content: clip(JSON.stringify(result)) });
-    }
+    const ended = await runCalls(reply.toolCalls, iteration, reply.text);
+    if (ended) return ended;
   }
   throw new TesseraError(
     ErrorCode.MODEL_ERROR,

@@ -200,7 +200,15 @@ async function reconcileRun(app: AppContext, runId: string, cutoff: Date, option
       busy = true;
       continue;
     }
+    // An agent waiting for the run one of its calls started holds no job: that call row is looked at itself.
+    const waitsOnCall = steps.some((call) => call.parentId === step.id && call.status === "RUNNING" && childRuns.some((child) => child.parentStepRunId === call.id));
+    if (step.status === "RUNNING" && waitsOnCall) {
+      busy = true;
+      continue;
+    }
     const parent = step.parentId ? byId.get(step.parentId) : null;
+    // A child row of a step that does not fan out is an agent's tool call: it runs inside its agent's job.
+    if (parent && !findStepType(stepOf(definition, parent, parent.parentId ? byId.get(parent.parentId) : null)?.uses ?? "")?.templateKey) continue;
     const type = findStepType(stepOf(definition, step, parent)?.uses ?? "");
     if (step.status === "RUNNING" && type?.templateKey && steps.some((item) => item.parentId === step.id)) continue; // its items are looked at themselves
     const state = await jobState(app, "workflow-step", stepJobId(run.id, step.key));

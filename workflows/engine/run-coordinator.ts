@@ -8,7 +8,7 @@ import { EvaluationMemo, type EvaluateAt } from "./evaluation-memo.ts";
 import { publishRunEvent, RunEventType, TERMINAL_RUN_STATUSES } from "./run-events.ts";
 import { mapsToCollect, planRun } from "./run-planner.ts";
 import { lockMaps, lockRun, readRun, writePlan } from "./run-store.ts";
-import { enqueueSteps, removeStepJobs } from "./step-jobs.ts";
+import { enqueueSteps, removeStepJobs, retryOf, stepJobId, stepOf } from "./step-jobs.ts";
 
 /** Plans made again at most this often when the rows keep changing under one advance; then the call fails and is retried. */
 const MAX_PLANS = 5;
@@ -93,10 +93,12 @@ async function finishParentStep(app: AppContext, childRunId: string, parentStepR
     const succeeded = child.status === "SUCCEEDED";
     const childError = (child.error as ErrorRecord | null) ?? { code: ErrorCode.CANCELLED, message: "the child run was cancelled" };
     const error: ErrorRecord = { code: childError.code, message: `child run ${child.id}: ${childError.message}`, details: { childRunId: child.id } };
+    // An agent's tool call answers the model with the run's id beside its output.
+    const output = parentStep.parentId ? { runId: child.id, output: child.output ?? {} } : (child.output ?? {});
     const { count } = await app.db.stepRun.updateMany({
       where: { id: parentStep.id, status: "RUNNING" },
       data: succeeded
-        ? { status: "SUCCEEDED", output: (child.output ?? {}) as Prisma.InputJsonValue, finishedAt: new Date() }
+        ? { status: "SUCCEEDED", output: output as Prisma.InputJsonValue, finishedAt: new Date() }
         : { status: "FAILED", error: error as Prisma.InputJsonValue, finishedAt: new Date() },
     });
     if (count)
@@ -109,7 +111,24 @@ async function finishParentStep(app: AppContext, childRunId: string, parentStepR
         ...(succeeded ? {} : { error }),
       });
   }
+  // The row is an agent's tool call: the agent (its parent row) runs again and goes on from the answer.
+  if (parentStep.parentId) return resumeAgentStep(app, parentStep.runId, parentStep.parentId, parentStep.id);
   await advanceRun(app, parentStep.runId);
+}
+
+/** Queues the step that waits for a tool call's child run again, under a job id of its own (the first job finished). */
+async function resumeAgentStep(app: AppContext, runId: string, stepRunId: string, callRowId: string) {
+  const [run, row] = await Promise.all([app.db.run.findUnique({ where: { id: runId } }), app.db.stepRun.findUnique({ where: { id: stepRunId } })]);
+  if (!run || !row || row.status !== "RUNNING" || TERMINAL_RUN_STATUSES.has(run.status)) return advanceRun(app, runId);
+  const definition = await definitionOf(app, run.workflowVersionId);
+  const parent = row.parentId ? await app.db.stepRun.findUnique({ where: { id: row.parentId } }) : null;
+  const retry = retryOf(stepOf(definition, row, parent));
+  const jobId = `${stepJobId(runId, row.key)}_resume_${callRowId}`;
+  await app.queues.enqueue(
+    "workflow-step",
+    { jobId, runId, stepRunId: row.id, projectId: run.projectId },
+    { jobId, attempts: retry.attempts, backoff: { type: "exponential", delay: retry.backoffMs } },
+  );
 }
 
 /**

@@ -29,8 +29,8 @@ export function createStepContext(
     log: (message) => publishRunEvent(app, { runId: run.id, type: RunEventType.LOG, stepId: row.stepId, stepKey: row.key, message }),
     token: (token) => publishRunEvent(app, { runId: run.id, type: RunEventType.TOKEN, stepId: row.stepId, stepKey: row.key, token }),
     findStepType,
-    startChildRun: (request) => startChildRun(app, { projectId: run.projectId, parentStepRunId: row.id, ...request }),
-    recordToolCall: (call) => recordToolCall(app, row, attempt, call),
+    startChildRun: ({ toolCallRowId, ...request }) => startChildRun(app, { projectId: run.projectId, parentStepRunId: toolCallRowId ?? row.id, ...request }),
+    recordToolCall: (call) => recordToolCall(app, row, call.attempt ?? attempt, call),
     findWorkflow: (slug) => findWorkflow(app, run.projectId, slug),
     runWorkflow: (request, signal) => runWorkflowToEnd(app, run.projectId, request, signal),
   };
@@ -47,17 +47,13 @@ async function recordToolCall(
   attempt: number,
   call: { index: number; tool: string; input: unknown },
 ): Promise<ToolCallRow> {
-  const row = await app.db.stepRun.create({
-    data: {
-      runId: parent.runId,
-      stepId: parent.stepId,
-      key: `${parent.key}:attempt-${attempt}:call-${call.index}`,
-      parentId: parent.id,
-      status: "RUNNING",
-      attempts: 1,
-      input: { tool: call.tool, arguments: call.input } as Prisma.InputJsonValue,
-      startedAt: new Date(),
-    },
+  const input = { tool: call.tool, arguments: call.input } as Prisma.InputJsonValue;
+  const key = `${parent.key}:attempt-${attempt}:call-${call.index}`;
+  // A resumed agent that died after this call was recorded makes it again: the row starts over.
+  const row = await app.db.stepRun.upsert({
+    where: { runId_key: { runId: parent.runId, key } },
+    create: { runId: parent.runId, stepId: parent.stepId, key, parentId: parent.id, status: "RUNNING", attempts: 1, input, startedAt: new Date() },
+    update: { status: "RUNNING", input, output: Prisma.DbNull, error: Prisma.DbNull, startedAt: new Date(), finishedAt: null },
   });
   return {
     id: row.id,

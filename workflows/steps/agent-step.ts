@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { ErrorCode, TesseraError } from "../../services/core/errors.ts";
-import { runAgent, type AgentTool, type ToolCallRecorder } from "../../services/generation/agent-loop.ts";
+import { runAgentSuspendable, type AgentTool, type ToolCallRecorder } from "../../services/generation/agent-loop.ts";
 import { modelRouterFor } from "../../services/generation/app-model-router.ts";
 import { attachmentParts } from "../../services/generation/asset-attachments.ts";
 import { checkGenerateRequest } from "../../services/generation/generate-request.ts";
@@ -8,6 +8,7 @@ import { UsageMeter } from "../../services/generation/usage-meter.ts";
 import { openMcpServer } from "../../services/mcp-client/mcp-servers.ts";
 import type { McpSession } from "../../services/mcp-client/mcp-session.ts";
 import { runInputSchema } from "../dsl/input-types.ts";
+import { latestSuspension, restoreUsage, saveSuspension, type SavedAgent } from "./agent-suspension.ts";
 import { recordStepUsage } from "./generation-step-support.ts";
 import { StepDirective, defineStepType, type StepContext } from "./step-type.ts";
 
@@ -54,15 +55,29 @@ export const agentStep = defineStepType({
     const usage = new UsageMeter();
     // Each call's child row, by call index: a step run as a tool points its own context at it.
     const callRows = new Map<number, string>();
+    // Waiting for a workflow it called, this step holds no worker: the run's end queues it again, to go on from here.
+    const suspension = await latestSuspension(context);
+    if (suspension && !suspension.result) {
+      // Queued again before the run ended (a re-delivered job), or the process died before the run was started.
+      const { slug, version } = suspension.saved.workflow;
+      const childRunId = await context.startChildRun({ slug, version, input: suspension.arguments as Record<string, unknown>, toolCallRowId: suspension.rowId });
+      return StepDirective.waitForChildRun(childRunId);
+    }
+    const resumed = suspension?.result ? { state: suspension.saved.state, result: suspension.result } : undefined;
+    const attempt = suspension?.saved.attempt ?? context.attempt;
+    const deadlineAt = suspension?.saved.deadlineAt ?? Date.now() + input.timeoutMs;
+    const charged = resumed ? await restoreUsage(context, usage) : 0;
+    /** The workflow (slug, version) behind each `workflow_` tool name. */
+    const workflowOfTool = new Map<string, { slug: string; version: number }>();
     const sessions: McpSession[] = [];
     try {
       const tools = [
         ...stepTools(input.tools, context, callRows),
-        ...(await workflowTools(input.workflows, context)),
+        ...(await workflowTools(input.workflows, context, callRows, workflowOfTool)),
         ...(await mcpTools(input.mcp, context, sessions)),
       ];
       const attached = await attachmentParts(context.app, router, assets, { usage, signal: context.signal });
-      const result = await runAgent({
+      const result = await runAgentSuspendable({
         router,
         alias: input.model,
         system: input.system,
@@ -70,25 +85,34 @@ export const agentStep = defineStepType({
         tools,
         maxIterations: input.maxIterations,
         tokenBudget: input.tokenBudget,
-        timeoutMs: input.timeoutMs,
+        timeoutMs: Math.max(1, deadlineAt - Date.now()),
         outputSchema: input.output,
         usage,
         signal: context.signal,
         onToken: (token) => context.token(token),
-        onToolCall: toolCallRecorder(context, callRows),
+        onToolCall: toolCallRecorder(context, callRows, attempt),
+        resume: resumed,
+        async onSuspend(state, call) {
+          const workflow = workflowOfTool.get(call.tool);
+          const rowId = callRows.get(call.index);
+          if (!workflow || !rowId) throw new TesseraError(ErrorCode.INTERNAL, `tool ${call.tool} cannot wait`);
+          const saved: SavedAgent = { state, attempt, deadlineAt, workflow };
+          await saveSuspension(context, rowId, saved);
+        },
       });
+      if ("suspended" in result) return StepDirective.waitForChildRun(result.wait as string);
       return { answer: result.answer, text: result.text, iterations: result.iterations, toolCalls: result.toolCalls };
     } finally {
       await Promise.all(sessions.map((session) => session.close()));
-      await recordStepUsage(context, usage);
+      await recordStepUsage(context, usage, charged);
     }
   },
 });
 
 /** Each call is stored as a child row of the step (the engine keys it by attempt and index) and finished with its result. */
-function toolCallRecorder(context: StepContext, callRows: Map<number, string>): ToolCallRecorder {
+function toolCallRecorder(context: StepContext, callRows: Map<number, string>, attempt: number): ToolCallRecorder {
   return async (call) => {
-    const row = await context.recordToolCall({ index: call.index, tool: call.tool, input: call.input });
+    const row = await context.recordToolCall({ index: call.index, tool: call.tool, input: call.input, attempt });
     callRows.set(call.index, row.id);
     context.log(`tool call ${call.index}: ${call.tool}`);
     return (result) => row.finish(result);
@@ -126,16 +150,26 @@ function stepTools(names: string[], context: StepContext, callRows: Map<number, 
   });
 }
 
-async function workflowTools(slugs: string[], context: StepContext): Promise<AgentTool[]> {
+async function workflowTools(
+  slugs: string[],
+  context: StepContext,
+  callRows: Map<number, string>,
+  workflowOfTool: Map<string, { slug: string; version: number }>,
+): Promise<AgentTool[]> {
   const tools: AgentTool[] = [];
   for (const slug of slugs) {
     const workflow = await context.findWorkflow(slug);
+    const name = toolName("workflow_", slug);
+    workflowOfTool.set(name, { slug, version: workflow.version });
     tools.push({
-      name: toolName("workflow_", slug),
+      name,
       description: workflow.description ?? workflow.name ?? `Run the published workflow "${slug}".`,
       inputSchema: jsonSchemaOf(runInputSchema(workflow.inputs)),
-      // A run of its own, pinned to the version the model was told about; cancelled with the agent.
-      run: (args, { signal }) => context.runWorkflow({ slug, version: workflow.version, input: args }, signal),
+      // A child run of the call's row, pinned to the version the model was told about (and within WORKFLOW_MAX_DEPTH):
+      // the agent stops until it ends, and is cancelled with the agent's run.
+      suspends: true,
+      run: (args, { index }) =>
+        context.startChildRun({ slug, version: workflow.version, input: (args ?? {}) as Record<string, unknown>, toolCallRowId: callRows.get(index) }),
     });
   }
   return tools;

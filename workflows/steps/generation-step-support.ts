@@ -26,8 +26,9 @@ export async function runGenerationStep(request: Omit<GenerateRequest, "attachme
 }
 
 /** Usage is kept for failed tries too: the tokens were spent either way. */
-export async function recordStepUsage(context: Pick<StepContext, "app" | "stepRunId" | "projectId">, usage: UsageMeter) {
+export async function recordStepUsage(context: Pick<StepContext, "app" | "stepRunId" | "projectId">, usage: UsageMeter, alreadyCharged = 0) {
   if (usage.calls.length === 0) return;
-  await chargeTokens(context.app, context.projectId, usage.total.totalTokens);
+  // A resumed agent's meter holds the calls of its earlier jobs too, charged by those jobs.
+  if (usage.total.totalTokens > alreadyCharged) await chargeTokens(context.app, context.projectId, usage.total.totalTokens - alreadyCharged);
   await context.app.db.stepRun.update({ where: { id: context.stepRunId }, data: { usage: usage.toJSON() as unknown as Prisma.InputJsonValue } }).catch(() => {});
 }

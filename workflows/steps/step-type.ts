@@ -24,10 +24,14 @@ export type StepContext = {
   // What the steps that drive others (`workflow`, `agent`) ask of the engine; steps import nothing of it.
   /** The step types a workflow may use (an agent's tools are some of them). */
   findStepType(uses: string): StepType | undefined;
-  /** Starts this step's child run, once per step row however often the step runs; its id, to wait for. */
-  startChildRun(request: { slug: string; version?: number; input: Record<string, unknown> }): Promise<string>;
-  /** Stores one agent tool call as a child row of this step, RUNNING until it is finished. */
-  recordToolCall(call: { index: number; tool: string; input: unknown }): Promise<ToolCallRow>;
+  /**
+   * Starts this step's child run, once per step row however often the step runs; its id, to wait for. With
+   * `toolCallRowId` (an agent's call, a child row of this step) the run hangs from that row instead: its end
+   * finishes the row and runs this step again, to resume.
+   */
+  startChildRun(request: { slug: string; version?: number; input: Record<string, unknown>; toolCallRowId?: string }): Promise<string>;
+  /** Stores one agent tool call as a child row of this step, RUNNING until it is finished; `attempt` (default: this one) keys it. */
+  recordToolCall(call: { index: number; tool: string; input: unknown; attempt?: number }): Promise<ToolCallRow>;
   /** A published workflow of this project (the latest version), as an agent is told about it. */
   findWorkflow(slug: string): Promise<PublishedWorkflow>;
   /**

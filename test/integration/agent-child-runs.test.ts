@@ -1,0 +1,143 @@
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
+import { closeModelRouter } from "../../services/generation/app-model-router.ts";
+import { startFakeOpenAIServer, type FakeOpenAIServer, type RecordedRequest } from "../support/fake-openai-server.ts";
+import { eventually, startTestApp, type TestApp } from "../support/test-app.ts";
+
+// Agents that run workflows as tools (issue #15, finding 6): a waiting agent holds no worker slot (the child run's end
+// resumes it, as a `workflow` step's does), and the runs agents start count toward WORKFLOW_MAX_DEPTH.
+let t: TestApp;
+let fake: FakeOpenAIServer;
+let scratch: string;
+let key: string;
+const depthBefore = process.env.WORKFLOW_MAX_DEPTH;
+
+beforeAll(async () => {
+  fake = await startFakeOpenAIServer();
+  scratch = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-agent-runs-"));
+  const providersFile = path.join(scratch, "providers.json");
+  await fs.writeFile(
+    providersFile,
+    JSON.stringify({ providers: { fake: { kind: "openai-compatible", baseUrl: fake.baseUrl } }, models: { "llm.default": { provider: "fake", model: "agent-model", retries: 0 } } }),
+  );
+  process.env.PROVIDERS_FILE = providersFile;
+  t = await startTestApp({ worker: { concurrency: 4 } }); // four workflow-step slots
+  ({ key } = await t.createProject());
+});
+
+afterAll(async () => {
+  if (depthBefore === undefined) delete process.env.WORKFLOW_MAX_DEPTH;
+  else process.env.WORKFLOW_MAX_DEPTH = depthBefore;
+  if (t) await closeModelRouter(t.app);
+  await t?.close();
+  await fake?.close();
+  if (scratch) await fs.rm(scratch, { recursive: true, force: true });
+});
+
+afterEach(() => fake.reset());
+
+const unique = (prefix: string) => `${prefix}-${Math.random().toString(36).slice(2, 8)}`;
+
+async function publish(source: string) {
+  const response = await t.graphql(`mutation ($d: String!) { publishWorkflow(definition: $d) { number } }`, { d: source }, key);
+  expect(response.errors).toBeUndefined();
+}
+
+async function start(slug: string, input: unknown = {}) {
+  const started = await t.graphql(`mutation ($slug: String!, $input: JSON) { runWorkflow(slug: $slug, input: $input) { id } }`, { slug, input }, key);
+  expect(started.errors).toBeUndefined();
+  return started.data.runWorkflow.id as string;
+}
+
+function ended(runId: string, timeoutMs: number) {
+  return eventually(async () => {
+    const run = await t.app.db.run.findUniqueOrThrow({ where: { id: runId }, include: { steps: { orderBy: { createdAt: "asc" } } } });
+    return ["SUCCEEDED", "FAILED", "CANCELLED"].includes(run.status) ? run : null;
+  }, timeoutMs);
+}
+
+/** The model calls `tool` until it sees a tool's answer, then answers with it. */
+function callThenAnswer(tool: string, args: unknown) {
+  return (request: RecordedRequest) => {
+    const last = request.body.messages.at(-1);
+    if (last.role === "tool") return { kind: "chat" as const, content: `answer: ${last.content}` };
+    return { kind: "chat" as const, toolCalls: [{ name: tool, arguments: args }] };
+  };
+}
+
+it("six agents each waiting for a child workflow all finish on four step slots", async () => {
+  const child = unique("child");
+  await publish(`
+apiVersion: tessera/v1
+kind: Workflow
+slug: ${child}
+inputs:
+  text: { type: string }
+steps:
+  - id: upper
+    uses: transform
+    with: { loud: "\${{ $uppercase(inputs.text) }}" }
+outputs:
+  loud: "\${{ steps.upper.output.loud }}"
+`);
+  const parent = unique("asker");
+  // A short agent timeout: an agent that held its slot while waiting would starve the children and fail by it.
+  await publish(`
+apiVersion: tessera/v1
+kind: Workflow
+slug: ${parent}
+steps:
+  - id: ask
+    uses: agent
+    with:
+      prompt: "shout hello"
+      workflows: [${child}]
+      maxIterations: 3
+      timeoutMs: 45000
+`);
+  fake.setFallback(callThenAnswer(`workflow_${child}`, { text: "hello" }));
+  const runIds = await Promise.all(Array.from({ length: 6 }, () => start(parent)));
+  const runs = await Promise.all(runIds.map((id) => ended(id, 120_000)));
+  for (const run of runs) {
+    expect(run.error).toBeNull();
+    expect(run.status).toBe("SUCCEEDED");
+    const agent = run.steps.find((step) => step.key === "ask")!;
+    expect(agent.output).toMatchObject({ toolCalls: 1, iterations: 2, text: expect.stringContaining("HELLO") });
+    const [call] = run.steps.filter((step) => step.parentId === agent.id);
+    expect(call!.status).toBe("SUCCEEDED");
+    expect(call!.output).toMatchObject({ output: { loud: "HELLO" } });
+    // The child run hangs from the call's row, so it is part of the run's tree (depth, cancellation).
+    const childRun = await t.app.db.run.findFirstOrThrow({ where: { parentStepRunId: call!.id } });
+    expect(childRun.status).toBe("SUCCEEDED");
+  }
+}, 180_000);
+
+it("stops agent → workflow → agent recursion at WORKFLOW_MAX_DEPTH with a typed error the model is told", async () => {
+  process.env.WORKFLOW_MAX_DEPTH = "3";
+  const slug = unique("recursive");
+  await publish(`
+apiVersion: tessera/v1
+kind: Workflow
+slug: ${slug}
+steps:
+  - id: again
+    uses: agent
+    with:
+      prompt: "run yourself"
+      workflows: [${slug}]
+      maxIterations: 3
+      timeoutMs: 60000
+`);
+  fake.setFallback(callThenAnswer(`workflow_${slug}`, {}));
+  const top = await ended(await start(slug), 120_000);
+  expect(top.status).toBe("SUCCEEDED");
+  const version = await t.app.db.run.findUniqueOrThrow({ where: { id: top.id }, select: { workflowVersionId: true } });
+  const all = await t.app.db.run.findMany({ where: { workflowVersionId: version.workflowVersionId }, include: { steps: true } });
+  expect(all).toHaveLength(3);
+  expect(all.every((run) => run.status === "SUCCEEDED")).toBe(true);
+  const refused = all.flatMap((run) => run.steps).filter((step) => step.status === "FAILED");
+  expect(refused).toHaveLength(1);
+  expect(refused[0]!.error).toMatchObject({ code: "BAD_USER_INPUT", message: expect.stringContaining("the limit is 3") });
+}, 180_000);
