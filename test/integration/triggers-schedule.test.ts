@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startWorkerPool } from "../../services/worker/worker-pool.ts";
 import { schedulerId } from "../../workflows/triggers/trigger-schedules.ts";
 import { startTestApp, type TestApp } from "../support/test-app.ts";
 
@@ -126,5 +127,27 @@ describe("schedule triggers", () => {
     const foreign = await t.graphql(`mutation ($id: ID!) { pauseTrigger(id: $id) { id } }`, { id: created.data.createScheduleTrigger.id }, other.key);
     expect(foreign.errors?.[0]?.extensions?.code).toBe("NOT_FOUND");
     await t.graphql(`mutation ($id: ID!) { deleteTrigger(id: $id) { id } }`, { id: created.data.createScheduleTrigger.id }, key);
+  }, 120_000);
+
+  it("times missed while no worker runs do not pile up: one job waits, the first worker back makes one catch-up run and goes on", async () => {
+    const idle = await startTestApp(); // a gateway without a worker
+    try {
+      const { key, projectId } = await idle.createProject();
+      await idle.graphql(PUBLISH, { d: workflow("missed", `on:\n  schedule:\n    - cron: "* * * * * *"\n      input: { text: late }\n`) }, key);
+      const queue = idle.app.queues.queue("workflow-trigger");
+      await new Promise((resolve) => setTimeout(resolve, 4000)); // four firing times pass with nobody to run them
+      const counts = await queue.getJobCounts("delayed", "wait", "prioritized", "active");
+      expect(Object.values(counts).reduce((sum, n) => sum + n, 0)).toBe(1);
+      expect(await idle.app.db.run.count({ where: { projectId } })).toBe(0);
+
+      const worker = startWorkerPool(idle.app, { queues: ["workflow-trigger", "workflow-run", "workflow-step"], modelCalls: false });
+      try {
+        await waitFor("runs once a worker is back", () => idle.app.db.run.count({ where: { projectId } }), (n) => n >= 2);
+      } finally {
+        await worker.close();
+      }
+    } finally {
+      await idle.close();
+    }
   }, 120_000);
 });
