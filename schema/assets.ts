@@ -14,8 +14,26 @@ import { builder } from "./builder.ts";
 import { direction, rowConnection } from "./connections.ts";
 import { JobRef } from "./jobs.ts";
 
-export const ModalityEnum = builder.enumType(Modality, { name: "Modality" });
-const AssetStatusEnum = builder.enumType(AssetStatus, { name: "AssetStatus" });
+export const ModalityEnum = builder.enumType(Modality, {
+  name: "Modality",
+  description: "What kind of content an asset is.",
+  values: {
+    TEXT: { description: "Plain text, Markdown, HTML, PDF and the like." },
+    IMAGE: { description: "A still image." },
+    AUDIO: { description: "Sound: speech, music." },
+    VIDEO: { description: "Moving pictures, with or without sound." },
+  },
+});
+const AssetStatusEnum = builder.enumType(AssetStatus, {
+  name: "AssetStatus",
+  description: "Where an asset is in its ingest.",
+  values: {
+    PENDING: { description: "Stored; its ingest job waits for a worker." },
+    PROCESSING: { description: "A worker is decoding, encoding and indexing it." },
+    READY: { description: "Indexed: search finds it." },
+    FAILED: { description: "Its ingest failed (`error` says why); `reindexAsset` tries again." },
+  },
+});
 
 const IndexedTextKindEnum = builder.enumType(IndexedTextKind, {
   name: "IndexedTextKind",
@@ -40,18 +58,19 @@ const IndexedTextSpanRef = builder.objectRef<IndexedTextSpan>("IndexedTextSpan")
 });
 
 export const AssetRef = builder.objectRef<Asset>("Asset").implement({
+  description: "A piece of content of the project (text, image, audio or video), stored once by its bytes and indexed for search.",
   fields: (t) => ({
-    id: t.exposeID("id"),
-    modality: t.field({ type: ModalityEnum, resolve: (asset) => asset.modality }),
-    sha256: t.exposeString("sha256"),
-    mimeType: t.exposeString("mimeType"),
-    byteSize: t.exposeInt("byteSize"),
-    status: t.field({ type: AssetStatusEnum, resolve: (asset) => asset.status }),
-    source: t.exposeString("source"),
-    sourceUrl: t.exposeString("sourceUrl", { nullable: true }),
-    filename: t.exposeString("filename", { nullable: true }),
-    tags: t.exposeStringList("tags"),
-    metadata: t.field({ type: "JSON", resolve: (asset) => asset.metadata }),
+    id: t.exposeID("id", { description: "The asset's id." }),
+    modality: t.field({ type: ModalityEnum, description: "What kind of content it is.", resolve: (asset) => asset.modality }),
+    sha256: t.exposeString("sha256", { description: "The SHA-256 of its bytes, in hex: the same bytes are one asset per project." }),
+    mimeType: t.exposeString("mimeType", { description: "The media type found in its bytes (not the one claimed)." }),
+    byteSize: t.exposeInt("byteSize", { description: "Its size in bytes." }),
+    status: t.field({ type: AssetStatusEnum, description: "Where it is in its ingest.", resolve: (asset) => asset.status }),
+    source: t.exposeString("source", { description: "How it came: upload, url or text." }),
+    sourceUrl: t.exposeString("sourceUrl", { nullable: true, description: "The URL it was fetched from, for source url." }),
+    filename: t.exposeString("filename", { nullable: true, description: "The uploaded file's name, when there was one." }),
+    tags: t.exposeStringList("tags", { description: "Tags given at ingest; search filters on them." }),
+    metadata: t.field({ type: "JSON", description: "The JSON object given at ingest; search filters on it.", resolve: (asset) => asset.metadata }),
     media: t.field({ type: "JSON", description: "What decoding found: dimensions, duration, codecs.", resolve: (asset) => mediaWithoutText(asset.media) }),
     contentUrl: t.string({
       description:
@@ -85,8 +104,8 @@ export const AssetRef = builder.objectRef<Asset>("Asset").implement({
         return (await readIndexedText(context.app, asset)).slice(offset, offset + limit);
       },
     }),
-    error: t.field({ type: "JSON", nullable: true, resolve: (asset) => asset.error }),
-    createdAt: t.field({ type: "DateTime", resolve: (asset) => asset.createdAt }),
+    error: t.field({ type: "JSON", nullable: true, description: "Why its ingest failed ({ code, message }), for FAILED.", resolve: (asset) => asset.error }),
+    createdAt: t.field({ type: "DateTime", description: "When it was first stored.", resolve: (asset) => asset.createdAt }),
   }),
 });
 
@@ -106,7 +125,8 @@ export async function findProjectAsset(context: ProjectContext, id: string): Pro
 builder.queryField("asset", (t) =>
   t.withAuth({ project: true }).field({
     type: AssetRef,
-    args: { id: t.arg.id({ required: true }) },
+    description: "One asset of the project; NOT_FOUND for another project's.",
+    args: { id: t.arg.id({ required: true, description: "The asset's id." }) },
     resolve: (_root, args, context) => findProjectAsset(context, String(args.id)),
   }),
 );
@@ -116,7 +136,7 @@ builder.queryField("assets", (t) =>
     type: AssetRef,
     description: "The project's assets, newest first.",
     args: {
-      modality: t.arg({ type: ModalityEnum, required: false }),
+      modality: t.arg({ type: ModalityEnum, required: false, description: "Only assets of this modality." }),
       status: t.arg({ type: AssetStatusEnum, required: false, description: "Only assets in this state, e.g. FAILED ones to re-index." }),
     },
     resolve: (_root, args, context) => {
@@ -144,21 +164,25 @@ builder.queryField("assets", (t) =>
 const IngestInput = builder.inputType("IngestInput", {
   description: "Exactly one of `file`, `url` or `text`.",
   fields: (t) => ({
-    file: t.field({ type: "Upload", required: false }),
-    url: t.string({ required: false }),
-    text: t.string({ required: false }),
-    metadata: t.field({ type: "JSON", required: false }),
-    tags: t.stringList({ required: false }),
-    idempotencyKey: t.string({ required: false }),
+    file: t.field({ type: "Upload", required: false, description: "A file part of a multipart request (GraphQL multipart request spec)." }),
+    url: t.string({ required: false, description: "An http(s) URL to fetch the content from; private addresses are refused." }),
+    text: t.string({ required: false, description: "The content itself, as a TEXT asset." }),
+    metadata: t.field({ type: "JSON", required: false, description: "A JSON object kept with the asset; search can filter on it." }),
+    tags: t.stringList({ required: false, description: "Up to 50 tags of 1 to 100 characters; search can filter on them." }),
+    idempotencyKey: t.string({
+      required: false,
+      description: "1 to 200 characters: a retry with the same key and the same content gets the first answer; other content under a used key is IDEMPOTENCY_CONFLICT.",
+    }),
   }),
 });
 
 const IngestPayload = builder
   .objectRef<Awaited<ReturnType<typeof ingestContent>>>("IngestPayload")
   .implement({
+    description: "The stored asset and the job that indexes it.",
     fields: (t) => ({
-      asset: t.field({ type: AssetRef, resolve: (payload) => payload.asset }),
-      job: t.field({ type: JobRef, resolve: (payload) => payload.job }),
+      asset: t.field({ type: AssetRef, description: "The asset, PENDING until its job has run.", resolve: (payload) => payload.asset }),
+      job: t.field({ type: JobRef, description: "The ingest job; follow it with `jobEvents`.", resolve: (payload) => payload.job }),
     }),
   });
 
@@ -190,7 +214,8 @@ function parseIdempotencyKey(key: string | null | undefined): string | undefined
 builder.mutationField("ingest", (t) =>
   t.withAuth({ project: true }).field({
     type: IngestPayload,
-    args: { input: t.arg({ type: IngestInput, required: true }) },
+    description: "Stores content (a file, a URL's body or text) as an asset of the project and queues its ingest; the same bytes again return the same asset.",
+    args: { input: t.arg({ type: IngestInput, required: true, description: "The content and what to keep with it." }) },
     resolve: async (_root, { input }, context) => {
       const { project } = context;
       const given = [input.file, input.url, input.text].filter((value) => value !== undefined && value !== null);
@@ -221,7 +246,7 @@ builder.mutationField("reindexAsset", (t) =>
     description:
       "Queues a new ingest of a FAILED or READY asset from its stored bytes (decode, encode, index), e.g. after a vector-store outage outlasted the retries. " +
       "The asset goes back to PENDING; `job` is the new ingest job. NOT_FOUND when the stored bytes are gone, CONFLICT while an ingest of it is queued or running.",
-    args: { id: t.arg.id({ required: true }) },
+    args: { id: t.arg.id({ required: true, description: "The asset's id." }) },
     resolve: (_root, args, context) => reindexAsset(context.app, context.project.id, String(args.id)),
   }),
 );

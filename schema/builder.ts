@@ -35,13 +35,31 @@ export const builder = new SchemaBuilder<{
     // Global `node` lookups would bypass per-domain project scoping; each domain has its own query.
     nodeQueryOptions: false,
     nodesQueryOptions: false,
+    pageInfoTypeOptions: { description: "Where a page sits in its connection, and the cursors to go on from it." },
+    hasNextPageFieldOptions: { description: "True when items come after this page (`first`/`after` go on from `endCursor`)." },
+    hasPreviousPageFieldOptions: { description: "True when items come before this page (`last`/`before` go back from `startCursor`)." },
+    startCursorFieldOptions: { description: "The cursor of the page's first item; null on an empty page." },
+    endCursorFieldOptions: { description: "The cursor of the page's last item; null on an empty page." },
+    pageInfoFieldOptions: { description: "Cursors and whether there is more." },
+    edgesFieldOptions: { description: "The page's items, each with its cursor." },
+    cursorFieldOptions: { description: "Pass it as `after` or `before` to page from this item." },
+    nodeFieldOptions: { description: "The item." },
+    firstArgOptions: { description: "Page forward: at most this many items (0 to 100; default 20)." },
+    afterArgOptions: { description: "Page forward from this cursor (an `endCursor` or an edge's `cursor`)." },
+    lastArgOptions: { description: "Page backward: at most this many items (0 to 100), the ones just before `before`." },
+    beforeArgOptions: { description: "Page backward from this cursor (a `startCursor` or an edge's `cursor`)." },
+    defaultConnectionTypeOptions: { description: "A page of a list (Relay cursor connection), with `totalCount`." },
+    defaultEdgeTypeOptions: { description: "One item of a page, with its cursor." },
   },
 });
 
 // Deny by default: every root field needs the `project` scope unless it opts out (only `health` does).
-builder.queryType({ authScopes: { project: true } });
-builder.mutationType({ authScopes: { project: true } });
-builder.subscriptionType({ authScopes: { project: true } });
+builder.queryType({ authScopes: { project: true }, description: "Reads. Every field but `health` needs `Authorization: Bearer <api key>` and sees only the key's project." });
+builder.mutationType({ authScopes: { project: true }, description: "Writes, each within the API key's project." });
+builder.subscriptionType({
+  authScopes: { project: true },
+  description: "Live events over Server-Sent Events or graphql-ws, within the API key's project.",
+});
 
 builder.globalConnectionField("totalCount", (t) =>
   t.int({
@@ -50,8 +68,8 @@ builder.globalConnectionField("totalCount", (t) =>
   }),
 );
 
-builder.addScalarType("JSON", JSONResolver);
-builder.addScalarType("DateTime", DateTimeResolver);
+builder.addScalarType("JSON", JSONResolver, { description: "Any JSON value (RFC 8259)." });
+builder.addScalarType("DateTime", DateTimeResolver, { description: "A point in time as an RFC 3339 string in UTC, e.g. 2026-12-05T02:00:00.000Z." });
 builder.scalarType("Upload", {
   description: "A file sent with the GraphQL multipart request spec.",
   serialize: () => {

@@ -7,12 +7,19 @@ import { JobRef } from "./jobs.ts";
 
 const GenerateTaskEnum = builder.enumType("GenerateTask", {
   description: "TEXT: answer a prompt; CAPTION: describe an image or video; SPEECH: speak the prompt; TRANSCRIPT: speech to text; IMAGE: draw the prompt.",
-  values: generateTasks,
+  values: {
+    TEXT: { description: "Answer `prompt` (with `system` and attachments) with text, streamed as tokens." },
+    CAPTION: { description: "Describe the attached image or video in text." },
+    SPEECH: { description: "Speak `prompt`: the output is a new AUDIO asset." },
+    TRANSCRIPT: { description: "Write down what is said in the attached audio or video." },
+    IMAGE: { description: "Draw `prompt`: the output is a new IMAGE asset." },
+  } satisfies Record<(typeof generateTasks)[number], { description: string }>,
 });
 
 const GenerateInput = builder.inputType("GenerateInput", {
+  description: "What to generate, from what, with which model.",
   fields: (t) => ({
-    task: t.field({ type: GenerateTaskEnum, required: true }),
+    task: t.field({ type: GenerateTaskEnum, required: true, description: "What kind of output to make." }),
     prompt: t.string({ required: false, description: "Required for TEXT, SPEECH and IMAGE; an optional instruction for CAPTION." }),
     system: t.string({ required: false, description: "Instructions given to the model before the prompt (TEXT)." }),
     attachments: t.idList({
@@ -20,8 +27,8 @@ const GenerateInput = builder.inputType("GenerateInput", {
       description: "The project's assets: images go to the model as images, audio and video as transcripts and frames.",
     }),
     model: t.string({ required: false, description: "A model alias such as `llm.default` or `llm.vision`; default per task." }),
-    maxTokens: t.int({ required: false }),
-    temperature: t.float({ required: false }),
+    maxTokens: t.int({ required: false, description: "The most tokens the model may write (TEXT, CAPTION)." }),
+    temperature: t.float({ required: false, description: "Sampling temperature, 0 to 2: lower is more predictable." }),
     voice: t.string({ required: false, description: "SPEECH: a voice of the speech model." }),
     size: t.string({ required: false, description: "IMAGE: WIDTHxHEIGHT, e.g. 1024x1024." }),
     idempotencyKey: t.string({ required: false, description: "A retried request with the same key gets the first job back." }),
@@ -32,7 +39,7 @@ builder.mutationField("generate", (t) =>
   t.withAuth({ project: true }).field({
     type: JobRef,
     description: "Starts a generation job. Text streams over `jobEvents`; the job's output is text or the id of a new asset.",
-    args: { input: t.arg({ type: GenerateInput, required: true }) },
+    args: { input: t.arg({ type: GenerateInput, required: true, description: "The task, prompt, attachments and model." }) },
     resolve: async (_root, { input }, context) => {
       const { app, project } = context;
       const { idempotencyKey, ...fields } = input;

@@ -7,37 +7,65 @@ import { builder } from "./builder.ts";
 import { direction, rowConnection } from "./connections.ts";
 import { cancelProjectJob } from "./job-cancel.ts";
 
-export const JobStatusEnum = builder.enumType(JobStatus, { name: "JobStatus" });
-export const JobKindEnum = builder.enumType(JobKind, { name: "JobKind" });
+export const JobStatusEnum = builder.enumType(JobStatus, {
+  name: "JobStatus",
+  description: "Where a job is.",
+  values: {
+    QUEUED: { description: "Waiting for a worker (also between retries)." },
+    RUNNING: { description: "A worker has it." },
+    SUCCEEDED: { description: "Done; `output` holds the result." },
+    FAILED: { description: "Failed for good; `error` says why." },
+    CANCELLED: { description: "Cancelled before it ran (`cancelJob`)." },
+  },
+});
+export const JobKindEnum = builder.enumType(JobKind, {
+  name: "JobKind",
+  description: "What a job does.",
+  values: {
+    INGEST: { description: "Decodes, encodes and indexes an asset." },
+    GENERATE: { description: "Runs a `generate` task." },
+  },
+});
 
 const JobError = builder.objectRef<{ code: string; message: string }>("JobError").implement({
-  fields: (t) => ({ code: t.exposeString("code"), message: t.exposeString("message") }),
+  description: "Why a job failed.",
+  fields: (t) => ({
+    code: t.exposeString("code", { description: "A stable error code, e.g. CORRUPT_MEDIA or MODEL_ERROR." }),
+    message: t.exposeString("message", { description: "What went wrong, for people." }),
+  }),
 });
 
 export const JobRef = builder.objectRef<Job>("Job").implement({
+  description: "Work done in the background by a worker: an ingest or a generation.",
   fields: (t) => ({
-    id: t.exposeID("id"),
-    kind: t.field({ type: JobKindEnum, resolve: (job) => job.kind }),
-    status: t.field({ type: JobStatusEnum, resolve: (job) => job.status }),
-    progress: t.exposeFloat("progress"),
-    attempts: t.exposeInt("attempts"),
-    output: t.field({ type: "JSON", nullable: true, resolve: (job) => job.output }),
-    error: t.field({ type: JobError, nullable: true, resolve: (job) => job.error as { code: string; message: string } | null }),
-    usage: t.field({ type: "JSON", nullable: true, resolve: (job) => job.usage }),
-    createdAt: t.field({ type: "DateTime", resolve: (job) => job.createdAt }),
-    finishedAt: t.field({ type: "DateTime", nullable: true, resolve: (job) => job.finishedAt }),
+    id: t.exposeID("id", { description: "The job's id." }),
+    kind: t.field({ type: JobKindEnum, description: "What the job does.", resolve: (job) => job.kind }),
+    status: t.field({ type: JobStatusEnum, description: "Where the job is.", resolve: (job) => job.status }),
+    progress: t.exposeFloat("progress", { description: "0 to 1." }),
+    attempts: t.exposeInt("attempts", { description: "How many times a worker has started it." }),
+    output: t.field({ type: "JSON", nullable: true, description: "The result once SUCCEEDED: text, or the id of a new asset.", resolve: (job) => job.output }),
+    error: t.field({
+      type: JobError,
+      nullable: true,
+      description: "Why it failed (FAILED), or was cancelled.",
+      resolve: (job) => job.error as { code: string; message: string } | null,
+    }),
+    usage: t.field({ type: "JSON", nullable: true, description: "Tokens and compute used, for generation jobs.", resolve: (job) => job.usage }),
+    createdAt: t.field({ type: "DateTime", description: "When it was queued.", resolve: (job) => job.createdAt }),
+    finishedAt: t.field({ type: "DateTime", nullable: true, description: "When it succeeded, failed or was cancelled.", resolve: (job) => job.finishedAt }),
   }),
 });
 
 const JobEventRef = builder.objectRef<JobEvent>("JobEvent").implement({
+  description: "A change of a job, as `jobEvents` delivers it.",
   fields: (t) => ({
-    jobId: t.exposeID("jobId"),
-    status: t.field({ type: JobStatusEnum, resolve: (event) => event.status as JobStatus }),
-    progress: t.exposeFloat("progress"),
+    jobId: t.exposeID("jobId", { description: "The job's id." }),
+    status: t.field({ type: JobStatusEnum, description: "The job's status after this event.", resolve: (event) => event.status as JobStatus }),
+    progress: t.exposeFloat("progress", { description: "0 to 1." }),
     token: t.exposeString("token", { nullable: true, description: "A piece of streamed generated text." }),
-    message: t.exposeString("message", { nullable: true }),
-    error: t.field({ type: JobError, nullable: true, resolve: (event) => event.error ?? null }),
-    at: t.exposeString("at"),
+    message: t.exposeString("message", { nullable: true, description: "What happened, for people: the stage, the attempt." }),
+    error: t.field({ type: JobError, nullable: true, description: "Why it failed, on a failure.", resolve: (event) => event.error ?? null }),
+    at: t.field({ type: "DateTime", description: "When it happened.", resolve: (event) => new Date(event.at) }),
   }),
 });
 
@@ -50,7 +78,8 @@ export async function findProjectJob(context: ProjectContext, id: string): Promi
 builder.queryField("job", (t) =>
   t.withAuth({ project: true }).field({
     type: JobRef,
-    args: { id: t.arg.id({ required: true }) },
+    description: "One job of the project; NOT_FOUND for another project's.",
+    args: { id: t.arg.id({ required: true, description: "The job's id." }) },
     resolve: (_root, args, context) => findProjectJob(context, String(args.id)),
   }),
 );
@@ -96,7 +125,7 @@ builder.subscriptionField("jobEvents", (t) =>
   t.withAuth({ project: true }).field({
     type: JobEventRef,
     description: "The job's current state, then every change until it finishes.",
-    args: { id: t.arg.id({ required: true }) },
+    args: { id: t.arg.id({ required: true, description: "The job's id." }) },
     subscribe: async (_root, args, context) => {
       const job = await findProjectJob(context, String(args.id));
       return watchJob(context.app, job.id);

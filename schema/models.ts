@@ -5,8 +5,8 @@ import { builder } from "./builder.ts";
 const ModelRef = builder.objectRef<ModelInfo>("Model").implement({
   description: "A model this deployment serves (its weights are present), from a manifest in models/.",
   fields: (t) => ({
-    name: t.exposeString("name"),
-    modality: t.field({ type: ModalityEnum, resolve: (model) => model.modality }),
+    name: t.exposeString("name", { description: "The model's name in its manifest." }),
+    modality: t.field({ type: ModalityEnum, description: "The modality it reads.", resolve: (model) => model.modality }),
     task: t.exposeString("task", { description: "embed, ocr, vad, transcribe, caption, generate, speech or project" }),
     dimensions: t.exposeInt("dimensions", { nullable: true, description: "Vector size, for embedders." }),
     device: t.exposeString("device", { description: "cpu or cuda: where this process runs it." }),

@@ -16,6 +16,7 @@ const HybridInput = builder.inputType("HybridInput", {
 });
 
 const SearchFilterInput = builder.inputType("SearchFilter", {
+  description: "Conditions every hit meets.",
   fields: (t) => ({
     tags: t.stringList({ required: false, description: "Hits carry every one of these tags." }),
     metadata: t.field({
@@ -37,13 +38,13 @@ const SpaceWeightInput = builder.inputType("SpaceWeightInput", {
 const SearchInput = builder.inputType("SearchInput", {
   description: "Exactly one of `text`, `assetId` or `file`.",
   fields: (t) => ({
-    text: t.string({ required: false }),
+    text: t.string({ required: false, description: "Find what matches these words, in any modality." }),
     assetId: t.id({ required: false, description: "Find what is like this asset; it is not in its own results." }),
     file: t.field({ type: "Upload", required: false, description: "An image, audio clip, video (its first frame) or text file." }),
     modalities: t.field({ type: [ModalityEnum], required: false, description: "Only hits of these modalities." }),
     limit: t.int({ required: false, description: `1 to ${MAX_SEARCH_LIMIT}, default 10.` }),
-    hybrid: t.field({ type: HybridInput, required: false }),
-    filter: t.field({ type: SearchFilterInput, required: false }),
+    hybrid: t.field({ type: HybridInput, required: false, description: "Mix keyword (BM25) ranking into a text query's vector ranking." }),
+    filter: t.field({ type: SearchFilterInput, required: false, description: "Only hits with these tags and metadata." }),
     spaceWeights: t.field({
       type: [SpaceWeightInput],
       required: false,
@@ -55,23 +56,25 @@ const SearchInput = builder.inputType("SearchInput", {
 type ResolvedHit = SearchHit & { asset: Asset };
 
 const SearchHitRef = builder.objectRef<ResolvedHit>("SearchHit").implement({
+  description: "One asset a search found, with why.",
   fields: (t) => ({
     score: t.exposeFloat("score", { description: "Reciprocal rank fusion over the spaces that found the asset; higher is better." }),
-    asset: t.field({ type: AssetRef, resolve: (hit) => hit.asset }),
+    asset: t.field({ type: AssetRef, description: "The asset found.", resolve: (hit) => hit.asset }),
     snippet: t.exposeString("snippet", { nullable: true, description: "The matching text chunk, OCR line or transcript span." }),
     spaces: t.exposeStringList("spaces", { description: "The vector spaces that found it, best first." }),
   }),
 });
 
 const SearchResultRef = builder.objectRef<{ hits: ResolvedHit[] }>("SearchResult").implement({
-  fields: (t) => ({ hits: t.field({ type: [SearchHitRef], resolve: (result) => result.hits }) }),
+  description: "What a search found.",
+  fields: (t) => ({ hits: t.field({ type: [SearchHitRef], description: "Best first, at most `limit`.", resolve: (result) => result.hits }) }),
 });
 
 builder.queryField("search", (t) =>
   t.withAuth({ project: true }).field({
     type: SearchResultRef,
     description: "Cross-modal search in the caller's project: a query of any modality finds assets of any modality.",
-    args: { input: t.arg({ type: SearchInput, required: true }) },
+    args: { input: t.arg({ type: SearchInput, required: true, description: "The query and its filters." }) },
     resolve: async (_root, { input }, context) => {
       const { app, project } = context;
       const given = [input.text, input.assetId, input.file].filter((value) => value !== undefined && value !== null);
@@ -142,9 +145,10 @@ async function readUpload(file: { stream(): ReadableStream<Uint8Array> }, maxByt
 const DeleteAssetPayload = builder
   .objectRef<{ id: string; vectorsDeleted: number; blobDeleted: boolean }>("DeleteAssetPayload")
   .implement({
+    description: "What `deleteAsset` removed.",
     fields: (t) => ({
-      id: t.exposeID("id"),
-      vectorsDeleted: t.exposeInt("vectorsDeleted"),
+      id: t.exposeID("id", { description: "The deleted asset's id." }),
+      vectorsDeleted: t.exposeInt("vectorsDeleted", { description: "How many vectors were removed from the vector store." }),
       blobDeleted: t.exposeBoolean("blobDeleted", { description: "True once the asset no longer holds its bytes: they are gone for this project. The stored file is removed when no asset references it; whether another project holds the same bytes is never said." }),
     }),
   });
@@ -153,7 +157,7 @@ builder.mutationField("deleteAsset", (t) =>
   t.withAuth({ project: true }).field({
     type: DeleteAssetPayload,
     description: "Removes the asset's row, its vectors, and its blob unless another asset has the same bytes.",
-    args: { id: t.arg.id({ required: true }) },
+    args: { id: t.arg.id({ required: true, description: "The asset's id." }) },
     resolve: (_root, args, context) => deleteAsset(context.app, context.project.id, String(args.id)),
   }),
 );

@@ -16,6 +16,11 @@ import { WorkflowRef } from "./workflows.ts";
 const TriggerKindEnum = builder.enumType(TriggerKind, {
   name: "TriggerKind",
   description: "SCHEDULE: a cron pattern; WEBHOOK: a signed POST to its URL; ASSET: an asset of the project becoming READY.",
+  values: {
+    SCHEDULE: { description: "Runs at the times of a cron pattern." },
+    WEBHOOK: { description: "Runs on each signed POST to its URL." },
+    ASSET: { description: "Runs when an asset of the project becomes READY." },
+  },
 });
 
 /** The gateway's origin as the caller reached it, for webhook URLs. */

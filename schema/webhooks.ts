@@ -32,6 +32,11 @@ const WebhookEventEnum = builder.enumType("WebhookEvent", {
 const WebhookDeliveryStatusEnum = builder.enumType(WebhookDeliveryStatus, {
   name: "WebhookDeliveryStatus",
   description: "PENDING: not yet delivered (tries left); SUCCEEDED: the receiver answered 2xx; FAILED: no try left, or the URL was refused.",
+  values: {
+    PENDING: { description: "Not yet delivered; tries are left." },
+    SUCCEEDED: { description: "The receiver answered 2xx." },
+    FAILED: { description: "No try left, or the URL was refused." },
+  },
 });
 
 const WebhookSubscriptionRef = builder.objectRef<WebhookSubscription>("WebhookSubscription").implement({

@@ -11,17 +11,55 @@ import { builder } from "./builder.ts";
 import { direction, rowConnection } from "./connections.ts";
 import { loadLatestVersions, loadStepsOfRuns, loadVersions, loadVersionsOfWorkflows, loadWorkflows } from "./workflow-loaders.ts";
 
-const RunStatusEnum = builder.enumType(RunStatus, { name: "RunStatus" });
-const StepStatusEnum = builder.enumType(StepStatus, { name: "StepStatus" });
-const RunEventTypeEnum = builder.enumType(RunEventType, { name: "RunEventType" });
+const RunStatusEnum = builder.enumType(RunStatus, {
+  name: "RunStatus",
+  description: "Where a workflow run is.",
+  values: {
+    QUEUED: { description: "Started; waiting for a worker." },
+    RUNNING: { description: "Steps are running." },
+    WAITING: { description: "A `wait` step waits for `resumeRun`." },
+    SUCCEEDED: { description: "Every step ended; `output` holds the outputs." },
+    FAILED: { description: "A step failed for good; `error` says which and why." },
+    CANCELLED: { description: "Stopped by `cancelRun`." },
+  },
+});
+const StepStatusEnum = builder.enumType(StepStatus, {
+  name: "StepStatus",
+  description: "Where one step of a run is.",
+  values: {
+    PENDING: { description: "Waits for the steps it needs." },
+    QUEUED: { description: "Ready; waiting for a worker." },
+    RUNNING: { description: "A worker runs it." },
+    WAITING: { description: "A `wait` step waiting for `resumeRun`." },
+    SUCCEEDED: { description: "Done; `output` holds its result." },
+    FAILED: { description: "Failed after its retries; `error` says why." },
+    SKIPPED: { description: "Not run: its `if` was false, or a step it needs was skipped." },
+    CANCELLED: { description: "Not finished because the run was cancelled or failed." },
+  },
+});
+const RunEventTypeEnum = builder.enumType(RunEventType, {
+  name: "RunEventType",
+  description: "What a run event reports.",
+  values: {
+    RUN_STATUS: { description: "The run's status changed (`runStatus`)." },
+    STEP_STARTED: { description: "A step started an attempt." },
+    STEP_FINISHED: { description: "A step succeeded (`output`)." },
+    STEP_FAILED: { description: "A step failed for good (`error`)." },
+    STEP_SKIPPED: { description: "A step was skipped." },
+    STEP_WAITING: { description: "A `wait` step is waiting for `resumeRun`." },
+    STEP_RETRYING: { description: "A step's attempt failed and it will run again." },
+    LOG: { description: "A log line of a step (`message`)." },
+    TOKEN: { description: "A piece of streamed generated text (`token`)." },
+  },
+});
 
 type ErrorShape = { code: string; message: string; details?: unknown };
 const WorkflowError = builder.objectRef<ErrorShape>("WorkflowError").implement({
   description: "Why a run or step failed.",
   fields: (t) => ({
-    code: t.exposeString("code"),
-    message: t.exposeString("message"),
-    details: t.field({ type: "JSON", nullable: true, resolve: (error) => error.details ?? null }),
+    code: t.exposeString("code", { description: "A stable error code, e.g. INVALID_WORKFLOW, MODEL_ERROR, TIMEOUT." }),
+    message: t.exposeString("message", { description: "What went wrong, for people." }),
+    details: t.field({ type: "JSON", nullable: true, description: "More, by code: the step, the field path, limits.", resolve: (error) => error.details ?? null }),
   }),
 });
 
@@ -48,12 +86,13 @@ export const WorkflowVersionRef = builder.loadableObjectRef<WorkflowVersion, str
 WorkflowVersionRef.implement({
   description: "An immutable published definition; runs pin one.",
   fields: (t) => ({
-    id: t.exposeID("id"),
-    number: t.exposeInt("number"),
+    id: t.exposeID("id", { description: "The version's id." }),
+    number: t.exposeInt("number", { description: "1 for the first published version, then 2, 3..." }),
     slug: t.string({
+      description: "The workflow's slug.",
       resolve: async (version, _args, context) => (await WorkflowRef.getDataloader(context).load(version.workflowId)).slug,
     }),
-    contentHash: t.exposeString("contentHash"),
+    contentHash: t.exposeString("contentHash", { description: "Hash of the definition: publishing the same content again returns this version." }),
     definition: t.field({ type: "JSON", description: "The parsed, validated definition.", resolve: (version) => version.definition }),
     source: t.exposeString("source", { description: "The text as published." }),
     warnings: t.stringList({
@@ -61,15 +100,16 @@ WorkflowVersionRef.implement({
         "Steps whose model alias this deployment does not configure now, each with how to configure it; their runs fail with MODEL_NOT_FOUND until it is. Empty when every model is there.",
       resolve: (version, _args, context) => modelWarnings(context.app, version.definition as unknown as WorkflowDefinition),
     }),
-    createdAt: t.field({ type: "DateTime", resolve: (version) => version.createdAt }),
+    createdAt: t.field({ type: "DateTime", description: "When it was published.", resolve: (version) => version.createdAt }),
   }),
 });
 
 WorkflowRef.implement({
+  description: "A named workflow of the project and its published versions.",
   fields: (t) => ({
-    id: t.exposeID("id"),
-    slug: t.exposeString("slug"),
-    createdAt: t.field({ type: "DateTime", resolve: (workflow) => workflow.createdAt }),
+    id: t.exposeID("id", { description: "The workflow's id." }),
+    slug: t.exposeString("slug", { description: "Its name in the project, from the file's `slug`." }),
+    createdAt: t.field({ type: "DateTime", description: "When its first version was published.", resolve: (workflow) => workflow.createdAt }),
     // `group` and `sort` see rows: the casts only drop the id that the ref's shape also admits.
     versions: t.loadableGroup({
       type: WorkflowVersionRef,
@@ -104,26 +144,28 @@ WorkflowRef.implement({
 });
 
 const StepRunRef = builder.objectRef<StepRun>("StepRun").implement({
+  description: "One step of a run (one item of a map, one call of an agent).",
   fields: (t) => ({
     id: t.exposeID("key", { description: "The step's key in its run: its id, or `<id>[<n>]` for a map's n-th item." }),
     stepId: t.exposeString("stepId", { description: "The step's id in the workflow file." }),
-    status: t.field({ type: StepStatusEnum, resolve: (step) => step.status }),
-    input: t.field({ type: "JSON", nullable: true, resolve: (step) => step.input }),
-    output: t.field({ type: "JSON", nullable: true, resolve: (step) => step.output }),
-    error: t.field({ type: WorkflowError, nullable: true, resolve: (step) => step.error as ErrorShape | null }),
-    attempts: t.exposeInt("attempts"),
-    startedAt: t.field({ type: "DateTime", nullable: true, resolve: (step) => step.startedAt }),
-    finishedAt: t.field({ type: "DateTime", nullable: true, resolve: (step) => step.finishedAt }),
+    status: t.field({ type: StepStatusEnum, description: "Where the step is.", resolve: (step) => step.status }),
+    input: t.field({ type: "JSON", nullable: true, description: "Its `with`, evaluated.", resolve: (step) => step.input }),
+    output: t.field({ type: "JSON", nullable: true, description: "What it returned, once SUCCEEDED.", resolve: (step) => step.output }),
+    error: t.field({ type: WorkflowError, nullable: true, description: "Why it failed.", resolve: (step) => step.error as ErrorShape | null }),
+    attempts: t.exposeInt("attempts", { description: "How many times it was started." }),
+    startedAt: t.field({ type: "DateTime", nullable: true, description: "When its first attempt started.", resolve: (step) => step.startedAt }),
+    finishedAt: t.field({ type: "DateTime", nullable: true, description: "When it ended.", resolve: (step) => step.finishedAt }),
   }),
 });
 
 const RunRef = builder.objectRef<Run>("Run").implement({
+  description: "One run of a workflow version.",
   fields: (t) => ({
-    id: t.exposeID("id"),
-    status: t.field({ type: RunStatusEnum, resolve: (run) => run.status }),
-    input: t.field({ type: "JSON", resolve: (run) => run.input }),
-    output: t.field({ type: "JSON", nullable: true, resolve: (run) => run.output }),
-    error: t.field({ type: WorkflowError, nullable: true, resolve: (run) => run.error as ErrorShape | null }),
+    id: t.exposeID("id", { description: "The run's id." }),
+    status: t.field({ type: RunStatusEnum, description: "Where the run is.", resolve: (run) => run.status }),
+    input: t.field({ type: "JSON", description: "The input it was started with, checked against the workflow's inputs.", resolve: (run) => run.input }),
+    output: t.field({ type: "JSON", nullable: true, description: "The workflow's `outputs`, once SUCCEEDED.", resolve: (run) => run.output }),
+    error: t.field({ type: WorkflowError, nullable: true, description: "Why it failed.", resolve: (run) => run.error as ErrorShape | null }),
     version: t.field({
       type: WorkflowVersionRef,
       description: "The version this run pinned when it started.",
@@ -131,6 +173,7 @@ const RunRef = builder.objectRef<Run>("Run").implement({
     }),
     steps: t.loadableGroup({
       type: StepRunRef,
+      description: "Every step, in the order they were created; `stepsConnection` pages them.",
       load: forCallerProject(loadStepsOfRuns),
       group: (step) => step.runId,
       resolve: (run) => run.id,
@@ -155,24 +198,41 @@ const RunRef = builder.objectRef<Run>("Run").implement({
         );
       },
     }),
-    createdAt: t.field({ type: "DateTime", resolve: (run) => run.createdAt }),
-    startedAt: t.field({ type: "DateTime", nullable: true, resolve: (run) => run.startedAt }),
-    finishedAt: t.field({ type: "DateTime", nullable: true, resolve: (run) => run.finishedAt }),
+    createdAt: t.field({ type: "DateTime", description: "When it was started.", resolve: (run) => run.createdAt }),
+    startedAt: t.field({ type: "DateTime", nullable: true, description: "When a worker first took it.", resolve: (run) => run.startedAt }),
+    finishedAt: t.field({ type: "DateTime", nullable: true, description: "When it succeeded, failed or was cancelled.", resolve: (run) => run.finishedAt }),
   }),
 });
 
 const RunEventRef = builder.objectRef<RunEvent>("RunEvent").implement({
+  description: "Something that happened in a run, as `runEvents` delivers it.",
   fields: (t) => ({
-    runId: t.exposeID("runId"),
-    type: t.field({ type: RunEventTypeEnum, resolve: (event) => event.type as RunEventType }),
-    stepId: t.exposeString("stepId", { nullable: true }),
-    stepKey: t.exposeString("stepKey", { nullable: true }),
-    status: t.exposeString("status", { nullable: true }),
-    message: t.exposeString("message", { nullable: true }),
+    runId: t.exposeID("runId", { description: "The run's id." }),
+    type: t.field({ type: RunEventTypeEnum, description: "What happened.", resolve: (event) => event.type as RunEventType }),
+    stepId: t.exposeString("stepId", { nullable: true, description: "The step's id in the workflow file, for step events." }),
+    stepKey: t.exposeString("stepKey", { nullable: true, description: "The step's key in the run (`<id>[<n>]` in a map), for step events." }),
+    status: t.exposeString("status", {
+      nullable: true,
+      description: "The run's status (RUN_STATUS) or the step's (step events), as text.",
+      deprecationReason: "Use `runStatus` or `stepStatus`, which are enums.",
+    }),
+    runStatus: t.field({
+      type: RunStatusEnum,
+      nullable: true,
+      description: "The run's new status, on RUN_STATUS events.",
+      resolve: (event) => (event.type === RunEventType.RUN_STATUS && event.status ? (event.status as RunStatus) : null),
+    }),
+    stepStatus: t.field({
+      type: StepStatusEnum,
+      nullable: true,
+      description: "The step's new status, on step events.",
+      resolve: (event) => (event.type !== RunEventType.RUN_STATUS && event.stepKey && event.status ? (event.status as StepStatus) : null),
+    }),
+    message: t.exposeString("message", { nullable: true, description: "A log line, or what happened, for people." }),
     token: t.exposeString("token", { nullable: true, description: "A piece of streamed generated text." }),
-    output: t.field({ type: "JSON", nullable: true, resolve: (event) => event.output ?? null }),
-    error: t.field({ type: WorkflowError, nullable: true, resolve: (event) => event.error ?? null }),
-    at: t.exposeString("at"),
+    output: t.field({ type: "JSON", nullable: true, description: "The step's output, on STEP_FINISHED.", resolve: (event) => event.output ?? null }),
+    error: t.field({ type: WorkflowError, nullable: true, description: "Why, on STEP_FAILED and a failed run.", resolve: (event) => event.error ?? null }),
+    at: t.field({ type: "DateTime", description: "When it happened.", resolve: (event) => new Date(event.at) }),
   }),
 });
 
@@ -186,7 +246,7 @@ builder.mutationField("publishWorkflow", (t) =>
   t.withAuth({ project: true }).field({
     type: WorkflowVersionRef,
     description: "Checks a workflow file (YAML or JSON) and stores it as a new version; the same content returns the existing version.",
-    args: { definition: t.arg.string({ required: true }) },
+    args: { definition: t.arg.string({ required: true, description: "The workflow file's text, YAML or JSON." }) },
     resolve: (_root, args, context) => publishWorkflow(context.app, context.project.id, args.definition),
   }),
 );
@@ -194,7 +254,8 @@ builder.mutationField("publishWorkflow", (t) =>
 builder.queryField("workflow", (t) =>
   t.withAuth({ project: true }).field({
     type: WorkflowRef,
-    args: { slug: t.arg.string({ required: true }) },
+    description: "One workflow of the project by its slug; NOT_FOUND if none.",
+    args: { slug: t.arg.string({ required: true, description: "The workflow's slug." }) },
     resolve: (_root, args, context) => findProjectWorkflow(context, args.slug),
   }),
 );
@@ -214,9 +275,9 @@ builder.mutationField("runWorkflow", (t) =>
     type: RunRef,
     description: "Starts a run of the latest version, or of `version`; the input is checked against the workflow's inputs.",
     args: {
-      slug: t.arg.string({ required: true }),
-      input: t.arg({ type: "JSON", required: false }),
-      version: t.arg.int({ required: false }),
+      slug: t.arg.string({ required: true, description: "The workflow's slug." }),
+      input: t.arg({ type: "JSON", required: false, description: "The run's input: an object with the workflow's `inputs`." }),
+      version: t.arg.int({ required: false, description: "The version number to run; the latest when left out." }),
     },
     resolve: (_root, args, context) =>
       startRun(context.app, { projectId: context.project.id, slug: args.slug, input: args.input ?? {}, version: args.version }),
@@ -226,7 +287,8 @@ builder.mutationField("runWorkflow", (t) =>
 builder.queryField("run", (t) =>
   t.withAuth({ project: true }).field({
     type: RunRef,
-    args: { id: t.arg.id({ required: true }) },
+    description: "One run of the project; NOT_FOUND for another project's.",
+    args: { id: t.arg.id({ required: true, description: "The run's id." }) },
     resolve: (_root, args, context) => findProjectRun(context.app, context.project.id, String(args.id)),
   }),
 );
@@ -237,9 +299,9 @@ builder.queryField("runs", (t) =>
     description: "The project's runs, newest first, at most 100 (`limit`).",
     deprecationReason: "At most 100 runs and no cursor: use `runsConnection`, which pages through every run and has `totalCount`.",
     args: {
-      slug: t.arg.string({ required: false }),
-      status: t.arg({ type: RunStatusEnum, required: false }),
-      limit: t.arg.int({ required: false, defaultValue: 20 }),
+      slug: t.arg.string({ required: false, description: "Only runs of the workflow with this slug." }),
+      status: t.arg({ type: RunStatusEnum, required: false, description: "Only runs in this state." }),
+      limit: t.arg.int({ required: false, defaultValue: 20, description: "At most this many, 1 to 100." }),
     },
     resolve: (_root, args, context) =>
       context.app.db.run.findMany({
@@ -308,7 +370,8 @@ builder.queryField("runsConnection", (t) =>
 builder.mutationField("cancelRun", (t) =>
   t.withAuth({ project: true }).field({
     type: RunRef,
-    args: { id: t.arg.id({ required: true }) },
+    description: "Stops a run: steps not finished are CANCELLED and the run turns CANCELLED.",
+    args: { id: t.arg.id({ required: true, description: "The run's id." }) },
     resolve: (_root, args, context) => cancelRun(context.app, context.project.id, String(args.id)),
   }),
 );
@@ -318,9 +381,9 @@ builder.mutationField("resumeRun", (t) =>
     type: RunRef,
     description: "Ends a waiting `wait` step with `input` as its output; the run goes on.",
     args: {
-      id: t.arg.id({ required: true }),
-      stepId: t.arg.string({ required: true }),
-      input: t.arg({ type: "JSON", required: false }),
+      id: t.arg.id({ required: true, description: "The run's id." }),
+      stepId: t.arg.string({ required: true, description: "The id of the waiting `wait` step." }),
+      input: t.arg({ type: "JSON", required: false, description: "The step's output, checked against its schema if it has one." }),
     },
     resolve: (_root, args, context) =>
       resumeRun(context.app, context.project.id, String(args.id), args.stepId, args.input ?? {}),
@@ -331,7 +394,7 @@ builder.subscriptionField("runEvents", (t) =>
   t.withAuth({ project: true }).field({
     type: RunEventRef,
     description: "The run's status now, then every step started, finished, failed, log line and token until it ends.",
-    args: { id: t.arg.id({ required: true }) },
+    args: { id: t.arg.id({ required: true, description: "The run's id." }) },
     subscribe: async (_root, args, context) => {
       const run = await findProjectRun(context.app, context.project.id, String(args.id));
       return watchRun(context.app, run.id);

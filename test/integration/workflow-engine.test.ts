@@ -464,7 +464,7 @@ steps:
     const response = await fetch(t.url, {
       method: "POST",
       headers: { "content-type": "application/json", accept: "text/event-stream", authorization: `Bearer ${key}` },
-      body: JSON.stringify({ query: `subscription ($id: ID!) { runEvents(id: $id) { type stepId status } }`, variables: { id: runId } }),
+      body: JSON.stringify({ query: `subscription ($id: ID!) { runEvents(id: $id) { type stepId status runStatus stepStatus at } }`, variables: { id: runId } }),
     });
     const text = await response.text();
     const events = text
@@ -473,7 +473,9 @@ steps:
       .map((line) => JSON.parse(line.slice(6)).data?.runEvents)
       .filter(Boolean);
     const last = events[events.length - 1];
-    expect(last).toMatchObject({ type: "RUN_STATUS", status: "SUCCEEDED" });
-    expect(events.some((event) => event.type === "STEP_FINISHED" && event.stepId === "b")).toBe(true);
+    expect(last).toMatchObject({ type: "RUN_STATUS", status: "SUCCEEDED", runStatus: "SUCCEEDED", stepStatus: null });
+    expect(events.some((event) => event.type === "STEP_FINISHED" && event.stepId === "b" && event.stepStatus === "SUCCEEDED" && event.runStatus === null)).toBe(true);
+    // `at` is a DateTime: an RFC 3339 instant in UTC.
+    for (const event of events) expect(event.at).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/);
   });
 });
