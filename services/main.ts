@@ -1,7 +1,23 @@
 // `npm start`: gateway and worker in one process, for a laptop. Migrations are applied first.
-import { runProcess } from "./app/bootstrap.ts";
-import { createGateway } from "./gateway/gateway.ts";
-import { startWorkerPool } from "./worker/worker-pool.ts";
+import { noArguments, parseCommandLine } from "./app/command-line.ts";
+
+parseCommandLine(
+  `
+Usage: npm start   (tsx services/main.ts)
+
+Runs the gateway and a worker in one process, after applying pending database migrations.
+Configuration comes from the environment and from .env in the working directory (see .env.example).
+Separate processes: npm run gateway, npm run worker -- --help.
+`,
+  noArguments,
+);
+
+// Imported after the arguments are read: --help answers at once, whatever the rest would load.
+const [{ runProcess }, { createGateway }, { startWorkerPool }] = await Promise.all([
+  import("./app/bootstrap.ts"),
+  import("./gateway/gateway.ts"),
+  import("./worker/worker-pool.ts"),
+]);
 
 await runProcess(
   "tessera",

@@ -1,4 +1,5 @@
 import { createAppContext, type AppContext } from "./app-context.ts";
+import { loadDotEnv } from "./command-line.ts";
 import { ConfigError, loadConfig } from "../core/config.ts";
 import { checkDependencies, DependencyUnavailableError } from "../core/dependency-check.ts";
 import { createLogger } from "../core/logger.ts";
@@ -9,7 +10,7 @@ import { redactSecrets, rememberSecretsOf } from "../core/secret-redaction.ts";
 type Running = { close(): Promise<void> };
 
 /**
- * Runs one Tessera process: validate config, check PostgreSQL and Redis (and
+ * Runs one Tessera process: read .env, validate config, check PostgreSQL and Redis (and
  * say how to start them if they are down), optionally migrate, start, and shut
  * down cleanly on SIGTERM/SIGINT.
  */
@@ -18,6 +19,8 @@ export async function runProcess(
   start: (app: AppContext) => Promise<Running>,
   options: { migrate?: boolean } = {},
 ) {
+  // .env in the working directory fills in what the environment leaves unset.
+  loadDotEnv();
   // Secret values of this environment are known before anything can print or log them.
   rememberSecretsOf(process.env);
   let config;

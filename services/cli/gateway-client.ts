@@ -48,7 +48,7 @@ export function gatewayEndpoint(env = process.env): URL {
 
 export function apiKey(env = process.env): string {
   const key = env.TESSERA_API_KEY;
-  if (!key) throw new Error("set TESSERA_API_KEY (make one with `npx tessera keys create --project <name>`)");
+  if (!key) throw new Error("set TESSERA_API_KEY or pass --api-key (make one with `npx tessera keys create --project <name>`)");
   return key;
 }
 
@@ -72,7 +72,7 @@ export class GatewayUnreachableError extends Error {
 
 function unreachable(url: URL, error: unknown): GatewayUnreachableError {
   const reason = reasonOf(error);
-  return new GatewayUnreachableError(`cannot reach the gateway at ${url} (is \`npm start\` running? set TESSERA_URL): ${reason}`, reason);
+  return new GatewayUnreachableError(`cannot reach the gateway at ${url} (is \`npm start\` running? set TESSERA_URL or pass --url): ${reason}`, reason);
 }
 
 /** What a proxy in front of a stopped gateway answers. */

@@ -1,9 +1,35 @@
-import { runProcess } from "../app/bootstrap.ts";
-import { startProbeServer } from "../observability/probes.ts";
+import { parseCommandLine } from "../app/command-line.ts";
 import { parseWorkerOptions } from "./worker-options.ts";
-import { startWorkerPool } from "./worker-pool.ts";
 
-const options = parseWorkerOptions(process.argv.slice(2));
+const options = parseCommandLine(
+  `
+Usage: npm run worker -- [options]   (tsx services/worker/main.ts)
+
+Runs a worker: it takes jobs from the BullMQ queues in Redis until SIGTERM or SIGINT, then drains.
+
+Options:
+  --queues <names>         comma-separated queues to serve (default: every queue); \`models\` serves calls of this
+                           worker's models from other processes (a GPU pool: --queues models --device cuda)
+  --concurrency <n>        jobs run at once per queue (default: WORKER_CONCURRENCY)
+  --device <cpu|cuda>      where this worker's models run (default: MODEL_DEVICE, else cpu)
+  --models <globs>         model names this worker serves, e.g. clip-*,whisper-*
+  --remote-models <globs>  models this worker calls on other workers instead of running them (REMOTE_MODELS)
+  -h, --help               this text
+  --version                Tessera's version
+
+Configuration comes from the environment and from .env in the working directory (see .env.example).
+WORKER_HTTP_PORT, when set, serves /live, /ready and /metrics.
+`,
+  parseWorkerOptions,
+);
+
+// Imported after the arguments are read: --help answers at once, whatever the rest would load.
+const [{ runProcess }, { startProbeServer }, { startWorkerPool }] = await Promise.all([
+  import("../app/bootstrap.ts"),
+  import("../observability/probes.ts"),
+  import("./worker-pool.ts"),
+]);
+
 await runProcess("worker", async (app) => {
   // Before any job: which device and models this worker serves (models still load lazily).
   app.models.configure(options.serving);

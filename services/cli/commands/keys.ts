@@ -19,6 +19,14 @@ export function registerKeysCommands(program: Command) {
         const { key, project } = await createApiKey(db, options.project, options.name);
         console.error(`API key for project "${project.name}" (${project.id}). It is shown only now:`);
         console.log(key);
+      } catch (error) {
+        // P2021: a table does not exist. The database is there but was never migrated.
+        if ((error as { code?: unknown }).code !== "P2021") throw error;
+        const { host, pathname } = new URL(config.DATABASE_URL);
+        throw new Error(
+          `the database ${pathname.slice(1)} on ${host} has no Tessera tables: run the migrations first ` +
+            "(npm run db:migrate; with docker compose: docker compose run --rm migrate; npm start applies them itself)",
+        );
       } finally {
         await db.$disconnect();
       }
