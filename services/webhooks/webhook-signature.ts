@@ -26,7 +26,8 @@ export function signatureHeader(secret: string, body: string | Uint8Array, times
   return `t=${timestamp},v1=${signatureOf(secret, timestamp, body)}`;
 }
 
-export type SignatureCheck = { ok: true; timestamp: number } | { ok: false; reason: string };
+/** `signature`: the matching v1 value (hex), which names this exact request. */
+export type SignatureCheck = { ok: true; timestamp: number; signature: string } | { ok: false; reason: string };
 
 /** Checks a `Tessera-Signature` header against the raw body and the clock. */
 export function verifySignature(
@@ -52,5 +53,5 @@ export function verifySignature(
     const given = Buffer.from(signature, "hex");
     return given.length === expected.length && timingSafeEqual(given, expected);
   });
-  return match ? { ok: true, timestamp } : { ok: false, reason: "the signature does not match the body" };
+  return match ? { ok: true, timestamp, signature: expected.toString("hex") } : { ok: false, reason: "the signature does not match the body" };
 }

@@ -116,8 +116,25 @@ describe("webhook triggers", () => {
     expect(statuses.every((status) => [200, 202, 409].includes(status))).toBe(true);
     expect((await stored(projectId)).runs).toBe(1);
 
-    for (let i = 0; i < 2; i++) expect((await post(trigger.url, body, { "tessera-signature": signatureHeader(secret, body) })).status).toBe(202);
+    for (const text of ["one", "two"]) {
+      const other = JSON.stringify({ text });
+      expect((await post(trigger.url, other, { "tessera-signature": signatureHeader(secret, other) })).status).toBe(202);
+    }
     expect((await stored(projectId)).runs).toBe(3);
+  });
+
+  it("without a delivery id, the same signed request replayed within the window starts no second run", async () => {
+    const { key, projectId } = await t.createProject();
+    const { secret, trigger } = await webhookTrigger(key, "replayed");
+    const body = JSON.stringify({ text: "once" });
+    const signature = signatureHeader(secret, body);
+    const first = await post(trigger.url, body, { "tessera-signature": signature });
+    expect(first.status).toBe(202);
+    const { runId } = (await first.json()) as { runId: string };
+    const replay = await post(trigger.url, body, { "tessera-signature": signature });
+    expect(replay.status).toBe(200);
+    expect(await replay.json()).toEqual({ runId, duplicate: true });
+    expect((await stored(projectId)).runs).toBe(1);
   });
 
   it("a webhook declared in the file answers 401 until rotateTriggerSecret gives it a secret; a paused one answers 409", async () => {
@@ -135,10 +152,12 @@ describe("webhook triggers", () => {
 
     // Re-publishing keeps the same trigger (same URL and secret).
     await t.graphql(PUBLISH, { d: workflow("filed", "on:\n  webhook: {}\n").replace("required: false, default: 1", "required: false, default: 2") }, key);
-    expect((await post(trigger.url, body, { "tessera-signature": signatureHeader(secret, body) })).status).toBe(202);
+    const later = JSON.stringify({ text: "after publish" });
+    expect((await post(trigger.url, later, { "tessera-signature": signatureHeader(secret, later) })).status).toBe(202);
 
     await t.graphql(`mutation ($id: ID!) { pauseTrigger(id: $id) { paused } }`, { id: trigger.id }, key);
-    expect((await post(trigger.url, body, { "tessera-signature": signatureHeader(secret, body) })).status).toBe(409);
+    const paused = JSON.stringify({ text: "while paused" });
+    expect((await post(trigger.url, paused, { "tessera-signature": signatureHeader(secret, paused) })).status).toBe(409);
     expect((await stored(projectId)).runs).toBe(2);
   });
 });

@@ -11,7 +11,7 @@ describe("webhook signatures", () => {
     const header = signatureHeader(secret, body, 1_733_364_000);
     const expected = createHmac("sha256", secret).update(`1733364000.${body}`).digest("hex");
     expect(header).toBe(`t=1733364000,v1=${expected}`);
-    expect(verifySignature(secret, header, body, { toleranceSeconds: 300, now: 1_733_364_100 })).toEqual({ ok: true, timestamp: 1_733_364_000 });
+    expect(verifySignature(secret, header, body, { toleranceSeconds: 300, now: 1_733_364_100 })).toEqual({ ok: true, timestamp: 1_733_364_000, signature: expected });
   });
 
   it("refuses another body, another secret, a stale or future timestamp, and malformed headers", () => {
@@ -38,7 +38,10 @@ describe("webhook signatures", () => {
     expect(stored).not.toContain(plain.slice(6));
     expect(encryptSecret(plain)).not.toBe(stored); // a fresh IV each time
     expect(decryptSecret(stored)).toBe(plain);
-    const tampered = stored.slice(0, -2) + (stored.endsWith("A") ? "BB" : "AA");
+    const [version, iv, tag, data] = stored.split(".");
+    const flipped = Buffer.from(data!, "base64url");
+    flipped[0] = flipped[0]! ^ 0xff;
+    const tampered = [version, iv, tag, flipped.toString("base64url")].join(".");
     expect(() => decryptSecret(tampered)).toThrow(/cannot be decrypted/);
   });
 });

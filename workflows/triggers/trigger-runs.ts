@@ -93,8 +93,8 @@ export async function startWebhookRun(app: AppContext, triggerId: string, reques
   if (deliveryId !== null && (deliveryId.length === 0 || deliveryId.length > 200)) {
     throw new TesseraError(ErrorCode.BAD_USER_INPUT, "Tessera-Delivery must be 1 to 200 characters");
   }
-  if (!deliveryId) return { runId: (await start()).id, duplicate: false };
-  return once(app, trigger.id, deliveryId, start);
+  // Without a delivery id, the signature itself is one: a captured request replayed within the window starts nothing new.
+  return once(app, trigger.id, deliveryId ?? `signature:${check.timestamp}:${check.signature}`, start);
 }
 
 /** The asset input a trigger without a mapping fills: the one input of type asset. */
