@@ -38,6 +38,7 @@ const workflowFields = {
   description: z.string().optional(),
   inputs: z.record(Identifier, InputSpecSchema).default({}),
   on: TriggersSchema.optional().describe("What starts runs besides runWorkflow: schedule, webhook, asset."),
+  mcp: z.boolean().optional().describe("true: offered as a tool of Tessera's MCP server (/mcp), named by the slug, its input schema from `inputs`."),
   steps: z.array(StepSchema).min(1),
   outputs: z.record(Identifier, z.unknown()).default({}).describe("Values of the run's output, usually expressions."),
 };

@@ -8,6 +8,7 @@ import type { AppContext } from "../../app/app-context.ts";
 import { Modality, type Asset, type Project } from "../../core/database.ts";
 import { ErrorCode, TesseraError } from "../../core/errors.ts";
 import { crossModalSearch, MAX_SEARCH_LIMIT, type SearchHit, type SearchQuery } from "../../search/cross-modal-search.ts";
+import { registerWorkflowTools } from "./workflow-tools.ts";
 
 export const MCP_SERVER_NAME = "tessera";
 export const MCP_SERVER_VERSION = "0.1.0";
@@ -71,6 +72,8 @@ const assetOutput = {
 };
 
 export type McpCaller = { app: AppContext; project: Project };
+/** The caller of one request: the key's hash names its requests for cancellation; the signal ends with the request. */
+export type McpRequestCaller = McpCaller & { keyHash: string; signal?: AbortSignal };
 
 async function findProjectAsset({ app, project }: McpCaller, id: string): Promise<Asset> {
   const asset = await app.db.asset.findFirst({ where: { id, projectId: project.id } });
@@ -143,10 +146,11 @@ function assetUri(id: string) {
 }
 
 /**
- * The MCP server of one request: Tessera's search, ingest and assets for the caller's project. Stateless: a new
- * one per HTTP request, so any gateway replica answers any request (nothing lives in one process between them).
+ * The MCP server of one request: Tessera's search, ingest and assets for the caller's project, and its opt-in
+ * workflows. Stateless: a new one per HTTP request, so any gateway replica answers any request (nothing lives
+ * in one process between them).
  */
-export function createMcpServer(caller: McpCaller): McpServer {
+export async function createMcpServer(caller: McpRequestCaller): Promise<McpServer> {
   const { app, project } = caller;
   const server = new McpServer(
     { name: MCP_SERVER_NAME, version: MCP_SERVER_VERSION, title: "Tessera" },
@@ -297,5 +301,6 @@ export function createMcpServer(caller: McpCaller): McpServer {
     };
   });
 
+  await registerWorkflowTools(server, caller, new Set(["search", "ingest", "get_asset"]), caller.signal);
   return server;
 }

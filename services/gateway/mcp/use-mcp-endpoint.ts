@@ -64,19 +64,30 @@ export function useMcpEndpoint({ app, callerOf }: McpEndpointOptions): Plugin<Ga
       throw error;
     }
 
-    const server = createMcpServer({ app, project: caller.project });
+    const server = await createMcpServer({ app, project: caller.project, keyHash: caller.keyHash, signal: request.signal });
+    // Answers as a server-sent event stream, so a long tool call (a workflow) can send progress before its result.
     const transport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: undefined,
-      enableJsonResponse: true,
+      enableJsonResponse: false,
       maxRequestBodySize: MAX_REQUEST_BYTES,
     });
     await server.connect(transport);
+    let response: Response;
     try {
-      return await transport.handleRequest(request);
-    } finally {
-      // JSON responses: every answer is in the returned body, so nothing of this request's server is left to run.
+      response = await transport.handleRequest(request);
+    } catch (error) {
       await server.close().catch(() => {});
+      throw error;
     }
+    if (!response.body) {
+      await server.close().catch(() => {});
+      return response;
+    }
+    // The request's server lives until its stream ends (every answer sent) or the client leaves.
+    const close = () => void server.close().catch(() => {});
+    const body = response.body.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({ flush: close }));
+    request.signal.addEventListener("abort", close, { once: true });
+    return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
   }
 
   return {
