@@ -83,6 +83,15 @@ describe("asset triggers", () => {
     expect(runs["images-only"]).toBeUndefined();
     expect(runs.paused).toBeUndefined();
 
+    // Re-indexing makes the asset READY again: a repair, not a new arrival, so no trigger runs again.
+    const reindexed = await t.graphql(`mutation ($id: ID!) { reindexAsset(id: $id) { job { id } } }`, { id: invoice }, key);
+    expect(reindexed.errors).toBeUndefined();
+    const job = reindexed.data.reindexAsset.job.id;
+    await waitFor("the re-index", () => t.app.db.job.findUniqueOrThrow({ where: { id: job } }), (row) => row.status === "SUCCEEDED");
+    const events = t.app.queues.queue("project-event");
+    await waitFor("the project events", () => events.getJobCounts("active", "wait", "delayed", "prioritized"), (counts) => Object.values(counts).every((n) => n === 0));
+    expect(await runsBySlug(projectId)).toEqual(runs);
+
     // Another project's asset starts nothing here.
     const other = await t.createProject();
     await ingestAndSettle(other.key, "invoice from elsewhere", ["invoice"]);

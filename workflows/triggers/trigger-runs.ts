@@ -108,10 +108,11 @@ async function assetInputName(app: AppContext, trigger: TriggerWithSlug): Promis
 /**
  * An asset became READY (the `asset.ready` project event): every unpaused
  * asset trigger of its project whose modality and tags match starts a run,
- * once per event (a retried event job starts no second run). One trigger's
- * refusal (an input that no longer fits) does not stop the others.
+ * once per asset (a retried event job, or the asset re-indexed later, starts
+ * no second run). One trigger's refusal (an input that no longer fits) does
+ * not stop the others.
  */
-export async function startAssetTriggers(app: AppContext, assetId: string, eventId: string): Promise<string[]> {
+export async function startAssetTriggers(app: AppContext, assetId: string): Promise<string[]> {
   const asset = await app.db.asset.findUnique({ where: { id: assetId } });
   if (!asset || asset.status !== "READY") return [];
   const candidates = await app.db.workflowTrigger.findMany({
@@ -133,7 +134,9 @@ export async function startAssetTriggers(app: AppContext, assetId: string, event
         }
         return startRun(app, { projectId: trigger.projectId, slug: trigger.workflow.slug, input });
       };
-      const { runId } = await once(app, trigger.id, `asset.ready:${eventId}`, start);
+      // Once per asset: re-indexing (READY again) is a repair, not a new arrival.
+      const { runId, duplicate } = await once(app, trigger.id, `asset:${asset.id}`, start);
+      if (duplicate) continue;
       runs.push(runId);
     } catch (error) {
       app.logger.warn({ err: error, triggerId: trigger.id, assetId }, "an asset trigger could not start its run");

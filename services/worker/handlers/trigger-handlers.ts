@@ -20,7 +20,7 @@ export const projectEventHandler: JobHandler<"project-event"> = {
     const payload = await describeEvent(app.db, event);
     if (!payload) return; // the run, job or asset is gone
     const deliveries = await fanOutEvent(app, payload);
-    const runs = event.type === "asset.ready" ? await startAssetTriggers(app, event.subjectId, event.eventId) : [];
+    const runs = event.type === "asset.ready" ? await startAssetTriggers(app, event.subjectId) : [];
     return { output: { deliveries, runs } };
   },
 };
