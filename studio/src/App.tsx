@@ -1,13 +1,15 @@
-import { useState, type FormEvent } from "react";
+import { lazy, Suspense, useState, type FormEvent } from "react";
 import { gql, storeKey, storedKey } from "./api.ts";
 import { linkProps, useRoute } from "./router.ts";
 import { AssetPage } from "./pages/AssetPage.tsx";
 import { Assets } from "./pages/Assets.tsx";
 import { Models } from "./pages/Models.tsx";
-import { RunPage } from "./pages/RunPage.tsx";
 import { Search } from "./pages/Search.tsx";
-import { WorkflowEditor } from "./pages/WorkflowEditor.tsx";
 import { Workflows } from "./pages/Workflows.tsx";
+
+// The graph (React Flow, elkjs) and the editor (CodeMirror) are most of the code: loaded when a workflow page opens.
+const WorkflowEditor = lazy(() => import("./pages/WorkflowEditor.tsx").then((m) => ({ default: m.WorkflowEditor })));
+const RunPage = lazy(() => import("./pages/RunPage.tsx").then((m) => ({ default: m.RunPage })));
 
 const SECTIONS = [
   ["assets", "Assets"],
@@ -108,7 +110,9 @@ export function App() {
         </button>
       </header>
       <main>
-        <Page key={route} route={route} />
+        <Suspense fallback={<p>Loading…</p>}>
+          <Page key={route} route={route} />
+        </Suspense>
       </main>
     </div>
   );

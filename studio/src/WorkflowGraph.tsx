@@ -33,6 +33,7 @@ export function WorkflowGraph({
   onConnect,
   onDeleteNodes,
   onSelect,
+  selectedId = null,
 }: {
   steps: StepNode[];
   edges: StepEdge[];
@@ -40,6 +41,7 @@ export function WorkflowGraph({
   onConnect?: (from: string, to: string) => void;
   onDeleteNodes?: (ids: string[]) => void;
   onSelect?: (id: string | null) => void;
+  selectedId?: string | null;
 }) {
   const [positions, setPositions] = useState<Record<string, { x: number; y: number }>>({});
   const shape = JSON.stringify([steps.map((s) => s.id), edges]);
@@ -57,6 +59,7 @@ export function WorkflowGraph({
     type: "step",
     position: positions[step.id] ?? { x: 0, y: 0 },
     data: { step, status: statuses[step.id] },
+    selected: step.id === selectedId,
     deletable: !!onDeleteNodes,
     connectable: !!onConnect,
   }));
@@ -82,7 +85,11 @@ export function WorkflowGraph({
         nodesConnectable={!!onConnect}
         onConnect={(c: Connection) => c.source && c.target && onConnect?.(c.source, c.target)}
         onNodesDelete={(deleted) => onDeleteNodes?.(deleted.map((n) => n.id))}
-        onSelectionChange={({ nodes: selected }) => onSelect?.(selected[0]?.id ?? null)}
+        // The nodes are derived from the YAML: selection (click, or Enter on a focused node) is kept by the parent.
+        onNodesChange={(changes) => {
+          for (const change of changes) if (change.type === "select") onSelect?.(change.selected ? change.id : null);
+        }}
+        onPaneClick={() => onSelect?.(null)}
         deleteKeyCode={onDeleteNodes ? ["Delete", "Backspace"] : null}
         proOptions={{ hideAttribution: true }}
       >

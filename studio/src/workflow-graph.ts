@@ -158,6 +158,60 @@ export function setStepField(source: string, id: string, field: string, value: u
   });
 }
 
+/** Sets (or, with undefined, removes) one key of a step's `with`, leaving the rest of it and its comments as they are. */
+export function setStepWithField(source: string, id: string, key: string, value: unknown): string {
+  return edit(source, (doc) => {
+    const step = stepMap(doc, id);
+    if (!step) return;
+    let withMap = step.get("with");
+    if (!isMap(withMap)) {
+      if (value === undefined) return;
+      withMap = new YAMLMap();
+      step.set("with", withMap);
+    }
+    const map = withMap as YAMLMap;
+    if (value === undefined) map.delete(key);
+    else map.set(key, doc.createNode(value));
+  });
+}
+
+/** A JSON Schema, as far as the studio reads one. */
+export type JsonSchema = {
+  type?: string;
+  const?: unknown;
+  enum?: unknown[];
+  description?: string;
+  default?: unknown;
+  properties?: Record<string, JsonSchema>;
+  required?: string[];
+  anyOf?: JsonSchema[];
+  pattern?: string;
+};
+export type StepTypeSchema = { uses: string; description?: string; with?: JsonSchema };
+
+let stepTypes: Promise<StepTypeSchema[]> | undefined;
+
+/** Each step type and the JSON Schema of its `with`, from the gateway's public /schemas/workflow.json. */
+export function loadStepTypes(): Promise<StepTypeSchema[]> {
+  stepTypes ??= fetch("/schemas/workflow.json")
+    .then((r) => (r.ok ? r.json() : Promise.reject(new Error(`HTTP ${r.status}`))))
+    .then((schema: { properties?: { steps?: { items?: { anyOf?: Array<{ properties?: Record<string, JsonSchema>; description?: string }> } } } }) =>
+      (schema.properties?.steps?.items?.anyOf ?? [])
+        .map((variant) => ({ uses: String(variant.properties?.uses?.const ?? ""), description: variant.description, with: variant.properties?.with }))
+        .filter((t) => t.uses),
+    )
+    .catch(() => STEP_TYPES.map((uses) => ({ uses })));
+  return stepTypes;
+}
+
+/** The value type a field takes besides an expression: a `${{ }}` string is always allowed too. */
+export function fieldKind(schema: JsonSchema): { type: string; enum?: unknown[] } {
+  if (schema.enum) return { type: "enum", enum: schema.enum };
+  if (schema.type) return { type: schema.type };
+  const plain = (schema.anyOf ?? []).find((s) => !(s.type === "string" && s.pattern?.includes("\\$\\{\\{")));
+  return plain ? fieldKind(plain) : { type: "any" };
+}
+
 export const STEP_TYPES = [
   "transform",
   "http",

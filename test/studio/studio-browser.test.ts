@@ -224,22 +224,42 @@ describe.skipIf(!CHROMIUM)("Tessera Studio in chromium", () => {
         "",
       ].join("\n"),
     );
-    await page.getByTestId("workflow-graph").locator('[data-step-id="after"]').waitFor();
+    const graph = page.getByTestId("workflow-graph");
+    await graph.locator('[data-step-id="after"]').waitFor();
+    // The selected node's `with`, as a form generated from the step type's JSON Schema, writes the YAML.
+    await graph.locator('[data-step-id="ask"]').click();
+    const panel = page.getByRole("region", { name: "Step ask" });
+    await panel.getByLabel(/^prompt/).fill("Ship it now?");
+    await panel.getByLabel(/^prompt/).press("Enter");
+    await expect.poll(() => page.locator(".cm-content").innerText()).toContain("Ship it now?");
     await page.getByRole("button", { name: "Publish" }).click();
     await expect.poll(() => page.getByTestId("publish-message").textContent(), { timeout: 60_000 }).toContain("Published approval v1");
     await page.getByRole("button", { name: "Run", exact: true }).click();
     await expect.poll(() => page.getByTestId("run-status").textContent(), { timeout: LONG }).toBe("WAITING");
     const resume = page.getByRole("region", { name: "Resume ask" });
+    await resume.getByText("Ship it now?").waitFor();
     await resume.getByLabel(/^approved/).check();
     await resume.getByRole("button", { name: "Resume" }).click();
     await expect.poll(() => page.getByTestId("run-status").textContent(), { timeout: LONG }).toBe("SUCCEEDED");
     await expect.poll(() => page.getByTestId("run-output").textContent()).toContain("true");
   }, 420_000);
 
-  it("GraphiQL starts offline, and the models page lists the served models", async () => {
+  it("the models page lists the served models; the studio fits a narrow window in dark mode; GraphiQL starts offline", async () => {
     await page.goto(`${origin}/studio/models`);
     await page.getByRole("heading", { name: "Models" }).waitFor();
     await page.locator("tbody tr").first().waitFor();
+    // A narrow window in dark mode: nothing wider than the window.
+    await page.setViewportSize({ width: 390, height: 800 });
+    await page.emulateMedia({ colorScheme: "dark" });
+    for (const route of ["assets", "search", "workflows/new"]) {
+      await page.goto(`${origin}/studio/${route}`);
+      await page.locator("main h1").waitFor();
+      if (route === "workflows/new") await page.getByTestId("workflow-graph").locator(".react-flow__node").first().waitFor();
+      await expect.poll(() => page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1)).toBe(true);
+      await screenshot(`narrow-dark-${route.replace("/", "-")}`);
+    }
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await page.emulateMedia({ colorScheme: "light" });
     await page.goto(`${origin}/graphql`);
     await page.locator(".graphiql-container").first().waitFor({ timeout: 120_000 });
     expect(await page.locator("#root").innerText()).not.toContain("Loading");

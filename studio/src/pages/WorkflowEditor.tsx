@@ -7,12 +7,72 @@ import { navigate } from "../router.ts";
 import { useAsync } from "../use-async.ts";
 import { WorkflowGraph } from "../WorkflowGraph.tsx";
 import { YamlEditor, type LineProblem } from "../YamlEditor.tsx";
-import { addStep, connectSteps, deleteStep, NEW_WORKFLOW, parseWorkflow, setStepField, STEP_TYPES } from "../workflow-graph.ts";
+import {
+  addStep,
+  connectSteps,
+  deleteStep,
+  fieldKind,
+  loadStepTypes,
+  NEW_WORKFLOW,
+  parseWorkflow,
+  setStepField,
+  setStepWithField,
+  type JsonSchema,
+  type StepTypeSchema,
+} from "../workflow-graph.ts";
 import { lineDiff } from "../line-diff.ts";
 
 type Version = { number: number; source: string; createdAt: string };
 
-function StepPanel({ source, id, onChange }: { source: string; id: string; onChange: (source: string) => void }) {
+/** One field of a step's `with`, generated from its JSON Schema; written to the YAML when it loses focus. */
+function WithField({ name, schema, value, required, onCommit }: { name: string; schema: JsonSchema; value: unknown; required: boolean; onCommit: (v: unknown) => void }) {
+  const kind = fieldKind(schema);
+  const id = `with-${name}`;
+  const text = value === undefined ? "" : typeof value === "string" ? value : JSON.stringify(value);
+  const commit = (raw: string) => {
+    if (raw === text) return;
+    if (raw.trim() === "") return onCommit(undefined);
+    if (raw.includes("${{")) return onCommit(raw);
+    if (kind.type === "number" || kind.type === "integer") return onCommit(Number.isFinite(Number(raw)) ? Number(raw) : raw);
+    if (kind.type === "boolean") return onCommit(raw === "true" ? true : raw === "false" ? false : raw);
+    if (kind.type === "object" || kind.type === "array" || kind.type === "any") {
+      try {
+        return onCommit(JSON.parse(raw));
+      } catch {
+        return onCommit(raw);
+      }
+    }
+    return onCommit(raw);
+  };
+  let control;
+  if (kind.type === "enum" || kind.type === "boolean") {
+    const options = kind.type === "boolean" ? ["true", "false"] : (kind.enum ?? []).map(String);
+    control = (
+      <select id={id} defaultValue={text} onChange={(e) => commit(e.target.value)}>
+        <option value="">{schema.default !== undefined ? `default (${String(schema.default)})` : "—"}</option>
+        {options.map((o) => (
+          <option key={o}>{o}</option>
+        ))}
+        {text && !options.includes(text) && <option>{text}</option>}
+      </select>
+    );
+  } else if (kind.type === "object" || kind.type === "array" || kind.type === "any" || text.includes("\n"))
+    control = <textarea id={id} rows={3} defaultValue={text} onBlur={(e) => commit(e.target.value)} placeholder="JSON or ${{ expression }}" />;
+  else control = <input id={id} defaultValue={text} onBlur={(e) => commit(e.target.value)} onKeyDown={(e) => e.key === "Enter" && commit(e.currentTarget.value)} placeholder={kind.type} />;
+  return (
+    <div className="field">
+      <label htmlFor={id}>
+        {name}
+        {required ? " *" : ""} <small>{kind.type}</small>
+      </label>
+      {control}
+      {schema.description && <small className="hint">{schema.description}</small>}
+    </div>
+  );
+}
+
+/** The selected step: its `if`, and its `with` as a form generated from the step type's JSON Schema (JSON where the schema has no fields). */
+function StepPanel({ source, id, types, onChange }: { source: string; id: string; types: StepTypeSchema[]; onChange: (source: string) => void }) {
   const step = useMemo(() => {
     try {
       return ((parse(source) as { steps?: Array<Record<string, unknown>> })?.steps ?? []).find((s) => s?.id === id);
@@ -21,35 +81,47 @@ function StepPanel({ source, id, onChange }: { source: string; id: string; onCha
     }
   }, [source, id]);
   const [withText, setWithText] = useState(() => JSON.stringify(step?.with ?? {}, null, 2));
-  const [ifText, setIfText] = useState(() => String(step?.if ?? ""));
   const [error, setError] = useState<string | null>(null);
   if (!step) return null;
-  function apply() {
+  const type = types.find((t) => t.uses === step.uses);
+  const fields = type?.with?.properties;
+  const current = (step.with && typeof step.with === "object" ? step.with : {}) as Record<string, unknown>;
+  const write = (edit: () => string) => {
     try {
-      let next = setStepField(source, id, "with", JSON.parse(withText || "{}"));
-      next = setStepField(next, id, "if", ifText.trim() || undefined);
       setError(null);
-      onChange(next);
+      onChange(edit());
     } catch (e) {
-      setError(`with must be JSON: ${(e as Error).message}`);
+      setError((e as Error).message);
     }
-  }
+  };
   return (
     <section className="step-panel" aria-label={`Step ${id}`}>
       <h3>
         Step <code>{id}</code> <small>{String(step.uses)}</small>
       </h3>
-      <label>
-        if
-        <input value={ifText} onChange={(e) => setIfText(e.target.value)} placeholder="${{ expression }}" />
-      </label>
-      <label>
-        with (JSON)
-        <textarea rows={6} value={withText} onChange={(e) => setWithText(e.target.value)} />
-      </label>
+      {type?.description && <p className="hint">{type.description}</p>}
+      <div className="field">
+        <label htmlFor="step-if">if</label>
+        <input id="step-if" defaultValue={String(step.if ?? "")} placeholder="${{ expression }}" onBlur={(e) => e.target.value.trim() !== String(step.if ?? "") && write(() => setStepField(source, id, "if", e.target.value.trim() || undefined))} />
+      </div>
+      {fields && Object.keys(fields).length > 0 ? (
+        <fieldset className="input-form">
+          <legend>with</legend>
+          {Object.entries(fields).map(([name, schema]) => (
+            <WithField key={name} name={name} schema={schema} value={current[name]} required={type?.with?.required?.includes(name) ?? false} onCommit={(v) => write(() => setStepWithField(source, id, name, v))} />
+          ))}
+        </fieldset>
+      ) : (
+        <div className="field">
+          <label htmlFor="step-with">with (JSON)</label>
+          <textarea id="step-with" rows={6} value={withText} onChange={(e) => setWithText(e.target.value)} />
+          <button type="button" onClick={() => write(() => setStepField(source, id, "with", JSON.parse(withText || "{}")))}>
+            Apply to YAML
+          </button>
+        </div>
+      )}
       <div className="actions">
-        <button type="button" onClick={apply}>Apply to YAML</button>
-        <button type="button" className="danger" onClick={() => onChange(deleteStep(source, id))}>
+        <button type="button" className="danger" onClick={() => write(() => deleteStep(source, id))}>
           Delete step
         </button>
       </div>
@@ -85,6 +157,7 @@ function Editor({ slug, initial, versions }: { slug: string | null; initial: str
   const [runInput, setRunInput] = useState<Record<string, unknown>>({});
 
   const parsed = useMemo(() => parseWorkflow(source), [source]);
+  const types = useAsync(loadStepTypes, []).data ?? [];
   const inputs = useMemo(() => {
     try {
       return ((parse(source) as { inputs?: Record<string, InputSpec> })?.inputs ?? {}) as Record<string, InputSpec>;
@@ -94,10 +167,17 @@ function Editor({ slug, initial, versions }: { slug: string | null; initial: str
   }, [source]);
   const problems: LineProblem[] = useMemo(() => [...parsed.errors, ...serverProblems], [parsed, serverProblems]);
 
-  function change(next: string) {
+  // The step panel keeps its fields while it is the one writing; any other edit (YAML, graph) refreshes it.
+  const [revision, setRevision] = useState(0);
+  function changeFromPanel(next: string) {
     setSource(next);
     setServerProblems([]);
     setMessage(null);
+    setError(null);
+  }
+  function change(next: string) {
+    changeFromPanel(next);
+    setRevision((r) => r + 1);
   }
   function graphEdit(edit: () => string) {
     try {
@@ -149,7 +229,7 @@ function Editor({ slug, initial, versions }: { slug: string | null; initial: str
         <label>
           Step type
           <select value={palette} onChange={(e) => setPalette(e.target.value)} aria-label="Step type to add">
-            {STEP_TYPES.map((t) => (
+            {(types.length ? types.map((t) => t.uses) : ["transform"]).map((t) => (
               <option key={t}>{t}</option>
             ))}
           </select>
@@ -192,8 +272,9 @@ function Editor({ slug, initial, versions }: { slug: string | null; initial: str
             onConnect={(from, to) => graphEdit(() => connectSteps(source, from, to))}
             onDeleteNodes={(ids) => graphEdit(() => ids.reduce((s, id) => deleteStep(s, id), source))}
             onSelect={setSelected}
+            selectedId={selected}
           />
-          {selected && <StepPanel key={`${selected}:${source.length}`} source={source} id={selected} onChange={change} />}
+          {selected && <StepPanel key={`${selected}:${revision}`} source={source} id={selected} types={types} onChange={changeFromPanel} />}
         </div>
       </div>
       {diffVersion && (

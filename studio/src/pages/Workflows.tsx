@@ -1,3 +1,4 @@
+import { useState } from "react";
 import { gql } from "../api.ts";
 import { linkProps } from "../router.ts";
 import { useAsync } from "../use-async.ts";
@@ -11,7 +12,16 @@ export function Workflows() {
     () => gql<{ workflows: Workflow[] }>(`query { workflows { slug createdAt published { number } versions { number createdAt } } }`).then((d) => d.workflows),
     [],
   );
-  const runs = useAsync(() => gql<{ runs: RunRow[] }>(`query { runs(limit: 20) { id status createdAt version { slug number } } }`).then((d) => d.runs), []);
+  const [runSlug, setRunSlug] = useState("");
+  const [runStatus, setRunStatus] = useState("");
+  const runs = useAsync(
+    () =>
+      gql<{ runs: RunRow[] }>(`query Runs($slug: String, $status: RunStatus) { runs(limit: 50, slug: $slug, status: $status) { id status createdAt version { slug number } } }`, {
+        slug: runSlug || null,
+        status: runStatus || null,
+      }).then((d) => d.runs),
+    [runSlug, runStatus],
+  );
   return (
     <>
       <h1>Workflows</h1>
@@ -38,7 +48,27 @@ export function Workflows() {
           ))}
         </tbody>
       </table>
-      <h2>Recent runs</h2>
+      <h2>Runs</h2>
+      <form className="filters" aria-label="Run filters" onSubmit={(e) => e.preventDefault()}>
+        <label>
+          Workflow
+          <select value={runSlug} onChange={(e) => setRunSlug(e.target.value)}>
+            <option value="">All</option>
+            {(workflows.data ?? []).map((w) => (
+              <option key={w.slug}>{w.slug}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Status
+          <select value={runStatus} onChange={(e) => setRunStatus(e.target.value)}>
+            <option value="">All</option>
+            {["QUEUED", "RUNNING", "WAITING", "SUCCEEDED", "FAILED", "CANCELLED"].map((s) => (
+              <option key={s}>{s}</option>
+            ))}
+          </select>
+        </label>
+      </form>
       <table aria-label="Runs">
         <thead>
           <tr><th>Run</th><th>Workflow</th><th>Status</th><th>Started</th></tr>
