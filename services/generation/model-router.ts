@@ -24,6 +24,7 @@ import { OpenAICompatibleProvider } from "./openai-compatible-provider.ts";
 import { errorClassOf, providerError, retryableClasses, retryAfterOf } from "./provider-error.ts";
 import { TransformersProvider } from "./transformers-provider.ts";
 import type { UsageMeter } from "./usage-meter.ts";
+import { inSpan } from "../observability/tracing.ts";
 
 /** The request of a capability, less the model (the alias decides it). */
 type Without<T> = Omit<T, "model" | "signal">;
@@ -42,6 +43,9 @@ const MAX_BACKOFF_MS = 30_000;
  * exponential backoff on retryable errors (honouring Retry-After), then the
  * alias's fallbacks on the error classes it names. Usage lands in the meter.
  */
+/** gen_ai.operation.name for each capability (OpenTelemetry's names where it has one). */
+const GEN_AI_OPERATIONS: Partial<Record<Capability, string>> = { chat: "chat", embed: "embeddings", generateImage: "generate_content", caption: "generate_content", transcribe: "transcribe", speak: "speech" };
+
 export class ModelRouter {
   private readonly providers = new Map<string, LanguageModelProvider>();
 
@@ -147,7 +151,27 @@ export class ModelRouter {
       }
       try {
         const started = Date.now();
-        const { result, attempts } = await this.withRetries(alias, spec, options.signal, mayTryAgain, (signal) => invoke(provider, spec, signal));
+        // A span per model call with the OpenTelemetry gen_ai conventions (model, tokens in and out), never the prompt.
+        const operation = GEN_AI_OPERATIONS[capability] ?? capability;
+        const { result, attempts } = await inSpan(
+          `${operation} ${spec.model}`,
+          {
+            "gen_ai.operation.name": operation,
+            "gen_ai.provider.name": spec.provider,
+            "gen_ai.request.model": spec.model,
+            "tessera.model.alias": alias,
+            ...(capability === "chat" && spec.maxTokens !== undefined ? { "gen_ai.request.max_tokens": spec.maxTokens } : {}),
+            ...(capability === "chat" && spec.temperature !== undefined ? { "gen_ai.request.temperature": spec.temperature } : {}),
+          },
+          async (span) => {
+            const outcome = await this.withRetries(alias, spec, options.signal, mayTryAgain, (signal) => invoke(provider, spec, signal));
+            span.setAttributes({ "tessera.attempts": outcome.attempts });
+            if (outcome.result.usage) {
+              span.setAttributes({ "gen_ai.usage.input_tokens": outcome.result.usage.promptTokens, "gen_ai.usage.output_tokens": outcome.result.usage.completionTokens });
+            }
+            return outcome;
+          },
+        );
         options.usage?.add({
           alias,
           provider: spec.provider,

@@ -74,9 +74,34 @@ export function contentCaptured(): boolean {
   return captureContent;
 }
 
-/** The telemetry BullMQ queues and workers take, so a job's spans continue the trace that queued it; undefined when tracing is off. */
+/** What BullMQ puts on its spans that is content: a job's return value (generated text), progress and failure text. */
+const QUEUE_CONTENT_ATTRIBUTES = new Set(["bullmq.job.result", "bullmq.job.progress", "bullmq.job.failed.reason"]);
+
+function withoutContent<A extends Record<string, unknown> | undefined>(attributes: A): A {
+  if (!attributes || captureContent) return attributes;
+  return Object.fromEntries(Object.entries(attributes).filter(([key]) => !QUEUE_CONTENT_ATTRIBUTES.has(key))) as A;
+}
+
+/**
+ * The telemetry BullMQ queues and workers take, so a job's spans continue the
+ * trace that queued it (W3C context in the job's options); undefined when
+ * tracing is off. BullMQ's own content attributes are dropped unless
+ * OTEL_CAPTURE_CONTENT=1.
+ */
 export function queueTelemetry(): BullMQOtel | undefined {
-  return sdk ? new BullMQOtel({ tracerName: "tessera-queue" }) : undefined;
+  if (!sdk) return undefined;
+  const telemetry = new BullMQOtel({ tracerName: "tessera-queue" });
+  const tracer = telemetry.tracer;
+  const startSpan = tracer.startSpan.bind(tracer);
+  tracer.startSpan = (name, options, parent) => {
+    const span = startSpan(name, options, parent);
+    const { setAttribute, setAttributes, addEvent } = span;
+    span.setAttribute = (key, value) => (captureContent || !QUEUE_CONTENT_ATTRIBUTES.has(key) ? setAttribute.call(span, key, value) : undefined);
+    span.setAttributes = (attributes) => setAttributes.call(span, withoutContent(attributes));
+    span.addEvent = (eventName: string, attributes?: Parameters<typeof addEvent>[1]) => addEvent.call(span, eventName, withoutContent(attributes));
+    return span;
+  };
+  return telemetry;
 }
 
 /**
@@ -119,4 +144,18 @@ export function contextFromHeaders(headers: Record<string, string | string[] | u
 export function activeTraceId(): string | undefined {
   const spanContext = trace.getActiveSpan()?.spanContext();
   return spanContext && trace.isSpanContextValid(spanContext) ? spanContext.traceId : undefined;
+}
+
+/** As inSpan, for synchronous work (fusion, ranking). */
+export function inSpanSync<T>(name: string, attributes: Attributes, fn: (span: Span) => T): T {
+  return tracer.startActiveSpan(name, { attributes }, (span) => {
+    try {
+      return fn(span);
+    } catch (error) {
+      markFailed(span, error);
+      throw error;
+    } finally {
+      span.end();
+    }
+  });
 }

@@ -2,6 +2,7 @@ import type { Modality } from "../core/database.ts";
 import { ErrorCode, TesseraError } from "../core/errors.ts";
 import type { ModelRuntime, SpaceVectors } from "../models/model-runtime.ts";
 import { loadConfig, type Config } from "../core/config.ts";
+import { inSpan, inSpanSync } from "../observability/tracing.ts";
 import { decodeQueryFile, type QueryDecodeLimits } from "./query-file.ts";
 import type { VectorFilter, VectorHit, VectorStore } from "./vector-store.ts";
 
@@ -89,15 +90,25 @@ export async function crossModalSearch(
   }
   const filter: VectorFilter = { ...request.filter, modalities: request.modalities, excludeAssetIds };
   const candidates = Math.min(limit * CHUNKS_PER_ASSET, 400);
+  // A span per space queried and one for the fusion (services/observability); the query text is in none.
   const rankings = await Promise.all(
-    probes.map((probe) =>
-      probe.text !== undefined && request.alpha !== undefined
-        ? store.hybrid(projectId, { space: probe.space, vector: probe.vector, text: probe.text, alpha: request.alpha, limit: candidates, filter })
-        : store.nearVector(projectId, { space: probe.space, vector: probe.vector, limit: candidates, filter }),
-    ),
+    probes.map((probe) => {
+      const hybrid = probe.text !== undefined && request.alpha !== undefined;
+      return inSpan(`search.space ${probe.space}`, { "tessera.search.space": probe.space, "tessera.search.hybrid": hybrid, "tessera.search.candidates": candidates }, async (span) => {
+        const hits = hybrid
+          ? await store.hybrid(projectId, { space: probe.space, vector: probe.vector, text: probe.text!, alpha: request.alpha!, limit: candidates, filter })
+          : await store.nearVector(projectId, { space: probe.space, vector: probe.vector, limit: candidates, filter });
+        span.setAttribute("tessera.search.hits", hits.length);
+        return hits;
+      });
+    }),
   );
   const queryText = "text" in request.query ? request.query.text : undefined;
-  return fuseRankings(rankings, queryText, weights).slice(0, limit);
+  return inSpanSync("search.fusion", { "tessera.search.spaces": rankings.length }, (span) => {
+    const fused = fuseRankings(rankings, queryText, weights).slice(0, limit);
+    span.setAttribute("tessera.search.hits", fused.length);
+    return fused;
+  });
 }
 
 /**

@@ -1,3 +1,4 @@
+import { trace } from "@opentelemetry/api";
 import type { AppContext } from "../../services/app/app-context.ts";
 import { untilAborted } from "../../services/core/abort.ts";
 import { Prisma, type StepRun } from "../../services/core/database.ts";
@@ -36,6 +37,9 @@ export async function executeStep(app: AppContext, job: StepJob, attempt: number
   const step = stepOf(definition, row, parent);
   const type = step && findStepType(step.uses);
   if (!step || !type) throw new TesseraError(ErrorCode.INVALID_WORKFLOW, `step "${row.key}" has no runnable definition`);
+  // The worker's span for this step, named by it (never its input).
+  trace.getActiveSpan()?.updateName(`workflow.step ${row.key}`);
+  trace.getActiveSpan()?.setAttributes({ "tessera.workflow.step": row.key, "tessera.workflow.step_type": step.uses });
 
   // A fan-out or child run that was already started is not started again.
   if (row.status === "RUNNING" && (await alreadyHandedOver(app, row, Boolean(type.templateKey)))) return advanceRun(app, run.id, { requeue: true });
