@@ -1,19 +1,33 @@
 /**
- * `.env.example` comes from the configuration schema (services/core/config.ts): every variable, its default and
- * its doc comment, read from the schema's source with the TypeScript parser (so the comments need no second copy).
+ * `.env.example` comes from the settings schemas (services/core/config.ts, and the webhooks' own): every variable,
+ * its default and its doc comment, read from the schema's source with the TypeScript parser (so the comments need
+ * no second copy).
  * `npm run env:example` writes it; test/unit/deploy-config.test.ts fails when the file and the schema drift apart.
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import ts from "typescript";
 import { loadConfig } from "../services/core/config.ts";
+import { webhookSettings } from "../services/webhooks/webhook-settings.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
-export const CONFIG_SOURCE = path.join(ROOT, "services/core/config.ts");
 export const ENV_EXAMPLE = path.join(ROOT, ".env.example");
+
+/** The settings schemas, each a `const <schema> = z.object({...})` in its file, and how each applies its defaults. */
+export const SCHEMAS = [
+  { file: "services/core/config.ts", schema: "ConfigSchema", title: "", defaults: () => loadConfig({}) as unknown as Record<string, unknown> },
+  {
+    file: "services/webhooks/webhook-settings.ts",
+    schema: "SettingsSchema",
+    title: "Webhooks (services/webhooks/webhook-settings.ts)",
+    defaults: () => webhookSettings({}) as unknown as Record<string, unknown>,
+  },
+] as const;
 
 export type ConfigVariable = {
   name: string;
+  /** The file of its schema. */
+  source: string;
   /** The default as it would be written in a .env file; undefined when the variable is optional (unset by default). */
   defaultValue: string | undefined;
   /** The doc comment written just above it in the schema, if any (it may speak for the variables after it too). */
@@ -87,19 +101,22 @@ function chainCalls(expression: ts.Expression): ts.CallExpression[] {
 
 const calledName = (call: ts.CallExpression) => (ts.isPropertyAccessExpression(call.expression) ? call.expression.name.text : "");
 
-/** Every variable of `ConfigSchema`, in the schema's order. */
-export function configVariables(sourceText = readFileSync(CONFIG_SOURCE, "utf8")): ConfigVariable[] {
-  const source = ts.createSourceFile("config.ts", sourceText, ts.ScriptTarget.ES2023, true);
+/** Every variable of every settings schema, in the schemas' order. */
+export function configVariables(): ConfigVariable[] {
+  return SCHEMAS.flatMap(({ file, schema, defaults }) => schemaVariables(file, schema, defaults()));
+}
+
+function schemaVariables(file: string, schemaName: string, defaults: Record<string, unknown>): ConfigVariable[] {
+  const source = ts.createSourceFile(file, readFileSync(path.join(ROOT, file), "utf8"), ts.ScriptTarget.ES2023, true);
   let shape: ts.ObjectLiteralExpression | undefined;
   source.forEachChild(function visit(node) {
-    if (ts.isVariableDeclaration(node) && node.name.getText(source) === "ConfigSchema" && node.initializer && ts.isCallExpression(node.initializer)) {
+    if (ts.isVariableDeclaration(node) && node.name.getText(source) === schemaName && node.initializer && ts.isCallExpression(node.initializer)) {
       const [argument] = node.initializer.arguments;
       if (argument && ts.isObjectLiteralExpression(argument)) shape = argument;
     }
     node.forEachChild(visit);
   });
-  if (!shape) throw new Error(`no ConfigSchema = z.object({...}) in ${CONFIG_SOURCE}`);
-  const defaults = loadConfig({}) as unknown as Record<string, unknown>;
+  if (!shape) throw new Error(`no ${schemaName} = z.object({...}) in ${file}`);
   return shape.properties.filter(ts.isPropertyAssignment).map((property) => {
     const name = property.name.getText(source);
     const calls = chainCalls(property.initializer);
@@ -113,7 +130,7 @@ export function configVariables(sourceText = readFileSync(CONFIG_SOURCE, "utf8")
     }
     const [choicesNode] = enumCall?.arguments ?? [];
     const choices = choicesNode && ts.isArrayLiteralExpression(choicesNode) ? choicesNode.elements.filter(ts.isStringLiteral).map((element) => element.text) : undefined;
-    return { name, defaultValue, comment: commentOf(property, source) ?? BARE_NOTES[name], choices };
+    return { name, source: file, defaultValue, comment: commentOf(property, source) ?? BARE_NOTES[name], choices };
   });
 }
 
@@ -131,11 +148,17 @@ export function renderEnvExample(variables = configVariables()): string {
         "Tessera's settings, with their defaults. Copy to .env and change what you need: every entry point",
         "(npm start, the gateway, the worker, the CLI) reads .env from the directory it starts in, and a variable",
         "set in the real environment wins over .env. A line left commented out is unset.",
-        "Generated from services/core/config.ts by `npm run env:example`; a test fails when the two drift apart.",
+        "Generated from the settings schemas (services/core/config.ts first) by `npm run env:example`; a test fails",
+        "when they drift apart.",
       ].join("\n"),
     ),
   ];
+  let source = SCHEMAS[0].file as string;
   for (const variable of variables) {
+    if (variable.source !== source) {
+      source = variable.source;
+      blocks.push(hash(SCHEMAS.find((schema) => schema.file === source)?.title || source));
+    }
     const lines: string[] = [];
     if (variable.comment) lines.push(hash(variable.comment));
     if (variable.choices) lines.push(`# one of: ${variable.choices.join(", ")}`);
