@@ -5,6 +5,7 @@ import { bracketMatching, defaultHighlightStyle, syntaxHighlighting } from "@cod
 import { lintGutter, setDiagnostics, type Diagnostic } from "@codemirror/lint";
 import { EditorState } from "@codemirror/state";
 import { EditorView, keymap, lineNumbers } from "@codemirror/view";
+import { oneDark } from "@codemirror/theme-one-dark";
 import { useEffect, useRef } from "react";
 import { STEP_TYPES } from "./workflow-graph.ts";
 
@@ -40,7 +41,8 @@ export function YamlEditor({ value, onChange, problems }: { value: string; onCha
           lineNumbers(),
           history(),
           bracketMatching(),
-          syntaxHighlighting(defaultHighlightStyle),
+          // Light or dark as the system is (the rest of the studio follows prefers-color-scheme too).
+          matchMedia("(prefers-color-scheme: dark)").matches ? oneDark : syntaxHighlighting(defaultHighlightStyle),
           yaml(),
           autocompletion({ override: [complete] }),
           lintGutter(),

@@ -139,6 +139,15 @@ describe.skipIf(!CHROMIUM)("Tessera Studio in chromium", () => {
     const spans = await t.graphql(`{ __type(name: "IndexedTextSpan") { name } }`, {}, key);
     if (spans.data?.__type) await expect.poll(() => page.getByRole("region", { name: "OCR" }).innerText(), { timeout: 30_000 }).toContain("PANCAKE RECIPE");
     await screenshot("asset");
+
+    // An audio asset: a player and its waveform, decoded in the browser from Asset.contentUrl.
+    await page.goBack();
+    await gallery.getByRole("link", { name: "tone.wav" }).click();
+    await expect.poll(() => page.getByTestId("asset-status").textContent(), { timeout: LONG }).toBe("READY");
+    const signed = await t.graphql(`{ __type(name: "Asset") { fields { name } } }`, {}, key);
+    if (signed.data?.__type?.fields?.some((f: { name: string }) => f.name === "contentUrl")) {
+      await page.getByRole("img", { name: "Waveform of tone.wav" }).waitFor();
+    }
   }, 420_000);
 
   it("a text query finds the image by the words in it, and dropping the image finds it too", async () => {

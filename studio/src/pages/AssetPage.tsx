@@ -3,6 +3,7 @@ import { assetFields, gql, type Asset, type TextSpan } from "../api.ts";
 import { navigate } from "../router.ts";
 import { formatBytes, useAsync } from "../use-async.ts";
 import { AssetPreview } from "./AssetCard.tsx";
+import { Waveform } from "../Waveform.tsx";
 
 /** Lines of text that decoding found (OCR lines, transcript segments), wherever `media` keeps them. */
 function Segments({ name, items }: { name: string; items: unknown[] }) {
@@ -121,6 +122,7 @@ export function AssetPage({ id }: { id: string }) {
       <div className="asset-layout">
         <div className="asset-media">
           <AssetPreview asset={a} large />
+          {a.modality === "AUDIO" && a.contentUrl && <Waveform url={a.contentUrl} label={a.filename ?? a.id} />}
           {!a.contentUrl && <p className="hint">This gateway does not serve asset content to the studio (no Asset.contentUrl).</p>}
         </div>
         <div>

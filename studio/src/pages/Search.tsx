@@ -17,6 +17,32 @@ export function Search() {
   const [hits, setHits] = useState<Hit[] | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  const [recorder, setRecorder] = useState<MediaRecorder | null>(null);
+
+  /** Records a clip from the microphone; stopping it searches with the clip. */
+  async function toggleRecording() {
+    if (recorder) {
+      recorder.stop();
+      return;
+    }
+    try {
+      const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+      const next = new MediaRecorder(stream);
+      const chunks: Blob[] = [];
+      next.ondataavailable = (e) => chunks.push(e.data);
+      next.onstop = () => {
+        stream.getTracks().forEach((t) => t.stop());
+        setRecorder(null);
+        const clip = new File(chunks, "recording.webm", { type: next.mimeType || "audio/webm" });
+        setFile(clip);
+        void run(undefined, clip);
+      };
+      next.start();
+      setRecorder(next);
+    } catch (e) {
+      setError(`cannot record: ${(e as Error).message}`);
+    }
+  }
   const spaces = useAsync(
     () => gql<{ models: Array<{ space: string | null }> }>(`query { models { space } }`).then((d) => [...new Set(d.models.map((m) => m.space).filter((s): s is string => !!s))]),
     [],
@@ -93,6 +119,11 @@ export function Search() {
               }}
             />
           </label>
+          {typeof MediaRecorder !== "undefined" && (
+            <button type="button" className={`secondary${recorder ? " recording" : ""}`} onClick={toggleRecording} aria-pressed={!!recorder}>
+              {recorder ? "Stop recording" : "Record"}
+            </button>
+          )}
           <button type="submit" disabled={busy}>
             {busy ? "Searching…" : "Search"}
           </button>
