@@ -3,6 +3,7 @@ import { loadDotEnv, tesseraVersion } from "../app/command-line.ts";
 import { registerAssetsCommands } from "./commands/assets.ts";
 import { registerIngestCommands } from "./commands/ingest.ts";
 import { registerKeysCommands } from "./commands/keys.ts";
+import { registerMcpCommands } from "./commands/mcp.ts";
 import { registerModelsCommands } from "./commands/models.ts";
 import { registerProjectorCommands } from "./commands/projector.ts";
 import { registerSearchCommands } from "./commands/search.ts";
@@ -30,6 +31,7 @@ program.hook("preAction", () => {
 registerAssetsCommands(program);
 registerIngestCommands(program);
 registerKeysCommands(program);
+registerMcpCommands(program);
 registerModelsCommands(program);
 registerProjectorCommands(program);
 registerSearchCommands(program);
