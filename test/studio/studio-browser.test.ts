@@ -216,6 +216,14 @@ describe.skipIf(!CHROMIUM)("Tessera Studio in chromium", () => {
     // The editor's own lint marks the line.
     await page.locator(".cm-lint-marker-error, .cm-lintRange-error").first().waitFor();
 
+    // Completion offers the gateway's step types after `uses:`.
+    await page.locator(".cm-content").click();
+    await page.keyboard.press("Control+End");
+    await page.keyboard.insertText("  - id: b\n    uses: ");
+    await page.keyboard.press("Control+Space");
+    await page.locator(".cm-tooltip-autocomplete", { hasText: "generate.text" }).waitFor();
+    await page.keyboard.press("Escape");
+
     await setYaml(
       [
         "apiVersion: tessera/v1",
@@ -235,6 +243,24 @@ describe.skipIf(!CHROMIUM)("Tessera Studio in chromium", () => {
     );
     const graph = page.getByTestId("workflow-graph");
     await graph.locator('[data-step-id="after"]').waitFor();
+    // Hovering a step type shows its description from the workflow JSON Schema.
+    const word = await page.evaluate(() => {
+      const line = [...document.querySelectorAll(".cm-line")].find((l) => l.textContent?.includes("uses: wait"));
+      const walker = document.createTreeWalker(line!, NodeFilter.SHOW_TEXT);
+      for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        const at = node.textContent!.indexOf("wait");
+        if (at < 0) continue;
+        const range = document.createRange();
+        range.setStart(node, at);
+        range.setEnd(node, at + 4);
+        const box = range.getBoundingClientRect();
+        return { x: box.x + box.width / 2, y: box.y + box.height / 2 };
+      }
+      return null;
+    });
+    expect(word).toBeTruthy();
+    await page.mouse.move(word!.x, word!.y);
+    await page.locator(".cm-hover-doc", { hasText: "Pause the run" }).waitFor();
     // The selected node's `with`, as a form generated from the step type's JSON Schema, writes the YAML.
     await graph.locator('[data-step-id="ask"]').click();
     const panel = page.getByRole("region", { name: "Step ask" });
