@@ -133,6 +133,26 @@ describe("MCP server at /mcp", () => {
     expect((await outsider.listResources()).resources).toEqual([]);
   });
 
+  it("get_asset gives an image the text it was indexed by (OCR), and media without those spans", async () => {
+    const other = await t.createProject();
+    const asset = await t.app.db.asset.create({
+      data: {
+        projectId: other.projectId,
+        modality: "IMAGE",
+        sha256: "e".repeat(64),
+        mimeType: "image/png",
+        byteSize: 10,
+        source: "upload",
+        status: "READY",
+        media: { width: 8, height: 8, indexedText: [{ kind: "OCR", text: "EMERGENCY EXIT", start: 0, end: 0 }, { kind: "OCR", text: "KEEP CLEAR", start: 0, end: 0 }] },
+      },
+    });
+    const client = await connect(other.key);
+    const result = await client.callTool({ name: "get_asset", arguments: { id: asset.id } });
+    expect(result.structuredContent).toMatchObject({ id: asset.id, modality: "IMAGE", text: "EMERGENCY EXIT\nKEEP CLEAR", media: { width: 8, height: 8 } });
+    expect((result.structuredContent as { media: Record<string, unknown> }).media).not.toHaveProperty("indexedText");
+  });
+
   it("pages resources/list over the project's assets", async () => {
     const other = await t.createProject();
     // Rows only (resources/list reads no bytes): 55 assets, one page of 50 and one of 5.

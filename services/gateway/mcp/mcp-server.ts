@@ -4,6 +4,7 @@ import type { CallToolResult, ReadResourceResult } from "@modelcontextprotocol/s
 import { ErrorCode as McpErrorCode, ListResourcesRequestSchema, McpError } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 import { ingestFromUrl, ingestText, ingestUntyped } from "../../assets/ingest-sources.ts";
+import { mediaWithoutText, readIndexedText } from "../../assets/asset-text.ts";
 import type { AppContext } from "../../app/app-context.ts";
 import { Modality, type Asset, type Project } from "../../core/database.ts";
 import { ErrorCode, TesseraError } from "../../core/errors.ts";
@@ -68,7 +69,7 @@ const assetOutput = {
   media: z.unknown(),
   error: z.unknown().nullable(),
   createdAt: z.string(),
-  text: z.string().nullable().describe("A text asset's text (the first 100,000 characters); null for other assets."),
+  text: z.string().nullable().describe("A text asset's text, or what another asset was indexed by (PDF text, OCR lines, a transcript); the first 100,000 characters; null when there is none."),
 };
 
 export type McpCaller = { app: AppContext; project: Project };
@@ -135,10 +136,14 @@ async function searchAssets(caller: McpCaller, input: { text?: string; assetId?:
   });
 }
 
+/** A plain text asset's text; for the others the text they were indexed by (PDF text, OCR lines, transcript), joined. */
 async function assetText(caller: McpCaller, asset: Asset): Promise<string | null> {
-  if (!isPlainText(asset)) return null;
-  const bytes = await caller.app.blobs.read(asset.sha256);
-  return bytes.subarray(0, MAX_TEXT_CHARS * 4).toString("utf8").slice(0, MAX_TEXT_CHARS);
+  if (isPlainText(asset)) {
+    const bytes = await caller.app.blobs.read(asset.sha256);
+    return bytes.subarray(0, MAX_TEXT_CHARS * 4).toString("utf8").slice(0, MAX_TEXT_CHARS);
+  }
+  const spans = (await readIndexedText(caller.app, asset)).filter((span) => span.text.trim() !== "");
+  return spans.length ? spans.map((span) => span.text).join("\n").slice(0, MAX_TEXT_CHARS) : null;
 }
 
 function assetUri(id: string) {
@@ -250,7 +255,7 @@ export async function createMcpServer(caller: McpRequestCaller): Promise<McpServ
           filename: asset.filename,
           tags: asset.tags,
           metadata: asset.metadata,
-          media: asset.media,
+          media: mediaWithoutText(asset.media),
           error: asset.error ?? null,
           createdAt: asset.createdAt.toISOString(),
           text: await assetText(caller, asset),
