@@ -1,4 +1,5 @@
-import type { Readable } from "node:stream";
+import { createHash } from "node:crypto";
+import { Readable } from "node:stream";
 import type { Config } from "../core/config.ts";
 import { constraintViolation, type Asset, type Database, type Job, type Modality, type Prisma } from "../core/database.ts";
 import { ErrorCode, TesseraError } from "../core/errors.ts";
@@ -46,6 +47,30 @@ export async function findIngestByIdempotencyKey(app: { db: Database }, projectI
   return { asset: job.asset, job };
 }
 
+/** What a reused idempotency key with other content gets: nothing is stored, the first asset is named. */
+export function idempotencyConflict(key: string, assetId: string) {
+  return new TesseraError(
+    ErrorCode.IDEMPOTENCY_CONFLICT,
+    `idempotency key "${key}" was already used for other content (asset ${assetId}); nothing of this request was stored: use a new key for new content`,
+    { assetId },
+  );
+}
+
+async function sha256Of(bytes: Readable | Uint8Array, maxBytes: number): Promise<string> {
+  const hash = createHash("sha256");
+  if (!(bytes instanceof Readable)) return hash.update(bytes).digest("hex");
+  let size = 0;
+  for await (const chunk of bytes) {
+    size += (chunk as Buffer).length;
+    if (size > maxBytes) {
+      bytes.destroy();
+      throw new TesseraError(ErrorCode.PAYLOAD_TOO_LARGE, `content is larger than the limit of ${maxBytes} bytes`);
+    }
+    hash.update(chunk as Buffer);
+  }
+  return hash.digest("hex");
+}
+
 /**
  * Stores the bytes, records the asset and its ingest job, and enqueues the job.
  * The same bytes in one project are one asset. If any step fails, nothing the
@@ -60,7 +85,13 @@ export async function ingestContent(
 ): Promise<IngestResult> {
   if (options.idempotencyKey) {
     const previous = await findIngestByIdempotencyKey(app, projectId, options.idempotencyKey);
-    if (previous) return previous;
+    if (previous) {
+      // A retry gets the first answer; other content under the same key is a mistake the caller must hear of.
+      // The bytes are hashed as they stream by, never stored.
+      const sha256 = await sha256Of(content.bytes, app.config.MAX_UPLOAD_BYTES);
+      if (sha256 !== previous.asset.sha256) throw idempotencyConflict(options.idempotencyKey, previous.asset.id);
+      return previous;
+    }
   }
 
   await checkConcurrentJobs(app, projectId);

@@ -81,10 +81,11 @@ export async function ingestUntyped(app: UntypedIngestDependencies, projectId: s
 /** Fetches a URL through the SSRF guard and ingests what it returns. */
 export async function ingestFromUrl(app: UntypedIngestDependencies, projectId: string, url: string, options: IngestOptions): Promise<IngestResult> {
   checkIngestOptions(app.config, options);
-  // A retried request must not fetch again.
+  // A retried request for the URL the key was first used with does not fetch again; any other URL (or one that
+  // redirected) is fetched and its bytes compared by ingestContent: other content is IDEMPOTENCY_CONFLICT.
   if (options.idempotencyKey) {
     const previous = await findIngestByIdempotencyKey(app, projectId, options.idempotencyKey);
-    if (previous) return previous;
+    if (previous && previous.asset.source === "url" && previous.asset.sourceUrl === url) return previous;
   }
   const response = await safeFetch(url, { headers: { accept: "*/*" } }, fetchPolicy(app.config));
   if (!response.ok) {

@@ -89,9 +89,10 @@ export function createGateway(app: AppContext, options: GatewayOptions = {}) {
         costLimit: { maxCost: config.GRAPHQL_MAX_COST },
         maxDirectives: { n: 50 },
         maxTokens: { n: 5000 },
-        blockFieldSuggestion: { enabled: true },
+        // Suggestions are hidden (unless introspection is on) by useValidationErrorCodes, which also works under tsx.
+        blockFieldSuggestion: { enabled: false },
       }) as Plugin,
-      useValidationErrorCodes(),
+      useValidationErrorCodes({ showSuggestions: config.GRAPHQL_INTROSPECTION }),
       useStreamedUploads({
         maxFileBytes: config.MAX_UPLOAD_BYTES,
         maxRequestBytes: config.MAX_UPLOAD_BYTES + 1024 * 1024,

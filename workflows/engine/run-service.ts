@@ -264,6 +264,12 @@ export async function resumeRun(app: AppContext, projectId: string, runId: strin
   });
   if (!count) throw new TesseraError(ErrorCode.CONFLICT, `step "${stepId}" was resumed or cancelled meanwhile`);
   publishRunEvent(app, { runId, type: RunEventType.STEP_FINISHED, stepId: step.stepId, stepKey: step.key, status: "SUCCEEDED", output: parsed.data });
+  // The run goes on: unless another step still waits, it is RUNNING from now, as the planner would make it, so the
+  // caller is answered with the state after the resume rather than the WAITING it read first.
+  const going = await app.db.$executeRaw`
+    UPDATE "Run" SET status = 'RUNNING' WHERE id = ${runId} AND status = 'WAITING'
+      AND NOT EXISTS (SELECT 1 FROM "StepRun" WHERE "runId" = ${runId} AND status = 'WAITING')`;
+  if (going) publishRunEvent(app, { runId, type: RunEventType.RUN_STATUS, status: "RUNNING" });
   await enqueueAdvance(app, runId, projectId, `resume_${step.id}`);
-  return run;
+  return (await app.db.run.findFirst({ where: { id: run.id, projectId } })) ?? run;
 }
