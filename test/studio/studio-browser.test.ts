@@ -22,7 +22,7 @@ import { TEST_WEAVIATE_GRPC_PORT, TEST_WEAVIATE_URL } from "../support/test-env.
  * Skipped, and only then, when no chromium is installed (`apt-get install -y chromium`, or set CHROMIUM_PATH).
  */
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/lib/chromium/chromium"].find((p) => existsSync(p));
+const CHROMIUM = [process.env.CHROMIUM_PATH, "/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/lib/chromium/chromium"].find((p) => p && existsSync(p));
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const ARTIFACTS = path.join(ROOT, "studio", "test-artifacts");
 const LONG = 180_000;
@@ -148,6 +148,13 @@ describe.skipIf(!CHROMIUM)("Tessera Studio in chromium", () => {
     if (signed.data?.__type?.fields?.some((f: { name: string }) => f.name === "contentUrl")) {
       await page.getByRole("img", { name: "Waveform of tone.wav" }).waitFor();
     }
+
+    // Delete, after the confirmation: back to the gallery, without it.
+    page.once("dialog", (dialog) => void dialog.accept());
+    await page.getByRole("button", { name: "Delete" }).click();
+    await page.getByRole("heading", { name: "Assets" }).waitFor();
+    await gallery.locator("li", { hasText: "pancake-card.png" }).waitFor();
+    await expect.poll(() => gallery.locator("li", { hasText: "tone.wav" }).count()).toBe(0);
   }, 420_000);
 
   it("a text query finds the image by the words in it, and dropping the image finds it too", async () => {
