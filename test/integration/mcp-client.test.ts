@@ -6,6 +6,7 @@ import path from "node:path";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import sharp from "sharp";
 import { z } from "zod";
 import { closeModelRouter } from "../../services/generation/app-model-router.ts";
 import { startFakeOpenAIServer, type FakeOpenAIServer } from "../support/fake-openai-server.ts";
@@ -25,6 +26,7 @@ type LocalMcp = { url: string; port: number; calls: Array<{ tool: string; args: 
 /** An MCP server with `add` and `fail`, that answers only requests carrying `x-api-key: SERVER_KEY`. */
 async function startLocalMcpServer(): Promise<LocalMcp> {
   const calls: LocalMcp["calls"] = [];
+  const png = await sharp({ create: { width: 16, height: 16, channels: 3, background: "#f80" } }).png().toBuffer();
   const http: Server = createServer(async (req, res) => {
     const key = req.headers["x-api-key"] as string | undefined;
     if (key !== SERVER_KEY) {
@@ -40,6 +42,10 @@ async function startLocalMcpServer(): Promise<LocalMcp> {
         return { content: [{ type: "text", text: String(a + b) }], structuredContent: { sum: a + b } };
       },
     );
+    server.registerTool("picture", { description: "Draws an orange square.", inputSchema: {} }, async () => {
+      calls.push({ tool: "picture", args: {}, key });
+      return { content: [{ type: "text", text: "an orange square" }, { type: "image", data: png.toString("base64"), mimeType: "image/png" }] };
+    });
     server.registerTool("fail", { description: "Always fails.", inputSchema: {} }, async () => {
       calls.push({ tool: "fail", args: {}, key });
       return { isError: true, content: [{ type: "text", text: "the calculator is broken" }] };
@@ -178,6 +184,19 @@ describe("mcp.call step", () => {
     expect(unknownTool.error).toMatchObject({ code: "MCP_TOOL_ERROR" });
     const unknownServer = await callOnce(`{ server: nobody, tool: add }`);
     expect(unknownServer.error).toMatchObject({ code: "NOT_FOUND" });
+  });
+
+  it("keeps returned images as assets with keepMedia; their parts then name the asset instead of carrying the bytes", async () => {
+    const run = await callOnce(`{ server: calc, tool: picture, keepMedia: true }`);
+    expect(run.error).toBeNull();
+    const result = (run.output as { result: { content: any[]; assets: Array<{ assetId: string; mimeType: string }> } }).result;
+    expect(result.assets).toHaveLength(1);
+    expect(result.content).toEqual([{ type: "text", text: "an orange square" }, { type: "image", mimeType: "image/png", assetId: result.assets[0]!.assetId }]);
+    const asset = await t.app.db.asset.findUniqueOrThrow({ where: { id: result.assets[0]!.assetId } });
+    expect(asset).toMatchObject({ projectId, modality: "IMAGE", mimeType: "image/png", tags: ["mcp"] });
+    // Without keepMedia the bytes stay in the output.
+    const plain = await callOnce(`{ server: calc, tool: picture }`);
+    expect((plain.output as { result: { content: any[] } }).result.content[1]).toMatchObject({ type: "image", data: expect.any(String) });
   });
 
   it("refuses a private URL that is not allowed with URL_NOT_ALLOWED, before connecting", async () => {

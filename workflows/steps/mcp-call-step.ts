@@ -1,4 +1,6 @@
+import { Readable } from "node:stream";
 import { z } from "zod";
+import { ingestUntyped } from "../../services/assets/ingest-sources.ts";
 import { ErrorCode, TesseraError } from "../../services/core/errors.ts";
 import { openMcpServer } from "../../services/mcp-client/mcp-servers.ts";
 import { textOf } from "../../services/mcp-client/mcp-session.ts";
@@ -19,6 +21,7 @@ export const mcpCallStep = defineStepType({
       tool: z.string().min(1).max(128),
       arguments: z.record(z.string(), z.unknown()).default({}),
       failOnError: z.boolean().default(true).describe("Fail the step with MCP_TOOL_ERROR when the tool answers isError."),
+      keepMedia: z.boolean().default(false).describe("Ingest the images and audio the tool returns as assets; their parts then carry assetId instead of data."),
     })
     .strict(),
   output: z
@@ -26,6 +29,7 @@ export const mcpCallStep = defineStepType({
       content: z.array(z.unknown()).describe("The tool's content parts (text, image, audio, resource links)."),
       structuredContent: z.record(z.string(), z.unknown()).nullable(),
       isError: z.boolean(),
+      assets: z.array(z.object({ assetId: z.string(), jobId: z.string(), mimeType: z.string() }).strict()).optional().describe("With keepMedia: the assets made of the returned media, in order."),
     })
     .strict(),
   async run(input, context) {
@@ -38,7 +42,25 @@ export const mcpCallStep = defineStepType({
           tool: input.tool,
         });
       }
-      return output;
+      if (!input.keepMedia) return output;
+      // Each media part becomes an asset, once however often the step runs (its row and the part's index are the key).
+      const assets: Array<{ assetId: string; jobId: string; mimeType: string }> = [];
+      const content: unknown[] = [];
+      for (const [index, part] of output.content.entries()) {
+        if ((part.type !== "image" && part.type !== "audio") || typeof part.data !== "string") {
+          content.push(part);
+          continue;
+        }
+        const { asset, job } = await ingestUntyped(
+          context.app,
+          context.projectId,
+          { bytes: Readable.from([Buffer.from(part.data, "base64")]), source: "upload", claimedMimeType: part.mimeType, filename: `${input.tool}-${index}` },
+          { idempotencyKey: `workflow-step:${context.stepRunId}:mcp-media:${index}`, tags: ["mcp"] },
+        );
+        assets.push({ assetId: asset.id, jobId: job.id, mimeType: asset.mimeType });
+        content.push({ type: part.type, mimeType: part.mimeType, assetId: asset.id });
+      }
+      return { ...output, content: content as typeof output.content, assets };
     } finally {
       await session.close();
     }
