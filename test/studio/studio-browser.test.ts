@@ -122,10 +122,17 @@ describe.skipIf(!CHROMIUM)("Tessera Studio in chromium", () => {
     await page.getByLabel("Choose files to upload").setInputFiles([
       { name: "pancake-card.png", mimeType: "image/png", buffer: image },
       { name: "tone.wav", mimeType: "audio/wav", buffer: wav },
+      // More files than the studio uploads or watches at once (2 and 3): the rest wait their turn.
+      ...["river", "mountain", "harbour", "meadow"].map((word, n) => ({
+        name: `note-${n}.txt`,
+        mimeType: "text/plain",
+        buffer: Buffer.from(`A short note about the ${word}, number ${n}, written ${Date.now()}.`),
+      })),
     ]);
     const uploads = page.getByRole("list", { name: "Uploads" });
     await uploads.getByRole("progressbar", { name: "Progress of pancake-card.png" }).waitFor();
-    await uploads.locator('li[data-phase="ready"]').nth(1).waitFor({ timeout: LONG });
+    await expect.poll(() => uploads.locator('li[data-phase="ready"]').count(), { timeout: LONG }).toBe(6);
+    expect(await uploads.locator('li[data-phase="failed"]').count()).toBe(0);
     const gallery = page.getByRole("list", { name: "Gallery" });
     await gallery.locator('li[data-status="READY"]', { hasText: "pancake-card.png" }).waitFor({ timeout: LONG });
     await gallery.locator('li[data-status="READY"]', { hasText: "tone.wav" }).waitFor({ timeout: LONG });

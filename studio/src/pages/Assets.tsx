@@ -7,6 +7,31 @@ type Upload = { name: string; phase: "uploading" | "processing" | "ready" | "fai
 type JobEvent = { jobEvents: { status: string; progress: number; message: string | null; error: { code: string; message: string } | null } };
 
 const MODALITIES = ["IMAGE", "AUDIO", "VIDEO", "TEXT"];
+
+/**
+ * At most `n` at once, the rest wait their turn. A browser keeps about six
+ * HTTP/1.1 connections per host and each open subscription holds one, so a
+ * drop of fifty files must not open fifty: the page's own queries would stall.
+ */
+function limiter(n: number) {
+  let active = 0;
+  const waiting: Array<() => void> = [];
+  return {
+    async acquire(): Promise<() => void> {
+      if (active >= n) await new Promise<void>((resolve) => waiting.push(resolve));
+      active++;
+      let released = false;
+      return () => {
+        if (released) return;
+        released = true;
+        active--;
+        waiting.shift()?.();
+      };
+    },
+  };
+}
+const uploadSlots = limiter(2);
+const watchSlots = limiter(3);
 const STATUSES = ["READY", "PENDING", "PROCESSING", "FAILED"];
 
 /** Drag-and-drop (or pick) many files; each gets a bar: bytes sent, then the ingest job's progress from `jobEvents`. */
@@ -29,33 +54,47 @@ function UploadZone({ onDone }: { onDone: () => void }) {
   }
 
   async function send(file: File, index: number) {
+    let ingest: { asset: { id: string }; job: { id: string } };
+    const releaseUpload = await uploadSlots.acquire();
     try {
-      const { ingest } = await gqlUpload<{ ingest: { asset: { id: string }; job: { id: string } } }>(
+      ({ ingest } = await gqlUpload<{ ingest: { asset: { id: string }; job: { id: string } } }>(
         INGEST,
         { file: null },
         "file",
         file,
         file.name,
         (fraction) => update(index, { progress: fraction * 0.3 }),
-      );
-      update(index, { phase: "processing", progress: 0.3, assetId: ingest.asset.id });
-      onDone();
-      const stop = subscribe<JobEvent>(JOB_EVENTS, { id: ingest.job.id }, {
-        onData: ({ jobEvents: event }) => {
-          if (event.status === "SUCCEEDED") {
-            update(index, { phase: "ready", progress: 1, message: "READY" });
-            onDone();
-          } else if (event.status === "FAILED" || event.status === "CANCELLED") {
-            update(index, { phase: "failed", message: event.error?.message ?? event.status });
-            onDone();
-          } else update(index, { progress: 0.3 + 0.7 * event.progress, message: event.message ?? event.status });
-        },
-        onError: (error) => update(index, { message: `live progress lost: ${error.message}` }),
-      });
-      stops.current.push(stop);
+      ));
     } catch (error) {
       update(index, { phase: "failed", message: (error as Error).message });
+      return;
+    } finally {
+      releaseUpload();
     }
+    update(index, { phase: "processing", progress: 0.3, assetId: ingest.asset.id, message: "queued" });
+    onDone();
+    // jobEvents starts with the job's state now, so a job that finished while waiting for a slot is seen at once.
+    const releaseWatch = await watchSlots.acquire();
+    const stop = subscribe<JobEvent>(JOB_EVENTS, { id: ingest.job.id }, {
+      onData: ({ jobEvents: event }) => {
+        if (event.status === "SUCCEEDED") {
+          update(index, { phase: "ready", progress: 1, message: "READY" });
+          onDone();
+        } else if (event.status === "FAILED" || event.status === "CANCELLED") {
+          update(index, { phase: "failed", message: event.error?.message ?? event.status });
+          onDone();
+        } else update(index, { progress: 0.3 + 0.7 * event.progress, message: event.message ?? event.status });
+      },
+      onError: (error) => {
+        releaseWatch();
+        update(index, { message: `live progress lost: ${error.message}` });
+      },
+      onComplete: releaseWatch,
+    });
+    stops.current.push(() => {
+      stop();
+      releaseWatch();
+    });
   }
 
   function drop(event: DragEvent) {
