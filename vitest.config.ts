@@ -11,6 +11,8 @@ export default defineConfig({
   },
   test: {
     include: ["test/**/*.test.ts"],
+    // The Redis and Weaviate cluster tests: `npm run test:cluster` (vitest.cluster.config.ts).
+    exclude: ["**/node_modules/**", "test/cluster/**"],
     globalSetup: ["test/support/global-setup.ts"],
     // Integration tests talk to real services; each file uses its own project and queue prefix.
     testTimeout: 60_000,

@@ -36,9 +36,9 @@ export type AppContext = {
 
 export async function createAppContext(config: Config, logger = createLogger(config.LOG_LEVEL)): Promise<AppContext> {
   const db = createDatabase(config.DATABASE_URL);
-  const redis = createRedis(config.REDIS_URL);
-  const redisSubscriber = createRedis(config.REDIS_URL);
-  const redisRequests = createRequestRedis(config.REDIS_URL);
+  const redis = createRedis(config);
+  const redisSubscriber = createRedis(config);
+  const redisRequests = createRequestRedis(config);
   // Its errors reach the callers of enqueue; unhandled, ioredis would print each failed reconnect.
   redisRequests.on("error", () => {});
   const queues = new JobQueues(redisRequests, { prefix: config.QUEUE_PREFIX, addTimeoutMs: config.QUEUE_ADD_TIMEOUT_MS, telemetry: queueTelemetry() });

@@ -1,6 +1,7 @@
 import pg from "pg";
 import { Redis } from "ioredis";
 import type { Config } from "./config.ts";
+import { createRequestRedis } from "./redis.ts";
 import { redactSecrets } from "./secret-redaction.ts";
 
 export class DependencyUnavailableError extends Error {
@@ -13,6 +14,10 @@ export class DependencyUnavailableError extends Error {
     super(redactSecrets(`${dependency} is not reachable at ${address} (${cause}).\n${hint}`));
     this.name = "DependencyUnavailableError";
   }
+}
+
+function timeout(ms: number, message: string) {
+  return new Promise<never>((_, reject) => setTimeout(() => reject(new Error(message)), ms).unref());
 }
 
 function describe(error: unknown) {
@@ -43,17 +48,20 @@ export async function checkPostgres(config: Config) {
 /** Redis answers PING within a few seconds, or we say where we looked. */
 export async function checkRedis(config: Config) {
   const url = new URL(config.REDIS_URL);
-  const address = `${url.hostname}:${url.port || 6379}`;
-  const redis = new Redis(config.REDIS_URL, {
-    lazyConnect: true,
-    connectTimeout: 3000,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-    enableOfflineQueue: false,
-  });
+  const cluster = config.REDIS_CLUSTER_NODES.length > 0;
+  const address = cluster ? `${config.REDIS_CLUSTER_NODES.join(",")} (cluster)` : `${url.hostname}:${url.port || 6379}`;
+  const redis = cluster
+    ? createRequestRedis(config, { lazyConnect: true, connectTimeout: 3000, maxRetriesPerRequest: 0 })
+    : new Redis(config.REDIS_URL, {
+        lazyConnect: true,
+        connectTimeout: 3000,
+        maxRetriesPerRequest: 0,
+        retryStrategy: () => null,
+        enableOfflineQueue: false,
+      });
   redis.on("error", () => {}); // reported below
   try {
-    await redis.connect();
+    await (cluster ? Promise.race([redis.connect(), timeout(10_000, "the cluster did not become ready")]) : redis.connect());
     await redis.ping();
   } catch (error) {
     throw new DependencyUnavailableError(
