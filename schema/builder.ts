@@ -3,13 +3,27 @@ import DataloaderPlugin from "@pothos/plugin-dataloader";
 import RelayPlugin from "@pothos/plugin-relay";
 import ScopeAuthPlugin from "@pothos/plugin-scope-auth";
 import { DateTimeResolver, JSONResolver } from "graphql-scalars";
-import { missingApiKeyError, type GatewayContext, type ProjectContext } from "../services/gateway/context.ts";
+import { AuthScopeFailureType, type AuthFailure } from "@pothos/plugin-scope-auth";
+import { API_KEY_SCOPES } from "../services/core/api-keys.ts";
+import { missingApiKeyError, missingScopeError, type GatewayContext, type ProjectContext } from "../services/gateway/context.ts";
+
+/** The first key scope (read, write, admin) a refusal names, if it was one of those. */
+function failedScope(failure: AuthFailure): string | undefined {
+  if (failure.kind === AuthScopeFailureType.AuthScope) return failure.scope === "project" ? undefined : failure.scope;
+  if (failure.kind === AuthScopeFailureType.AllAuthScopes || failure.kind === AuthScopeFailureType.AnyAuthScopes) {
+    for (const inner of failure.failures) {
+      const scope = failedScope(inner);
+      if (scope) return scope;
+    }
+  }
+  return undefined;
+}
 
 /** The one Pothos builder; each file beside this adds the types of one domain. */
 export const builder = new SchemaBuilder<{
   Context: GatewayContext;
   /** `project`: the caller sent a valid API key; `t.withAuth({ project: true })` narrows the context to it. */
-  AuthScopes: { project: boolean };
+  AuthScopes: { project: boolean; read: boolean; write: boolean; admin: boolean };
   AuthContexts: { project: ProjectContext };
   DefaultFieldNullability: false;
   /** Every connection counts what its filters match, counted only when `totalCount` is asked for. */
@@ -24,8 +38,16 @@ export const builder = new SchemaBuilder<{
   plugins: [ScopeAuthPlugin, RelayPlugin, DataloaderPlugin],
   defaultFieldNullability: false,
   scopeAuth: {
-    authScopes: (context) => ({ project: context.project !== null }),
-    unauthorizedError: () => missingApiKeyError(),
+    authScopes: (context) => {
+      // Contexts built by hand (tests executing the schema) carry no scopes: they act with all of them.
+      const scopes: readonly string[] = context.project === null ? [] : (context.apiKeyScopes ?? API_KEY_SCOPES);
+      return { project: context.project !== null, read: scopes.includes("read"), write: scopes.includes("write"), admin: scopes.includes("admin") };
+    },
+    unauthorizedError: (_parent, context, _info, result) => {
+      if (!context.project) return missingApiKeyError();
+      const scope = failedScope(result.failure);
+      return scope ? missingScopeError(scope) : missingApiKeyError();
+    },
     // A subscription is refused when it starts, not at its first event.
     authorizeOnSubscribe: true,
   },
@@ -54,10 +76,10 @@ export const builder = new SchemaBuilder<{
 });
 
 // Deny by default: every root field needs the `project` scope unless it opts out (only `health` does).
-builder.queryType({ authScopes: { project: true }, description: "Reads. Every field but `health` needs `Authorization: Bearer <api key>` and sees only the key's project." });
-builder.mutationType({ authScopes: { project: true }, description: "Writes, each within the API key's project." });
+builder.queryType({ authScopes: { $all: { project: true, read: true } }, description: "Reads. Every field but `health` needs `Authorization: Bearer <api key>` and sees only the key's project." });
+builder.mutationType({ authScopes: { $all: { project: true, write: true } }, description: "Writes, each within the API key's project." });
 builder.subscriptionType({
-  authScopes: { project: true },
+  authScopes: { $all: { project: true, read: true } },
   description: "Live events over Server-Sent Events or graphql-ws, within the API key's project.",
 });
 

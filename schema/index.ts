@@ -7,6 +7,7 @@ import "./search.ts";
 import "./workflows.ts";
 import "./generate.ts";
 import "./models.ts";
+import "./keys.ts";
 import "./mcp-servers.ts";
 import "./triggers.ts";
 import "./webhooks.ts";

@@ -75,7 +75,7 @@ export function createGateway(app: AppContext, options: GatewayOptions = {}) {
     context: async (initial) => {
       const fromWebSocket = (initial as { connectionParams?: Record<string, unknown> }).connectionParams;
       const caller = await (fromWebSocket ? callerOfConnection(fromWebSocket) : initial.request ? callerOfRequest(initial.request) : null);
-      return { app, project: caller?.project ?? null, apiKeyHash: caller?.keyHash ?? null };
+      return { app, project: caller?.project ?? null, apiKeyHash: caller?.keyHash ?? null, apiKeyScopes: caller?.scopes ?? [], apiKeyId: caller?.keyId ?? null, forgetApiKey: (hash: string) => apiKeys.forget(hash) };
     },
     plugins: [
       useRateLimits(app),

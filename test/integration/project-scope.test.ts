@@ -80,7 +80,9 @@ describe("the project scope", () => {
     const roots = [schema.getQueryType(), schema.getMutationType(), schema.getSubscriptionType()] as GraphQLObjectType[];
     const open: string[] = [];
     for (const root of roots) {
-      expect((root.extensions.pothosOptions as { authScopes?: unknown }).authScopes, root.name).toEqual({ project: true });
+      // The project always; with the key scope of the operation's kind (read, write), issue #19.
+      const scope = root === schema.getMutationType() ? "write" : "read";
+      expect((root.extensions.pothosOptions as { authScopes?: unknown }).authScopes, root.name).toEqual({ $all: { project: true, [scope]: true } });
       for (const field of Object.values(root.getFields())) {
         if ((field.extensions.pothosOptions as { skipTypeScopes?: boolean }).skipTypeScopes) open.push(field.name);
       }
