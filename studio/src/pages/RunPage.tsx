@@ -4,6 +4,7 @@ import { InputForm, type InputSpec } from "../InputForm.tsx";
 import { linkProps } from "../router.ts";
 import { WorkflowGraph } from "../WorkflowGraph.tsx";
 import { parseWorkflow } from "../workflow-graph.ts";
+import { groupToolCalls, nodeStatuses } from "../run-steps.ts";
 
 type StepRun = {
   id: string;
@@ -108,14 +109,8 @@ export function RunPage({ id }: { id: string }) {
   }, [id]);
 
   const graph = useMemo(() => (run ? parseWorkflow(run.version.source) : null), [run?.version.source]);
-  const statuses = useMemo(() => {
-    const out: Record<string, string> = {};
-    for (const step of run?.steps ?? []) {
-      // A map's items share their step's node: show the least finished of them.
-      if (!out[step.stepId] || !TERMINAL.has(step.status)) out[step.stepId] = step.status;
-    }
-    return out;
-  }, [run]);
+  const statuses = useMemo(() => nodeStatuses(run?.steps ?? []), [run]);
+  const grouped = useMemo(() => groupToolCalls(run?.steps ?? []), [run]);
 
   async function cancel() {
     try {
@@ -140,18 +135,19 @@ export function RunPage({ id }: { id: string }) {
       </p>
       {error && <p role="alert" className="error">{error}</p>}
       {run.error && <p className="error">{run.error.code}: {run.error.message}</p>}
-      {run.steps.filter((s) => s.status === "WAITING").map((s) => (
+      {run.steps.filter((s) => s.status === "WAITING" && s.id === s.stepId && run.version.definition.steps?.find((d) => d.id === s.stepId)?.uses === "wait").map((s) => (
         <ResumeForm key={s.id} run={run} step={s} onDone={() => refetch.current()} />
       ))}
       {graph && <WorkflowGraph steps={graph.steps} edges={graph.edges} statuses={statuses} />}
       <h2>Steps</h2>
       <ul className="step-runs">
-        {run.steps.map((s) => (
+        {grouped.map(({ row: s, calls }) => (
           <li key={s.id} data-step={s.id}>
             <details>
               <summary>
                 <span className={`badge status-${s.status.toLowerCase()}`}>{s.status}</span> <strong>{s.id}</strong> {duration(s)}
                 {s.attempts > 1 ? ` · ${s.attempts} attempts` : ""}
+                {calls.length > 0 ? ` · ${calls.length} tool calls` : ""}
               </summary>
               {tokens[s.id] && <pre className="tokens">{tokens[s.id]}</pre>}
               <h4>Input</h4>
@@ -159,6 +155,26 @@ export function RunPage({ id }: { id: string }) {
               <h4>Output</h4>
               <pre>{JSON.stringify(s.output, null, 2)}</pre>
               {s.error && <p className="error">{s.error.code}: {s.error.message}</p>}
+              {calls.length > 0 && (
+                <>
+                  <h4>Tool calls</h4>
+                  <ol className="timeline" aria-label={`Tool calls of ${s.id}`}>
+                    {calls.map(({ row: c, attempt, index }) => (
+                      <li key={c.id}>
+                        <details>
+                          <summary>
+                            <span className={`badge status-${c.status.toLowerCase()}`}>{c.status}</span> call {index}
+                            {attempt > 1 ? ` (attempt ${attempt})` : ""}: <code>{String((c.input as { tool?: string } | null)?.tool ?? "")}</code> {duration(c)}
+                          </summary>
+                          <pre>{JSON.stringify((c.input as { arguments?: unknown } | null)?.arguments ?? c.input, null, 2)}</pre>
+                          <pre>{JSON.stringify(c.output, null, 2)}</pre>
+                          {c.error && <p className="error">{c.error.code}: {c.error.message}</p>}
+                        </details>
+                      </li>
+                    ))}
+                  </ol>
+                </>
+              )}
             </details>
           </li>
         ))}
