@@ -11,6 +11,15 @@ const ConfigSchema = z.object({
     .url({ protocol: /^postgres(ql)?$/, error: "must be a postgresql:// URL" })
     .default("postgresql://postgres@127.0.0.1:5432/tessera"),
   REDIS_URL: z.url({ protocol: /^rediss?$/, error: "must be a redis:// URL" }).default("redis://127.0.0.1:6379"),
+  /**
+   * Comma-separated `host:port` seeds of a Redis Cluster; set, Tessera talks to the cluster (REDIS_URL then gives only
+   * the user, password and TLS) and QUEUE_PREFIX must be a hash tag such as `{tessera}`, so that every key lands in one slot.
+   */
+  REDIS_CLUSTER_NODES: z
+    .string()
+    .default("")
+    .transform((value) => value.split(",").map((node) => node.trim()).filter(Boolean))
+    .pipe(z.array(z.string().regex(/^[^\s:]+:\d{1,5}$/, "must be host:port entries, comma-separated"))),
   /** Unset: the embedded vector store under DATA_DIR. */
   WEAVIATE_URL: z.url({ protocol: /^https?$/, error: "must be an http(s):// URL" }).optional(),
   WEAVIATE_GRPC_PORT: z.coerce.number().int().min(1).max(65535).default(50051),
@@ -23,6 +32,13 @@ const ConfigSchema = z.object({
   WEAVIATE_COLLECTION: z.string().regex(/^[A-Z][A-Za-z0-9_]*$/, "must be a Weaviate class name (a capital letter first)").default("TesseraVector"),
   WEAVIATE_VECTOR_INDEX: z.enum(["flat", "hnsw"]).default("flat"),
   /**
+   * Copies of each project's vectors in a Weaviate cluster, set when the collection is created (at most the cluster's
+   * nodes); above 1, async replication brings a node that was down up to date.
+   */
+  WEAVIATE_REPLICATION_FACTOR: z.coerce.number().int().min(1).default(1),
+  /** Replicas that must answer each Weaviate read and acknowledge each write: ONE keeps working with a node down. */
+  WEAVIATE_CONSISTENCY_LEVEL: z.enum(["ONE", "QUORUM", "ALL"]).default("ONE"),
+  /**
    * How long, in all, an ingest's index stage keeps retrying while the vector store cannot be reached (refused,
    * reset, timed out, 5xx, gRPC UNAVAILABLE) before the attempt fails with a retryable SERVICE_UNAVAILABLE; 0: no retries.
    */
@@ -32,7 +48,7 @@ const ConfigSchema = z.object({
   DATA_DIR: z.string().min(1).default(".data"),
   MODELS_DIR: z.string().min(1).default("models"),
   /** Prefix of every BullMQ key, so several deployments can share one Redis. */
-  QUEUE_PREFIX: z.string().regex(/^[\w-]+$/).default("tessera"),
+  QUEUE_PREFIX: z.string().regex(/^(\{[\w-]+\}|[\w-]+)$/, "must be letters, digits, _ or -, or those in braces ({tessera})").default("tessera"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   MAX_UPLOAD_BYTES: z.coerce.number().int().positive().default(100 * 1024 * 1024),
   /** GraphQL limits against hostile queries. */
@@ -161,6 +177,12 @@ const ConfigSchema = z.object({
     .transform((value) => value === "1" || value === "true"),
 });
 
+/** Rules across variables (infra/env-example.ts reads ConfigSchema's own object literal, so they live here). */
+const CheckedConfigSchema = ConfigSchema.refine((config) => config.REDIS_CLUSTER_NODES.length === 0 || /^\{[\w-]+\}$/.test(config.QUEUE_PREFIX), {
+  path: ["QUEUE_PREFIX"],
+  error: "must be a hash tag such as {tessera} when REDIS_CLUSTER_NODES is set (BullMQ's keys of one queue must share a slot)",
+});
+
 export type Config = z.infer<typeof ConfigSchema> & { dataDir: string; modelsDir: string };
 
 export class ConfigError extends Error {
@@ -174,7 +196,7 @@ export class ConfigError extends Error {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // An empty variable means "not set", as in docker-compose files with `VAR=`.
   const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ""));
-  const parsed = ConfigSchema.safeParse(present);
+  const parsed = CheckedConfigSchema.safeParse(present);
   if (!parsed.success) {
     throw new ConfigError(
       parsed.error.issues.map((issue) => {

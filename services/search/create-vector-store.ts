@@ -13,6 +13,8 @@ export async function createVectorStore(config: Config): Promise<VectorStore> {
       apiKey: config.WEAVIATE_API_KEY,
       collection: config.WEAVIATE_COLLECTION,
       vectorIndex: config.WEAVIATE_VECTOR_INDEX,
+      replicationFactor: config.WEAVIATE_REPLICATION_FACTOR,
+      consistencyLevel: config.WEAVIATE_CONSISTENCY_LEVEL,
     });
   }
   return LanceDbVectorStore.open(path.join(config.dataDir, "vectors"));

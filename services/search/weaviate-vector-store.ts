@@ -39,7 +39,16 @@ export type WeaviateOptions = {
   maxBatchesInFlight?: number;
   /** The index of each space's named vector, set when the space is created (default `flat`: exact). */
   vectorIndex?: VectorIndexKind;
+  /**
+   * Copies of each project's shard, on that many nodes, set when the collection is created (default 1). Above 1,
+   * async replication is on, so a node that was down catches up on what it missed.
+   */
+  replicationFactor?: number;
+  /** How many replicas must answer each read and acknowledge each write (default `ONE`: one node down changes nothing). */
+  consistencyLevel?: WeaviateConsistencyLevel;
 };
+
+export type WeaviateConsistencyLevel = "ONE" | "QUORUM" | "ALL";
 
 export type VectorIndexKind = "flat" | "hnsw";
 
@@ -70,6 +79,8 @@ export class WeaviateVectorStore implements VectorStore {
   private readonly batchSize: number;
   private readonly maxBatchesInFlight: number;
   private readonly vectorIndex: VectorIndexKind;
+  private readonly replicationFactor: number;
+  private readonly consistencyLevel: WeaviateConsistencyLevel;
   private knownSpaces: Set<string> | null = null;
   private schemaChange: Promise<void> = Promise.resolve();
   private readonly writers = new Map<string, BatchWriter<WeaviateObject>>();
@@ -82,6 +93,8 @@ export class WeaviateVectorStore implements VectorStore {
     this.batchSize = options.batchSize ?? 500;
     this.maxBatchesInFlight = options.maxBatchesInFlight ?? 2;
     this.vectorIndex = options.vectorIndex ?? "flat";
+    this.replicationFactor = options.replicationFactor ?? 1;
+    this.consistencyLevel = options.consistencyLevel ?? "ONE";
   }
 
   static async connect(options: WeaviateOptions): Promise<WeaviateVectorStore> {
@@ -103,7 +116,7 @@ export class WeaviateVectorStore implements VectorStore {
   }
 
   private collection(): Collection<Properties> {
-    return this.client.collections.use<string, Properties>(this.collectionName);
+    return this.client.collections.use<string, Properties>(this.collectionName).withConsistency(this.consistencyLevel);
   }
 
   private tenant(projectId: string) {
@@ -172,6 +185,7 @@ export class WeaviateVectorStore implements VectorStore {
         await this.client.collections.create<Properties>({
           name: this.collectionName,
           multiTenancy: configure.multiTenancy({ enabled: true, autoTenantCreation: true, autoTenantActivation: true }),
+          replication: configure.replication({ factor: this.replicationFactor, asyncEnabled: this.replicationFactor > 1 }),
           properties: [
             { name: "assetId", dataType: "text", tokenization: "field", indexSearchable: false },
             { name: "space", dataType: "text", tokenization: "field", indexSearchable: false },
