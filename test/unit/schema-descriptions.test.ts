@@ -1,4 +1,6 @@
-import { getNamedType, isObjectType, type GraphQLObjectType } from "graphql";
+import fs from "node:fs";
+import path from "node:path";
+import { getNamedType, isObjectType, parse, validate, type GraphQLObjectType } from "graphql";
 import { describe, expect, it } from "vitest";
 import { schema } from "../../schema/index.ts";
 import { undescribed } from "../support/schema-docs.ts";
@@ -22,5 +24,14 @@ describe("the schema's documentation", () => {
     expect(typeOf("Job", "kind")).toBe("JobKind");
     // The text form stays for old clients, marked deprecated.
     expect((schema.getType("RunEvent") as GraphQLObjectType).getFields().status!.deprecationReason).toMatch(/runStatus/);
+  });
+
+  it("validates the README's examples of run(id) and keys", () => {
+    const readme = fs.readFileSync(path.join(import.meta.dirname, "../../README.md"), "utf8").replace(/\s+/g, " ");
+    const run = "run(id) { id status output error { code message } steps { id stepId status output error { code message } attempts } }";
+    const keys = "{ keys(first: 20) { totalCount edges { node { id name prefix scopes expiresAt lastUsedAt current } } } }";
+    for (const example of [run, keys]) expect(readme).toContain(example);
+    const documents = [`query ($id: ID!) { ${run.replace("run(id)", "run(id: $id)")} }`, keys];
+    for (const source of documents) expect(validate(schema, parse(source)).map((error) => error.message), source).toEqual([]);
   });
 });
