@@ -27,6 +27,8 @@ const ROOT = path.resolve(import.meta.dirname, "../..");
 const ARTIFACTS = path.join(ROOT, "studio", "test-artifacts");
 const LONG = 180_000;
 
+// CI installs chromium (infra/setup-local.sh): there a missing browser is a failure, never a silent skip.
+if (!CHROMIUM && process.env.CI) throw new Error("no chromium found, and CI must run the studio's browser tests: run infra/setup-local.sh (it installs chromium)");
 if (!CHROMIUM) console.warn("studio browser tests SKIPPED: no chromium found; install it with `apt-get install -y chromium` or set CHROMIUM_PATH");
 
 describe.skipIf(!CHROMIUM)("Tessera Studio in chromium", () => {
