@@ -217,3 +217,29 @@ describe("MCP server at /mcp", () => {
     expect(new Set(seen)).toEqual(new Set(urls));
   });
 });
+
+describe("MCP server rate limits", () => {
+  let limited: TestApp;
+
+  beforeAll(async () => {
+    limited = await startTestApp({ env: { RATE_LIMIT_PROJECT_PER_SECOND: "1", RATE_LIMIT_PROJECT_BURST: "0" } });
+  });
+
+  afterAll(async () => {
+    await limited?.close();
+  });
+
+  it("counts /mcp requests against the project's rate, as GraphQL's: 429 with Retry-After past it", async () => {
+    const { key } = await limited.createProject();
+    const url = limited.url.replace(/\/graphql$/, "/mcp");
+    // Ten at once against one request a second (no burst): most are refused.
+    const replies = await Promise.all(Array.from({ length: 10 }, () => rawPost(url, { authorization: `Bearer ${key}` }, INITIALIZE)));
+    const refused = replies.filter((reply) => reply.status === 429);
+    expect(refused.length).toBeGreaterThan(0);
+    expect(refused[0]!.headers["retry-after"]).toMatch(/^\d+$/);
+    expect(JSON.parse(refused[0]!.body).error.message).toMatch(/RATE_LIMIT_PROJECT_PER_SECOND/);
+    // Another project has its own count.
+    const other = await limited.createProject();
+    expect((await rawPost(url, { authorization: `Bearer ${other.key}` }, INITIALIZE)).status).toBe(200);
+  });
+});

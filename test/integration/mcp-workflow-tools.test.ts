@@ -3,6 +3,7 @@ import type { AddressInfo } from "node:net";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createGateway, type Gateway } from "../../services/gateway/gateway.ts";
 import { eventually, startTestApp, type TestApp } from "../support/test-app.ts";
 
 /*
@@ -11,6 +12,8 @@ import { eventually, startTestApp, type TestApp } from "../support/test-app.ts";
  */
 
 let t: TestApp;
+let second: Gateway;
+let secondUrl: string;
 let slow: Server;
 let slowPort: number;
 let key: string;
@@ -37,10 +40,13 @@ beforeAll(async () => {
   slowPort = (slow.address() as AddressInfo).port;
   t = await startTestApp({ worker: { concurrency: 2 }, env: { URL_ALLOW_HOSTS: `127.0.0.1:${slowPort}` } });
   ({ key, projectId } = await t.createProject());
+  second = createGateway(t.app);
+  secondUrl = `http://127.0.0.1:${(await second.listen(0, "127.0.0.1")).port}/mcp`;
 });
 
 afterAll(async () => {
   for (const client of clients) await client.close().catch(() => {});
+  await second?.close();
   await t?.close();
   slow?.closeAllConnections();
   await new Promise<void>((resolve) => (slow ? slow.close(() => resolve()) : resolve()));
@@ -169,5 +175,37 @@ steps:
       return row.status === "CANCELLED" ? row : null;
     }, 30_000);
     expect(ended.status).toBe("CANCELLED");
+  });
+
+  it("a notifications/cancelled sent to another gateway cancels the run the call started (stateless replicas)", async () => {
+    const slug = unique("slow-replica");
+    await publish(`
+apiVersion: tessera/v1
+kind: Workflow
+slug: ${slug}
+mcp: true
+steps:
+  - id: hang
+    uses: http
+    with: { url: "http://127.0.0.1:${slowPort}/never" }
+`);
+    const headers = { "content-type": "application/json", accept: "application/json, text/event-stream", authorization: `Bearer ${key}`, "mcp-protocol-version": "2025-11-25" };
+    const post = (url: string, message: unknown) => fetch(url, { method: "POST", headers, body: JSON.stringify(message) });
+    // The call goes to the first gateway and stays open; the cancellation goes to the second.
+    const call = post(t.url.replace(/\/graphql$/, "/mcp"), { jsonrpc: "2.0", id: "call-77", method: "tools/call", params: { name: slug, arguments: {} } });
+    const run = await eventually(async () => {
+      const row = await t.app.db.run.findFirst({ where: { projectId, workflowVersion: { workflow: { slug } } }, include: { steps: true } });
+      return row?.steps.some((step) => step.status === "RUNNING") ? row : null;
+    }, 30_000);
+    const cancel = await post(secondUrl, { jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: "call-77", reason: "enough" } });
+    expect(cancel.status).toBe(202);
+    const ended = await eventually(async () => {
+      const row = await t.app.db.run.findUniqueOrThrow({ where: { id: run.id } });
+      return row.status === "CANCELLED" ? row : null;
+    }, 30_000);
+    expect(ended.status).toBe("CANCELLED");
+    // The open call answers too: the run ended CANCELLED.
+    const answer = await (await call).text();
+    expect(answer).toContain("CANCELLED");
   });
 });
