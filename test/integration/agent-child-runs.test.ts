@@ -3,6 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { closeModelRouter } from "../../services/generation/app-model-router.ts";
+import { reconcileOnce } from "../../services/worker/reconciler.ts";
 import { startFakeOpenAIServer, type FakeOpenAIServer, type RecordedRequest } from "../support/fake-openai-server.ts";
 import { eventually, startTestApp, type TestApp } from "../support/test-app.ts";
 
@@ -12,6 +13,7 @@ let t: TestApp;
 let fake: FakeOpenAIServer;
 let scratch: string;
 let key: string;
+let projectId: string;
 const depthBefore = process.env.WORKFLOW_MAX_DEPTH;
 
 beforeAll(async () => {
@@ -24,7 +26,7 @@ beforeAll(async () => {
   );
   process.env.PROVIDERS_FILE = providersFile;
   t = await startTestApp({ worker: { concurrency: 4 } }); // four workflow-step slots
-  ({ key } = await t.createProject());
+  ({ key, projectId } = await t.createProject());
 });
 
 afterAll(async () => {
@@ -141,3 +143,48 @@ steps:
   expect(refused).toHaveLength(1);
   expect(refused[0]!.error).toMatchObject({ code: "BAD_USER_INPUT", message: expect.stringContaining("the limit is 3") });
 }, 180_000);
+
+it("an agent waiting for a child run that waits for a person is left alone by the reconciler, and goes on after resumeRun", async () => {
+  const child = unique("approval");
+  await publish(`
+apiVersion: tessera/v1
+kind: Workflow
+slug: ${child}
+steps:
+  - id: approve
+    uses: wait
+    with: { prompt: "approve?" }
+outputs:
+  approved: "\${{ steps.approve.output.ok }}"
+`);
+  const parent = unique("waiter");
+  await publish(`
+apiVersion: tessera/v1
+kind: Workflow
+slug: ${parent}
+steps:
+  - id: ask
+    uses: agent
+    with:
+      prompt: "get an approval"
+      workflows: [${child}]
+      maxIterations: 3
+`);
+  fake.setFallback(callThenAnswer(`workflow_${child}`, {}));
+  const runId = await start(parent);
+  const childRun = await eventually(async () => {
+    const calls = await t.app.db.stepRun.findMany({ where: { runId, parentId: { not: null } }, select: { id: true } });
+    const found = await t.app.db.run.findFirst({ where: { parentStepRunId: { in: calls.map((call) => call.id) } } });
+    return found?.status === "WAITING" ? found : null;
+  }, 60_000);
+  // Nothing of the parent runs while it waits, and the reconciler sees nothing lost (no grace: every row counts).
+  const report = await reconcileOnce(t.app, { graceMs: 0, blobGraceMs: 3_600_000, maxRequeues: 3, projectIds: [projectId] });
+  expect(report).toMatchObject({ jobsRequeued: 0, jobsFailed: 0, stepsRequeued: 0, stepsFailed: 0, runsAdvanced: 0 });
+  expect((await t.app.db.run.findUniqueOrThrow({ where: { id: runId } })).status).toBe("RUNNING");
+
+  const resumed = await t.graphql(`mutation ($id: ID!) { resumeRun(id: $id, stepId: "approve", input: { ok: true }) { id } }`, { id: childRun.id }, key);
+  expect(resumed.errors).toBeUndefined();
+  const run = await ended(runId, 60_000);
+  expect(run.status).toBe("SUCCEEDED");
+  expect(run.steps.find((step) => step.key === "ask")!.output).toMatchObject({ text: expect.stringContaining('"approved":true') });
+}, 120_000);
