@@ -13,7 +13,9 @@
  * reads and drops it, and /metrics is scraped every second; "off" has no
  * tracing SDK at all. prom-client's histograms are observed in both (they are
  * not switchable), so their own cost is in both figures. BENCH_OBS_ROUNDS
- * (default 2) rounds of off/on; the best of each side is compared.
+ * (default 2) rounds of off/on; the best throughput of each side is compared,
+ * and the median CPU time per operation (the whole process, all threads),
+ * which a loaded machine disturbs far less than wall time.
  * Needs PostgreSQL (DATABASE_URL) and Redis (REDIS_URL).
  */
 import { randomUUID } from "node:crypto";
@@ -65,6 +67,7 @@ async function round(tracing: boolean, sink: string, dataDir: string, ingests: n
     await waitForJobs(app, [warm.ingest.job.id]);
 
     const jobIds: string[] = [];
+    const ingestCpu = process.cpuUsage();
     const ingestStarted = performance.now();
     await pool(ingests, concurrency, async (index) => {
       const words = Array.from({ length: 12 }, (_, k) => WORDS[(index * 7 + k * 3) % WORDS.length]).join(" ");
@@ -73,13 +76,16 @@ async function round(tracing: boolean, sink: string, dataDir: string, ingests: n
     });
     await waitForJobs(app, jobIds);
     const ingestSeconds = (performance.now() - ingestStarted) / 1000;
+    const ingestCpuMs = cpuMs(process.cpuUsage(ingestCpu));
 
+    const searchCpu = process.cpuUsage();
     const searchStarted = performance.now();
     await pool(searches, concurrency, async (index) => {
       await graphql(`query BenchSearch($input: SearchInput!) { search(input: $input) { hits { score } } }`, { input: { text: `${WORDS[index % WORDS.length]} ${WORDS[(index + 5) % WORDS.length]}`, limit: 10 } });
     });
     const searchSeconds = (performance.now() - searchStarted) / 1000;
-    return { ingestsPerSec: ingests / ingestSeconds, searchesPerSec: searches / searchSeconds };
+    const searchCpuMs = cpuMs(process.cpuUsage(searchCpu));
+    return { ingestsPerSec: ingests / ingestSeconds, searchesPerSec: searches / searchSeconds, cpuMsPerIngest: ingestCpuMs / ingests, cpuMsPerSearch: searchCpuMs / searches };
   } finally {
     clearInterval(scraper);
     await worker.close();
@@ -90,6 +96,9 @@ async function round(tracing: boolean, sink: string, dataDir: string, ingests: n
     if (tracing) await stopTracing();
   }
 }
+
+/** CPU time of the whole process (all its threads: the model runtime's too), user and system, in ms. */
+const cpuMs = (usage: NodeJS.CpuUsage) => (usage.user + usage.system) / 1000;
 
 async function waitForJobs(app: Awaited<ReturnType<typeof createAppContext>>, ids: string[]) {
   while (true) {
@@ -118,12 +127,13 @@ export default async function observabilityBench() {
   await new Promise<void>((resolve) => sink.listen(0, "127.0.0.1", resolve));
   const sinkUrl = `http://127.0.0.1:${(sink.address() as AddressInfo).port}`;
   await applyMigrations(loadConfig().DATABASE_URL);
-  const results: Record<"off" | "on", Array<{ ingestsPerSec: number; searchesPerSec: number }>> = { off: [], on: [] };
+  type Result = { ingestsPerSec: number; searchesPerSec: number; cpuMsPerIngest: number; cpuMsPerSearch: number };
+  const results: Record<"off" | "on", Result[]> = { off: [], on: [] };
   try {
     for (let index = 0; index < rounds; index++) {
       for (const side of ["off", "on"] as const) {
         const result = await round(side === "on", sinkUrl, path.join(scratch, `${side}-${index}`), ingests, searches, concurrency);
-        log(`round ${index + 1} tracing ${side}: ${result.ingestsPerSec.toFixed(2)} ingests/s, ${result.searchesPerSec.toFixed(1)} searches/s`);
+        log(`round ${index + 1} tracing ${side}: ${result.ingestsPerSec.toFixed(2)} ingests/s (${result.cpuMsPerIngest.toFixed(1)} CPU ms each), ${result.searchesPerSec.toFixed(1)} searches/s (${result.cpuMsPerSearch.toFixed(1)} CPU ms each)`);
         results[side].push(result);
       }
     }
@@ -133,6 +143,12 @@ export default async function observabilityBench() {
   }
   const best = (side: "off" | "on", key: "ingestsPerSec" | "searchesPerSec") => Math.max(...results[side].map((result) => result[key]));
   const overhead = (key: "ingestsPerSec" | "searchesPerSec") => 1 - best("on", key) / best("off", key);
+  // CPU per operation moves far less than wall time on a shared machine: the median of each side is compared.
+  const median = (side: "off" | "on", key: "cpuMsPerIngest" | "cpuMsPerSearch") => {
+    const values = results[side].map((result) => result[key]).sort((a, b) => a - b);
+    return values[Math.floor(values.length / 2)]!;
+  };
+  const cpuOverhead = (key: "cpuMsPerIngest" | "cpuMsPerSearch") => median("on", key) / median("off", key) - 1;
   console.log(
     JSON.stringify({
       bench: "observability",
@@ -146,6 +162,12 @@ export default async function observabilityBench() {
       offSearchesPerSec: Number(best("off", "searchesPerSec").toFixed(1)),
       onSearchesPerSec: Number(best("on", "searchesPerSec").toFixed(1)),
       searchOverhead: Number(overhead("searchesPerSec").toFixed(3)),
+      offCpuMsPerIngest: Number(median("off", "cpuMsPerIngest").toFixed(1)),
+      onCpuMsPerIngest: Number(median("on", "cpuMsPerIngest").toFixed(1)),
+      ingestCpuOverhead: Number(cpuOverhead("cpuMsPerIngest").toFixed(3)),
+      offCpuMsPerSearch: Number(median("off", "cpuMsPerSearch").toFixed(1)),
+      onCpuMsPerSearch: Number(median("on", "cpuMsPerSearch").toFixed(1)),
+      searchCpuOverhead: Number(cpuOverhead("cpuMsPerSearch").toFixed(3)),
       otlpExports: exports,
     }),
   );
