@@ -68,7 +68,9 @@ export async function checkRedis(config: Config) {
       "Redis",
       address,
       describe(error),
-      "Start it with `docker compose up -d redis`, or set REDIS_URL to a running server.",
+      cluster
+        ? "Start the cluster (`bash infra/redis-cluster/redis-cluster.sh start` locally), or set REDIS_CLUSTER_NODES to running nodes."
+        : "Start it with `docker compose up -d redis`, or set REDIS_URL to a running server.",
     );
   } finally {
     redis.disconnect();
