@@ -8,6 +8,7 @@ import { watchRun } from "../workflows/engine/watch-run.ts";
 import { modelWarnings } from "../workflows/engine/model-warnings.ts";
 import type { WorkflowDefinition } from "../workflows/dsl/workflow-schema.ts";
 import { builder } from "./builder.ts";
+import { inputJsonSchema } from "./workflow-input-schema.ts";
 import { direction, rowConnection } from "./connections.ts";
 import { loadLatestVersions, loadStepsOfRuns, loadVersions, loadVersionsOfWorkflows, loadWorkflows } from "./workflow-loaders.ts";
 
@@ -94,6 +95,13 @@ WorkflowVersionRef.implement({
     }),
     contentHash: t.exposeString("contentHash", { description: "Hash of the definition: publishing the same content again returns this version." }),
     definition: t.field({ type: "JSON", description: "The parsed, validated definition.", resolve: (version) => version.definition }),
+    inputSchema: t.field({
+      type: "JSON",
+      description:
+        "A JSON Schema (draft 2020-12) of the `input` `runWorkflow` takes for this version, from the file's `inputs`: what a form or a client can check before it runs. " +
+        "A run's input that does not fit is BAD_USER_INPUT with `details.problems` ([{ path, message }]), one per field.",
+      resolve: (version) => inputJsonSchema((version.definition as unknown as WorkflowDefinition).inputs ?? {}),
+    }),
     source: t.exposeString("source", { description: "The text as published." }),
     warnings: t.stringList({
       description:
