@@ -1,6 +1,7 @@
 import { createServer } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { apiKey, callGateway, GatewayError, gatewayEndpoint, subscribeGateway } from "../../services/cli/gateway-client.ts";
+import { TesseraClient } from "../../packages/client/index.ts";
+import { apiKey, GatewayError, gatewayEndpoint } from "../../services/cli/gateway-client.ts";
 
 const saved = { url: process.env.TESSERA_URL, key: process.env.TESSERA_API_KEY };
 afterEach(() => {
@@ -49,8 +50,9 @@ describe("the CLI's gateway client", () => {
     process.env.TESSERA_URL = `http://127.0.0.1:${port}`;
     process.env.TESSERA_API_KEY = "tsk_test";
     const unreachable = new RegExp(`^cannot reach the gateway at http://127\\.0\\.0\\.1:${port}/graphql .*ECONNREFUSED`);
-    await expect(callGateway("{ health { status } }", {})).rejects.toThrow(unreachable);
-    const events = subscribeGateway("subscription ($id: ID!) { jobEvents(id: $id) { status } }", { id: "x" });
+    const client = new TesseraClient({ url: gatewayEndpoint(), apiKey: () => apiKey() });
+    await expect(client.request("{ health { status } }", {})).rejects.toThrow(unreachable);
+    const events = client.subscribe("subscription ($id: ID!) { jobEvents(id: $id) { status } }", { id: "x" });
     await expect(events.next()).rejects.toThrow(unreachable);
   });
 });

@@ -3,16 +3,8 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import cliProgress from "cli-progress";
 import type { Command } from "commander";
-import { callGateway, GatewayUnreachableError, subscribeGateway } from "../gateway-client.ts";
-
-const INGEST = /* GraphQL */ `
-  mutation Ingest($input: IngestInput!) {
-    ingest(input: $input) { asset { id modality mimeType byteSize status } job { id status } }
-  }
-`;
-const JOB_EVENTS = /* GraphQL */ `
-  subscription JobEvents($id: ID!) { jobEvents(id: $id) { jobId status progress error { code message } } }
-`;
+import { IngestDocument, JobEventsDocument } from "../../../packages/client/index.ts";
+import { gateway, GatewayUnreachableError } from "../gateway-client.ts";
 const FINISHED = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
 
 type Job = { id: string; status: string; progress?: number; error?: { code: string; message: string } | null };
@@ -95,10 +87,12 @@ export function registerIngestCommands(program: Command) {
 
 function ingestOne(source: string, extra: { metadata?: Record<string, unknown>; tags?: string[] }): Promise<Ingested> {
   const input = { ...(extra.metadata ? { metadata: extra.metadata } : {}), ...(extra.tags ? { tags: extra.tags } : {}) };
-  if (isUrl(source)) return callGateway<{ ingest: Ingested }>(INGEST, { input: { ...input, url: source } }).then((data) => data.ingest);
-  return openAsBlob(source).then((blob) =>
-    callGateway<{ ingest: Ingested }>(INGEST, { input: { ...input, file: null } }, [{ path: "variables.input.file", blob, name: path.basename(source) }]),
-  ).then((data) => data.ingest);
+  if (isUrl(source)) return gateway().request(IngestDocument, { input: { ...input, url: source } }).then((data) => data.ingest);
+  return openAsBlob(source)
+    .then((blob) =>
+      gateway().request(IngestDocument, { input: { ...input, file: null } }, { files: [{ path: "variables.input.file", blob, name: path.basename(source) }] }),
+    )
+    .then((data) => data.ingest);
 }
 
 /**
@@ -107,7 +101,7 @@ function ingestOne(source: string, extra: { metadata?: Record<string, unknown>; 
  * subscribed still ends the wait at once.
  */
 async function waitForJob(id: string): Promise<Job> {
-  for await (const { jobEvents: event } of subscribeGateway<{ jobEvents: Omit<Job, "id"> & { jobId: string } }>(JOB_EVENTS, { id })) {
+  for await (const { jobEvents: event } of gateway().subscribe(JobEventsDocument, { id })) {
     if (FINISHED.has(event.status)) return { id: event.jobId, status: event.status, progress: event.progress, error: event.error };
   }
   throw new GatewayUnreachableError(`the gateway ended the events of job ${id} before the job finished`, "the event stream ended");

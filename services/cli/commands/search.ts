@@ -1,13 +1,8 @@
 import { openAsBlob } from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
-import { callGateway } from "../gateway-client.ts";
-
-const SEARCH = /* GraphQL */ `
-  query Search($input: SearchInput!) {
-    search(input: $input) { hits { score snippet spaces asset { id modality mimeType filename } } }
-  }
-`;
+import { SearchDocument, type SearchInput } from "../../../packages/client/index.ts";
+import { gateway } from "../gateway-client.ts";
 
 type Hit = {
   score: number;
@@ -55,17 +50,17 @@ export function registerSearchCommands(program: Command) {
     .action(async (text: string | undefined, options: SearchOptions) => {
       const given = [text, options.file, options.asset].filter((value) => value !== undefined);
       if (given.length !== 1) throw new Error("give exactly one of <text>, --file <path> or --asset <id>");
-      const input: Record<string, unknown> = {
+      const input: SearchInput = {
         limit: Number(options.limit),
         ...(text !== undefined ? { text } : {}),
         ...(options.asset ? { assetId: options.asset } : {}),
-        ...(options.modality ? { modalities: options.modality.map((modality) => modality.toUpperCase()) } : {}),
+        ...(options.modality ? { modalities: options.modality.map((modality) => modality.toUpperCase() as NonNullable<SearchInput["modalities"]>[number]) } : {}),
         ...(options.alpha !== undefined ? { hybrid: { alpha: Number(options.alpha) } } : {}),
         ...(options.tag ? { filter: { tags: options.tag } } : {}),
       };
       // A query file goes as a multipart upload (streamed), in the place of input.file.
       const files = options.file ? [{ path: "variables.input.file", blob: await openAsBlob(options.file), name: path.basename(options.file) }] : [];
-      const { search } = await callGateway<{ search: { hits: Hit[] } }>(SEARCH, { input: options.file ? { ...input, file: null } : input }, files);
+      const { search } = await gateway().request(SearchDocument, { input: options.file ? { ...input, file: null } : input }, { files });
       const hits = search.hits;
       if (options.json) console.log(JSON.stringify(hits, null, 2));
       else printHits(hits);

@@ -2,7 +2,8 @@ import fs from "node:fs/promises";
 import cliProgress from "cli-progress";
 import type { Command } from "commander";
 import { validateWorkflow } from "../../../workflows/dsl/validate-workflow.ts";
-import { callGateway, subscribeGateway } from "../gateway-client.ts";
+import { PublishWorkflowDocument, ResumeRunDocument, RunDocument, type RunEventsSubscription, RunEventsDocument, RunWorkflowDocument } from "../../../packages/client/index.ts";
+import { gateway } from "../gateway-client.ts";
 
 /** `--input key=value`: the value is JSON when it parses as JSON (numbers, booleans, lists), else a string. */
 export function parseInputs(pairs: string[]): Record<string, unknown> {
@@ -22,15 +23,11 @@ export function parseInputs(pairs: string[]): Record<string, unknown> {
   return input;
 }
 
-type RunEvent = { type: string; stepId?: string; stepKey?: string; status?: string; message?: string; token?: string; output?: unknown; error?: { code: string; message: string } };
+type RunEvent = RunEventsSubscription["runEvents"];
 
-const RUN_EVENTS = /* GraphQL */ `
-  subscription RunEvents($id: ID!) { runEvents(id: $id) { type stepId stepKey status message token output error { code message } } }
-`;
-
-/** Follows the runEvents subscription, calling `onEvent` for each, until the gateway ends it with the run. */
-async function followRun(runId: string, onEvent: (event: RunEvent) => void) {
-  for await (const { runEvents } of subscribeGateway<{ runEvents: RunEvent }>(RUN_EVENTS, { id: runId })) onEvent(runEvents);
+/** Follows the runEvents subscription, calling `onEvent` for each, until the gateway ends it with the run or `onEvent` says "stop". */
+async function followRun(runId: string, onEvent: (event: RunEvent) => "stop" | undefined) {
+  for await (const { runEvents } of gateway().subscribe(RunEventsDocument, { id: runId })) if (onEvent(runEvents) === "stop") return;
 }
 
 export function registerWorkflowCommands(program: Command) {
@@ -71,10 +68,7 @@ export function registerWorkflowCommands(program: Command) {
         process.exitCode = 1;
         return;
       }
-      const data = await callGateway<{ publishWorkflow: { slug: string; number: number; createdAt: string } }>(
-        `mutation ($d: String!) { publishWorkflow(definition: $d) { slug number createdAt } }`,
-        { d: definition },
-      );
+      const data = await gateway().request(PublishWorkflowDocument, { definition });
       console.log(`${data.publishWorkflow.slug} version ${data.publishWorkflow.number}`);
     });
 
@@ -87,71 +81,113 @@ export function registerWorkflowCommands(program: Command) {
     .option("--follow", "stream the run's events with a progress display until it ends")
     .action(async (slug: string, options: { input: string[]; version?: string; follow?: boolean }) => {
       const input = parseInputs(options.input);
-      const { runWorkflow: run } = await callGateway<{ runWorkflow: { id: string; status: string; steps: { id: string }[] } }>(
-        `mutation ($slug: String!, $input: JSON, $version: Int) { runWorkflow(slug: $slug, input: $input, version: $version) { id status steps { id } } }`,
-        { slug, input, version: options.version ? Number(options.version) : undefined },
-      );
+      const { runWorkflow: run } = await gateway().request(RunWorkflowDocument, { slug, input, version: options.version ? Number(options.version) : undefined });
       if (!options.follow) {
         console.log(run.id);
         return;
       }
-      console.error(`run ${run.id}`);
-      const interactive = Boolean(process.stderr.isTTY);
-      const bar = interactive
-        ? new cliProgress.SingleBar({ format: "{bar} {value}/{total} steps | {status}", stream: process.stderr }, cliProgress.Presets.shades_classic)
-        : undefined;
-      let total = run.steps.length;
-      let done = 0;
-      bar?.start(total, 0, { status: run.status });
-      // Lines go above the bar: clear the bar's line, print, and draw the bar again.
-      const say = (line: string) => {
-        if (!bar) return console.error(line);
-        process.stderr.write(`\r\x1b[K${line}\n`);
-        bar.update(done);
-      };
-      let final: RunEvent | undefined;
-      await followRun(run.id, (event) => {
-        const who = event.stepKey ?? event.stepId ?? "";
-        switch (event.type) {
-          case "RUN_STATUS":
-            bar?.update({ status: event.status });
-            if (["SUCCEEDED", "FAILED", "CANCELLED"].includes(event.status ?? "")) final = event;
-            else if (!bar) say(`run ${event.status}`);
-            break;
-          case "STEP_STARTED":
-            if (who.includes("[")) bar?.setTotal((total = Math.max(total, done + 1)));
-            say(`▶ ${who} started`);
-            break;
-          case "STEP_FINISHED":
-          case "STEP_SKIPPED":
-            done++;
-            bar?.setTotal((total = Math.max(total, done)));
-            bar?.update(done);
-            say(`${event.type === "STEP_SKIPPED" ? "↷" : "✔"} ${who} ${event.status?.toLowerCase() ?? ""}`);
-            break;
-          case "STEP_FAILED":
-            say(`✖ ${who} failed: ${event.error?.code} ${event.error?.message}`);
-            break;
-          case "STEP_RETRYING":
-            say(`↻ ${who} will retry: ${event.error?.message}`);
-            break;
-          case "STEP_WAITING":
-            say(`⏸ ${who} waits for resumeRun${event.message ? `: ${event.message}` : ""}`);
-            break;
-          case "LOG":
-            say(`  ${who}: ${event.message}`);
-            break;
-          case "TOKEN":
-            if (!bar) process.stderr.write(event.token ?? "");
-            break;
-        }
-      });
-      bar?.stop();
-      if (!final) throw new Error("the event stream ended before the run did");
-      if (final.status === "SUCCEEDED") console.log(JSON.stringify(final.output ?? null, null, 2));
-      else {
-        console.error(`run ${final.status}: ${final.error?.code ?? ""} ${final.error?.message ?? ""}`);
-        process.exitCode = 1;
-      }
+      await followWithProgress(run);
     });
+
+  workflow
+    .command("resume")
+    .description("end a run's waiting `wait` step with an input; the run goes on")
+    .argument("<runId>", "the waiting run")
+    .option("--step <stepId>", "the waiting step's id (default: the run's one running step)")
+    .option("--input <key=value>", "a field of the step's output (repeatable); JSON values are parsed", (value: string, all: string[]) => [...all, value], [] as string[])
+    .option("--follow", "then follow the run until it ends (or waits again)")
+    .action(async (runId: string, options: { step?: string; input: string[]; follow?: boolean }) => {
+      let step = options.step;
+      if (!step) {
+        const { run } = await gateway().request(RunDocument, { id: runId });
+        const running = run.steps.filter((candidate) => candidate.status === "RUNNING");
+        if (run.status !== "WAITING" || running.length !== 1) {
+          throw new Error(`run ${runId} is ${run.status}${running.length > 1 ? ` with ${running.length} running steps` : ""}: name the waiting step with --step`);
+        }
+        step = running[0]!.stepId;
+      }
+      const { resumeRun: run } = await gateway().request(ResumeRunDocument, { id: runId, stepId: step, input: parseInputs(options.input) });
+      if (!options.follow) {
+        console.log(`run ${run.id} ${run.status}`);
+        return;
+      }
+      await followWithProgress(run);
+    });
+}
+
+/**
+ * Follows a run with a progress bar (lines without one when stderr is no
+ * terminal) until it ends, printing its output. A `wait` step ends the follow
+ * with the command that resumes it: nothing else moves the run on.
+ */
+async function followWithProgress(run: { id: string; status: string; steps: { id: string }[] }) {
+  console.error(`run ${run.id}`);
+  const interactive = Boolean(process.stderr.isTTY);
+  const bar = interactive
+    ? new cliProgress.SingleBar({ format: "{bar} {value}/{total} steps | {status}", stream: process.stderr }, cliProgress.Presets.shades_classic)
+    : undefined;
+  let total = run.steps.length;
+  let done = 0;
+  bar?.start(total, 0, { status: run.status });
+  // Lines go above the bar: clear the bar's line, print, and draw the bar again.
+  const say = (line: string) => {
+    if (!bar) return console.error(line);
+    process.stderr.write(`\r\x1b[K${line}\n`);
+    bar.update(done);
+  };
+  let final: RunEvent | undefined;
+  let waiting: { step: string; message: string | null | undefined } | undefined;
+  await followRun(run.id, (event) => {
+    const who = event.stepKey ?? event.stepId ?? "";
+    switch (event.type) {
+      case "RUN_STATUS":
+        bar?.update({ status: event.status });
+        if (["SUCCEEDED", "FAILED", "CANCELLED"].includes(event.status ?? "")) final = event;
+        else if (!bar) say(`run ${event.status}`);
+        break;
+      case "STEP_STARTED":
+        if (who.includes("[")) bar?.setTotal((total = Math.max(total, done + 1)));
+        say(`▶ ${who} started`);
+        break;
+      case "STEP_FINISHED":
+      case "STEP_SKIPPED":
+        done++;
+        bar?.setTotal((total = Math.max(total, done)));
+        bar?.update(done);
+        say(`${event.type === "STEP_SKIPPED" ? "↷" : "✔"} ${who} ${event.status?.toLowerCase() ?? ""}`);
+        break;
+      case "STEP_FAILED":
+        say(`✖ ${who} failed: ${event.error?.code} ${event.error?.message}`);
+        break;
+      case "STEP_RETRYING":
+        say(`↻ ${who} will retry: ${event.error?.message}`);
+        break;
+      case "STEP_WAITING":
+        say(`⏸ ${who} waits for resumeRun${event.message ? `: ${event.message}` : ""}`);
+        waiting = { step: event.stepId ?? who, message: event.message };
+        return "stop";
+      case "LOG":
+        say(`  ${who}: ${event.message}`);
+        break;
+      case "TOKEN":
+        if (!bar) process.stderr.write(event.token ?? "");
+        break;
+    }
+    return undefined;
+  });
+  bar?.stop();
+  if (waiting) {
+    // The run stays WAITING until someone resumes it: say how, and return (exit status 0).
+    console.error(
+      `run ${run.id} is WAITING at step "${waiting.step}". Resume it with:\n` +
+        `  tessera workflow resume ${run.id} --step ${waiting.step} --input key=value --follow`,
+    );
+    return;
+  }
+  if (!final) throw new Error("the event stream ended before the run did");
+  if (final.status === "SUCCEEDED") console.log(JSON.stringify(final.output ?? null, null, 2));
+  else {
+    console.error(`run ${final.status}: ${final.error?.code ?? ""} ${final.error?.message ?? ""}`);
+    process.exitCode = 1;
+  }
 }
