@@ -24,6 +24,7 @@ import { OpenAICompatibleProvider } from "./openai-compatible-provider.ts";
 import { errorClassOf, providerError, retryableClasses, retryAfterOf } from "./provider-error.ts";
 import { TransformersProvider } from "./transformers-provider.ts";
 import type { UsageMeter } from "./usage-meter.ts";
+import { generationTokens } from "../observability/metrics.ts";
 import { inSpan } from "../observability/tracing.ts";
 
 /** The request of a capability, less the model (the alias decides it). */
@@ -168,6 +169,8 @@ export class ModelRouter {
             span.setAttributes({ "tessera.attempts": outcome.attempts });
             if (outcome.result.usage) {
               span.setAttributes({ "gen_ai.usage.input_tokens": outcome.result.usage.promptTokens, "gen_ai.usage.output_tokens": outcome.result.usage.completionTokens });
+              generationTokens.inc({ provider: spec.provider, model: spec.model, direction: "input" }, outcome.result.usage.promptTokens);
+              generationTokens.inc({ provider: spec.provider, model: spec.model, direction: "output" }, outcome.result.usage.completionTokens);
             }
             return outcome;
           },

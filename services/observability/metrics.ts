@@ -67,6 +67,13 @@ export const vectorStoreDuration = new Histogram({
   registers: [metricsRegistry],
 });
 
+export const generationTokens = new Counter({
+  name: "tessera_generation_tokens_total",
+  help: "Tokens of generation model calls, by provider, model and direction (input, output)",
+  labelNames: ["provider", "model", "direction"] as const,
+  registers: [metricsRegistry],
+});
+
 /** The job states a queue reports, as `state` labels of tessera_queue_jobs. */
 export const QUEUE_STATES = ["waiting", "active", "delayed", "failed", "completed", "prioritized", "waiting-children"] as const;
 type QueueLike = { name: string; getJobCounts(...states: string[]): Promise<Record<string, number>> };

@@ -85,7 +85,7 @@ describe("search, workflow and generation spans", () => {
     for (const body of receiver.bodies) expect(body).not.toContain(marker);
   }, 240_000);
 
-  it("workflow: the run and each of its steps, a map's items as the map's children", async () => {
+  it("workflow: the run and each of its steps, a map's items in the run's trace", async () => {
     const definition = `apiVersion: tessera/v1
 kind: Workflow
 slug: traced-${randomBytes(3).toString("hex")}
@@ -124,7 +124,12 @@ outputs:
     };
     const items = spans.filter((span) => span.name.startsWith("workflow.step each") && span.name !== "workflow.step each");
     expect(items.length).toBe(2);
-    for (const item of items) expect(ancestors(item)).toContain("workflow.step each");
+    // Each item's job was queued inside the map step's span or inside an advance of the run (whichever queued it
+    // first): either way it is in the run's trace, under the operation that started the run.
+    for (const item of items) {
+      expect(ancestors(item)).toContain("mutation RunTraced");
+      expect(ancestors(item).some((name) => name === "workflow.step each" || name === "workflow.run")).toBe(true);
+    }
     expect(ancestors(sum)).toContain("mutation RunTraced");
   }, 240_000);
 
@@ -142,6 +147,10 @@ outputs:
       "gen_ai.usage.input_tokens": 17,
       "gen_ai.usage.output_tokens": 6,
     });
+    // And as metrics: tokens by provider, model and direction.
+    const metrics = await (await fetch(new URL("/metrics", t.url))).text();
+    expect(metrics).toMatch(/^tessera_generation_tokens_total\{provider="fake",model="tiny-chat",direction="input"\} 17$/m);
+    expect(metrics).toMatch(/^tessera_generation_tokens_total\{provider="fake",model="tiny-chat",direction="output"\} 6$/m);
     for (const body of receiver.bodies) expect(body).not.toContain(marker);
   }, 120_000);
 });

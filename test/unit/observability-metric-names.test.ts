@@ -21,6 +21,7 @@ it("keeps Tessera's metric names, types and labels", async () => {
     tessera_model_batch_duration_seconds: { type: "histogram", labels: ["model", "operation", "device"] },
     tessera_vector_store_duration_seconds: { type: "histogram", labels: ["store", "operation", "status"] },
     tessera_queue_jobs: { type: "gauge", labels: ["queue", "state"] },
+    tessera_generation_tokens_total: { type: "counter", labels: ["provider", "model", "direction"] },
   });
   // The process metrics the alert rules use.
   const names = metrics.map((metric) => metric.name);
