@@ -46,12 +46,15 @@ describe("a page too large", () => {
 
   it("says the same, and hides suggestions, in a process run by tsx as `npm start` runs the gateway", async () => {
     const root = path.resolve(import.meta.dirname, "../..");
-    const { stdout } = await promisify(execFile)(path.join(root, "node_modules/.bin/tsx"), ["test/support/armor-under-tsx.ts"], {
+    const { stdout, stderr } = await promisify(execFile)(path.join(root, "node_modules/.bin/tsx"), ["test/support/armor-under-tsx.ts"], {
       cwd: root,
       env: { ...process.env, LOG_LEVEL: "silent" },
       timeout: 120_000,
+      maxBuffer: 16 * 1024 * 1024,
     });
-    const [cost, typo] = stdout.trim().split("\n").slice(-2).map((line) => JSON.parse(line));
+    const answers = stdout.split("\n").filter((line) => line.startsWith('{"'));
+    expect(answers, stderr).toHaveLength(2);
+    const [cost, typo] = answers.map((line) => JSON.parse(line));
     expectCostRefusal(cost);
     expect(typo.errors[0].extensions.code).toBe("GRAPHQL_VALIDATION_FAILED");
     expect(typo.errors[0].message).not.toMatch(/Did you mean/);

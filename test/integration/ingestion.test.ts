@@ -227,16 +227,20 @@ describe("what an ingest answers", () => {
 });
 
 describe("idempotency", () => {
-  it("returns the first result for a retried upload with the same idempotency key, and keeps nothing of the retry", async () => {
+  it("returns the first result for a retried upload with the same idempotency key; other bytes under it are IDEMPOTENCY_CONFLICT, keeping nothing", async () => {
     const { key: ownKey, projectId } = await t.createProject();
-    const first = await uploadFile(t.url, ownKey, { bytes: await makePng(10, 10), filename: "first.png" }, { variables: { key: "upload-1" } });
-    const retryBytes = await makePng(11, 10);
-    const retried = await uploadFile(t.url, ownKey, { bytes: retryBytes, filename: "retry.png" }, { variables: { key: "upload-1" } });
+    const firstBytes = await makePng(10, 10);
+    const first = await uploadFile(t.url, ownKey, { bytes: firstBytes, filename: "first.png" }, { variables: { key: "upload-1" } });
+    const retried = await uploadFile(t.url, ownKey, { bytes: firstBytes, filename: "retry.png" }, { variables: { key: "upload-1" } });
     expect(retried.errors).toBeUndefined();
     expect(retried.data.ingest.asset.id).toBe(first.data.ingest.asset.id);
     expect(retried.data.ingest.job.id).toBe(first.data.ingest.job.id);
+    // Issue #19: other content under a used key is an error, no longer the first answer in silence.
+    const otherBytes = await makePng(11, 10);
+    const other = await uploadFile(t.url, ownKey, { bytes: otherBytes, filename: "other.png" }, { variables: { key: "upload-1" } });
+    expect(other.errors?.[0]?.extensions?.code).toBe("IDEMPOTENCY_CONFLICT");
     expect(await t.app.db.asset.count({ where: { projectId } })).toBe(1);
-    expect(await t.app.blobs.has(sha256(retryBytes))).toBe(false);
+    expect(await t.app.blobs.has(sha256(otherBytes))).toBe(false);
     // The unread upload was drained: the server still takes the next request.
     expect((await t.graphql("{ health { status } }")).data.health.status).toBe("OK");
   });
