@@ -3,6 +3,7 @@ import { Cluster, Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventually, startTestApp, type TestApp } from "../support/test-app.ts";
 import { TEST_REDIS_URL } from "../support/test-env.ts";
+import { reconcileOnce } from "../../services/worker/reconciler.ts";
 import { REDIS_CLUSTER_NODES } from "./cluster-env.ts";
 
 /*
@@ -132,6 +133,30 @@ outputs:
     expect(seen.at(-1).runStatus).toBe("SUCCEEDED");
     const run = await t.app.db.run.findUniqueOrThrow({ where: { id: runId } });
     expect(run.output).toEqual({ total: 42 });
+  });
+
+  it("the reconciler re-enqueues an ingest whose job was lost, through the cluster", async () => {
+    const queue = t.app.queues.queue("ingest");
+    await queue.pause();
+    let jobId: string;
+    let assetId: string;
+    try {
+      const result = await t.graphql(INGEST, { input: { text: `a row committed, then its job lost ${randomUUID()}` } }, project.key);
+      expect(result.errors).toBeUndefined();
+      ({ asset: { id: assetId }, job: { id: jobId } } = result.data.ingest);
+      expect(await queue.remove(jobId)).toBe(1);
+    } finally {
+      await queue.resume();
+    }
+    const report = await reconcileOnce(t.app, { graceMs: 0, blobGraceMs: 3_600_000, maxRequeues: 3, projectIds: [project.projectId] });
+    expect(report.jobsRequeued).toBe(1);
+    // Its count of requeues is a hash in the cluster, beside the queues.
+    expect(await t.app.redis.hget(`${prefix}:reconciler:requeues`, jobId)).toBe("1");
+    const asset = await eventually(async () => {
+      const row = await t.app.db.asset.findUniqueOrThrow({ where: { id: assetId } });
+      return row.status === "READY" || row.status === "FAILED" ? row : null;
+    }, 150_000);
+    expect(asset.status).toBe("READY");
   });
 
   it("keeps every key in one slot of the cluster, and none on the single Redis", async () => {
