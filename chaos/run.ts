@@ -428,6 +428,7 @@ async function main() {
       // A worker killed by the last fault is back; a proxy is back; now everything accepted must end.
       const result = await settle(db, scenario.name, accepted, ledger, faults);
       process.stdout.write(`${JSON.stringify(result)}\n`);
+      if (result.lost || result.stuck || result.repeatedEffects) broken.push(scenario.name);
     }
   } finally {
     await stop(cluster.gateway, "SIGTERM", 10_000).catch(() => {});
@@ -448,8 +449,14 @@ const limit = setTimeout(() => {
 limit.unref();
 for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => void killAll().then(() => process.exit(130)));
 
+// Scenarios that lost, stuck or repeated anything: the round fails (exit 1), so CI catches it.
+const broken: string[] = [];
+
 main()
-  .then(() => process.exit(0))
+  .then(() => {
+    if (broken.length) log(`lost, stuck or repeated work in: ${broken.join(", ")}`);
+    process.exit(broken.length ? 1 : 0);
+  })
   .catch(async (error) => {
     log(`failed: ${error instanceof Error ? error.stack : String(error)}`);
     await killAll();
