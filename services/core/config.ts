@@ -63,6 +63,14 @@ const ConfigSchema = z.object({
   GRAPHQL_WS_MAX_PAYLOAD_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
   /** Open subscriptions (SSE and graphql-ws together) one project may hold across all gateways. */
   MAX_SUBSCRIPTIONS_PER_KEY: z.coerce.number().int().positive().default(100),
+  /**
+   * Persisted operations (the SDK's manifest, PERSISTED_OPERATIONS_FILE): off; allow (a request may name a listed
+   * operation by its sha256 instead of sending its text, and any text still runs); only (production allow-list:
+   * nothing but listed operations, by hash, over HTTP, SSE and graphql-ws).
+   */
+  PERSISTED_OPERATIONS: z.enum(["off", "allow", "only"], { error: "must be off, allow or only" }).default("off"),
+  /** The manifest: a JSON object of "sha256:<hex>" (or "<hex>") -> operation text, as packages/client's codegen writes it. */
+  PERSISTED_OPERATIONS_FILE: z.string().min(1).default("packages/client/generated/persisted-documents.json"),
   /** Schema introspection (and GraphiQL) only when set to 1: off by default, in production too; schema/schema.graphql is the offline SDL. */
   GRAPHQL_INTROSPECTION: z
     .enum(["0", "1", "true", "false"], { error: "must be 1 or 0" })

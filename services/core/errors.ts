@@ -37,6 +37,10 @@ export const ErrorCode = {
   MCP_TOOL_ERROR: "MCP_TOOL_ERROR",
   /** An MCP server broke the protocol: an answer that is no MCP, a version it cannot speak, a result too large. */
   MCP_PROTOCOL: "MCP_PROTOCOL",
+  /** PERSISTED_OPERATIONS=only: the request sent a query's text (or no operation) instead of a listed operation's hash. */
+  PERSISTED_OPERATION_REQUIRED: "PERSISTED_OPERATION_REQUIRED",
+  /** The hash names no operation in the gateway's persisted-operations manifest. */
+  PERSISTED_OPERATION_NOT_FOUND: "PERSISTED_OPERATION_NOT_FOUND",
   SERVICE_UNAVAILABLE: "SERVICE_UNAVAILABLE",
   INTERNAL: "INTERNAL",
 } as const;

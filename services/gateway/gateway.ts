@@ -2,6 +2,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { EnvelopArmorPlugin } from "@escape.tech/graphql-armor";
 import { renderGraphiQL } from "@graphql-yoga/render-graphiql";
+import type { GraphQLError } from "graphql";
 import { createYoga, type Plugin } from "graphql-yoga";
 import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
@@ -23,6 +24,7 @@ import { useWorkflowSchema } from "./plugins/use-workflow-schema.ts";
 import { useStreamedUploads } from "./plugins/use-streamed-uploads.ts";
 import { useStudio } from "./studio-route.ts";
 import { useValidationErrorCodes } from "./plugins/use-validation-error-codes.ts";
+import { persistedOperations } from "./plugins/use-persisted-operations.ts";
 import { useWebhookTriggerRoute } from "./webhook-trigger-route.ts";
 import { useMcpEndpoint } from "./mcp/use-mcp-endpoint.ts";
 
@@ -53,6 +55,8 @@ export function createGateway(app: AppContext, options: GatewayOptions = {}) {
       onRevoked: (keyHash) => apiKeys.forget(keyHash),
     },
   );
+  // PERSISTED_OPERATIONS: off, allow (hashes of the SDK's manifest besides text) or only (the allow-list).
+  const persisted = persistedOperations(config);
   const yoga = createYoga<Record<string, unknown>, ServerContext>({
     schema,
     graphqlEndpoint: "/graphql",
@@ -100,6 +104,7 @@ export function createGateway(app: AppContext, options: GatewayOptions = {}) {
         maxFieldBytes: 1024 * 1024,
       }),
       useKeyBeforeBody({ callerOf: callerOfRequest, maxBodyBytes: config.MAX_UNAUTHENTICATED_BODY_BYTES }),
+      ...persisted.plugins,
       useIntrospectionSwitch(config.GRAPHQL_INTROSPECTION),
       useProjectAuth(),
       useSubscriptionLimits(subscriptions),
@@ -132,6 +137,12 @@ export function createGateway(app: AppContext, options: GatewayOptions = {}) {
       // No valid key in connectionParams: the socket closes with 4403 Forbidden before any operation.
       onConnect: async (ctx) => (await callerOfConnection(ctx.connectionParams)) !== null,
       onSubscribe: async (ctx, _id, params) => {
+        let query: string;
+        try {
+          query = persisted.wsQuery(params);
+        } catch (error) {
+          return [maskError(error, "Unexpected error.") as GraphQLError];
+        }
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           ...ctx,
           req: ctx.extra.request,
@@ -141,7 +152,7 @@ export function createGateway(app: AppContext, options: GatewayOptions = {}) {
         const args = {
           schema,
           operationName: params.operationName,
-          document: parse(params.query),
+          document: parse(query),
           variableValues: params.variables,
           contextValue: await contextFactory(),
           rootValue: { execute, subscribe },
