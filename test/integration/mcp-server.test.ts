@@ -2,6 +2,7 @@ import { request as httpRequest } from "node:http";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createApiKey } from "../../services/core/api-keys.ts";
 import { createGateway, type Gateway } from "../../services/gateway/gateway.ts";
 import { eventually, startTestApp, type TestApp } from "../support/test-app.ts";
 import { TEST_WEAVIATE_GRPC_PORT, TEST_WEAVIATE_URL } from "../support/test-env.ts";
@@ -118,6 +119,28 @@ describe("MCP server at /mcp", () => {
     expect(read.contents[0]).toMatchObject({ uri, text });
     const { resourceTemplates } = await client.listResourceTemplates();
     expect(resourceTemplates.map((template) => template.uriTemplate)).toContain("tessera://assets/{id}");
+  });
+
+  it("holds a key to its scopes: a read-only key searches but is not offered ingest; a key without read is refused", async () => {
+    const projectRow = await t.app.db.project.findUniqueOrThrow({ where: { id: project.projectId } });
+    const reader = await createApiKey(t.app.db, projectRow.name, "mcp-reader", { scopes: ["read"] });
+    const client = await connect(reader.key);
+    const names = (await client.listTools()).tools.map((tool) => tool.name);
+    expect(names).toEqual(expect.arrayContaining(["search", "get_asset"]));
+    expect(names).not.toContain("ingest");
+    const before = await t.app.db.asset.count({ where: { projectId: project.projectId } });
+    const refused = await client.callTool({ name: "ingest", arguments: { text: "a read-only key must not store this" } }).catch((error: Error) => ({ isError: true, error }));
+    expect(refused.isError).toBe(true);
+    expect(await t.app.db.asset.count({ where: { projectId: project.projectId } })).toBe(before);
+    expect((await client.callTool({ name: "search", arguments: { text: "lighthouse" } })).isError).toBeFalsy();
+
+    const writer = await createApiKey(t.app.db, projectRow.name, "mcp-writer", { scopes: ["write"] });
+    const response = await fetch(mcpUrl, {
+      method: "POST",
+      headers: { authorization: `Bearer ${writer.key}`, "content-type": "application/json", accept: "application/json, text/event-stream" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list", params: {} }),
+    });
+    expect(response.status).toBe(403);
   });
 
   it("keeps each key to its project: another project's key neither finds nor reads the asset", async () => {

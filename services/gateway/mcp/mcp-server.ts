@@ -6,6 +6,7 @@ import { z } from "zod";
 import { ingestFromUrl, ingestText, ingestUntyped } from "../../assets/ingest-sources.ts";
 import { mediaWithoutText, readIndexedText } from "../../assets/asset-text.ts";
 import type { AppContext } from "../../app/app-context.ts";
+import type { ApiKeyScope } from "../../core/api-keys.ts";
 import { Modality, type Asset, type Project } from "../../core/database.ts";
 import { ErrorCode, TesseraError } from "../../core/errors.ts";
 import { crossModalSearch, MAX_SEARCH_LIMIT, type SearchHit, type SearchQuery } from "../../search/cross-modal-search.ts";
@@ -74,7 +75,7 @@ const assetOutput = {
 
 export type McpCaller = { app: AppContext; project: Project };
 /** The caller of one request: the key's hash names its requests for cancellation; the signal ends with the request. */
-export type McpRequestCaller = McpCaller & { keyHash: string; signal?: AbortSignal };
+export type McpRequestCaller = McpCaller & { keyHash: string; scopes: readonly ApiKeyScope[]; signal?: AbortSignal };
 
 async function findProjectAsset({ app, project }: McpCaller, id: string): Promise<Asset> {
   const asset = await app.db.asset.findFirst({ where: { id, projectId: project.id } });
@@ -196,7 +197,7 @@ export async function createMcpServer(caller: McpRequestCaller): Promise<McpServ
       }),
   );
 
-  server.registerTool(
+  const ingestTool = server.registerTool(
     "ingest",
     {
       title: "Ingest content",
@@ -306,6 +307,12 @@ export async function createMcpServer(caller: McpRequestCaller): Promise<McpServ
     };
   });
 
-  await registerWorkflowTools(server, caller, new Set(["search", "ingest", "get_asset"]), caller.signal);
+  // Tools that change the project need the key's `write` scope, as GraphQL's mutations do: a read-only key is
+  // not offered them (not listed, and a call is refused as an unknown tool).
+  if (caller.scopes.includes("write")) {
+    await registerWorkflowTools(server, caller, new Set(["search", "ingest", "get_asset"]), caller.signal);
+  } else {
+    ingestTool.remove();
+  }
   return server;
 }

@@ -64,7 +64,11 @@ export function useMcpEndpoint({ app, callerOf }: McpEndpointOptions): Plugin<Ga
       throw error;
     }
 
-    const server = await createMcpServer({ app, project: caller.project, keyHash: caller.keyHash, signal: request.signal });
+    // Everything here reads the project (search, assets), as GraphQL's queries do: a key without `read` is refused.
+    if (!caller.scopes.includes("read")) {
+      return jsonRpcError(403, -32001, "Forbidden: this API key lacks the `read` scope the MCP endpoint needs");
+    }
+    const server = await createMcpServer({ app, project: caller.project, keyHash: caller.keyHash, scopes: caller.scopes, signal: request.signal });
     // Answers as a server-sent event stream, so a long tool call (a workflow) can send progress before its result.
     const transport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: undefined,
