@@ -46,7 +46,7 @@ async function pool<T>(count: number, concurrency: number, run: (index: number) 
 
 async function round(tracing: boolean, sink: string, dataDir: string, ingests: number, searches: number, concurrency: number) {
   const config = loadConfig({ ...process.env, DATA_DIR: dataDir, QUEUE_PREFIX: `bench-${randomUUID().slice(0, 8)}`, LOG_LEVEL: "warn", OTEL_EXPORTER_OTLP_ENDPOINT: tracing ? sink : "" });
-  if (tracing) startTracing(config, "bench");
+  if (tracing) await startTracing(config, "bench");
   const app = await createAppContext(config, createLogger("warn", "bench"));
   const gateway = createGateway(app);
   const { port } = await gateway.listen(0, "127.0.0.1");

@@ -53,7 +53,7 @@ export async function runProcess(
   }
 
   // Before anything that makes spans or queues jobs: on only with OTEL_EXPORTER_OTLP_ENDPOINT.
-  if (startTracing(config, name)) logger.info({ endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT }, "tracing to OTLP");
+  if (await startTracing(config, name)) logger.info({ endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT }, "tracing to OTLP");
   const app = await createAppContext(config, logger);
   // Signal handlers go in before start(): a process says it has started from
   // inside start(), and a SIGTERM sent on that line must drain, not kill it.

@@ -1,7 +1,5 @@
 import { context, propagation, SpanStatusCode, trace, type Attributes, type Context, type Span } from "@opentelemetry/api";
-import { OTLPTraceExporter as OTLPJsonTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
-import { OTLPTraceExporter as OTLPProtoTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
-import { NodeSDK } from "@opentelemetry/sdk-node";
+import type { NodeSDK } from "@opentelemetry/sdk-node";
 import { BullMQOtel } from "bullmq-otel";
 import type { Config } from "../core/config.ts";
 
@@ -33,9 +31,16 @@ let captureContent = false;
  * spans (GraphQL operations, jobs, stages, model batches, vector writes) are
  * the ones that say something. Returns whether tracing is on.
  */
-export function startTracing(config: TracingConfig, serviceName: string): boolean {
+export async function startTracing(config: TracingConfig, serviceName: string): Promise<boolean> {
   captureContent = config.OTEL_CAPTURE_CONTENT;
   if (!config.OTEL_EXPORTER_OTLP_ENDPOINT || sdk) return sdk !== undefined;
+  // Loaded only when tracing is on: the SDK alone adds about a second to every process's start.
+  const [{ NodeSDK }, { OTLPTraceExporter: OTLPJsonTraceExporter }, { OTLPTraceExporter: OTLPProtoTraceExporter }] = await Promise.all([
+    import("@opentelemetry/sdk-node"),
+    import("@opentelemetry/exporter-trace-otlp-http"),
+    import("@opentelemetry/exporter-trace-otlp-proto"),
+  ]);
+  if (sdk) return true;
   const url = `${config.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, "")}/v1/traces`;
   const traceExporter = config.OTEL_EXPORTER_OTLP_PROTOCOL === "http/json" ? new OTLPJsonTraceExporter({ url }) : new OTLPProtoTraceExporter({ url });
   sdk = new NodeSDK({

@@ -30,7 +30,7 @@ describe.skipIf(!built)("traces in a real Jaeger", () => {
     env = { ...(process.env as Record<string, string>), JAEGER_OTLP_HTTP_PORT: String(otlpHttp), JAEGER_OTLP_GRPC_PORT: String(otlpGrpc), JAEGER_QUERY_PORT: String(queryPort) };
     execFileSync(script, ["start"], { env, stdio: "pipe", timeout: 120_000 });
     query = `http://127.0.0.1:${queryPort}`;
-    startTracing({ OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${otlpHttp}`, OTEL_EXPORTER_OTLP_PROTOCOL: "http/protobuf", OTEL_CAPTURE_CONTENT: false }, "test");
+    await startTracing({ OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${otlpHttp}`, OTEL_EXPORTER_OTLP_PROTOCOL: "http/protobuf", OTEL_CAPTURE_CONTENT: false }, "test");
     t = await startTestApp({ worker: true });
   }, 180_000);
 

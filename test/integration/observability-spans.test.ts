@@ -34,7 +34,7 @@ describe("search, workflow and generation spans", () => {
     );
     process.env.PROVIDERS_FILE = providersFile;
     process.env.SPANS_TEST_KEY = "sk-spans-test-secret-1234";
-    startTracing({ OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_EXPORTER_OTLP_PROTOCOL: "http/json", OTEL_CAPTURE_CONTENT: false }, "test");
+    await startTracing({ OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_EXPORTER_OTLP_PROTOCOL: "http/json", OTEL_CAPTURE_CONTENT: false }, "test");
     t = await startTestApp({ worker: true });
     ({ key } = await t.createProject());
   });

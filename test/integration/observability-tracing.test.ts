@@ -18,7 +18,7 @@ describe("tracing an ingest over OTLP", () => {
   beforeAll(async () => {
     receiver = await OtlpReceiver.start();
     // As runProcess does before the app exists: the queues take BullMQ's telemetry when tracing is on.
-    expect(startTracing({ OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_EXPORTER_OTLP_PROTOCOL: "http/json", OTEL_CAPTURE_CONTENT: false }, "test")).toBe(true);
+    expect(await startTracing({ OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_EXPORTER_OTLP_PROTOCOL: "http/json", OTEL_CAPTURE_CONTENT: false }, "test")).toBe(true);
     t = await startTestApp({ worker: true });
   });
   afterAll(async () => {
