@@ -2,6 +2,7 @@ import { Command } from "commander";
 import { loadDotEnv, tesseraVersion } from "../app/command-line.ts";
 import { registerAssetsCommands } from "./commands/assets.ts";
 import { registerIngestCommands } from "./commands/ingest.ts";
+import { registerJobsCommands } from "./commands/jobs.ts";
 import { registerKeysCommands } from "./commands/keys.ts";
 import { registerMcpCommands } from "./commands/mcp.ts";
 import { registerModelsCommands } from "./commands/models.ts";
@@ -30,6 +31,7 @@ program.hook("preAction", () => {
 // Each command group adds itself; adding a group is adding a line here.
 registerAssetsCommands(program);
 registerIngestCommands(program);
+registerJobsCommands(program);
 registerKeysCommands(program);
 registerMcpCommands(program);
 registerModelsCommands(program);

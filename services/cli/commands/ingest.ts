@@ -33,7 +33,8 @@ export function registerIngestCommands(program: Command) {
       );
       bar.start(items.length, 0, { failed: 0, source: "" });
       let failed = 0;
-      const lines: string[] = [];
+      // Each line with where it goes: successes to stdout, failures and unconfirmed files to stderr.
+      const lines: Array<{ text: string; failed: boolean }> = [];
       // Once the gateway went away, what is left is not tried: each would only wait for the same refusal.
       let gone: GatewayUnreachableError | undefined;
       const unconfirmed: string[] = [];
@@ -47,11 +48,12 @@ export function registerIngestCommands(program: Command) {
           const result = await ingestOne(source, { metadata, tags: options.tag });
           const job = options.wait ? await waitForJob(result.job.id) : result.job;
           if (job.status === "FAILED") throw new Error(`the ingest job failed: ${job.error?.code ?? "ERROR"}: ${job.error?.message ?? "no reason given"}`);
-          lines.push(
-            options.json
+          lines.push({
+            text: options.json
               ? JSON.stringify({ source, ...result, job })
               : `${result.asset.id}\t${result.asset.modality}\t${result.asset.mimeType}\t${job.status}\t${source}`,
-          );
+            failed: false,
+          });
         } catch (error) {
           if (error instanceof GatewayUnreachableError) {
             // Not this file's fault, and its fate is unknown: it may be stored, and its job may still finish.
@@ -59,17 +61,17 @@ export function registerIngestCommands(program: Command) {
             unconfirmed.push(source);
           } else {
             failed++;
-            lines.push(options.json ? JSON.stringify({ source, error: (error as Error).message }) : `error\t${source}\t${(error as Error).message}`);
+            lines.push({ text: options.json ? JSON.stringify({ source, error: (error as Error).message }) : `error\t${source}\t${(error as Error).message}`, failed: true });
           }
         }
         bar.increment(1, { failed, source: path.basename(source) });
       });
       bar.stop();
       for (const source of unconfirmed) {
-        lines.push(options.json ? JSON.stringify({ source, unconfirmed: true, error: gone!.message }) : `unconfirmed\t${source}`);
+        lines.push({ text: options.json ? JSON.stringify({ source, unconfirmed: true, error: gone!.message }) : `unconfirmed\t${source}`, failed: true });
       }
-      // Results after the bar, so they are not mixed into its redraws; errors go to stderr.
-      for (const line of lines) (line.startsWith("error\t") || line.startsWith("unconfirmed\t") || line.includes('"error"') ? console.error : console.log)(line);
+      // Results after the bar, so they are not mixed into its redraws; errors go to stderr (a waited job's "error": null is no error).
+      for (const line of lines) (line.failed ? console.error : console.log)(line.text);
       if (failed > 0) {
         console.error(`${failed} of ${items.length} failed`);
         process.exitCode = 1;

@@ -1,8 +1,10 @@
 import type { Command } from "commander";
+import { KeysDocument, type KeysQuery, RevokeKeyDocument } from "../../../packages/client/index.ts";
 import { createApiKey } from "../../core/api-keys.ts";
 import { loadConfig } from "../../core/config.ts";
 import { createDatabase } from "../../core/database.ts";
 import { checkPostgres } from "../../core/dependency-check.ts";
+import { gateway } from "../gateway-client.ts";
 
 export function registerKeysCommands(program: Command) {
   const keys = program.command("keys").description("manage API keys");
@@ -30,5 +32,43 @@ export function registerKeysCommands(program: Command) {
       } finally {
         await db.$disconnect();
       }
+    });
+
+  keys
+    .command("list")
+    .description("the project's API keys through the gateway (needs the admin scope): id, prefix, name, scopes, last used, expiry; * marks the key in use")
+    .option("--revoked", "revoked keys too")
+    .option("--json", "one JSON object per key")
+    .action(async (options: { revoked?: boolean; json?: boolean }) => {
+      const nodes: KeysQuery["keys"]["edges"][number]["node"][] = [];
+      let after: string | null = null;
+      do {
+        const page: KeysQuery = await gateway().request(KeysDocument, { first: 100, after, includeRevoked: Boolean(options.revoked) });
+        nodes.push(...page.keys.edges.map((edge) => edge.node));
+        after = page.keys.pageInfo.hasNextPage ? page.keys.pageInfo.endCursor : null;
+      } while (after);
+      for (const key of nodes) {
+        console.log(
+          options.json
+            ? JSON.stringify(key)
+            : [
+                `${key.current ? "*" : " "}${key.id}`,
+                key.prefix,
+                key.name ?? "",
+                key.scopes.join(","),
+                key.lastUsedAt ?? "never used",
+                key.revokedAt ? `revoked ${key.revokedAt}` : key.expiresAt ? `expires ${key.expiresAt}` : "no expiry",
+              ].join("\t"),
+        );
+      }
+    });
+
+  keys
+    .command("revoke")
+    .description("revoke an API key of the project through the gateway (needs the admin scope); it stops working at once")
+    .argument("<id>", "the key's id (from `tessera keys list`)")
+    .action(async (id: string) => {
+      const { revokeKey } = await gateway().request(RevokeKeyDocument, { id });
+      console.log(`${revokeKey.id} (${revokeKey.prefix}) revoked at ${revokeKey.revokedAt}`);
     });
 }

@@ -93,18 +93,18 @@ export function registerWorkflowCommands(program: Command) {
     .command("resume")
     .description("end a run's waiting `wait` step with an input; the run goes on")
     .argument("<runId>", "the waiting run")
-    .option("--step <stepId>", "the waiting step's id (default: the run's one running step)")
+    .option("--step <stepId>", "the waiting step's id (default: the run's one waiting step)")
     .option("--input <key=value>", "a field of the step's output (repeatable); JSON values are parsed", (value: string, all: string[]) => [...all, value], [] as string[])
     .option("--follow", "then follow the run until it ends (or waits again)")
     .action(async (runId: string, options: { step?: string; input: string[]; follow?: boolean }) => {
       let step = options.step;
       if (!step) {
         const { run } = await gateway().request(RunDocument, { id: runId });
-        const running = run.steps.filter((candidate) => candidate.status === "RUNNING");
-        if (run.status !== "WAITING" || running.length !== 1) {
-          throw new Error(`run ${runId} is ${run.status}${running.length > 1 ? ` with ${running.length} running steps` : ""}: name the waiting step with --step`);
+        const waiting = run.steps.filter((candidate) => candidate.status === "WAITING");
+        if (waiting.length !== 1) {
+          throw new Error(`run ${runId} is ${run.status}${waiting.length > 1 ? ` with ${waiting.length} waiting steps` : ""}: name the waiting step with --step`);
         }
-        step = running[0]!.stepId;
+        step = waiting[0]!.stepId;
       }
       const { resumeRun: run } = await gateway().request(ResumeRunDocument, { id: runId, stepId: step, input: parseInputs(options.input) });
       if (!options.follow) {
