@@ -53,7 +53,10 @@ describe("PERSISTED_OPERATIONS=only", () => {
       const events = client.subscribe(JobEventsDocument, { id: "no-such-job" });
       const sse = await events.next().catch((error: unknown) => error);
       expect((sse as GatewayError).code).toBe("NOT_FOUND");
-      // graphql-ws: text is refused the same way.
+      // graphql-ws: a listed subscription by hash gets past the allow-list too, text is refused the same way.
+      const byHash = client.subscribe(JobEventsDocument, { id: "no-such-job" }, { transport: "ws" });
+      const wsHash = await byHash.next().catch((error: unknown) => error);
+      expect((wsHash as GatewayError).code).toBe("NOT_FOUND");
       const ws = client.subscribe("subscription { jobEvents(id: \"x\") { status } }", {}, { transport: "ws" });
       const overWs = await ws.next().catch((error: unknown) => error);
       expect(overWs).toBeInstanceOf(GatewayError);

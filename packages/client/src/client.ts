@@ -248,7 +248,9 @@ export class TesseraClient {
       lazy: true,
       ...(this.options.webSocketImpl ? { webSocketImpl: this.options.webSocketImpl } : {}),
     });
-    const results = this.ws.iterate<R>({ query: textOf(document as DocumentNode | string), variables });
+    // Persisted: an empty query and the hash in extensions (graphql-ws requires a query string).
+    const params = this.params(document as DocumentNode | string, variables);
+    const results = this.ws.iterate<R>({ query: params.query ?? "", variables, ...("extensions" in params ? { extensions: params.extensions } : {}) });
     try {
       for await (const result of results) yield dataOf(result as GraphQLResult<R>);
     } catch (error) {
