@@ -20,7 +20,7 @@ const config: KnipConfig = {
     "studio/vite.config.ts",
     "studio/src/main.tsx",
   ],
-  project: ["services/**/*.{ts,mjs}", "schema/**/*.ts", "workflows/**/*.ts", "training/**/*.ts", "bench/**/*.ts", "infra/**/*.{ts,js}", "bin/*.js", "test/**/*.ts", "studio/**/*.{ts,tsx}"],
+  project: ["services/**/*.{ts,mjs}", "packages/**/*.{ts,mjs}", "schema/**/*.ts", "workflows/**/*.ts", "training/**/*.ts", "bench/**/*.ts", "infra/**/*.{ts,js}", "bin/*.js", "test/**/*.ts", "studio/**/*.{ts,tsx}"],
   ignoreDependencies: [
     ...manifestPackages,
     // training/emoji-concepts.ts requires `@iconify-json/${style}/icons.json` for each style it draws.
