@@ -3,6 +3,7 @@ import { gql, storeKey, storedKey } from "./api.ts";
 import { linkProps, useRoute } from "./router.ts";
 import { AssetPage } from "./pages/AssetPage.tsx";
 import { Assets } from "./pages/Assets.tsx";
+import { Keys } from "./pages/Keys.tsx";
 import { Models } from "./pages/Models.tsx";
 import { Search } from "./pages/Search.tsx";
 import { Workflows } from "./pages/Workflows.tsx";
@@ -16,6 +17,7 @@ const SECTIONS = [
   ["search", "Search"],
   ["workflows", "Workflows"],
   ["models", "Models"],
+  ["keys", "API keys"],
 ] as const;
 
 function KeyEntry({ onKey }: { onKey: (key: string) => void }) {
@@ -66,6 +68,7 @@ function Page({ route }: { route: string }) {
   if (section === "workflows") return <Workflows />;
   if (section === "runs" && id) return <RunPage id={id} />;
   if (section === "models") return <Models />;
+  if (section === "keys") return <Keys />;
   return <Assets />;
 }
 

@@ -21,7 +21,7 @@ export function Models() {
           ))}
         </tbody>
       </table>
-      <p className="hint">API keys are made and revoked with the CLI (<code>npx tessera keys</code>); the GraphQL API has no key operations.</p>
+      <p className="hint">API keys are listed, made and revoked on the API keys page (or with <code>npx tessera keys</code>).</p>
     </>
   );
 }
