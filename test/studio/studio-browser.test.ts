@@ -295,6 +295,67 @@ describe.skipIf(!CHROMIUM)("Tessera Studio in chromium", () => {
     await expect.poll(() => page.getByTestId("run-output").textContent()).toContain("true");
   }, 420_000);
 
+  it("the API keys page: a READ key is created and shown once, listed, refused the keys page (FORBIDDEN inline), then revoked", async () => {
+    await page.goto(`${origin}/studio/`);
+    await page.getByRole("navigation", { name: "Sections" }).getByRole("link", { name: "API keys" }).click();
+    await page.getByRole("heading", { name: "API keys" }).waitFor();
+    const table = page.getByRole("table", { name: "API keys" });
+    await table.getByText("this studio's key").waitFor();
+    const name = `browser-read-${Date.now()}`;
+    const form = page.getByRole("form", { name: "New key" });
+    await form.getByLabel("Name").fill(name);
+    await form.getByLabel("WRITE").uncheck();
+    await form.getByLabel("ADMIN").uncheck();
+    await form.getByLabel("READ").check();
+    await form.getByRole("button", { name: "Create key" }).click();
+    const createdBox = page.getByRole("region", { name: "Created key" });
+    await createdBox.getByText("it will not be shown again").waitFor();
+    const newKey = await createdBox.getByLabel(`Key ${name}`).inputValue();
+    expect(newKey.length).toBeGreaterThan(20);
+    const row = table.locator("tr", { hasText: name });
+    await row.waitFor();
+    expect(await row.getAttribute("data-revoked")).toBe("false");
+    expect(await row.locator("td").nth(2).innerText()).toBe("READ");
+    expect(await row.innerText()).not.toContain("this studio's key");
+    await screenshot("keys");
+
+    // The new key lacks ADMIN: in a tab of its own the keys page shows the gateway's FORBIDDEN message.
+    const other = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    try {
+      const readPage = await other.newPage();
+      readPage.setDefaultTimeout(60_000);
+      await readPage.goto(`${origin}/studio/`);
+      await readPage.getByLabel("API key").fill(newKey);
+      await readPage.getByRole("button", { name: "Open studio" }).click();
+      await readPage.getByRole("heading", { name: "Assets" }).waitFor();
+      await readPage.getByRole("link", { name: "API keys" }).click();
+      await readPage.getByRole("alert").filter({ hasText: "lacks the `admin` scope" }).waitFor();
+    } finally {
+      await other.close();
+    }
+
+    // Revoke asks first; cancelling changes nothing, confirming revokes.
+    await row.getByRole("button", { name: `Revoke ${name}` }).click();
+    const confirmBox = page.getByRole("alertdialog", { name: "Confirm revoke" });
+    await confirmBox.getByText(`Revoke key ${name}?`).waitFor();
+    await confirmBox.getByRole("button", { name: "Cancel" }).click();
+    await confirmBox.waitFor({ state: "detached" });
+    expect(await row.getAttribute("data-revoked")).toBe("false");
+    await row.getByRole("button", { name: `Revoke ${name}` }).click();
+    await confirmBox.getByRole("button", { name: "Confirm revoke" }).click();
+    await expect.poll(() => row.getAttribute("data-revoked"), { timeout: 60_000 }).toBe("true");
+    await row.getByText("revoked").waitFor();
+    expect(await row.getByRole("button", { name: /Revoke/ }).count()).toBe(0);
+    // The studio's own key asks with an explicit warning; cancelled here.
+    await table.locator("tr", { hasText: "this studio's key" }).getByRole("button", { name: /^Revoke/ }).click();
+    await confirmBox.getByText("This is the key this studio is using.").waitFor();
+    await confirmBox.getByRole("button", { name: "Revoke the key in use" }).waitFor();
+    await confirmBox.getByRole("button", { name: "Cancel" }).click();
+    // The revoked key no longer works.
+    const answer = await t.graphql(`query { workflows { slug } }`, {}, newKey);
+    expect(answer.errors?.[0]?.extensions?.code).toBe("UNAUTHENTICATED");
+  }, 300_000);
+
   it("the models page lists the served models; the studio fits a narrow window in dark mode; GraphiQL starts offline", async () => {
     await page.goto(`${origin}/studio/models`);
     await page.getByRole("heading", { name: "Models" }).waitFor();
