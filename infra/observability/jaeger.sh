@@ -101,7 +101,14 @@ YAML
 }
 
 cmd_stop() {
-  if running; then kill "$(cat "$PID_FILE")"; log "stopped"; fi
+  if running; then
+    local pid; pid="$(cat "$PID_FILE")"
+    kill "$pid"
+    # Wait for it to go (10 s), then make sure.
+    for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+    log "stopped"
+  fi
   rm -f "$PID_FILE"
 }
 
