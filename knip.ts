@@ -35,7 +35,7 @@ const config: KnipConfig = {
     "@modelcontextprotocol/conformance",
   ],
   // System tools the tests run (installed by infra/setup-local.sh), not npm packages.
-  ignoreBinaries: ["ffmpeg", "espeak-ng", "redis-server"],
+  ignoreBinaries: ["ffmpeg", "espeak-ng", "redis-server", "prometheus", "promtool"],
 };
 
 export default config;

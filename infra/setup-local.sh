@@ -14,6 +14,8 @@ command -v espeak-ng >/dev/null || missing+=(espeak-ng)
 command -v pdftotext >/dev/null || missing+=(poppler-utils)
 # The studio's browser tests drive Debian's chromium (no browser download reaches these machines).
 command -v chromium >/dev/null || missing+=(chromium)
+# The observability tests scrape the gateway and a worker with Debian's Prometheus.
+command -v prometheus >/dev/null || missing+=(prometheus)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
 # The tests build Weaviate from the Go module proxy; an old Debian Go fetches the toolchain it needs.

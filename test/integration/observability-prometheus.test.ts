@@ -31,6 +31,9 @@ async function readmeQueries(): Promise<string[]> {
   return queries;
 }
 
+// CI installs Debian's prometheus (infra/setup-local.sh): there a missing binary is a failure, not a silent skip.
+if (!hasPrometheus && process.env.CI) throw new Error("no prometheus binary, and CI must run this test: run infra/setup-local.sh (it installs prometheus)");
+
 describe.skipIf(!hasPrometheus)("Prometheus scrapes the gateway and a worker", () => {
   let t: TestApp;
   let worker: Awaited<ReturnType<typeof startProbeServer>>;
