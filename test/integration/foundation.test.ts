@@ -85,7 +85,7 @@ describe("walking skeleton", () => {
     expect(after.data.asset.status).toBe("READY");
   });
 
-  it("makes the same content one asset, and an idempotency key return the first result", async () => {
+  it("makes the same content one asset; an idempotency key returns the first result, and refuses other content", async () => {
     const { key, projectId } = await t.createProject();
     const ingest = (text: string, idempotencyKey?: string) =>
       t.graphql(
@@ -98,9 +98,12 @@ describe("walking skeleton", () => {
     expect(second.data.ingest.asset.id).toBe(first.data.ingest.asset.id);
 
     const keyed = await ingest("first body", "request-1");
-    const retried = await ingest("a different body", "request-1");
+    const retried = await ingest("first body", "request-1");
     expect(retried.data.ingest).toEqual(keyed.data.ingest);
-    // "same bytes" once, "first body" once; the retried request stored nothing new.
+    // The key names one request: other content under it is a conflict, not a silent answer about the first.
+    const conflicting = await ingest("a different body", "request-1");
+    expect(conflicting.errors?.[0]?.extensions?.code).toBe("IDEMPOTENCY_CONFLICT");
+    // "same bytes" once, "first body" once; the retried and the conflicting requests stored nothing new.
     expect(await t.app.db.asset.count({ where: { projectId } })).toBe(2);
     expect(await t.app.db.job.count({ where: { projectId } })).toBe(2);
   });
