@@ -74,6 +74,21 @@ export const generationTokens = new Counter({
   registers: [metricsRegistry],
 });
 
+export const workflowStepDuration = new Histogram({
+  name: "tessera_workflow_step_duration_seconds",
+  help: "Time one attempt of a workflow step ran, by step type and outcome (succeeded, failed, handed_over: a map or child run took over)",
+  labelNames: ["type", "status"] as const,
+  buckets: LATENCY_BUCKETS,
+  registers: [metricsRegistry],
+});
+
+export const workflowRunsEnded = new Counter({
+  name: "tessera_workflow_runs_ended_total",
+  help: "Workflow runs that reached an end state, by that state (SUCCEEDED, FAILED, CANCELLED)",
+  labelNames: ["status"] as const,
+  registers: [metricsRegistry],
+});
+
 /** The job states a queue reports, as `state` labels of tessera_queue_jobs. */
 export const QUEUE_STATES = ["waiting", "active", "delayed", "failed", "completed", "prioritized", "waiting-children"] as const;
 type QueueLike = { name: string; getJobCounts(...states: string[]): Promise<Record<string, number>> };

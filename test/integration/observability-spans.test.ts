@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { closeModelRouter } from "../../services/generation/app-model-router.ts";
+import { metricsRegistry } from "../../services/observability/metrics.ts";
 import { flushTracing, startTracing, stopTracing } from "../../services/observability/tracing.ts";
 import { startFakeOpenAIServer, type FakeOpenAIServer } from "../support/fake-openai-server.ts";
 import { OtlpReceiver, type ReceivedSpan } from "../support/otlp-receiver.ts";
@@ -16,6 +17,17 @@ import { eventually, startTestApp, type TestApp } from "../support/test-app.ts";
  * in the trace of the request that caused it, and no prompt or query text in
  * any of them.
  */
+/** Attempts of one step type with one outcome observed so far (this process's registry: the worker runs in it). */
+async function stepAttempts(type: string, status: string): Promise<number> {
+  const metric = await metricsRegistry.getSingleMetric("tessera_workflow_step_duration_seconds")!.get();
+  return metric.values.find((value) => (value as { metricName?: string }).metricName === "tessera_workflow_step_duration_seconds_count" && value.labels.type === type && value.labels.status === status)?.value ?? 0;
+}
+
+async function runsEnded(status: string): Promise<number> {
+  const metric = await metricsRegistry.getSingleMetric("tessera_workflow_runs_ended_total")!.get();
+  return metric.values.find((value) => value.labels.status === status)?.value ?? 0;
+}
+
 describe("search, workflow and generation spans", () => {
   let receiver: OtlpReceiver;
   let fake: FakeOpenAIServer;
@@ -105,6 +117,7 @@ outputs:
 `;
     const published = await t.graphql(`mutation ($d: String!) { publishWorkflow(definition: $d) { slug } }`, { d: definition }, key);
     expect(published.errors).toBeUndefined();
+    const before = { transform: await stepAttempts("transform", "succeeded"), map: await stepAttempts("map", "handed_over"), runs: await runsEnded("SUCCEEDED") };
     const { data, traceId } = await traced(`mutation RunTraced($slug: String!, $input: JSON) { runWorkflow(slug: $slug, input: $input) { id } }`, {
       slug: published.data.publishWorkflow.slug,
       input: { items: ["a", "b"] },
@@ -131,6 +144,11 @@ outputs:
       expect(ancestors(item).some((name) => name === "workflow.step each" || name === "workflow.run")).toBe(true);
     }
     expect(ancestors(sum)).toContain("mutation RunTraced");
+
+    // The same run in the metrics: three transform attempts (two items and `sum`), the map handing over, one run ended.
+    expect((await stepAttempts("transform", "succeeded")) - before.transform).toBeGreaterThanOrEqual(3);
+    expect((await stepAttempts("map", "handed_over")) - before.map).toBeGreaterThanOrEqual(1);
+    expect((await runsEnded("SUCCEEDED")) - before.runs).toBeGreaterThanOrEqual(1);
   }, 240_000);
 
   it("generation: a gen_ai span with the model and tokens in and out, without the prompt", async () => {

@@ -22,6 +22,8 @@ it("keeps Tessera's metric names, types and labels", async () => {
     tessera_vector_store_duration_seconds: { type: "histogram", labels: ["store", "operation", "status"] },
     tessera_queue_jobs: { type: "gauge", labels: ["queue", "state"] },
     tessera_generation_tokens_total: { type: "counter", labels: ["provider", "model", "direction"] },
+    tessera_workflow_step_duration_seconds: { type: "histogram", labels: ["type", "status"] },
+    tessera_workflow_runs_ended_total: { type: "counter", labels: ["status"] },
   });
   // The process metrics the alert rules use.
   const names = metrics.map((metric) => metric.name);

@@ -1,5 +1,6 @@
 import type { AppContext } from "../../services/app/app-context.ts";
 import type { RunEvent } from "../../services/queue/event-bus.ts";
+import { workflowRunsEnded } from "../../services/observability/metrics.ts";
 import { emitProjectEvent, runStatusEvent } from "../../services/queue/project-events.ts";
 
 /** What happened, as `runEvents` subscribers see it in `type`. */
@@ -27,4 +28,5 @@ export function publishRunEvent(app: AppContext, event: RunEventDraft) {
   // Run ends and waits are project events too (outbound webhooks); emitProjectEvent never throws.
   const projectEvent = event.type === RunEventType.RUN_STATUS ? runStatusEvent(event.status) : undefined;
   if (projectEvent) void emitProjectEvent(app, { type: projectEvent, subjectId: event.runId });
+  if (event.type === RunEventType.RUN_STATUS && event.status && TERMINAL_RUN_STATUSES.has(event.status)) workflowRunsEnded.inc({ status: event.status });
 }

@@ -4,6 +4,7 @@ import { untilAborted } from "../../services/core/abort.ts";
 import { Prisma, type StepRun } from "../../services/core/database.ts";
 import { ErrorCode, TesseraError, toErrorRecord, type ErrorRecord } from "../../services/core/errors.ts";
 import type { Logger } from "../../services/core/logger.ts";
+import { workflowStepDuration } from "../../services/observability/metrics.ts";
 import { evaluateForEach, type ExpressionSite } from "../dsl/expression.ts";
 import { durationMs } from "../dsl/workflow-schema.ts";
 import { findStepType } from "../steps/step-registry.ts";
@@ -58,9 +59,13 @@ export async function executeStep(app: AppContext, job: StepJob, attempt: number
   const context = createStepContext(app, { run, row, attempt, logger, signal: abort.signal });
 
   let result: unknown;
+  const attemptStarted = performance.now();
+  const observeAttempt = (status: string) => workflowStepDuration.observe({ type: step.uses, status }, (performance.now() - attemptStarted) / 1000);
   try {
     result = await untilAborted(type.run(row.input as never, context), abort.signal);
+    observeAttempt(result instanceof StepDirective ? "handed_over" : "succeeded");
   } catch (error) {
+    observeAttempt("failed");
     const record = toErrorRecord(error, `step ${row.key} of run ${run.id}`);
     // The raw text stays in the logs, under the step and run the record names.
     if (!(error instanceof TesseraError)) logger.warn({ err: error, runId: run.id, stepRunId: row.id, step: row.key }, "step failed with an internal error");
