@@ -31,6 +31,8 @@ const config: KnipConfig = {
     // weaviate-client's generated gRPC code imports protobufjs/minimal.js without declaring it: without this
     // declaration nothing puts protobufjs at the top of node_modules and the Weaviate store fails to load.
     "protobufjs",
+    // services/core/logger.ts names it as pino's transport target (a string pino loads on its thread).
+    "pino-pretty",
     // test/mcp-conformance/run.ts runs the suite's dist/index.js by path.
     "@modelcontextprotocol/conformance",
   ],

@@ -2,7 +2,7 @@ import { createAppContext, type AppContext } from "./app-context.ts";
 import { loadDotEnv } from "./command-line.ts";
 import { ConfigError, loadConfig } from "../core/config.ts";
 import { checkDependencies, DependencyUnavailableError } from "../core/dependency-check.ts";
-import { createLogger } from "../core/logger.ts";
+import { createLogger, logDestination } from "../core/logger.ts";
 import { applyMigrations } from "../core/migrate.ts";
 import { startTracing, stopTracing } from "../observability/tracing.ts";
 import { redactSecrets, rememberSecretsOf } from "../core/secret-redaction.ts";
@@ -33,7 +33,7 @@ export async function runProcess(
     }
     throw error;
   }
-  const logger = createLogger(config.LOG_LEVEL, name);
+  const logger = createLogger(config.LOG_LEVEL, name, logDestination(config.LOG_FORMAT));
   try {
     await checkDependencies(config);
     if (options.migrate) {

@@ -50,6 +50,8 @@ const ConfigSchema = z.object({
   /** Prefix of every BullMQ key, so several deployments can share one Redis. */
   QUEUE_PREFIX: z.string().regex(/^(\{[\w-]+\}|[\w-]+)$/, "must be letters, digits, _ or -, or those in braces ({tessera})").default("tessera"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  /** `pretty`: readable lines (pino-pretty, formatted on a worker thread); `json`: one JSON object a line; `auto`: pretty on a terminal, JSON otherwise. */
+  LOG_FORMAT: z.enum(["auto", "json", "pretty"]).default("auto"),
   MAX_UPLOAD_BYTES: z.coerce.number().int().positive().default(100 * 1024 * 1024),
   /** GraphQL limits against hostile queries. */
   GRAPHQL_MAX_DEPTH: z.coerce.number().int().positive().default(12),

@@ -37,6 +37,15 @@ function serializeError(error: unknown) {
  * The raw text of internal errors belongs here, under the job, step or
  * request it happened in, and nowhere a caller can read it.
  */
+/**
+ * Where a process's log lines go: JSON on stdout, or for a person at a terminal (`LOG_FORMAT=pretty`, or `auto`
+ * with stdout a TTY) pino-pretty's readable lines, formatted on pino's transport thread, not the event loop.
+ */
+export function logDestination(format: "auto" | "json" | "pretty"): DestinationStream | undefined {
+  const pretty = format === "pretty" || (format === "auto" && process.stdout.isTTY === true);
+  return pretty ? pino.transport({ target: "pino-pretty", options: { colorize: process.stdout.isTTY === true, translateTime: "SYS:HH:MM:ss.l" } }) : undefined;
+}
+
 export function createLogger(level: string, name = "tessera", destination?: DestinationStream): Logger {
   const options = {
     name,

@@ -95,4 +95,33 @@ describe("process start-up", () => {
     expect(await exited).toBe(0);
     expect(output).toContain("shutting down");
   });
+
+  it("writes readable lines with LOG_FORMAT=pretty (what a terminal gets by default), JSON otherwise", async () => {
+    const logsOf = async (format: string) => {
+      const child = spawn(tsx, ["test/support/slow-start-process.ts"], {
+        cwd: root,
+        env: { ...process.env, DATABASE_URL: TEST_DATABASE_URL, LOG_LEVEL: "info", LOG_FORMAT: format },
+      });
+      let output = "";
+      child.stdout.on("data", (chunk) => (output += chunk));
+      const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`process did not start:\n${output}`)), 40_000);
+        child.stdout.on("data", () => {
+          if (output.includes("slow-start started")) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      });
+      child.kill("SIGTERM");
+      expect(await exited).toBe(0);
+      return output.split("\n").filter((line) => line.includes("slow-start started"));
+    };
+    const [pretty] = await logsOf("pretty");
+    expect(pretty).toMatch(/INFO.*slow-start started/);
+    expect(pretty!.trim().startsWith("{")).toBe(false);
+    const [json] = await logsOf("json");
+    expect(JSON.parse(json!)).toMatchObject({ level: 30, msg: "slow-start started" });
+  }, 120_000);
 });
