@@ -122,6 +122,16 @@ describe("docker-compose.yml", () => {
     expect(services["worker-gpu"]!.command).toEqual(expect.arrayContaining(["--queues", "models"]));
   });
 
+  it("has an observability profile whose Prometheus scrapes compose's gateway and worker with the local config's jobs", () => {
+    expect(services.jaeger?.profiles).toEqual(["observability"]);
+    expect(services.prometheus?.profiles).toEqual(["observability"]);
+    const local = parse(read("infra/observability/prometheus.yml")) as { scrape_configs: Array<{ job_name: string; static_configs: Array<{ targets: string[] }> }> };
+    const composed = parse(read("infra/observability/prometheus-compose.yml")) as typeof local;
+    expect(composed.scrape_configs.map((job) => job.job_name)).toEqual(local.scrape_configs.map((job) => job.job_name));
+    const targets = Object.fromEntries(composed.scrape_configs.map((job) => [job.job_name, job.static_configs.flatMap((config) => config.targets)]));
+    expect(targets).toEqual({ "tessera-gateway": ["gateway:4000"], "tessera-worker": [`worker:${services.worker!.environment!.WORKER_HTTP_PORT}`] });
+  });
+
   it("keeps Redis's jobs across restarts: append-only file on, no eviction", () => {
     const command = services.redis!.command!.join(" ");
     expect(command).toContain("--appendonly yes");
