@@ -24,6 +24,28 @@ function run(entry: string, env: Record<string, string>, timeoutMs = 20_000) {
   });
 }
 
+/** Starts `entry` with info logs, sends SIGTERM once its stdout shows `marker`, and waits for it to exit. */
+async function sigtermOnceLogged(entry: string, env: Record<string, string>, marker: string, startTimeoutMs = 20_000) {
+  const child = spawn(tsx, [entry], { cwd: root, env: { ...process.env, DATABASE_URL: TEST_DATABASE_URL, LOG_LEVEL: "info", ...env } });
+  let output = "";
+  child.stdout.on("data", (chunk) => (output += chunk));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`${entry} did not start within ${startTimeoutMs} ms:\n${output}`));
+    }, startTimeoutMs);
+    child.stdout.on("data", () => {
+      if (output.includes(marker)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  child.kill("SIGTERM");
+  return { code: await exited, output };
+}
+
 describe("process start-up", () => {
   it("exits at once naming a bad variable", async () => {
     const result = await run("services/main.ts", { DATABASE_URL: "nope" });
@@ -53,69 +75,21 @@ describe("process start-up", () => {
   });
 
   it("stops a worker cleanly on SIGTERM", async () => {
-    const child = spawn(tsx, ["services/worker/main.ts"], {
-      cwd: root,
-      env: { ...process.env, DATABASE_URL: TEST_DATABASE_URL, LOG_LEVEL: "info", QUEUE_PREFIX: "test-sigterm" },
-    });
-    let output = "";
-    child.stdout.on("data", (chunk) => (output += chunk));
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`worker did not start:\n${output}`)), 20_000);
-      child.stdout.on("data", () => {
-        if (output.includes("worker started")) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-    });
-    const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
-    child.kill("SIGTERM");
-    expect(await exited).toBe(0);
+    const { code, output } = await sigtermOnceLogged("services/worker/main.ts", { QUEUE_PREFIX: "test-sigterm" }, "worker started");
+    expect(code).toBe(0);
     expect(output).toContain("shutting down");
   });
 
   it("drains on a SIGTERM that arrives while start() is still running, instead of dying by the signal", async () => {
-    const child = spawn(tsx, ["test/support/slow-start-process.ts"], {
-      cwd: root,
-      env: { ...process.env, DATABASE_URL: TEST_DATABASE_URL, LOG_LEVEL: "info" },
-    });
-    let output = "";
-    child.stdout.on("data", (chunk) => (output += chunk));
-    const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`process did not start:\n${output}`)), 20_000);
-      child.stdout.on("data", () => {
-        if (output.includes("slow-start started")) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-    });
-    child.kill("SIGTERM");
-    expect(await exited).toBe(0);
+    const { code, output } = await sigtermOnceLogged("test/support/slow-start-process.ts", {}, "slow-start started");
+    expect(code).toBe(0);
     expect(output).toContain("shutting down");
   });
 
   it("writes readable lines with LOG_FORMAT=pretty (what a terminal gets by default), JSON otherwise", async () => {
     const logsOf = async (format: string) => {
-      const child = spawn(tsx, ["test/support/slow-start-process.ts"], {
-        cwd: root,
-        env: { ...process.env, DATABASE_URL: TEST_DATABASE_URL, LOG_LEVEL: "info", LOG_FORMAT: format },
-      });
-      let output = "";
-      child.stdout.on("data", (chunk) => (output += chunk));
-      const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`process did not start:\n${output}`)), 40_000);
-        child.stdout.on("data", () => {
-          if (output.includes("slow-start started")) {
-            clearTimeout(timer);
-            resolve();
-          }
-        });
-      });
-      child.kill("SIGTERM");
-      expect(await exited).toBe(0);
+      const { code, output } = await sigtermOnceLogged("test/support/slow-start-process.ts", { LOG_FORMAT: format }, "slow-start started", 40_000);
+      expect(code).toBe(0);
       return output.split("\n").filter((line) => line.includes("slow-start started"));
     };
     const [pretty] = await logsOf("pretty");
