@@ -12,6 +12,9 @@ missing=()
 command -v ffmpeg >/dev/null || missing+=(ffmpeg)
 command -v espeak-ng >/dev/null || missing+=(espeak-ng)
 command -v pdftotext >/dev/null || missing+=(poppler-utils)
+# The default offline transcriber (issue #21): CMU pocketsphinx and its US English model.
+command -v pocketsphinx_continuous >/dev/null || missing+=(pocketsphinx)
+[ -d /usr/share/pocketsphinx/model/en-us/en-us ] || missing+=(pocketsphinx-en-us)
 # The studio's browser tests drive Debian's chromium (no browser download reaches these machines).
 command -v chromium >/dev/null || missing+=(chromium)
 # The observability tests scrape the gateway and a worker with Debian's Prometheus.
