@@ -65,7 +65,7 @@ describe("tessera workflow validate", () => {
     const offline = { DATABASE_URL: "postgresql://nobody@127.0.0.1:1/none", REDIS_URL: "redis://127.0.0.1:1", TESSERA_URL: "http://127.0.0.1:1" };
     const result = await tessera(["workflow", "validate", path.join(scratch, "good.yaml"), path.join(scratch, "bad.yaml")], offline);
     expect(result.code).toBe(1);
-    expect(result.stdout).toContain("good.yaml: ok");
+    expect(result.stdout).toContain("good.yaml: ok (the models it needs are checked when it is published)");
     const lines = result.stderr.trim().split("\n");
     const badFile = path.join(scratch, "bad.yaml");
     expect(lines).toEqual([
@@ -95,5 +95,15 @@ describe("tessera workflow publish and run", () => {
     const refused = await tessera(["workflow", "run", "cli-greet", "--input", "name=Ada", "--input", "times=lots"], env);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain("BAD_USER_INPUT");
+  });
+
+  it("publishes a file whose model is not configured, and says what it needs", async () => {
+    const { key } = await t.createProject();
+    const needsModel = `apiVersion: tessera/v1\nkind: Workflow\nslug: cli-needs-llm\nsteps:\n  - id: answer\n    uses: generate.text\n    with: { prompt: "hello", model: llm.cli-missing }\n`;
+    await fs.writeFile(path.join(scratch, "needs-llm.yaml"), needsModel);
+    const published = await tessera(["workflow", "publish", path.join(scratch, "needs-llm.yaml")], { TESSERA_URL: t.url, TESSERA_API_KEY: key });
+    expect(published.code).toBe(0);
+    expect(published.stdout.trim()).toBe("cli-needs-llm version 1");
+    expect(published.stderr).toMatch(/^warning: step "answer" \(generate\.text\) needs model alias "llm\.cli-missing".*MODEL_ALIAS_LLM_CLI_MISSING/m);
   });
 });

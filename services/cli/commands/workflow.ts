@@ -51,7 +51,7 @@ export function registerWorkflowCommands(program: Command) {
         const { problems } = validateWorkflow(text);
         for (const problem of problems) console.error(`${file}:${problem.line}:${problem.column} ${problem.message}`);
         if (problems.length) failed++;
-        else console.log(`${file}: ok`);
+        else console.log(`${file}: ok (the models it needs are checked when it is published)`);
       }
       if (failed) process.exitCode = 1;
     });
@@ -70,6 +70,8 @@ export function registerWorkflowCommands(program: Command) {
       }
       const data = await gateway().request(PublishWorkflowDocument, { definition });
       console.log(`${data.publishWorkflow.slug} version ${data.publishWorkflow.number}`);
+      // Published all the same (the deployment may be configured later), but its runs fail until it is.
+      for (const warning of data.publishWorkflow.warnings) console.error(`warning: ${warning}`);
     });
 
   workflow
