@@ -90,6 +90,9 @@ it("fails with WORKER_LOST a row whose job keeps being lost, and marks its asset
     expect(job.status).toBe("FAILED");
     expect(job.error).toMatchObject({ code: "WORKER_LOST", message: expect.stringContaining("lost from the queue") });
     expect((await t.app.db.asset.findUniqueOrThrow({ where: { id: assetId } })).status).toBe("FAILED");
+    // As a processor's final failure would: webhooks and triggers hear of it (a `job.failed` project event).
+    const events = await t.app.queues.queue("project-event").getJobs(["waiting", "active", "delayed", "completed", "failed"]);
+    expect(events.filter((event) => event?.data.subjectId === jobId).map((event) => event.data.type)).toEqual(["job.failed"]);
   } finally {
     await t.app.queues.queue("ingest").resume();
   }
