@@ -20,3 +20,9 @@ const bench = (await import(pathToFileURL(path.join(import.meta.dirname, `${name
   default: (args: string[]) => Promise<void>;
 };
 await bench.default(process.argv.slice(3));
+// A bench that printed its line but does not end still holds something open (a connection, a worker, a timer):
+// name what, and end with a failure instead of hanging. Unref'd, so a bench that closed everything exits at once.
+setTimeout(() => {
+  console.error(`bench ${name} ended but the process is still held by: ${process.getActiveResourcesInfo().join(", ")}`);
+  process.exit(1);
+}, 30_000).unref();
