@@ -1,4 +1,5 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess, type ChildProcessByStdio, type ChildProcessWithoutNullStreams } from "node:child_process";
+import type { Readable } from "node:stream";
 import { ErrorCode, TesseraError } from "../core/errors.ts";
 
 export type ToolRun = { stdout: Buffer; stderr: string };
@@ -7,7 +8,8 @@ export type ToolRun = { stdout: Buffer; stderr: string };
 const runningTools = new Set<ChildProcess>();
 let killOnExit = false;
 
-function killGroup(child: ChildProcess) {
+/** Kills a tool started by `spawnInOwnGroup` and whatever it started. */
+export function killGroup(child: ChildProcess) {
   if (child.pid === undefined) return;
   try {
     process.kill(-child.pid, "SIGKILL");
@@ -16,33 +18,47 @@ function killGroup(child: ChildProcess) {
   }
 }
 
+/**
+ * Starts an external tool in its own process group. Ctrl-C in a terminal signals the whole foreground group, and
+ * a tool that caught it would fail the job in flight (a broken file, a failed speech) while the worker drains:
+ * the worker decides when tools stop. The group is killed when this process exits (a forced shutdown).
+ */
+export function spawnInOwnGroup(command: string, args: string[], stdin: "pipe"): ChildProcessWithoutNullStreams;
+export function spawnInOwnGroup(command: string, args: string[], stdin: "ignore"): ChildProcessByStdio<null, Readable, Readable>;
+export function spawnInOwnGroup(command: string, args: string[], stdin: "pipe" | "ignore"): ChildProcess {
+  const child = spawn(command, args, { stdio: [stdin, "pipe", "pipe"], detached: true });
+  if (!killOnExit) {
+    killOnExit = true;
+    process.on("exit", () => runningTools.forEach(killGroup));
+  }
+  runningTools.add(child);
+  const forget = () => runningTools.delete(child);
+  child.once("close", forget);
+  child.once("error", forget);
+  return child;
+}
+
 /** ffmpeg catches SIGINT and SIGTERM and exits with 255; other tools die of the signal. */
 function stoppedBySignal(command: string, code: number | null, signal: NodeJS.Signals | null) {
   return signal !== null || (command === "ffmpeg" && code === 255);
 }
 
 /**
- * Runs ffmpeg, ffprobe or poppler's pdfinfo/pdftotext with an argument array
+ * Runs ffmpeg, ffprobe, poppler's pdfinfo/pdftotext or pocketsphinx with an argument array
  * (never a shell line, so a file name cannot inject anything), a time limit
  * and a cap on what it may print.
  */
 export function runMediaTool(
-  command: "ffmpeg" | "ffprobe" | "pdfinfo" | "pdftotext",
+  command: "ffmpeg" | "ffprobe" | "pdfinfo" | "pdftotext" | "pocketsphinx_continuous",
   args: string[],
   options: { timeoutMs: number; maxOutputBytes?: number },
 ): Promise<ToolRun> {
   const maxOutputBytes = options.maxOutputBytes ?? 64 * 1024 * 1024;
   return new Promise((resolve, reject) => {
     // Local files only: a crafted playlist or reference inside a container must not make ffmpeg open a URL (SSRF).
-    const safety = command.startsWith("pdf") ? [] : ["-hide_banner", ...(command === "ffmpeg" ? ["-nostdin"] : []), "-protocol_whitelist", "file,pipe"];
-    // Its own process group: Ctrl-C in a terminal signals the whole foreground group, and a tool that
-    // caught it would look like a broken file while the worker drains; the worker decides when tools stop.
-    const child = spawn(command, [...safety, ...args], { stdio: ["ignore", "pipe", "pipe"], detached: true });
-    if (!killOnExit) {
-      killOnExit = true;
-      process.on("exit", () => runningTools.forEach(killGroup));
-    }
-    runningTools.add(child);
+    const safety = command.startsWith("pdf") || command.startsWith("pocketsphinx") ? [] : ["-hide_banner", ...(command === "ffmpeg" ? ["-nostdin"] : []), "-protocol_whitelist", "file,pipe"];
+    // Its own process group: a Ctrl-C meant for the worker must not look like a broken file.
+    const child = spawnInOwnGroup(command, [...safety, ...args], "ignore");
     const chunks: Buffer[] = [];
     let outputBytes = 0;
     let stderr = "";
@@ -69,12 +85,10 @@ export function runMediaTool(
     });
     child.on("error", (error) => {
       clearTimeout(timer);
-      runningTools.delete(child);
-      reject(new TesseraError(ErrorCode.SERVICE_UNAVAILABLE, `cannot run ${command}: ${error.message} (is ${command.startsWith("pdf") ? "poppler-utils" : "ffmpeg"} installed? infra/setup-local.sh installs it)`));
+      reject(new TesseraError(ErrorCode.SERVICE_UNAVAILABLE, `cannot run ${command}: ${error.message} (is ${command.startsWith("pdf") ? "poppler-utils" : command.startsWith("pocketsphinx") ? "pocketsphinx" : "ffmpeg"} installed? infra/setup-local.sh installs it)`));
     });
     child.on("close", (code, signal) => {
       clearTimeout(timer);
-      runningTools.delete(child);
       if (failure) return reject(failure);
       if (stoppedBySignal(command, code, signal)) {
         // Something outside stopped the tool (a shutdown, an operator, the OOM killer): the media may be fine, so retry.

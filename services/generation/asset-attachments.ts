@@ -16,6 +16,8 @@ const VIDEO_FRAMES = 4;
 const MAX_TEXT_CHARS = 20_000;
 const MAX_AUDIO_SECONDS = 30 * 60;
 const TOOL_TIMEOUT_MS = 120_000;
+/** The built-in offline transcriber's alias (generation-config.ts). */
+export const OFFLINE_TRANSCRIBER = "transcribe.offline";
 
 /** Where attachments come from: the blob store, and the worker's own transcriber for audio without a transcription alias. */
 export type AttachmentSources = { blobs: BlobStore; models: Pick<ModelRuntime, "transcribe"> };
@@ -61,7 +63,9 @@ export async function audioClipOf(app: Pick<AttachmentSources, "blobs">, asset: 
 /**
  * Speech to text of an audio or video asset: through a model alias when the
  * request names one or `transcribe.default` is configured, else through the
- * worker's own transcription model; null when neither exists.
+ * worker's own transcription model (a Whisper export), else through the
+ * built-in offline transcriber (`transcribe.offline`, pocketsphinx); null
+ * when none of them exists.
  */
 export async function transcriptOf(
   app: AttachmentSources,
@@ -69,11 +73,14 @@ export async function transcriptOf(
   asset: Asset,
   alias: string | undefined,
   options: RouteOptions,
-): Promise<string | null> {
+): Promise<{ text: string; model: string } | null> {
   const clip = await audioClipOf(app, asset);
   const chosen = alias ?? (router.hasAlias("transcribe.default") ? "transcribe.default" : undefined);
-  if (chosen) return (await router.transcribe(chosen, { audio: clip }, options)).text;
-  return app.models.transcribe(clip.samples);
+  if (chosen) return { text: (await router.transcribe(chosen, { audio: clip }, options)).text, model: chosen };
+  const local = await app.models.transcribe(clip.samples);
+  if (local !== null) return { text: local, model: "worker" };
+  if (!router.hasAlias(OFFLINE_TRANSCRIBER)) return null;
+  return { text: (await router.transcribe(OFFLINE_TRANSCRIBER, { audio: clip }, options)).text, model: OFFLINE_TRANSCRIBER };
 }
 
 /**
@@ -97,14 +104,14 @@ export async function attachmentParts(app: AttachmentSources, router: ModelRoute
       }
       case "AUDIO": {
         const transcript = await transcriptOf(app, router, asset, undefined, options);
-        parts.push({ type: "text", text: `${label}\n${transcript === null ? "(no transcription model is available)" : `Transcript: ${transcript}`}` });
+        parts.push({ type: "text", text: `${label}\n${transcript === null ? "(no transcription model is available)" : `Transcript: ${transcript.text}`}` });
         break;
       }
       case "VIDEO": {
         const { frames, hasAudio } = await videoFrameParts(app, asset);
         parts.push({ type: "text", text: `${label} ${frames.length} frames in time order:` }, ...frames);
         const transcript = hasAudio ? await transcriptOf(app, router, asset, undefined, options) : null;
-        if (transcript) parts.push({ type: "text", text: `Transcript of its sound: ${transcript}` });
+        if (transcript) parts.push({ type: "text", text: `Transcript of its sound: ${transcript.text}` });
         break;
       }
     }

@@ -41,7 +41,8 @@ export function defaultAliasFor(task: GenerateTask, hasImages: boolean, has: (al
     case "SPEECH":
       return "speech.default";
     case "TRANSCRIPT":
-      return "transcribe.default";
+      // The built-in offline transcriber when nobody configured one (a worker's Whisper export comes first: see transcriptOf).
+      return has("transcribe.default") ? "transcribe.default" : "transcribe.offline";
     case "IMAGE":
       return "image.default";
   }
@@ -69,7 +70,8 @@ export async function checkGenerateRequest(app: GenerateRequestChecks, projectId
   if (request.task === "SPEECH" && prompt.length > MAX_SPEECH_CHARS) throw bad(`speech text is longer than ${MAX_SPEECH_CHARS} characters`);
   if (new Set(request.attachments).size !== request.attachments.length) throw bad("an attachment is listed twice");
 
-  const assets = await app.db.asset.findMany({ where: { projectId, id: { in: request.attachments } } });
+  // Most requests attach nothing: no query then (the generate mutation and its job both check).
+  const assets = request.attachments.length ? await app.db.asset.findMany({ where: { projectId, id: { in: request.attachments } } }) : [];
   const missing = request.attachments.filter((id) => !assets.some((asset) => asset.id === id));
   if (missing.length) throw new TesseraError(ErrorCode.NOT_FOUND, `no asset ${missing.join(", ")} in this project`);
   const ordered = request.attachments.map((id) => assets.find((asset) => asset.id === id)!);

@@ -65,10 +65,10 @@ export async function runGenerateTask(
     }
     case "TRANSCRIPT": {
       const asset = assets[0]!;
-      const text = await transcriptOf(app, router, asset, request.model, options);
-      if (text === null) throw new TesseraError(ErrorCode.MODEL_NOT_FOUND, "no transcription model is configured (alias transcribe.default)");
-      hooks.onToken?.(text);
-      return { task: "TRANSCRIPT", text, model: request.model ?? (router.hasAlias("transcribe.default") ? "transcribe.default" : "worker") };
+      const transcript = await transcriptOf(app, router, asset, request.model, options);
+      if (transcript === null) throw new TesseraError(ErrorCode.MODEL_NOT_FOUND, "no transcription model is configured (alias transcribe.default)");
+      hooks.onToken?.(transcript.text);
+      return { task: "TRANSCRIPT", text: transcript.text, model: transcript.model };
     }
     case "SPEECH": {
       const speech = await router.speak(alias, { text: prompt, voice: request.voice }, options);

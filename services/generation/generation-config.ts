@@ -32,6 +32,8 @@ const ProviderSchema = z.discriminatedUnion("kind", [
     dtype: z.enum(["fp32", "fp16", "q8", "int8", "uint8", "q4", "bnb4", "q4f16"]).default("fp32"),
   }),
   z.object({ kind: z.literal("espeak-ng"), binary: z.string().default("espeak-ng") }),
+  /** CMU pocketsphinx (Debian's pocketsphinx-en-us): offline speech to text. */
+  z.object({ kind: z.literal("pocketsphinx"), modelDir: z.string().optional() }),
 ]);
 
 const AliasSchema = z.object({
@@ -80,10 +82,16 @@ export class GenerationConfigError extends Error {
   }
 }
 
-/** Always there, so speech works offline with nothing configured. */
+/**
+ * Always there, so speech in and out work offline with nothing configured: `transcribe.offline` answers
+ * TRANSCRIPT when neither `transcribe.default` nor a worker's Whisper export is there.
+ */
 const builtIn = {
-  providers: { espeak: { kind: "espeak-ng" }, local: { kind: "transformers" } },
-  models: { "speech.default": { provider: "espeak", model: "en-us" } },
+  providers: { espeak: { kind: "espeak-ng" }, local: { kind: "transformers" }, pocketsphinx: { kind: "pocketsphinx" } },
+  models: {
+    "speech.default": { provider: "espeak", model: "en-us" },
+    "transcribe.offline": { provider: "pocketsphinx", model: "en-us", retries: 0, timeoutMs: 600_000 },
+  },
 };
 
 export function loadGenerationConfig(env: NodeJS.ProcessEnv = process.env): GenerationConfig {

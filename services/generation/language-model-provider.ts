@@ -64,7 +64,8 @@ export type CaptionRequest = CallOptions & { model: string; image: ImagePart; pr
 /** 16 kHz mono PCM in [-1, 1], what Whisper-style models take. */
 export type AudioClip = { samples: Float32Array; sampleRate: 16000; wav: Buffer };
 export type TranscribeRequest = CallOptions & { model: string; audio: AudioClip; language?: string };
-export type TextResult = { text: string; usage?: TokenUsage };
+/** `words`: each recognised word with its time in the clip, where the transcriber says (pocketsphinx does). */
+export type TextResult = { text: string; usage?: TokenUsage; words?: Array<{ text: string; start: number; end: number }> };
 
 export type SpeechRequest = CallOptions & { model: string; text: string; voice?: string; speed?: number };
 export type SpeechResult = GeneratedMedia & { durationSec: number; usage?: TokenUsage };

@@ -22,6 +22,7 @@ import type {
 } from "./language-model-provider.ts";
 import { OpenAICompatibleProvider } from "./openai-compatible-provider.ts";
 import { errorClassOf, providerError, retryableClasses, retryAfterOf } from "./provider-error.ts";
+import { PocketsphinxProvider } from "./pocketsphinx-transcriber.ts";
 import { TransformersProvider } from "./transformers-provider.ts";
 import type { UsageMeter } from "./usage-meter.ts";
 import { generationTokens } from "../observability/metrics.ts";
@@ -268,5 +269,7 @@ function createProvider(name: string, config: ProviderConfig, deps: { modelsDir:
       return new TransformersProvider({ name, modelsDir: deps.modelsDir, device: config.device, dtype: config.dtype, logger: deps.logger });
     case "espeak-ng":
       return new EspeakSpeechProvider({ name, binary: config.binary });
+    case "pocketsphinx":
+      return new PocketsphinxProvider({ name, modelDir: config.modelDir });
   }
 }
