@@ -340,8 +340,22 @@ describe("generate: bad input changes nothing", () => {
     const { key, projectId } = await t.createProject();
     fake.enqueue({ kind: "chat", content: "once" });
     const first = await t.graphql(GENERATE, { input: { task: "TEXT", prompt: "hi", idempotencyKey: "gen-1" } }, key);
-    const second = await t.graphql(GENERATE, { input: { task: "TEXT", prompt: "something else", idempotencyKey: "gen-1" } }, key);
+    const second = await t.graphql(GENERATE, { input: { task: "TEXT", prompt: "hi", idempotencyKey: "gen-1" } }, key);
     expect(second.data.generate.id).toBe(first.data.generate.id);
+    await finished(first.data.generate.id, key);
+    expect(await t.app.db.job.count({ where: { projectId, kind: "GENERATE" } })).toBe(1);
+  });
+
+  it("refuses another request under a used idempotency key with IDEMPOTENCY_CONFLICT, and starts nothing", async () => {
+    const { key, projectId } = await t.createProject();
+    fake.enqueue({ kind: "chat", content: "once" });
+    const first = await t.graphql(GENERATE, { input: { task: "TEXT", prompt: "hi", idempotencyKey: "gen-2" } }, key);
+    expect(first.errors).toBeUndefined();
+    for (const other of [{ prompt: "something else" }, { prompt: "hi", temperature: 0.5 }, { prompt: "hi", model: "llm.other" }]) {
+      const second = await t.graphql(GENERATE, { input: { task: "TEXT", ...other, idempotencyKey: "gen-2" } }, key);
+      expect(second.errors?.[0]?.extensions?.code, JSON.stringify(other)).toBe("IDEMPOTENCY_CONFLICT");
+      expect(second.errors?.[0]?.message).toContain(first.data.generate.id);
+    }
     await finished(first.data.generate.id, key);
     expect(await t.app.db.job.count({ where: { projectId, kind: "GENERATE" } })).toBe(1);
   });

@@ -28,7 +28,7 @@ export type AssetStatus =
 export type GenerateInput = {
   /** The project's assets: images go to the model as images, audio and video as transcripts and frames. */
   attachments?: Array<string | number> | null | undefined;
-  /** A retried request with the same key gets the first job back. */
+  /** A retried request with the same key and the same input gets the first job back; another input under a used key is IDEMPOTENCY_CONFLICT. */
   idempotencyKey?: string | null | undefined;
   /** The most tokens the model may write (TEXT, CAPTION). */
   maxTokens?: number | null | undefined;
