@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { killGroup, spawnInOwnGroup } from "../assets/media-tool.ts";
 import type { LanguageModelProvider, SpeechRequest, SpeechResult } from "./language-model-provider.ts";
 import { providerError } from "./provider-error.ts";
 import { readWavInfo, withExactWavSizes } from "./wav-file.ts";
@@ -32,7 +32,12 @@ export class EspeakSpeechProvider implements LanguageModelProvider {
 
   private run(args: string[], input: string, signal?: AbortSignal): Promise<Buffer> {
     return new Promise((resolve, reject) => {
-      const child = spawn(this.binary, args, { stdio: ["pipe", "pipe", "pipe"], signal });
+      // Its own process group (as ffmpeg's): a Ctrl-C meant for the worker must not fail the speech in flight.
+      const child = spawnInOwnGroup(this.binary, args, "pipe");
+      const abort = () => killGroup(child);
+      if (signal?.aborted) abort();
+      signal?.addEventListener("abort", abort, { once: true });
+      child.once("close", () => signal?.removeEventListener("abort", abort));
       const out: Buffer[] = [];
       let stderr = "";
       child.stdout.on("data", (chunk: Buffer) => out.push(chunk));
@@ -42,9 +47,12 @@ export class EspeakSpeechProvider implements LanguageModelProvider {
           reject(providerError("unsupported", "espeak-ng is not installed (apt-get install espeak-ng)", { provider: this.name }));
         } else reject(error);
       });
-      child.on("close", (code) => {
-        if (code === 0) resolve(Buffer.concat(out));
-        else reject(providerError("bad_request", `espeak-ng failed (exit ${code}): ${stderr.trim().slice(0, 200)}`, { provider: this.name }));
+      child.on("close", (code, stopSignal) => {
+        if (code === 0) return resolve(Buffer.concat(out));
+        if (signal?.aborted) return reject(signal.reason instanceof Error ? signal.reason : new Error("the speech was cancelled"));
+        // Killed from outside (a shutdown, the OOM killer): the text is fine, another try may work.
+        if (stopSignal) return reject(providerError("server", `espeak-ng was stopped by ${stopSignal} before it finished`, { provider: this.name }));
+        reject(providerError("bad_request", `espeak-ng failed (exit ${code}): ${stderr.trim().slice(0, 200)}`, { provider: this.name }));
       });
       child.stdin.on("error", () => {}); // a voice error closes stdin early; the exit code tells the story
       child.stdin.end(input);
