@@ -41,7 +41,7 @@ export const OTHER_VARIABLES: ReadonlyArray<{ name: string; comment: string }> =
   { name: "OPENAI_API_KEY", comment: "Generation through an OpenAI-compatible provider (README, Generation): its key" },
   { name: "OPENAI_BASE_URL", comment: "and its base URL (default https://api.openai.com/v1)" },
   { name: "PROVIDERS_FILE", comment: "A YAML file of generation providers and models" },
-  { name: "MODEL_DEVICE", comment: "cpu or cuda for every model runtime of this process (a worker's --device overrides it)" },
+  { name: "MODEL_DEVICE", comment: "cpu, cuda or webgpu for every model runtime of this process (a worker's --device overrides it; an unusable GPU falls back to the CPU, logged)" },
   { name: "MODEL_THREADS", comment: "onnxruntime's threads per session (default: every core)" },
   { name: "MODEL_SPINNING", comment: "1: onnxruntime's threads spin while idle (for dedicated hosts)" },
   { name: "HF_ENDPOINT", comment: "`tessera models pull`: the Hugging Face hub's URL" },

@@ -5,9 +5,9 @@ import { ErrorCode, TesseraError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import { modelAdapters } from "./adapters/index.ts";
 import { DynamicBatcher } from "./dynamic-batcher.ts";
-import { chooseExecutionProvider, type Device, type ExecutionChoice } from "./execution-provider.ts";
+import { chooseExecutionProvider, parseDevice, type Device, type ExecutionChoice } from "./execution-provider.ts";
 import { resizeForModel, type ImageInputSize } from "./image-preprocess.ts";
-import type { ModelAdapter, ModelHandle } from "./model-adapter.ts";
+import { embeddedModalities, type ModelAdapter, type ModelHandle } from "./model-adapter.ts";
 import { modelNotFound, toModelError } from "./model-errors.ts";
 import { BUILT_IN_MANIFESTS_DIR, loadModelRegistry, matchesAnyGlob, type ModelRegistry, type ResolvedModel } from "./model-registry.ts";
 import type { ModelInfo, ModelRuntime, OcrLine, SpaceVectors, SpeechSegment } from "./model-runtime.ts";
@@ -240,7 +240,7 @@ export class LocalModelRuntime implements ModelRuntime, LocalModelCaller {
   private embedders(modality: Modality): Served[] {
     const bySpace = new Map<string, Served>();
     const candidates = this.served()
-      .filter(({ model, adapter }) => model.manifest.task === "embed" && model.manifest.output.space && adapter.embeds.includes(modality))
+      .filter(({ model, adapter }) => model.manifest.task === "embed" && model.manifest.output.space && embeddedModalities(adapter, model).includes(modality))
       .sort((a, b) => b.model.manifest.priority - a.model.manifest.priority || a.model.manifest.name.localeCompare(b.model.manifest.name));
     for (const candidate of candidates) {
       const space = candidate.model.manifest.output.space!;
@@ -269,7 +269,7 @@ export class LocalModelRuntime implements ModelRuntime, LocalModelCaller {
       modality: manifest.modality,
       task: manifest.task,
       dimensions: manifest.output.dimensions ?? null,
-      device: remote ? "remote" : this.executionChoice().device,
+      device: remote || manifest.format === "remote" ? "remote" : this.executionChoice().device,
       space: manifest.task === "embed" ? (manifest.output.space ?? null) : null,
     };
   }
@@ -422,12 +422,9 @@ export function createModelRuntime(options: ModelRuntimeOptions) {
   return new LocalModelRuntime({ intraOpThreads: defaultThreads(), device: defaultDevice(), ...options });
 }
 
-/** MODEL_DEVICE=cuda makes every process of a GPU host ask for CUDA; `--device` overrides it per worker. */
+/** MODEL_DEVICE=cuda (or webgpu) makes every process of a GPU host ask for it; `--device` overrides it per worker. */
 function defaultDevice(): Device | undefined {
-  const value = process.env.MODEL_DEVICE;
-  if (!value) return undefined;
-  if (value !== "cpu" && value !== "cuda") throw new Error(`MODEL_DEVICE must be cpu or cuda, got ${JSON.stringify(value)}`);
-  return value;
+  return parseDevice(process.env.MODEL_DEVICE, "MODEL_DEVICE");
 }
 
 /** onnxruntime's default takes every core; leave that unless told (MODEL_THREADS). */

@@ -11,7 +11,7 @@ Options:
   --queues <names>         comma-separated queues to serve (default: every queue); \`models\` serves calls of this
                            worker's models from other processes (a GPU pool: --queues models --device cuda)
   --concurrency <n>        jobs run at once per queue (default: WORKER_CONCURRENCY)
-  --device <cpu|cuda>      where this worker's models run (default: MODEL_DEVICE, else cpu)
+  --device <cpu|cuda|webgpu> where this worker's models run (default: MODEL_DEVICE, else cpu)
   --models <globs>         model names this worker serves, e.g. clip-*,whisper-*
   --remote-models <globs>  models this worker calls on other workers instead of running them (REMOTE_MODELS)
   -h, --help               this text

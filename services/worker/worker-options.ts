@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
 import { queueNames, type QueueName } from "../queue/job-payloads.ts";
+import { parseDevice } from "../models/execution-provider.ts";
 import type { ModelServing } from "../models/local-model-runtime.ts";
 import type { WorkerPoolOptions } from "./worker-pool.ts";
 
@@ -48,8 +49,7 @@ export function parseWorkerOptions(argv: string[]): WorkerOptions {
     options.concurrency = concurrency;
   }
   if (values.device) {
-    if (values.device !== "cpu" && values.device !== "cuda") throw new Error(`--device must be cpu or cuda, got ${values.device}`);
-    options.serving.device = values.device;
+    options.serving.device = parseDevice(values.device, "--device");
   }
   if (values.models) {
     options.serving.models = modelGlobs("--models", values.models);

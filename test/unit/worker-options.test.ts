@@ -19,7 +19,7 @@ describe("worker command line", () => {
   });
 
   it("refuses a device or glob it cannot serve", () => {
-    expect(() => parseWorkerOptions(["--device", "tpu"])).toThrow(/--device must be cpu or cuda/);
+    expect(() => parseWorkerOptions(["--device", "tpu"])).toThrow(/--device must be one of cpu, cuda, webgpu/);
     expect(() => parseWorkerOptions(["--models", "clip/../x"])).toThrow(/--models takes model name globs/);
     expect(() => parseWorkerOptions(["--models", ","])).toThrow(/--models/);
     expect(() => parseWorkerOptions(["--remote-models", "CLIP!"])).toThrow(/--remote-models takes model name globs/);
