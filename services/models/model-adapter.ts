@@ -44,7 +44,14 @@ export type AdapterContext = {
 export type ModelAdapter = {
   /** Modalities the adapter embeds (CLIP: text and images); [] for non-embedders. */
   embeds: Modality[];
+  /** What one manifest of it embeds, when that depends on the manifest (a remote encoder with only a text model). */
+  embedsFor?(model: ResolvedModel): Modality[];
   /** Files inside an export folder the adapter cannot run without; a model lacking one is not served. */
   requiredFiles?(model: ResolvedModel): string[];
   load(model: ResolvedModel, context: AdapterContext): Promise<ModelHandle>;
 };
+
+/** The modalities a served model embeds. */
+export function embeddedModalities(adapter: ModelAdapter, model: ResolvedModel): Modality[] {
+  return adapter.embedsFor?.(model) ?? adapter.embeds;
+}

@@ -15,6 +15,12 @@ const ImagePreprocessing = z.object({
   scale: z.number().default(1 / 255),
   mean: z.tuple([z.number(), z.number(), z.number()]).optional(),
   std: z.tuple([z.number(), z.number(), z.number()]).optional(),
+  /**
+   * For remote encoders (KServe v2): the tensor sent. NCHW FP32 is CLIP's normalised pixel_values; NHWC UINT8
+   * sends the resized RGB bytes as they are, for a server that normalises them itself (a Triton ensemble).
+   */
+  layout: z.enum(["NCHW", "NHWC"]).default("NCHW"),
+  datatype: z.enum(["FP32", "UINT8"]).default("FP32"),
 });
 
 const AudioPreprocessing = z.object({
@@ -45,14 +51,53 @@ const Projector = z.object({
   matrix: z.array(z.array(z.number())).optional(),
 });
 
+const ENV_NAME = /^[A-Z_][A-Z0-9_]*$/;
+
+/**
+ * An encoder served by an inference server (adapter kserve-v2-encoder: Triton, KServe, OpenVINO, Seldon MLServer;
+ * adapter openai-embeddings-encoder: Infinity, TEI, vLLM, OpenAI). Its vectors go into the manifest's space like
+ * a local encoder's, so search compares them with everything else there.
+ */
+const Remote = z
+  .object({
+    /** The server's base URL (http://triton:8000), or the environment variable that holds it; unset: not served. */
+    url: z.string().url().optional(),
+    urlEnv: z.string().regex(ENV_NAME, "an environment variable name").optional(),
+    /** Environment variable holding a bearer key sent as `Authorization: Bearer`. */
+    apiKeyEnv: z.string().regex(ENV_NAME, "an environment variable name").optional(),
+    /** The server's model per modality this encoder embeds (a CLIP on Triton: one model per tower). */
+    models: z
+      .object({ text: z.string().min(1).optional(), image: z.string().min(1).optional() })
+      .strict()
+      .refine((models) => models.text || models.image, "name a model for text, image or both"),
+    /** KServe v2: the model version (`/versions/{version}`); default: the server's choice. */
+    version: z.string().regex(/^[A-Za-z0-9._-]+$/).optional(),
+    /** KServe v2: send and receive tensors with the binary tensor data extension (Triton has it); false: JSON tensors. */
+    binary: z.boolean().default(true),
+    /**
+     * OpenAI embeddings: how images are sent. "infinity": `input` holds data: URLs and `modality: image` (Infinity);
+     * "vllm-messages": one request per image with a chat `messages` list holding an image_url part (vLLM).
+     */
+    imageRequest: z.enum(["infinity", "vllm-messages"]).default("infinity"),
+    /** Milliseconds one HTTP request may take, the tries after the first, and the first backoff (doubling). */
+    timeoutMs: z.number().int().positive().default(30_000),
+    retries: z.number().int().min(0).max(10).default(3),
+    backoffMs: z.number().int().nonnegative().default(200),
+  })
+  .strict()
+  .refine((remote) => Boolean(remote.url) !== Boolean(remote.urlEnv), "give exactly one of url and urlEnv");
+
 export const ModelManifestSchema = z
   .object({
     name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, "lowercase letters, digits, . _ -"),
     description: z.string().optional(),
     task: z.enum(MODEL_TASKS),
     modality: modalitySchema,
-    /** "onnx": a plain graph on onnxruntime-node; "hf-onnx": a Hugging Face ONNX export folder; "tfjs": a TF.js graph model. */
-    format: z.enum(["onnx", "hf-onnx", "tfjs"]),
+    /**
+     * "onnx": a plain graph on onnxruntime-node; "hf-onnx": a Hugging Face ONNX export folder; "tfjs": a TF.js
+     * graph model; "remote": an inference server runs it (the `remote` section says where).
+     */
+    format: z.enum(["onnx", "hf-onnx", "tfjs", "remote"]),
     /** The adapter file under services/models/adapters/ that runs it. */
     adapter: z.string().regex(/^[a-z0-9-]+$/),
     /**
@@ -83,13 +128,18 @@ export const ModelManifestSchema = z
       })
       .default({ maxBatchSize: 16, maxWaitMs: 5 }),
     /** Devices the model may run on; a model that lists only "cuda" is served by GPU workers alone. */
-    devices: z.array(z.enum(["cpu", "cuda"])).default(["cpu", "cuda"]),
+    devices: z.array(z.enum(["cpu", "cuda", "webgpu"])).default(["cpu", "cuda", "webgpu"]),
     /** When several models write one space, the highest priority is the one used. */
     priority: z.number().int().default(0),
     /** Also serve every MODELS_DIR folder whose config.json has one of these `model_type`s (a standard export). */
     discover: z.object({ modelTypes: z.array(z.string()).min(1) }).optional(),
     projector: Projector.optional(),
+    remote: Remote.optional(),
   })
-  .strict();
+  .strict()
+  .refine((manifest) => (manifest.format === "remote") === Boolean(manifest.remote), {
+    message: "format remote and a remote section go together",
+    path: ["remote"],
+  });
 
 export type ModelManifest = z.infer<typeof ModelManifestSchema>;

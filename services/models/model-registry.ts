@@ -15,7 +15,7 @@ export type ResolvedModel = {
   manifest: ModelManifest;
   /** Same keys as manifest.files, absolute paths. */
   files: Record<string, string>;
-  /** Files (or folders) that do not exist; the model is served only when this is empty. */
+  /** Files (or folders) that do not exist, or a remote server's unset URL variable; the model is served only when this is empty. */
   missing: string[];
   /** The YAML file it came from. */
   source: string;
@@ -110,6 +110,9 @@ function resolveModel(manifest: ModelManifest, modelsDir: string, source: string
     files[role] = resolved;
     if (!fs.existsSync(resolved)) missing.push(resolved);
   }
+  // A remote encoder whose server URL comes from the environment is served only once that is set.
+  const urlEnv = manifest.remote?.urlEnv;
+  if (urlEnv && !process.env[urlEnv]) missing.push(`$${urlEnv} (the inference server's URL) is not set`);
   return { manifest: withExportDimensions(manifest, files.dir), files, missing, source };
 }
 
