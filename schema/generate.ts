@@ -1,5 +1,6 @@
+import { randomUUID } from "node:crypto";
 import { isDeepStrictEqual } from "node:util";
-import { Prisma, type Job } from "../services/core/database.ts";
+import { SQL_UTC_NOW, constraintViolation, type Database, type Job } from "../services/core/database.ts";
 import { ErrorCode, TesseraError } from "../services/core/errors.ts";
 import { checkGenerateRequest, GenerateRequestSchema, generateTasks } from "../services/generation/generate-request.ts";
 import { checkConcurrentJobs } from "../services/limits/project-quotas.ts";

@@ -1,6 +1,6 @@
 import type { Config } from "../core/config.ts";
 import { ErrorCode, TesseraError } from "../core/errors.ts";
-import type { Database, Prisma } from "../core/database.ts";
+import { Prisma, type Database } from "../core/database.ts";
 import { quotaExceededError } from "./limit-errors.ts";
 
 /**
@@ -51,7 +51,9 @@ export async function createRunWithinQuota<T>(
  */
 export async function checkConcurrentJobs(host: QuotaHost, projectId: string): Promise<void> {
   const limit = host.config.QUOTA_CONCURRENT_JOBS;
-  const open = await host.db.job.count({ where: { projectId, status: { in: [...OPEN_JOB_STATUSES] } } });
+  // Raw SQL: every ingest and generate request makes this count, and the model API compiles each call on the event loop.
+  const [{ open }] = await host.db.$queryRaw<[{ open: number }]>`
+    SELECT count(*)::int AS open FROM "Job" WHERE "projectId" = ${projectId} AND status::text IN (${Prisma.join([...OPEN_JOB_STATUSES])})`;
   if (open >= limit) {
     throw quotaExceededError(
       `this project has ${open} jobs queued or running, its limit (QUOTA_CONCURRENT_JOBS = ${limit}); send more when some end`,

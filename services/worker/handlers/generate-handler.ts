@@ -1,3 +1,4 @@
+import { ErrorCode, TesseraError } from "../../core/errors.ts";
 import type { JobHandler } from "../job-handler.ts";
 import { checkGenerateRequest } from "../../generation/generate-request.ts";
 import { runGenerateTask } from "../../generation/generate-task.ts";
@@ -11,7 +12,9 @@ import { chargeTokens } from "../../limits/token-budget.ts";
  */
 export const generateHandler: JobHandler<"generate"> = {
   async run({ jobId, projectId }, { app, tracker }) {
-    const job = await app.db.job.findFirstOrThrow({ where: { id: jobId, projectId } });
+    // Raw SQL: the model API compiles each call on the event loop, and every generate job reads this.
+    const [job] = await app.db.$queryRaw<Array<{ input: unknown }>>`SELECT input FROM "Job" WHERE id = ${jobId} AND "projectId" = ${projectId}`;
+    if (!job) throw new TesseraError(ErrorCode.NOT_FOUND, `job ${jobId} no longer exists`);
     const { request, assets } = await checkGenerateRequest(app, projectId, job.input);
     const usage = new UsageMeter();
     await tracker.progress(0.05, `${request.task.toLowerCase()} started`);
