@@ -45,6 +45,16 @@ const ConfigSchema = z.object({
   VECTOR_STORE_RETRY_MS: z.coerce.number().int().min(0).default(5 * 60_000),
   /** The longest single wait between two of those tries (exponential backoff with jitter up to it). */
   VECTOR_STORE_RETRY_MAX_WAIT_MS: z.coerce.number().int().positive().default(15_000),
+  /**
+   * The embedded store builds an approximate vector index (LanceDB IVF_PQ, cosine) for a space once its table holds
+   * this many vectors, in the background, and folds new rows into it as they arrive; below it, while it builds, and
+   * for a project with fewer vectors than it, searches scan exactly. 0: never index (always exact).
+   */
+  VECTOR_INDEX_MIN_ROWS: z.coerce.number().int().min(0).default(50_000),
+  /** IVF partitions each indexed search probes (of about √rows): more is slower and finds more. See bench/README.md, "ann". */
+  VECTOR_INDEX_NPROBES: z.coerce.number().int().positive().default(20),
+  /** Indexed searches take limit × this many candidates from the compressed index, then rank them by exact distance. */
+  VECTOR_INDEX_REFINE_FACTOR: z.coerce.number().int().positive().default(10),
   DATA_DIR: z.string().min(1).default(".data"),
   MODELS_DIR: z.string().min(1).default("models"),
   /** Prefix of every BullMQ key, so several deployments can share one Redis. */
