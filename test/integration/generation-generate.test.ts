@@ -86,9 +86,27 @@ function collectJobEvents(jobId: string, key: string): Promise<any[]> {
 }
 
 describe("generate: TEXT through an OpenAI-compatible server", () => {
+  it("sends pieces that arrive together as one token event, all before SUCCEEDED (issue #20)", async () => {
+    const { key } = await t.createProject();
+    const content = Array.from({ length: 40 }, (_, i) => `piece${i}`).join(" ");
+    fake.enqueue({ kind: "chat", content, delayMs: 700, usage: { prompt_tokens: 3, completion_tokens: 40 } });
+    const started = await t.graphql(GENERATE, { input: { task: "TEXT", prompt: "Many pieces at once." } }, key);
+    const jobId = started.data.generate.id;
+    const events = await collectJobEvents(jobId, key);
+    const job = await finished(jobId, key);
+    expect(job.status).toBe("SUCCEEDED");
+    const tokens = events.flatMap((event) => (event.token ? [event.token] : []));
+    expect(tokens.join("")).toBe(content);
+    // 40 pieces written in one burst: before, 40 events (40 Redis PUBLISHes); now a few.
+    expect(tokens.length).toBeLessThan(10);
+    const lastToken = events.findLastIndex((event) => event.token);
+    expect(events.findIndex((event) => event.status === "SUCCEEDED")).toBeGreaterThan(lastToken);
+  });
+
   it("streams tokens over jobEvents and stores the text and the token usage on the job", async () => {
     const { key, projectId } = await t.createProject();
-    fake.enqueue({ kind: "chat", content: "Tessera joins many media into one answer.", delayMs: 700, usage: { prompt_tokens: 21, completion_tokens: 8 } });
+    // Pieces 60 ms apart: pieces that arrive together (within TOKEN_FLUSH_MS) are one event.
+    fake.enqueue({ kind: "chat", content: "Tessera joins many media into one answer.", delayMs: 700, chunkDelayMs: 60, usage: { prompt_tokens: 21, completion_tokens: 8 } });
     const started = await t.graphql(GENERATE, { input: { task: "TEXT", prompt: "What does Tessera do?", system: "Be brief." } }, key);
     expect(started.errors).toBeUndefined();
     expect(started.data.generate).toMatchObject({ kind: "GENERATE", status: "QUEUED" });
