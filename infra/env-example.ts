@@ -44,6 +44,7 @@ export const OTHER_VARIABLES: ReadonlyArray<{ name: string; comment: string }> =
   { name: "MODEL_DEVICE", comment: "cpu, cuda or webgpu for every model runtime of this process (a worker's --device overrides it; an unusable GPU falls back to the CPU, logged)" },
   { name: "MODEL_THREADS", comment: "onnxruntime's threads per session (default: every core)" },
   { name: "MODEL_SPINNING", comment: "1: onnxruntime's threads spin while idle (for dedicated hosts)" },
+  { name: "TRITON_URL", comment: "models/clip-triton.yaml: Triton's HTTP address (compose's triton profile: http://triton:8000); unset, that manifest is not served" },
   { name: "HF_ENDPOINT", comment: "`tessera models pull`: the Hugging Face hub's URL" },
   { name: "HF_TOKEN", comment: "and a token for it" },
   { name: "OTEL_SERVICE_NAME", comment: "The service name in traces (default tessera-<process>)" },
