@@ -106,13 +106,17 @@ function lostError(reason: string, details: Record<string, unknown> = {}): Error
   return new TesseraError(ErrorCode.WORKER_LOST, reason, details).toRecord();
 }
 
-/** The job's state in BullMQ; a finished job whose row says otherwise is removed, so it can be added again under its id. */
-async function jobState(app: AppContext, queueName: QueueName, jobId: string): Promise<"live" | "missing" | "failed"> {
+/**
+ * The job's state in BullMQ; a finished job whose row says otherwise is removed, so it can be added again under its
+ * id. A FAILED job is one of those too: its failure never reached its row (the processor's write failed while
+ * PostgreSQL was down, or the worker died marking it), so the failure may well have been that outage's, not the
+ * job's; it runs again, as a lost job does, until it has been lost `maxRequeues` times.
+ */
+async function jobState(app: AppContext, queueName: QueueName, jobId: string): Promise<"live" | "missing"> {
   const queue = app.queues.queue(queueName);
   const state = await queue.getJobState(jobId);
   if (LIVE_STATES.has(state)) return "live";
-  if (state === "failed") return "failed";
-  if (state === "completed") await queue.remove(jobId).catch(() => 0);
+  if (state === "completed" || state === "failed") await queue.remove(jobId).catch(() => 0);
   return "missing";
 }
 
@@ -136,17 +140,14 @@ async function reconcileJobs(app: AppContext, options: ReconcileOptions, report:
     if (!current || !["QUEUED", "RUNNING"].includes(current.status)) continue;
     const payload = { jobId: row.id, projectId: row.projectId, ...(row.kind === "INGEST" ? { assetId: row.assetId } : {}) };
     const log = app.logger.child({ queue: queueName, jobId: row.id });
-    if (state === "missing" && (row.kind !== "INGEST" || row.assetId) && (await mayRequeue(app, row.id, options))) {
+    if ((row.kind !== "INGEST" || row.assetId) && (await mayRequeue(app, row.id, options))) {
       log.warn("job row has no job in the queue: enqueueing it again");
       await app.queues.enqueue(queueName, payload as never, row.kind === "GENERATE" ? { jobId: row.id, attempts: 1 } : { jobId: row.id });
       report.jobsRequeued++;
       continue;
     }
-    const reason =
-      state === "failed"
-        ? "the queue failed it without marking its row (its worker stopped)"
-        : `its job was lost from the queue more than ${options.maxRequeues} times (workers or Redis stopped); it is not run again`;
-    log.error({ state }, "job row left without a job: failing it");
+    const reason = `its job was lost from the queue more than ${options.maxRequeues} times (workers, Redis or PostgreSQL stopped); it is not run again`;
+    log.error("job row left without a job: failing it");
     await markLostJobRows(app, queueName, handler, payload as never, lostError(reason, { reconciled: true }));
     report.jobsFailed++;
   }
@@ -220,15 +221,12 @@ async function reconcileRun(app: AppContext, runId: string, cutoff: Date, option
     if (current?.status !== "QUEUED" && current?.status !== "RUNNING") continue;
     busy = true;
     const payload = { jobId: stepJobId(run.id, step.key), runId: run.id, stepRunId: step.id, projectId: run.projectId };
-    if (state === "missing" && (await mayRequeue(app, step.id, options))) {
+    if (await mayRequeue(app, step.id, options)) {
       app.logger.warn({ runId: run.id, step: step.key }, "workflow step has no job in the queue: enqueueing it again");
       requeue.push(step);
       continue;
     }
-    const reason =
-      state === "failed"
-        ? "the queue failed it without marking its step (its worker stopped)"
-        : `its job was lost from the queue more than ${options.maxRequeues} times (workers or Redis stopped); it is not run again`;
+    const reason = `its job was lost from the queue more than ${options.maxRequeues} times (workers, Redis or PostgreSQL stopped); it is not run again`;
     await failStep(app, payload, lostError(reason, { reconciled: true }));
     report.stepsFailed++;
   }
