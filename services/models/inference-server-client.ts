@@ -21,6 +21,8 @@ export type ServerReply = { status: number; headers: Headers; body: Buffer };
 const MAX_RETRY_AFTER_MS = 30_000;
 
 /**
+ * Messages and details name the model, never the server's address (they reach API callers); the logs have it.
+ *
  * HTTP to an inference server (Triton, KServe, Infinity, TEI, vLLM) for a remote encoder: every request under a
  * time limit, retried with doubling backoff while the failure may pass (429, 5xx, timeouts, refused connections),
  * and every failure a TesseraError whose code says whether trying again can help: a 4xx is the request's or the
@@ -52,7 +54,10 @@ export class InferenceServerClient {
         const bytes = Buffer.from(await response.arrayBuffer());
         if (response.ok || accept.includes(response.status)) return { status: response.status, headers: response.headers, body: bytes };
         const failure = this.statusError(response.status, bytes, route, attempt + 1);
-        if (!isRetryableStatus(response.status)) throw failure;
+        if (!isRetryableStatus(response.status)) {
+          this.options.logger?.warn({ model: this.options.model, server: this.server, route, status: response.status, reason: failure.message }, "inference server refused a call");
+          throw failure;
+        }
         lastFailure = failure;
         const retryAfter = retryAfterMs(response.headers);
         if (retryAfter !== undefined) waitMs = Math.max(waitMs, Math.min(retryAfter, MAX_RETRY_AFTER_MS));
@@ -65,6 +70,7 @@ export class InferenceServerClient {
         await new Promise((resolve) => setTimeout(resolve, waitMs));
       }
     }
+    this.options.logger?.warn({ model: this.options.model, server: this.server, route, code: lastFailure!.code, reason: lastFailure!.message }, "inference server call failed");
     throw lastFailure!;
   }
 
@@ -83,9 +89,8 @@ export class InferenceServerClient {
 
   /** The server broke its protocol (a missing output, a wrong count): retrying the same request would not help. */
   protocolError(message: string, details: Record<string, unknown> = {}) {
-    return new TesseraError(ErrorCode.MODEL_ERROR, `model ${this.options.model}: inference server ${this.server}: ${message}`, {
+    return new TesseraError(ErrorCode.MODEL_ERROR, `model ${this.options.model}: the inference server: ${message}`, {
       model: this.options.model,
-      server: this.server,
       reason: "PROTOCOL",
       ...details,
     });
@@ -93,8 +98,8 @@ export class InferenceServerClient {
 
   private statusError(status: number, body: Buffer, route: string, attempts: number): TesseraError {
     const said = serverMessage(body);
-    const message = `model ${this.options.model}: inference server ${this.server} answered ${status} to ${route}${said ? `: ${said}` : ""}`;
-    const details = { model: this.options.model, server: this.server, status, attempts };
+    const message = `model ${this.options.model}: the inference server answered ${status} to ${route}${said ? `: ${said}` : ""}`;
+    const details = { model: this.options.model, status, attempts };
     if (isRetryableStatus(status)) return new TesseraError(ErrorCode.MODEL_ERROR, message, { ...details, retryable: true });
     if (status === 404) return new TesseraError(ErrorCode.MODEL_NOT_FOUND, message, details);
     if (status === 413) return new TesseraError(ErrorCode.PAYLOAD_TOO_LARGE, message, details);
@@ -103,16 +108,17 @@ export class InferenceServerClient {
   }
 
   private transportError(error: unknown, route: string, attempts: number): TesseraError {
-    const details = { model: this.options.model, server: this.server, attempts };
+    const details = { model: this.options.model, attempts };
     const name = error instanceof Error ? error.name : "";
     if (name === "TimeoutError" || name === "AbortError") {
-      return new TesseraError(ErrorCode.TIMEOUT, `model ${this.options.model}: inference server ${this.server} did not answer ${route} within ${this.options.timeoutMs} ms`, {
+      return new TesseraError(ErrorCode.TIMEOUT, `model ${this.options.model}: the inference server did not answer ${route} within ${this.options.timeoutMs} ms`, {
         ...details,
         timeoutMs: this.options.timeoutMs,
       });
     }
-    const cause = error instanceof Error ? ((error.cause as Error | undefined)?.message ?? error.message) : String(error);
-    return new TesseraError(ErrorCode.MODEL_ERROR, `model ${this.options.model}: inference server ${this.server} could not be reached (${cause})`, {
+    // The cause's code (ECONNREFUSED, ENOTFOUND), not its message: that names the address.
+    const cause = error instanceof Error ? ((error.cause as { code?: string } | undefined)?.code ?? error.name) : "unknown";
+    return new TesseraError(ErrorCode.MODEL_ERROR, `model ${this.options.model}: the inference server could not be reached (${cause})`, {
       ...details,
       reason: "UNREACHABLE",
       retryable: true,
@@ -134,11 +140,10 @@ export function inferenceServerOptions(manifest: ModelManifest, logger?: Logger)
  * Vectors from a server must be what the manifest promises: the space's size (a server that loaded another model
  * answers with another size, and its vectors would be compared with the wrong ones) and one per input.
  */
-export function checkVectors(model: string, server: string, vectors: Float32Array[], expected: { count: number; dimensions?: number }): Float32Array[] {
+export function checkVectors(model: string, vectors: Float32Array[], expected: { count: number; dimensions?: number }): Float32Array[] {
   if (vectors.length !== expected.count) {
-    throw new TesseraError(ErrorCode.MODEL_ERROR, `model ${model}: inference server ${server} returned ${vectors.length} vectors for ${expected.count} inputs`, {
+    throw new TesseraError(ErrorCode.MODEL_ERROR, `model ${model}: the inference server returned ${vectors.length} vectors for ${expected.count} inputs`, {
       model,
-      server,
       reason: "PROTOCOL",
     });
   }
@@ -149,9 +154,9 @@ export function checkVectors(model: string, server: string, vectors: Float32Arra
     throw new TesseraError(
       ErrorCode.MODEL_ERROR,
       finite
-        ? `model ${model}: inference server ${server} returned ${wrong.length}-dimensional vectors; the manifest's space takes ${size}`
-        : `model ${model}: inference server ${server} returned a vector that is not finite`,
-      { model, server, reason: finite ? "DIMENSION_MISMATCH" : "NOT_FINITE", expected: size, got: wrong.length },
+        ? `model ${model}: the inference server returned ${wrong.length}-dimensional vectors; the manifest's space takes ${size}`
+        : `model ${model}: the inference server returned a vector that is not finite`,
+      { model, reason: finite ? "DIMENSION_MISMATCH" : "NOT_FINITE", expected: size, got: wrong.length },
     );
   }
   return vectors;

@@ -239,6 +239,9 @@ describe("KServe v2 encoder (Triton's protocol)", () => {
     await server.close();
     const error = await failure((await runtimeWith(kserveManifest(server, { remote: { retries: 1 } }))).embedText(["x"]));
     expect(error).toMatchObject({ code: "MODEL_ERROR", details: { reason: "UNREACHABLE", attempts: 2, retryable: true } });
+    // What reaches an API caller names the model, not the internal address.
+    expect(error.message).toBe("model emoji-triton: the inference server could not be reached (ECONNREFUSED)");
+    expect(JSON.stringify(error.details)).not.toContain(new URL(server.url).port);
   });
 });
 

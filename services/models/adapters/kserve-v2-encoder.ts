@@ -44,9 +44,8 @@ export const kserveV2EncoderAdapter: ModelAdapter = {
 
     const ready = await client.request("GET", "v2/health/ready", undefined, [400, 503]);
     if (ready.status !== 200) {
-      throw new TesseraError(ErrorCode.MODEL_ERROR, `model ${manifest.name}: inference server ${client.server} is not ready (${ready.status})`, {
+      throw new TesseraError(ErrorCode.MODEL_ERROR, `model ${manifest.name}: the inference server is not ready (${ready.status})`, {
         model: manifest.name,
-        server: client.server,
         status: ready.status,
         retryable: true,
       });
@@ -58,8 +57,7 @@ export const kserveV2EncoderAdapter: ModelAdapter = {
       const mismatch = (message: string, details: Record<string, unknown> = {}) =>
         new TesseraError(ErrorCode.MODEL_ERROR, `model ${manifest.name}: the server's model ${serverModel} ${message}`, {
           model: manifest.name,
-          server: client.server,
-          serverModel,
+            serverModel,
           reason: "MANIFEST_MISMATCH",
           ...details,
         });
@@ -83,7 +81,7 @@ export const kserveV2EncoderAdapter: ModelAdapter = {
       if (tensor.length % rows !== 0) throw client.protocolError(`output ${output} has ${tensor.length} values for ${rows} inputs`);
       const width = tensor.length / rows;
       const vectors = Array.from({ length: rows }, (_, row) => tensor.slice(row * width, (row + 1) * width));
-      return checkVectors(manifest.name, client.server, vectors, { count: rows, dimensions });
+      return checkVectors(manifest.name, vectors, { count: rows, dimensions });
     }
 
     async function inferJson(serverModel: string, tensors: RequestTensor[], output: string) {

@@ -39,7 +39,7 @@ export const openAiEmbeddingsEncoderAdapter: ModelAdapter = {
         if (!Array.isArray(row.embedding)) throw client.protocolError("an item of data has no embedding");
         return Float32Array.from(row.embedding);
       });
-      return checkVectors(manifest.name, client.server, vectors, { count, dimensions });
+      return checkVectors(manifest.name, vectors, { count, dimensions });
     }
 
     const handle: ModelHandle = {};
