@@ -1,5 +1,6 @@
 import { GraphQLError } from "graphql";
 import { maskError as maskUnexpectedError } from "graphql-yoga";
+import { databaseUnavailable } from "../core/database-errors.ts";
 import { TesseraError } from "../core/errors.ts";
 
 /**
@@ -34,9 +35,12 @@ export function toGraphQLError(error: TesseraError, located?: GraphQLError): Gra
   });
 }
 
-/** yoga's `maskedErrors.maskError`: TesseraErrors keep their code and message; anything else says "Unexpected error.". */
+/**
+ * yoga's `maskedErrors.maskError`: TesseraErrors keep their code and message; PostgreSQL down or restarting is a
+ * SERVICE_UNAVAILABLE the client retries; anything else says "Unexpected error.".
+ */
 export function maskError(error: unknown, message: string, isDev?: boolean): Error {
-  const tessera = tesseraErrorIn(error);
+  const tessera = tesseraErrorIn(error) ?? databaseUnavailable(error);
   if (tessera) return toGraphQLError(tessera, error instanceof GraphQLError ? error : undefined);
   return maskUnexpectedError(error, message, isDev);
 }

@@ -1,0 +1,38 @@
+import { Prisma } from "./database.ts";
+import { ErrorCode, TesseraError } from "./errors.ts";
+
+/** Prisma's codes for a server it cannot reach, that timed out or closed the connection. */
+const UNREACHABLE_PRISMA_CODES = new Set(["P1001", "P1002", "P1008", "P1017"]);
+/** The pg driver adapter's kinds for the same. */
+const UNREACHABLE_ADAPTER_KINDS = new Set(["DatabaseNotReachable", "ConnectionClosed", "SocketTimeout", "TooManyConnections"]);
+/** SQLSTATE classes 08 (connection exception) and 57P0x (the server shutting down, crashed, starting up). */
+const UNAVAILABLE_SQLSTATE = /^(08|57P0)/;
+/** What the pg driver says when the socket goes away between queries (no code to go by). */
+const UNAVAILABLE_MESSAGE = /Can't reach database server|Connection terminated|terminating connection due to administrator command|the database system is (starting up|shutting down|in recovery mode)/i;
+
+/**
+ * A SERVICE_UNAVAILABLE for an error that says PostgreSQL is down, restarting or unreachable (nothing wrong with
+ * the request: a client should try again), or undefined for any other error.
+ */
+export function databaseUnavailable(error: unknown): TesseraError | undefined {
+  const seen = new Set<unknown>();
+  for (let current = error; current && typeof current === "object" && !seen.has(current); current = (current as { originalError?: unknown; cause?: unknown }).originalError ?? (current as { cause?: unknown }).cause) {
+    seen.add(current);
+    if (isUnavailable(current)) return new TesseraError(ErrorCode.SERVICE_UNAVAILABLE, "the database is unavailable; retry later");
+  }
+  return undefined;
+}
+
+function isUnavailable(error: object): boolean {
+  if (error instanceof Prisma.PrismaClientInitializationError) return true;
+  if (error instanceof Prisma.PrismaClientKnownRequestError) {
+    if (UNREACHABLE_PRISMA_CODES.has(error.code)) return true;
+    const cause = (error.meta?.driverAdapterError as { cause?: { kind?: string; code?: string } } | undefined)?.cause;
+    if (cause?.kind && UNREACHABLE_ADAPTER_KINDS.has(cause.kind)) return true;
+    if (cause?.kind === "postgres" && typeof cause.code === "string" && UNAVAILABLE_SQLSTATE.test(cause.code)) return true;
+  }
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === "string" && UNAVAILABLE_SQLSTATE.test(code) && "severity" in error) return true; // a pg error, unwrapped
+  return (error instanceof Prisma.PrismaClientUnknownRequestError || error instanceof Prisma.PrismaClientRustPanicError || error instanceof Error) &&
+    UNAVAILABLE_MESSAGE.test((error as Error).message);
+}

@@ -1,0 +1,48 @@
+import pg from "pg";
+import { afterAll, expect, it } from "vitest";
+import { createDatabase } from "../../services/core/database.ts";
+import { maskError } from "../../services/gateway/graphql-errors.ts";
+import { freePort } from "../support/own-redis.ts";
+import { TEST_DATABASE_URL } from "../support/test-env.ts";
+
+// While PostgreSQL is down or restarting (issue #15's postgres chaos scenario), a request must get a typed
+// SERVICE_UNAVAILABLE a client retries, not "Unexpected error." (INTERNAL_SERVER_ERROR). Real errors from Prisma:
+// a server that is not there, and a query whose connection the server terminated (its fast shutdown does that).
+const base = TEST_DATABASE_URL;
+const dead = createDatabase(`postgresql://postgres@127.0.0.1:${await freePort()}/nothing`);
+const application = `terminated_${Math.random().toString(36).slice(2, 8)}`;
+const live = createDatabase(`${base}${base.includes("?") ? "&" : "?"}application_name=${application}`);
+afterAll(async () => {
+  await dead.$disconnect();
+  await live.$disconnect();
+});
+
+const codeOf = (error: unknown) => (maskError(error, "Unexpected error.") as { extensions?: { code?: string } }).extensions?.code;
+
+it("a database that cannot be reached is SERVICE_UNAVAILABLE, through the model API and a raw query alike", async () => {
+  const viaModel = await dead.asset.count().catch((error: unknown) => error);
+  const viaRaw = await dead.$queryRaw`SELECT 1`.catch((error: unknown) => error);
+  expect(codeOf(viaModel)).toBe("SERVICE_UNAVAILABLE");
+  expect(codeOf(viaRaw)).toBe("SERVICE_UNAVAILABLE");
+}, 30_000);
+
+it("a query whose connection the server terminated (a fast shutdown) is SERVICE_UNAVAILABLE", async () => {
+  const running = live.$queryRaw`SELECT pg_sleep(10)`.catch((error: unknown) => error);
+  const admin = new pg.Client({ connectionString: base });
+  await admin.connect();
+  try {
+    for (let tries = 0; tries < 50; tries++) {
+      const { rowCount } = await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE '%pg_sleep%'", [application]);
+      if (rowCount) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  } finally {
+    await admin.end();
+  }
+  const e = await running;
+  expect(codeOf(e)).toBe("SERVICE_UNAVAILABLE");
+}, 30_000);
+
+it("other errors stay masked", () => {
+  expect(codeOf(new Error("something else"))).not.toBe("SERVICE_UNAVAILABLE");
+});
