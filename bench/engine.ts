@@ -2,14 +2,19 @@
  * `npm run bench -- engine`: what the workflow engine costs per step, against
  * a bare BullMQ job round trip in the same run, on the same Redis.
  *
- * - chain: BENCH_CHAIN no-op `transform` steps, each needing the one before,
- *   against as many BullMQ jobs run one after the other (add, wait until done).
+ * - chain: BENCH_CHAIN no-op steps, each needing the one before, against as
+ *   many BullMQ jobs run one after the other (add, wait until done).
  * - fan-out: a `map` over BENCH_FANOUT items (concurrency BENCH_FANOUT) of a
- *   `transform`, against BENCH_FANOUT BullMQ jobs added at once.
- * Both use BENCH_CONCURRENCY worker slots. The database is DATABASE_URL.
+ *   no-op step, against BENCH_FANOUT BullMQ jobs added at once.
+ * Each twice: with `transform` (no side effects: finished inside the advance
+ * that readies it, no job), and with `bench.noop`, a step type registered
+ * here that is queued and run by a worker like any step with effects.
+ * All use BENCH_CONCURRENCY worker slots. The database is DATABASE_URL.
  */
 import { randomUUID } from "node:crypto";
+import os from "node:os";
 import { Queue, QueueEvents, Worker } from "bullmq";
+import { z } from "zod";
 import { createAppContext, type AppContext } from "../services/app/app-context.ts";
 import { createApiKey } from "../services/core/api-keys.ts";
 import { loadConfig } from "../services/core/config.ts";
@@ -18,6 +23,21 @@ import { applyMigrations } from "../services/core/migrate.ts";
 import { startWorkerPool } from "../services/worker/worker-pool.ts";
 import { publishWorkflow, startRun } from "../workflows/engine/run-service.ts";
 import { TERMINAL_RUN_STATUSES } from "../workflows/engine/run-events.ts";
+import { registerStepType } from "../workflows/steps/step-registry.ts";
+import { defineStepType } from "../workflows/steps/step-type.ts";
+
+// A step that does nothing but has no `inline`: what a step with effects costs the engine (a job, a worker, rows).
+registerStepType(
+  defineStepType({
+    uses: "bench.noop",
+    description: "returns its input, through a job",
+    with: z.record(z.string(), z.unknown()),
+    output: z.record(z.string(), z.unknown()),
+    async run(input) {
+      return input;
+    },
+  }),
+);
 
 const CHAIN = Number(process.env.BENCH_CHAIN ?? 100);
 const FANOUT = Number(process.env.BENCH_FANOUT ?? 100);
@@ -71,17 +91,17 @@ async function runToEnd(app: AppContext, projectId: string, slug: string) {
   }
 }
 
-function chainWorkflow(slug: string, length: number) {
+function chainWorkflow(slug: string, length: number, uses = "transform") {
   const steps = Array.from({ length }, (_, index) =>
     index === 0
-      ? `  - id: s0\n    uses: transform\n    with: { n: 0 }`
-      : `  - id: s${index}\n    uses: transform\n    with: { n: "\${{ steps.s${index - 1}.output.n + 1 }}" }`,
+      ? `  - id: s0\n    uses: ${uses}\n    with: { n: 0 }`
+      : `  - id: s${index}\n    uses: ${uses}\n    with: { n: "\${{ steps.s${index - 1}.output.n + 1 }}" }`,
   );
   return `apiVersion: tessera/v1\nkind: Workflow\nslug: ${slug}\nsteps:\n${steps.join("\n")}\noutputs:\n  n: "\${{ steps.s${length - 1}.output.n }}"\n`;
 }
 
-function fanOutWorkflow(slug: string, width: number) {
-  return `apiVersion: tessera/v1\nkind: Workflow\nslug: ${slug}\nsteps:\n  - id: each\n    uses: map\n    with:\n      items: "\${{ [1..${width}] }}"\n      concurrency: ${width}\n      step: { uses: transform, with: { v: "\${{ item }}" } }\n`;
+function fanOutWorkflow(slug: string, width: number, uses = "transform") {
+  return `apiVersion: tessera/v1\nkind: Workflow\nslug: ${slug}\nsteps:\n  - id: each\n    uses: map\n    with:\n      items: "\${{ [1..${width}] }}"\n      concurrency: ${width}\n      step: { uses: ${uses}, with: { v: "\${{ item }}" } }\n`;
 }
 
 export default async function engineBench() {
@@ -105,11 +125,18 @@ export default async function engineBench() {
     log(`engine: chain of ${CHAIN} transforms ${round(chainMs)} ms (${round(chainMs / CHAIN)} ms/step)`);
     await publishWorkflow(app, project.id, fanOutWorkflow("fan-out", FANOUT));
     const fanOutMs = await runToEnd(app, project.id, "fan-out");
-    log(`engine: map over ${FANOUT} items ${round(fanOutMs)} ms`);
+    log(`engine: map over ${FANOUT} transforms ${round(fanOutMs)} ms`);
+    await publishWorkflow(app, project.id, chainWorkflow("queued-chain", CHAIN, "bench.noop"));
+    const queuedChainMs = await runToEnd(app, project.id, "queued-chain");
+    log(`engine: chain of ${CHAIN} queued no-op steps ${round(queuedChainMs)} ms (${round(queuedChainMs / CHAIN)} ms/step)`);
+    await publishWorkflow(app, project.id, fanOutWorkflow("queued-fan-out", FANOUT, "bench.noop"));
+    const queuedFanOutMs = await runToEnd(app, project.id, "queued-fan-out");
+    log(`engine: map over ${FANOUT} queued no-op steps ${round(queuedFanOutMs)} ms`);
     await pool.close();
     await Promise.all(["workflow-run", "workflow-step"].map((name) => app.queues.queue(name as "workflow-run").obliterate({ force: true })));
 
     const stepMs = chainMs / CHAIN;
+    const queuedStepMs = queuedChainMs / CHAIN;
     const jobMs = bare.chainMs / CHAIN;
     console.log(
       JSON.stringify({
@@ -124,6 +151,11 @@ export default async function engineBench() {
         bullmqFanOutMs: round(bare.fanOutMs),
         engineFanOutMs: round(fanOutMs),
         engineFanOutOverBullmq: round(fanOutMs / bare.fanOutMs),
+        engineQueuedStepMs: round(queuedStepMs),
+        engineQueuedStepOverBullmq: round(queuedStepMs / jobMs),
+        engineQueuedFanOutMs: round(queuedFanOutMs),
+        engineQueuedFanOutOverBullmq: round(queuedFanOutMs / bare.fanOutMs),
+        loadavg: os.loadavg().map((value) => round(value)),
       }),
     );
   } finally {

@@ -21,13 +21,14 @@ function item(map: Row, index: number, status: Row["status"] = "PENDING", fields
   return row(`${map.key}[${index}]`, status, { stepId: map.stepId, parentId: map.id, input: { v: index }, ...fields });
 }
 
-function plan(yaml: string, rows: Row[], options: { status?: Run["status"]; input?: unknown; maxValueBytes?: number; requeue?: boolean } = {}) {
+function plan(yaml: string, rows: Row[], options: { status?: Run["status"]; input?: unknown; maxValueBytes?: number; requeue?: boolean; inline?: boolean } = {}) {
   return planRun({
     definition: parseWorkflow(`${header}${yaml}`),
     run: { id: "run-1", status: options.status ?? "RUNNING", input: options.input ?? {} },
     rows,
     maxValueBytes: options.maxValueBytes ?? 4 * 1024 * 1024,
     requeue: options.requeue,
+    inline: options.inline,
   });
 }
 
@@ -319,5 +320,74 @@ describe("run planner: wait", () => {
     expect(keys(result.queued)).toEqual(["after"]);
     expect(result.changes.get("id-after")).toEqual({ status: "QUEUED", input: { approved: true } });
     expect(result.transition).toEqual({ status: "RUNNING" });
+  });
+});
+
+describe("run planner: steps without side effects finish inline", () => {
+  it("finishes a chain of transforms in one plan, each from the output before it, then the run", async () => {
+    const result = await plan(chain, [row("a"), row("b")], { status: "QUEUED", input: { name: "Ada" }, inline: true });
+    expect(result.queued).toEqual([]);
+    expect(result.changes.get("id-a")).toEqual({ status: "SUCCEEDED", input: { text: "hi Ada" }, output: { text: "hi Ada" }, started: true, finished: true });
+    expect(result.changes.get("id-b")).toEqual({ status: "SUCCEEDED", input: { text: "hi Ada!" }, output: { text: "hi Ada!" }, started: true, finished: true });
+    expect(result.transition).toEqual({ status: "SUCCEEDED", output: { text: "hi Ada!" }, error: null });
+    expect(result.inlined.map(({ row, uses }) => [row.key, uses])).toEqual([["a", "transform"], ["b", "transform"]]);
+    // Subscribers see each step start and finish, in order, as if it had run in a worker.
+    expect(result.events.map((event) => `${event.type}:${event.stepKey ?? event.status}`)).toEqual([
+      "RUN_STATUS:RUNNING",
+      "STEP_STARTED:a",
+      "STEP_FINISHED:a",
+      "STEP_STARTED:b",
+      "STEP_FINISHED:b",
+      "RUN_STATUS:SUCCEEDED",
+    ]);
+  });
+
+  it("still queues steps with effects, and finishes what they need first", async () => {
+    const result = await plan(
+      `steps:
+  - id: shape
+    uses: transform
+    with: { q: "cats" }
+  - id: find
+    uses: search
+    with: { text: "\${{ steps.shape.output.q }}" }
+`,
+      [row("shape"), row("find")],
+      { inline: true },
+    );
+    expect(statuses(result.rows)).toEqual({ shape: "SUCCEEDED", find: "QUEUED" });
+    expect(keys(result.queued)).toEqual(["find"]);
+    expect(result.transition).toBeUndefined();
+  });
+
+  it("fails a step over the size limit instead of finishing it, and the run with it", async () => {
+    const result = await plan(`steps:\n  - id: big\n    uses: transform\n    with: { text: "\${{ $pad('', 200, 'x') }}" }\n`, [row("big")], { inline: true, maxValueBytes: 150 });
+    expect(result.changes.get("id-big")).toMatchObject({ status: "FAILED", error: { code: "PAYLOAD_TOO_LARGE" } });
+    expect(result.transition).toMatchObject({ status: "FAILED" });
+  });
+
+  it("finishes a map's transform items at once, whatever the concurrency, then the map, then what needs the map", async () => {
+    const yaml = `steps:
+  - id: each
+    uses: map
+    with: { items: [1, 2, 3], concurrency: 1, step: { uses: transform, with: { v: "\${{ item }}" } } }
+  - id: after
+    uses: transform
+    with: { count: "\${{ $count(steps.each.output.results) }}" }
+outputs:
+  count: "\${{ steps.after.output.count }}"
+`;
+    const map = row("each", "RUNNING", { input: { items: [0, 1, 2], concurrency: 1, step: { uses: "transform", with: { v: "${{ item }}" } } } as Row["input"] });
+    const result = await plan(yaml, [map, item(map, 0), item(map, 1), item(map, 2), row("after")], { inline: true });
+    expect(result.queued).toEqual([]);
+    expect(result.changes.get("id-each")).toEqual({ status: "SUCCEEDED", output: { results: [{ v: 0 }, { v: 1 }, { v: 2 }] }, finished: true });
+    expect(result.changes.get("id-after")).toMatchObject({ status: "SUCCEEDED", output: { count: 3 } });
+    expect(result.transition).toEqual({ status: "SUCCEEDED", output: { count: 3 }, error: null });
+  });
+
+  it("without `inline`, queues transforms like any step", async () => {
+    const result = await plan(chain, [row("a"), row("b")], { input: { name: "Ada" } });
+    expect(keys(result.queued)).toEqual(["a"]);
+    expect(result.inlined).toEqual([]);
   });
 });

@@ -1,6 +1,8 @@
 import type { AppContext } from "../../services/app/app-context.ts";
 import { Prisma, type Run, type StepRun } from "../../services/core/database.ts";
 import { ErrorCode, TesseraError, type ErrorRecord } from "../../services/core/errors.ts";
+import { workflowStepDuration } from "../../services/observability/metrics.ts";
+import { tracer, tracingEnabled } from "../../services/observability/tracing.ts";
 import { workflowLimits } from "../workflow-limits.ts";
 import { warmExpressionPool } from "../dsl/expression.ts";
 import { definitionOf, dependenciesOf, expressionLocator } from "./definition-cache.ts";
@@ -41,6 +43,7 @@ export async function advanceRun(app: AppContext, runId: string, options: { requ
       maxValueBytes: workflowLimits().WORKFLOW_MAX_VALUE_BYTES,
       requeue: options.requeue,
       evaluate,
+      inline: true,
     });
     return { plan, definition };
   };
@@ -73,6 +76,7 @@ export async function advanceRun(app: AppContext, runId: string, options: { requ
     if (!advanced) return;
     const { run, plan, definition } = advanced;
     if (plan && definition) {
+      if (plan.inlined.length) recordInlineSteps(run, plan.inlined);
       for (const event of plan.events) publishRunEvent(app, event);
       if (plan.cancelled.length) await removeStepJobs(app, plan.cancelled);
       // With `requeue`, rows left QUEUED by a crash come too: job ids make queueing one again a no-op when the job exists.
@@ -81,6 +85,27 @@ export async function advanceRun(app: AppContext, runId: string, options: { requ
     const finished = !plan || plan.transition?.status === "SUCCEEDED" || plan.transition?.status === "FAILED";
     if (finished && run.parentStepRunId) await finishParentStep(app, runId, run.parentStepRunId);
     return;
+  }
+}
+
+/** Steps finished inside an advance show as attempts too: a span each (under the advance's) and the step metric. */
+function recordInlineSteps(run: Run, inlined: { row: StepRun; uses: string }[]) {
+  for (const { row, uses } of inlined) {
+    workflowStepDuration.observe({ type: uses, status: "succeeded" }, 0);
+    if (!tracingEnabled()) continue;
+    tracer
+      .startSpan(`workflow.step ${row.key}`, {
+        attributes: {
+          "tessera.workflow.run_id": run.id,
+          "tessera.workflow.step_run_id": row.id,
+          "tessera.project.id": run.projectId,
+          "tessera.attempt": 1,
+          "tessera.workflow.step": row.key,
+          "tessera.workflow.step_type": uses,
+          "tessera.workflow.inline": true,
+        },
+      })
+      .end();
   }
 }
 

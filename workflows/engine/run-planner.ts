@@ -4,14 +4,15 @@ import { asExpression, evaluateValue, type ExpressionScope } from "../dsl/expres
 import { stepDependencies } from "../dsl/validate-workflow.ts";
 import type { WorkflowDefinition } from "../dsl/workflow-schema.ts";
 import { findStepType } from "../steps/step-registry.ts";
+import type { StepTemplate, StepType } from "../steps/step-type.ts";
 import type { EvaluateAt } from "./evaluation-memo.ts";
 import { RunEventType, TERMINAL_STEP_STATUSES, type RunEventDraft } from "./run-events.ts";
 
 /** What the planner reads of a StepRun row; the store hands it whole rows. */
 export type StepState = Pick<StepRun, "id" | "stepId" | "key" | "parentId" | "status" | "input" | "output" | "error">;
 
-/** A row's new state, as the store writes it (`finished` stamps finishedAt). */
-export type StepChange = { status: StepRun["status"]; input?: unknown; output?: unknown; error?: ErrorRecord; finished?: boolean };
+/** A row's new state, as the store writes it (`started` stamps startedAt and one attempt, `finished` stamps finishedAt). */
+export type StepChange = { status: StepRun["status"]; input?: unknown; output?: unknown; error?: ErrorRecord; started?: boolean; finished?: boolean };
 
 export type RunTransition =
   | { status: "RUNNING" | "WAITING" }
@@ -31,6 +32,11 @@ export type RunPlanInput<Row extends StepState> = {
   requeue?: boolean;
   /** How `if`, `with` and `outputs` are evaluated; by default in the expression processes, with their limits. */
   evaluate?: EvaluateAt;
+  /**
+   * Steps whose type has `inline` (no side effects: `transform`) finish in this plan instead of being queued,
+   * top-level steps and a map's items alike, and what needs them becomes ready in the same pass.
+   */
+  inline?: boolean;
 };
 
 export type RunPlan<Row extends StepState> = {
@@ -46,6 +52,8 @@ export type RunPlan<Row extends StepState> = {
   queued: Row[];
   /** Rows cancelled because the run failed: their jobs go. */
   cancelled: Row[];
+  /** Rows finished in this plan without a job (`inline`), with their step type. */
+  inlined: { row: Row; uses: string }[];
   /** What subscribers are told, in order. */
   events: RunEventDraft[];
 };
@@ -112,6 +120,29 @@ export async function planRun<Row extends StepState>(request: RunPlanInput<Row>)
     update(row, input === undefined ? { status: "QUEUED" } : { status: "QUEUED", input });
     queuedKeys.push(row.key);
   };
+  const inlined: { key: string; uses: string }[] = [];
+  /** A step with no side effects: its output now, stored by the same commit that readies it (its one attempt). */
+  const finishInline = (row: Row, type: StepType & { inline: NonNullable<StepType["inline"]> }, input: unknown) => {
+    let output;
+    try {
+      output = type.output.safeParse(type.inline(input as never));
+    } catch (error) {
+      return fail(row, toErrorRecord(error, `step ${row.key} of run ${run.id}`));
+    }
+    if (!output.success) return fail(row, { code: ErrorCode.INTERNAL, message: `step type ${type.uses} returned an output that breaks its schema` });
+    const bytes = JSON.stringify(output.data ?? null).length;
+    if (bytes > request.maxValueBytes) {
+      return fail(row, { code: ErrorCode.PAYLOAD_TOO_LARGE, message: `step "${row.key}" output is ${bytes} bytes as JSON; the limit is ${request.maxValueBytes}` });
+    }
+    update(row, { status: "SUCCEEDED", input, output: output.data, started: true, finished: true });
+    events.push({ runId: run.id, type: RunEventType.STEP_STARTED, stepId: row.stepId, stepKey: row.key, status: "RUNNING", message: "attempt 1" });
+    events.push({ runId: run.id, type: RunEventType.STEP_FINISHED, stepId: row.stepId, stepKey: row.key, status: "SUCCEEDED", output: output.data });
+    inlined.push({ key: row.key, uses: type.uses });
+  };
+  const inlineType = (uses: string | undefined) => {
+    const type = request.inline && uses !== undefined ? findStepType(uses) : undefined;
+    return type?.inline ? (type as StepType & { inline: NonNullable<StepType["inline"]> }) : undefined;
+  };
 
   const started = run.status === "QUEUED";
   if (started) events.push({ runId: run.id, type: RunEventType.RUN_STATUS, status: "RUNNING" });
@@ -156,31 +187,46 @@ export async function planRun<Row extends StepState>(request: RunPlanInput<Row>)
           });
           continue;
         }
-        queue(row, input.data);
+        const inline = inlineType(step.uses);
+        if (inline) finishInline(row, inline, input.data);
+        else queue(row, input.data);
       } catch (error) {
         const record = toErrorRecord(error);
         fail(row, { ...record, code: record.code === ErrorCode.INTERNAL ? ErrorCode.BAD_USER_INPUT : record.code });
       }
     }
-  }
 
-  // Maps: feed items within the concurrency, collect results in item order.
-  for (const map of mapsToCollect(definition, [...rows.values()])) {
-    const children = [...rows.values()].filter((child) => child.parentId === map.id).sort((a, b) => itemIndex(a) - itemIndex(b));
-    const failed = children.find((child) => BROKEN.has(child.status));
-    if (failed) {
-      const error = (failed.error as ErrorRecord | null) ?? { code: ErrorCode.CANCELLED, message: "cancelled" };
-      fail(map, { code: error.code, message: `item ${itemIndex(failed)}: ${error.message}`, details: { item: itemIndex(failed) } });
-      continue;
+    // Maps: feed items within the concurrency, collect results in item order. A map that ends here readies what needs it.
+    for (const map of mapsToCollect(definition, [...rows.values()])) {
+      const childrenOf = () => [...rows.values()].filter((child) => child.parentId === map.id).sort((a, b) => itemIndex(a) - itemIndex(b));
+      // Items of a step with no side effects finish at once, whatever the concurrency (their input was evaluated at the fan-out).
+      const template = (map.input as { step?: StepTemplate } | null)?.step;
+      const inline = inlineType(template?.uses);
+      if (inline) {
+        for (const child of childrenOf().filter((item) => item.status === "PENDING")) {
+          const input = inline.with.safeParse(child.input);
+          if (input.success) finishInline(child, inline, input.data);
+          else fail(child, { code: ErrorCode.BAD_USER_INPUT, message: `item ${itemIndex(child)} got input that does not fit ${inline.uses}: ${input.error.issues.map((issue) => issue.message).join("; ")}` });
+        }
+      }
+      const children = childrenOf();
+      const failed = children.find((child) => BROKEN.has(child.status));
+      if (failed) {
+        const error = (failed.error as ErrorRecord | null) ?? { code: ErrorCode.CANCELLED, message: "cancelled" };
+        fail(map, { code: error.code, message: `item ${itemIndex(failed)}: ${error.message}`, details: { item: itemIndex(failed) } });
+        changed = true;
+        continue;
+      }
+      if (children.every((child) => DONE.has(child.status))) {
+        update(map, { status: "SUCCEEDED", output: { results: children.map((child) => child.output ?? null) }, finished: true });
+        events.push({ runId: run.id, type: RunEventType.STEP_FINISHED, stepId: map.stepId, stepKey: map.key, status: "SUCCEEDED" });
+        changed = true;
+        continue;
+      }
+      const concurrency = (map.input as { concurrency?: number }).concurrency ?? 1;
+      const active = children.filter((child) => ACTIVE.has(child.status)).length;
+      for (const child of children.filter((item) => item.status === "PENDING").slice(0, Math.max(0, concurrency - active))) queue(child);
     }
-    if (children.every((child) => DONE.has(child.status))) {
-      update(map, { status: "SUCCEEDED", output: { results: children.map((child) => child.output ?? null) }, finished: true });
-      events.push({ runId: run.id, type: RunEventType.STEP_FINISHED, stepId: map.stepId, stepKey: map.key, status: "SUCCEEDED" });
-      continue;
-    }
-    const concurrency = (map.input as { concurrency?: number }).concurrency ?? 1;
-    const active = children.filter((child) => ACTIVE.has(child.status)).length;
-    for (const child of children.filter((item) => item.status === "PENDING").slice(0, Math.max(0, concurrency - active))) queue(child);
   }
 
   // The run: failed as soon as a step failed, done when every step is.
@@ -198,7 +244,7 @@ export async function planRun<Row extends StepState>(request: RunPlanInput<Row>)
   // In the order they were queued, so a map's items start in item order.
   const queued = queuedKeys.map((key) => rows.get(key)!).filter((row) => row.status === "QUEUED");
   if (request.requeue) queued.push(...rowsAtEnd.filter((row) => row.status === "QUEUED" && !queuedKeys.includes(row.key)));
-  return { started, transition, changes, rows: rowsAtEnd, queued, cancelled, events };
+  return { started, transition, changes, rows: rowsAtEnd, queued, cancelled, events, inlined: inlined.map(({ key, uses }) => ({ row: rows.get(key)!, uses })) };
 }
 
 /** The run's status from its top-level steps: outputs are evaluated once every step is done. */

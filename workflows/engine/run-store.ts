@@ -1,5 +1,5 @@
-import { Prisma, type Run, type StepRun } from "../../services/core/database.ts";
-import type { RunPlan, StepChange } from "./run-planner.ts";
+import { Prisma, SQL_UTC_NOW, type Run, type StepRun } from "../../services/core/database.ts";
+import type { RunPlan } from "./run-planner.ts";
 
 type Tx = Prisma.TransactionClient;
 
@@ -31,42 +31,54 @@ export async function lockMaps(tx: Tx, rows: StepRun[], maps: StepRun[]): Promis
   return [...byKey.values()];
 }
 
-/** Writes what the planner decided: the rows' new states, then the run's. */
+/**
+ * Writes what the planner decided in one statement: every changed row from one JSON array, and the run's
+ * new state in the same statement when it changes (a chain of `transform` steps finished in one plan is
+ * one write, however long).
+ */
 export async function writePlan(tx: Tx, runId: string, plan: RunPlan<StepRun>): Promise<void> {
-  // Bare status changes (items fed, steps cancelled) go in one statement per kind; the rest row by row.
-  const bare = new Map<string, { change: StepChange; ids: string[] }>();
-  for (const [id, change] of plan.changes) {
-    if ("input" in change || "output" in change || "error" in change) {
-      await tx.stepRun.update({ where: { id }, data: stepData(change) });
-      continue;
-    }
-    const kind = `${change.status}:${Boolean(change.finished)}`;
-    const group = bare.get(kind) ?? { change, ids: [] };
-    group.ids.push(id);
-    bare.set(kind, group);
-  }
-  for (const { change, ids } of bare.values()) await tx.stepRun.updateMany({ where: { id: { in: ids } }, data: stepData(change) });
-
-  const { started, transition } = plan;
-  if (!started && !transition) return;
-  const data: Prisma.RunUpdateInput = started ? { status: "RUNNING", startedAt: new Date() } : {};
-  if (transition?.status === "SUCCEEDED" || transition?.status === "FAILED") {
-    Object.assign(data, {
-      status: transition.status,
-      output: transition.status === "SUCCEEDED" ? (transition.output as Prisma.InputJsonValue) : Prisma.DbNull,
-      error: transition.error ? (transition.error as Prisma.InputJsonValue) : Prisma.DbNull,
-      finishedAt: new Date(),
-    });
-  } else if (transition) data.status = transition.status;
-  await tx.run.update({ where: { id: runId }, data });
+  const changes = [...plan.changes].map(([id, change]) => ({
+    id,
+    status: change.status,
+    setInput: "input" in change,
+    input: change.input ?? null,
+    setOutput: "output" in change,
+    output: change.output ?? null,
+    setError: "error" in change,
+    error: change.error ?? null,
+    started: Boolean(change.started),
+    finished: Boolean(change.finished),
+  }));
+  const stepWrite = changes.length
+    ? Prisma.sql`
+      UPDATE "StepRun" AS s SET
+        status = c.status::"StepStatus",
+        input = CASE WHEN c."setInput" THEN c.input ELSE s.input END,
+        output = CASE WHEN c."setOutput" THEN c.output ELSE s.output END,
+        error = CASE WHEN c."setError" THEN c.error ELSE s.error END,
+        attempts = CASE WHEN c.started THEN s.attempts + 1 ELSE s.attempts END,
+        "startedAt" = CASE WHEN c.started THEN COALESCE(s."startedAt", ${SQL_UTC_NOW}) ELSE s."startedAt" END,
+        "finishedAt" = CASE WHEN c.finished THEN ${SQL_UTC_NOW} ELSE s."finishedAt" END
+      FROM jsonb_to_recordset(${JSON.stringify(changes)}::jsonb) AS c(
+        id text, status text, "setInput" boolean, input jsonb, "setOutput" boolean, output jsonb,
+        "setError" boolean, error jsonb, started boolean, finished boolean)
+      WHERE s.id = c.id AND s."runId" = ${runId}`
+    : undefined;
+  const runWrite = runUpdate(runId, plan);
+  if (stepWrite && runWrite) await tx.$executeRaw`WITH steps AS (${stepWrite} RETURNING 1) ${runWrite}`;
+  else if (stepWrite || runWrite) await tx.$executeRaw`${(stepWrite ?? runWrite)!}`;
 }
 
-function stepData(change: StepChange) {
-  return {
-    status: change.status,
-    ...("input" in change ? { input: change.input as Prisma.InputJsonValue } : {}),
-    ...("output" in change ? { output: change.output as Prisma.InputJsonValue } : {}),
-    ...("error" in change ? { error: change.error as Prisma.InputJsonValue } : {}),
-    ...(change.finished ? { finishedAt: new Date() } : {}),
-  };
+/** The run's new state as an UPDATE, or nothing when it stays as it is. */
+function runUpdate(runId: string, plan: RunPlan<StepRun>): Prisma.Sql | undefined {
+  const { started, transition } = plan;
+  if (!started && !transition) return undefined;
+  const sets = [Prisma.sql`status = ${transition?.status ?? "RUNNING"}::"RunStatus"`];
+  if (started) sets.push(Prisma.sql`"startedAt" = ${SQL_UTC_NOW}`);
+  if (transition?.status === "SUCCEEDED" || transition?.status === "FAILED") {
+    sets.push(Prisma.sql`"finishedAt" = ${SQL_UTC_NOW}`);
+    sets.push(transition.status === "SUCCEEDED" ? Prisma.sql`output = ${JSON.stringify(transition.output ?? null)}::jsonb` : Prisma.sql`output = NULL`);
+    sets.push(transition.error ? Prisma.sql`error = ${JSON.stringify(transition.error)}::jsonb` : Prisma.sql`error = NULL`);
+  }
+  return Prisma.sql`UPDATE "Run" SET ${Prisma.join(sets)} WHERE id = ${runId}`;
 }

@@ -101,6 +101,12 @@ export type StepType<With extends z.ZodType = z.ZodType, Output extends z.ZodTyp
   /** Output fields known from the step's `with` as written, when the output schema is open (`transform`). */
   outputFieldsOf?(withAsWritten: Record<string, unknown>): string[] | undefined;
   run(input: z.infer<With>, context: StepContext): Promise<z.infer<Output> | StepDirective>;
+  /**
+   * The output from the input alone, for a step with no side effects, no I/O and no context (`transform`): the
+   * engine computes it in the advance that readies the step and stores it in that advance's commit, without a
+   * job. `run` must give the same output; it is what runs when such a step is queued anyway.
+   */
+  inline?(input: z.infer<With>): z.infer<Output>;
 };
 
 /** Keeps the input and output types of a step type's `run` tied to its schemas. */

@@ -15,4 +15,5 @@ export const transformStep = defineStepType({
   async run(input) {
     return input;
   },
+  inline: (input) => input,
 });
