@@ -9,6 +9,7 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { ModelManifestSchema } from "../../services/models/model-manifest.ts";
 import { BUILT_IN_MANIFESTS_DIR, parseManifestFile } from "../../services/models/model-registry.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -91,5 +92,14 @@ describe("compose's triton profile", () => {
     }
     expect(script).toContain('cp "$graph" "$repository/clip_$tower/1/model.onnx"');
     expect(Object.values(manifest.remote!.models).sort()).toEqual(["clip_text", "clip_vision"]);
+  });
+});
+
+describe("the README's remote encoder example", () => {
+  it("is a valid manifest for the OpenAI embeddings adapter", () => {
+    const block = /```yaml\n(# \$MODELS_DIR\/infinity-clip\.yaml[\s\S]*?)```/.exec(read("README.md"))?.[1];
+    expect(block).toBeDefined();
+    const example = ModelManifestSchema.parse(parse(block!));
+    expect(example).toMatchObject({ name: "infinity-clip", adapter: "openai-embeddings-encoder", remote: { urlEnv: "INFINITY_URL", imageRequest: "infinity" } });
   });
 });
