@@ -52,11 +52,44 @@ export function withIndexedText(
   return { ...base, [INDEXED_TEXT_KEY]: kept, ...(kept.length < spans.length ? { indexedTextTruncated: true } : {}) } as Prisma.InputJsonValue;
 }
 
-/** Asset.media without the kept spans: what the `media` field shows. */
+/** Asset.media without the kept spans and phones: what the `media` field shows. */
 export function mediaWithoutText(media: unknown): unknown {
-  if (!media || typeof media !== "object" || Array.isArray(media) || !(INDEXED_TEXT_KEY in media)) return media;
-  const { [INDEXED_TEXT_KEY]: _spans, indexedTextTruncated: _truncated, ...rest } = media as Record<string, unknown>;
+  if (!media || typeof media !== "object" || Array.isArray(media) || !(INDEXED_TEXT_KEY in media || SPOKEN_PHONES_KEY in media)) return media;
+  const { [INDEXED_TEXT_KEY]: _spans, indexedTextTruncated: _truncated, [SPOKEN_PHONES_KEY]: _phones, ...rest } = media as Record<string, unknown>;
   return rest;
+}
+
+/**
+ * The key of Asset.media that keeps what the phone recogniser heard in an asset's sound: search matches a query's
+ * pronunciation against it where the word transcript is wrong (services/search/segments.ts).
+ */
+export const SPOKEN_PHONES_KEY = "spokenPhones";
+/** About 12 phones a second: an hour of speech. */
+const MAX_KEPT_PHONES = 50_000;
+
+/** A phone (CMU set) heard at `start` to `end` seconds. */
+export type SpokenPhone = { phone: string; start: number; end: number };
+type StoredPhones = { phones: string; startsCs: number[]; endsCs: number[] };
+
+/** The media record with the phones kept compactly (one string, times in centiseconds). */
+export function withSpokenPhones(media: Prisma.InputJsonValue | undefined, phones: SpokenPhone[]): Prisma.InputJsonValue {
+  const kept = phones.slice(0, MAX_KEPT_PHONES);
+  const stored: StoredPhones = {
+    phones: kept.map((phone) => phone.phone).join(" "),
+    startsCs: kept.map((phone) => Math.round(phone.start * 100)),
+    endsCs: kept.map((phone) => Math.round(phone.end * 100)),
+  };
+  const base = media && typeof media === "object" && !Array.isArray(media) ? (media as Record<string, unknown>) : {};
+  return { ...base, [SPOKEN_PHONES_KEY]: stored } as Prisma.InputJsonValue;
+}
+
+/** The phones kept on an asset's media record; empty for an asset without them (older, silent, or not audio). */
+export function readSpokenPhones(media: unknown): SpokenPhone[] {
+  if (!media || typeof media !== "object" || Array.isArray(media)) return [];
+  const stored = (media as Record<string, unknown>)[SPOKEN_PHONES_KEY] as StoredPhones | undefined;
+  if (!stored || typeof stored.phones !== "string" || !Array.isArray(stored.startsCs) || !Array.isArray(stored.endsCs)) return [];
+  const phones = stored.phones ? stored.phones.split(" ") : [];
+  return phones.map((phone, index) => ({ phone, start: (stored.startsCs[index] ?? 0) / 100, end: (stored.endsCs[index] ?? 0) / 100 }));
 }
 
 type TextHost = { blobs: BlobStore; config: { TEXT_CHUNK_CHARS: number; TEXT_CHUNK_OVERLAP: number; TEXT_MAX_CHUNKS: number } };

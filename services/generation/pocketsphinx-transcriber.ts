@@ -41,6 +41,8 @@ export async function recognizeSpeech(
   try {
     const wav = path.join(folder, "clip.wav");
     await writeFile(wav, encodeWav(samples, 16000));
+    // Phones: context-independent (-allphone_ci; the triphone search is 30 times slower and no better here) with a
+    // light phone language model (-lw 2), which gave the fewest phone errors on espeak-ng voices (bench/README.md).
     // -dither: espeak-like audio has stretches of digital silence, which throw off the feature normalisation.
     const common = ["-infile", wav, "-samprate", "16000", "-time", "yes", "-dither", "yes", "-logfn", "/dev/null"];
     const [words, phones] = await Promise.all([
@@ -49,7 +51,7 @@ export async function recognizeSpeech(
         maxOutputBytes: 16 * 1024 * 1024,
       }),
       options.phones
-        ? runMediaTool("pocketsphinx_continuous", [...common, "-hmm", path.join(modelDir, "en-us"), "-allphone", path.join(modelDir, "en-us-phone.lm.bin"), "-allphone_ci", "yes"], {
+        ? runMediaTool("pocketsphinx_continuous", [...common, "-hmm", path.join(modelDir, "en-us"), "-allphone", path.join(modelDir, "en-us-phone.lm.bin"), "-allphone_ci", "yes", "-lw", "2"], {
             timeoutMs: options.timeoutMs,
             maxOutputBytes: 16 * 1024 * 1024,
           })

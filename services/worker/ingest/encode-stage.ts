@@ -1,4 +1,8 @@
+import { withSpokenPhones } from "../../assets/asset-text.ts";
 import type { DecodedImage } from "../../assets/decoded-media.ts";
+import { TesseraError } from "../../core/errors.ts";
+import { recognizeSpeech, wordSegments } from "../../generation/pocketsphinx-transcriber.ts";
+import type { JobHandlerContext } from "../job-handler.ts";
 import { fuseVectors } from "../../models/fusion.ts";
 import type { ModelRuntime, SpaceVectors } from "../../models/model-runtime.ts";
 import type { AssetVector, IngestState, IngestStage, TextSpan } from "./ingest-stage.ts";
@@ -16,20 +20,23 @@ const WHOLE_TEXT_CHARS = 2000;
  * - video: every sampled frame (chunk 1..n) and their late fusion (chunk 0)
  *   through the image encoder, OCR of a few frames, plus its audio track;
  * - audio: the clip into the audio space (and any space a projector reaches),
- *   VAD speech segments and, when a speech model is served, a transcript.
+ *   VAD speech segments and a transcript: the served speech model's (Whisper)
+ *   as one span, else pocketsphinx's words in timed segments plus the phones
+ *   it heard (kept on the media record for search by pronunciation).
  * Derived text (OCR, transcript) is embedded into the text spaces too (chunk 0
  * where nothing else stands for the asset there, its own chunk otherwise), so
  * a text query finds the picture by the words in it.
  */
 export const encodeStage: IngestStage = {
   name: "encode",
-  async run(_asset, state, { app }) {
+  async run(asset, state, context) {
+    const { app } = context;
     const vectors = new VectorCollector();
     const models = app.models;
     if (state.text) await encodeText(models, state.text, vectors);
     if (state.image) await encodeImage(models, state.image, state, vectors);
     if (state.frames?.length) await encodeFrames(models, state.frames, state, vectors);
-    if (state.audio) await encodeAudio(models, state.audio, state, vectors);
+    if (state.audio) await encodeAudio(models, state.audio, state, vectors, { ...context, assetId: asset.id });
     const derived = state.derivedText.map((span) => span.text.trim()).filter(Boolean);
     if (derived.length && !state.text) {
       const text = [...new Set(derived)].join("\n");
@@ -101,6 +108,7 @@ async function encodeAudio(
   audio: NonNullable<IngestState["audio"]>,
   state: IngestState,
   vectors: VectorCollector,
+  context: JobHandlerContext & { assetId: string },
 ) {
   if (audio.samples.length === 0) return;
   const [spaces, speech] = await Promise.all([models.embedAudio([audio.samples]), models.detectSpeech(audio.samples)]);
@@ -112,7 +120,28 @@ async function encodeAudio(
   const transcript = await models.transcribe(audio.samples);
   if (transcript?.trim()) {
     state.derivedText.push({ kind: "transcript", text: transcript.trim(), start: 0, end: audio.durationSec });
+    return;
   }
+  if (transcript === null) await transcribeOffline(audio, state, context);
+}
+
+/**
+ * No transcription model is served: pocketsphinx's words, in segments with their times, and its phones. Speech
+ * recognition is a bonus here, never a reason to fail the asset: a missing binary or a recogniser that gives up
+ * leaves the asset indexed without a transcript.
+ */
+async function transcribeOffline(audio: NonNullable<IngestState["audio"]>, state: IngestState, { app, logger, assetId }: JobHandlerContext & { assetId: string }) {
+  let recognised;
+  try {
+    recognised = await recognizeSpeech(audio.samples, { phones: true, timeoutMs: app.config.MEDIA_TOOL_TIMEOUT_MS });
+  } catch (error) {
+    if (!(error instanceof TesseraError)) throw error;
+    logger.warn({ err: error, assetId }, "offline speech recognition failed; the asset is indexed without a transcript");
+    return;
+  }
+  for (const segment of wordSegments(recognised.words)) state.derivedText.push({ kind: "transcript", ...segment });
+  const phones = recognised.phones ?? [];
+  if (phones.length) state.media = withSpokenPhones(state.media, phones.map((phone) => ({ phone: phone.token, start: phone.start, end: phone.end })));
 }
 
 /** Numbers chunks per space: 0 is the whole asset, 1.. its parts (text chunks, frames, derived text). */

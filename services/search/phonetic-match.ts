@@ -1,0 +1,126 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import type { SpokenPhone } from "../assets/asset-text.ts";
+import { POCKETSPHINX_MODEL_DIR } from "../generation/pocketsphinx-transcriber.ts";
+
+/**
+ * Finding spoken words by how they sound. The phone recogniser hears synthetic
+ * and accented voices far better than the word recogniser guesses their words,
+ * so a text query's words are turned into phones (CMU pronouncing dictionary,
+ * the one pocketsphinx ships) and looked for in the phones heard in the asset
+ * with an approximate substring match (edit distance where the match may start
+ * and end anywhere, Sellers 1980), similar phones costing less to swap.
+ */
+
+/**
+ * Sounds that recognisers confuse with each other: a swap of vowels costs 0.5, inside a consonant class 0.7, else 1;
+ * an extra phone heard costs 0.5 (the recogniser splits sounds), one missing 1. Chosen on `npm run bench -- transcription`.
+ */
+const PHONE_CLASSES = [
+  ["AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY", "UH", "UW"],
+  ["P", "B", "T", "D", "K", "G"],
+  ["F", "V", "TH", "DH", "S", "Z", "SH", "ZH", "HH"],
+  ["CH", "JH", "SH", "ZH"],
+  ["M", "N", "NG"],
+  ["L", "R", "W", "Y", "ER"],
+];
+const classesOf = new Map<string, Set<number>>();
+PHONE_CLASSES.forEach((members, index) => members.forEach((phone) => classesOf.set(phone, (classesOf.get(phone) ?? new Set()).add(index))));
+
+function substitutionCost(a: string, b: string): number {
+  if (a === b) return 0;
+  const left = classesOf.get(a);
+  const right = classesOf.get(b);
+  if (left && right) for (const index of left) if (right.has(index)) return index === 0 ? 0.5 : 0.7;
+  return 1;
+}
+
+const EXTRA_PHONE_COST = 0.5;
+
+let dictionary: Map<string, string[]> | undefined;
+
+/** The CMU dictionary's first pronunciation of each word, read once (about 130k words). */
+function pronouncingDictionary(): Map<string, string[]> {
+  if (dictionary) return dictionary;
+  const loaded = new Map<string, string[]>();
+  let text = "";
+  try {
+    text = readFileSync(path.join(POCKETSPHINX_MODEL_DIR, "cmudict-en-us.dict"), "utf8");
+  } catch {
+    // Without pocketsphinx-en-us there is nothing heard to match against either.
+  }
+  for (const line of text.split("\n")) {
+    const [word, ...phones] = line.trim().split(/\s+/);
+    if (!word || phones.length === 0 || word.includes("(")) continue;
+    loaded.set(word.toLowerCase(), phones.map((phone) => phone.replace(/\d$/, "")));
+  }
+  dictionary = loaded;
+  return loaded;
+}
+
+/** A query's words as phones; words the dictionary does not know are left out. */
+export function queryPhones(text: string): { phones: string[]; known: number; words: number } {
+  const words = text.toLowerCase().match(/[a-z']+/g) ?? [];
+  const dict = pronouncingDictionary();
+  const phones: string[] = [];
+  let known = 0;
+  for (const word of words) {
+    const pronunciation = dict.get(word);
+    if (!pronunciation) continue;
+    known++;
+    phones.push(...pronunciation);
+  }
+  return { phones, known, words: words.length };
+}
+
+export type PhoneMatch = {
+  /** 1 for the query's phones heard exactly; 0 for nothing alike. */
+  score: number;
+  start: number;
+  end: number;
+};
+
+/** Shorter queries match somewhere by chance: below this many phones, no phonetic match is claimed. */
+export const MIN_QUERY_PHONES = 5;
+
+/**
+ * The best place in `heard` for `wanted`: the lowest edit distance of `wanted` against any stretch of `heard`,
+ * as a score (1 - distance / length of `wanted`) with that stretch's times. Null when `wanted` is too short.
+ */
+export function bestPhoneMatch(wanted: string[], heard: SpokenPhone[]): PhoneMatch | null {
+  const m = wanted.length;
+  if (m < MIN_QUERY_PHONES || heard.length === 0) return null;
+  // Column by column over `heard`; each cell remembers where its alignment started in `heard`.
+  let previous = new Float64Array(m + 1);
+  let previousStart = new Int32Array(m + 1);
+  let current = new Float64Array(m + 1);
+  let currentStart = new Int32Array(m + 1);
+  for (let i = 0; i <= m; i++) previous[i] = i;
+  let best = { distance: Infinity, start: 0, end: 0 };
+  for (let j = 1; j <= heard.length; j++) {
+    const phone = heard[j - 1]!.phone;
+    current[0] = 0; // a match may start at any phone heard
+    currentStart[0] = j;
+    for (let i = 1; i <= m; i++) {
+      const substitute = previous[i - 1]! + substitutionCost(wanted[i - 1]!, phone);
+      const skipHeard = previous[i]! + EXTRA_PHONE_COST;
+      const skipWanted = current[i - 1]! + 1;
+      if (substitute <= skipHeard && substitute <= skipWanted) {
+        current[i] = substitute;
+        currentStart[i] = i === 1 ? j - 1 : previousStart[i - 1]!;
+      } else if (skipHeard <= skipWanted) {
+        current[i] = skipHeard;
+        currentStart[i] = previousStart[i]!;
+      } else {
+        current[i] = skipWanted;
+        currentStart[i] = currentStart[i - 1]!;
+      }
+    }
+    if (current[m]! < best.distance) best = { distance: current[m]!, start: currentStart[m]!, end: j - 1 };
+    [previous, current] = [current, previous];
+    [previousStart, currentStart] = [currentStart, previousStart];
+  }
+  const first = heard[Math.min(best.start, heard.length - 1)]!;
+  const last = heard[Math.max(best.end, best.start)] ?? first;
+  return { score: Math.max(0, 1 - best.distance / m), start: first.start, end: last.end };
+}
