@@ -17,5 +17,9 @@ export async function createVectorStore(config: Config): Promise<VectorStore> {
       consistencyLevel: config.WEAVIATE_CONSISTENCY_LEVEL,
     });
   }
-  return LanceDbVectorStore.open(path.join(config.dataDir, "vectors"));
+  return LanceDbVectorStore.open(path.join(config.dataDir, "vectors"), {
+    indexMinRows: config.VECTOR_INDEX_MIN_ROWS,
+    nprobes: config.VECTOR_INDEX_NPROBES,
+    refineFactor: config.VECTOR_INDEX_REFINE_FACTOR,
+  });
 }

@@ -31,6 +31,34 @@ type Row = {
 
 const OPTIMIZE_EVERY_WRITES = 100;
 const RETURNED_COLUMNS = ["asset_id", "space", "chunk", "modality", "text"];
+const VECTOR_INDEX_NAME = "vector_idx";
+/** How long a process trusts what it learnt about a table's index and a project's size (another process may build it). */
+const INDEX_STATE_TTL_MS = 30_000;
+/** A failed index build is tried again after this long, on a later write. */
+const INDEX_RETRY_MS = 60_000;
+
+export type LanceDbIndexOptions = {
+  /** A space's table gets an IVF_PQ index once it holds this many rows; 0: never (every search exact). */
+  indexMinRows?: number;
+  /** IVF partitions an indexed search probes. */
+  nprobes?: number;
+  /** Candidates taken from the compressed index, as a multiple of the limit, then ranked by exact distance. */
+  refineFactor?: number;
+};
+
+/** What a process knows of one table's vector index. */
+type IndexState = {
+  /** Whether the table has a vector index, as of `checkedAt`. */
+  indexed: boolean;
+  /** Rows the table held when the index was trained (its partitions are about √ of it). */
+  trainedRows: number;
+  checkedAt: number;
+  /** A build in flight (this process), so writes do not start a second one. */
+  building: Promise<void> | null;
+  failedAt: number;
+  /** Rows per project (filter), cached: a project smaller than the threshold is searched exactly. */
+  projectRows: Map<string, { rows: number; at: number }>;
+};
 
 function sqlString(value: string) {
   return `'${value.replaceAll("'", "''")}'`;
@@ -72,7 +100,10 @@ function normalise(scores: number[]): number[] {
  * The embedded store: LanceDB files under DATA_DIR/vectors, one table per
  * space (its vectors have one width). Rows carry their project, and every
  * query is built by `scopedWhere`, which puts the project first. Vector search
- * is an exact (flat) cosine scan with the filter applied before it; hybrid
+ * is an exact (flat) cosine scan with the filter applied before it, until a
+ * space's table passes `indexMinRows`: then an IVF_PQ index is built in the
+ * background and a project of that size is searched through it (nprobes,
+ * refined by exact distance), the filter still applied first; hybrid
  * search fuses LanceDB's BM25 full-text search with it the way Weaviate's
  * relativeScoreFusion does, so both adapters rank alike.
  */
@@ -84,16 +115,28 @@ export class LanceDbVectorStore implements VectorStore {
   /** Every write adds a fragment and a version; compaction keeps scans fast and brings new rows into the BM25 index. */
   private readonly writesSinceOptimize = new Map<string, number>();
 
+  private readonly indexStates = new Map<string, IndexState>();
+  private readonly indexMinRows: number;
+  private readonly nprobes: number;
+  private readonly refineFactor: number;
+  /** The last background index build's failure per space, for health checks and tests. */
+  readonly indexErrors = new Map<string, unknown>();
+
   private constructor(
     private readonly dir: string,
     private readonly db: lancedb.Connection,
-  ) {}
+    options: LanceDbIndexOptions,
+  ) {
+    this.indexMinRows = options.indexMinRows ?? 50_000;
+    this.nprobes = options.nprobes ?? 20;
+    this.refineFactor = options.refineFactor ?? 10;
+  }
 
-  static async open(dir: string): Promise<LanceDbVectorStore> {
+  static async open(dir: string, options: LanceDbIndexOptions = {}): Promise<LanceDbVectorStore> {
     await fs.mkdir(dir, { recursive: true });
     // Consistency interval 0: every read sees what other processes (a separate worker) committed.
     const db = await lancedb.connect(dir, { readConsistencyInterval: 0 });
-    return new LanceDbVectorStore(dir, db);
+    return new LanceDbVectorStore(dir, db, options);
   }
 
   private tableName(space: string) {
@@ -195,7 +238,118 @@ export class LanceDbVectorStore implements VectorStore {
               .execute(rows as unknown as Record<string, unknown>[]),
       );
       await this.optimizeNowAndThen(space, table);
+      this.indexInBackground(space, table);
     }
+  }
+
+  private indexState(space: string): IndexState {
+    let state = this.indexStates.get(space);
+    if (!state) {
+      state = { indexed: false, trainedRows: 0, checkedAt: 0, building: null, failedAt: 0, projectRows: new Map() };
+      this.indexStates.set(space, state);
+    }
+    return state;
+  }
+
+  /** Whether the space's table has a vector index: asked of LanceDB at most every INDEX_STATE_TTL_MS. */
+  private async isIndexed(space: string, table: lancedb.Table): Promise<boolean> {
+    const state = this.indexState(space);
+    if (Date.now() - state.checkedAt < INDEX_STATE_TTL_MS) return state.indexed;
+    const stats = await table.indexStats(VECTOR_INDEX_NAME).catch(() => undefined);
+    state.indexed = stats !== undefined;
+    // Partitions are not in the stats: the rows it was trained on are what it held at build (√rows partitions).
+    if (stats && state.trainedRows === 0) state.trainedRows = stats.numIndexedRows;
+    state.checkedAt = Date.now();
+    return state.indexed;
+  }
+
+  /**
+   * Past `indexMinRows`, builds the space's IVF_PQ index, and builds it again once the table has grown fourfold
+   * since (its partitions, √ of the rows it was trained on, would hold twice as many rows each). Never awaited by
+   * a write or a query: LanceDB trains on its own native threads, and searches scan exactly until it is committed.
+   * Rows added after a build are searched too (LanceDB scans unindexed rows) and folded in by `optimize`.
+   */
+  private indexInBackground(space: string, table: lancedb.Table) {
+    if (this.indexMinRows <= 0) return;
+    const state = this.indexState(space);
+    if (state.building || Date.now() - state.failedAt < INDEX_RETRY_MS) return;
+    state.building = (async () => {
+      const rows = await table.countRows();
+      if (rows < this.indexMinRows) return;
+      const indexed = await this.isIndexed(space, table);
+      if (indexed && rows < state.trainedRows * 4) return;
+      await this.buildIndex(table, rows);
+      state.indexed = true;
+      state.trainedRows = rows;
+      state.checkedAt = Date.now();
+      this.indexErrors.delete(space);
+    })()
+      .catch((error) => {
+        state.failedAt = Date.now();
+        this.indexErrors.set(space, error);
+      })
+      .finally(() => {
+        state.building = null;
+      });
+  }
+
+  private async buildIndex(table: lancedb.Table, rows: number) {
+    await table.createIndex("vector", {
+      name: VECTOR_INDEX_NAME,
+      replace: true,
+      config: lancedb.Index.ivfPq({ distanceType: "cosine", numPartitions: Math.max(1, Math.round(Math.sqrt(rows))) }),
+    });
+  }
+
+  /** Waits for a background index build this process started, if any (tests, benches, close). */
+  async indexSettled(space: string): Promise<void> {
+    await this.indexStates.get(space)?.building;
+  }
+
+  /**
+   * Builds (or rebuilds) the space's vector index now, whatever its size, and waits for it: for benches and
+   * operators; the store itself indexes in the background past `indexMinRows`.
+   */
+  async buildVectorIndex(space: string): Promise<boolean> {
+    const table = await this.existingTable(space);
+    if (!table) return false;
+    const state = this.indexState(space);
+    await state.building;
+    const rows = await table.countRows();
+    await this.buildIndex(table, rows);
+    Object.assign(state, { indexed: true, trainedRows: rows, checkedAt: Date.now() });
+    return true;
+  }
+
+  /**
+   * Whether a query goes through the index: the table has one and the query's project (with its filter) holds
+   * at least `indexMinRows` rows. A smaller project is scanned exactly: its filtered rows are few, and an IVF
+   * probe of a few partitions could hold fewer than `limit` of them.
+   */
+  private async useIndex(space: string, table: lancedb.Table, where: string): Promise<boolean> {
+    if (this.indexMinRows <= 0 || !(await this.isIndexed(space, table))) return false;
+    const state = this.indexState(space);
+    const cached = state.projectRows.get(where);
+    if (cached && Date.now() - cached.at < INDEX_STATE_TTL_MS) return cached.rows >= this.indexMinRows;
+    const rows = await table.countRows(where);
+    if (state.projectRows.size > 10_000) state.projectRows.clear();
+    state.projectRows.set(where, { rows, at: Date.now() });
+    return rows >= this.indexMinRows;
+  }
+
+  /** Whether a nearVector of this project (and filter) in the space would go through the ANN index now. */
+  async usesIndex(projectId: string, space: string, filter?: VectorFilter): Promise<boolean> {
+    const table = await this.existingTable(space);
+    return table !== null && this.useIndex(space, table, scopedWhere(projectId, filter));
+  }
+
+  /** The vector half of every search: exact below the threshold, the IVF_PQ index with refinement above. */
+  private async vectorQuery(space: string, table: lancedb.Table, vector: ArrayLike<number>, where: string, limit: number) {
+    let query = table.vectorSearch(Array.from(vector)).distanceType("cosine").where(where);
+    query = (await this.useIndex(space, table, where))
+      ? query.nprobes(this.nprobes).refineFactor(this.refineFactor)
+      : query.bypassVectorIndex();
+    return query.select([...RETURNED_COLUMNS, "_distance"]).limit(limit).toArray();
   }
 
   private async optimizeNowAndThen(space: string, table: lancedb.Table) {
@@ -227,13 +381,7 @@ export class LanceDbVectorStore implements VectorStore {
   async nearVector(projectId: string, query: NearVectorQuery): Promise<VectorHit[]> {
     const table = await this.existingTable(query.space);
     if (!table) return [];
-    const rows = await table
-      .vectorSearch(Array.from(query.vector))
-      .distanceType("cosine")
-      .where(scopedWhere(projectId, query.filter))
-      .select([...RETURNED_COLUMNS, "_distance"])
-      .limit(query.limit)
-      .toArray();
+    const rows = await this.vectorQuery(query.space, table, query.vector, scopedWhere(projectId, query.filter), query.limit);
     return rows.map((row) => this.toHit(row, 1 - Number(row._distance)));
   }
 
@@ -245,15 +393,7 @@ export class LanceDbVectorStore implements VectorStore {
     const candidates = Math.max(query.limit * 2, 20);
     const where = scopedWhere(projectId, query.filter);
     const [vectorRows, keywordRows] = await Promise.all([
-      query.alpha > 0
-        ? table
-            .vectorSearch(Array.from(query.vector))
-            .distanceType("cosine")
-            .where(where)
-            .select([...RETURNED_COLUMNS, "_distance"])
-            .limit(candidates)
-            .toArray()
-        : Promise.resolve([]),
+      query.alpha > 0 ? this.vectorQuery(query.space, table, query.vector, where, candidates) : Promise.resolve([]),
       table
         .query()
         .fullTextSearch(text, { columns: ["text"] })
@@ -318,6 +458,7 @@ export class LanceDbVectorStore implements VectorStore {
 
   async close(): Promise<void> {
     await Promise.allSettled(this.writeQueues.values());
+    await Promise.allSettled([...this.indexStates.values()].map((state) => state.building));
     this.db.close();
   }
 
