@@ -1,17 +1,23 @@
 import type { Asset } from "../services/core/database.ts";
 import { ErrorCode, TesseraError } from "../services/core/errors.ts";
 import { deleteAsset } from "../services/search/asset-deletion.ts";
-import { crossModalSearch, MAX_SEARCH_LIMIT, type SearchHit, type SearchQuery } from "../services/search/cross-modal-search.ts";
+import {
+  crossModalSearch,
+  DEFAULT_HYBRID_ALPHA,
+  MAX_SEARCH_LIMIT,
+  type SearchExplain,
+  type SearchHit,
+  type SearchQuery,
+  type SpaceEvidence,
+} from "../services/search/cross-modal-search.ts";
+import { withSpokenMatches, type HitSegment } from "../services/search/segments.ts";
 import { findProjectAsset, AssetRef, ModalityEnum } from "./assets.ts";
 import { builder } from "./builder.ts";
 
-/** Used when `hybrid` is given without an alpha: BM25 and vectors weigh the same. */
-const DEFAULT_ALPHA = 0.5;
-
 const HybridInput = builder.inputType("HybridInput", {
-  description: "Mix BM25 keyword ranking into each space's vector ranking (text queries).",
+  description: `How a text query's keyword (BM25) ranking and its vector spaces share the fused score. Text queries are hybrid by default (alpha ${DEFAULT_HYBRID_ALPHA}).`,
   fields: (t) => ({
-    alpha: t.float({ required: false, description: `1: vectors only; 0: BM25 only. Default ${DEFAULT_ALPHA}.` }),
+    alpha: t.float({ required: false, description: `The vector share: 1: vectors only; 0: BM25 only. Default ${DEFAULT_HYBRID_ALPHA}.` }),
   }),
 });
 
@@ -43,25 +49,72 @@ const SearchInput = builder.inputType("SearchInput", {
     file: t.field({ type: "Upload", required: false, description: "An image, audio clip, video (its first frame) or text file." }),
     modalities: t.field({ type: [ModalityEnum], required: false, description: "Only hits of these modalities." }),
     limit: t.int({ required: false, description: `1 to ${MAX_SEARCH_LIMIT}, default 10.` }),
-    hybrid: t.field({ type: HybridInput, required: false, description: "Mix keyword (BM25) ranking into a text query's vector ranking." }),
+    hybrid: t.field({ type: HybridInput, required: false, description: `The keyword (BM25) and vector shares of a text query's score (default alpha ${DEFAULT_HYBRID_ALPHA}).` }),
     filter: t.field({ type: SearchFilterInput, required: false, description: "Only hits with these tags and metadata." }),
     spaceWeights: t.field({
       type: [SpaceWeightInput],
       required: false,
-      description: "Weights of the spaces in the rank fusion (default 1 each); spaces the query does not reach are ignored.",
+      description: "Weights of the vector spaces in the score fusion (default 1 each); spaces the query does not reach are ignored.",
     }),
   }),
 });
 
-type ResolvedHit = SearchHit & { asset: Asset };
+type ResolvedHit = SearchHit & { asset: Asset; segments: HitSegment[] };
+
+const HitSegmentRef = builder.objectRef<HitSegment>("HitSegment").implement({
+  description: "Where in an audio or video asset a text query matched.",
+  fields: (t) => ({
+    start: t.exposeFloat("start", { description: "Seconds from the start of the asset." }),
+    end: t.exposeFloat("end", { description: "Seconds from the start of the asset." }),
+    text: t.exposeString("text", { description: "What was heard (transcript) or read (on-screen text) there; may be empty." }),
+    score: t.exposeFloat("score", { description: "0 to 1: the share of the query's words found there, or how closely the speech there sounds like the query." }),
+  }),
+});
+
+const SpaceEvidenceRef = builder.objectRef<SpaceEvidence>("SpaceEvidence").implement({
+  description: "One vector space's view of a hit.",
+  fields: (t) => ({
+    space: t.exposeString("space", { description: 'The vector space, e.g. "sentence", "image-text", "audio".' }),
+    rank: t.exposeInt("rank", { description: "The asset's rank (1 = first) among the assets this space found, at its best chunk." }),
+    score: t.exposeFloat("score", { description: "Cosine similarity of the asset's best chunk to the query in this space." }),
+    normalised: t.exposeFloat("normalised", { description: "The score min-max normalised over this space's candidates (1: the space's best)." }),
+    derived: t.exposeBoolean("derived", {
+      description: "The best chunk is text read from the asset (OCR, transcript), which counts in full only when the keyword ranking found the asset too.",
+    }),
+    weight: t.exposeFloat("weight", { description: "The space's weight (`spaceWeights`, default 1)." }),
+  }),
+});
+
+const KeywordEvidenceRef = builder.objectRef<NonNullable<SearchExplain["keyword"]>>("KeywordEvidence").implement({
+  description: "The keyword (BM25) ranking's view of a hit.",
+  fields: (t) => ({
+    rank: t.exposeInt("rank", { description: "The asset's rank (1 = first) among the keyword matches." }),
+    score: t.exposeFloat("score", { description: "The vector store's BM25 score of the asset's best matching chunk (relative: 1 is the best match)." }),
+    normalised: t.exposeFloat("normalised", { description: "The score min-max normalised over the keyword matches." }),
+  }),
+});
+
+const SearchExplainRef = builder.objectRef<SearchExplain>("SearchExplain").implement({
+  description: "Why a hit ranks where it does: every signal that went into its score.",
+  fields: (t) => ({
+    spaces: t.field({ type: [SpaceEvidenceRef], description: "Each vector space that found the asset, best rank first.", resolve: (explain) => explain.spaces }),
+    keyword: t.field({ type: KeywordEvidenceRef, nullable: true, description: "The keyword match; null when no query word matched or no keyword ranking ran (non-text queries, alpha 1).", resolve: (explain) => explain.keyword }),
+    vectorScore: t.exposeFloat("vectorScore", {
+      description: "What the vector spaces say, 0 to 1: the weighted mean of the normalised scores over the spaces that see the asset's modality, or its derived text's score when higher.",
+    }),
+    alpha: t.exposeFloat("alpha", { description: "The vector share of the score; the keyword ranking has the rest." }),
+    fused: t.exposeFloat("fused", { description: "alpha * vectorScore + (1 - alpha) * keyword.normalised: the hit's score." }),
+  }),
+});
 
 const SearchHitRef = builder.objectRef<ResolvedHit>("SearchHit").implement({
   description: "One asset a search found, with why.",
   fields: (t) => ({
-    score: t.exposeFloat("score", { description: "Reciprocal rank fusion over the spaces that found the asset; higher is better." }),
+    score: t.exposeFloat("score", { description: "The fused score, 0 to 1 (see `explain`); higher is better." }),
     asset: t.field({ type: AssetRef, description: "The asset found.", resolve: (hit) => hit.asset }),
     snippet: t.exposeString("snippet", { nullable: true, description: "The matching text chunk, OCR line or transcript span." }),
     spaces: t.exposeStringList("spaces", { description: "The vector spaces that found it, best first." }),
+    explain: t.field({ type: SearchExplainRef, description: "Each space's rank and score, the keyword (BM25) score and how they were fused.", resolve: (hit) => hit.explain }),
   }),
 });
 
@@ -103,7 +156,7 @@ builder.queryField("search", (t) =>
           query,
           modalities: input.modalities ?? undefined,
           limit: input.limit ?? undefined,
-          alpha: input.hybrid ? (input.hybrid.alpha ?? DEFAULT_ALPHA) : undefined,
+          alpha: input.hybrid?.alpha ?? undefined,
           filter: { tags: input.filter?.tags ?? undefined, metadata: (metadata as Record<string, unknown> | null) ?? undefined },
           spaceWeights,
           limits: app.config,

@@ -7,7 +7,7 @@ import { decodeQueryFile, type QueryDecodeLimits } from "./query-file.ts";
 import type { VectorFilter, VectorHit, VectorStore } from "./vector-store.ts";
 
 /** What search needs from the models: encoders into every space a modality reaches. */
-export type QueryEncoder = Pick<ModelRuntime, "embedText" | "embedImages" | "embedAudio">;
+export type QueryEncoder = Pick<ModelRuntime, "embedText" | "embedImages" | "embedAudio"> & Partial<Pick<ModelRuntime, "spacesFor">>;
 
 export type SearchQuery = { text: string } | { assetId: string } | { file: Buffer };
 
@@ -16,7 +16,10 @@ export type SearchRequest = {
   /** Only hits of these modalities. */
   modalities?: Modality[];
   limit?: number;
-  /** Present: hybrid BM25 + vector ranking in each space (1: vectors only, 0: BM25 only). Text queries only. */
+  /**
+   * The share of the vector spaces in a text query's fused score; the keyword (BM25) ranking has the rest
+   * (1: vectors only, 0: BM25 only). Default DEFAULT_HYBRID_ALPHA. Text queries only.
+   */
   alpha?: number;
   filter?: Pick<VectorFilter, "tags" | "metadata">;
   /**
@@ -36,12 +39,41 @@ export type SearchLimits = QueryDecodeLimits & Pick<Config, "SEARCH_MAX_TEXT_CHA
 export type SearchHit = {
   assetId: string;
   modality: Modality;
-  /** Reciprocal rank fusion over the spaces that found the asset, each space weighted. */
+  /** The fused score (see fuseRankings), from 0 to 1; higher is better. */
   score: number;
   /** The matching text chunk, OCR line or transcript span, when the asset has text. */
   snippet: string | null;
   /** The spaces that found it, best first. */
   spaces: string[];
+  /** Why it ranks where it does: every signal that went into `score`. */
+  explain: SearchExplain;
+};
+
+/** One vector space's view of a hit. */
+export type SpaceEvidence = {
+  space: string;
+  /** 1-based rank of the asset (its best chunk) among the assets this space found. */
+  rank: number;
+  /** Cosine similarity of the best chunk. */
+  score: number;
+  /** The score min-max normalised over this space's candidates (1: its best). */
+  normalised: number;
+  /** The best chunk is text read from the asset (OCR, transcript), not the asset's own content. */
+  derived: boolean;
+  /** The space's weight (spaceWeights, default 1). */
+  weight: number;
+};
+
+export type SearchExplain = {
+  spaces: SpaceEvidence[];
+  /** The keyword (BM25) ranking's view of the hit; null when it did not match or was not run. */
+  keyword: { rank: number; score: number; normalised: number } | null;
+  /** What the vector spaces say, 0 to 1 (see fuseRankings). */
+  vectorScore: number;
+  /** The vector share of the fused score (the request's alpha); the keyword ranking has the rest. */
+  alpha: number;
+  /** alpha * vectorScore + (1 - alpha) * keyword.normalised: the hit's score. */
+  fused: number;
 };
 
 /** One vector to look for in one space. */
@@ -49,8 +81,17 @@ type Probe = { space: string; vector: ArrayLike<number>; text?: string };
 
 export const MAX_SEARCH_LIMIT = 100;
 const DEFAULT_LIMIT = 10;
-/** RRF's k (Cormack et al. 2009): damps the weight of the very top ranks so one space cannot dominate. */
-const RRF_K = 60;
+/**
+ * A text query's default vector share (the keyword ranking has the rest). Tuned on
+ * `npm run bench -- relevance` (bench/README.md, "relevance").
+ */
+export const DEFAULT_HYBRID_ALPHA = 0.5;
+/**
+ * How much text read from an asset (OCR, transcript) counts when no query word is in it: a space that
+ * cannot see a picture's pixels should not outvote one that can on a sentence that only resembles the
+ * query (issue #21: OCR guesses on emoji drawings pulled them above the right drawing).
+ */
+const UNCONFIRMED_DERIVED_WEIGHT = 0.5;
 /** A long text has many chunks: fetch more than `limit` per space so `limit` distinct assets survive. */
 const CHUNKS_PER_ASSET = 4;
 const MAX_SNIPPET_CHARS = 280;
@@ -93,19 +134,26 @@ export async function crossModalSearch(
   // A span per space queried and one for the fusion (services/observability); the query text is in none.
   const rankings = await Promise.all(
     probes.map((probe) => {
-      const hybrid = probe.text !== undefined && request.alpha !== undefined;
-      return inSpan(`search.space ${probe.space}`, { "tessera.search.space": probe.space, "tessera.search.hybrid": hybrid, "tessera.search.candidates": candidates }, async (span) => {
-        const hits = hybrid
-          ? await store.hybrid(projectId, { space: probe.space, vector: probe.vector, text: probe.text!, alpha: request.alpha!, limit: candidates, filter })
-          : await store.nearVector(projectId, { space: probe.space, vector: probe.vector, limit: candidates, filter });
+      return inSpan(`search.space ${probe.space}`, { "tessera.search.space": probe.space, "tessera.search.candidates": candidates }, async (span) => {
+        const hits = await store.nearVector(projectId, { space: probe.space, vector: probe.vector, limit: candidates, filter });
         span.setAttribute("tessera.search.hits", hits.length);
         return hits;
       });
     }),
   );
-  const queryText = "text" in request.query ? request.query.text : undefined;
+  const queryText = probes.find((probe) => probe.text !== undefined)?.text;
+  const alpha = request.alpha ?? DEFAULT_HYBRID_ALPHA;
+  // The keyword ranking: BM25 over the text every text space stores (one space holds it all), for text queries.
+  const keywordProbe = alpha < 1 ? probes.find((probe) => probe.text !== undefined) : undefined;
+  const keyword = keywordProbe
+    ? await inSpan(`search.keyword ${keywordProbe.space}`, { "tessera.search.space": keywordProbe.space, "tessera.search.candidates": candidates }, async (span) => {
+        const hits = await store.hybrid(projectId, { space: keywordProbe.space, vector: keywordProbe.vector, text: keywordProbe.text!, alpha: 0, limit: candidates, filter });
+        span.setAttribute("tessera.search.hits", hits.length);
+        return hits;
+      })
+    : undefined;
   return inSpanSync("search.fusion", { "tessera.search.spaces": rankings.length }, (span) => {
-    const fused = fuseRankings(rankings, queryText, weights).slice(0, limit);
+    const fused = fuseRankings(rankings, { queryText, spaceWeights: weights, keyword, alpha: keyword ? alpha : 1, sees: seesNatively(encoder) }).slice(0, limit);
     span.setAttribute("tessera.search.hits", fused.length);
     return fused;
   });
@@ -187,48 +235,133 @@ function centroid(vectors: Float32Array[]): Float32Array {
   return sum.map((value) => value / norm);
 }
 
+export type FusionOptions = {
+  /** The query's words, for snippets. */
+  queryText?: string;
+  /** Each space's weight (default 1). */
+  spaceWeights?: Record<string, number>;
+  /** The keyword (BM25) ranking, chunks best first, when one was run. */
+  keyword?: VectorHit[];
+  /** The vector share of the fused score (default 1 without a keyword ranking). */
+  alpha?: number;
+  /**
+   * Whether a space holds vectors of an asset's own content for this modality (the runtime's encoders);
+   * absent, it is read from the candidates: a space sees a modality when one of its hits of it has no text.
+   */
+  sees?: (space: string, modality: Modality) => boolean;
+};
+
+/** A video is its frames and its sound track: the spaces that see either see it. */
+function seesNatively(encoder: QueryEncoder): FusionOptions["sees"] {
+  const { spacesFor } = encoder;
+  if (!spacesFor) return undefined;
+  const cache = new Map<Modality, Set<string>>();
+  return (space, modality) => {
+    let spaces = cache.get(modality);
+    if (!spaces) {
+      spaces = new Set(modality === "VIDEO" ? [...spacesFor.call(encoder, "IMAGE"), ...spacesFor.call(encoder, "AUDIO")] : spacesFor.call(encoder, modality));
+      cache.set(modality, spaces);
+    }
+    return spaces.has(space);
+  };
+}
+
+type AssetInSpace = { rank: number; best: number; native?: number; derived?: number };
+
 /**
- * Weighted reciprocal rank fusion: an asset's score is the sum over spaces
- * of weight / (k + its rank there), its rank being that of its best chunk
- * and the weight that of the space (default 1). The snippet comes from the
- * best-ranked chunk that has text.
+ * Normalised score fusion. Cosine similarities of different models are not on one scale, so each space's
+ * scores are min-max normalised over the candidates it returned (its best is 1, its worst 0); plain
+ * reciprocal rank fusion threw the scores away and left every hit within 0.030-0.033 (issue #21). Then:
+ *
+ * - native evidence (the asset's own content: a text's chunks, an image's pixels, a clip's sound) is the
+ *   weighted mean over the spaces that can see the asset's modality natively, so a picture found by the
+ *   one space that sees pictures is not halved by a sentence space that cannot see it;
+ * - derived evidence (text read from the asset: OCR lines, a transcript) counts through its best space, in
+ *   full when the keyword ranking found the asset too and at UNCONFIRMED_DERIVED_WEIGHT otherwise;
+ * - the vector score is the larger of the two, and the fused score
+ *   `alpha * vector + (1 - alpha) * keyword`, the keyword score being BM25 normalised the same way.
+ *
+ * An asset counts once per space, at its best chunk; the snippet comes from the best-ranked chunk with text.
  */
-export function fuseRankings(rankings: VectorHit[][], queryText?: string, spaceWeights: Record<string, number> = {}): SearchHit[] {
-  const fused = new Map<string, SearchHit & { bestRank: number; snippetRank: number; spaceRanks: Map<string, number> }>();
-  for (const ranking of rankings) {
-    const ranks = new Map<string, number>();
+export function fuseRankings(rankings: VectorHit[][], options: FusionOptions = {}): SearchHit[] {
+  const { queryText, spaceWeights = {}, keyword, alpha = 1, sees } = options;
+  const weightOf = (space: string) => spaceWeights[space] ?? 1;
+  const modalityOf = new Map<string, Modality>();
+  const snippets = new Map<string, { text: string; rank: number }>();
+  const perSpace = rankings.map((ranking) => {
+    const assets = new Map<string, AssetInSpace>();
+    const space = ranking[0]?.space;
+    const seen = new Set<Modality>(["TEXT"]);
+    for (const hit of ranking) if (!hit.text.trim()) seen.add(hit.modality);
+    const seesModality = (modality: Modality) => (sees && space !== undefined ? sees(space, modality) : seen.has(modality));
+    const scores = ranking.map((hit) => hit.score);
+    const [low, high] = [Math.min(...scores), Math.max(...scores)];
+    const normalise = (score: number) => (high > low ? (score - low) / (high - low) : 1);
     for (const hit of ranking) {
-      const firstChunk = !ranks.has(hit.assetId);
-      if (firstChunk) ranks.set(hit.assetId, ranks.size + 1);
-      const rank = ranks.get(hit.assetId)!;
-      const entry = fused.get(hit.assetId) ?? {
-        assetId: hit.assetId,
-        modality: hit.modality,
-        score: 0,
-        snippet: null,
-        spaces: [],
-        bestRank: Infinity,
-        snippetRank: Infinity,
-        spaceRanks: new Map(),
-      };
-      if (firstChunk) {
-        entry.score += (spaceWeights[hit.space] ?? 1) / (RRF_K + rank);
-        entry.spaceRanks.set(hit.space, rank);
-        entry.bestRank = Math.min(entry.bestRank, rank);
+      modalityOf.set(hit.assetId, hit.modality);
+      // Found through text read from it (OCR, transcript) by a space that cannot see its own content.
+      const derived = !seesModality(hit.modality);
+      const entry = assets.get(hit.assetId) ?? { rank: assets.size + 1, best: hit.score };
+      const score = normalise(hit.score);
+      if (derived) entry.derived = Math.max(entry.derived ?? 0, score);
+      else entry.native = Math.max(entry.native ?? 0, score);
+      entry.best = Math.max(entry.best, hit.score);
+      assets.set(hit.assetId, entry);
+      const snippet = snippets.get(hit.assetId);
+      if (hit.text.trim() && (!snippet || entry.rank < snippet.rank)) snippets.set(hit.assetId, { text: hit.text, rank: entry.rank });
+    }
+    return { space, assets, seesModality };
+  });
+
+  const keywordOf = new Map<string, { rank: number; score: number; normalised: number }>();
+  if (keyword?.length) {
+    const scores = keyword.map((hit) => hit.score);
+    const [low, high] = [Math.min(...scores), Math.max(...scores)];
+    for (const hit of keyword) {
+      modalityOf.set(hit.assetId, hit.modality);
+      if (!keywordOf.has(hit.assetId)) {
+        keywordOf.set(hit.assetId, { rank: keywordOf.size + 1, score: hit.score, normalised: high > low ? (hit.score - low) / (high - low) : 1 });
       }
-      if (hit.text.trim() && rank < entry.snippetRank) {
-        entry.snippet = snippetOf(hit.text, queryText);
-        entry.snippetRank = rank;
-      }
-      fused.set(hit.assetId, entry);
+      // The line that holds the query's words is the better snippet for a keyword match.
+      const snippet = snippets.get(hit.assetId);
+      if (hit.text.trim() && !snippet) snippets.set(hit.assetId, { text: hit.text, rank: keywordOf.get(hit.assetId)!.rank });
     }
   }
-  return [...fused.values()]
-    .sort((a, b) => b.score - a.score || a.bestRank - b.bestRank)
-    .map(({ bestRank: _bestRank, snippetRank: _snippetRank, spaceRanks, ...hit }) => ({
-      ...hit,
-      spaces: [...spaceRanks].sort((a, b) => a[1] - b[1]).map(([space]) => space),
-    }));
+
+  const hits: SearchHit[] = [];
+  for (const [assetId, modality] of modalityOf) {
+    const spaces: SpaceEvidence[] = [];
+    let nativeSum = 0;
+    let nativeWeights = 0;
+    let derived = 0;
+    const keywordHit = keywordOf.get(assetId) ?? null;
+    for (const { space, assets, seesModality } of perSpace) {
+      if (space === undefined) continue;
+      const weight = weightOf(space);
+      if (seesModality(modality)) nativeWeights += weight;
+      const found = assets.get(assetId);
+      if (!found) continue;
+      const isDerivedBest = found.native === undefined || (found.derived ?? 0) > found.native;
+      spaces.push({ space, rank: found.rank, score: found.best, normalised: Math.max(found.native ?? 0, found.derived ?? 0), derived: isDerivedBest, weight });
+      if (found.native !== undefined) nativeSum += weight * found.native;
+      if (found.derived !== undefined) derived = Math.max(derived, found.derived * (keywordHit ? 1 : UNCONFIRMED_DERIVED_WEIGHT) * Math.min(1, weight));
+    }
+    const native = nativeWeights > 0 ? nativeSum / nativeWeights : 0;
+    const vectorScore = Math.max(native, derived);
+    const fused = alpha * vectorScore + (1 - alpha) * (keywordHit?.normalised ?? 0);
+    const snippet = snippets.get(assetId);
+    spaces.sort((a, b) => a.rank - b.rank);
+    hits.push({
+      assetId,
+      modality,
+      score: fused,
+      snippet: snippet ? snippetOf(snippet.text, queryText) : null,
+      spaces: spaces.map((entry) => entry.space),
+      explain: { spaces, keyword: keywordHit, vectorScore, alpha, fused },
+    });
+  }
+  const bestRank = (hit: SearchHit) => Math.min(...hit.explain.spaces.map((entry) => entry.rank), hit.explain.keyword?.rank ?? Infinity);
+  return hits.sort((a, b) => b.score - a.score || bestRank(a) - bestRank(b));
 }
 
 /** The line that shares most words with the query (OCR and transcripts hold many), cut to a readable length. */

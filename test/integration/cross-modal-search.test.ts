@@ -15,7 +15,7 @@ import { TEST_WEAVIATE_GRPC_PORT, TEST_WEAVIATE_URL } from "../support/test-env.
 /*
  * The search service on real stores, with vectors written directly: the
  * vectors are chosen so the right answer is known, which tests the merging
- * (reciprocal rank fusion across spaces), filters, snippets and query kinds
+ * (normalised score fusion across spaces), filters, snippets and query kinds
  * independently of any model's quality.
  */
 
@@ -108,14 +108,18 @@ describe.each(adapters)("cross-modal search on %s", (_name, open) => {
     const { encoder, calls } = knownEncoder();
     const hits = await crossModalSearch(store, encoder, projectId, { query: { text: "kitten" } });
     expect(calls).toEqual(["text:kitten"]);
-    // The kitten text is first in both spaces, so RRF puts it on top with 1/61 + 1/61.
+    // The kitten text is first in both spaces and the keyword match: 1 (normalised scores, issue #21).
     expect(hits[0]).toMatchObject({ assetId: ids.kittenText, modality: "TEXT", snippet: "a kitten naps in a basket", spaces: ["sentence", "image-text"] });
-    expect(hits[0]!.score).toBeCloseTo(2 / 61, 6);
-    // The cat photo is second in the image-text space, the only space images live in: 1/62, above the chart.
+    expect(hits[0]!.score).toBeCloseTo(1, 6);
+    expect(hits[0]!.explain).toMatchObject({ keyword: { rank: 1 }, vectorScore: expect.closeTo(1, 6), alpha: 0.5 });
+    // The cat photo is second in the image-text space, the only space that sees images, so that space alone
+    // makes its vector score (cosine 0.9939 normalised over the space's candidates, 0 to 1); no words match: above the chart.
     const order = hits.map((hit) => hit.assetId);
     const photo = hits.find((hit) => hit.assetId === ids.catPhoto)!;
     expect(photo).toMatchObject({ modality: "IMAGE", snippet: null, spaces: ["image-text"] });
-    expect(photo.score).toBeCloseTo(1 / 62, 6);
+    const photoCosine = 0.9 / Math.hypot(0.9, 0.1);
+    expect(photo.score).toBeCloseTo(0.5 * photoCosine, 4);
+    expect(photo.explain).toMatchObject({ spaces: [{ space: "image-text", rank: 2, normalised: expect.closeTo(photoCosine, 4), derived: false }], keyword: null });
     expect(order.indexOf(ids.catPhoto)).toBeLessThan(order.indexOf(ids.chart));
     expect(order.sort()).toEqual(Object.values(ids).sort());
     expect(hits.every((hit) => hit.snippet !== "other project")).toBe(true);
@@ -137,8 +141,10 @@ describe.each(adapters)("cross-modal search on %s", (_name, open) => {
     expect(sentenceOnly.every((hit) => hit.spaces.length === 1 && hit.spaces[0] === "sentence")).toBe(true);
     expect(sentenceOnly.map((hit) => hit.modality)).not.toContain("IMAGE");
     const imageHeavy = await crossModalSearch(store, encoder, projectId, { query: { text: "stock market" }, spaceWeights: { "image-text": 3 } });
+    // Only image-text sees images, so its weight is the whole of the chart's vector score; the weight shows in explain.
     const chart = imageHeavy.find((hit) => hit.assetId === ids.chart)!;
-    expect(chart.score).toBeCloseTo(3 / 62, 6);
+    expect(chart.score).toBeCloseTo(0.5 * (0.9 / Math.hypot(0.1, 0.9)), 4);
+    expect(chart.explain.spaces).toMatchObject([{ space: "image-text", weight: 3 }]);
     await expect(crossModalSearch(store, encoder, projectId, { query: { text: "kitten" }, spaceWeights: { sentence: 0, "image-text": 0 } })).rejects.toMatchObject({
       code: "BAD_USER_INPUT",
       message: expect.stringContaining("no space to search"),

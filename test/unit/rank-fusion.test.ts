@@ -1,33 +1,66 @@
 import { expect, it } from "vitest";
+import type { Modality } from "../../services/core/database.ts";
 import { fuseRankings, snippetOf } from "../../services/search/cross-modal-search.ts";
 import type { VectorHit } from "../../services/search/vector-store.ts";
 
-const hit = (assetId: string, space: string, text = "", chunk = 0): VectorHit => ({ assetId, space, chunk, modality: "TEXT", text, score: 0 });
+const hit = (assetId: string, space: string, score: number, text = "", chunk = 0, modality: Modality = "TEXT"): VectorHit => ({ assetId, space, chunk, modality, text, score });
 
-it("fuses per-space rankings by reciprocal rank, counting each asset once per space at its best chunk", () => {
-  const sentence = [hit("a", "sentence", "a0"), hit("a", "sentence", "a1", 1), hit("b", "sentence", "b0")];
-  const imageText = [hit("c", "image-text"), hit("b", "image-text", "b-it")];
+it("normalises each space's scores, counts an asset once per space at its best chunk, and averages the spaces", () => {
+  // Cosines of two models on different scales: 0.2-0.8 in one, 0.90-0.95 in the other.
+  const sentence = [hit("a", "sentence", 0.8, "a0"), hit("a", "sentence", 0.7, "a1", 1), hit("b", "sentence", 0.5, "b0"), hit("c", "sentence", 0.2, "c0")];
+  const imageText = [hit("b", "image-text", 0.95, "b-it"), hit("c", "image-text", 0.92), hit("a", "image-text", 0.9)];
   const fused = fuseRankings([sentence, imageText]);
+  // a: 1 and 0; b: 0.5 and 1; c: 0 and 0.4 (normalised), averaged over the two spaces.
   expect(fused.map((entry) => [entry.assetId, Number(entry.score.toFixed(6))])).toEqual([
-    ["b", Number((1 / 62 + 1 / 62).toFixed(6))],
-    ["a", Number((1 / 61).toFixed(6))],
-    ["c", Number((1 / 61).toFixed(6))],
+    ["b", 0.75],
+    ["a", 0.5],
+    ["c", 0.2],
   ]);
-  // b: second in both spaces; spaces listed best first, ties in query order; snippet from its best-ranked chunk with text.
-  expect(fused[0]).toMatchObject({ spaces: ["sentence", "image-text"], snippet: "b0" });
+  expect(fused[0]).toMatchObject({ spaces: ["image-text", "sentence"], snippet: "b-it" });
+  expect(fused[0]!.explain).toMatchObject({
+    spaces: [
+      { space: "image-text", rank: 1, score: 0.95, normalised: 1, derived: false, weight: 1 },
+      { space: "sentence", rank: 2, score: 0.5, normalised: expect.closeTo(0.5, 6), derived: false, weight: 1 },
+    ],
+    keyword: null,
+    alpha: 1,
+  });
   expect(fused[1]).toMatchObject({ snippet: "a0" });
-  expect(fused[2]).toMatchObject({ snippet: null });
 });
 
-it("weighs each space's vote: a weight of 2 counts a space twice, and unnamed spaces count once", () => {
-  const sentence = [hit("a", "sentence"), hit("b", "sentence")];
-  const imageText = [hit("b", "image-text"), hit("a", "image-text")];
-  expect(fuseRankings([sentence, imageText]).map((entry) => entry.score)).toEqual([1 / 61 + 1 / 62, 1 / 61 + 1 / 62]);
-  const fused = fuseRankings([sentence, imageText], undefined, { "image-text": 2 });
-  expect(fused.map((entry) => [entry.assetId, entry.score])).toEqual([
-    ["b", 1 / 62 + 2 / 61],
-    ["a", 1 / 61 + 2 / 62],
+it("a picture found by the one space that sees pictures is not outvoted by OCR guesses that share no word with the query", () => {
+  // The right drawing is first in image-text; another drawing, a little lower there, carries an OCR guess that
+  // the sentence space ranks first (the only candidate it has). Plain rank fusion put the guess on top.
+  const imageText = [hit("right", "image-text", 0.6, "", 0, "IMAGE"), hit("guess", "image-text", 0.55, "", 0, "IMAGE"), hit("other", "image-text", 0.1, "", 0, "IMAGE")];
+  const sentence = [hit("guess", "sentence", 0.2, "O", 0, "IMAGE")];
+  const fused = fuseRankings([sentence, imageText], { keyword: [], alpha: 0.5 });
+  expect(fused.map((entry) => entry.assetId)).toEqual(["right", "guess", "other"]);
+  expect(fused.find((entry) => entry.assetId === "guess")!.explain.spaces.find((entry) => entry.space === "sentence")).toMatchObject({ derived: true });
+  // When the keyword ranking finds the words in the picture, they count in full: the sign reading KILO wins.
+  const kilo = fuseRankings([sentence, imageText], { keyword: [hit("guess", "sentence", 1, "O", 0, "IMAGE")], alpha: 0.5 });
+  expect(kilo[0]).toMatchObject({ assetId: "guess", explain: { keyword: { rank: 1, normalised: 1 } } });
+  expect(kilo[0]!.score).toBeCloseTo(0.5 * 1 + 0.5 * 1, 6);
+});
+
+it("mixes the keyword ranking by alpha, and weighs spaces with spaceWeights", () => {
+  const sentence = [hit("a", "sentence", 0.9), hit("b", "sentence", 0.5)];
+  const imageText = [hit("b", "image-text", 0.9), hit("a", "image-text", 0.5)];
+  const keyword = [hit("b", "sentence", 3, "b words"), hit("c", "sentence", 1, "c words")];
+  expect(fuseRankings([sentence, imageText]).map((entry) => entry.score)).toEqual([0.5, 0.5]);
+  const weighted = fuseRankings([sentence, imageText], { spaceWeights: { "image-text": 3 } });
+  expect(weighted.map((entry) => [entry.assetId, entry.score])).toEqual([
+    ["b", 0.75],
+    ["a", 0.25],
   ]);
+  const hybrid = fuseRankings([sentence, imageText], { keyword, alpha: 0.5 });
+  expect(hybrid.map((entry) => [entry.assetId, entry.score])).toEqual([
+    ["b", 0.5 * 0.5 + 0.5 * 1],
+    ["a", 0.5 * 0.5],
+    ["c", 0],
+  ]);
+  expect(hybrid[0]!.explain).toMatchObject({ vectorScore: 0.5, alpha: 0.5, fused: 0.75, keyword: { rank: 1, score: 3, normalised: 1 } });
+  // alpha 0: the words alone.
+  expect(fuseRankings([sentence, imageText], { keyword, alpha: 0 })[0]!.assetId).toBe("b");
 });
 
 it("picks the line of a long text that shares most words with the query, and cuts it to a readable length", () => {

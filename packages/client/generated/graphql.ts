@@ -61,9 +61,9 @@ export type GenerateTask =
   /** Write down what is said in the attached audio or video. */
   | 'TRANSCRIPT';
 
-/** Mix BM25 keyword ranking into each space's vector ranking (text queries). */
+/** How a text query's keyword (BM25) ranking and its vector spaces share the fused score. Text queries are hybrid by default (alpha 0.5). */
 export type HybridInput = {
-  /** 1: vectors only; 0: BM25 only. Default 0.5. */
+  /** The vector share: 1: vectors only; 0: BM25 only. Default 0.5. */
   alpha?: number | null | undefined;
 };
 
@@ -166,13 +166,13 @@ export type SearchInput = {
   file?: Blob | null | null | undefined;
   /** Only hits with these tags and metadata. */
   filter?: SearchFilter | null | undefined;
-  /** Mix keyword (BM25) ranking into a text query's vector ranking. */
+  /** The keyword (BM25) and vector shares of a text query's score (default alpha 0.5). */
   hybrid?: HybridInput | null | undefined;
   /** 1 to 100, default 10. */
   limit?: number | null | undefined;
   /** Only hits of these modalities. */
   modalities?: Array<Modality> | null | undefined;
-  /** Weights of the spaces in the rank fusion (default 1 each); spaces the query does not reach are ignored. */
+  /** Weights of the vector spaces in the score fusion (default 1 each); spaces the query does not reach are ignored. */
   spaceWeights?: Array<SpaceWeightInput> | null | undefined;
   /** Find what matches these words, in any modality. */
   text?: string | null | undefined;
