@@ -1,5 +1,6 @@
 import type { AppContext } from "../app/app-context.ts";
 import type { Database, Job } from "../core/database.ts";
+import { ErrorCode, TesseraError } from "../core/errors.ts";
 import type { JobEvent } from "../queue/event-bus.ts";
 import { SharedRecheck } from "../queue/shared-recheck.ts";
 import { watchEvents } from "../queue/watch-events.ts";
@@ -36,7 +37,12 @@ export function watchJob(app: AppContext, jobId: string): AsyncIterableIterator<
   return watchEvents({
     events: app.events.subscribe("job", jobId)[Symbol.asyncIterator](),
     subscribed: () => app.events.whenSubscribed("job", jobId),
-    readRow: () => app.db.job.findUniqueOrThrow({ where: { id: jobId } }),
+    // Raw SQL: every jobEvents subscription reads its job's row, and the model API compiles each call on the event loop.
+    readRow: async () => {
+      const [job] = await app.db.$queryRaw<Job[]>`SELECT * FROM "Job" WHERE id = ${jobId}`;
+      if (!job) throw new TesseraError(ErrorCode.NOT_FOUND, `no job ${jobId}`);
+      return job;
+    },
     recheck: (onRow) => recheckOf(app).watch(jobId, onRow),
     rowEvent: eventFromRow,
     changed: (previous, next) => previous.status !== next.status || previous.progress !== next.progress,
