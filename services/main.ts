@@ -3,7 +3,7 @@ import { noArguments, parseCommandLine } from "./app/command-line.ts";
 
 parseCommandLine(
   `
-Usage: npm start   (tsx services/main.ts)
+Usage: npm start   (node --import tsx services/main.ts)
 
 Runs the gateway and a worker in one process, after applying pending database migrations.
 Configuration comes from the environment and from .env in the working directory (see .env.example).

@@ -2,7 +2,7 @@ import { noArguments, parseCommandLine } from "../app/command-line.ts";
 
 parseCommandLine(
   `
-Usage: npm run gateway   (tsx services/gateway/main.ts)
+Usage: npm run gateway   (node --import tsx services/gateway/main.ts)
 
 Runs the GraphQL gateway on HOST:PORT (default 127.0.0.1:4000). It does not apply migrations: run
 npm run db:migrate first (npm start does both). Configuration comes from the environment and from .env in

@@ -3,7 +3,7 @@ import { parseWorkerOptions } from "./worker-options.ts";
 
 const options = parseCommandLine(
   `
-Usage: npm run worker -- [options]   (tsx services/worker/main.ts)
+Usage: npm run worker -- [options]   (node --import tsx services/worker/main.ts)
 
 Runs a worker: it takes jobs from the BullMQ queues in Redis until SIGTERM or SIGINT, then drains.
 
