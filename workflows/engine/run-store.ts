@@ -13,8 +13,10 @@ export async function readRun(db: Pick<Tx, "run">, runId: string): Promise<(Run 
  * rows: whoever advances a run holds this lock, so advances take turns.
  */
 export async function lockRun(tx: Tx, runId: string): Promise<(Run & { steps: StepRun[] }) | null> {
-  await tx.$queryRaw`SELECT id FROM "Run" WHERE id = ${runId} FOR UPDATE`;
-  return tx.run.findUnique({ where: { id: runId }, include: { steps: true } });
+  // Locks and reads the run in one statement (Prisma's findUnique would be a second); its steps in another.
+  const [run] = await tx.$queryRaw<Run[]>`SELECT * FROM "Run" WHERE id = ${runId} FOR UPDATE`;
+  if (!run) return null;
+  return { ...run, steps: await tx.stepRun.findMany({ where: { runId } }) };
 }
 
 /**

@@ -1,7 +1,7 @@
 import { trace } from "@opentelemetry/api";
 import type { AppContext } from "../../services/app/app-context.ts";
 import { untilAborted } from "../../services/core/abort.ts";
-import { Prisma, type StepRun } from "../../services/core/database.ts";
+import { Prisma, SQL_UTC_NOW, type StepRun } from "../../services/core/database.ts";
 import { ErrorCode, TesseraError, toErrorRecord, type ErrorRecord } from "../../services/core/errors.ts";
 import type { Logger } from "../../services/core/logger.ts";
 import { workflowStepDuration } from "../../services/observability/metrics.ts";
@@ -45,11 +45,11 @@ export async function executeStep(app: AppContext, job: StepJob, attempt: number
   // A fan-out or child run that was already started is not started again.
   if (row.status === "RUNNING" && (await alreadyHandedOver(app, row, Boolean(type.templateKey)))) return advanceRun(app, run.id, { requeue: true });
 
-  const started = await app.db.stepRun.updateMany({
-    where: { id: row.id, status: { in: ["QUEUED", "RUNNING"] } },
-    data: { status: "RUNNING", attempts: attempt, startedAt: row.startedAt ?? new Date(), error: Prisma.DbNull },
-  });
-  if (started.count === 0) return;
+  // Raw statements on the hot path: one round trip each, where Prisma's updateMany wraps one in BEGIN/COMMIT.
+  const started = await app.db.$executeRaw`
+    UPDATE "StepRun" SET status = 'RUNNING', attempts = ${attempt}, "startedAt" = COALESCE("startedAt", ${SQL_UTC_NOW}), error = NULL
+    WHERE id = ${row.id} AND status IN ('QUEUED', 'RUNNING')`;
+  if (started === 0) return;
   publishRunEvent(app, { runId: run.id, type: RunEventType.STEP_STARTED, stepId: row.stepId, stepKey: row.key, status: "RUNNING", message: `attempt ${attempt}` });
 
   const timeoutMs = step.timeout === undefined ? workflowLimits().WORKFLOW_DEFAULT_STEP_TIMEOUT_MS : durationMs(step.timeout);
@@ -90,10 +90,9 @@ export async function executeStep(app: AppContext, job: StepJob, attempt: number
     const bytes = JSON.stringify(output.data ?? null).length;
     const limit = workflowLimits().WORKFLOW_MAX_VALUE_BYTES;
     if (bytes > limit) throw new TesseraError(ErrorCode.PAYLOAD_TOO_LARGE, `step "${row.key}" output is ${bytes} bytes as JSON; the limit is ${limit}`);
-    const { count } = await app.db.stepRun.updateMany({
-      where: { id: row.id, status: "RUNNING" },
-      data: { status: "SUCCEEDED", output: output.data as Prisma.InputJsonValue, finishedAt: new Date() },
-    });
+    const count = await app.db.$executeRaw`
+      UPDATE "StepRun" SET status = 'SUCCEEDED', output = ${JSON.stringify(output.data ?? null)}::jsonb, "finishedAt" = ${SQL_UTC_NOW}
+      WHERE id = ${row.id} AND status = 'RUNNING'`;
     if (count) publishRunEvent(app, { runId: run.id, type: RunEventType.STEP_FINISHED, stepId: row.stepId, stepKey: row.key, status: "SUCCEEDED", output: output.data });
   }
   // A map's item feeds its map; the run moves on when the map is done.
@@ -110,7 +109,9 @@ export async function failStep(app: AppContext, job: StepJob, error: ErrorRecord
     data: { status: "FAILED", error: error as Prisma.InputJsonValue, finishedAt: new Date() },
   });
   if (count) publishRunEvent(app, { runId: row.runId, type: RunEventType.STEP_FAILED, stepId: row.stepId, stepKey: row.key, status: "FAILED", error });
-  await advanceRun(app, row.runId);
+  // With `requeue`: a job failed for stalling may be one whose step had finished and whose worker died before it
+  // queued the next step's job; that step is QUEUED in PostgreSQL and gets its job here.
+  await advanceRun(app, row.runId, { requeue: true });
 }
 
 /** A fan-out whose items exist, or a step whose child run exists, was handed to the engine; other children (an agent's calls) are not. */
