@@ -113,7 +113,12 @@ const SearchHitRef = builder.objectRef<ResolvedHit>("SearchHit").implement({
     score: t.exposeFloat("score", { description: "The fused score, 0 to 1 (see `explain`); higher is better." }),
     asset: t.field({ type: AssetRef, description: "The asset found.", resolve: (hit) => hit.asset }),
     snippet: t.exposeString("snippet", { nullable: true, description: "The matching text chunk, OCR line or transcript span." }),
-    spaces: t.exposeStringList("spaces", { description: "The vector spaces that found it, best first." }),
+    spaces: t.exposeStringList("spaces", { description: 'The vector spaces that found it, best first; "spoken-phones" when its speech sounds like the text query (its score is then at least that match\'s).' }),
+    segments: t.field({
+      type: [HitSegmentRef],
+      description: "For a text query and an AUDIO or VIDEO hit: where in it the match is, best first (at most 3); empty otherwise.",
+      resolve: (hit) => hit.segments,
+    }),
     explain: t.field({ type: SearchExplainRef, description: "Each space's rank and score, the keyword (BM25) score and how they were fused.", resolve: (hit) => hit.explain }),
   }),
 });
@@ -150,7 +155,7 @@ builder.queryField("search", (t) =>
         if (space in spaceWeights) throw new TesseraError(ErrorCode.BAD_USER_INPUT, `spaceWeights names ${JSON.stringify(space)} twice`);
         spaceWeights[space] = weight;
       }
-      let hits: SearchHit[];
+      let hits: Array<SearchHit & { segments?: HitSegment[] }>;
       try {
         hits = await crossModalSearch(app.vectorStore, app.models, project.id, {
           query,
@@ -161,6 +166,15 @@ builder.queryField("search", (t) =>
           spaceWeights,
           limits: app.config,
         });
+        if ("text" in query) {
+          hits = await withSpokenMatches(app.db, project.id, hits, {
+            text: query.text,
+            limit: input.limit ?? 10,
+            modalities: input.modalities ?? undefined,
+            tags: input.filter?.tags ?? undefined,
+            metadata: (metadata as Record<string, unknown> | null) ?? undefined,
+          });
+        }
       } catch (error) {
         // No vectors: either no such asset in this project (NOT_FOUND), or one not indexed yet (CONFLICT).
         if (error instanceof TesseraError && error.code === ErrorCode.CONFLICT && "assetId" in query) {
@@ -180,7 +194,7 @@ builder.queryField("search", (t) =>
       return {
         hits: hits.flatMap((hit) => {
           const asset = byId.get(hit.assetId);
-          return asset ? [{ ...hit, asset }] : [];
+          return asset ? [{ ...hit, segments: hit.segments ?? [], asset }] : [];
         }),
       };
     },
