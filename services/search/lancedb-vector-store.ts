@@ -255,10 +255,11 @@ export class LanceDbVectorStore implements VectorStore {
   private async isIndexed(space: string, table: lancedb.Table): Promise<boolean> {
     const state = this.indexState(space);
     if (Date.now() - state.checkedAt < INDEX_STATE_TTL_MS) return state.indexed;
-    const stats = await table.indexStats(VECTOR_INDEX_NAME).catch(() => undefined);
-    state.indexed = stats !== undefined;
-    // Partitions are not in the stats: the rows it was trained on are what it held at build (√rows partitions).
-    if (stats && state.trainedRows === 0) state.trainedRows = stats.numIndexedRows;
+    // listIndices, not indexStats: the stats carry every centroid.
+    const index = (await table.listIndices()).find((candidate) => candidate.name === VECTOR_INDEX_NAME);
+    state.indexed = index !== undefined;
+    // Partitions are not listed: first seen, the rows it covers stand for what it was trained on (√rows partitions).
+    if (index && state.trainedRows === 0) state.trainedRows = index.numIndexedRows ?? 0;
     state.checkedAt = Date.now();
     return state.indexed;
   }
@@ -277,7 +278,7 @@ export class LanceDbVectorStore implements VectorStore {
       const rows = await table.countRows();
       if (rows < this.indexMinRows) return;
       const indexed = await this.isIndexed(space, table);
-      if (indexed && rows < state.trainedRows * 4) return;
+      if (indexed && rows < Math.max(state.trainedRows, this.indexMinRows) * 4) return;
       await this.buildIndex(table, rows);
       state.indexed = true;
       state.trainedRows = rows;
@@ -301,7 +302,7 @@ export class LanceDbVectorStore implements VectorStore {
     });
   }
 
-  /** Waits for a background index build this process started, if any (tests, benches, close). */
+  /** Waits for a background index build this process started, if any (tests, benches). */
   async indexSettled(space: string): Promise<void> {
     await this.indexStates.get(space)?.building;
   }
@@ -322,13 +323,15 @@ export class LanceDbVectorStore implements VectorStore {
   }
 
   /**
-   * Whether a query goes through the index: the table has one and the query's project (with its filter) holds
-   * at least `indexMinRows` rows. A smaller project is scanned exactly: its filtered rows are few, and an IVF
-   * probe of a few partitions could hold fewer than `limit` of them.
+   * Whether a query goes through the index: the table has one and the query's project, narrowed by its filter,
+   * holds at least `indexMinRows` rows. A smaller project or a narrow filter is scanned exactly: its rows are few,
+   * and the few partitions an IVF search probes could hold fewer than `limit` of them. The count is cached per
+   * project and filter, without the excluded assets (an asset query excludes itself: a different filter each time).
    */
-  private async useIndex(space: string, table: lancedb.Table, where: string): Promise<boolean> {
+  private async useIndex(space: string, table: lancedb.Table, projectId: string, filter: VectorFilter = {}): Promise<boolean> {
     if (this.indexMinRows <= 0 || !(await this.isIndexed(space, table))) return false;
     const state = this.indexState(space);
+    const where = scopedWhere(projectId, { ...filter, excludeAssetIds: undefined });
     const cached = state.projectRows.get(where);
     if (cached && Date.now() - cached.at < INDEX_STATE_TTL_MS) return cached.rows >= this.indexMinRows;
     const rows = await table.countRows(where);
@@ -340,16 +343,17 @@ export class LanceDbVectorStore implements VectorStore {
   /** Whether a nearVector of this project (and filter) in the space would go through the ANN index now. */
   async usesIndex(projectId: string, space: string, filter?: VectorFilter): Promise<boolean> {
     const table = await this.existingTable(space);
-    return table !== null && this.useIndex(space, table, scopedWhere(projectId, filter));
+    return table !== null && this.useIndex(space, table, projectId, filter);
   }
 
   /** The vector half of every search: exact below the threshold, the IVF_PQ index with refinement above. */
-  private async vectorQuery(space: string, table: lancedb.Table, vector: ArrayLike<number>, where: string, limit: number) {
-    let query = table.vectorSearch(Array.from(vector)).distanceType("cosine").where(where);
-    query = (await this.useIndex(space, table, where))
-      ? query.nprobes(this.nprobes).refineFactor(this.refineFactor)
-      : query.bypassVectorIndex();
-    return query.select([...RETURNED_COLUMNS, "_distance"]).limit(limit).toArray();
+  private async vectorQuery(table: lancedb.Table, projectId: string, query: NearVectorQuery, limit: number) {
+    const { space, vector, filter } = query;
+    let search = table.vectorSearch(Array.from(vector)).distanceType("cosine").where(scopedWhere(projectId, filter));
+    search = (await this.useIndex(space, table, projectId, filter))
+      ? search.nprobes(this.nprobes).refineFactor(this.refineFactor)
+      : search.bypassVectorIndex();
+    return search.select([...RETURNED_COLUMNS, "_distance"]).limit(limit).toArray();
   }
 
   private async optimizeNowAndThen(space: string, table: lancedb.Table) {
@@ -381,7 +385,7 @@ export class LanceDbVectorStore implements VectorStore {
   async nearVector(projectId: string, query: NearVectorQuery): Promise<VectorHit[]> {
     const table = await this.existingTable(query.space);
     if (!table) return [];
-    const rows = await this.vectorQuery(query.space, table, query.vector, scopedWhere(projectId, query.filter), query.limit);
+    const rows = await this.vectorQuery(table, projectId, query, query.limit);
     return rows.map((row) => this.toHit(row, 1 - Number(row._distance)));
   }
 
@@ -393,7 +397,7 @@ export class LanceDbVectorStore implements VectorStore {
     const candidates = Math.max(query.limit * 2, 20);
     const where = scopedWhere(projectId, query.filter);
     const [vectorRows, keywordRows] = await Promise.all([
-      query.alpha > 0 ? this.vectorQuery(query.space, table, query.vector, where, candidates) : Promise.resolve([]),
+      query.alpha > 0 ? this.vectorQuery(table, projectId, query, candidates) : Promise.resolve([]),
       table
         .query()
         .fullTextSearch(text, { columns: ["text"] })
@@ -458,7 +462,8 @@ export class LanceDbVectorStore implements VectorStore {
 
   async close(): Promise<void> {
     await Promise.allSettled(this.writeQueues.values());
-    await Promise.allSettled([...this.indexStates.values()].map((state) => state.building));
+    // An index build in flight is not waited for: it may take minutes, and one cut short commits nothing (the next
+    // write starts it again).
     this.db.close();
   }
 

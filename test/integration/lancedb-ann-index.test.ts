@@ -113,6 +113,9 @@ describe("embedded store: ANN index past VECTOR_INDEX_MIN_ROWS", () => {
     expect(await store.usesIndex(big, SPACE)).toBe(true);
     expect(await store.usesIndex(other, SPACE)).toBe(true);
     expect(await store.usesIndex(small, SPACE)).toBe(false);
+    // A narrow filter leaves too few rows for an IVF probe: exact; excluding the query's own asset changes nothing.
+    expect(await store.usesIndex(big, SPACE, { tags: ["rare"] })).toBe(false);
+    expect(await store.usesIndex(big, SPACE, { excludeAssetIds: [bigIds[0]!] })).toBe(true);
 
     const bigSet = new Set<string>(bigIds);
     const otherSet = new Set<string>(otherIds);
