@@ -1,14 +1,16 @@
 /**
- * `npm run chaos [-- --short] [-- --only kill9,deploys,redis,weaviate]`: faults injected into real processes on
+ * `npm run chaos [-- --short] [-- --only kill9,deploys,redis-restart,weaviate-outage,postgres,sigint]`: faults injected into real processes on
  * this machine, then a count of what became of every accepted request. One JSON line per scenario on stdout:
  *
  *   {"scenario":"kill9","accepted":…,"finished":…,"failedWithReason":…,"lost":…,"stuck":…,"repeatedEffects":…,…}
  *
- * - a gateway and two workers (node --import tsx services/{gateway,worker}/main.ts), PostgreSQL (its own database,
- *   CHAOS_DATABASE_URL, default tessera_chaos), a Redis of its own with AOF (appendfsync everysec), the real
- *   Weaviate (infra/weaviate/weaviate.sh, started if needed) behind TCP proxies that can be taken down;
- * - load: text and image ingests and workflow runs (an http step that records its effect in a ledger, a map, a
- *   transform), accepted through the gateway's GraphQL API;
+ * - a gateway and two workers (node --import tsx services/{gateway,worker}/main.ts), a PostgreSQL of its own
+ *   (initdb into a scratch folder, on a free port; CHAOS_DATABASE_URL uses an existing one instead, and then the
+ *   `postgres` scenario is skipped), a Redis of its own with AOF (appendfsync everysec), the real Weaviate
+ *   (infra/weaviate/weaviate.sh, started if needed) behind TCP proxies that can be taken down, and a local
+ *   OpenAI-protocol server for the workflow's agent step;
+ * - load: text, image, audio (WAV tones) and video (ffmpeg test patterns) ingests and workflow runs (an http step
+ *   that records its effect in a ledger, a map, a transform, an agent), accepted through the gateway's GraphQL API;
  * - lost: accepted (the gateway answered with an id) and no row any more; stuck: not finished nor failed once the
  *   scenario's settle time is over; failedWithReason: FAILED with an error code; repeatedEffects: effect requests
  *   a step made after its row had already SUCCEEDED (a finished step run again). A step interrupted by kill -9 may
@@ -27,6 +29,7 @@ import pg from "pg";
 import { createApiKey } from "../services/core/api-keys.ts";
 import { createDatabase } from "../services/core/database.ts";
 import { applyMigrations } from "../services/core/migrate.ts";
+import { startFakeOpenAIServer } from "../test/support/fake-openai-server.ts";
 import { makeJpegOfSize } from "../test/support/media-fixtures.ts";
 import { freePort, spawnOwnRedis } from "../test/support/own-redis.ts";
 import { TcpOutageProxy } from "../test/support/tcp-outage-proxy.ts";
@@ -41,16 +44,22 @@ const random = (min: number, max: number) => min + Math.random() * (max - min);
 
 /** Sizes of a round: --short fits .ci/run (a few minutes); the full round is what issue #15 asks for. */
 const SIZE = SHORT
-  ? { ingests: 40, images: 8, runs: 10, kills: 4, outageMs: 10_000, settleMs: 100_000 }
-  : { ingests: 400, images: 100, runs: 50, kills: 50, outageMs: 60_000, settleMs: 300_000 };
+  ? { ingests: 36, images: 6, audios: 4, videos: 2, runs: 10, kills: 4, outageMs: 10_000, postgresDownMs: 6_000, settleMs: 100_000 }
+  : { ingests: 350, images: 80, audios: 40, videos: 30, runs: 50, kills: 50, outageMs: 60_000, postgresDownMs: 10_000, settleMs: 300_000 };
 
-const DATABASE_URL = process.env.CHAOS_DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/tessera_chaos";
+/** An existing PostgreSQL to use instead of the round's own (then nothing restarts it: no `postgres` scenario). */
+const OWN_DATABASE = !process.env.CHAOS_DATABASE_URL;
+let DATABASE_URL = process.env.CHAOS_DATABASE_URL ?? "";
 const WEAVIATE_HTTP_PORT = Number(process.env.CHAOS_WEAVIATE_PORT ?? 8080);
 const WEAVIATE_GRPC_PORT = Number(process.env.CHAOS_WEAVIATE_GRPC_PORT ?? 50051);
 
 const children = new Set<ChildProcess>();
+/** Processes started in a process group of their own (`npm start`): killed as a group. */
+const groups = new Set<ChildProcess>();
 let redis: ChildProcess | undefined;
+let postgres: ChildProcess | undefined;
 let scratch = "";
+let postgresDir = "";
 
 function track(child: ChildProcess) {
   children.add(child);
@@ -58,9 +67,82 @@ function track(child: ChildProcess) {
   return child;
 }
 
+function killGroup(child: ChildProcess, signal: NodeJS.Signals) {
+  try {
+    process.kill(-child.pid!, signal);
+  } catch {
+    // the group is gone
+  }
+}
+
 async function killAll() {
+  for (const child of groups) killGroup(child, "SIGKILL");
   for (const child of [...children, ...(redis ? [redis] : [])]) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  // PostgreSQL last, with a fast shutdown (its backends go with it), SIGKILL if it does not stop within 5 s.
+  if (postgres) await stop(postgres, "SIGINT", 5_000).catch(() => {});
+  if (postgresDir) await fs.rm(postgresDir, { recursive: true, force: true }).catch(() => {});
   await sleep(200);
+}
+
+/**
+ * The round's own PostgreSQL: initdb into a scratch folder (owned by the postgres user: PostgreSQL refuses to run as
+ * root), `postgres` on a free port with trust authentication and no Unix socket. The `postgres` scenario stops and
+ * starts it; the shared one on 5432 is never touched.
+ */
+async function startOwnPostgres(): Promise<{ restart(downMs: number): Promise<void> }> {
+  const bin = await findPostgresBin();
+  const [uid, gid] = await Promise.all(["-u", "-g"].map((flag) => run("id", [flag, "postgres"]).then(Number)));
+  postgresDir = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-chaos-pg-"));
+  await fs.chown(postgresDir, uid!, gid!);
+  const data = path.join(postgresDir, "data");
+  const asPostgres = os.userInfo().uid === 0 ? { uid: uid!, gid: gid! } : {};
+  await run(path.join(bin, "initdb"), ["-D", data, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"], asPostgres);
+  const port = await freePort();
+  const start = async () => {
+    postgres = spawn(
+      path.join(bin, "postgres"),
+      ["-D", data, "-p", String(port), "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "max_connections=300", "-c", "fsync=off"],
+      { ...asPostgres, stdio: ["ignore", "ignore", process.env.CHAOS_LOG_DIR ? "pipe" : "ignore"] },
+    );
+    if (process.env.CHAOS_LOG_DIR) postgres.stderr!.on("data", (chunk: Buffer) => void fs.appendFile(path.join(process.env.CHAOS_LOG_DIR!, "postgres.log"), chunk).catch(() => {}));
+    for (let i = 0; i < 300; i++) {
+      const client = new pg.Client({ connectionString: `postgresql://postgres@127.0.0.1:${port}/postgres` });
+      const ok = await client.connect().then(() => true, () => false);
+      await client.end().catch(() => {});
+      if (ok) return;
+      if (postgres.exitCode !== null) throw new Error(`postgres exited (${postgres.exitCode}) while starting`);
+      await sleep(100);
+    }
+    throw new Error("PostgreSQL did not start within 30 s");
+  };
+  await start();
+  DATABASE_URL = `postgresql://postgres@127.0.0.1:${port}/tessera_chaos`;
+  return {
+    async restart(downMs: number) {
+      log(`PostgreSQL: fast shutdown, down for ${downMs / 1000} s, started again`);
+      await stop(postgres!, "SIGINT", 10_000); // SIGINT to the postmaster is PostgreSQL's fast shutdown
+      await sleep(downMs);
+      await start();
+    },
+  };
+}
+
+async function findPostgresBin() {
+  const versions = (await fs.readdir("/usr/lib/postgresql").catch(() => [])).sort((a, b) => Number(b) - Number(a));
+  if (!versions.length) throw new Error("no PostgreSQL under /usr/lib/postgresql (set CHAOS_DATABASE_URL to use a running one)");
+  return path.join("/usr/lib/postgresql", versions[0]!, "bin");
+}
+
+/** Runs a command to its end; its stdout, trimmed. */
+function run(command: string, args: string[], options: { uid?: number; gid?: number } = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { ...options, cwd: "/", stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    child.stdout.on("data", (chunk) => (output += chunk));
+    child.stderr.on("data", (chunk) => (output += chunk));
+    child.once("error", reject);
+    child.once("exit", (code) => (code === 0 ? resolve(output.trim()) : reject(new Error(`${command} exited ${code}: ${output.slice(-2000)}`))));
+  });
 }
 
 async function createDatabaseIfMissing() {
@@ -93,12 +175,27 @@ function startTessera(kind: "gateway" | "worker", env: Env, ready: string): Prom
   return launch(kind, env, ready).ready;
 }
 
+/**
+ * `npm start` as a terminal runs it: npm, its shell, tsx and node, in a process group of their own (detached here;
+ * the terminal's foreground group there), so a signal to the group reaches every one of them, as Ctrl-C does.
+ */
+function launchNpmStart(env: Env): { child: ChildProcess; ready: Promise<ChildProcess> } {
+  const child = spawn("npm", ["start"], { cwd: root, env: { ...process.env, ...env, LOG_LEVEL: "info", LOG_FORMAT: "json" }, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  groups.add(child);
+  child.once("exit", () => setTimeout(() => groups.delete(child), 30_000)); // its tools may outlive npm a moment
+  return { child, ready: readyWhen(child, "npm-start", "listening") };
+}
+
 /** The process at once, and a promise of it once `ready` was printed. */
 function launch(kind: "gateway" | "worker", env: Env, ready: string): { child: ChildProcess; ready: Promise<ChildProcess> } {
   const child = track(
     spawn(process.execPath, ["--import", "tsx", `services/${kind}/main.ts`], { cwd: root, env: { ...process.env, ...env, LOG_LEVEL: "info" }, stdio: ["ignore", "pipe", "pipe"] }),
   );
-  return { child, ready: new Promise((resolve, reject) => {
+  return { child, ready: readyWhen(child, kind, ready) };
+}
+
+function readyWhen(child: ChildProcess, kind: string, ready: string): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
     let output = "";
     const timer = setTimeout(() => reject(new Error(`${kind} did not start within 90 s:\n${output.slice(-2000)}`)), 90_000);
     const logFile = process.env.CHAOS_LOG_DIR ? path.join(process.env.CHAOS_LOG_DIR, `${kind}-${child.pid}.log`) : undefined;
@@ -116,7 +213,7 @@ function launch(kind: "gateway" | "worker", env: Env, ready: string): { child: C
       clearTimeout(timer);
       if (!output.includes(ready)) reject(new Error(`${kind} exited (${code ?? signal}) before it was ready:\n${output.slice(-2000)}`));
     });
-  }) };
+  });
 }
 
 const alive = (child: ChildProcess) => child.exitCode === null && child.signalCode === null;
@@ -171,46 +268,97 @@ async function graphql(url: string, key: string, query: string, variables: Recor
   return (await response.json()) as { data?: any; errors?: Array<{ message: string; extensions?: { code?: string } }> };
 }
 
-async function upload(url: string, key: string, bytes: Buffer, filename: string) {
+async function upload(url: string, key: string, bytes: Buffer, filename: string, mimeType: string) {
   const form = new FormData();
   form.append("operations", JSON.stringify({ query: `mutation ($file: Upload!) { ingest(input: { file: $file }) { asset { id } job { id } } }`, variables: { file: null } }));
   form.append("map", JSON.stringify({ "0": ["variables.file"] }));
-  form.append("0", new Blob([new Uint8Array(bytes)], { type: "image/jpeg" }), filename);
+  form.append("0", new Blob([new Uint8Array(bytes)], { type: mimeType }), filename);
   const response = await fetch(url, { method: "POST", headers: { authorization: `Bearer ${key}` }, body: form, signal: AbortSignal.timeout(30_000) });
   return (await response.json()) as { data?: any; errors?: Array<{ message: string; extensions?: { code?: string } }> };
 }
 
-type Accepted = { jobs: string[]; runs: string[]; refused: number };
+type Accepted = { jobs: string[]; runs: string[]; refused: number; refusedBy: Record<string, number> };
+
+/** A mono 16-bit WAV tone of its own frequency: every one is new bytes (an ingest of known bytes is not new work). */
+function toneWav(frequency: number, seconds: number, sampleRate = 16_000): Buffer {
+  const samples = Math.round(seconds * sampleRate);
+  const wav = Buffer.alloc(44 + samples * 2);
+  wav.write("RIFF", 0);
+  wav.writeUInt32LE(36 + samples * 2, 4);
+  wav.write("WAVEfmt ", 8);
+  wav.writeUInt32LE(16, 16);
+  wav.writeUInt16LE(1, 20); // PCM
+  wav.writeUInt16LE(1, 22); // mono
+  wav.writeUInt32LE(sampleRate, 24);
+  wav.writeUInt32LE(sampleRate * 2, 28);
+  wav.writeUInt16LE(2, 32);
+  wav.writeUInt16LE(16, 34);
+  wav.write("data", 36);
+  wav.writeUInt32LE(samples * 2, 40);
+  for (let i = 0; i < samples; i++) wav.writeInt16LE(Math.round(12_000 * Math.sin((2 * Math.PI * frequency * i) / sampleRate)), 44 + i * 2);
+  return wav;
+}
+
+/** A one-second H.264/AAC clip of a colour and a tone of its own (ffmpeg's lavfi sources). */
+async function shortVideo(index: number): Promise<Buffer> {
+  const file = path.join(scratch, `clip-${randomUUID()}.mp4`);
+  const colour = Math.floor(Math.random() * 0xffffff).toString(16).padStart(6, "0");
+  await run("ffmpeg", [
+    "-v", "error", "-f", "lavfi", "-i", `color=c=0x${colour}:size=160x120:rate=10:duration=1`,
+    "-f", "lavfi", "-i", `sine=frequency=${200 + index * 7 + Math.floor(Math.random() * 500)}:duration=1`,
+    "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", file,
+  ]);
+  const bytes = await fs.readFile(file);
+  await fs.rm(file, { force: true });
+  return bytes;
+}
+
+/** Why a request was not accepted: the error's code, or the connection's. */
+function refusal(accepted: Accepted, reason: string) {
+  accepted.refused++;
+  accepted.refusedBy[reason] = (accepted.refusedBy[reason] ?? 0) + 1;
+}
+
+const codeOf = (answer: { errors?: Array<{ extensions?: { code?: string } }> }) => answer.errors?.[0]?.extensions?.code ?? "NO_ID";
 
 /** Sends the round's ingests and runs, a few at a time, over `spreadMs`; refused requests (gateway down, 503) are counted apart. */
-async function load(cluster: Cluster, key: string, slug: string, spreadMs: number): Promise<Accepted> {
-  const accepted: Accepted = { jobs: [], runs: [], refused: 0 };
+type LoadFile = { bytes: Buffer; name: string; type: string };
+
+/** A scenario's media, made before its load starts (and before its faults), so the load's pace is the requests'. */
+async function makeLoadFiles(): Promise<LoadFile[]> {
+  const tag = randomUUID().slice(0, 8);
+  const files: LoadFile[] = [];
+  for (let i = 0; i < SIZE.images; i++) files.push({ bytes: await makeJpegOfSize(8_000, Math.floor(Math.random() * 1e9)), name: `chaos-${tag}-${i}.jpg`, type: "image/jpeg" });
+  for (let i = 0; i < SIZE.audios; i++) files.push({ bytes: toneWav(220 + i * 13 + Math.random() * 400, 1.5), name: `chaos-${tag}-${i}.wav`, type: "audio/wav" });
+  for (let i = 0; i < SIZE.videos; i++) files.push({ bytes: await shortVideo(i), name: `chaos-${tag}-${i}.mp4`, type: "video/mp4" });
+  return files;
+}
+
+async function load(gatewayUrl: () => string, key: string, slug: string, files: LoadFile[], spreadMs: number): Promise<Accepted> {
+  const accepted: Accepted = { jobs: [], runs: [], refused: 0, refusedBy: {} };
   const tasks: Array<() => Promise<void>> = [];
   const tag = randomUUID().slice(0, 8);
+  const ingested = (answer: Awaited<ReturnType<typeof graphql>>) => {
+    if (answer.data?.ingest?.job?.id) accepted.jobs.push(answer.data.ingest.job.id);
+    else refusal(accepted, codeOf(answer));
+  };
   for (let i = 0; i < SIZE.ingests; i++)
     tasks.push(async () => {
       const text = `chaos ${tag} text ${i}: ${"the quick brown fox jumps over the lazy dog ".repeat(1 + (i % 20))}`;
-      const answer = await graphql(cluster.gatewayUrl, key, `mutation ($text: String!) { ingest(input: { text: $text }) { job { id } } }`, { text });
-      if (answer.data?.ingest?.job?.id) accepted.jobs.push(answer.data.ingest.job.id);
-      else accepted.refused++;
+      ingested(await graphql(gatewayUrl(), key, `mutation ($text: String!) { ingest(input: { text: $text }) { job { id } } }`, { text }));
     });
-  for (let i = 0; i < SIZE.images; i++)
-    tasks.push(async () => {
-      const answer = await upload(cluster.gatewayUrl, key, await makeJpegOfSize(8_000, Math.floor(Math.random() * 1e9)), `chaos-${tag}-${i}.jpg`);
-      if (answer.data?.ingest?.job?.id) accepted.jobs.push(answer.data.ingest.job.id);
-      else accepted.refused++;
-    });
+  for (const file of files) tasks.push(async () => ingested(await upload(gatewayUrl(), key, file.bytes, file.name, file.type)));
   for (let i = 0; i < SIZE.runs; i++)
     tasks.push(async () => {
-      const answer = await graphql(cluster.gatewayUrl, key, `mutation ($slug: String!, $input: JSON) { runWorkflow(slug: $slug, input: $input) { id } }`, { slug, input: { id: `${tag}-${i}` } });
+      const answer = await graphql(gatewayUrl(), key, `mutation ($slug: String!, $input: JSON) { runWorkflow(slug: $slug, input: $input) { id } }`, { slug, input: { id: `${tag}-${i}` } });
       if (answer.data?.runWorkflow?.id) accepted.runs.push(answer.data.runWorkflow.id);
-      else accepted.refused++;
+      else refusal(accepted, codeOf(answer));
     });
   tasks.sort(() => Math.random() - 0.5);
   const gap = spreadMs / tasks.length;
   const inFlight: Promise<void>[] = [];
   for (const task of tasks) {
-    inFlight.push(task().catch(() => void accepted.refused++));
+    inFlight.push(task().catch((error: { name?: string; cause?: { code?: string } }) => refusal(accepted, error.cause?.code ?? error.name ?? "ERROR")));
     await sleep(gap);
   }
   await Promise.all(inFlight);
@@ -240,8 +388,16 @@ steps:
     uses: transform
     needs: [items]
     with: { seen: "\${{ steps.effect.output.body.key }}" }
+  - id: ask
+    uses: agent
+    needs: [sum]
+    with:
+      prompt: "say done for \${{ inputs.id }}"
+      maxIterations: 2
+      timeoutMs: 60000
 outputs:
   seen: "\${{ steps.sum.output.seen }}"
+  said: "\${{ steps.ask.output.text }}"
 `;
 
 type Result = {
@@ -254,13 +410,17 @@ type Result = {
   repeatedEffects: number;
   redeliveries: number;
   refused: number;
+  /** Refused requests by the error code the gateway answered (or the connection error). */
+  refusedBy: Record<string, number>;
+  /** Jobs and runs of the scenario's project whose request was not answered with their id (the answer was cut off): done anyway, or failed with a reason, never counted as accepted. */
+  unacknowledged: number;
   faults: number;
   failures: Record<string, number>;
   settleSeconds: number;
 };
 
 /** Waits until every accepted job and run has ended (or the settle time is over), then counts. */
-async function settle(db: ReturnType<typeof createDatabase>, scenario: string, accepted: Accepted, ledger: EffectLedger, faults: number): Promise<Result> {
+async function settle(db: ReturnType<typeof createDatabase>, scenario: string, projectId: string, accepted: Accepted, ledger: EffectLedger, faults: number): Promise<Result> {
   const started = Date.now();
   const deadline = started + SIZE.settleMs;
   const open = async () =>
@@ -297,17 +457,60 @@ async function settle(db: ReturnType<typeof createDatabase>, scenario: string, a
     repeatedEffects,
     redeliveries,
     refused: accepted.refused,
+    refusedBy: accepted.refusedBy,
+    unacknowledged:
+      (await db.job.count({ where: { projectId, kind: "INGEST", id: { notIn: accepted.jobs } } })) +
+      (await db.run.count({ where: { projectId, parentStepRunId: null, id: { notIn: accepted.runs } } })),
     faults,
     failures,
     settleSeconds: Math.round((Date.now() - started) / 1000),
   };
 }
 
+type FaultContext = {
+  restartRedis(): Promise<void>;
+  /** Undefined when the round uses a PostgreSQL it did not start (CHAOS_DATABASE_URL). */
+  restartPostgres?: (downMs: number) => Promise<void>;
+  weaviate: TcpOutageProxy[];
+  /** Where the load sends its requests; a scenario may point it elsewhere (the sigint scenario's `npm start`). */
+  gatewayUrl: string;
+};
+
 type Scenario = {
   name: string;
+  /** Before the load: what the scenario runs instead of the cluster, if anything. */
+  prepare?(cluster: Cluster, context: FaultContext): Promise<void>;
   /** Injects the faults while the load runs; returns how many were injected. */
-  inject(cluster: Cluster, context: { restartRedis(): Promise<void>; weaviate: TcpOutageProxy[] }): Promise<number>;
+  inject(cluster: Cluster, context: FaultContext): Promise<number>;
+  /** After the count: the cluster as it was. */
+  finish?(cluster: Cluster, context: FaultContext): Promise<void>;
 };
+
+/** The sigint scenario's `npm start` (gateway and worker in one process tree, in a group of its own). */
+let npmStart: ChildProcess | undefined;
+
+/** True while any process of the group led by `leader` is alive (npm may exit before the node it started). */
+function groupAlive(leader: ChildProcess) {
+  try {
+    process.kill(-leader.pid!, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Stops a process group: `signal` to all of it, SIGKILL to all of it after `graceMs`; resolves once every process of it is gone. */
+async function stopGroup(leader: ChildProcess, signal: NodeJS.Signals, graceMs: number) {
+  if (!groupAlive(leader)) return;
+  killGroup(leader, signal);
+  const deadline = Date.now() + graceMs;
+  while (groupAlive(leader) && Date.now() < deadline) await sleep(100);
+  if (groupAlive(leader)) {
+    log(`process group ${leader.pid} still running ${graceMs / 1000} s after ${signal}: SIGKILL`);
+    killGroup(leader, "SIGKILL");
+    while (groupAlive(leader)) await sleep(100);
+  }
+}
 
 async function replaceWorker(cluster: Cluster, index: number, signal: NodeJS.Signals, graceMs: number) {
   await stop(cluster.workers[index]!, signal, graceMs);
@@ -358,6 +561,45 @@ const SCENARIOS: Scenario[] = [
     },
   },
   {
+    name: "postgres",
+    async inject(_cluster, context) {
+      if (!context.restartPostgres) return 0;
+      await sleep(random(3000, 6000));
+      await context.restartPostgres(SIZE.postgresDownMs);
+      return 1;
+    },
+  },
+  {
+    name: "sigint",
+    async prepare(cluster, context) {
+      // `npm start` does the work alone: the cluster's workers are stopped (drained) for the scenario.
+      await Promise.all(cluster.workers.map((worker) => stop(worker, "SIGTERM", 10_000)));
+      const port = await freePort();
+      const started = launchNpmStart({ ...cluster.env, PORT: String(port) });
+      npmStart = started.child;
+      await started.ready;
+      context.gatewayUrl = `http://127.0.0.1:${port}/graphql`;
+      log(`npm start up on :${port} (process group ${npmStart.pid})`);
+    },
+    async inject(cluster, context) {
+      await sleep(random(6000, 9000));
+      // A terminal's Ctrl-C: SIGINT to every process of the foreground group (npm, sh, tsx, node).
+      const sent = Date.now();
+      log("SIGINT to the process group of npm start");
+      await stopGroup(npmStart!, "SIGINT", 60_000);
+      log(`npm start's processes all exited ${Math.round((Date.now() - sent) / 1000)} s after SIGINT (drained); starting it again`);
+      const port = new URL(context.gatewayUrl).port;
+      const again = launchNpmStart({ ...cluster.env, PORT: port });
+      npmStart = again.child;
+      await again.ready;
+      return 1;
+    },
+    async finish(cluster) {
+      if (npmStart) await stopGroup(npmStart, "SIGTERM", 30_000);
+      cluster.workers = await Promise.all(cluster.workers.map(() => startTessera("worker", cluster.env, "worker started")));
+    },
+  },
+  {
     name: "weaviate-outage",
     async inject(_cluster, context) {
       await sleep(random(2000, 4000));
@@ -372,6 +614,7 @@ const SCENARIOS: Scenario[] = [
 
 async function main() {
   scratch = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-chaos-"));
+  const ownPostgres = OWN_DATABASE ? await startOwnPostgres() : undefined;
   await createDatabaseIfMissing();
   await startWeaviate();
   const weaviate = [await TcpOutageProxy.start(WEAVIATE_HTTP_PORT), await TcpOutageProxy.start(WEAVIATE_GRPC_PORT)];
@@ -399,6 +642,11 @@ async function main() {
   };
   const ledger = new EffectLedger();
   await ledger.start();
+  // The workflow's agent step talks to a local OpenAI-protocol server, which answers every call at once.
+  const openai = await startFakeOpenAIServer();
+  openai.setFallback(() => ({ kind: "chat", content: "done" }));
+  const providersFile = path.join(scratch, "providers.json");
+  await fs.writeFile(providersFile, JSON.stringify({ providers: { fake: { kind: "openai-compatible", baseUrl: openai.baseUrl } }, models: { "llm.default": { provider: "fake", model: "chaos-agent", retries: 2 } } }));
   const env: Env = {
     NODE_ENV: "production",
     DATABASE_URL,
@@ -413,29 +661,41 @@ async function main() {
     RECONCILE_GRACE_MS: "10000",
     QUOTA_CONCURRENT_JOBS: "100000",
     QUOTA_CONCURRENT_RUNS: "100000",
+    PROVIDERS_FILE: providersFile,
   };
   const db = createDatabase(DATABASE_URL);
   const cluster = await startCluster(env);
   log(`gateway and two workers up (${cluster.gatewayUrl}), Redis :${redisPort} with AOF, Weaviate through :${weaviate[0]!.port}/:${weaviate[1]!.port}`);
   try {
     for (const scenario of SCENARIOS.filter((candidate) => !ONLY || ONLY.includes(candidate.name))) {
-      const { key } = await createApiKey(db, `chaos-${scenario.name}-${randomUUID().slice(0, 6)}`);
+      const { key, project } = await createApiKey(db, `chaos-${scenario.name}-${randomUUID().slice(0, 6)}`);
       const slug = `chaos-${scenario.name}`;
       const published = await graphql(cluster.gatewayUrl, key, `mutation ($d: String!) { publishWorkflow(definition: $d) { number } }`, { d: WORKFLOW(slug, ledger.port) });
       if (published.errors) throw new Error(`publish: ${JSON.stringify(published.errors)}`);
+      if (scenario.name === "postgres" && !ownPostgres) {
+        log("postgres: skipped (CHAOS_DATABASE_URL is a PostgreSQL this round did not start, and it restarts none other)");
+        continue;
+      }
+      const context: FaultContext = { restartRedis, restartPostgres: ownPostgres?.restart, weaviate, gatewayUrl: cluster.gatewayUrl };
+      const files = await makeLoadFiles();
+      await scenario.prepare?.(cluster, context);
       log(`${scenario.name}: load and faults`);
-      const [accepted, faults] = await Promise.all([load(cluster, key, slug, SHORT ? 15_000 : 60_000), scenario.inject(cluster, { restartRedis, weaviate })]);
+      const [accepted, faults] = await Promise.all([load(() => context.gatewayUrl, key, slug, files, SHORT ? 15_000 : 60_000), scenario.inject(cluster, context)]);
       // A worker killed by the last fault is back; a proxy is back; now everything accepted must end.
-      const result = await settle(db, scenario.name, accepted, ledger, faults);
+      const result = await settle(db, scenario.name, project.id, accepted, ledger, faults);
       process.stdout.write(`${JSON.stringify(result)}\n`);
-      if (result.lost || result.stuck || result.repeatedEffects) broken.push(scenario.name);
+      // Every file of the load is valid media: CORRUPT_MEDIA means a fault was taken for a broken file.
+      if (result.lost || result.stuck || result.repeatedEffects || result.failures.CORRUPT_MEDIA) broken.push(scenario.name);
+      await scenario.finish?.(cluster, context);
     }
   } finally {
+    if (npmStart) await stopGroup(npmStart, "SIGTERM", 10_000).catch(() => {});
     await stop(cluster.gateway, "SIGTERM", 10_000).catch(() => {});
     await Promise.all(cluster.workers.map((worker) => stop(worker, "SIGTERM", 10_000).catch(() => {})));
     await killAll();
     for (const proxy of weaviate) await proxy.stop();
     await ledger.close();
+    await openai.close();
     await db.$disconnect();
     await fs.rm(scratch, { recursive: true, force: true });
   }
