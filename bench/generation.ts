@@ -31,12 +31,14 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
 const TOKENS = Number(process.env.BENCH_TOKENS ?? 64);
 const JOBS = Number(process.env.BENCH_JOBS ?? 40);
 
-type Stats = { p50: number; p95: number; mean: number; perSecond: number };
+/** cpuMs: this process's CPU (all its threads) per task: steadier than latency on a loaded machine. */
+type Stats = { p50: number; p95: number; mean: number; perSecond: number; cpuMs: number };
 
 /** Runs `task` `count` times, `concurrency` at a time; latency percentiles in ms and throughput. */
 async function measure(count: number, concurrency: number, task: () => Promise<unknown>): Promise<Stats> {
   const latencies: number[] = [];
   let next = 0;
+  const cpuBefore = process.cpuUsage();
   const started = performance.now();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -49,6 +51,7 @@ async function measure(count: number, concurrency: number, task: () => Promise<u
     }),
   );
   const elapsed = performance.now() - started;
+  const cpu = process.cpuUsage(cpuBefore);
   latencies.sort((a, b) => a - b);
   const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!;
   const round = (value: number) => Math.round(value * 100) / 100;
@@ -57,6 +60,7 @@ async function measure(count: number, concurrency: number, task: () => Promise<u
     p95: round(at(0.95)),
     mean: round(latencies.reduce((a, b) => a + b, 0) / latencies.length),
     perSecond: round((count / elapsed) * 1000),
+    cpuMs: round((cpu.user + cpu.system) / 1000 / count),
   };
 }
 
@@ -143,6 +147,7 @@ export default async function generationBench() {
   await fs.rm(scratch, { recursive: true, force: true });
 
   const ratio = (a: number, b: number) => Math.round((a / b) * 100) / 100;
+  const round2 = (value: number) => Math.round(value * 100) / 100;
   console.log(
     JSON.stringify({
       bench: "generation",
@@ -163,6 +168,10 @@ export default async function generationBench() {
       generateJobP95Ms: jobStats.p95,
       generateJobsPerSecond: jobStats.perSecond,
       generateJobOverRouterP50: ratio(jobStats.p50, chatRouter.p50),
+      chatRouterCpuMs: chatRouter.cpuMs,
+      generateJobCpuMs: jobStats.cpuMs,
+      generateJobOverRouterCpu: ratio(jobStats.cpuMs, chatRouter.cpuMs),
+      loadavg: os.loadavg().map((value) => round2(value)),
     }),
   );
 }
