@@ -7,8 +7,10 @@ import { fuseVectors } from "../../models/fusion.ts";
 import type { ModelRuntime, SpaceVectors } from "../../models/model-runtime.ts";
 import type { AssetVector, IngestState, IngestStage, TextSpan } from "./ingest-stage.ts";
 
-/** OCR is the slow part of a video: read this many frames, spread over it. */
-const MAX_OCR_FRAMES = 3;
+/** OCR is the slow part of a video: read the first frame of each shot, at most this many, spread over it. */
+const MAX_OCR_FRAMES = 8;
+/** Mean change of a grey 16x16 thumbnail (0-255) from one sampled frame to the next that starts a new shot. */
+const SHOT_CHANGE = 12;
 /** Text kept on a multi-chunk text's whole-asset vector (the chunks carry the rest). */
 const WHOLE_TEXT_CHARS = 2000;
 
@@ -91,16 +93,49 @@ async function encodeFrames(models: ModelRuntime, frames: NonNullable<IngestStat
     vectors.addWhole(space.space, space.model, fuseVectors(space.vectors.map((vector) => ({ vector }))));
     space.vectors.forEach((vector) => vectors.addPart(space.space, space.model, vector));
   }
-  const step = Math.max(1, Math.ceil(frames.length / MAX_OCR_FRAMES));
-  const seen = new Set<string>();
-  for (let index = 0; index < frames.length; index += step) {
+  // On-screen text with its times: each shot's lines span from its first frame to the next shot read.
+  const shots = shotStarts(frames);
+  const read = shots.length <= MAX_OCR_FRAMES ? shots : Array.from({ length: MAX_OCR_FRAMES }, (_, index) => shots[Math.floor((index * shots.length) / MAX_OCR_FRAMES)]!);
+  const frameSec = frames.length > 1 ? frames[1]!.timeSec - frames[0]!.timeSec : 1;
+  const open = new Map<string, TextSpan>();
+  for (const [position, index] of read.entries()) {
     const frame = frames[index]!;
+    const until = position + 1 < read.length ? frames[read[position + 1]!]!.timeSec : frames.at(-1)!.timeSec + frameSec;
     for (const line of await models.readText(frame)) {
-      if (seen.has(line.text)) continue;
-      seen.add(line.text);
-      state.derivedText.push({ kind: "ocr", text: line.text, start: frame.timeSec, end: frame.timeSec });
+      const running = open.get(line.text);
+      // The same line on consecutive shots is one span.
+      if (running && running.end >= frame.timeSec) running.end = until;
+      else {
+        const span: TextSpan = { kind: "ocr", text: line.text, start: frame.timeSec, end: until };
+        open.set(line.text, span);
+        state.derivedText.push(span);
+      }
     }
   }
+}
+
+/** Indexes of the frames that start a shot: the first, and each that differs enough from the one before. */
+function shotStarts(frames: NonNullable<IngestState["frames"]>): number[] {
+  const thumbnails = frames.map(greyThumbnail);
+  const starts = [0];
+  for (let index = 1; index < frames.length; index++) {
+    const [before, now] = [thumbnails[index - 1]!, thumbnails[index]!];
+    let change = 0;
+    for (let cell = 0; cell < now.length; cell++) change += Math.abs(now[cell]! - before[cell]!);
+    if (change / now.length > SHOT_CHANGE) starts.push(index);
+  }
+  return starts;
+}
+
+function greyThumbnail(frame: DecodedImage, side = 16): Float32Array {
+  const cells = new Float32Array(side * side);
+  for (let y = 0; y < side; y++) {
+    for (let x = 0; x < side; x++) {
+      const offset = (Math.floor(((y + 0.5) * frame.height) / side) * frame.width + Math.floor(((x + 0.5) * frame.width) / side)) * 3;
+      cells[y * side + x] = (frame.rgb[offset]! + frame.rgb[offset + 1]! + frame.rgb[offset + 2]!) / 3;
+    }
+  }
+  return cells;
 }
 
 async function encodeAudio(
