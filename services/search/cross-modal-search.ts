@@ -143,14 +143,21 @@ export async function crossModalSearch(
   );
   const queryText = probes.find((probe) => probe.text !== undefined)?.text;
   const alpha = request.alpha ?? DEFAULT_HYBRID_ALPHA;
-  // The keyword ranking: BM25 over the text every text space stores (one space holds it all), for text queries.
-  const keywordProbe = alpha < 1 ? probes.find((probe) => probe.text !== undefined) : undefined;
-  const keyword = keywordProbe
-    ? await inSpan(`search.keyword ${keywordProbe.space}`, { "tessera.search.space": keywordProbe.space, "tessera.search.candidates": candidates }, async (span) => {
-        const hits = await store.hybrid(projectId, { space: keywordProbe.space, vector: keywordProbe.vector, text: keywordProbe.text!, alpha: 0, limit: candidates, filter });
-        span.setAttribute("tessera.search.hits", hits.length);
-        return hits;
-      })
+  // The keyword ranking: BM25 over the text stored with the vectors, in every space a text query reaches (each
+  // holds the assets it has vectors of), merged into one ranking by each list's normalised score.
+  const keywordProbes = alpha < 1 ? probes.filter((probe) => probe.text !== undefined) : [];
+  const keyword = keywordProbes.length
+    ? mergeKeywordRankings(
+        await Promise.all(
+          keywordProbes.map((probe) =>
+            inSpan(`search.keyword ${probe.space}`, { "tessera.search.space": probe.space, "tessera.search.candidates": candidates }, async (span) => {
+              const hits = await store.hybrid(projectId, { space: probe.space, vector: probe.vector, text: probe.text!, alpha: 0, limit: candidates, filter });
+              span.setAttribute("tessera.search.hits", hits.length);
+              return hits;
+            }),
+          ),
+        ),
+      )
     : undefined;
   return inSpanSync("search.fusion", { "tessera.search.spaces": rankings.length }, (span) => {
     const fused = fuseRankings(rankings, { queryText, spaceWeights: weights, keyword, alpha: keyword ? alpha : 1, sees: seesNatively(encoder) }).slice(0, limit);
@@ -235,13 +242,16 @@ function centroid(vectors: Float32Array[]): Float32Array {
   return sum.map((value) => value / norm);
 }
 
+/** A keyword match; `normalised` when already normalised (merged from several spaces), else min-max over the list. */
+export type KeywordHit = VectorHit & { normalised?: number };
+
 export type FusionOptions = {
   /** The query's words, for snippets. */
   queryText?: string;
   /** Each space's weight (default 1). */
   spaceWeights?: Record<string, number>;
   /** The keyword (BM25) ranking, chunks best first, when one was run. */
-  keyword?: VectorHit[];
+  keyword?: KeywordHit[];
   /** The vector share of the fused score (default 1 without a keyword ranking). */
   alpha?: number;
   /**
@@ -250,6 +260,21 @@ export type FusionOptions = {
    */
   sees?: (space: string, modality: Modality) => boolean;
 };
+
+/**
+ * One keyword ranking out of one per space: each chunk's score normalised within its list (BM25 statistics
+ * differ between spaces), an asset's best chunk kept, best first.
+ */
+function mergeKeywordRankings(rankings: VectorHit[][]): KeywordHit[] {
+  if (rankings.length === 1) return rankings[0]!;
+  const merged: Array<VectorHit & { normalised: number }> = [];
+  for (const ranking of rankings) {
+    const scores = ranking.map((hit) => hit.score);
+    const [low, high] = [Math.min(...scores), Math.max(...scores)];
+    for (const hit of ranking) merged.push({ ...hit, normalised: high > low ? (hit.score - low) / (high - low) : 1 });
+  }
+  return merged.sort((a, b) => b.normalised - a.normalised || b.score - a.score);
+}
 
 /** A video is its frames and its sound track: the spaces that see either see it. */
 function seesNatively(encoder: QueryEncoder): FusionOptions["sees"] {
@@ -320,7 +345,8 @@ export function fuseRankings(rankings: VectorHit[][], options: FusionOptions = {
     for (const hit of keyword) {
       modalityOf.set(hit.assetId, hit.modality);
       if (!keywordOf.has(hit.assetId)) {
-        keywordOf.set(hit.assetId, { rank: keywordOf.size + 1, score: hit.score, normalised: high > low ? (hit.score - low) / (high - low) : 1 });
+        const normalised = hit.normalised ?? (high > low ? (hit.score - low) / (high - low) : 1);
+        keywordOf.set(hit.assetId, { rank: keywordOf.size + 1, score: hit.score, normalised });
       }
       // The line that holds the query's words is the better snippet for a keyword match.
       const snippet = snippets.get(hit.assetId);

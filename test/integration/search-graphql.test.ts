@@ -157,6 +157,41 @@ describe("search and deleteAsset through GraphQL (Weaviate)", () => {
     expect(words.data.search.hits[0].asset.id).toBe(assets.recipe!.id);
   });
 
+  it("explains each hit: every space's rank and score, the keyword (BM25) score and the fused score", async () => {
+    const EXPLAIN = /* GraphQL */ `
+      query Explain($input: SearchInput!) {
+        search(input: $input) {
+          hits {
+            score
+            asset { id }
+            explain { alpha vectorScore fused spaces { space rank score normalised derived weight } keyword { rank score normalised } }
+          }
+        }
+      }
+    `;
+    const result = await t.graphql(EXPLAIN, { input: { text: "pancake batter", modalities: ["TEXT"] } }, a.key);
+    expect(result.errors).toBeUndefined();
+    const [first, ...rest] = result.data.search.hits;
+    expect(first.asset.id).toBe(assets.recipe!.id);
+    // Found by the sentence space (first there) and by its words; a text query is hybrid by default.
+    expect(first.explain).toMatchObject({
+      alpha: 0.5,
+      spaces: [{ space: "sentence", rank: 1, normalised: 1, derived: false, weight: 1 }],
+      keyword: { rank: 1, normalised: 1 },
+    });
+    expect(first.explain.spaces[0].score).toBeGreaterThan(0.3);
+    expect(first.explain.fused).toBeCloseTo(first.explain.alpha * first.explain.vectorScore + (1 - first.explain.alpha) * first.explain.keyword.normalised, 6);
+    expect(first.score).toBe(first.explain.fused);
+    // The others share no word with the query: no keyword evidence, and a lower score.
+    for (const hit of rest) {
+      expect(hit.explain.keyword).toBeNull();
+      expect(hit.score).toBeLessThan(first.score);
+    }
+    // A weight shows in the explanation; alpha 1 runs no keyword ranking.
+    const weighted = await t.graphql(EXPLAIN, { input: { text: "pancake batter", modalities: ["TEXT"], hybrid: { alpha: 1 }, spaceWeights: [{ space: "sentence", weight: 2 }] } }, a.key);
+    expect(weighted.data.search.hits[0].explain).toMatchObject({ alpha: 1, keyword: null, spaces: [{ space: "sentence", weight: 2 }] });
+  });
+
   it("keeps projects apart: project B never sees project A's assets or vectors", async () => {
     const fromB = await search({ text: "a kitten napping on the couch" }, b.key);
     expect(fromB.errors).toBeUndefined();

@@ -41,7 +41,8 @@ describe("search text is capped before any work (issue #14, finding 2)", () => {
         return [{ space: "sentence", model: "m", vectors: [new Float32Array([1, 0])] }];
       },
     } as unknown as QueryEncoder;
-    const store = { nearVector: async () => [] } as unknown as VectorStore;
+    // A text query is hybrid by default (issue #21): the vector spaces and a BM25 ranking.
+    const store = { nearVector: async () => [], hybrid: async () => [] } as unknown as VectorStore;
     const text = "a".repeat(4000);
     await expect(crossModalSearch(store, encoder, "project", { query: { text }, limits: config })).resolves.toEqual([]);
     expect(seen).toEqual([[text]]);
