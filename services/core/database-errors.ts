@@ -1,8 +1,11 @@
 import { Prisma } from "./database.ts";
 import { ErrorCode, TesseraError } from "./errors.ts";
 
-/** Prisma's codes for a server it cannot reach, that timed out or closed the connection. */
-const UNREACHABLE_PRISMA_CODES = new Set(["P1001", "P1002", "P1008", "P1017"]);
+/**
+ * Prisma's codes for a server it cannot reach, that timed out or closed the connection, and P2028: a transaction
+ * that expired while its queries waited for a connection (the server restarting, or overloaded); retried, it works.
+ */
+const UNREACHABLE_PRISMA_CODES = new Set(["P1001", "P1002", "P1008", "P1017", "P2028"]);
 /** The pg driver adapter's kinds for the same. */
 const UNREACHABLE_ADAPTER_KINDS = new Set(["DatabaseNotReachable", "ConnectionClosed", "SocketTimeout", "TooManyConnections"]);
 /** SQLSTATE classes 08 (connection exception) and 57P0x (the server shutting down, crashed, starting up). */

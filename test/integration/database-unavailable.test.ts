@@ -43,6 +43,20 @@ it("a query whose connection the server terminated (a fast shutdown) is SERVICE_
   expect(codeOf(e)).toBe("SERVICE_UNAVAILABLE");
 }, 30_000);
 
+it("a transaction that expired while its queries waited for the database is SERVICE_UNAVAILABLE", async () => {
+  // PostgreSQL restarting: runWorkflow's transaction outlived its timeout waiting for connections (Prisma's P2028).
+  const expired = await live
+    .$transaction(
+      async (tx) => {
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        return tx.run.count();
+      },
+      { timeout: 100 },
+    )
+    .catch((error: unknown) => error);
+  expect(codeOf(expired)).toBe("SERVICE_UNAVAILABLE");
+}, 30_000);
+
 it("other errors stay masked", () => {
   expect(codeOf(new Error("something else"))).not.toBe("SERVICE_UNAVAILABLE");
 });
