@@ -15,6 +15,7 @@ import type {
   TranscribeRequest,
 } from "./language-model-provider.ts";
 import { providerError } from "./provider-error.ts";
+import { visionLanguageFamilyOf, VisionLanguageModel } from "./transformers-vlm.ts";
 import { encodeWav } from "./wav-file.ts";
 
 type Task = "text-generation" | "image-to-text" | "automatic-speech-recognition" | "text-to-speech";
@@ -34,12 +35,14 @@ const DEFAULT_MAX_NEW_TOKENS = 256;
 /**
  * Local generation with transformers.js on onnxruntime-node, from MODELS_DIR
  * only: text generation (any causal LM export), image-to-text captioning,
- * Whisper transcription and text-to-speech (VITS/MMS-style exports).
+ * vision-language chat and captioning (transformers-vlm.ts), Whisper
+ * transcription and text-to-speech (VITS/MMS-style exports).
  * Nothing is ever fetched from a model hub.
  */
 export class TransformersProvider implements LanguageModelProvider {
   readonly name: string;
   private readonly pipelines = new Map<string, Promise<any>>();
+  private readonly visionModels = new Map<string, Promise<VisionLanguageModel>>();
   private readonly device: Device;
 
   constructor(private readonly options: TransformersProviderOptions) {
@@ -55,6 +58,11 @@ export class TransformersProvider implements LanguageModelProvider {
       throw providerError("unsupported", `local model "${request.model}" does not take tools; use an OpenAI-compatible server for agents`, {
         provider: this.name,
       });
+    }
+    const hasImages = request.messages.some((message) => message.role === "user" && Array.isArray(message.content) && message.content.some((part) => part.type === "image"));
+    if (hasImages || this.isVisionLanguage(request.model)) {
+      const model = await this.loadVision(request.model);
+      return { ...(await model.generate({ ...request, maxNewTokens: request.maxTokens ?? DEFAULT_MAX_NEW_TOKENS })), toolCalls: [] };
     }
     const generator = await this.load("text-generation", request.model);
     const tokenizer = generator.tokenizer;
@@ -86,6 +94,17 @@ export class TransformersProvider implements LanguageModelProvider {
   }
 
   async caption(request: CaptionRequest): Promise<TextResult> {
+    if (this.isVisionLanguage(request.model)) {
+      const model = await this.loadVision(request.model);
+      const prompt = VisionLanguageModel.captionPrompt(model.family, request.prompt);
+      const { text, usage } = await model.generate({
+        messages: [{ role: "user", content: [request.image, { type: "text", text: prompt }] }],
+        maxNewTokens: DEFAULT_MAX_NEW_TOKENS,
+        onToken: request.onToken,
+        signal: request.signal,
+      });
+      return { text, usage };
+    }
     const captioner = await this.load("image-to-text", request.model);
     const image = await RawImage.fromBlob(new Blob([new Uint8Array(request.image.data)], { type: request.image.mimeType }));
     const [output] = await captioner(image, { max_new_tokens: 64 });
@@ -114,6 +133,40 @@ export class TransformersProvider implements LanguageModelProvider {
   async close() {
     for (const loading of this.pipelines.values()) await loading.then((p) => p.dispose?.()).catch(() => {});
     this.pipelines.clear();
+    for (const loading of this.visionModels.values()) await loading.then((model) => model.dispose()).catch(() => {});
+    this.visionModels.clear();
+  }
+
+  private isVisionLanguage(model: string): boolean {
+    return !model.includes("..") && visionLanguageFamilyOf(path.join(this.options.modelsDir, model)) !== null;
+  }
+
+  /** A vision-language export (Idefics3/SmolVLM, Florence-2, LLaVA), loaded once; a text-only model cannot take images. */
+  private loadVision(model: string): Promise<VisionLanguageModel> {
+    let loading = this.visionModels.get(model);
+    if (!loading) {
+      this.checkFolder(model);
+      const family = visionLanguageFamilyOf(path.join(this.options.modelsDir, model));
+      if (!family) {
+        throw providerError("unsupported", `local model "${model}" is not a vision-language model (Idefics3/SmolVLM, Florence-2 or LLaVA export) and takes no images`, {
+          provider: this.name,
+        });
+      }
+      loading = VisionLanguageModel.load({ family, model, device: this.device, dtype: this.options.dtype, provider: this.name });
+      loading.catch(() => this.visionModels.delete(model));
+      this.visionModels.set(model, loading);
+    }
+    return loading;
+  }
+
+  /** A missing folder is MODEL_NOT_FOUND, not a hub download. */
+  private checkFolder(model: string) {
+    const folder = path.join(this.options.modelsDir, model);
+    if (model.includes("..") || !fs.existsSync(path.join(folder, "config.json"))) {
+      throw providerError("not_found", `no local model "${model}" in MODELS_DIR (expected ${folder}/config.json); put a transformers.js export (config.json, tokenizer files, onnx/) there`, {
+        provider: this.name,
+      });
+    }
   }
 
   /** One pipeline per task and model, loaded once; a missing folder is MODEL_NOT_FOUND, not a hub download. */
@@ -121,10 +174,7 @@ export class TransformersProvider implements LanguageModelProvider {
     const key = `${task}:${model}`;
     let loading = this.pipelines.get(key);
     if (!loading) {
-      const folder = path.join(this.options.modelsDir, model);
-      if (model.includes("..") || !fs.existsSync(path.join(folder, "config.json"))) {
-        throw providerError("not_found", `no local model "${model}" in MODELS_DIR (expected ${folder}/config.json)`, { provider: this.name });
-      }
+      this.checkFolder(model);
       loading = pipeline(task, model, { device: this.device, dtype: this.options.dtype as never, local_files_only: true });
       loading.catch(() => this.pipelines.delete(key));
       this.pipelines.set(key, loading);
