@@ -10,6 +10,7 @@ import { ModelRouter } from "../../services/generation/model-router.ts";
 import { UsageMeter } from "../../services/generation/usage-meter.ts";
 import { buildTinyCausalLm } from "../support/fixture-models/tiny-causal-lm/build-tiny-causal-lm.ts";
 import { buildTinySmolVlm } from "../support/fixture-models/tiny-smolvlm/build-tiny-smolvlm.ts";
+import { modelWarnings } from "../../workflows/engine/model-warnings.ts";
 
 let modelsDir: string;
 let router: ModelRouter;
@@ -87,5 +88,17 @@ describe("local vision-language models (transformers.js, Idefics3/SmolVLM export
     const unconfigured = await router.chat("llm.vision2", { messages: [{ role: "user", content: "hi" }] }).catch((e) => e);
     expect(unconfigured.code).toBe("MODEL_NOT_FOUND");
     expect(unconfigured.message).toMatch(/MODEL_ALIAS_LLM_VISION2=<provider>:<model>/);
+  });
+});
+
+describe("publishing a generate.vqa step", () => {
+  const definition = { steps: [{ id: "ask", uses: "generate.vqa", with: { asset: "${{ inputs.image }}", question: "What does the sign say?" } }] } as never;
+  const app = { models: { list: () => [] } };
+
+  it("warns when llm.vision, the step's default model, is not configured, and says how to configure it", () => {
+    const [warning, ...rest] = modelWarnings(app, definition, {});
+    expect(rest).toEqual([]);
+    expect(warning).toMatch(/step "ask" \(generate\.vqa\) needs model alias "llm\.vision".*MODEL_ALIAS_LLM_VISION=<provider>:<model>/);
+    expect(modelWarnings(app, definition, { MODEL_ALIAS_LLM_VISION: "local:tiny-smolvlm" })).toEqual([]);
   });
 });

@@ -3,12 +3,14 @@ import { defaultAliasFor, type GenerateTask } from "../../services/generation/ge
 import { aliasSetupHint } from "../../services/generation/model-setup-hint.ts";
 import type { ModelRuntime } from "../../services/models/model-runtime.ts";
 import { hasExpression } from "../dsl/expression.ts";
+import { VQA_DEFAULT_ALIAS } from "../steps/generate-vqa-step.ts";
 import type { WorkflowDefinition } from "../dsl/workflow-schema.ts";
 
 /** The generation task behind each step type that calls a model alias. */
 const TASK_OF_STEP: Record<string, GenerateTask> = {
   "generate.text": "TEXT",
   "generate.caption": "CAPTION",
+  "generate.vqa": "CAPTION",
   "generate.speech": "SPEECH",
   "generate.transcript": "TRANSCRIPT",
   "generate.image": "IMAGE",
@@ -41,7 +43,7 @@ export function modelWarnings(app: { models: Pick<ModelRuntime, "list"> }, defin
     const model = step.with?.model;
     if (model !== undefined && (typeof model !== "string" || hasExpression(model))) continue;
     if (model === undefined && task === "TRANSCRIPT" && localTranscription()) continue;
-    const alias = model ?? (step.uses === "agent" ? "llm.default" : defaultAliasFor(task, task === "CAPTION", has));
+    const alias = model ?? (step.uses === "agent" ? "llm.default" : step.uses === "generate.vqa" ? VQA_DEFAULT_ALIAS : defaultAliasFor(task, task === "CAPTION", has));
     if (has(alias)) continue;
     warnings.push(`step "${label}" (${step.uses}) needs model alias "${alias}", which is not configured; its runs fail until it is: ${aliasSetupHint(alias)}`);
   }
