@@ -197,7 +197,7 @@ function launch(kind: "gateway" | "worker", env: Env, ready: string): { child: C
 function readyWhen(child: ChildProcess, kind: string, ready: string): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
     let output = "";
-    const timer = setTimeout(() => reject(new Error(`${kind} did not start within 90 s:\n${output.slice(-2000)}`)), 90_000);
+    const timer = setTimeout(() => reject(new Error(`${kind} did not start within 180 s:\n${output.slice(-2000)}`)), 180_000);
     const logFile = process.env.CHAOS_LOG_DIR ? path.join(process.env.CHAOS_LOG_DIR, `${kind}-${child.pid}.log`) : undefined;
     const onData = (chunk: Buffer) => {
       if (logFile) void fs.appendFile(logFile, chunk).catch(() => {});
@@ -705,7 +705,7 @@ async function main() {
 const limit = setTimeout(() => {
   log("chaos round over its time limit: stopping");
   void killAll().then(() => process.exit(2));
-}, (SHORT ? 8 : 60) * 60_000);
+}, (SHORT ? 25 : 90) * 60_000);
 limit.unref();
 for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => void killAll().then(() => process.exit(130)));
 
