@@ -13,7 +13,7 @@
  * Ground truth: exact cosine top 10 over all stored vectors. Every store call goes through Tessera's adapters
  * (nearVector, project-scoped), one query at a time.
  *
- * BENCH_ANN_EXACT_QUERIES (default 20): queries timed on the exact scan. BENCH_ANN_PROBES (default "10,20,40") x BENCH_ANN_REFINE (default "5,10,20"): LanceDB settings; BENCH_ANN_EF
+ * BENCH_ANN_EXACT_QUERIES (default 20): queries timed on the exact scan. BENCH_ANN_PROBES (default "20,40") x BENCH_ANN_REFINE (default "10,20,50"): LanceDB settings; BENCH_ANN_EF
  * (default "64,128,256,512"): Weaviate ef values; BENCH_ANN_WEAVIATE=0 skips Weaviate (WEAVIATE_URL, default the
  * local http://127.0.0.1:8080: `npm run weaviate:start`; skipped with a note when it does not answer).
  */
@@ -103,8 +103,8 @@ async function lanceDbRows(vectors: Float32Array[], queries: Float32Array[], tru
   const build = { seconds: round((performance.now() - started) / 1000, 1), maxEventLoopLagMs: maxLagMs };
   log(`lancedb: IVF_PQ index built in ${build.seconds} s (event loop held at most ${maxLagMs} ms)`);
   await loading.close();
-  for (const nprobes of list("BENCH_ANN_PROBES", "10,20,40")) {
-    for (const refineFactor of list("BENCH_ANN_REFINE", "5,10,20")) {
+  for (const nprobes of list("BENCH_ANN_PROBES", "20,40")) {
+    for (const refineFactor of list("BENCH_ANN_REFINE", "10,20,50")) {
       // indexMinRows 1: the bench's project always goes through the index (the store's rule is a project of that size).
       const store = await LanceDbVectorStore.open(dir, { indexMinRows: 1, nprobes, refineFactor });
       rows.push({ store: "lancedb", setting: `IVF_PQ nprobes ${nprobes} refine ${refineFactor}`, ...(await measure(store, queries, truth)) });

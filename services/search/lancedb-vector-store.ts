@@ -128,8 +128,8 @@ export class LanceDbVectorStore implements VectorStore {
     options: LanceDbIndexOptions,
   ) {
     this.indexMinRows = options.indexMinRows ?? 50_000;
-    this.nprobes = options.nprobes ?? 20;
-    this.refineFactor = options.refineFactor ?? 10;
+    this.nprobes = options.nprobes ?? 40;
+    this.refineFactor = options.refineFactor ?? 50;
   }
 
   static async open(dir: string, options: LanceDbIndexOptions = {}): Promise<LanceDbVectorStore> {
