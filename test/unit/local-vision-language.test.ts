@@ -10,6 +10,7 @@ import { ModelRouter } from "../../services/generation/model-router.ts";
 import { UsageMeter } from "../../services/generation/usage-meter.ts";
 import { buildTinyCausalLm } from "../support/fixture-models/tiny-causal-lm/build-tiny-causal-lm.ts";
 import { buildTinySmolVlm } from "../support/fixture-models/tiny-smolvlm/build-tiny-smolvlm.ts";
+import { buildTinyFlorence2 } from "../support/fixture-models/tiny-florence2/build-tiny-florence2.ts";
 import { modelWarnings } from "../../workflows/engine/model-warnings.ts";
 
 let modelsDir: string;
@@ -19,7 +20,9 @@ beforeAll(async () => {
   modelsDir = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-local-vlm-"));
   await buildTinySmolVlm(modelsDir);
   await buildTinyCausalLm(modelsDir);
+  await buildTinyFlorence2(modelsDir);
   const config = loadGenerationConfig({
+    MODEL_ALIAS_OCR_LOCAL: "local:tiny-florence2",
     MODEL_ALIAS_LLM_VISION: "local:tiny-smolvlm",
     MODEL_ALIAS_LLM_TEXT: "local:tiny-causal-lm",
     MODEL_ALIAS_VISION_MISSING: "local:no-such-vlm",
@@ -88,6 +91,36 @@ describe("local vision-language models (transformers.js, Idefics3/SmolVLM export
     const unconfigured = await router.chat("llm.vision2", { messages: [{ role: "user", content: "hi" }] }).catch((e) => e);
     expect(unconfigured.code).toBe("MODEL_NOT_FOUND");
     expect(unconfigured.message).toMatch(/MODEL_ALIAS_LLM_VISION2=<provider>:<model>/);
+  });
+});
+
+describe("local Florence-2 export (encoder-decoder, task prompts)", () => {
+  it("runs <OCR> through the vision encoder, the text encoder and the decoder's cached loop; the image decides the text", async () => {
+    const red = await router.caption("ocr.local", { image: await picture("#e00"), prompt: "<OCR>" });
+    const blue = await router.caption("ocr.local", { image: await picture("#00d"), prompt: "<OCR>" });
+    // The fixture: the dominant colour picks the first letter; Florence2Processor's post-processing strips <s> and </s>.
+    expect(red.text).toMatch(/^r[s-z]+$/);
+    expect(blue.text).toMatch(/^b[c-z]+$/);
+    // The processor expanded the task token into the export's own prompt for it (one byte-level token per character here).
+    expect(red.usage?.promptTokens).toBe("What is the text in the image?".length);
+    expect(red.usage?.completionTokens).toBe(red.text.length + 1);
+  });
+
+  it("captions with its detailed-caption task by default and answers region tasks as JSON", async () => {
+    const image = await picture("#0c0");
+    const caption = await router.caption("ocr.local", { image });
+    expect(caption.text).toMatch(/^g/);
+    expect(caption.usage?.promptTokens).toBe("Describe with a paragraph what is shown in the image.".length);
+    const regions = await router.caption("ocr.local", { image, prompt: "<OD>" });
+    expect(JSON.parse(regions.text)).toEqual({ labels: [], bboxes: [] }); // the tiny vocabulary has no <loc_*> tokens
+  });
+
+  it("takes one image per request: two are a typed error", async () => {
+    const error = await router
+      .chat("ocr.local", { messages: [{ role: "user", content: [await picture("#e00"), await picture("#00d"), { type: "text", text: "<OCR>" }] }] })
+      .catch((e) => e);
+    expect(error.code).toBe("PROVIDER_ERROR");
+    expect(error.details.errorClass).toBe("bad_request");
   });
 });
 

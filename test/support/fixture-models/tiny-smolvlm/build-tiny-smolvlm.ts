@@ -27,8 +27,8 @@ const BOS = "<|im_start|>";
 const EOS = "<|endoftext|>";
 const END_OF_UTTERANCE = "<end_of_utterance>";
 const SPECIAL = [EOS, BOS, END_OF_UTTERANCE, "<fake_token_around_image>", "<image>", "<global-img>"];
-/** GPT-2 byte-level stand-ins for printable ASCII, a space and a newline. */
-const BYTES = [..."!\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~", "\u0120", "\u010a"];
+/** GPT-2 byte-level stand-ins for printable ASCII, a space and a newline (the tiny Florence-2 shares them). */
+export const BYTES = [..."!\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~", "\u0120", "\u010a"];
 const VOCAB = [...SPECIAL, ...BYTES];
 const V = VOCAB.length;
 /** Hidden size: a one-hot of the token, then three colour channels. */
@@ -121,12 +121,13 @@ function decoder() {
   });
 }
 
-function tokenizerJson() {
+/** A byte-level BPE tokenizer.json over `vocab`, whose first `special.length` tokens are special. */
+export function byteLevelTokenizerJson(vocab: string[], special: string[]) {
   return {
     version: "1.0",
     truncation: null,
     padding: null,
-    added_tokens: SPECIAL.map((content, index) => ({ id: index, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+    added_tokens: special.map((content, index) => ({ id: index, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
     normalizer: null,
     pre_tokenizer: { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: true },
     post_processor: { type: "ByteLevel", add_prefix_space: true, trim_offsets: false, use_regex: true },
@@ -139,7 +140,7 @@ function tokenizerJson() {
       end_of_word_suffix: "",
       fuse_unk: false,
       byte_fallback: false,
-      vocab: Object.fromEntries(VOCAB.map((token, index) => [token, index])),
+      vocab: Object.fromEntries(vocab.map((token, index) => [token, index])),
       merges: [],
     },
   };
@@ -190,7 +191,7 @@ export async function buildTinySmolVlm(modelsDir: string, name = TINY_SMOLVLM): 
     do_convert_rgb: true,
   });
   await json("processor_config.json", { image_seq_len: IMAGE_SEQ_LEN, processor_class: "Idefics3Processor" });
-  await fs.writeFile(path.join(dir, "tokenizer.json"), JSON.stringify(tokenizerJson(), null, 2));
+  await fs.writeFile(path.join(dir, "tokenizer.json"), JSON.stringify(byteLevelTokenizerJson(VOCAB, SPECIAL), null, 2));
   await json("tokenizer_config.json", {
     tokenizer_class: "GPT2Tokenizer",
     bos_token: BOS,
