@@ -10,6 +10,7 @@ import { ModelRouter } from "../../services/generation/model-router.ts";
 import { UsageMeter } from "../../services/generation/usage-meter.ts";
 import { buildTinyCausalLm } from "../support/fixture-models/tiny-causal-lm/build-tiny-causal-lm.ts";
 import { buildTinySmolVlm } from "../support/fixture-models/tiny-smolvlm/build-tiny-smolvlm.ts";
+import { buildTinyLlava } from "../support/fixture-models/tiny-llava/build-tiny-llava.ts";
 import { buildTinyFlorence2 } from "../support/fixture-models/tiny-florence2/build-tiny-florence2.ts";
 import { modelWarnings } from "../../workflows/engine/model-warnings.ts";
 
@@ -21,7 +22,9 @@ beforeAll(async () => {
   await buildTinySmolVlm(modelsDir);
   await buildTinyCausalLm(modelsDir);
   await buildTinyFlorence2(modelsDir);
+  await buildTinyLlava(modelsDir);
   const config = loadGenerationConfig({
+    MODEL_ALIAS_LLAVA_LOCAL: "local:tiny-llava",
     MODEL_ALIAS_OCR_LOCAL: "local:tiny-florence2",
     MODEL_ALIAS_LLM_VISION: "local:tiny-smolvlm",
     MODEL_ALIAS_LLM_TEXT: "local:tiny-causal-lm",
@@ -119,6 +122,27 @@ describe("local Florence-2 export (encoder-decoder, task prompts)", () => {
     const error = await router
       .chat("ocr.local", { messages: [{ role: "user", content: [await picture("#e00"), await picture("#00d"), { type: "text", text: "<OCR>" }] }] })
       .catch((e) => e);
+    expect(error.code).toBe("PROVIDER_ERROR");
+    expect(error.details.errorClass).toBe("bad_request");
+  });
+});
+
+describe("local LLaVA export", () => {
+  it("expands <image> into one token per patch, runs the vision encoder and the cached decoder; the picture decides the answer", async () => {
+    const usage = new UsageMeter();
+    const ask = async (background: string) =>
+      router.chat("llava.local", { messages: [{ role: "user", content: [await picture(background), { type: "text", text: "What colour?" }] }], maxTokens: 30 }, { usage });
+    const red = await ask("#e00");
+    const green = await ask("#0c0");
+    expect(red.text).toMatch(/^r[s-z]+$/);
+    expect(green.text).toMatch(/^g[h-z]+$/);
+    expect(red.finishReason).toBe("stop");
+    // "USER: <image>\nWhat colour? ASSISTANT: " with <image> replaced by the 2x2 patches' four tokens.
+    expect(usage.calls[0]!.promptTokens).toBe("USER: \nWhat colour? ASSISTANT: ".length + 4);
+  });
+
+  it("needs an image: a question without one is a typed error", async () => {
+    const error = await router.chat("llava.local", { messages: [{ role: "user", content: "What colour?" }] }).catch((e) => e);
     expect(error.code).toBe("PROVIDER_ERROR");
     expect(error.details.errorClass).toBe("bad_request");
   });

@@ -68,7 +68,10 @@ function visionEncoder() {
   });
 }
 
-function embedTokens() {
+/** input_ids -> a one-hot of the token in the first vocab.length dims, three colour dims after them (LLaVA's tiny export shares it). */
+export function embedTokensGraph(vocab: string[]) {
+  const V = vocab.length;
+  const HIDDEN = V + 3;
   const embedding: number[] = [];
   for (let i = 0; i < V; i++) for (let d = 0; d < HIDDEN; d++) embedding.push(d === i ? 1 : 0);
   return encodeModel({
@@ -80,12 +83,19 @@ function embedTokens() {
   });
 }
 
-function decoder() {
+/**
+ * The decoder-only language model over that hidden state: a letter's successor from the token,
+ * the first letter from the strongest colour in the key/value cache, `endToken` after "z".
+ */
+export function colourDecoderGraph(vocab: string[], endToken: string) {
+  const V = vocab.length;
+  const HIDDEN = V + 3;
+  const id = (token: string) => vocab.indexOf(token);
   // Text: after a letter the next one, after "z" the end of the utterance; other tokens leave it to the image.
   const text: number[] = [];
   for (let d = 0; d < HIDDEN; d++) {
-    const index = d < V ? LETTERS.indexOf(VOCAB[d]!) : -1;
-    const next = index < 0 ? -1 : index === 25 ? id(END_OF_UTTERANCE) : id(LETTERS[index + 1]!);
+    const index = d < V ? LETTERS.indexOf(vocab[d]!) : -1;
+    const next = index < 0 ? -1 : index === 25 ? id(endToken) : id(LETTERS[index + 1]!);
     for (let j = 0; j < V; j++) text.push(j === next ? 10 : 0);
   }
   // Seen colour (max over the cache) to a bias of at most 5 on "r", "g", "b": below a letter's successor.
@@ -203,7 +213,7 @@ export async function buildTinySmolVlm(modelsDir: string, name = TINY_SMOLVLM): 
     chat_template: CHAT_TEMPLATE,
   });
   await fs.writeFile(path.join(dir, "onnx", "vision_encoder.onnx"), visionEncoder());
-  await fs.writeFile(path.join(dir, "onnx", "embed_tokens.onnx"), embedTokens());
-  await fs.writeFile(path.join(dir, "onnx", "decoder_model_merged.onnx"), decoder());
+  await fs.writeFile(path.join(dir, "onnx", "embed_tokens.onnx"), embedTokensGraph(VOCAB));
+  await fs.writeFile(path.join(dir, "onnx", "decoder_model_merged.onnx"), colourDecoderGraph(VOCAB, END_OF_UTTERANCE));
   return dir;
 }
