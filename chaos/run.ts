@@ -44,7 +44,7 @@ const random = (min: number, max: number) => min + Math.random() * (max - min);
 
 /** Sizes of a round: --short fits .ci/run (a few minutes); the full round is what issue #15 asks for. */
 const SIZE = SHORT
-  ? { ingests: 36, images: 6, audios: 4, videos: 2, runs: 10, kills: 4, outageMs: 10_000, postgresDownMs: 6_000, settleMs: 100_000 }
+  ? { ingests: 36, images: 6, audios: 4, videos: 2, runs: 10, kills: 4, outageMs: 10_000, postgresDownMs: 6_000, settleMs: 180_000 }
   : { ingests: 350, images: 80, audios: 40, videos: 30, runs: 50, kills: 50, outageMs: 60_000, postgresDownMs: 10_000, settleMs: 300_000 };
 
 /** An existing PostgreSQL to use instead of the round's own (then nothing restarts it: no `postgres` scenario). */
