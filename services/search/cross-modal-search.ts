@@ -301,10 +301,12 @@ type AssetInSpace = { rank: number; best: number; native?: number; derived?: num
  * - native evidence (the asset's own content: a text's chunks, an image's pixels, a clip's sound) is the
  *   weighted mean over the spaces that can see the asset's modality natively, so a picture found by the
  *   one space that sees pictures is not halved by a sentence space that cannot see it;
- * - derived evidence (text read from the asset: OCR lines, a transcript) counts through its best space, in
- *   full when the keyword ranking found the asset too and at UNCONFIRMED_DERIVED_WEIGHT otherwise;
+ * - derived evidence (text read from the asset: OCR lines, a transcript; an image's chunks past 0) is weighed
+ *   as a text's words are, the weighted mean over the spaces that see text, in full when the keyword ranking
+ *   found the asset too and at UNCONFIRMED_DERIVED_WEIGHT otherwise;
  * - the vector score is the larger of the two, and the fused score
- *   `alpha * vector + (1 - alpha) * keyword`, the keyword score being BM25 normalised the same way.
+ *   `alpha * vector + (1 - alpha) * keyword`, the keyword score being BM25 normalised the same way (and at
+ *   least 1 / its rank: the stores' relative BM25 gives the last of a few matches 0).
  *
  * An asset counts once per space, at its best chunk; the snippet comes from the best-ranked chunk with text.
  */
@@ -325,7 +327,8 @@ export function fuseRankings(rankings: VectorHit[][], options: FusionOptions = {
     for (const hit of ranking) {
       modalityOf.set(hit.assetId, hit.modality);
       // Found through text read from it (OCR, transcript) by a space that cannot see its own content.
-      const derived = !seesModality(hit.modality);
+      // An image's own content is its chunk 0; its other chunks are the words read in it, embedded as text.
+      const derived = !seesModality(hit.modality) || (hit.modality === "IMAGE" && hit.chunk > 0);
       const entry = assets.get(hit.assetId) ?? { rank: assets.size + 1, best: hit.score };
       const score = normalise(hit.score);
       if (derived) entry.derived = Math.max(entry.derived ?? 0, score);
@@ -345,8 +348,10 @@ export function fuseRankings(rankings: VectorHit[][], options: FusionOptions = {
     for (const hit of keyword) {
       modalityOf.set(hit.assetId, hit.modality);
       if (!keywordOf.has(hit.assetId)) {
-        const normalised = hit.normalised ?? (high > low ? (hit.score - low) / (high - low) : 1);
-        keywordOf.set(hit.assetId, { rank: keywordOf.size + 1, score: hit.score, normalised });
+        // Min-max alone gives the last of two matches 0, as if it had none: a match counts at least 1 / its rank.
+        const rank = keywordOf.size + 1;
+        const normalised = Math.max(hit.normalised ?? (high > low ? (hit.score - low) / (high - low) : 1), 1 / rank);
+        keywordOf.set(hit.assetId, { rank, score: hit.score, normalised });
       }
       // The line that holds the query's words is the better snippet for a keyword match.
       const snippet = snippets.get(hit.assetId);
@@ -359,20 +364,24 @@ export function fuseRankings(rankings: VectorHit[][], options: FusionOptions = {
     const spaces: SpaceEvidence[] = [];
     let nativeSum = 0;
     let nativeWeights = 0;
-    let derived = 0;
+    let derivedSum = 0;
+    let textWeights = 0;
     const keywordHit = keywordOf.get(assetId) ?? null;
     for (const { space, assets, seesModality } of perSpace) {
       if (space === undefined) continue;
       const weight = weightOf(space);
       if (seesModality(modality)) nativeWeights += weight;
+      if (seesModality("TEXT")) textWeights += weight;
       const found = assets.get(assetId);
       if (!found) continue;
       const isDerivedBest = found.native === undefined || (found.derived ?? 0) > found.native;
       spaces.push({ space, rank: found.rank, score: found.best, normalised: Math.max(found.native ?? 0, found.derived ?? 0), derived: isDerivedBest, weight });
       if (found.native !== undefined) nativeSum += weight * found.native;
-      if (found.derived !== undefined) derived = Math.max(derived, found.derived * (keywordHit ? 1 : UNCONFIRMED_DERIVED_WEIGHT) * Math.min(1, weight));
+      if (found.derived !== undefined) derivedSum += weight * found.derived;
     }
     const native = nativeWeights > 0 ? nativeSum / nativeWeights : 0;
+    // Words read from an asset are weighed as a text's words are: over the spaces that see text.
+    const derived = textWeights > 0 ? (Math.min(derivedSum, textWeights) / textWeights) * (keywordHit ? 1 : UNCONFIRMED_DERIVED_WEIGHT) : 0;
     const vectorScore = Math.max(native, derived);
     const fused = alpha * vectorScore + (1 - alpha) * (keywordHit?.normalised ?? 0);
     const snippet = snippets.get(assetId);

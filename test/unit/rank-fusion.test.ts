@@ -39,7 +39,8 @@ it("a picture found by the one space that sees pictures is not outvoted by OCR g
   // When the keyword ranking finds the words in the picture, they count in full: the sign reading KILO wins.
   const kilo = fuseRankings([sentence, imageText], { keyword: [hit("guess", "sentence", 1, "O", 0, "IMAGE")], alpha: 0.5 });
   expect(kilo[0]).toMatchObject({ assetId: "guess", explain: { keyword: { rank: 1, normalised: 1 } } });
-  expect(kilo[0]!.score).toBeCloseTo(0.5 * 1 + 0.5 * 1, 6);
+  // Its image vector (0.9 normalised) stays its vector score; the words it shows count through the keyword share.
+  expect(kilo[0]!.score).toBeCloseTo(0.5 * 0.9 + 0.5 * 1, 6);
 });
 
 it("mixes the keyword ranking by alpha, and weighs spaces with spaceWeights", () => {
@@ -53,10 +54,11 @@ it("mixes the keyword ranking by alpha, and weighs spaces with spaceWeights", ()
     ["a", 0.25],
   ]);
   const hybrid = fuseRankings([sentence, imageText], { keyword, alpha: 0.5 });
+  // c is the last of two keyword matches: min-max says 0, but a match counts at least 1 / its rank.
   expect(hybrid.map((entry) => [entry.assetId, entry.score])).toEqual([
     ["b", 0.5 * 0.5 + 0.5 * 1],
     ["a", 0.5 * 0.5],
-    ["c", 0],
+    ["c", 0.5 * 0.5],
   ]);
   expect(hybrid[0]!.explain).toMatchObject({ vectorScore: 0.5, alpha: 0.5, fused: 0.75, keyword: { rank: 1, score: 3, normalised: 1 } });
   // alpha 0: the words alone.
