@@ -40,11 +40,10 @@ export async function recognizeSpeech(
   const folder = await mkdtemp(path.join(os.tmpdir(), "tessera-asr-"));
   try {
     const wav = path.join(folder, "clip.wav");
-    await writeFile(wav, encodeWav(samples, 16000));
+    await writeFile(wav, encodeWav(withNoiseFloor(samples), 16000));
     // Phones: context-independent (-allphone_ci; the triphone search is 30 times slower and no better here) with a
     // light phone language model (-lw 2), which gave the fewest phone errors on espeak-ng voices (bench/README.md).
-    // -dither: espeak-like audio has stretches of digital silence, which throw off the feature normalisation.
-    const common = ["-infile", wav, "-samprate", "16000", "-time", "yes", "-dither", "yes", "-logfn", "/dev/null"];
+    const common = ["-infile", wav, "-samprate", "16000", "-time", "yes", "-logfn", "/dev/null"];
     const [words, phones] = await Promise.all([
       runMediaTool("pocketsphinx_continuous", [...common, "-hmm", path.join(modelDir, "en-us"), "-lm", path.join(modelDir, "en-us.lm.bin"), "-dict", path.join(modelDir, "cmudict-en-us.dict")], {
         timeoutMs: options.timeoutMs,
@@ -64,6 +63,23 @@ export async function recognizeSpeech(
   } finally {
     await rm(folder, { recursive: true, force: true });
   }
+}
+
+/**
+ * Digital silence (synthetic speech, padded tracks) throws off pocketsphinx's noise and feature normalisation:
+ * whole utterances came back as silence. A fixed, seeded noise floor near -80 dBFS (a few steps of 16-bit) keeps it
+ * steady; pocketsphinx's own -dither is random per run, so results would change from run to run.
+ */
+function withNoiseFloor(samples: Float32Array): Float32Array {
+  const out = new Float32Array(samples.length);
+  let seed = 0x2545f491;
+  for (let index = 0; index < samples.length; index++) {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    out[index] = samples[index]! + ((seed >>> 0) / 0xffffffff - 0.5) * 2e-4;
+  }
+  return out;
 }
 
 /** The `token start end confidence` lines of `-time yes` output, markers left out. */

@@ -1,7 +1,8 @@
 import { withSpokenPhones } from "../../assets/asset-text.ts";
 import type { DecodedImage } from "../../assets/decoded-media.ts";
 import { TesseraError } from "../../core/errors.ts";
-import { recognizeSpeech, wordSegments } from "../../generation/pocketsphinx-transcriber.ts";
+import { PCM_SAMPLE_RATE } from "../../assets/media-decoders.ts";
+import { recognizeSpeech, wordSegments, type TimedToken } from "../../generation/pocketsphinx-transcriber.ts";
 import type { JobHandlerContext } from "../job-handler.ts";
 import { fuseVectors } from "../../models/fusion.ts";
 import type { ModelRuntime, SpaceVectors } from "../../models/model-runtime.ts";
@@ -10,7 +11,10 @@ import type { AssetVector, IngestState, IngestStage, TextSpan } from "./ingest-s
 /** OCR is the slow part of a video: read the first frame of each shot, at most this many, spread over it. */
 const MAX_OCR_FRAMES = 8;
 /** Mean change of a grey 16x16 thumbnail (0-255) from one sampled frame to the next that starts a new shot. */
-const SHOT_CHANGE = 12;
+const SHOT_CHANGE = 6;
+/** Silence kept around a VAD speech segment for the recogniser, and the longest stretch it gets at once. */
+const SPEECH_PAD_SEC = 0.25;
+const MAX_STRETCH_SEC = 30;
 /** Text kept on a multi-chunk text's whole-asset vector (the chunks carry the rest). */
 const WHOLE_TEXT_CHARS = 2000;
 
@@ -116,7 +120,7 @@ async function encodeFrames(models: ModelRuntime, frames: NonNullable<IngestStat
 
 /** Indexes of the frames that start a shot: the first, and each that differs enough from the one before. */
 function shotStarts(frames: NonNullable<IngestState["frames"]>): number[] {
-  const thumbnails = frames.map(greyThumbnail);
+  const thumbnails = frames.map((frame) => greyThumbnail(frame));
   const starts = [0];
   for (let index = 1; index < frames.length; index++) {
     const [before, now] = [thumbnails[index - 1]!, thumbnails[index]!];
@@ -127,12 +131,14 @@ function shotStarts(frames: NonNullable<IngestState["frames"]>): number[] {
   return starts;
 }
 
-function greyThumbnail(frame: DecodedImage, side = 16): Float32Array {
+/** Each cell the mean of 8x8 points in it: thin strokes of text count, single pixels do not decide. */
+function greyThumbnail(frame: DecodedImage, side = 16, points = 8): Float32Array {
   const cells = new Float32Array(side * side);
-  for (let y = 0; y < side; y++) {
-    for (let x = 0; x < side; x++) {
-      const offset = (Math.floor(((y + 0.5) * frame.height) / side) * frame.width + Math.floor(((x + 0.5) * frame.width) / side)) * 3;
-      cells[y * side + x] = (frame.rgb[offset]! + frame.rgb[offset + 1]! + frame.rgb[offset + 2]!) / 3;
+  for (let y = 0; y < side * points; y++) {
+    const row = Math.floor(((y + 0.5) * frame.height) / (side * points)) * frame.width;
+    for (let x = 0; x < side * points; x++) {
+      const offset = (row + Math.floor(((x + 0.5) * frame.width) / (side * points))) * 3;
+      cells[Math.floor(y / points) * side + Math.floor(x / points)]! += (frame.rgb[offset]! + frame.rgb[offset + 1]! + frame.rgb[offset + 2]!) / 3 / (points * points);
     }
   }
   return cells;
@@ -166,17 +172,40 @@ async function encodeAudio(
  * leaves the asset indexed without a transcript.
  */
 async function transcribeOffline(audio: NonNullable<IngestState["audio"]>, state: IngestState, { app, logger, assetId }: JobHandlerContext & { assetId: string }) {
-  let recognised;
+  const words: TimedToken[] = [];
+  const phones: TimedToken[] = [];
   try {
-    recognised = await recognizeSpeech(audio.samples, { phones: true, timeoutMs: app.config.MEDIA_TOOL_TIMEOUT_MS });
+    // One stretch of speech at a time: long silences before speech throw pocketsphinx's normalisation off.
+    for (const stretch of speechStretches(state.derivedText, audio.durationSec)) {
+      const from = Math.floor(stretch.start * PCM_SAMPLE_RATE);
+      const clip = audio.samples.subarray(from, Math.ceil(stretch.end * PCM_SAMPLE_RATE));
+      const heard = await recognizeSpeech(clip, { phones: true, timeoutMs: app.config.MEDIA_TOOL_TIMEOUT_MS });
+      const shift = (token: TimedToken) => ({ ...token, start: token.start + from / PCM_SAMPLE_RATE, end: token.end + from / PCM_SAMPLE_RATE });
+      words.push(...heard.words.map(shift));
+      phones.push(...(heard.phones ?? []).map(shift));
+    }
   } catch (error) {
     if (!(error instanceof TesseraError)) throw error;
     logger.warn({ err: error, assetId }, "offline speech recognition failed; the asset is indexed without a transcript");
     return;
   }
-  for (const segment of wordSegments(recognised.words)) state.derivedText.push({ kind: "transcript", ...segment });
-  const phones = recognised.phones ?? [];
+  for (const segment of wordSegments(words)) state.derivedText.push({ kind: "transcript", ...segment });
   if (phones.length) state.media = withSpokenPhones(state.media, phones.map((phone) => ({ phone: phone.token, start: phone.start, end: phone.end })));
+}
+
+/** Stretches to recognise: VAD's speech segments, padded and joined across short gaps; the whole clip without VAD. */
+function speechStretches(spans: TextSpan[], durationSec: number): Array<{ start: number; end: number }> {
+  const speech = spans.filter((span) => span.kind === "speech").sort((a, b) => a.start - b.start);
+  if (speech.length === 0) return [{ start: 0, end: durationSec }];
+  const stretches: Array<{ start: number; end: number }> = [];
+  for (const span of speech) {
+    const start = Math.max(0, span.start - SPEECH_PAD_SEC);
+    const end = Math.min(durationSec, span.end + SPEECH_PAD_SEC);
+    const last = stretches.at(-1);
+    if (last && start - last.end < 1 && end - last.start <= MAX_STRETCH_SEC) last.end = end;
+    else stretches.push({ start, end });
+  }
+  return stretches;
 }
 
 /** Numbers chunks per space: 0 is the whole asset, 1.. its parts (text chunks, frames, derived text). */
