@@ -138,6 +138,7 @@ export class TransformersProvider implements LanguageModelProvider {
   }
 
   private isVisionLanguage(model: string): boolean {
+    if (this.visionModels.has(model)) return true;
     return !model.includes("..") && visionLanguageFamilyOf(path.join(this.options.modelsDir, model)) !== null;
   }
 
