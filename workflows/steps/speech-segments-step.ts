@@ -1,12 +1,14 @@
 import { z } from "zod";
 import { decodeAudioToPcm, PCM_SAMPLE_RATE } from "../../services/assets/media-decoders.ts";
 import { ErrorCode, TesseraError } from "../../services/core/errors.ts";
+import { recognizeSpeech } from "../../services/generation/pocketsphinx-transcriber.ts";
 import { defineStepType } from "./step-type.ts";
 
 /**
  * Where an audio or video asset has speech (voice activity detection on its
  * 16 kHz audio track), with each stretch transcribed by the worker's local
- * transcription model when one is served (`text` is null otherwise).
+ * transcription model when one is served, else by the built-in offline
+ * transcriber (pocketsphinx); `text` is null when neither can.
  */
 export const speechSegmentsStep = defineStepType({
   uses: "speech.segments",
@@ -38,10 +40,19 @@ export const speechSegmentsStep = defineStepType({
     const found = (await app.models.detectSpeech(audio.samples)).slice(0, input.maxSegments);
     context.log(`${found.length} speech segment(s) in ${audio.durationSec.toFixed(1)} s`);
     const segments = [];
+    const served = app.models.list().some((model) => model.task === "transcribe");
     for (const segment of found) {
       context.signal.throwIfAborted();
       const clip = audio.samples.subarray(Math.floor(segment.start * PCM_SAMPLE_RATE), Math.ceil(segment.end * PCM_SAMPLE_RATE));
-      const text = input.transcribe ? await app.models.transcribe(clip) : null;
+      let text: string | null = null;
+      if (input.transcribe && served) text = await app.models.transcribe(clip);
+      else if (input.transcribe) {
+        const heard = await recognizeSpeech(clip, { timeoutMs: app.config.MEDIA_TOOL_TIMEOUT_MS }).catch((error: unknown) => {
+          if (error instanceof TesseraError && error.code === ErrorCode.SERVICE_UNAVAILABLE) return null; // pocketsphinx not installed
+          throw error;
+        });
+        text = heard ? heard.words.map((word) => word.token).join(" ") : null;
+      }
       segments.push({ start: segment.start, end: segment.end, text });
     }
     return { durationSec: audio.durationSec, segments };
