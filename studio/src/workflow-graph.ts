@@ -215,6 +215,7 @@ export function fieldKind(schema: JsonSchema): { type: string; enum?: unknown[] 
 export const STEP_TYPES = [
   "transform",
   "http",
+  "mcp.call",
   "wait",
   "map",
   "workflow",
@@ -228,6 +229,7 @@ export const STEP_TYPES = [
   "generate.speech",
   "generate.transcript",
   "generate.image",
+  "generate.vqa",
   "agent",
 ];
 
