@@ -1,4 +1,8 @@
+import { execFile } from "node:child_process";
 import fs from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import * as lancedb from "@lancedb/lancedb";
 import { Field, FixedSizeList, Float32, Int32, List, Schema, Utf8 } from "apache-arrow";
 import type { Modality } from "../core/database.ts";
@@ -32,6 +36,8 @@ type Row = {
 const OPTIMIZE_EVERY_WRITES = 100;
 const RETURNED_COLUMNS = ["asset_id", "space", "chunk", "modality", "text"];
 const VECTOR_INDEX_NAME = "vector_idx";
+const INDEX_WORKER = path.join(path.dirname(fileURLToPath(import.meta.url)), "lancedb-index-worker.mjs");
+const runFile = promisify(execFile);
 /** How long a process trusts what it learnt about a table's index and a project's size (another process may build it). */
 const INDEX_STATE_TTL_MS = 30_000;
 /** A failed index build is tried again after this long, on a later write. */
@@ -267,7 +273,7 @@ export class LanceDbVectorStore implements VectorStore {
   /**
    * Past `indexMinRows`, builds the space's IVF_PQ index, and builds it again once the table has grown fourfold
    * since (its partitions, √ of the rows it was trained on, would hold twice as many rows each). Never awaited by
-   * a write or a query: LanceDB trains on its own native threads, and searches scan exactly until it is committed.
+   * a write or a query: a child process at low priority trains it, and searches scan exactly until it is committed.
    * Rows added after a build are searched too (LanceDB scans unindexed rows) and folded in by `optimize`.
    */
   private indexInBackground(space: string, table: lancedb.Table) {
@@ -294,12 +300,14 @@ export class LanceDbVectorStore implements VectorStore {
       });
   }
 
+  /** Trains and commits the index in a child process at low priority (lancedb-index-worker.mjs says why). */
   private async buildIndex(table: lancedb.Table, rows: number) {
-    await table.createIndex("vector", {
-      name: VECTOR_INDEX_NAME,
-      replace: true,
-      config: lancedb.Index.ivfPq({ distanceType: "cosine", numPartitions: Math.max(1, Math.round(Math.sqrt(rows))) }),
+    const job = { dir: this.dir, table: table.name, column: "vector", name: VECTOR_INDEX_NAME, numPartitions: Math.max(1, Math.round(Math.sqrt(rows))) };
+    const { stdout } = await runFile(process.execPath, [INDEX_WORKER, JSON.stringify(job)], { maxBuffer: 1 << 20 }).catch((error) => {
+      throw new Error(`vector index build of ${table.name} failed: ${String(error.stdout || error.stderr || error.message).slice(0, 500)}`);
     });
+    const result = JSON.parse(stdout.trim().split("\n").at(-1) ?? "{}") as { ok?: boolean; error?: string };
+    if (!result.ok) throw new Error(`vector index build of ${table.name} failed: ${result.error ?? stdout.slice(0, 500)}`);
   }
 
   /** Waits for a background index build this process started, if any (tests, benches). */
