@@ -8,7 +8,7 @@ import { warmExpressionPool } from "../dsl/expression.ts";
 import { definitionOf, dependenciesOf, expressionLocator } from "./definition-cache.ts";
 import { EvaluationMemo, type EvaluateAt } from "./evaluation-memo.ts";
 import { publishRunEvent, RunEventType, TERMINAL_RUN_STATUSES } from "./run-events.ts";
-import { mapsToCollect, planRun } from "./run-planner.ts";
+import { mapsToCollect, planRun, type StepState } from "./run-planner.ts";
 import { lockMaps, lockRun, readRun, writePlan } from "./run-store.ts";
 import { enqueueSteps, removeStepJobs, retryOf, stepJobId, stepOf } from "./step-jobs.ts";
 
@@ -33,7 +33,7 @@ const MAX_PLANS = 5;
 export async function advanceRun(app: AppContext, runId: string, options: { requeue?: boolean } = {}): Promise<void> {
   warmExpressionPool(); // the steps after this one will likely need it
   let memo: EvaluationMemo | undefined;
-  const planFor = async (run: Run, rows: StepRun[], evaluate: EvaluateAt) => {
+  const planFor = async <Row extends StepState>(run: Run, rows: Row[], evaluate: EvaluateAt) => {
     const definition = await definitionOf(app, run.workflowVersionId);
     const plan = await planRun({
       definition,

@@ -1,11 +1,20 @@
 import { Prisma, SQL_UTC_NOW, type Run, type StepRun } from "../../services/core/database.ts";
-import type { RunPlan } from "./run-planner.ts";
+import type { RunPlan, StepState } from "./run-planner.ts";
 
 type Tx = Prisma.TransactionClient;
 
-/** The run with every step row, read without locks: what the first, evaluating plan of an advance starts from. */
-export async function readRun(db: Pick<Tx, "run">, runId: string): Promise<(Run & { steps: StepRun[] }) | null> {
-  return db.run.findUnique({ where: { id: runId }, include: { steps: true } });
+/**
+ * The run with what the planner reads of every step row, read without locks: what the first, evaluating plan of
+ * an advance starts from. One statement (Prisma's include would be two, each through its query compiler).
+ */
+export async function readRun(db: Pick<Tx, "$queryRaw">, runId: string): Promise<(Run & { steps: StepState[] }) | null> {
+  const [run] = await db.$queryRaw<(Run & { steps: StepState[] })[]>`
+    SELECT r.*, COALESCE((
+      SELECT json_agg(json_build_object('id', s.id, 'stepId', s."stepId", 'key', s.key, 'parentId', s."parentId",
+        'status', s.status, 'input', s.input, 'output', s.output, 'error', s.error))
+      FROM "StepRun" s WHERE s."runId" = r.id), '[]'::json) AS steps
+    FROM "Run" r WHERE r.id = ${runId}`;
+  return run ?? null;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { trace } from "@opentelemetry/api";
 import type { AppContext } from "../../services/app/app-context.ts";
 import { untilAborted } from "../../services/core/abort.ts";
-import { Prisma, SQL_UTC_NOW, type StepRun } from "../../services/core/database.ts";
+import { Prisma, SQL_UTC_NOW, type Run, type StepRun } from "../../services/core/database.ts";
 import { ErrorCode, TesseraError, toErrorRecord, type ErrorRecord } from "../../services/core/errors.ts";
 import type { Logger } from "../../services/core/logger.ts";
 import { workflowStepDuration } from "../../services/observability/metrics.ts";
@@ -26,9 +26,13 @@ export type StepJob = { runId: string; stepRunId: string; projectId: string };
  * step only applies while the row is still RUNNING, so a cancel wins.
  */
 export async function executeStep(app: AppContext, job: StepJob, attempt: number, logger: Logger): Promise<void> {
-  const row = await app.db.stepRun.findUnique({ where: { id: job.stepRunId }, include: { run: true } });
-  if (!row || row.run.projectId !== job.projectId) return;
-  const { run } = row;
+  // The step row and what is needed of its run, in one statement.
+  const [found] = await app.db.$queryRaw<(StepRun & { runProjectId: string; runStatus: Run["status"]; runWorkflowVersionId: string; runInput: Run["input"] })[]>`
+    SELECT s.*, r."projectId" AS "runProjectId", r.status::text AS "runStatus", r."workflowVersionId" AS "runWorkflowVersionId", r.input AS "runInput"
+    FROM "StepRun" s JOIN "Run" r ON r.id = s."runId" WHERE s.id = ${job.stepRunId}`;
+  if (!found || found.runProjectId !== job.projectId) return;
+  const { runProjectId, runStatus, runWorkflowVersionId, runInput, ...row } = found;
+  const run = { id: row.runId, projectId: runProjectId, status: runStatus, workflowVersionId: runWorkflowVersionId, input: runInput };
   if (TERMINAL_RUN_STATUSES.has(run.status) || row.status === "WAITING") return;
   // Finished already: this is a re-delivered job, maybe after a crash before the run moved on.
   if (TERMINAL_STEP_STATUSES.has(row.status)) return advanceRun(app, run.id, { requeue: true });
