@@ -18,5 +18,5 @@ export function fuseVectors(parts: Array<{ vector: Float32Array; weight?: number
   return normalize(out);
 }
 
-// Fusion across spaces happens at query time: weighted reciprocal rank fusion in
-// services/search/cross-modal-search.ts (`spaceWeights` per request and per workflow step).
+// Fusion across spaces happens at query time: normalised score fusion with a BM25 share in
+// services/search/cross-modal-search.ts (`spaceWeights` and `hybrid.alpha` per request and per workflow step).
