@@ -40,7 +40,9 @@ export async function createRunWithinQuota<T>(
       );
     }
     return create(tx);
-  });
+    // Prisma's defaults (2 s to get a connection, 5 s in all) expire under load while starts queue on the
+    // project's lock; an expired transaction's later statements then fail with foreign-key errors (seen in chaos).
+  }, { maxWait: 10_000, timeout: 30_000 });
 }
 
 /**
