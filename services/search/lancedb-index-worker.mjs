@@ -1,7 +1,7 @@
 // Run by lancedb-vector-store.ts in a child process at low priority: trains and commits one table's IVF_PQ index.
-// A child, because training takes every core for minutes and, run in the serving process, stalled its event loop
-// for up to 2 s (measured: 10 ms timers, p99 51 ms, max 1958 ms, against max 124 ms idle); at nice 10 the
-// gateway and worker keep the CPU first. Argument: one JSON object { dir, table, column, name, numPartitions }.
+// A child, because training takes every core for minutes: run in the serving process it stalled that process's
+// event loop up to 2 s (10 ms timers on 2 loaded cores: p99 51 ms, max 1958 ms; idle max 124 ms); in this child
+// at nice 10 under a nice-0 parent, p99 41 ms, max 1034 ms (bench/README.md, "ann"). Argument: one JSON object { dir, table, column, name, numPartitions }.
 // Prints one JSON line: { ok: true } or { ok: false, error }.
 import os from "node:os";
 import * as lancedb from "@lancedb/lancedb";
