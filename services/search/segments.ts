@@ -1,3 +1,4 @@
+import { setImmediate as yieldToEventLoop } from "node:timers/promises";
 import { IndexedTextKind, readSpokenPhones, type IndexedTextSpan } from "../assets/asset-text.ts";
 import type { Asset, Database, Modality } from "../core/database.ts";
 import type { SearchHit } from "./cross-modal-search.ts";
@@ -11,6 +12,8 @@ export type SegmentedHit = SearchHit & { segments: HitSegment[] };
 const MAX_SEGMENTS = 3;
 /** Spoken assets scanned per query for a match by pronunciation: the newest this many of the project. */
 const MAX_SPOKEN_CANDIDATES = 2000;
+/** The longest stretch of phone matching between two turns of the event loop. */
+const SPOKEN_SLICE_MS = 5;
 /**
  * A spoken match's score on the fused 0-1 scale: 0.6 at the least margin over chance that counts, 0.8 at a typical
  * true match's margin (0.25), 1 at 0.35 and above.
@@ -84,7 +87,13 @@ export async function withSpokenMatches(
       take: MAX_SPOKEN_CANDIDATES,
       select: { id: true, modality: true, media: true, metadata: true },
     });
+    let sliceStarted = performance.now();
     for (const asset of candidates) {
+      // Matching is CPU work on the gateway's loop: give other requests their turn every few milliseconds.
+      if (performance.now() - sliceStarted > SPOKEN_SLICE_MS) {
+        await yieldToEventLoop();
+        sliceStarted = performance.now();
+      }
       if (!matchesMetadata(asset.metadata, request.metadata)) continue;
       const match = phoneEvidence(phones, readSpokenPhones(asset.media));
       if (!match || match.margin < MIN_MATCH_MARGIN) continue;
