@@ -142,8 +142,11 @@ describe.each(adapters)("cross-modal search on %s", (_name, open) => {
     expect(sentenceOnly.map((hit) => hit.modality)).not.toContain("IMAGE");
     const imageHeavy = await crossModalSearch(store, encoder, projectId, { query: { text: "stock market" }, spaceWeights: { "image-text": 3 } });
     // Only image-text sees images, so its weight is the whole of the chart's vector score; the weight shows in explain.
+    // The chart's OCR line reads "stock market", so the keyword half of the hybrid counts too.
     const chart = imageHeavy.find((hit) => hit.assetId === ids.chart)!;
-    expect(chart.score).toBeCloseTo(0.5 * (0.9 / Math.hypot(0.1, 0.9)), 4);
+    expect(chart.explain.vectorScore).toBeCloseTo(0.9 / Math.hypot(0.1, 0.9), 4);
+    expect(chart.explain.keyword?.normalised).toBeGreaterThan(0);
+    expect(chart.score).toBeCloseTo(0.5 * chart.explain.vectorScore + 0.5 * chart.explain.keyword!.normalised, 4);
     expect(chart.explain.spaces).toMatchObject([{ space: "image-text", weight: 3 }]);
     await expect(crossModalSearch(store, encoder, projectId, { query: { text: "kitten" }, spaceWeights: { sentence: 0, "image-text": 0 } })).rejects.toMatchObject({
       code: "BAD_USER_INPUT",
