@@ -139,8 +139,10 @@ async function followWithProgress(run: { id: string; status: string; steps: { id
   };
   let final: RunEvent | undefined;
   let waiting: { step: string; message: string | null | undefined } | undefined;
+  const reported = new Set<string>();
   await followRun(run.id, (event) => {
     const who = event.stepKey ?? event.stepId ?? "";
+    if (["STEP_FINISHED", "STEP_SKIPPED", "STEP_FAILED"].includes(event.type) && event.stepId) reported.add(event.stepId);
     switch (event.type) {
       case "RUN_STATUS":
         bar?.update({ status: event.status });
@@ -187,6 +189,13 @@ async function followWithProgress(run: { id: string; status: string; steps: { id
     return;
   }
   if (!final) throw new Error("the event stream ended before the run did");
+  // A run can end before the subscription starts (steps without side effects finish inside the advance that
+  // readies them): the steps whose end the stream did not show are read from the run.
+  const { run: ended } = await gateway().request(RunDocument, { id: run.id });
+  for (const step of ended.steps) {
+    if (reported.has(step.stepId) || !["SUCCEEDED", "SKIPPED", "FAILED", "CANCELLED"].includes(step.status)) continue;
+    console.error(`${step.status === "SUCCEEDED" ? "✔" : step.status === "SKIPPED" ? "↷" : "✖"} ${step.stepId} ${step.status.toLowerCase()}`);
+  }
   if (final.status === "SUCCEEDED") console.log(JSON.stringify(final.output ?? null, null, 2));
   else {
     console.error(`run ${final.status}: ${final.error?.code ?? ""} ${final.error?.message ?? ""}`);
