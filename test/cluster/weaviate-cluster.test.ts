@@ -103,8 +103,11 @@ afterAll(async () => {
 
 describe("Weaviate cluster, replication factor 2", () => {
   it("keeps searching with a node down, and the node catches up when it returns", async () => {
+    const started = Date.now();
+    const mark = (what: string) => console.log(`[weaviate-cluster] ${what} after ${Math.round((Date.now() - started) / 1000)} s`);
     const ids = [];
     for (const text of TEXTS) ids.push(await ingest(text));
+    mark("ingested");
     const schema = (await (await fetch(`${entry.url}/v1/schema/${collection}`)).json()) as { replicationConfig: { factor: number; asyncEnabled: boolean } };
     expect(schema.replicationConfig).toMatchObject({ factor: 2, asyncEnabled: true });
     const copies = await holders();
@@ -116,6 +119,7 @@ describe("Weaviate cluster, replication factor 2", () => {
     const down = copies.find((n) => n !== entry.n)!;
     const other = copies.find((n) => n !== down)!;
     await stopNode(down);
+    mark(`node ${down} stopped`);
     // The dead node may take a few seconds to be marked down; reads go to the live copy meanwhile.
     expect(await eventually(async () => (await searchIds("animals, food and weather").catch(() => new Set())).size === ids.length && true, 60_000)).toBe(true);
     expect(await searchIds("animals, food and weather")).toEqual(new Set(ids));
@@ -126,7 +130,9 @@ describe("Weaviate cluster, replication factor 2", () => {
     expect(await searchIds("animals, food and weather")).toEqual(new Set(ids));
 
     // The node returns; with the other copy's node killed, it alone must answer with everything.
+    mark("late ingest found");
     await startNode(down);
+    mark(`node ${down} started again`);
     const returned = WEAVIATE_NODES[down - 1]!;
     const direct = await WeaviateVectorStore.connect({ url: returned.url, grpcPort: returned.grpcPort, collection, consistencyLevel: "ONE" });
     try {
@@ -136,6 +142,7 @@ describe("Weaviate cluster, replication factor 2", () => {
         const counts = await objectCounts(returned.url);
         return counts.get(down) === counts.get(other) && (counts.get(down) ?? 0) > vectors;
       }, 180_000);
+      mark("caught up");
       await stopNode(other);
       // Only the returned node holds the project now: every asset, the late one included, is there.
       for (const id of ids) {
@@ -145,5 +152,6 @@ describe("Weaviate cluster, replication factor 2", () => {
       await direct.close();
       if (stopped.has(other)) await startNode(other);
     }
-  });
+    // Its own waits add up past the file's 180 s: the catch-up alone may take up to 180 s, a node's restart a minute.
+  }, 480_000);
 });
