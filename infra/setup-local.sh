@@ -73,4 +73,4 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
-echo "ready: Node $(node -v), PostgreSQL, Redis, ffmpeg, espeak-ng, node modules"
+echo "ready: Node $(node -v), PostgreSQL, Redis, ffmpeg, espeak-ng, pocketsphinx, node modules"
