@@ -28,6 +28,7 @@ import path from "node:path";
 import pg from "pg";
 import { createApiKey } from "../services/core/api-keys.ts";
 import { createDatabase } from "../services/core/database.ts";
+import { encodeWav } from "../services/generation/wav-file.ts";
 import { applyMigrations } from "../services/core/migrate.ts";
 import { startFakeOpenAIServer } from "../test/support/fake-openai-server.ts";
 import { makeJpegOfSize } from "../test/support/media-fixtures.ts";
@@ -281,22 +282,8 @@ type Accepted = { jobs: string[]; runs: string[]; refused: number; refusedBy: Re
 
 /** A mono 16-bit WAV tone of its own frequency: every one is new bytes (an ingest of known bytes is not new work). */
 function toneWav(frequency: number, seconds: number, sampleRate = 16_000): Buffer {
-  const samples = Math.round(seconds * sampleRate);
-  const wav = Buffer.alloc(44 + samples * 2);
-  wav.write("RIFF", 0);
-  wav.writeUInt32LE(36 + samples * 2, 4);
-  wav.write("WAVEfmt ", 8);
-  wav.writeUInt32LE(16, 16);
-  wav.writeUInt16LE(1, 20); // PCM
-  wav.writeUInt16LE(1, 22); // mono
-  wav.writeUInt32LE(sampleRate, 24);
-  wav.writeUInt32LE(sampleRate * 2, 28);
-  wav.writeUInt16LE(2, 32);
-  wav.writeUInt16LE(16, 34);
-  wav.write("data", 36);
-  wav.writeUInt32LE(samples * 2, 40);
-  for (let i = 0; i < samples; i++) wav.writeInt16LE(Math.round(12_000 * Math.sin((2 * Math.PI * frequency * i) / sampleRate)), 44 + i * 2);
-  return wav;
+  const samples = Float32Array.from({ length: Math.round(seconds * sampleRate) }, (_, i) => 0.37 * Math.sin((2 * Math.PI * frequency * i) / sampleRate));
+  return encodeWav(samples, sampleRate);
 }
 
 /** A one-second H.264/AAC clip of a colour and a tone of its own (ffmpeg's lavfi sources). */
