@@ -23,7 +23,8 @@ import { createLogger } from "../services/core/logger.ts";
 import { applyMigrations } from "../services/core/migrate.ts";
 import { createGateway } from "../services/gateway/gateway.ts";
 import { startWorkerPool } from "../services/worker/worker-pool.ts";
-import { corpusItems, judgedQueries, relevanceFigures, type QueryOutcome, type Upload } from "./fixtures/relevance/corpus.ts";
+import { corpusItems, judgedQueries, relevanceFigures, type QueryOutcome } from "./fixtures/relevance/corpus.ts";
+import { benchGraphql } from "./fixtures/bench-graphql.ts";
 
 const log = (message: string) => process.stderr.write(`[bench relevance] ${message}\n`);
 
@@ -61,21 +62,7 @@ export default async function relevanceBench() {
   const workers = startWorkerPool(app);
   let projectId = kept?.projectId;
   try {
-    async function graphql(key: string, query: string, input: Record<string, unknown>, file?: Upload): Promise<any> {
-      let response: Response;
-      if (file) {
-        const form = new FormData();
-        form.set("operations", JSON.stringify({ query, variables: { input: { ...input, file: null } } }));
-        form.set("map", JSON.stringify({ 0: ["variables.input.file"] }));
-        form.set("0", new Blob([Buffer.from(file.bytes)], { type: file.mimeType }), file.filename);
-        response = await fetch(url, { method: "POST", body: form, headers: { authorization: `Bearer ${key}`, "graphql-require-preflight": "1" } });
-      } else {
-        response = await fetch(url, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${key}` }, body: JSON.stringify({ query, variables: { input } }) });
-      }
-      const body = (await response.json()) as { data?: any; errors?: Array<{ message: string }> };
-      if (body.errors?.length) throw new Error(body.errors.map((error) => error.message).join("; "));
-      return body.data;
-    }
+    const graphql = benchGraphql(url);
 
     let key = kept?.key;
     let assets = kept?.assets;

@@ -36,6 +36,7 @@ import { IMAGE_SIZE } from "../training/image-tower.ts";
 import { encodeWav } from "../services/generation/wav-file.ts";
 import { SAMPLE_RATE, speak } from "../training/spoken-labels.ts";
 import type { Recall } from "../training/retrieval-metrics.ts";
+import { benchGraphql, type Upload } from "./fixtures/bench-graphql.ts";
 
 const MODEL_DIR = path.resolve(import.meta.dirname, "../models/tessera-emoji-clip");
 const log = (message: string) => process.stderr.write(`[bench retrieval] ${message}\n`);
@@ -44,7 +45,6 @@ const env = (name: string, fallback: number) => Number(process.env[name] ?? fall
 const INGEST = `mutation ($input: IngestInput!) { ingest(input: $input) { asset { id } job { id } } }`;
 const SEARCH = `query ($input: SearchInput!) { search(input: $input) { hits { asset { id } } } }`;
 
-type Upload = { bytes: Uint8Array; filename: string; mimeType: string };
 
 
 async function inParallel<T, R>(items: T[], concurrency: number, work: (item: T, index: number) => Promise<R>): Promise<R[]> {
@@ -89,25 +89,7 @@ export default async function retrievalBench() {
     const served = app.models.list().filter((model) => model.space === "image-text" || model.task === "project");
     log(`store: ${config.WEAVIATE_URL ? "weaviate" : "embedded"}; models: ${served.map((model) => model.name).join(", ")}`);
 
-    async function graphql(key: string, query: string, input: Record<string, unknown>, file?: Upload): Promise<any> {
-      let response: Response;
-      if (file) {
-        const form = new FormData();
-        form.set("operations", JSON.stringify({ query, variables: { input: { ...input, file: null } } }));
-        form.set("map", JSON.stringify({ 0: ["variables.input.file"] }));
-        form.set("0", new Blob([Buffer.from(file.bytes)], { type: file.mimeType }), file.filename);
-        response = await fetch(url, { method: "POST", body: form, headers: { authorization: `Bearer ${key}`, "graphql-require-preflight": "1" } });
-      } else {
-        response = await fetch(url, {
-          method: "POST",
-          headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
-          body: JSON.stringify({ query, variables: { input } }),
-        });
-      }
-      const body = (await response.json()) as { data?: any; errors?: Array<{ message: string }> };
-      if (body.errors?.length) throw new Error(body.errors.map((error) => error.message).join("; "));
-      return body.data;
-    }
+    const graphql = benchGraphql(url);
 
     const openmoji = loadIconSet("openmoji");
     const querySets = { noto: loadIconSet("noto"), twemoji: loadIconSet("twemoji") };
