@@ -3,6 +3,7 @@ import sharp from "sharp";
 import type { Modality } from "../core/database.ts";
 import { ErrorCode, TesseraError } from "../core/errors.ts";
 import { runMediaTool } from "./media-tool.ts";
+import { checkImageStructure } from "./image-structure.ts";
 import { extractPdfText } from "./pdf-text.ts";
 import { sniffFile, type ClaimedType } from "./media-sniffer.ts";
 
@@ -28,15 +29,17 @@ export type InspectedMedia = { modality: Modality; mimeType: string; media: Medi
 export type InspectLimits = { maxImagePixels: number; toolTimeoutMs: number };
 
 /**
- * Checks that a stored file really is what its bytes say and that it decodes,
- * then describes it. Type comes from magic numbers; validation from sharp
- * (images) and ffprobe/ffmpeg (audio, video). Throws a TesseraError otherwise.
+ * Checks that a stored file really is what its bytes say and that it can be
+ * read, then describes it. Type comes from magic numbers; validation from
+ * sharp's header read and a walk of the container (images: whole, not
+ * truncated; the pixels are decoded by the ingest job) and ffprobe/ffmpeg
+ * (audio, video). Throws a TesseraError otherwise.
  */
 export async function inspectMedia(filePath: string, claimed: ClaimedType, limits: InspectLimits): Promise<InspectedMedia> {
   const sniffed = await sniffFile(filePath, claimed);
   switch (sniffed.modality) {
     case "IMAGE":
-      return { ...sniffed, media: await inspectImage(filePath, limits) };
+      return { ...sniffed, media: await inspectImage(filePath, sniffed.mimeType, limits) };
     case "AUDIO":
     case "VIDEO":
       return inspectAudioVideo(filePath, sniffed.mimeType, limits);
@@ -49,7 +52,7 @@ export async function inspectMedia(filePath: string, claimed: ClaimedType, limit
   }
 }
 
-export async function inspectImage(filePath: string, limits: InspectLimits): Promise<MediaInfo> {
+export async function inspectImage(filePath: string, mimeType: string, limits: InspectLimits): Promise<MediaInfo> {
   let metadata: Awaited<ReturnType<ReturnType<typeof sharp>["metadata"]>>;
   try {
     // Reading the header decodes no pixels, so sharp's own pixel limit is not needed yet: ours follows.
@@ -67,15 +70,9 @@ export async function inspectImage(filePath: string, limits: InspectLimits): Pro
       maxPixels: limits.maxImagePixels,
     });
   }
-  try {
-    // Decode every pixel once (into a thumbnail) so truncated or corrupt data is caught now, not in the worker.
-    await sharp(filePath, { limitInputPixels: limits.maxImagePixels, failOn: "error", animated: false })
-      .resize(64, 64, { fit: "inside" })
-      .raw()
-      .toBuffer();
-  } catch (error) {
-    throw new TesseraError(ErrorCode.CORRUPT_MEDIA, "the image does not decode", { reason: messageOf(error) });
-  }
+  // The container must be whole (a truncated upload is refused here); the pixels are decoded once, by the ingest
+  // job, which fails the asset with CORRUPT_MEDIA if they do not decode.
+  await checkImageStructure(filePath, mimeType);
   return {
     width,
     height,

@@ -5,7 +5,7 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { uploadFile } from "../support/graphql-upload.ts";
-import { makePng, pngDeclaring, randomBytes, truncatedPng, wavWithLyingHeader } from "../support/media-fixtures.ts";
+import { makeJpegOfSize, makePng, pngDeclaring, randomBytes, truncatedPng, wavWithLyingHeader } from "../support/media-fixtures.ts";
 import { startTestApp, type GraphQLResponse, type TestApp } from "../support/test-app.ts";
 
 const LIMIT = 1024 * 1024;
@@ -90,6 +90,13 @@ const upload = (bytes: Uint8Array, filename: string, mimeType?: string) => uploa
 describe("refused uploads", () => {
   it("a truncated PNG is CORRUPT_MEDIA", async () => {
     await expectRefused(await upload(await truncatedPng(), "cut.png", "image/png"), "CORRUPT_MEDIA");
+  });
+
+  it("a JPEG cut inside its image data (no end marker) is CORRUPT_MEDIA, from its structure: no pixel is decoded at upload", async () => {
+    const jpeg = await makeJpegOfSize(200_000, 11);
+    const response = await upload(jpeg.subarray(0, Math.floor(jpeg.length * 0.8)), "cut.jpg", "image/jpeg");
+    await expectRefused(response, "CORRUPT_MEDIA");
+    expect(response.errors![0]!.extensions!.details).toMatchObject({ reason: "truncated: it has no end marker (EOI) after its image data" });
   });
 
   it("a PNG declaring 50000x50000 pixels is refused from its header (PAYLOAD_TOO_LARGE)", async () => {

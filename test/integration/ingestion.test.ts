@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { IngestState } from "../../services/worker/ingest/ingest-stage.ts";
 import { ingestStages } from "../../services/worker/ingest/ingest-stages.ts";
 import { uploadFile } from "../support/graphql-upload.ts";
-import { makeJpeg, makeMp4, makePdf, makePng, makeWav } from "../support/media-fixtures.ts";
+import { makeJpeg, makeMp4, makePdf, makePng, makeWav, pngWithCorruptPixels } from "../support/media-fixtures.ts";
 import { eventually, startTestApp, type TestApp } from "../support/test-app.ts";
 
 // What the decode stage hands the encoders, caught right after it runs.
@@ -93,6 +93,29 @@ describe("ingesting an image", () => {
     const { asset, state } = await finished(uploadFile(t.url, key, { bytes: jpeg, filename: "photo.png", mimeType: "image/png" }));
     expect(asset.mimeType).toBe("image/jpeg");
     expect(state.image).toMatchObject({ width: 40, height: 30 }); // small images are not enlarged
+  });
+});
+
+describe("an image whose container is whole but whose pixels do not decode", () => {
+  it("is accepted at upload (no pixel is decoded there), and its ingest job fails the asset with CORRUPT_MEDIA and the reason", async () => {
+    const bytes = await pngWithCorruptPixels();
+    const ingested = await uploadFile(t.url, key, { bytes, filename: "broken.png", mimeType: "image/png" });
+    expect(ingested.errors).toBeUndefined();
+    const { asset, job } = ingested.data.ingest;
+    expect(asset).toMatchObject({ modality: "IMAGE", mimeType: "image/png", sha256: sha256(bytes) });
+    const failed = await eventually(async () => {
+      const response = await t.graphql(
+        `query ($job: ID!, $asset: ID!) { job(id: $job) { status error { code message details } } asset(id: $asset) { status } }`,
+        { job: job.id, asset: asset.id },
+        key,
+      );
+      return response.data?.job?.status === "FAILED" ? response.data : null;
+    }, 60_000);
+    expect(failed.job.error).toMatchObject({ code: "CORRUPT_MEDIA", message: "the image does not decode", details: { reason: expect.any(String) } });
+    expect(failed.asset.status).toBe("FAILED");
+    const row = await t.app.db.asset.findUniqueOrThrow({ where: { id: asset.id } });
+    expect(row.media).toMatchObject({ width: 64, height: 48, codec: "png" }); // what the upload's header read found
+    expect(decoded.has(asset.id)).toBe(false);
   });
 });
 

@@ -127,6 +127,16 @@ export async function truncatedPng(): Promise<Buffer> {
   return png.subarray(0, Math.floor(png.length / 2));
 }
 
+/** A PNG whose chunks are all whole and whose CRCs are right, but whose IDAT holds bytes that do not inflate. */
+export async function pngWithCorruptPixels(): Promise<Buffer> {
+  const png = Buffer.from(await makePng(64, 48));
+  const idat = png.indexOf("IDAT", 8, "latin1") - 4;
+  const length = png.readUInt32BE(idat);
+  for (let index = 0; index < length; index++) png[idat + 8 + index] = (index * 97 + 13) & 0xff;
+  png.writeUInt32BE(zlib.crc32(png.subarray(idat + 4, idat + 8 + length)), idat + 8 + length);
+  return png;
+}
+
 /** A small, valid-looking PNG whose header declares `width` x `height` pixels (a decompression bomb). */
 export async function pngDeclaring(width: number, height: number): Promise<Buffer> {
   const png = Buffer.from(await makePng(8, 8));
