@@ -1,4 +1,6 @@
 import { fork, type ChildProcess } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { constants as osConstants } from "node:os";
 import { fileURLToPath } from "node:url";
 import { ErrorCode, TesseraError } from "../../services/core/errors.ts";
 import { workflowLimits, type WorkflowLimits } from "../workflow-limits.ts";
@@ -17,6 +19,16 @@ import { formatPath, type SourcePath } from "./workflow-source.ts";
  * what `[1..10000000]` does) aborts the whole process (nodejs/node#47224).
  * A plain path (`inputs.x`, `steps.a.output.text`) cannot loop or allocate,
  * so it is read on the caller's thread, without a round trip.
+ *
+ * The limits bound the expression's own work, never the machine's state: the
+ * deadline counts the CPU time the evaluating process spent on the expression
+ * (read from /proc; wall time where there is none), so a process starved of
+ * CPU on a loaded machine is given the time it did not get, up to a wall-clock
+ * bound past which the evaluation fails SERVICE_UNAVAILABLE (retryable), not
+ * EXPRESSION_LIMIT. A process that dies of something other than its deadline
+ * or its heap (a signal from outside, say) is replaced and the evaluation sent
+ * again; the processes ignore SIGINT, SIGTERM and SIGHUP, so a Ctrl-C or a
+ * deploy's SIGTERM to the process group leaves them to the parent's drain.
  */
 
 /** An expression body and where its text sits in the workflow file. */
@@ -46,11 +58,45 @@ type ProcessTask = {
   maxResultBytes: number;
 };
 type ProcessResult = { results: string[][] } | { error: { index: number; kind: "expression" | "size" | "stack"; message: string; bytes?: number } };
-type ProcessOutcome = ProcessResult | { limit: "time" | "memory"; index: number };
+type ProcessOutcome = ProcessResult | { limit: "time" | "memory"; index: number } | { unavailable: string };
 
-type Pending = { task: ProcessTask & { id: number }; resolve(outcome: ProcessOutcome): void; reject(error: Error): void };
-type Evaluator = { child: ChildProcess; job?: Pending; index: number; timer?: NodeJS.Timeout; killedForTime?: boolean };
+type Pending = { task: ProcessTask & { id: number }; resolve(outcome: ProcessOutcome): void; reject(error: Error): void; tries: number };
+type Evaluator = {
+  child: ChildProcess;
+  job?: Pending;
+  index: number;
+  timer?: NodeJS.Timeout;
+  /** Why this process killed it: its expression's deadline, or the wall-clock bound (no progress, or starved of CPU). */
+  killedFor?: "time" | "wall";
+  /** The process's CPU time (µs) when the current expression started, by its own count. */
+  cpuAtStart?: number;
+  /** When the current expression (or, before its first, the task) was sent or started. */
+  startedAt?: number;
+};
 type Handle = { ref?(): void; unref?(): void } | null | undefined;
+
+/** Deaths that are the expression's own: V8 aborts when a heap cap or an array size limit is passed. */
+const EXPRESSION_DEATHS = new Set<string>(["SIGABRT", "SIGTRAP", "SIGILL", "SIGSEGV"]);
+/** How often an evaluation is sent again after its process died of something else (a signal from outside). */
+const RETRIES_AFTER_FOREIGN_DEATH = 2;
+/** The wall-clock bound of one expression (and of a task's wait for its process to start): the CPU deadline times this, at least 30 s. */
+const WALL_FACTOR = 20;
+const MIN_WALL_MS = 30_000;
+
+/** The CPU time (user + system, µs) a process has used, from /proc; undefined where there is none (not Linux) or it is gone. */
+async function cpuTimeOf(pid: number | undefined): Promise<number | undefined> {
+  if (pid === undefined || process.platform !== "linux") return undefined;
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // utime and stime (fields 14 and 15 of the file; 12 and 13 after the name and state), in clock ticks.
+    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS;
+  } catch {
+    return undefined;
+  }
+}
+/** _SC_CLK_TCK: 100 on every Linux Node supports. */
+const CLOCK_TICKS = 100;
 
 const CHILD = fileURLToPath(new URL("./expression-process.mjs", import.meta.url));
 
@@ -71,7 +117,7 @@ class ExpressionProcesses {
 
   run(task: ProcessTask): Promise<ProcessOutcome> {
     return new Promise((resolve, reject) => {
-      this.waiting.push({ task: { ...task, id: this.nextId++ }, resolve, reject });
+      this.waiting.push({ task: { ...task, id: this.nextId++ }, resolve, reject, tries: 0 });
       this.dispatch();
     });
   }
@@ -102,6 +148,10 @@ class ExpressionProcesses {
       evaluator.child.ref();
       (evaluator.child.channel as Handle)?.ref?.();
       evaluator.child.send(job.task);
+      // Until its first expression starts (a new process loads JSONata first), only the wall-clock bound applies.
+      evaluator.startedAt = Date.now();
+      evaluator.cpuAtStart = undefined;
+      this.arm(evaluator, job, this.wallMs());
     }
   }
 
@@ -112,17 +162,15 @@ class ExpressionProcesses {
       stdio: ["ignore", "ignore", "ignore", "ipc"],
     });
     const evaluator: Evaluator = { child, index: -1 };
-    child.on("message", (message: { type: string; id?: number; index?: number } & Partial<{ results: string[][]; error: Extract<ProcessResult, { error: unknown }>["error"] }>) => {
+    child.on("message", (message: { type: string; id?: number; index?: number; cpu?: number } & Partial<{ results: string[][]; error: Extract<ProcessResult, { error: unknown }>["error"] }>) => {
       const job = evaluator.job;
       if (!job || message.id !== job.task.id) return;
       if (message.type === "progress") {
         // The deadline restarts with each expression; time spent waiting for a free process does not count.
         evaluator.index = message.index!;
-        clearTimeout(evaluator.timer);
-        evaluator.timer = setTimeout(() => {
-          evaluator.killedForTime = true;
-          child.kill("SIGKILL");
-        }, this.limits().WORKFLOW_EXPRESSION_TIMEOUT_MS);
+        evaluator.startedAt = Date.now();
+        evaluator.cpuAtStart = message.cpu;
+        this.arm(evaluator, job, this.limits().WORKFLOW_EXPRESSION_TIMEOUT_MS);
         return;
       }
       this.finish(evaluator, message.error ? { error: message.error } : { results: message.results ?? [] });
@@ -131,23 +179,74 @@ class ExpressionProcesses {
       (child.channel as Handle)?.unref?.();
       this.dispatch();
     });
-    child.on("exit", () => {
+    child.on("exit", (code, signal) => {
       const at = this.idle.indexOf(evaluator);
       if (at >= 0) this.idle.splice(at, 1);
-      // Killed at its deadline, or dead of its heap cap (any other death while evaluating reads as memory too).
-      if (evaluator.job) this.finish(evaluator, { limit: evaluator.killedForTime ? "time" : "memory", index: evaluator.index });
+      const job = evaluator.job;
+      if (job) {
+        if (evaluator.killedFor === "time") this.finish(evaluator, { limit: "time", index: evaluator.index });
+        else if (evaluator.killedFor === "wall") this.finish(evaluator, { unavailable: "an expression process got too little CPU time to finish (the machine is overloaded)" });
+        else if ((signal && EXPRESSION_DEATHS.has(signal)) || (code !== null && code >= 128 && EXPRESSION_DEATHS.has(signalName(code - 128)))) {
+          // V8 aborts the process when the expression passes its heap cap.
+          this.finish(evaluator, { limit: "memory", index: evaluator.index });
+        } else {
+          // Killed from outside, or exited: not the expression's doing. A new process evaluates it again, a few times.
+          this.finish(evaluator, undefined);
+          if (job.tries++ < RETRIES_AFTER_FOREIGN_DEATH && !this.closed) this.waiting.unshift(job);
+          else job.resolve({ unavailable: `the expression process exited (${signal ?? `code ${code}`}) while evaluating` });
+        }
+      }
       this.dispatch();
     });
     child.on("error", () => {}); // a failed send surfaces as the exit above
     return evaluator;
   }
 
-  private finish(evaluator: Evaluator, outcome: ProcessOutcome) {
+  private finish(evaluator: Evaluator, outcome: ProcessOutcome | undefined) {
     clearTimeout(evaluator.timer);
     const job = evaluator.job;
     evaluator.job = undefined;
     this.busy.delete(evaluator);
-    job?.resolve(outcome);
+    if (outcome) job?.resolve(outcome);
+  }
+
+  private wallMs() {
+    return Math.max(MIN_WALL_MS, WALL_FACTOR * this.limits().WORKFLOW_EXPRESSION_TIMEOUT_MS);
+  }
+
+  /**
+   * Checks the evaluation after `ms`: past its CPU deadline, the process is killed (EXPRESSION_LIMIT); short of
+   * it (the process was waiting for a CPU, or this event loop was late), it is checked again when the rest of the
+   * deadline could have been spent, up to the wall-clock bound (then SERVICE_UNAVAILABLE).
+   */
+  private arm(evaluator: Evaluator, job: Pending, ms: number) {
+    clearTimeout(evaluator.timer);
+    const index = evaluator.index;
+    evaluator.timer = setTimeout(() => {
+      // A result already in the pipe is read first (the poll phase comes before setImmediate's).
+      setImmediate(() => void this.check(evaluator, job, index));
+    }, ms);
+  }
+
+  private async check(evaluator: Evaluator, job: Pending, index: number) {
+    const current = () => evaluator.job === job && evaluator.index === index;
+    if (!current()) return;
+    const deadline = this.limits().WORKFLOW_EXPRESSION_TIMEOUT_MS;
+    const wallSpent = Date.now() - (evaluator.startedAt ?? Date.now());
+    const started = index >= 0 && evaluator.cpuAtStart !== undefined;
+    const cpu = started ? await cpuTimeOf(evaluator.child.pid) : undefined;
+    if (!current()) return;
+    const kill = (reason: "time" | "wall") => {
+      evaluator.killedFor = reason;
+      evaluator.child.kill("SIGKILL");
+    };
+    if (index < 0) return wallSpent >= this.wallMs() ? kill("wall") : this.arm(evaluator, job, this.wallMs() - wallSpent);
+    // No CPU figure (no /proc): the deadline is wall time, as it always was.
+    if (cpu === undefined) return kill("time");
+    const spentMs = (cpu - evaluator.cpuAtStart!) / 1000;
+    if (spentMs >= deadline) return kill("time");
+    if (wallSpent >= this.wallMs()) return kill("wall");
+    this.arm(evaluator, job, Math.max(20, deadline - spentMs));
   }
 }
 
@@ -228,6 +327,7 @@ export async function evaluateSlots(
   const slotOf = (processIndex: number) => slots[remote[Math.max(0, processIndex) % remote.length]!]!;
   pool ??= new ExpressionProcesses(expressionLimits);
   const outcome = await pool.run({ bodies, scope, variants, maxResultBytes: limits.WORKFLOW_EXPRESSION_MAX_RESULT_BYTES });
+  if ("unavailable" in outcome) throw new TesseraError(ErrorCode.SERVICE_UNAVAILABLE, `${outcome.unavailable}; retry later`);
   if ("limit" in outcome) {
     const slot = slotOf(outcome.index);
     if (outcome.limit === "time") {
@@ -283,4 +383,9 @@ function buildLimitError(
     path,
     ...(position ?? {}),
   });
+}
+
+/** A signal's name from its number (an exit code of 128 + n). */
+function signalName(number: number): string {
+  return Object.entries(osConstants.signals).find(([, value]) => value === number)?.[0] ?? "";
 }

@@ -36,7 +36,8 @@ async function evaluateExpressions(task) {
     const scope = { ...task.scope, ...variant };
     const row = [];
     for (const body of task.bodies) {
-      process.send({ type: "progress", id: task.id, index });
+      const cpu = process.cpuUsage();
+      process.send({ type: "progress", id: task.id, index, cpu: cpu.user + cpu.system });
       let value;
       try {
         value = await compile(body).evaluate(scope);
@@ -61,4 +62,8 @@ process.on("message", async (task) => {
 });
 // The parent went away: nothing is left to answer.
 process.on("disconnect", () => process.exit(0));
+// A terminal's Ctrl-C, its hang-up, or a deploy's SIGTERM reaches the whole process group: this process is the
+// parent's helper, and the parent ends it (or it ends when the parent's channel closes), so it finishes what it is
+// evaluating while the parent drains.
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => {});
 process.send({ type: "ready" });
