@@ -10,7 +10,8 @@
  *   (infra/weaviate/weaviate.sh, started if needed) behind TCP proxies that can be taken down, and a local
  *   OpenAI-protocol server for the workflow's agent step;
  * - load: text, image, audio (WAV tones) and video (ffmpeg test patterns) ingests and workflow runs (an http step
- *   that records its effect in a ledger, a map, a transform, an agent), accepted through the gateway's GraphQL API;
+ *   that records its effect in a ledger, a `wait` that the round resumes through the API 1 to 3 s later, a map, a
+ *   transform, an agent), accepted through the gateway's GraphQL API;
  * - lost: accepted (the gateway answered with an id) and no row any more; stuck: not finished nor failed once the
  *   scenario's settle time is over; failedWithReason: FAILED with an error code; repeatedEffects: effect requests
  *   a step made after its row had already SUCCEEDED (a finished step run again). A step interrupted by kill -9 may
@@ -321,8 +322,7 @@ async function makeLoadFiles(): Promise<LoadFile[]> {
   return files;
 }
 
-async function load(gatewayUrl: () => string, key: string, slug: string, files: LoadFile[], spreadMs: number): Promise<Accepted> {
-  const accepted: Accepted = { jobs: [], runs: [], refused: 0, refusedBy: {} };
+async function load(gatewayUrl: () => string, key: string, slug: string, files: LoadFile[], spreadMs: number, accepted: Accepted): Promise<Accepted> {
   const tasks: Array<() => Promise<void>> = [];
   const tag = randomUUID().slice(0, 8);
   const ingested = (answer: Awaited<ReturnType<typeof graphql>>) => {
@@ -352,6 +352,42 @@ async function load(gatewayUrl: () => string, key: string, slug: string, files: 
   return accepted;
 }
 
+/**
+ * A person answering the workflow's `wait` step: each accepted run waiting at `pause` is resumed through the
+ * gateway (`resumeRun`) 1 to 3 s after its step began waiting, so the wait spans faults; a resume refused (the
+ * gateway, Redis or PostgreSQL down) is sent again on a later poll. Runs until stopped (after the count).
+ */
+function startResumer(db: ReturnType<typeof createDatabase>, gatewayUrl: () => string, key: string, runs: string[]) {
+  const delays = new Map<string, number>();
+  const sending = new Set<string>();
+  let resumed = 0;
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      await sleep(500);
+      const waiting = await db.stepRun
+        .findMany({ where: { runId: { in: [...runs] }, key: "pause", status: "WAITING" }, select: { runId: true, startedAt: true, createdAt: true } })
+        .catch(() => []); // PostgreSQL down: the next poll
+      for (const step of waiting) {
+        if (!delays.has(step.runId)) delays.set(step.runId, random(1000, 3000));
+        const since = (step.startedAt ?? step.createdAt).getTime();
+        if (sending.has(step.runId) || Date.now() < since + delays.get(step.runId)!) continue;
+        sending.add(step.runId);
+        void graphql(gatewayUrl(), key, `mutation ($id: ID!) { resumeRun(id: $id, stepId: "pause", input: { go: true }) { id } }`, { id: step.runId })
+          .then((answer) => void (answer.data?.resumeRun?.id && resumed++), () => {})
+          .finally(() => sending.delete(step.runId));
+      }
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+      return resumed;
+    },
+  };
+}
+
 const WORKFLOW = (slug: string, ledgerPort: number) => `apiVersion: tessera/v1
 kind: Workflow
 slug: ${slug}
@@ -362,9 +398,13 @@ steps:
     uses: http
     retry: { attempts: 3, backoffMs: 500 }
     with: { url: "http://127.0.0.1:${ledgerPort}/effect/\${{ inputs.id }}" }
+  - id: pause
+    uses: wait
+    needs: [effect]
+    with: { prompt: "go on with \${{ inputs.id }}?", fields: { go: { type: boolean } } }
   - id: items
     uses: map
-    needs: [effect]
+    needs: [pause]
     with:
       items: "\${{ [1, 2, 3, 4] }}"
       concurrency: 2
@@ -374,7 +414,7 @@ steps:
   - id: sum
     uses: transform
     needs: [items]
-    with: { seen: "\${{ steps.effect.output.body.key }}" }
+    with: { seen: "\${{ steps.effect.output.body.key }}", went: "\${{ steps.pause.output.go }}" }
   - id: ask
     uses: agent
     needs: [sum]
@@ -667,9 +707,11 @@ async function main() {
       const files = await makeLoadFiles();
       await scenario.prepare?.(cluster, context);
       log(`${scenario.name}: load and faults`);
-      const [accepted, faults] = await Promise.all([load(() => context.gatewayUrl, key, slug, files, SHORT ? 15_000 : 60_000), scenario.inject(cluster, context)]);
+      const accepted: Accepted = { jobs: [], runs: [], refused: 0, refusedBy: {} };
+      const resumer = startResumer(db, () => context.gatewayUrl, key, accepted.runs);
+      const [, faults] = await Promise.all([load(() => context.gatewayUrl, key, slug, files, SHORT ? 15_000 : 60_000, accepted), scenario.inject(cluster, context)]);
       // A worker killed by the last fault is back; a proxy is back; now everything accepted must end.
-      const result = await settle(db, scenario.name, project.id, accepted, ledger, faults);
+      const result = { ...(await settle(db, scenario.name, project.id, accepted, ledger, faults)), resumed: await resumer.stop() };
       process.stdout.write(`${JSON.stringify(result)}\n`);
       // Every file of the load is valid media: CORRUPT_MEDIA means a fault was taken for a broken file.
       if (result.lost || result.stuck || result.repeatedEffects || result.failures.CORRUPT_MEDIA) broken.push(scenario.name);
