@@ -1,6 +1,6 @@
 import ipaddr from "ipaddr.js";
 import type { Config } from "../core/config.ts";
-import type { Database, WebhookSubscription } from "../core/database.ts";
+import { Prisma, type Database, type WebhookSubscription } from "../core/database.ts";
 import { ErrorCode, TesseraError } from "../core/errors.ts";
 import { isPublicAddress } from "../assets/safe-fetch.ts";
 import { PROJECT_EVENT_TYPES, type ProjectEventType } from "../queue/project-events.ts";
@@ -76,4 +76,16 @@ export async function deleteWebhookSubscription(db: Database, projectId: string,
   const found = await findProjectSubscription(db, projectId, id);
   await db.webhookSubscription.delete({ where: { id } });
   return found;
+}
+
+/**
+ * SQL: whether the project whose id `projectId` is (a column or a value) has a subscription, not
+ * paused, that asks for `type`. Appended to the statement that commits an event's state change
+ * (a job's end: services/worker/job-tracker.ts), it answers in the same round trip whether the
+ * event needs fanning out at all; it reads the subscriptions committed before that statement, so a
+ * subscription created before the change is made gets its event, and none is queued for the
+ * projects (most of them) that have no subscription for it.
+ */
+export function subscribedSql(projectId: Prisma.Sql, type: ProjectEventType): Prisma.Sql {
+  return Prisma.sql`EXISTS (SELECT 1 FROM "WebhookSubscription" s WHERE s."projectId" = ${projectId} AND NOT s.paused AND ${type} = ANY(s.events))`;
 }

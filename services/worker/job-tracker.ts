@@ -2,7 +2,8 @@ import type { AppContext } from "../app/app-context.ts";
 import { Prisma, SQL_UTC_NOW, type JobStatus } from "../core/database.ts";
 import { ErrorCode, TesseraError, type ErrorRecord } from "../core/errors.ts";
 import type { JobEvent } from "../queue/event-bus.ts";
-import { emitProjectEvent } from "../queue/project-events.ts";
+import { emitProjectEvent, type ProjectEventType } from "../queue/project-events.ts";
+import { subscribedSql } from "../webhooks/webhook-subscriptions.ts";
 
 /** A job's row takes a progress figure at most this often; every figure is still published as an event. */
 export const PROGRESS_ROW_INTERVAL_MS = 1000;
@@ -42,6 +43,20 @@ export class JobTracker {
   private async write(assignments: Prisma.Sql) {
     const updated = await this.app.db.$executeRaw`UPDATE "Job" SET ${assignments}, "updatedAt" = ${SQL_UTC_NOW} WHERE id = ${this.jobId}`;
     if (updated === 0) throw new TesseraError(ErrorCode.NOT_FOUND, `job ${this.jobId} no longer exists`);
+  }
+
+  /**
+   * A job's end: the row's final write, which also answers whether a webhook subscription of the
+   * job's project asks for `event` (job.* events go to webhooks only). The event is queued only
+   * then: a `project-event` job costs the queue an add, a fetch and a completion, and its handler
+   * two row reads, for every job of every project, most of which subscribe to nothing.
+   */
+  private async end(assignments: Prisma.Sql, event: ProjectEventType | null) {
+    const listened = event ? subscribedSql(Prisma.sql`j."projectId"`, event) : Prisma.sql`false`;
+    const rows = await this.app.db.$queryRaw<Array<{ subscribed: boolean }>>`
+      UPDATE "Job" AS j SET ${assignments}, "updatedAt" = ${SQL_UTC_NOW} WHERE j.id = ${this.jobId} RETURNING ${listened} AS subscribed`;
+    if (rows.length === 0) throw new TesseraError(ErrorCode.NOT_FOUND, `job ${this.jobId} no longer exists`);
+    return rows[0]!.subscribed;
   }
 
   async started(attempt: number) {
@@ -84,23 +99,25 @@ export class JobTracker {
 
   async succeeded(output: unknown, usage?: unknown) {
     this.progressValue = 1;
-    await this.write(
+    const subscribed = await this.end(
       Prisma.sql`status = 'SUCCEEDED', progress = 1, output = ${jsonOrNull(output)}::jsonb, "finishedAt" = ${SQL_UTC_NOW}${
         usage ? Prisma.sql`, usage = ${JSON.stringify(usage)}::jsonb` : Prisma.empty
       }`,
+      "job.succeeded",
     );
     this.publish("SUCCEEDED");
-    await emitProjectEvent(this.app, { type: "job.succeeded", subjectId: this.jobId });
+    if (subscribed) await emitProjectEvent(this.app, { type: "job.succeeded", subjectId: this.jobId });
   }
 
   /** A failure that will be retried keeps the job QUEUED; the last one marks it FAILED. */
   async failed(error: ErrorRecord, final: boolean) {
     const status: JobStatus = final ? "FAILED" : "QUEUED";
-    await this.write(
+    const subscribed = await this.end(
       Prisma.sql`status = ${status}::"JobStatus", error = ${JSON.stringify(error)}::jsonb${final ? Prisma.sql`, "finishedAt" = ${SQL_UTC_NOW}` : Prisma.empty}`,
+      final ? "job.failed" : null,
     );
     this.publish(status, { error: { code: error.code, message: error.message } });
-    if (final) await emitProjectEvent(this.app, { type: "job.failed", subjectId: this.jobId });
+    if (subscribed) await emitProjectEvent(this.app, { type: "job.failed", subjectId: this.jobId });
   }
 }
 

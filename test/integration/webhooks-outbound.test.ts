@@ -230,4 +230,37 @@ describe("outbound webhooks", () => {
     expect(deleted.errors).toBeUndefined();
     expect(await t.app.db.webhookDelivery.count({ where: { subscriptionId: subscription.id } })).toBe(0);
   }, 120_000);
+
+  it("a job's end queues its event only for a project subscribed to it, and one subscribed a moment before the job ends gets it", async () => {
+    const { key } = await t.createProject();
+    const queued = async (jobId: string) => {
+      const jobs = await t.app.queues.queue("project-event").getJobs(["waiting", "active", "delayed", "completed", "failed"]);
+      return jobs.filter((entry) => entry?.data?.subjectId === jobId).map((entry) => entry.data.type as string);
+    };
+    const ingestAndFinish = async (text: string) => {
+      const made = await t.graphql(`mutation ($text: String!) { ingest(input: { text: $text }) { job { id } } }`, { text }, key);
+      expect(made.errors).toBeUndefined();
+      const id = made.data.ingest.job.id as string;
+      await waitFor(`job ${id}`, () => t.app.db.job.findUnique({ where: { id } }), (job) => job?.status === "SUCCEEDED");
+      return id;
+    };
+
+    // No subscription: no project-event job for the job's end (asset.ready still goes out, for asset triggers).
+    const quiet = await ingestAndFinish("nobody listens");
+    // A subscription to other events (and a paused one to this event) changes nothing.
+    await subscribe(key, allowed.url("/failed-only"), ["JOB_FAILED"]);
+    const paused = await subscribe(key, allowed.url("/paused-succeeded"), ["JOB_SUCCEEDED"]);
+    await t.graphql(`mutation ($id: ID!) { pauseWebhookSubscription(id: $id) { paused } }`, { id: paused.subscription.id }, key);
+    const other = await ingestAndFinish("listens to failures only");
+    expect(await queued(quiet)).toEqual([]);
+    expect(await queued(other)).toEqual([]);
+
+    // Subscribed just now: the next job's end is queued and delivered.
+    await subscribe(key, allowed.url("/fresh"), ["JOB_SUCCEEDED"]);
+    const heard = await ingestAndFinish("now somebody listens");
+    expect(await queued(heard)).toEqual(["job.succeeded"]);
+    const [delivered] = await waitFor("job.succeeded", () => forSubject(allowed, "job.succeeded", heard), (found) => found.length > 0);
+    expect(delivered!.json.data.job).toMatchObject({ id: heard, status: "SUCCEEDED" });
+    expect(forSubject(allowed, "job.succeeded", quiet)).toEqual([]);
+  }, 120_000);
 });
