@@ -97,13 +97,13 @@ export default async function transcription() {
     const overlap = clips.map((other) => wanted.filter((word) => other.words.some((heard) => heard.token.toLowerCase() === word)).length);
     const bestOverlap = Math.max(...overlap);
     if (bestOverlap > 0 && overlap[clips.indexOf(clip)] === bestOverlap && overlap.filter((value) => value === bestOverlap).length === 1) foundByWords++;
-    const phones = queryPhones(clip.phrase).phones;
+    const phones = (await queryPhones(clip.phrase)).phones;
     const scores = clips.map((other) => bestPhoneMatch(phones, other.phones.map((phone) => ({ phone: phone.token, start: phone.start, end: phone.end })))?.score ?? 0);
     const own = scores[clips.indexOf(clip)]!;
     trueScores.push(own);
     otherBest.push(Math.max(...scores.filter((_, index) => index !== clips.indexOf(clip))));
     if (scores.every((score, index) => index === clips.indexOf(clip) || score < own)) foundByPhones++;
-    const sentencePhones = queryPhones(clip.sentence).phones;
+    const sentencePhones = (await queryPhones(clip.sentence)).phones;
     const sentenceScores = clips.map((other) => bestPhoneMatch(sentencePhones, other.phones.map((phone) => ({ phone: phone.token, start: phone.start, end: phone.end })))?.score ?? 0);
     if (sentenceScores.every((score, index) => index === clips.indexOf(clip) || score < sentenceScores[clips.indexOf(clip)]!)) sentenceFoundByPhones++;
   }

@@ -10,7 +10,7 @@ import {
   type SearchQuery,
   type SpaceEvidence,
 } from "../services/search/cross-modal-search.ts";
-import { withSpokenMatches, type HitSegment } from "../services/search/segments.ts";
+import type { HitSegment } from "../services/search/segments.ts";
 import { findProjectAsset, AssetRef, ModalityEnum } from "./assets.ts";
 import { builder } from "./builder.ts";
 
@@ -59,7 +59,7 @@ const SearchInput = builder.inputType("SearchInput", {
   }),
 });
 
-type ResolvedHit = SearchHit & { asset: Asset; segments: HitSegment[] };
+type ResolvedHit = SearchHit & { asset: Asset };
 
 const HitSegmentRef = builder.objectRef<HitSegment>("HitSegment").implement({
   description: "Where in an audio or video asset a text query matched.",
@@ -155,7 +155,7 @@ builder.queryField("search", (t) =>
         if (space in spaceWeights) throw new TesseraError(ErrorCode.BAD_USER_INPUT, `spaceWeights names ${JSON.stringify(space)} twice`);
         spaceWeights[space] = weight;
       }
-      let hits: Array<SearchHit & { segments?: HitSegment[] }>;
+      let hits: SearchHit[];
       try {
         hits = await crossModalSearch(app.vectorStore, app.models, project.id, {
           query,
@@ -165,16 +165,7 @@ builder.queryField("search", (t) =>
           filter: { tags: input.filter?.tags ?? undefined, metadata: (metadata as Record<string, unknown> | null) ?? undefined },
           spaceWeights,
           limits: app.config,
-        });
-        if ("text" in query) {
-          hits = await withSpokenMatches(app.db, project.id, hits, {
-            text: query.text,
-            limit: input.limit ?? 10,
-            modalities: input.modalities ?? undefined,
-            tags: input.filter?.tags ?? undefined,
-            metadata: (metadata as Record<string, unknown> | null) ?? undefined,
-          });
-        }
+        }, app);
       } catch (error) {
         // No vectors: either no such asset in this project (NOT_FOUND), or one not indexed yet (CONFLICT).
         if (error instanceof TesseraError && error.code === ErrorCode.CONFLICT && "assetId" in query) {
@@ -194,7 +185,7 @@ builder.queryField("search", (t) =>
       return {
         hits: hits.flatMap((hit) => {
           const asset = byId.get(hit.assetId);
-          return asset ? [{ ...hit, segments: hit.segments ?? [], asset }] : [];
+          return asset ? [{ ...hit, asset }] : [];
         }),
       };
     },

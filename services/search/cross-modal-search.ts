@@ -1,9 +1,10 @@
-import type { Modality } from "../core/database.ts";
+import type { Database, Modality } from "../core/database.ts";
 import { ErrorCode, TesseraError } from "../core/errors.ts";
 import type { ModelRuntime, SpaceVectors } from "../models/model-runtime.ts";
 import { loadConfig, type Config } from "../core/config.ts";
 import { inSpan, inSpanSync } from "../observability/tracing.ts";
 import { decodeQueryFile, type QueryDecodeLimits } from "./query-file.ts";
+import { withSpokenMatches, type HitSegment } from "./segments.ts";
 import type { VectorFilter, VectorHit, VectorStore } from "./vector-store.ts";
 
 /** What search needs from the models: encoders into every space a modality reaches. */
@@ -34,7 +35,7 @@ export type SearchRequest = {
   limits?: SearchLimits;
 };
 
-export type SearchLimits = QueryDecodeLimits & Pick<Config, "SEARCH_MAX_TEXT_CHARS">;
+type SearchLimits = QueryDecodeLimits & Pick<Config, "SEARCH_MAX_TEXT_CHARS">;
 
 export type SearchHit = {
   assetId: string;
@@ -47,7 +48,16 @@ export type SearchHit = {
   spaces: string[];
   /** Why it ranks where it does: every signal that went into `score`. */
   explain: SearchExplain;
+  /** For a text query and an audio or video hit: where in it the match is, best first; empty otherwise. */
+  segments: HitSegment[];
 };
+
+/**
+ * Where a text query's spoken matches come from (services/search/segments.ts): the database that holds the spoken
+ * assets' phone index and their transcripts. Every caller passes it (an AppContext is one); without it, audio and
+ * video are found by their vectors and transcripts only.
+ */
+export type SpokenSource = { db: Database };
 
 /** One vector space's view of a hit. */
 export type SpaceEvidence = {
@@ -110,6 +120,7 @@ export async function crossModalSearch(
   encoder: QueryEncoder,
   projectId: string,
   request: SearchRequest,
+  spoken?: SpokenSource,
 ): Promise<SearchHit[]> {
   const limit = request.limit ?? DEFAULT_LIMIT;
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_SEARCH_LIMIT) {
@@ -159,11 +170,25 @@ export async function crossModalSearch(
         ),
       )
     : undefined;
-  return inSpanSync("search.fusion", { "tessera.search.spaces": rankings.length }, (span) => {
-    const fused = fuseRankings(rankings, { queryText, spaceWeights: weights, keyword, alpha: keyword ? alpha : 1, sees: seesNatively(encoder) }).slice(0, limit);
-    span.setAttribute("tessera.search.hits", fused.length);
-    return fused;
+  const fused = inSpanSync("search.fusion", { "tessera.search.spaces": rankings.length }, (span) => {
+    const hits = fuseRankings(rankings, { queryText, spaceWeights: weights, keyword, alpha: keyword ? alpha : 1, sees: seesNatively(encoder) }).slice(0, limit);
+    span.setAttribute("tessera.search.hits", hits.length);
+    return hits;
   });
+  if (!spoken || !("text" in request.query)) return fused;
+  // Speech the recogniser got wrong is still found by how the query's words sound, and audio and video hits say where.
+  const text = request.query.text;
+  return inSpan("search.spoken", {}, () =>
+    withSpokenMatches(spoken.db, projectId, fused, { text, limit, modalities: request.modalities, ...request.filter }, (assetId, modality) => ({
+      assetId,
+      modality,
+      score: 0,
+      snippet: null,
+      spaces: [],
+      explain: { spaces: [], keyword: null, vectorScore: 0, alpha, fused: 0 },
+      segments: [],
+    })),
+  );
 }
 
 /**
@@ -243,7 +268,7 @@ function centroid(vectors: Float32Array[]): Float32Array {
 }
 
 /** A keyword match; `normalised` when already normalised (merged from several spaces), else min-max over the list. */
-export type KeywordHit = VectorHit & { normalised?: number };
+type KeywordHit = VectorHit & { normalised?: number };
 
 export type FusionOptions = {
   /** The query's words, for snippets. */
@@ -393,6 +418,7 @@ export function fuseRankings(rankings: VectorHit[][], options: FusionOptions = {
       snippet: snippet ? snippetOf(snippet.text, queryText) : null,
       spaces: spaces.map((entry) => entry.space),
       explain: { spaces, keyword: keywordHit, vectorScore, alpha, fused },
+      segments: [],
     });
   }
   const bestRank = (hit: SearchHit) => Math.min(...hit.explain.spaces.map((entry) => entry.rank), hit.explain.keyword?.rank ?? Infinity);

@@ -1,4 +1,5 @@
-import { readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { setImmediate as yieldToEventLoop } from "node:timers/promises";
 import path from "node:path";
 import type { SpokenPhone } from "../assets/asset-text.ts";
 import { POCKETSPHINX_MODEL_DIR } from "../generation/pocketsphinx-transcriber.ts";
@@ -50,31 +51,40 @@ const phoneId = (phone: string) => phoneIds.get(phone) ?? OTHER_PHONE;
 
 const EXTRA_PHONE_COST = 0.5;
 
-let dictionary: Map<string, string[]> | undefined;
+let dictionary: Promise<Map<string, string[]>> | undefined;
+/** Dictionary lines parsed between two turns of the event loop (about 130k lines in all). */
+const PARSE_SLICE_LINES = 10_000;
 
-/** The CMU dictionary's first pronunciation of each word, read once (about 130k words). */
-function pronouncingDictionary(): Map<string, string[]> {
-  if (dictionary) return dictionary;
+/**
+ * The CMU dictionary's first pronunciation of each word, read once (about 130k words, 3.5 MB) without holding the
+ * event loop: the file is read asynchronously and parsed in slices, so a gateway's first spoken search does not stall
+ * the requests beside it.
+ */
+function pronouncingDictionary(): Promise<Map<string, string[]>> {
+  dictionary ??= loadDictionary();
+  return dictionary;
+}
+
+async function loadDictionary(): Promise<Map<string, string[]>> {
   const loaded = new Map<string, string[]>();
-  let text = "";
-  try {
-    text = readFileSync(path.join(POCKETSPHINX_MODEL_DIR, "cmudict-en-us.dict"), "utf8");
-  } catch {
-    // Without pocketsphinx-en-us there is nothing heard to match against either.
+  // Without pocketsphinx-en-us there is nothing heard to match against either: an empty dictionary.
+  const text = await readFile(path.join(POCKETSPHINX_MODEL_DIR, "cmudict-en-us.dict"), "utf8").catch(() => "");
+  const lines = text.split("\n");
+  for (let from = 0; from < lines.length; from += PARSE_SLICE_LINES) {
+    if (from > 0) await yieldToEventLoop();
+    for (const line of lines.slice(from, from + PARSE_SLICE_LINES)) {
+      const [word, ...phones] = line.trim().split(/\s+/);
+      if (!word || phones.length === 0 || word.includes("(")) continue;
+      loaded.set(word.toLowerCase(), phones.map((phone) => phone.replace(/\d$/, "")));
+    }
   }
-  for (const line of text.split("\n")) {
-    const [word, ...phones] = line.trim().split(/\s+/);
-    if (!word || phones.length === 0 || word.includes("(")) continue;
-    loaded.set(word.toLowerCase(), phones.map((phone) => phone.replace(/\d$/, "")));
-  }
-  dictionary = loaded;
   return loaded;
 }
 
 /** A query's words as phones; words the dictionary does not know are left out. */
-export function queryPhones(text: string): { phones: string[]; known: number; words: number } {
+export async function queryPhones(text: string): Promise<{ phones: string[]; known: number; words: number }> {
   const words = text.toLowerCase().match(/[a-z']+/g) ?? [];
-  const dict = pronouncingDictionary();
+  const dict = await pronouncingDictionary();
   const phones: string[] = [];
   let known = 0;
   for (const word of words) {

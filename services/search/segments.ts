@@ -1,17 +1,16 @@
 import { setImmediate as yieldToEventLoop } from "node:timers/promises";
 import { IndexedTextKind, readSpokenPhones, type IndexedTextSpan } from "../assets/asset-text.ts";
 import type { Asset, Database, Modality } from "../core/database.ts";
-import type { SearchHit } from "./cross-modal-search.ts";
 import { MIN_MATCH_MARGIN, MIN_QUERY_PHONES, phoneEvidence, queryPhones } from "./phonetic-match.ts";
+import { spokenCandidates } from "./spoken-index.ts";
 
 /** Where in an audio or video asset a text query matched, in seconds. */
 export type HitSegment = { start: number; end: number; text: string; score: number };
-export type SegmentedHit = SearchHit & { segments: HitSegment[] };
 
 /** Segments shown per hit. */
 const MAX_SEGMENTS = 3;
-/** Spoken assets scanned per query for a match by pronunciation: the newest this many of the project. */
-const MAX_SPOKEN_CANDIDATES = 2000;
+/** Spoken assets matched per query by pronunciation: those sharing most phone keys with it (spoken-index.ts). */
+const MAX_SPOKEN_CANDIDATES = 200;
 /** The longest stretch of phone matching between two turns of the event loop. */
 const SPOKEN_SLICE_MS = 5;
 /**
@@ -29,7 +28,7 @@ const words = (text: string) => new Set(text.toLowerCase().match(/[\p{L}\p{N}']+
  * the query's words, and the stretch of speech whose phones sound most like
  * the query (services/search/phonetic-match.ts), with what was heard there.
  */
-export function segmentsOf(asset: Pick<Asset, "modality" | "media">, queryText: string): HitSegment[] {
+async function segmentsOf(asset: Pick<Asset, "modality" | "media">, queryText: string, wantedPhones?: string[]): Promise<HitSegment[]> {
   if (asset.modality !== "AUDIO" && asset.modality !== "VIDEO") return [];
   const spans = indexedSpans(asset.media).filter((span) => TIMED_KINDS.has(span.kind) && span.text.trim());
   const wanted = [...words(queryText)].filter((word) => word.length > 2);
@@ -41,7 +40,7 @@ export function segmentsOf(asset: Pick<Asset, "modality" | "media">, queryText: 
       if (shared > 0) found.push({ start: span.start, end: Math.max(span.end, span.start), text: span.text, score: shared / wanted.length });
     }
   }
-  const spoken = phoneMatchOf(asset, queryText);
+  const spoken = phoneMatchOf(asset, wantedPhones ?? (await queryPhones(queryText)).phones);
   if (spoken) {
     const heard = spans.filter((span) => span.kind === IndexedTextKind.TRANSCRIPT && span.start < spoken.end && span.end > spoken.start);
     found.push({ start: spoken.start, end: spoken.end, text: heard.map((span) => span.text).join(" "), score: spoken.score });
@@ -49,8 +48,7 @@ export function segmentsOf(asset: Pick<Asset, "modality" | "media">, queryText: 
   return found.sort((a, b) => b.score - a.score || a.start - b.start).slice(0, MAX_SEGMENTS);
 }
 
-function phoneMatchOf(asset: Pick<Asset, "media">, queryText: string) {
-  const { phones } = queryPhones(queryText);
+function phoneMatchOf(asset: Pick<Asset, "media">, phones: string[]) {
   if (phones.length < MIN_QUERY_PHONES) return null;
   const match = phoneEvidence(phones, readSpokenPhones(asset.media));
   return match && match.margin >= MIN_MATCH_MARGIN ? { ...match, score: spokenScore(match.margin) } : null;
@@ -62,31 +60,33 @@ function indexedSpans(media: unknown): IndexedTextSpan[] {
   return Array.isArray(spans) ? (spans as IndexedTextSpan[]) : [];
 }
 
+/** What spoken matching needs of a search hit. */
+type SpokenMergeable = { assetId: string; modality: Modality; score: number; snippet: string | null; spaces: string[]; segments: HitSegment[] };
+
+export type SpokenRequest = { text: string; limit: number; modalities?: Modality[]; tags?: string[]; metadata?: Record<string, unknown> };
+
 /**
  * A text query's hits with the spoken assets that sound like it merged in: the
- * project's audio and video, ranked by how well their phones match the query's
- * pronunciation, vote like one more space in the rank fusion (1 / (60 + rank),
- * scaled by the match), so a clip whose words the recogniser got wrong is still
- * found by them. Each audio or video hit gets its segments. Filters hold: the
- * modalities, tags and metadata asked for (metadata compared as in the store:
- * key by key, an array matching any element).
+ * spoken assets that share most phone keys with the query's pronunciation
+ * (services/search/spoken-index.ts, one lookup) are matched by their phones,
+ * and a match above chance scores the hit at least spokenScore(margin), so a
+ * clip whose words the recogniser got wrong is still found by them. Each audio
+ * or video hit gets its segments. Filters hold: the modalities, tags and
+ * metadata asked for (metadata compared as in the store: key by key, an array
+ * matching any element).
  */
-export async function withSpokenMatches(
+export async function withSpokenMatches<H extends SpokenMergeable>(
   db: Database,
   projectId: string,
-  hits: SearchHit[],
-  request: { text: string; limit: number; modalities?: Modality[]; tags?: string[]; metadata?: Record<string, unknown> },
-): Promise<SegmentedHit[]> {
+  hits: H[],
+  request: SpokenRequest,
+  newHit: (assetId: string, modality: Modality) => H,
+): Promise<H[]> {
   const spokenModalities = (["AUDIO", "VIDEO"] as const).filter((modality) => !request.modalities?.length || request.modalities.includes(modality));
-  const merged = new Map<string, SegmentedHit>(hits.map((hit) => [hit.assetId, { ...hit, segments: [] }]));
-  const { phones } = queryPhones(request.text);
+  const merged = new Map<string, H>(hits.map((hit) => [hit.assetId, hit]));
+  const { phones } = await queryPhones(request.text);
   if (spokenModalities.length && phones.length >= MIN_QUERY_PHONES) {
-    const candidates = await db.asset.findMany({
-      where: { projectId, status: "READY", modality: { in: [...spokenModalities] }, ...(request.tags?.length ? { tags: { hasEvery: request.tags } } : {}) },
-      orderBy: { createdAt: "desc" },
-      take: MAX_SPOKEN_CANDIDATES,
-      select: { id: true, modality: true, media: true, metadata: true },
-    });
+    const candidates = await spokenCandidates(db, projectId, phones, { modalities: spokenModalities, tags: request.tags, limit: MAX_SPOKEN_CANDIDATES });
     let sliceStarted = performance.now();
     for (const asset of candidates) {
       // Matching is CPU work on the gateway's loop: give other requests their turn every few milliseconds.
@@ -97,24 +97,24 @@ export async function withSpokenMatches(
       if (!matchesMetadata(asset.metadata, request.metadata)) continue;
       const match = phoneEvidence(phones, readSpokenPhones(asset.media));
       if (!match || match.margin < MIN_MATCH_MARGIN) continue;
-      const known = merged.get(asset.id);
-      const hit: SegmentedHit = known ?? { assetId: asset.id, modality: asset.modality, score: 0, snippet: null, spaces: [], explain: { spaces: [], keyword: null, vectorScore: 0, alpha: 0, fused: 0 }, segments: [] };
-      const score = Math.max(hit.score, spokenScore(match.margin));
+      const hit = merged.get(asset.id) ?? newHit(asset.id, asset.modality);
       // `explain` stays what the spaces and keywords said; "spoken-phones" among the spaces says the rest.
-      merged.set(asset.id, { ...hit, score, spaces: [...hit.spaces, "spoken-phones"] });
+      merged.set(asset.id, { ...hit, score: Math.max(hit.score, spokenScore(match.margin)), spaces: [...hit.spaces, "spoken-phones"] });
     }
   }
   const top = [...merged.values()].sort((a, b) => b.score - a.score).slice(0, request.limit);
-  const media = await db.asset.findMany({
-    where: { projectId, id: { in: top.filter((hit) => hit.modality === "AUDIO" || hit.modality === "VIDEO").map((hit) => hit.assetId) } },
-    select: { id: true, modality: true, media: true },
-  });
+  const spoken = top.filter((hit) => hit.modality === "AUDIO" || hit.modality === "VIDEO").map((hit) => hit.assetId);
+  const media = spoken.length
+    ? await db.asset.findMany({ where: { projectId, id: { in: spoken } }, select: { id: true, modality: true, media: true } })
+    : [];
   const byId = new Map(media.map((asset) => [asset.id, asset]));
-  return top.map((hit) => {
-    const asset = byId.get(hit.assetId);
-    const segments = asset ? segmentsOf(asset, request.text) : [];
-    return { ...hit, segments, snippet: hit.snippet ?? (segments.find((segment) => segment.text)?.text ?? null) };
-  });
+  return Promise.all(
+    top.map(async (hit) => {
+      const asset = byId.get(hit.assetId);
+      const segments = asset ? await segmentsOf(asset, request.text, phones) : [];
+      return { ...hit, segments, snippet: hit.snippet ?? (segments.find((segment) => segment.text)?.text ?? null) };
+    }),
+  );
 }
 
 function matchesMetadata(metadata: unknown, wanted: Record<string, unknown> | undefined): boolean {

@@ -3,10 +3,14 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { withExactWavSizes } from "../../services/generation/wav-file.ts";
 import { wavWithLyingHeader } from "../support/media-fixtures.ts";
+import { searchStep } from "../../workflows/steps/search-step.ts";
+import type { StepContext } from "../../workflows/steps/step-type.ts";
 import { eventually, startTestApp, type TestApp } from "../support/test-app.ts";
 
 /*
@@ -109,6 +113,27 @@ describe("spoken words on a fresh install", () => {
     expect(first.segments[0].start).toBeGreaterThanOrEqual(0);
     expect(first.segments[0].end).toBeLessThanOrEqual(2.5);
   }, 240_000);
+
+  it("MCP's search tool and a workflow's search step find it by its words too (one search path)", async () => {
+    const client = new Client({ name: "tessera-test", version: "1.0.0" });
+    await client.connect(new StreamableHTTPClientTransport(new URL(t.url.replace(/\/graphql$/, "/mcp")), { requestInit: { headers: { authorization: `Bearer ${project.key}` } } }));
+    try {
+      const found = (await client.callTool({ name: "search", arguments: { text: "quarterly budget meeting" } })) as any;
+      expect(found.isError).toBeFalsy();
+      const [first] = found.structuredContent.hits;
+      expect(first.assetId).toBe(meeting.id);
+      expect(first.segments.length).toBeGreaterThan(0);
+    } finally {
+      await client.close();
+    }
+
+    const context = { app: t.app, projectId: project.projectId } as StepContext;
+    const output = searchStep.output.parse(await searchStep.run(searchStep.with.parse({ text: "quarterly budget meeting" }), context));
+    const [first] = output.hits;
+    expect(first!.assetId).toBe(meeting.id);
+    expect(first!.spaces).toContain("spoken-phones");
+    expect(first!.segments[0]!.end).toBeLessThanOrEqual(2.5);
+  }, 120_000);
 
   it("generate TRANSCRIPT works with nothing configured (pocketsphinx)", async () => {
     const started = await t.graphql(GENERATE, { input: { task: "TRANSCRIPT", attachments: [meeting.id] } }, project.key);

@@ -26,7 +26,14 @@ export const searchStep = defineStepType({
   output: z
     .object({
       hits: z.array(
-        z.object({ assetId: z.string(), modality: Modality, score: z.number(), snippet: z.string().nullable(), spaces: z.array(z.string()) }),
+        z.object({
+          assetId: z.string(),
+          modality: Modality,
+          score: z.number(),
+          snippet: z.string().nullable(),
+          spaces: z.array(z.string()),
+          segments: z.array(z.object({ start: z.number(), end: z.number(), text: z.string(), score: z.number() })).describe("Where in an audio or video hit a text query matched, in seconds."),
+        }),
       ),
     })
     .strict(),
@@ -39,7 +46,7 @@ export const searchStep = defineStepType({
       filter: { tags: input.tags, metadata: input.metadata },
       spaceWeights: input.spaceWeights,
       limits: context.app.config,
-    });
+    }, context.app);
     return { hits };
   },
 });

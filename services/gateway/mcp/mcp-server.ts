@@ -40,6 +40,10 @@ const searchOutput = {
       score: z.number(),
       title: z.string().optional(),
       snippet: z.string().optional(),
+      segments: z
+        .array(z.object({ start: z.number(), end: z.number(), text: z.string(), score: z.number() }))
+        .optional()
+        .describe("Where in an audio or video hit the text matched, in seconds (spoken words included), best first."),
     }),
   ),
 };
@@ -121,7 +125,7 @@ async function searchAssets(caller: McpCaller, input: { text?: string; assetId?:
       modalities: input.modalities,
       limit: input.limit,
       limits: app.config,
-    });
+    }, app);
   } catch (error) {
     // As the GraphQL `search`: no vectors is NOT_FOUND for an unknown asset, CONFLICT for one not indexed yet.
     if (error instanceof TesseraError && error.code === ErrorCode.CONFLICT && "assetId" in query) await findProjectAsset(caller, query.assetId);
@@ -184,6 +188,7 @@ export async function createMcpServer(caller: McpRequestCaller): Promise<McpServ
           score: hit.score,
           ...(titleOf(asset) !== undefined ? { title: titleOf(asset) } : {}),
           ...(hit.snippet ? { snippet: hit.snippet } : {}),
+          ...(hit.segments.length ? { segments: hit.segments } : {}),
         }));
         const images = await Promise.all(
           found

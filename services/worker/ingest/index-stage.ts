@@ -1,6 +1,8 @@
 import { ErrorCode, TesseraError } from "../../core/errors.ts";
 import { recordAssetEmbeddings } from "../../assets/asset-records.ts";
+import { readSpokenPhones } from "../../assets/asset-text.ts";
 import type { VectorRecord } from "../../search/vector-store.ts";
+import { indexSpokenPhones } from "../../search/spoken-index.ts";
 import { retryThroughVectorStoreOutage } from "../../search/vector-store-outage.ts";
 import type { JobHandlerContext } from "../job-handler.ts";
 import type { IngestStage } from "./ingest-stage.ts";
@@ -26,6 +28,8 @@ export const indexStage: IngestStage = {
   async run(asset, state, context) {
     const { app } = context;
     const throughOutage = <T>(what: string, call: () => Promise<T>) => untilVectorStoreAnswers(context, asset.id, what, call);
+    // The phones heard in its speech, indexed for spoken search (a re-ingest replaces them).
+    if (asset.modality === "AUDIO" || asset.modality === "VIDEO") await indexSpokenPhones(app.db, asset.projectId, asset.id, readSpokenPhones(state.media));
     if (state.vectors.length === 0) return;
     const limit = app.config.ASSET_MAX_VECTORS;
     if (state.vectors.length > limit) {
