@@ -101,6 +101,15 @@ export class ApiKeyCache {
     return caller;
   }
 
+  /**
+   * The caller of `key` when this cache holds it and it has not expired, without a lookup; undefined otherwise.
+   * For work that must not wait on the database (the rate counts before a request's body is read).
+   */
+  cachedCaller(key: string): Caller | undefined {
+    const cached = this.entries.get(hashApiKey(key));
+    return cached && cached.expires > Date.now() ? cached.caller : undefined;
+  }
+
   /** Keeps `lastUsedAt` within LAST_USED_WRITE_INTERVAL_MS of the truth, with one throttled UPDATE per key; never waited on. */
   private noteUse(caller: Caller) {
     const now = Date.now();

@@ -28,6 +28,8 @@ import { persistedOperations } from "./plugins/use-persisted-operations.ts";
 import { useWebhookTriggerRoute } from "./webhook-trigger-route.ts";
 import { useMcpEndpoint } from "./mcp/use-mcp-endpoint.ts";
 
+const GRAPHQL_ENDPOINT = "/graphql";
+
 /** Extra routes and hooks that other domains (workflows, uploads) plug in. */
 export type GatewayOptions = { plugins?: Plugin<GatewayContext>[] };
 
@@ -45,6 +47,11 @@ export function createGateway(app: AppContext, options: GatewayOptions = {}) {
     if (!caller) callers.set(request, (caller = callerOf(request.headers.get("authorization"))));
     return caller;
   };
+  // A request's project when its key is already in the cache: counted with its address, before the body.
+  const knownProjectOf = (request: Request) => {
+    const key = bearerToken(request.headers.get("authorization"));
+    return key ? apiKeys.cachedCaller(key)?.project.id : undefined;
+  };
   const callerOfConnection = (params: Record<string, unknown> | undefined) => callerOf(params?.authorization ?? params?.Authorization);
   const subscriptions = new OpenSubscriptions(
     { redis: app.redis, db: app.db, logger: app.logger, prefix: config.QUEUE_PREFIX },
@@ -59,7 +66,7 @@ export function createGateway(app: AppContext, options: GatewayOptions = {}) {
   const persisted = persistedOperations(config);
   const yoga = createYoga<Record<string, unknown>, ServerContext>({
     schema,
-    graphqlEndpoint: "/graphql",
+    graphqlEndpoint: GRAPHQL_ENDPOINT,
     landingPage: false,
     // GraphiQL cannot work without introspection.
     graphiql: config.GRAPHQL_INTROSPECTION,
@@ -82,7 +89,7 @@ export function createGateway(app: AppContext, options: GatewayOptions = {}) {
       return { app, project: caller?.project ?? null, apiKeyHash: caller?.keyHash ?? null, apiKeyScopes: caller?.scopes ?? [], apiKeyId: caller?.keyId ?? null, forgetApiKey: (hash: string) => apiKeys.forget(hash) };
     },
     plugins: [
-      useRateLimits(app),
+      useRateLimits(app, { graphqlEndpoint: GRAPHQL_ENDPOINT, knownProjectOf }),
       // /live, /ready, /metrics; GraphQL operation metrics and spans (services/observability).
       useObservability(app),
       // /mcp: Tessera as an MCP server (services/gateway/mcp), after the per-address rate limit.
@@ -123,7 +130,7 @@ export function createGateway(app: AppContext, options: GatewayOptions = {}) {
   // ws reads messages of up to 100 MiB by default; a larger one closes the socket with 1009.
   const webSockets = new WebSocketServer({ noServer: true, maxPayload: config.GRAPHQL_WS_MAX_PAYLOAD_BYTES });
   server.on("upgrade", (request, socket, head) => {
-    if (new URL(request.url ?? "/", "http://localhost").pathname !== "/graphql") {
+    if (new URL(request.url ?? "/", "http://localhost").pathname !== GRAPHQL_ENDPOINT) {
       socket.destroy();
       return;
     }

@@ -1,4 +1,4 @@
-import { BurstyRateLimiter, RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
+import { BurstyRateLimiter, RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
 import type { Config } from "../core/config.ts";
 import type { Logger } from "../core/logger.ts";
 import type { Redis } from "../core/redis.ts";
@@ -19,51 +19,83 @@ export type RateLimitHost = { redis: Redis; logger: Logger; config: RateLimitCon
 type Rate = { perSecond: number; burst: number };
 
 /**
- * One request rate: a steady rate per second plus a burst allowance, counted
- * in Redis so every gateway process shares the count. When Redis is down or
- * slow, counting falls back to this process's memory instead of refusing
- * everyone or waiting for Redis.
+ * Counts one request against one or more rates in one call, in order, stopping at the first that refuses it
+ * (a request refused by its address is not counted against its project). Each rate is a steady key (ARGV:
+ * points, seconds) and a burst key (points, seconds) used only past the steady points, counted as
+ * rate-limiter-flexible's RateLimiterRedis counts (the same keys and script body), so gateways of either kind
+ * share a count. Returns {0, 0} when allowed, else {the refusing rate's 1-based index, ms until it has room}.
+ */
+const COUNT_SCRIPT = `
+local function count(key, seconds)
+  redis.call('set', key, 0, 'EX', seconds, 'NX')
+  local consumed = redis.call('incrby', key, 1)
+  local ttl = redis.call('pttl', key)
+  if ttl == -1 then
+    redis.call('expire', key, seconds)
+    ttl = 1000 * seconds
+  end
+  return consumed, ttl
+end
+for i = 1, #KEYS, 2 do
+  local a = (i - 1) * 2
+  local consumed, ttl = count(KEYS[i], ARGV[a + 2])
+  if consumed > tonumber(ARGV[a + 1]) then
+    local burst, burstTtl = count(KEYS[i + 1], ARGV[a + 4])
+    if burst > tonumber(ARGV[a + 3]) then
+      return {(i + 1) / 2, math.min(ttl, burstTtl)}
+    end
+  end
+end
+return {0, 0}
+`;
+const COUNT_COMMAND = "tesseraCountRequestRates";
+type CountingRedis = { [COUNT_COMMAND](keyCount: number, ...keysThenArgs: Array<string | number>): Promise<[number, number]> };
+
+/**
+ * One request rate: a steady rate per second plus a burst allowance. Its Redis
+ * keys are counted by RequestRateLimits' script; when Redis is down or slow,
+ * the process's own memory counts instead of refusing everyone or waiting.
  */
 class RequestRate {
-  private readonly shared: BurstyRateLimiter;
   private readonly local: BurstyRateLimiter;
+  /** The script's ARGV for this rate: steady points and seconds, burst points and seconds. */
+  readonly args: readonly number[];
 
   constructor(
-    redis: Redis,
-    keyPrefix: string,
+    readonly kind: "address" | "project",
+    private readonly keyPrefix: string,
     readonly rate: Rate,
-    private readonly logger: Logger,
   ) {
     const steady = { points: rate.perSecond, duration: 1 };
     // A burst of 0 still needs a limiter; 0 points there refuses every extra request.
     const burst = { points: rate.burst, duration: BURST_WINDOW_SECONDS };
-    this.shared = new BurstyRateLimiter(
-      new RateLimiterRedis({ storeClient: redis, keyPrefix: `${keyPrefix}:rate`, rejectIfRedisNotReady: true, ...steady }),
-      new RateLimiterRedis({ storeClient: redis, keyPrefix: `${keyPrefix}:burst`, rejectIfRedisNotReady: true, ...burst }),
-    );
     this.local = new BurstyRateLimiter(new RateLimiterMemory(steady), new RateLimiterMemory(burst));
+    this.args = [steady.points, steady.duration, burst.points, burst.duration];
   }
 
   get describe(): string {
     return `${this.rate.perSecond}/s, burst ${this.rate.burst} per ${BURST_WINDOW_SECONDS} s`;
   }
 
-  /** Counts one request for `key`: null when allowed, else the milliseconds until there is room. */
-  async consume(key: string): Promise<number | null> {
+  /** The steady and the burst key of `subject` (RateLimiterRedis' names for its keyPrefix and key). */
+  keys(subject: string): [string, string] {
+    return [`${this.keyPrefix}:rate:${subject}`, `${this.keyPrefix}:burst:${subject}`];
+  }
+
+  /** Counts `subject` in this process only: null when allowed, else the milliseconds until there is room. */
+  async consumeLocally(subject: string): Promise<number | null> {
     try {
-      await withDeadline(this.shared.consume(key), REDIS_TIMEOUT_MS);
-      return null;
-    } catch (refusal) {
-      if (refusal instanceof RateLimiterRes) return refusal.msBeforeNext;
-      this.logger.warn({ err: refusal }, "rate limits: Redis did not answer; counting in this process");
-    }
-    try {
-      await this.local.consume(key);
+      await this.local.consume(subject);
       return null;
     } catch (refusal) {
       if (refusal instanceof RateLimiterRes) return refusal.msBeforeNext;
       throw refusal;
     }
+  }
+
+  refusal(waitMs: number) {
+    const variable = this.kind === "address" ? "RATE_LIMIT_ADDRESS_PER_SECOND" : "RATE_LIMIT_PROJECT_PER_SECOND";
+    return rateLimitedError(this.kind, `${variable}: ${this.describe}`, waitMs);
   }
 }
 
@@ -77,32 +109,66 @@ function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
 
 /**
  * Requests per second per client address (before the key is known) and per
- * project (after). Each throws RATE_LIMITED with `details.retryAfterSeconds`.
- * A rate of 0 turns that limit off.
+ * project (after), counted in Redis so every gateway process shares the count.
+ * Each count throws RATE_LIMITED with `details.retryAfterSeconds`. A rate of 0
+ * turns that limit off. `countRequest` counts both in one Redis call, for a
+ * request whose project is known before its body is read (a cached key).
  */
 export class RequestRateLimits {
   private readonly address?: RequestRate;
   private readonly project?: RequestRate;
+  private readonly redis: Redis;
+  private readonly logger: Logger;
 
   constructor({ redis, logger, config }: RateLimitHost) {
+    this.redis = redis;
+    this.logger = logger;
     const prefix = `${config.QUEUE_PREFIX}:limits`;
     if (config.RATE_LIMIT_ADDRESS_PER_SECOND > 0) {
-      this.address = new RequestRate(redis, `${prefix}:address`, { perSecond: config.RATE_LIMIT_ADDRESS_PER_SECOND, burst: config.RATE_LIMIT_ADDRESS_BURST }, logger);
+      this.address = new RequestRate("address", `${prefix}:address`, { perSecond: config.RATE_LIMIT_ADDRESS_PER_SECOND, burst: config.RATE_LIMIT_ADDRESS_BURST });
     }
     if (config.RATE_LIMIT_PROJECT_PER_SECOND > 0) {
-      this.project = new RequestRate(redis, `${prefix}:project`, { perSecond: config.RATE_LIMIT_PROJECT_PER_SECOND, burst: config.RATE_LIMIT_PROJECT_BURST }, logger);
+      this.project = new RequestRate("project", `${prefix}:project`, { perSecond: config.RATE_LIMIT_PROJECT_PER_SECOND, burst: config.RATE_LIMIT_PROJECT_BURST });
     }
+    // ioredis sends it by its SHA and loads it once per connection (what rate-limiter-flexible does for its own).
+    if (typeof redis.defineCommand === "function") redis.defineCommand(COUNT_COMMAND, { lua: COUNT_SCRIPT });
   }
 
-  async countAddress(address: string): Promise<void> {
-    if (!this.address) return;
-    const waitMs = await this.address.consume(address);
-    if (waitMs !== null) throw rateLimitedError("address", `RATE_LIMIT_ADDRESS_PER_SECOND: ${this.address.describe}`, waitMs);
+  countAddress(address: string): Promise<void> {
+    return this.countRequest(address, undefined);
   }
 
-  async countProject(projectId: string): Promise<void> {
-    if (!this.project) return;
-    const waitMs = await this.project.consume(projectId);
-    if (waitMs !== null) throw rateLimitedError("project", `RATE_LIMIT_PROJECT_PER_SECOND: ${this.project.describe}`, waitMs);
+  countProject(projectId: string): Promise<void> {
+    return this.countRequest(undefined, projectId);
+  }
+
+  /** Counts a request against its address, then its project (either may be absent): one Redis call for both. */
+  async countRequest(address: string | undefined, projectId: string | undefined): Promise<void> {
+    const counts: Array<[RequestRate, string]> = [];
+    if (this.address && address !== undefined) counts.push([this.address, address]);
+    if (this.project && projectId !== undefined) counts.push([this.project, projectId]);
+    if (counts.length === 0) return;
+    let answer: [number, number] | undefined;
+    // As RateLimiterRedis' rejectIfRedisNotReady: a command to a Redis that is not ready would wait in its queue.
+    if (this.redis.status === "ready") {
+      const keys = counts.flatMap(([rate, subject]) => rate.keys(subject));
+      const args = counts.flatMap(([rate]) => rate.args);
+      try {
+        answer = await withDeadline((this.redis as unknown as CountingRedis)[COUNT_COMMAND](keys.length, ...keys, ...args), REDIS_TIMEOUT_MS);
+      } catch (error) {
+        this.logger.warn({ err: error }, "rate limits: Redis did not answer; counting in this process");
+      }
+    } else {
+      this.logger.warn("rate limits: Redis is not connected; counting in this process");
+    }
+    if (answer) {
+      const [refusedBy, waitMs] = answer;
+      if (refusedBy > 0) throw counts[refusedBy - 1]![0].refusal(Number(waitMs));
+      return;
+    }
+    for (const [rate, subject] of counts) {
+      const waitMs = await rate.consumeLocally(subject);
+      if (waitMs !== null) throw rate.refusal(waitMs);
+    }
   }
 }

@@ -68,3 +68,41 @@ describe("requests per second per client address", () => {
     expect(schemas).toContain(429);
   });
 });
+
+describe("one Redis call per request for its rate counts", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ env: { RATE_LIMIT_PROJECT_PER_SECOND: "50", RATE_LIMIT_PROJECT_BURST: "0", RATE_LIMIT_ADDRESS_PER_SECOND: "50", RATE_LIMIT_ADDRESS_BURST: "0" } });
+  });
+  afterAll(() => t?.close());
+
+  it("counts the address and a known key's project in one round trip, and each operation once", async () => {
+    const { key } = await t.createProject();
+    expect((await post(t.url, MODELS, key)).status).toBe(200); // the key is now in the gateway's cache
+    // MONITOR sees every command Redis runs; this app's rate counts are the ones naming its QUEUE_PREFIX's limit keys.
+    const prefix = `${t.app.config.QUEUE_PREFIX}:limits`;
+    const monitor = await t.app.redis.duplicate().monitor();
+    const counted: string[][] = [];
+    monitor.on("monitor", (_time: string, args: string[]) => {
+      if (args.some((arg) => String(arg).startsWith(prefix))) counted.push(args.map(String));
+    });
+    try {
+      for (let i = 0; i < 5; i++) expect((await post(t.url, MODELS, key)).status).toBe(200);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    } finally {
+      monitor.disconnect();
+    }
+    // One script call per request, naming both the address's keys and the project's.
+    const calls = counted.filter((args) => !["set", "incrby", "pttl", "expire"].includes(args[0]!.toLowerCase()));
+    expect(calls).toHaveLength(5);
+    for (const call of calls) {
+      expect(call.some((arg) => arg.startsWith(`${prefix}:address:`))).toBe(true);
+      expect(call.some((arg) => arg.startsWith(`${prefix}:project:`))).toBe(true);
+    }
+
+    // Each operation is counted once: 50 a second lets 50 of 60 through, not 25.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const answers = await Promise.all(Array.from({ length: 60 }, () => post(t.url, MODELS, key)));
+    expect(answers.filter((answer) => answer.status === 200).length).toBeGreaterThanOrEqual(45);
+  });
+});

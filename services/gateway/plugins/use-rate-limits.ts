@@ -20,17 +20,32 @@ function rateLimitedResult(error: TesseraError, overHttp: boolean) {
   return { errors: [wire] };
 }
 
+export type RateLimitOptions = {
+  /** GraphQL's path: a request there with a known key is one operation, counted against its project up front. */
+  graphqlEndpoint: string;
+  /**
+   * The project of a request's key when that is known without waiting (the gateway's key cache), else undefined.
+   * Never a lookup: the address count comes before anything that might touch the database.
+   */
+  knownProjectOf?(request: Request): string | undefined;
+};
+
 /**
  * Requests per second, counted in Redis across gateway processes: per client
  * address on every HTTP request before anything is read (the key is not known
  * yet), then per project on each GraphQL operation once the key has named it,
- * over HTTP and graphql-ws alike. Past a limit: RATE_LIMITED with
- * `details.retryAfterSeconds`, and over HTTP status 429 with Retry-After.
+ * over HTTP and graphql-ws alike. A GraphQL request whose key the gateway
+ * already holds has both counted at once, before its body is read, in one
+ * Redis call; its operation is then not counted again. Past a limit:
+ * RATE_LIMITED with `details.retryAfterSeconds`, and over HTTP status 429
+ * with Retry-After.
  */
-export function useRateLimits(app: RateLimitHost): Plugin<GatewayContext> {
+export function useRateLimits(app: RateLimitHost, options: RateLimitOptions): Plugin<GatewayContext> {
   const limits = new RequestRateLimits(app);
+  // HTTP requests whose project was counted with their address: one operation each (yoga's batching is off).
+  const counted = new WeakSet<Request>();
   const countProject = async (context: GatewayContext, stop: (result: ReturnType<typeof rateLimitedResult>) => void) => {
-    if (!context.project) return;
+    if (!context.project || (context.request && counted.has(context.request))) return;
     try {
       await limits.countProject(context.project.id);
     } catch (error) {
@@ -40,12 +55,13 @@ export function useRateLimits(app: RateLimitHost): Plugin<GatewayContext> {
     }
   };
   return {
-    async onRequest({ serverContext, endResponse, fetchAPI }) {
-      const request = (serverContext as { req?: IncomingMessage } | undefined)?.req;
-      const address = request?.socket.remoteAddress;
-      if (!address) return;
+    async onRequest({ request, url, serverContext, endResponse, fetchAPI }) {
+      const address = (serverContext as { req?: IncomingMessage } | undefined)?.req?.socket.remoteAddress;
+      const projectId = url.pathname === options.graphqlEndpoint ? options.knownProjectOf?.(request) : undefined;
+      if (!address && !projectId) return;
       try {
-        await limits.countAddress(address);
+        await limits.countRequest(address, projectId);
+        if (projectId) counted.add(request);
       } catch (error) {
         if (!isRateLimited(error)) throw error;
         const refusal = error;
