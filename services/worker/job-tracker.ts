@@ -28,15 +28,19 @@ export class JobTracker {
     readonly jobId: string,
   ) {}
 
+  /** The RUNNING write while it commits (see started); it rejects when that write failed. */
+  private starting: Promise<void> | undefined;
+  /** Events made while the RUNNING write commits: published, in order, right after it. */
+  private held: JobEvent[] | undefined;
+  /** Set when the RUNNING write failed: the attempt's events are dropped until its failure is written. */
+  private silenced = false;
+
   private publish(status: JobStatus, extra: Partial<JobEvent> = {}) {
     if (extra.token === undefined) this.flushTokens();
-    this.app.events.publish("job", this.jobId, {
-      jobId: this.jobId,
-      status,
-      progress: this.progressValue,
-      at: new Date().toISOString(),
-      ...extra,
-    });
+    if (this.silenced) return;
+    const event: JobEvent = { jobId: this.jobId, status, progress: this.progressValue, at: new Date().toISOString(), ...extra };
+    if (this.held) this.held.push(event);
+    else this.app.events.publish("job", this.jobId, event);
   }
 
   /** `assignments`: the columns to set, as SQL; updatedAt is set here. */
@@ -59,16 +63,39 @@ export class JobTracker {
     return rows[0]!.subscribed;
   }
 
+  /**
+   * Marks the job RUNNING without waiting for the write: the handler's work (reading its input,
+   * calling its model) goes on while the commit's flush is under way, which on a busy disk costs
+   * as long as a short generation. The write is still durable before anything depends on it:
+   * every event the job makes (RUNNING first) is held until it is committed, and every later
+   * write of the row waits for it and fails if it failed (NOT_FOUND for a row that is gone).
+   */
   async started(attempt: number) {
-    await this.write(Prisma.sql`status = 'RUNNING', attempts = ${attempt}, error = NULL`);
     this.progressWrittenAt = Date.now();
-    this.publish("RUNNING", { message: `attempt ${attempt} started` });
+    this.held = [];
+    const starting = this.write(Prisma.sql`status = 'RUNNING', attempts = ${attempt}, error = NULL`).then(
+      () => {
+        const held = this.held ?? [];
+        this.held = undefined;
+        this.app.events.publish("job", this.jobId, { jobId: this.jobId, status: "RUNNING", progress: 0, message: `attempt ${attempt} started`, at: new Date().toISOString() });
+        for (const event of held) this.app.events.publish("job", this.jobId, event);
+      },
+      (error: unknown) => {
+        // Nothing of an attempt whose start was not stored is published (its failure, once written, is).
+        this.held = undefined;
+        this.silenced = true;
+        throw error;
+      },
+    );
+    starting.catch(() => {}); // awaited (and thrown) by the next write of the row
+    this.starting = starting;
   }
 
   /** `fraction` in [0, 1]. */
   async progress(fraction: number, message?: string) {
     this.progressValue = Math.max(0, Math.min(1, fraction));
     if (Date.now() - this.progressWrittenAt >= PROGRESS_ROW_INTERVAL_MS) {
+      await this.starting;
       await this.write(Prisma.sql`progress = ${this.progressValue}`);
       this.progressWrittenAt = Date.now();
     }
@@ -98,6 +125,7 @@ export class JobTracker {
   }
 
   async succeeded(output: unknown, usage?: unknown) {
+    await this.starting;
     this.progressValue = 1;
     const subscribed = await this.end(
       Prisma.sql`status = 'SUCCEEDED', progress = 1, output = ${jsonOrNull(output)}::jsonb, "finishedAt" = ${SQL_UTC_NOW}${
@@ -111,11 +139,13 @@ export class JobTracker {
 
   /** A failure that will be retried keeps the job QUEUED; the last one marks it FAILED. */
   async failed(error: ErrorRecord, final: boolean) {
+    await this.starting?.catch(() => {}); // the failure is written whether or not the start was
     const status: JobStatus = final ? "FAILED" : "QUEUED";
     const subscribed = await this.end(
       Prisma.sql`status = ${status}::"JobStatus", error = ${JSON.stringify(error)}::jsonb${final ? Prisma.sql`, "finishedAt" = ${SQL_UTC_NOW}` : Prisma.empty}`,
       final ? "job.failed" : null,
     );
+    this.silenced = false;
     this.publish(status, { error: { code: error.code, message: error.message } });
     if (subscribed) await emitProjectEvent(this.app, { type: "job.failed", subjectId: this.jobId });
   }

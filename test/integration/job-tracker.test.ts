@@ -43,11 +43,11 @@ describe("JobTracker", () => {
     const startedAt = Date.now();
     const { tracker, events, row } = await newJob();
     await tracker.started(2);
+    for (const [index, stage] of ["verify-blob", "decode", "encode", "index"].entries()) await tracker.progress((index + 1) / 4, stage);
+    // Quick stages: an event for each, after the RUNNING one; no progress written to the row yet (the RUNNING write just happened).
+    await vi.waitFor(() => expect(events).toHaveLength(5), { timeout: 10_000 });
     expect(await row()).toMatchObject({ status: "RUNNING", attempts: 2, progress: 0, error: null });
     expectNow((await row()).updatedAt, startedAt);
-
-    for (const [index, stage] of ["verify-blob", "decode", "encode", "index"].entries()) await tracker.progress((index + 1) / 4, stage);
-    // Quick stages: an event for each, no progress written to the row yet (the RUNNING write just happened).
     expect(events.map((event) => event.message)).toEqual(["attempt 2 started", "verify-blob", "decode", "encode", "index"]);
     expect(events.at(-1)!.progress).toBe(1);
     expect((await row()).progress).toBe(0);
@@ -89,8 +89,35 @@ describe("JobTracker", () => {
   it("a job row that is gone is NOT_FOUND, and nothing is published", async () => {
     const { job, tracker, events } = await newJob();
     await t.app.db.job.delete({ where: { id: job.id } });
-    await expect(tracker.started(1)).rejects.toMatchObject({ code: "NOT_FOUND" });
+    await tracker.started(1);
+    await tracker.progress(0.5, "working on a job that is gone");
     await expect(tracker.succeeded({})).rejects.toMatchObject({ code: "NOT_FOUND" });
+    await expect(tracker.failed({ code: "INTERNAL", message: "x" }, true)).rejects.toMatchObject({ code: "NOT_FOUND" });
     expect(events).toEqual([]);
+  });
+
+  it("the handler runs while RUNNING commits; nothing is published before that commit, and then everything in order", async () => {
+    const { tracker, events, row } = await newJob();
+    // Hold the RUNNING write back, as a slow disk flush would.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const execute = t.app.db.$executeRaw.bind(t.app.db);
+    vi.spyOn(t.app.db, "$executeRaw").mockImplementation(((...args: Parameters<typeof execute>) => held.then(() => execute(...args))) as never);
+    await tracker.started(1); // returns before the write is done
+    await tracker.progress(0.05, "text started");
+    tracker.token("Hello");
+    await new Promise((resolve) => setTimeout(resolve, 100)); // past the token flush
+    expect(events).toEqual([]);
+    expect((await row()).status).toBe("QUEUED");
+    const finishing = tracker.succeeded({ text: "Hello" }); // waits for the RUNNING write
+    release();
+    await finishing;
+    expect(events.map((event) => [event.status, event.message ?? (event as { token?: string }).token ?? null])).toEqual([
+      ["RUNNING", "attempt 1 started"],
+      ["RUNNING", "text started"],
+      ["RUNNING", "Hello"],
+      ["SUCCEEDED", null],
+    ]);
+    expect((await row()).status).toBe("SUCCEEDED");
   });
 });
