@@ -26,7 +26,10 @@ export async function decodeImageToRgb(filePath: string, options: { maxSide: num
     if (info.channels !== 3) throw new Error(`expected 3 channels, got ${info.channels}`);
     return { rgb: data, width: info.width, height: info.height };
   } catch (error) {
-    throw new TesseraError(ErrorCode.CORRUPT_MEDIA, "the image does not decode", { reason: (error as Error).message });
+    // The ingest job's decode is where an upload's pixels are first decoded: its reason is the one the asset keeps.
+    // Server paths are nobody's business but the server's.
+    const reason = (error as Error).message.replaceAll(filePath, "<input>").trim();
+    throw new TesseraError(ErrorCode.CORRUPT_MEDIA, `the image does not decode: ${reason}`, { reason });
   }
 }
 

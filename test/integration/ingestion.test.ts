@@ -105,13 +105,13 @@ describe("an image whose container is whole but whose pixels do not decode", () 
     expect(asset).toMatchObject({ modality: "IMAGE", mimeType: "image/png", sha256: sha256(bytes) });
     const failed = await eventually(async () => {
       const response = await t.graphql(
-        `query ($job: ID!, $asset: ID!) { job(id: $job) { status error { code message details } } asset(id: $asset) { status } }`,
+        `query ($job: ID!, $asset: ID!) { job(id: $job) { status error { code message } } asset(id: $asset) { status } }`,
         { job: job.id, asset: asset.id },
         key,
       );
       return response.data?.job?.status === "FAILED" ? response.data : null;
-    }, 60_000);
-    expect(failed.job.error).toMatchObject({ code: "CORRUPT_MEDIA", message: "the image does not decode", details: { reason: expect.any(String) } });
+    }, 30_000);
+    expect(failed.job.error).toEqual({ code: "CORRUPT_MEDIA", message: expect.stringMatching(/^the image does not decode: .*png/) });
     expect(failed.asset.status).toBe("FAILED");
     const row = await t.app.db.asset.findUniqueOrThrow({ where: { id: asset.id } });
     expect(row.media).toMatchObject({ width: 64, height: 48, codec: "png" }); // what the upload's header read found
