@@ -349,6 +349,24 @@ describe("generate: bad input changes nothing", () => {
     expect(await t.app.db.job.count({ where: { projectId } })).toBe(jobsBefore);
   });
 
+  it("refuses a generate past QUOTA_CONCURRENT_JOBS with the quota's figures and stores nothing; once one ends, the next gets in", async () => {
+    const { key, projectId } = await t.createProject();
+    const limit = t.app.config.QUOTA_CONCURRENT_JOBS;
+    // Jobs queued and never picked up (no queue entry): they hold the project's slots.
+    await t.app.db.job.createMany({ data: Array.from({ length: limit }, () => ({ projectId, kind: "GENERATE" as const, input: {} })) });
+    const refused = await t.graphql(GENERATE, { input: { task: "TEXT", prompt: "one too many" } }, key);
+    expect(refused.errors?.[0]?.extensions?.code).toBe("QUOTA_EXCEEDED");
+    expect(refused.errors?.[0]?.extensions?.details).toMatchObject({ quota: "QUOTA_CONCURRENT_JOBS", limit, used: limit });
+    expect(await t.app.db.job.count({ where: { projectId } })).toBe(limit);
+
+    const oldest = await t.app.db.job.findFirstOrThrow({ where: { projectId } });
+    await t.app.db.job.update({ where: { id: oldest.id }, data: { status: "SUCCEEDED" } });
+    fake.enqueue({ kind: "chat", content: "let in" });
+    const admitted = await t.graphql(GENERATE, { input: { task: "TEXT", prompt: "now there is room" } }, key);
+    expect(admitted.errors).toBeUndefined();
+    expect(await t.app.db.job.count({ where: { projectId } })).toBe(limit + 1);
+  });
+
   it("needs an API key", async () => {
     const response = await t.graphql(GENERATE, { input: { task: "TEXT", prompt: "hi" } });
     expect(response.errors?.[0]?.extensions?.code).toBe("UNAUTHENTICATED");
