@@ -54,14 +54,25 @@ async function withinDeadline<T>(host: TokenBudgetHost, what: string, work: Prom
  * charged), so a period can end slightly over budget.
  */
 export async function checkTokenBudget(host: TokenBudgetHost, projectId: string): Promise<void> {
-  const spent = await withinDeadline(host, "the budget is not checked", budgetOf(host).get(projectId));
   const limit = host.config.QUOTA_GENERATION_TOKENS;
-  if (!spent || spent.consumedPoints < limit) return;
-  const seconds = retryAfterSeconds(spent.msBeforeNext);
+  // Every generate request and job makes this check, and almost always the budget is not spent: one GET of the
+  // count RateLimiterRedis keeps (its `get` is MULTI, GET, PTTL, EXEC); the time left is read only for a refusal.
+  const key = budgetOf(host).getKey(projectId);
+  const spent = await withinDeadline(host, "the budget is not checked", readCount(host.redis, key));
+  if (spent === undefined || spent < limit) return;
+  const msLeft = (await withinDeadline(host, "the time left is not known", host.redis.pttl(key))) ?? -1;
+  const seconds = retryAfterSeconds(msLeft >= 0 ? msLeft : host.config.QUOTA_GENERATION_PERIOD_SECONDS * 1000);
   throw quotaExceededError(
     `this project has spent its ${limit} generation tokens for this period (QUOTA_GENERATION_TOKENS per QUOTA_GENERATION_PERIOD_SECONDS); retry after ${seconds} s`,
-    { quota: "QUOTA_GENERATION_TOKENS", limit, used: spent.consumedPoints, retryAfterSeconds: seconds },
+    { quota: "QUOTA_GENERATION_TOKENS", limit, used: spent, retryAfterSeconds: seconds },
   );
+}
+
+/** The tokens counted under `key`, 0 when the period has not started; refused at once while Redis is not connected, as the limiter does. */
+async function readCount(redis: Redis, key: string): Promise<number> {
+  if (redis.status !== "ready") throw new Error(`Redis is ${redis.status}`);
+  const value = await redis.get(key);
+  return value === null ? 0 : Number.parseInt(value, 10);
 }
 
 /** Adds tokens a generation spent to the project's count for the period (never refuses: they are spent already). */
