@@ -14,7 +14,8 @@
  *
  * BENCH_RETRIEVAL_QUERIES caps the query concepts per split (default 500, spread evenly over
  * the pool; candidates are always the whole pool; the direct figures use every concept),
- * BENCH_RETRIEVAL_CONCURRENCY the requests in flight (default 4).
+ * BENCH_RETRIEVAL_CONCURRENCY the requests in flight (default 4), BENCH_RETRIEVAL_DIRECT=<file> keeps the
+ * direct figures (they depend on the model files only) and reads them back on the next run, to iterate on search.
  * Needs PostgreSQL and Redis; uses Weaviate when WEAVIATE_URL is set, else the embedded store.
  */
 import { randomUUID } from "node:crypto";
@@ -66,14 +67,28 @@ function recallFromRanks(ranks: number[], candidates: number): Recall {
   return { r1: share(1), r5: share(5), r10: share(10), queries: ranks.length, candidates };
 }
 
+/** The figures straight on the ONNX models; with a file, read from it when it exists, else computed and kept in it. */
+async function directFigures(file: string | undefined): Promise<HeldOutFigures> {
+  if (file) {
+    const kept = await fs.readFile(file, "utf8").catch(() => undefined);
+    if (kept) {
+      log(`direct: read from ${file}`);
+      return JSON.parse(kept) as HeldOutFigures;
+    }
+  }
+  log("direct: the exported ONNX models through transformers.js, no service in between");
+  const figures = await evaluateHeldOut(MODEL_DIR, { log });
+  if (file) await fs.writeFile(file, JSON.stringify(figures));
+  return figures;
+}
+
 export default async function retrievalBench() {
   const cap = env("BENCH_RETRIEVAL_QUERIES", 500);
   const concurrency = env("BENCH_RETRIEVAL_CONCURRENCY", 4);
   const concepts = loadEmojiConcepts();
 
-  log("direct: the exported ONNX models through transformers.js, no service in between");
   const directStarted = performance.now();
-  const direct = await evaluateHeldOut(MODEL_DIR, { log });
+  const direct = await directFigures(process.env.BENCH_RETRIEVAL_DIRECT);
   const directSeconds = (performance.now() - directStarted) / 1000;
 
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-bench-retrieval-"));

@@ -53,9 +53,8 @@ export type SearchHit = {
 };
 
 /**
- * Where a text query's spoken matches come from (services/search/segments.ts): the database that holds the spoken
- * assets' phone index and their transcripts. Every caller passes it (an AppContext is one); without it, audio and
- * video are found by their vectors and transcripts only.
+ * The database of the spoken assets' phone index and transcripts, for a text query's spoken matches (segments.ts).
+ * Every caller passes it (an AppContext is one); without it, audio and video are found by vectors and words only.
  */
 export type SpokenSource = { db: Database };
 
@@ -102,18 +101,23 @@ export const DEFAULT_HYBRID_ALPHA = 0.5;
  * query (issue #21: OCR guesses on emoji drawings pulled them above the right drawing).
  */
 const UNCONFIRMED_DERIVED_WEIGHT = 0.5;
+/**
+ * Text read from an asset with fewer letters and digits than this is a guess, not words: OCR on a drawing reads
+ * "O", "3", "nb" (16% of the demo model's emoji drawings carry one). Its vector says nothing of the asset, so it
+ * counts only when the keyword ranking finds the query's words in it; otherwise a picture whose guess happened to
+ * sit near the query took places from the pictures the cross-modal space ranked (issue #21, bench/README "retrieval").
+ */
+const MIN_DERIVED_CHARS = 3;
+const isGuess = (text: string) => (text.match(/[\p{L}\p{N}]/gu)?.length ?? 0) < MIN_DERIVED_CHARS;
 /** A long text has many chunks: fetch more than `limit` per space so `limit` distinct assets survive. */
 const CHUNKS_PER_ASSET = 4;
 const MAX_SNIPPET_CHARS = 280;
 
 /**
- * Cross-modal search: the query is encoded into every space its modality
- * reaches (text: the sentence space and the shared image-text space; an
- * image: the image-text space; ...), each space is searched on its own, and
- * the per-space rankings are merged by reciprocal rank fusion. RRF is used
- * rather than comparing scores because cosine similarities from different
- * models are not on one scale. An asset query reuses the asset's stored
- * vectors (their mean per space) instead of encoding the asset again.
+ * Cross-modal search: the query is encoded into every space its modality reaches (text: the sentence and
+ * image-text spaces; an image: the image-text space; ...), each space is searched on its own, and the rankings
+ * are fused by normalised score (fuseRankings), with BM25 for text; then a text query's spoken matches and
+ * segments (segments.ts). An asset query reuses the asset's stored vectors (their mean per space).
  */
 export async function crossModalSearch(
   store: VectorStore,
@@ -316,7 +320,8 @@ function seesNatively(encoder: QueryEncoder): FusionOptions["sees"] {
   };
 }
 
-type AssetInSpace = { rank: number; best: number; native?: number; derived?: number };
+/** An asset's best chunk in one space: normalised scores of its own content, of words read from it, and of guesses. */
+type AssetInSpace = { rank: number; best: number; native?: number; derived?: number; guess?: number };
 
 /**
  * Normalised score fusion. Cosine similarities of different models are not on one scale, so each space's
@@ -328,7 +333,8 @@ type AssetInSpace = { rank: number; best: number; native?: number; derived?: num
  *   one space that sees pictures is not halved by a sentence space that cannot see it;
  * - derived evidence (text read from the asset: OCR lines, a transcript; an image's chunks past 0) is weighed
  *   as a text's words are, the weighted mean over the spaces that see text, in full when the keyword ranking
- *   found the asset too and at UNCONFIRMED_DERIVED_WEIGHT otherwise;
+ *   found the asset too and at UNCONFIRMED_DERIVED_WEIGHT otherwise; a guess (under MIN_DERIVED_CHARS letters
+ *   and digits) only when the keyword ranking found it;
  * - the vector score is the larger of the two, and the fused score
  *   `alpha * vector + (1 - alpha) * keyword`, the keyword score being BM25 normalised the same way (and at
  *   least 1 / its rank: the stores' relative BM25 gives the last of a few matches 0).
@@ -356,7 +362,8 @@ export function fuseRankings(rankings: VectorHit[][], options: FusionOptions = {
       const derived = !seesModality(hit.modality) || (hit.modality === "IMAGE" && hit.chunk > 0);
       const entry = assets.get(hit.assetId) ?? { rank: assets.size + 1, best: hit.score };
       const score = normalise(hit.score);
-      if (derived) entry.derived = Math.max(entry.derived ?? 0, score);
+      if (derived && isGuess(hit.text)) entry.guess = Math.max(entry.guess ?? 0, score);
+      else if (derived) entry.derived = Math.max(entry.derived ?? 0, score);
       else entry.native = Math.max(entry.native ?? 0, score);
       entry.best = Math.max(entry.best, hit.score);
       assets.set(hit.assetId, entry);
@@ -399,10 +406,12 @@ export function fuseRankings(rankings: VectorHit[][], options: FusionOptions = {
       if (seesModality("TEXT")) textWeights += weight;
       const found = assets.get(assetId);
       if (!found) continue;
-      const isDerivedBest = found.native === undefined || (found.derived ?? 0) > found.native;
-      spaces.push({ space, rank: found.rank, score: found.best, normalised: Math.max(found.native ?? 0, found.derived ?? 0), derived: isDerivedBest, weight });
+      // A guess counts as words read only when the keyword ranking found the query's words in the asset.
+      const read = Math.max(found.derived ?? 0, keywordHit ? (found.guess ?? 0) : 0);
+      const isDerivedBest = found.native === undefined || read > found.native;
+      spaces.push({ space, rank: found.rank, score: found.best, normalised: Math.max(found.native ?? 0, read), derived: isDerivedBest, weight });
       if (found.native !== undefined) nativeSum += weight * found.native;
-      if (found.derived !== undefined) derivedSum += weight * found.derived;
+      derivedSum += weight * read;
     }
     const native = nativeWeights > 0 ? nativeSum / nativeWeights : 0;
     // Words read from an asset are weighed as a text's words are: over the spaces that see text.

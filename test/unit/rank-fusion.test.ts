@@ -43,6 +43,32 @@ it("a picture found by the one space that sees pictures is not outvoted by OCR g
   expect(kilo[0]!.score).toBeCloseTo(0.5 * 0.9 + 0.5 * 1, 6);
 });
 
+it("a one-character OCR guess does not move a drawing ahead of the pictures the cross-modal space ranked above it", () => {
+  // The right drawing is second in image-text; the first-ranked one there is wrong and a third carries an OCR guess
+  // ("S") that both text-reading spaces rank first. As words it would count about 0.5 and pass the right one (0.36).
+  const imageText = [
+    hit("wrong", "image-text", 0.6, "", 0, "IMAGE"),
+    hit("guess", "image-text", 0.59, "S", 1, "IMAGE"),
+    hit("right", "image-text", 0.44, "", 0, "IMAGE"),
+    hit("guess", "image-text", 0.4, "S", 0, "IMAGE"),
+    hit("other", "image-text", 0.35, "", 0, "IMAGE"),
+  ];
+  const sentence = [hit("guess", "sentence", 0.3, "S", 0, "IMAGE")];
+  const fused = fuseRankings([sentence, imageText], { keyword: [], alpha: 0.5, sees: (space, modality) => modality === "TEXT" || space === "image-text" });
+  expect(fused.map((entry) => entry.assetId)).toEqual(["wrong", "right", "guess", "other"]);
+  // Read as words ("SOS"), the same match counts.
+  const words = (text: string) => [hit("guess", "sentence", 0.3, text, 0, "IMAGE")];
+  const read = fuseRankings([words("SOS"), imageText.map((entry) => (entry.assetId === "guess" ? { ...entry, text: "SOS" } : entry))], {
+    keyword: [],
+    alpha: 0.5,
+    sees: (space, modality) => modality === "TEXT" || space === "image-text",
+  });
+  expect(read.map((entry) => entry.assetId).indexOf("guess")).toBeLessThan(read.map((entry) => entry.assetId).indexOf("right"));
+  // A guess the keyword ranking confirms ("keycap: 3" finds the drawing read as "3") counts in full.
+  const confirmed = fuseRankings([sentence, imageText], { keyword: [hit("guess", "sentence", 1, "S", 0, "IMAGE")], alpha: 0.5 });
+  expect(confirmed[0]!.assetId).toBe("guess");
+});
+
 it("mixes the keyword ranking by alpha, and weighs spaces with spaceWeights", () => {
   const sentence = [hit("a", "sentence", 0.9), hit("b", "sentence", 0.5)];
   const imageText = [hit("b", "image-text", 0.9), hit("a", "image-text", 0.5)];
