@@ -14,15 +14,20 @@
  *    project (100 queries), and per store on a small project of
  *    BENCH_SEARCH_GRAPHQL_ASSETS assets (default 2000, BENCH_SEARCH_GRAPHQL_QUERIES
  *    queries), where the store answers in milliseconds and the gateway's fixed
- *    cost shows.
+ *    cost shows. Each side's store calls per query are counted and reported,
+ *    and this process's CPU per query; BENCH_SEARCH_PROFILE=<file> writes a
+ *    CPU profile of the small project's GraphQL-against-store blocks.
  * 3. Ingest: vectors/s into Weaviate through the worker's index stage
  *    (WORKER_CONCURRENCY jobs at once, BENCH_SEARCH_INGEST_ASSETS assets x 16
  *    chunks) against weaviate-client's batch import (insertMany) alone.
  *
- * Needs PostgreSQL, Redis and Weaviate (WEAVIATE_URL, default http://127.0.0.1:8080).
+ * Needs PostgreSQL, Redis and Weaviate (WEAVIATE_URL, default http://127.0.0.1:8080);
+ * BENCH_SEARCH_STORES=embedded runs the embedded store's parts alone.
  */
 import { randomUUID } from "node:crypto";
 import fs from "node:fs/promises";
+import http from "node:http";
+import { Session } from "node:inspector/promises";
 import os from "node:os";
 import path from "node:path";
 import weaviate, { reconfigure } from "weaviate-client";
@@ -154,14 +159,90 @@ async function measureRecall(app: AppContext, projectId: string, assetIds: strin
   return { recallAt10: round(found / (bench.queryCount * K), 4), nearVector: timing };
 }
 
+/** Which store methods a block of queries called, and how often: both sides must make the same store calls. */
+function countingStore(app: AppContext) {
+  const counts = new Map<string, number>();
+  const inner = app.vectorStore;
+  const counting = new Proxy(inner, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver);
+      if (typeof value !== "function" || typeof property !== "string") return value;
+      return (...args: unknown[]) => {
+        counts.set(property, (counts.get(property) ?? 0) + 1);
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+  app.vectorStore = counting;
+  return {
+    /** Calls per query since the last take, by method; and the count reset. */
+    take(queries: number) {
+      const perQuery = Object.fromEntries([...counts].map(([method, count]) => [method, round(count / queries, 2)]));
+      counts.clear();
+      return perQuery;
+    },
+    restore: () => (app.vectorStore = inner),
+  };
+}
+
+/**
+ * A JSON POST over one kept-alive connection with node:http: a client as lean as the store side's (which has
+ * none). The global fetch (undici, WHATWG streams) cost this process ~0.8 ms of CPU per request more, counted
+ * against GraphQL though no gateway runs it (bench/README.md, search).
+ */
+function jsonClient(url: string) {
+  const target = new URL(url);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const post = (headers: Record<string, string>, body: string) =>
+    new Promise<unknown>((resolve, reject) => {
+      const request = http.request(
+        { host: target.hostname, port: target.port, path: target.pathname, method: "POST", agent, headers: { ...headers, "content-type": "application/json", "content-length": Buffer.byteLength(body) } },
+        (response) => {
+          const chunks: Buffer[] = [];
+          response.on("data", (chunk: Buffer) => chunks.push(chunk));
+          response.on("end", () => {
+            try {
+              resolve(JSON.parse(Buffer.concat(chunks).toString("utf8")));
+            } catch (error) {
+              reject(error);
+            }
+          });
+          response.on("error", reject);
+        },
+      );
+      request.on("error", reject);
+      request.end(body);
+    });
+  return { post, close: () => agent.destroy() };
+}
+
+/** A CPU profile (node:inspector) of this process over `work` only, written to `file` (open it in Chrome's DevTools). */
+async function profiled<T>(file: string, work: () => Promise<T>): Promise<T> {
+  const session = new Session();
+  session.connect();
+  await session.post("Profiler.enable");
+  await session.post("Profiler.setSamplingInterval", { interval: 250 });
+  await session.post("Profiler.start");
+  try {
+    return await work();
+  } finally {
+    const { profile } = await session.post("Profiler.stop");
+    await fs.writeFile(file, JSON.stringify(profile));
+    session.disconnect();
+    log(`  CPU profile of the GraphQL blocks: ${file}`);
+  }
+}
+
 /**
  * `search` through GraphQL (an asset query: its stored vectors, `nearVector` of 40 candidates excluding it, the
- * hits' asset rows) against the same store calls made directly, sequentially, over the project's assets.
+ * hits' asset rows) against the same store calls made directly, sequentially, over the project's assets. Both
+ * sides' store calls are counted: GraphQL must make no more than the direct side.
  */
-async function graphqlAgainstStore(app: AppContext, key: string, projectId: string, assetIds: string[], queryCount: number) {
+async function graphqlAgainstStore(app: AppContext, key: string, projectId: string, assetIds: string[], queryCount: number, profileFile?: string) {
+  const calls = countingStore(app);
   const gateway = createGateway(app);
   const address = await gateway.listen(0, "127.0.0.1");
-  const url = `http://127.0.0.1:${address.port}/graphql`;
+  const client = jsonClient(`http://127.0.0.1:${address.port}/graphql`);
   try {
     const pick = (index: number) => assetIds[(index * 7919) % assetIds.length]!;
     const viaStore = async (index: number) => {
@@ -170,19 +251,17 @@ async function graphqlAgainstStore(app: AppContext, key: string, projectId: stri
       await app.vectorStore.nearVector(projectId, { space: stored!.space, vector: stored!.vector, limit: K * 4, filter: { excludeAssetIds: [assetId] } });
     };
     const query = `query($id: ID!) { search(input: { assetId: $id, limit: ${K} }) { hits { score snippet asset { id modality } } } }`;
+    const headers = { authorization: `Bearer ${key}` };
     const viaGraphql = async (index: number) => {
-      const response = await fetch(url, {
-        method: "POST",
-        headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
-        body: JSON.stringify({ query, variables: { id: pick(index) } }),
-      });
-      const result = (await response.json()) as { errors?: unknown[]; data?: { search: { hits: unknown[] } } };
+      const result = (await client.post(headers, JSON.stringify({ query, variables: { id: pick(index) } }))) as { errors?: unknown[]; data?: { search: { hits: unknown[] } } };
       if (result.errors || result.data?.search.hits.length !== K) throw new Error(`search failed: ${JSON.stringify(result.errors ?? result.data)}`);
     };
     for (let index = 0; index < 20; index++) await Promise.all([viaStore(index), viaGraphql(index)]); // warm-up
+    calls.take(1);
     // Alternating blocks, so a change in machine load during the run falls on both sides alike.
     const samples = { store: [] as number[], graphql: [] as number[] };
     const seconds = { store: 0, graphql: 0 };
+    const storeCalls = { store: new Map<string, number>(), graphql: new Map<string, number>() };
     // This process's CPU per query (client, gateway and store client alike): steadier than latency on a loaded machine.
     const cpuMicros = { store: 0, graphql: 0 };
     const withCpu = async (side: "store" | "graphql", work: () => Promise<number>) => {
@@ -190,6 +269,7 @@ async function graphqlAgainstStore(app: AppContext, key: string, projectId: stri
       const taken = await work();
       const used = process.cpuUsage(before);
       cpuMicros[side] += used.user + used.system;
+      for (const [method, count] of Object.entries(calls.take(1))) storeCalls[side].set(method, (storeCalls[side].get(method) ?? 0) + count);
       return taken;
     };
     const block = 25;
@@ -198,11 +278,24 @@ async function graphqlAgainstStore(app: AppContext, key: string, projectId: stri
       seconds.store += await withCpu("store", () => timeEachInto(samples.store, count, (index) => viaStore(first + index)));
       seconds.graphql += await withCpu("graphql", () => timeEachInto(samples.graphql, count, (index) => viaGraphql(first + index)));
     }
-    const store = { ...summarize(samples.store, seconds.store), cpuMsPerQuery: round(cpuMicros.store / 1000 / queryCount) };
-    const graphql = { ...summarize(samples.graphql, seconds.graphql), cpuMsPerQuery: round(cpuMicros.graphql / 1000 / queryCount) };
-    return { assets: assetIds.length, queries: queryCount, store, graphql, p50Overhead: round(graphql.p50Ms / store.p50Ms - 1, 3), loadavg: os.loadavg().map((value) => round(value)) };
+    // The profile is of as many GraphQL queries again, after the measured blocks, which it would slow.
+    if (profileFile) await profiled(profileFile, () => timeEachInto([], queryCount, viaGraphql));
+    const perQuery = (counts: Map<string, number>) => Object.fromEntries([...counts].map(([method, count]) => [method, round(count / queryCount, 2)]));
+    const store = { ...summarize(samples.store, seconds.store), cpuMsPerQuery: round(cpuMicros.store / 1000 / queryCount), storeCallsPerQuery: perQuery(storeCalls.store) };
+    const graphql = { ...summarize(samples.graphql, seconds.graphql), cpuMsPerQuery: round(cpuMicros.graphql / 1000 / queryCount), storeCallsPerQuery: perQuery(storeCalls.graphql) };
+    return {
+      assets: assetIds.length,
+      queries: queryCount,
+      store,
+      graphql,
+      p50Ratio: round(graphql.p50Ms / store.p50Ms, 3),
+      p50Overhead: round(graphql.p50Ms / store.p50Ms - 1, 3),
+      loadavg: os.loadavg().map((value) => round(value)),
+    };
   } finally {
+    client.close();
     await gateway.close();
+    calls.restore();
   }
 }
 
@@ -233,8 +326,9 @@ async function storeBench(
 /** GraphQL against the store on a small project, where the store answers in a few ms: the gateway's fixed cost. */
 async function smallProjectGraphql(app: AppContext, assetCount: number, queryCount: number) {
   const { key, project, assetIds } = await seedProject(app, randomUnitVectors(assetCount, 42), assetCount, "bench-graphql");
+  const profile = process.env.BENCH_SEARCH_PROFILE;
   try {
-    return await graphqlAgainstStore(app, key, project.id, assetIds, queryCount);
+    return await graphqlAgainstStore(app, key, project.id, assetIds, queryCount, profile && `${profile.replace(/\.cpuprofile$/, "")}-${app.vectorStore.kind}.cpuprofile`);
   } finally {
     await dropProject(app, project.id);
   }
@@ -316,7 +410,9 @@ export default async function searchBench() {
   const graphqlQueries = env("BENCH_SEARCH_GRAPHQL_QUERIES", 300);
   const ingestAssets = env("BENCH_SEARCH_INGEST_ASSETS", 250);
   const efValues = (process.env.BENCH_SEARCH_EF_SWEEP ?? "").split(",").filter(Boolean).map(Number);
-  const withHnsw = process.env.BENCH_SEARCH_HNSW === "1" || efValues.length > 0;
+  // BENCH_SEARCH_STORES=embedded runs without a Weaviate (no ingest part then).
+  const storeKinds = new Set((process.env.BENCH_SEARCH_STORES ?? "weaviate,embedded").split(","));
+  const withHnsw = storeKinds.has("weaviate") && (process.env.BENCH_SEARCH_HNSW === "1" || efValues.length > 0);
   const config = loadConfig({ ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? "warn" });
   const weaviateUrl = config.WEAVIATE_URL ?? "http://127.0.0.1:8080";
   const url = new URL(weaviateUrl);
@@ -359,8 +455,8 @@ export default async function searchBench() {
 
   const stores: Record<string, unknown> = {};
   let ingest: unknown;
-  log("weaviate, flat index (as shipped): import, recall, GraphQL against the store at this size and on a small project, ingest");
-  stores.weaviate = await withApp("weaviate", "flat", async (app) => {
+  if (storeKinds.has("weaviate")) log("weaviate, flat index (as shipped): import, recall, GraphQL against the store at this size and on a small project, ingest");
+  if (storeKinds.has("weaviate")) stores.weaviate = await withApp("weaviate", "flat", async (app) => {
     const atSize = await storeBench(app, bench, { graphqlQueries: Math.min(graphqlQueries, 100) });
     const smallProject = await smallProjectGraphql(app, graphqlAssets, graphqlQueries);
     log("weaviate: ingest through the index stage vs insertMany alone");
@@ -382,8 +478,8 @@ export default async function searchBench() {
       return { index: "hnsw", ...(await storeBench(app, bench, { graphqlQueries: 0, setEf, efValues })) };
     });
   }
-  log("embedded (LanceDB): import, recall, GraphQL against the store on a small project");
-  stores.embedded = await withApp("embedded", "flat", async (app) => ({
+  if (storeKinds.has("embedded")) log("embedded (LanceDB): import, recall, GraphQL against the store on a small project");
+  if (storeKinds.has("embedded")) stores.embedded = await withApp("embedded", "flat", async (app) => ({
     ...(await storeBench(app, bench, { graphqlQueries: 0 })),
     smallProject: await smallProjectGraphql(app, graphqlAssets, graphqlQueries),
   }));

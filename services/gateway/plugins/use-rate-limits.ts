@@ -44,10 +44,9 @@ export function useRateLimits(app: RateLimitHost, options: RateLimitOptions): Pl
   const limits = new RequestRateLimits(app);
   // HTTP requests whose project was counted with their address: one operation each (yoga's batching is off).
   const counted = new WeakSet<Request>();
-  const countProject = async (context: GatewayContext, stop: (result: ReturnType<typeof rateLimitedResult>) => void) => {
-    if (!context.project || (context.request && counted.has(context.request))) return;
+  const countProject = async (projectId: string, context: GatewayContext, stop: (result: ReturnType<typeof rateLimitedResult>) => void) => {
     try {
-      await limits.countProject(context.project.id);
+      await limits.countProject(projectId);
     } catch (error) {
       if (!isRateLimited(error)) throw error;
       // graphql-ws operations carry the socket in their context; only HTTP has a status line.
@@ -73,11 +72,14 @@ export function useRateLimits(app: RateLimitHost, options: RateLimitOptions): Pl
         );
       }
     },
-    async onExecute({ args, setResultAndStopExecution }) {
-      await countProject(args.contextValue as GatewayContext, setResultAndStopExecution);
+    // Nothing to wait for (no key, or counted with the request): no promise, so envelop goes on at once.
+    onExecute({ args, setResultAndStopExecution }) {
+      const context = args.contextValue as GatewayContext;
+      if (context.project && !(context.request && counted.has(context.request))) return countProject(context.project.id, context, setResultAndStopExecution);
     },
-    async onSubscribe({ args, setResultAndStopExecution }) {
-      await countProject(args.contextValue as GatewayContext, setResultAndStopExecution);
+    onSubscribe({ args, setResultAndStopExecution }) {
+      const context = args.contextValue as GatewayContext;
+      if (context.project && !(context.request && counted.has(context.request))) return countProject(context.project.id, context, setResultAndStopExecution);
     },
   };
 }
