@@ -170,16 +170,22 @@ export async function markAssetProcessing(
 }
 
 /**
- * READY, with what decoding found when there is some, in one statement. False: the row is gone
- * (deleteAsset ran while the asset was being ingested).
+ * READY, with what decoding found when there is some, in one statement, which also answers `listened`
+ * (SQL over the row as `a`: whether anything of the project waits for the asset to be ready).
+ * Undefined: the row is gone (deleteAsset ran while the asset was being ingested).
  */
-export async function markAssetReady(db: Database, assetId: string, media?: Prisma.InputJsonValue): Promise<boolean> {
-  const updated = await db.$executeRaw`
-    UPDATE "Asset" SET status = 'READY', error = NULL, "updatedAt" = ${SQL_UTC_NOW}${
+export async function markAssetReady(
+  db: Database,
+  assetId: string,
+  media?: Prisma.InputJsonValue,
+  listened: Prisma.Sql = Prisma.sql`false`,
+): Promise<{ listened: boolean } | undefined> {
+  const [row] = await db.$queryRaw<Array<{ listened: boolean }>>`
+    UPDATE "Asset" AS a SET status = 'READY', error = NULL, "updatedAt" = ${SQL_UTC_NOW}${
       media ? Prisma.sql`, media = ${JSON.stringify(media)}::jsonb` : Prisma.empty
     }
-    WHERE id = ${assetId}`;
-  return updated > 0;
+    WHERE a.id = ${assetId} RETURNING ${listened} AS listened`;
+  return row ? { listened: row.listened } : undefined;
 }
 
 /** What decoding found, kept on an asset whose ingest failed after it; a row gone meanwhile is no error. */

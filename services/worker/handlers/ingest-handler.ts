@@ -1,12 +1,22 @@
-import type { Prisma } from "../../core/database.ts";
+import { Prisma } from "../../core/database.ts";
 import { ErrorCode, TesseraError } from "../../core/errors.ts";
 import { markAssetFailed, markAssetProcessing, markAssetReady, recordAssetMedia } from "../../assets/asset-records.ts";
 import { withIndexedText } from "../../assets/asset-text.ts";
 import { emitProjectEvent } from "../../queue/project-events.ts";
+import { subscribedSql } from "../../webhooks/webhook-subscriptions.ts";
 import { inSpan } from "../../observability/tracing.ts";
 import type { JobHandler } from "../job-handler.ts";
 import type { IngestState } from "../ingest/ingest-stage.ts";
 import { ingestStages } from "../ingest/ingest-stages.ts";
+
+/**
+ * Whether the READY asset (`a`) is awaited: an `asset.ready` webhook subscription of its project, or an asset
+ * trigger that may match it (tags are matched by the event's handler). Read in the READY statement, so what was
+ * created before that commit gets the event.
+ */
+const ASSET_READY_LISTENED = Prisma.sql`(${subscribedSql(Prisma.sql`a."projectId"`, "asset.ready")} OR EXISTS (
+  SELECT 1 FROM "WorkflowTrigger" t
+  WHERE t."projectId" = a."projectId" AND t.kind = 'ASSET' AND NOT t.paused AND (t.modality IS NULL OR t.modality = a.modality)))`;
 
 export const ingestHandler: JobHandler<"ingest"> = {
   async run({ assetId, projectId }, context) {
@@ -28,13 +38,16 @@ export const ingestHandler: JobHandler<"ingest"> = {
     }
     // The text the asset was indexed by (chunks, OCR lines, transcript, speech segments) is kept for `Asset.text`.
     const media = withIndexedText(state.media, [...(state.text?.chunks ?? []), ...state.derivedText]);
-    if (!(await markAssetReady(app.db, asset.id, media))) {
+    const ready = await markAssetReady(app.db, asset.id, media, ASSET_READY_LISTENED);
+    if (!ready) {
       // deleteAsset ran while this job worked: take back the vectors the index stage wrote.
       await app.vectorStore.deleteAsset(asset.projectId, asset.id);
       throw new TesseraError(ErrorCode.NOT_FOUND, `asset ${asset.id} was deleted while it was being ingested`);
     }
-    // Asset triggers and `asset.ready` webhooks hang off this event, not off this handler.
-    await emitProjectEvent(app, { type: "asset.ready", subjectId: asset.id });
+    // Asset triggers and `asset.ready` webhooks hang off this event, not off this handler. It is queued only when the
+    // project has one of them: a project-event job costs the queue an add, a fetch and a completion, and its handler
+    // row reads, for every asset of every project, most of which listen for nothing.
+    if (ready.listened) await emitProjectEvent(app, { type: "asset.ready", subjectId: asset.id });
     return { output: { assetId: asset.id, stages: ingestStages.map((stage) => stage.name) } };
   },
   async onFinalFailure({ assetId }, error, app) {
