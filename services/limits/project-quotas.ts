@@ -11,39 +11,11 @@ import { quotaExceededError } from "./limit-errors.ts";
 
 export type QuotaHost = { db: Database; config: Pick<Config, "QUOTA_CONCURRENT_RUNS" | "QUOTA_CONCURRENT_JOBS" | "QUOTA_STORAGE_BYTES"> };
 
-/** Runs that hold the project's concurrency: waiting for a worker or being worked on. */
-const OPEN_RUN_STATUSES = ["QUEUED", "RUNNING"] as const;
 const OPEN_JOB_STATUSES = ["QUEUED", "RUNNING"] as const;
 
-/**
- * Stores a new top-level run only while the project has fewer than
- * QUOTA_CONCURRENT_RUNS queued or running; otherwise QUOTA_EXCEEDED and
- * nothing is stored. The count and the insert share a transaction under a
- * per-project advisory lock, so two racing starts cannot both take the last
- * slot. A child run (a `workflow` step) is part of its parent's run and is not
- * counted: refusing it would fail a run that the quota already admitted.
- */
-export async function createRunWithinQuota<T>(
-  host: QuotaHost,
-  run: { projectId: string; parentStepRunId?: string | null },
-  create: (db: Prisma.TransactionClient) => Promise<T>,
-): Promise<T> {
-  if (run.parentStepRunId) return create(host.db);
-  const limit = host.config.QUOTA_CONCURRENT_RUNS;
-  return host.db.$transaction(async (tx) => {
-    await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtextextended(${`runs:${run.projectId}`}, 0))`;
-    const open = await tx.run.count({ where: { projectId: run.projectId, parentStepRunId: null, status: { in: [...OPEN_RUN_STATUSES] } } });
-    if (open >= limit) {
-      throw quotaExceededError(
-        `this project has ${open} workflow runs queued or running, its limit (QUOTA_CONCURRENT_RUNS = ${limit}); start more when some end`,
-        { quota: "QUOTA_CONCURRENT_RUNS", limit, used: open },
-      );
-    }
-    return create(tx);
-    // Prisma's defaults (2 s to get a connection, 5 s in all) expire under load while starts queue on the
-    // project's lock; an expired transaction's later statements then fail with foreign-key errors (seen in chaos).
-  }, { maxWait: 10_000, timeout: 30_000 });
-}
+// QUOTA_CONCURRENT_RUNS is checked where a run is stored, in the same statement (workflows/engine/run-store.ts
+// insertRun, the tessera_start_run function): counted under a per-project advisory lock, so two racing starts cannot
+// both take the last slot. A child run (a `workflow` step) is part of its parent's run and is not counted.
 
 /**
  * QUOTA_EXCEEDED when the project already has QUOTA_CONCURRENT_JOBS ingest or

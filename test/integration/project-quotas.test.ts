@@ -2,7 +2,8 @@ import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "../support/test-app.ts";
 
-// No worker: runs and jobs stay QUEUED, so they keep holding the project's quota.
+// No worker: runs and jobs stay open (a run's `wait` step stays QUEUED), so they keep holding the project's quota.
+// (A run of `transform` steps alone ends inside its start, so it never holds a slot.)
 let t: TestApp;
 beforeAll(async () => {
   t = await startTestApp({ env: { QUOTA_CONCURRENT_RUNS: "2", QUOTA_CONCURRENT_JOBS: "3", QUOTA_STORAGE_BYTES: "1000" } });
@@ -17,8 +18,8 @@ kind: Workflow
 slug: quota
 steps:
   - id: one
-    uses: transform
-    with: { v: 1 }
+    uses: wait
+    with: { prompt: "hold the slot" }
 `;
 
 async function projectWithWorkflow() {

@@ -1,5 +1,5 @@
 import type { AppContext } from "../../services/app/app-context.ts";
-import { Prisma, type Run, type StepRun } from "../../services/core/database.ts";
+import { Prisma, SQL_UTC_NOW, type Run, type StepRun } from "../../services/core/database.ts";
 import { ErrorCode, TesseraError, type ErrorRecord } from "../../services/core/errors.ts";
 import { workflowStepDuration } from "../../services/observability/metrics.ts";
 import { tracer, tracingEnabled } from "../../services/observability/tracing.ts";
@@ -9,8 +9,23 @@ import { definitionOf, dependenciesOf, expressionLocator } from "./definition-ca
 import { EvaluationMemo, type EvaluateAt } from "./evaluation-memo.ts";
 import { publishRunEvent, RunEventType, TERMINAL_RUN_STATUSES } from "./run-events.ts";
 import { mapsToCollect, planRun, type StepState } from "./run-planner.ts";
-import { lockMaps, lockRun, readRun, writePlan } from "./run-store.ts";
+import { lockMaps, lockRun, readRun, writePlan, type FinishedStep } from "./run-store.ts";
 import { enqueueSteps, removeStepJobs, retryOf, stepJobId, stepOf } from "./step-jobs.ts";
+
+/** What an advance's plans read of the run row. */
+type PlannedRun = Pick<Run, "id" | "status" | "input" | "workflowVersionId">;
+
+export type AdvanceOptions = {
+  requeue?: boolean;
+  /**
+   * The step whose job calls this has succeeded with `output`: its SUCCEEDED is written by the statement that
+   * locks the run, so the step's end and what follows it commit together. `snapshot` (the run and its top-level
+   * rows, read when the step was claimed) is what the first, unlocked plan starts from, with this step's end
+   * applied, instead of a fresh read: when it is stale, the locked plan misses an evaluation and both are made
+   * again from a fresh read.
+   */
+  finished?: FinishedStep & { stepId: string; key: string; snapshot: PlannedRun & { steps: StepState[] } };
+};
 
 /** Plans made again at most this often when the rows keep changing under one advance; then the call fails and is retried. */
 const MAX_PLANS = 5;
@@ -30,10 +45,10 @@ const MAX_PLANS = 5;
  * that plan needs an evaluation the first did not make (a step finished in
  * between), nothing is written and both plans are made again.
  */
-export async function advanceRun(app: AppContext, runId: string, options: { requeue?: boolean } = {}): Promise<void> {
+export async function advanceRun(app: AppContext, runId: string, options: AdvanceOptions = {}): Promise<void> {
   warmExpressionPool(); // the steps after this one will likely need it
   let memo: EvaluationMemo | undefined;
-  const planFor = async <Row extends StepState>(run: Run, rows: Row[], evaluate: EvaluateAt) => {
+  const planFor = async <Row extends StepState>(run: PlannedRun, rows: Row[], evaluate: EvaluateAt) => {
     const definition = await definitionOf(app, run.workflowVersionId);
     const plan = await planRun({
       definition,
@@ -48,27 +63,38 @@ export async function advanceRun(app: AppContext, runId: string, options: { requ
     return { plan, definition };
   };
   for (let attempt = 1; ; attempt++) {
-    const snapshot = await readRun(app.db, runId);
+    const finished = attempt === 1 ? options.finished : undefined;
+    const snapshot = finished ? withStepFinished(finished) : await readRun(app.db, runId);
     if (!snapshot) return;
     memo ??= new EvaluationMemo(expressionLocator(app, snapshot.workflowVersionId));
     if (!TERMINAL_RUN_STATUSES.has(snapshot.status)) await planFor(snapshot, snapshot.steps, memo.evaluate);
     memo.missed = false;
     const locked = memo;
-    const advanced = await app.db.$transaction(
-      async (tx) => {
-        const run = await lockRun(tx, runId);
-        if (!run) return null;
-        // Tell the parent again: the call that finished this run may have died before it did.
-        if (TERMINAL_RUN_STATUSES.has(run.status)) return { run, plan: null, definition: null };
-        const definition = await definitionOf(app, run.workflowVersionId);
-        const rows = await lockMaps(tx, run.steps, mapsToCollect(definition, run.steps));
-        const { plan } = await planFor(run, rows, locked.remembered);
-        if (locked.missed) return "plan again" as const;
-        await writePlan(tx, run.id, plan);
-        return { run, plan, definition };
-      },
-      { timeout: 60_000, maxWait: 30_000 },
-    );
+    let stepFinished = false;
+    const advanced = await app.db
+      .$transaction(
+        async (tx) => {
+          const run = await lockRun(tx, runId, finished);
+          if (!run) return null;
+          stepFinished = run.finishedNow;
+          // Tell the parent again: the call that finished this run may have died before it did.
+          if (TERMINAL_RUN_STATUSES.has(run.status)) return { run, plan: null, definition: null };
+          const definition = await definitionOf(app, run.workflowVersionId);
+          const rows = await lockMaps(tx, run.steps, mapsToCollect(definition, run.steps));
+          const { plan } = await planFor(run, rows, locked.remembered);
+          if (locked.missed) return "plan again" as const;
+          await writePlan(tx, run.id, plan);
+          return { run, plan, definition };
+        },
+        { timeout: 60_000, maxWait: 30_000 },
+      )
+      .catch(async (error: unknown) => {
+        // The step's end must not be lost with the advance: store it alone; the job's retry only advances the run.
+        if (finished) stepFinished = await finishStepAlone(app, runId, finished);
+        if (stepFinished && finished) publishStepFinished(app, runId, finished);
+        throw error;
+      });
+    if (stepFinished && finished) publishStepFinished(app, runId, finished);
     if (advanced === "plan again") {
       if (attempt < MAX_PLANS) continue;
       throw new TesseraError(ErrorCode.SERVICE_UNAVAILABLE, `run ${runId} kept changing while it was planned ${MAX_PLANS} times; it is advanced again on retry`);
@@ -82,14 +108,32 @@ export async function advanceRun(app: AppContext, runId: string, options: { requ
       // With `requeue`, rows left QUEUED by a crash come too: job ids make queueing one again a no-op when the job exists.
       if (plan.queued.length) await enqueueSteps(app, { runId, projectId: run.projectId, definition, rows: plan.rows }, plan.queued);
     }
-    const finished = !plan || plan.transition?.status === "SUCCEEDED" || plan.transition?.status === "FAILED";
-    if (finished && run.parentStepRunId) await finishParentStep(app, runId, run.parentStepRunId);
+    const ended = !plan || plan.transition?.status === "SUCCEEDED" || plan.transition?.status === "FAILED";
+    if (ended && run.parentStepRunId) await finishParentStep(app, runId, run.parentStepRunId);
     return;
   }
 }
 
+/** The claimed snapshot with the finished step's end applied, as the first plan reads it. */
+function withStepFinished(finished: NonNullable<AdvanceOptions["finished"]>): PlannedRun & { steps: StepState[] } {
+  const { snapshot } = finished;
+  return { ...snapshot, steps: snapshot.steps.map((row) => (row.id === finished.stepRunId ? { ...row, status: "SUCCEEDED", output: finished.output as StepState["output"] } : row)) };
+}
+
+/** A step's SUCCEEDED on its own, while the row is still RUNNING (a cancel wins): true when it applied. */
+export async function finishStepAlone(app: AppContext, runId: string, finished: FinishedStep): Promise<boolean> {
+  const count = await app.db.$executeRaw`
+    UPDATE "StepRun" SET status = 'SUCCEEDED', output = ${JSON.stringify(finished.output ?? null)}::jsonb, "finishedAt" = ${SQL_UTC_NOW}
+    WHERE id = ${finished.stepRunId} AND "runId" = ${runId} AND status = 'RUNNING'`;
+  return count > 0;
+}
+
+function publishStepFinished(app: AppContext, runId: string, finished: NonNullable<AdvanceOptions["finished"]>) {
+  publishRunEvent(app, { runId, type: RunEventType.STEP_FINISHED, stepId: finished.stepId, stepKey: finished.key, status: "SUCCEEDED", output: finished.output });
+}
+
 /** Steps finished inside an advance show as attempts too: a span each (under the advance's) and the step metric. */
-function recordInlineSteps(run: Run, inlined: { row: StepRun; uses: string }[]) {
+export function recordInlineSteps(run: Pick<Run, "id" | "projectId">, inlined: { row: StepState; uses: string }[]) {
   for (const { row, uses } of inlined) {
     workflowStepDuration.observe({ type: uses, status: "succeeded" }, 0);
     if (!tracingEnabled()) continue;

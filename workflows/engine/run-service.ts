@@ -1,8 +1,8 @@
-import { createHash } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import type { AppContext } from "../../services/app/app-context.ts";
 import { Prisma, type Run, type WorkflowVersion } from "../../services/core/database.ts";
 import { ErrorCode, TesseraError } from "../../services/core/errors.ts";
-import { createRunWithinQuota } from "../../services/limits/project-quotas.ts";
+import { quotaExceededError } from "../../services/limits/limit-errors.ts";
 import { evaluateString, expressionsIn, hasExpression, referencesOf } from "../dsl/expression.ts";
 import { runInputSchema, type InputSpec } from "../dsl/input-types.ts";
 import { parseWorkflow } from "../dsl/validate-workflow.ts";
@@ -11,9 +11,12 @@ import type { WorkflowDefinition } from "../dsl/workflow-schema.ts";
 import { findStepType } from "../steps/step-registry.ts";
 import { syncFileTriggers } from "../triggers/trigger-service.ts";
 import { workflowLimits } from "../workflow-limits.ts";
-import { advanceRun } from "./run-coordinator.ts";
+import { dependenciesOf } from "./definition-cache.ts";
+import { advanceRun, recordInlineSteps } from "./run-coordinator.ts";
+import { planRun, type StepState } from "./run-planner.ts";
+import { insertRun } from "./run-store.ts";
 import { publishRunEvent, RunEventType, TERMINAL_RUN_STATUSES, TERMINAL_STEP_STATUSES } from "./run-events.ts";
-import { enqueueAdvance, removeStepJobs } from "./step-jobs.ts";
+import { enqueueAdvance, enqueueSteps, removeStepJobs } from "./step-jobs.ts";
 
 /** JSON with sorted keys, so the same definition always hashes the same. */
 function canonicalJson(value: unknown): string {
@@ -78,16 +81,16 @@ export type StartRunRequest = {
   parentStepRunId?: string;
 };
 
-/** The version a run would pin: the one asked for, else the latest published. */
-export async function findVersion(app: AppContext, projectId: string, slug: string, version?: number | null) {
-  const workflow = await app.db.workflow.findUnique({ where: { projectId_slug: { projectId, slug } } });
+/** The version a run would pin: the one asked for, else the latest published. One statement when it exists. */
+export async function findVersion(app: AppContext, projectId: string, slug: string, version?: number | null): Promise<WorkflowVersion> {
+  const [found] = await app.db.$queryRaw<WorkflowVersion[]>`
+    SELECT v.* FROM "WorkflowVersion" v JOIN "Workflow" w ON w.id = v."workflowId"
+    WHERE w."projectId" = ${projectId} AND w.slug = ${slug} AND (${version ?? null}::int IS NULL OR v.number = ${version ?? null}::int)
+    ORDER BY v.number DESC LIMIT 1`;
+  if (found) return found;
+  const workflow = await app.db.workflow.findUnique({ where: { projectId_slug: { projectId, slug } }, select: { id: true } });
   if (!workflow) throw new TesseraError(ErrorCode.NOT_FOUND, `no workflow "${slug}" in this project`);
-  const found = await app.db.workflowVersion.findFirst({
-    where: { workflowId: workflow.id, ...(version ? { number: version } : {}) },
-    orderBy: { number: "desc" },
-  });
-  if (!found) throw new TesseraError(ErrorCode.NOT_FOUND, `workflow "${slug}" has no version ${version ?? ""}`.trim());
-  return found;
+  throw new TesseraError(ErrorCode.NOT_FOUND, `workflow "${slug}" has no version ${version ?? ""}`.trim());
 }
 
 /**
@@ -95,30 +98,55 @@ export async function findVersion(app: AppContext, projectId: string, slug: stri
  * declared input types (and that asset inputs exist in the project), then
  * stores the run with one row per step (within QUOTA_CONCURRENT_RUNS) and
  * hands it to a worker. A bad input, or a project at its quota, stores nothing.
+ *
+ * A top-level run's first advance is planned here, before anything is stored (nothing else can see the run yet):
+ * the run and its rows are stored as that plan leaves them, in one statement with the quota check, so steps
+ * without side effects (`transform`) finish in the start itself and the steps it readies are queued right after
+ * its commit, without an advance job. A crash between that commit and the jobs leaves QUEUED rows without a job,
+ * which the reconciler enqueues again.
  */
 export async function startRun(app: AppContext, request: StartRunRequest): Promise<Run> {
   const version = await findVersion(app, request.projectId, request.slug, request.version);
   const definition = version.definition as unknown as WorkflowDefinition;
   const input = await checkRunInput(app, request.projectId, { definition, source: version.source }, request.input ?? {});
-  const run = await createRunWithinQuota(app, request, (db) =>
-    db.run.create({
-      data: {
-        projectId: request.projectId,
-        workflowVersionId: version.id,
-        input: input as Prisma.InputJsonValue,
-        parentStepRunId: request.parentStepRunId,
-        steps: { create: definition.steps.map((step) => ({ stepId: step.id, key: step.id })) },
-      },
-    }),
-  );
+  const id = randomUUID();
+  const rows: StepState[] = definition.steps.map((step) => ({ id: randomUUID(), stepId: step.id, key: step.id, parentId: null, status: "PENDING", input: null, output: null, error: null }));
+  const newRun = { id, projectId: request.projectId, workflowVersionId: version.id, input, parentStepRunId: request.parentStepRunId, rows };
+  // A child run is started from inside its parent's step, which must hand over before the child may finish: it
+  // starts as before, QUEUED, and its first advance is a job.
+  const plan = request.parentStepRunId
+    ? undefined
+    : await planRun({
+        definition,
+        run: { id, status: "QUEUED", input },
+        rows,
+        dependencies: dependenciesOf(version.id, definition),
+        maxValueBytes: workflowLimits().WORKFLOW_MAX_VALUE_BYTES,
+        inline: true,
+      });
+  const stored = await insertRun(app.db, { ...newRun, rows: plan?.rows ?? rows, plan }, request.parentStepRunId ? null : app.config.QUOTA_CONCURRENT_RUNS);
+  if ("refusedOpen" in stored) {
+    const limit = app.config.QUOTA_CONCURRENT_RUNS;
+    throw quotaExceededError(
+      `this project has ${stored.refusedOpen} workflow runs queued or running, its limit (QUOTA_CONCURRENT_RUNS = ${limit}); start more when some end`,
+      { quota: "QUOTA_CONCURRENT_RUNS", limit, used: stored.refusedOpen },
+    );
+  }
+  const run = stored;
   try {
-    await enqueueAdvance(app, run.id, run.projectId, "start");
+    if (!plan) await enqueueAdvance(app, run.id, run.projectId, "start");
+    else if (plan.queued.length) await enqueueSteps(app, { runId: run.id, projectId: run.projectId, definition, rows: plan.rows }, plan.queued);
   } catch (error) {
+    // Nothing has run but what finished inside the start (no side effects): the run goes, as if never started.
     await app.db.run.delete({ where: { id: run.id } }).catch(() => {});
     app.logger.error({ err: error }, "could not enqueue a workflow run");
     throw new TesseraError(ErrorCode.SERVICE_UNAVAILABLE, "the job queue is unavailable; nothing was started, retry later");
   }
   publishRunEvent(app, { runId: run.id, type: RunEventType.RUN_STATUS, status: "QUEUED" });
+  if (plan) {
+    if (plan.inlined.length) recordInlineSteps(run, plan.inlined);
+    for (const event of plan.events) publishRunEvent(app, event);
+  }
   return run;
 }
 

@@ -1,4 +1,5 @@
 import { Prisma, SQL_UTC_NOW, type Run, type StepRun } from "../../services/core/database.ts";
+import { ErrorCode, TesseraError } from "../../services/core/errors.ts";
 import type { RunPlan, StepState } from "./run-planner.ts";
 
 type Tx = Prisma.TransactionClient;
@@ -17,15 +18,31 @@ export async function readRun(db: Pick<Tx, "$queryRaw">, runId: string): Promise
   return run ?? null;
 }
 
+/** A step's SUCCEEDED, written by the statement that locks its run (see `lockRun`). */
+export type FinishedStep = { stepRunId: string; output: unknown };
+
 /**
  * Locks the run row until the transaction ends and reads it with its step
  * rows: whoever advances a run holds this lock, so advances take turns.
+ * With `finished`, the same statement stores that step's SUCCEEDED (while it
+ * is still RUNNING) once the run is locked: the step's end and the advance it
+ * causes commit together. `finishedNow` says whether that write applied.
  */
-export async function lockRun(tx: Tx, runId: string): Promise<(Run & { steps: StepRun[] }) | null> {
-  // Locks and reads the run in one statement (Prisma's findUnique would be a second); its steps in another.
-  const [run] = await tx.$queryRaw<Run[]>`SELECT * FROM "Run" WHERE id = ${runId} FOR UPDATE`;
+export async function lockRun(tx: Tx, runId: string, finished?: FinishedStep): Promise<(Run & { steps: StepRun[]; finishedNow: boolean }) | null> {
+  // The run, locked (FOR UPDATE returns its latest version), and the step's end in one statement; the rows in a
+  // second one, read after the lock is held (one statement reads with one snapshot, taken before the lock wait).
+  const [run] = finished
+    ? await tx.$queryRaw<(Run & { finishedNow: boolean })[]>`
+      WITH locked AS (SELECT * FROM "Run" WHERE id = ${runId} FOR UPDATE),
+      done AS (
+        UPDATE "StepRun" SET status = 'SUCCEEDED', output = ${JSON.stringify(finished.output ?? null)}::jsonb, "finishedAt" = ${SQL_UTC_NOW}
+        WHERE id = ${finished.stepRunId} AND "runId" = ${runId} AND status = 'RUNNING' AND EXISTS (SELECT 1 FROM locked)
+        RETURNING id)
+      SELECT locked.*, EXISTS (SELECT 1 FROM done) AS "finishedNow" FROM locked`
+    : await tx.$queryRaw<(Run & { finishedNow: boolean })[]>`SELECT *, false AS "finishedNow" FROM "Run" WHERE id = ${runId} FOR UPDATE`;
   if (!run) return null;
-  return { ...run, steps: await tx.stepRun.findMany({ where: { runId } }) };
+  const steps = await tx.$queryRaw<StepRun[]>`SELECT * FROM "StepRun" WHERE "runId" = ${runId}`;
+  return { ...run, steps };
 }
 
 /**
@@ -92,4 +109,62 @@ function runUpdate(runId: string, plan: RunPlan<StepRun>): Prisma.Sql | undefine
     sets.push(transition.error ? Prisma.sql`error = ${JSON.stringify(transition.error)}::jsonb` : Prisma.sql`error = NULL`);
   }
   return Prisma.sql`UPDATE "Run" SET ${Prisma.join(sets)} WHERE id = ${runId}`;
+}
+
+/** A run as its start stores it: the first plan's rows and the run's state after it. */
+export type NewRun = {
+  id: string;
+  projectId: string;
+  workflowVersionId: string;
+  input: unknown;
+  parentStepRunId?: string;
+  plan?: RunPlan<StepState>;
+  rows: StepState[];
+};
+
+/**
+ * Stores a new run and its step rows in one statement (`tessera_start_run`, migration 20261205082000): within
+ * `maxOpen` open top-level runs of the project, checked under the project's advisory lock, or not at all. One
+ * statement commits whole or leaves nothing, however the connection or the server fails around it.
+ * Returns the run, or the number of open runs when the quota refused it.
+ */
+export async function insertRun(db: Pick<Tx, "$queryRaw">, run: NewRun, maxOpen: number | null): Promise<Run | { refusedOpen: number }> {
+  const { plan } = run;
+  const transition = plan?.transition;
+  const ended = transition?.status === "SUCCEEDED" || transition?.status === "FAILED";
+  const status = transition?.status ?? (plan?.started ? "RUNNING" : "QUEUED");
+  const runJson = {
+    id: run.id,
+    projectId: run.projectId,
+    workflowVersionId: run.workflowVersionId,
+    status,
+    input: run.input,
+    output: ended ? (transition.output ?? null) : null,
+    error: ended ? (transition.error ?? null) : null,
+    parentStepRunId: run.parentStepRunId ?? null,
+    started: Boolean(plan?.started),
+    finished: ended,
+  };
+  const steps = run.rows.map((row) => {
+    const change = plan?.changes.get(row.id);
+    return { id: row.id, stepId: row.stepId, key: row.key, status: row.status, input: row.input, output: row.output, error: row.error, started: Boolean(change?.started), finished: Boolean(change?.finished) };
+  });
+  let result: { started: Record<string, unknown> } | undefined;
+  try {
+    [result] = await db.$queryRaw<{ started: Record<string, unknown> }[]>`
+      SELECT tessera_start_run(${JSON.stringify(runJson)}::jsonb, ${JSON.stringify(steps)}::jsonb, ${maxOpen}::int) AS started`;
+  } catch (error) {
+    if (lockTimedOut(error)) throw new TesseraError(ErrorCode.SERVICE_UNAVAILABLE, "too many runs of this project are starting at once; nothing was started, retry later");
+    throw error;
+  }
+  const started = result!.started;
+  if (typeof started.refusedOpen === "number") return { refusedOpen: started.refusedOpen };
+  const at = (value: unknown) => (typeof value === "string" ? new Date(`${value}Z`) : null);
+  return { ...(started as unknown as Run), createdAt: at(started.createdAt)!, startedAt: at(started.startedAt), finishedAt: at(started.finishedAt) };
+}
+
+/** PostgreSQL's lock_not_available (55P03): the start waited its lock_timeout for the project's lock. */
+function lockTimedOut(error: unknown): boolean {
+  const cause = (error as { meta?: { driverAdapterError?: { cause?: { code?: string } } } } | null)?.meta?.driverAdapterError?.cause;
+  return cause?.code === "55P03" || /lock timeout/i.test(String((error as Error | null)?.message ?? ""));
 }

@@ -11,13 +11,23 @@ import { findStepType } from "../steps/step-registry.ts";
 import { StepDirective } from "../steps/step-type.ts";
 import { workflowLimits } from "../workflow-limits.ts";
 import { definitionOf, expressionLocator } from "./definition-cache.ts";
-import { advanceRun, feedMap } from "./run-coordinator.ts";
-import { scopeOf } from "./run-planner.ts";
+import { advanceRun, feedMap, finishStepAlone } from "./run-coordinator.ts";
+import { scopeOf, type StepState } from "./run-planner.ts";
 import { createStepContext } from "./step-context.ts";
 import { publishRunEvent, RunEventType, TERMINAL_RUN_STATUSES, TERMINAL_STEP_STATUSES } from "./run-events.ts";
 import { stepOf } from "./step-jobs.ts";
 
 export type StepJob = { runId: string; stepRunId: string; projectId: string };
+
+type ClaimedRow = StepRun & {
+  runProjectId: string;
+  runStatus: Run["status"];
+  runWorkflowVersionId: string;
+  runInput: Run["input"];
+  claimed: boolean;
+  /** The run's top-level rows, for a top-level step; null for a map's item. */
+  runSteps: StepState[] | null;
+};
 
 /**
  * Runs one step: the body of a `workflow-step` job. Idempotent on the
@@ -26,12 +36,24 @@ export type StepJob = { runId: string; stepRunId: string; projectId: string };
  * step only applies while the row is still RUNNING, so a cancel wins.
  */
 export async function executeStep(app: AppContext, job: StepJob, attempt: number, logger: Logger): Promise<void> {
-  // The step row and what is needed of its run, in one statement.
-  const [found] = await app.db.$queryRaw<(StepRun & { runProjectId: string; runStatus: Run["status"]; runWorkflowVersionId: string; runInput: Run["input"] })[]>`
-    SELECT s.*, r."projectId" AS "runProjectId", r.status::text AS "runStatus", r."workflowVersionId" AS "runWorkflowVersionId", r.input AS "runInput"
-    FROM "StepRun" s JOIN "Run" r ON r.id = s."runId" WHERE s.id = ${job.stepRunId}`;
+  // One statement: the step row and what is needed of its run, the claim (QUEUED -> RUNNING, unless the run ended or
+  // is another project's) and, for a top-level step, the run's top-level rows the advance after it plans from.
+  const [found] = await app.db.$queryRaw<ClaimedRow[]>`
+    WITH cur AS (
+      SELECT s.*, r."projectId" AS "runProjectId", r.status::text AS "runStatus", r."workflowVersionId" AS "runWorkflowVersionId", r.input AS "runInput"
+      FROM "StepRun" s JOIN "Run" r ON r.id = s."runId" WHERE s.id = ${job.stepRunId}),
+    claimed AS (
+      UPDATE "StepRun" s SET status = 'RUNNING', attempts = ${attempt}, "startedAt" = COALESCE(s."startedAt", ${SQL_UTC_NOW}), error = NULL
+      FROM cur WHERE s.id = cur.id AND s.status = 'QUEUED' AND cur."runProjectId" = ${job.projectId} AND cur."runStatus" NOT IN ('SUCCEEDED', 'FAILED', 'CANCELLED')
+      RETURNING s.id)
+    SELECT cur.*, EXISTS (SELECT 1 FROM claimed) AS claimed,
+      CASE WHEN cur."parentId" IS NULL THEN COALESCE((
+        SELECT json_agg(json_build_object('id', t.id, 'stepId', t."stepId", 'key', t.key, 'parentId', t."parentId",
+          'status', t.status, 'input', t.input, 'output', t.output, 'error', t.error))
+        FROM "StepRun" t WHERE t."runId" = cur."runId" AND t."parentId" IS NULL), '[]'::json) END AS "runSteps"
+    FROM cur`;
   if (!found || found.runProjectId !== job.projectId) return;
-  const { runProjectId, runStatus, runWorkflowVersionId, runInput, ...row } = found;
+  const { runProjectId, runStatus, runWorkflowVersionId, runInput, claimed, runSteps, ...row } = found;
   const run = { id: row.runId, projectId: runProjectId, status: runStatus, workflowVersionId: runWorkflowVersionId, input: runInput };
   if (TERMINAL_RUN_STATUSES.has(run.status) || row.status === "WAITING") return;
   // Finished already: this is a re-delivered job, maybe after a crash before the run moved on.
@@ -46,14 +68,16 @@ export async function executeStep(app: AppContext, job: StepJob, attempt: number
   trace.getActiveSpan()?.updateName(`workflow.step ${row.key}`);
   trace.getActiveSpan()?.setAttributes({ "tessera.workflow.step": row.key, "tessera.workflow.step_type": step.uses });
 
-  // A fan-out or child run that was already started is not started again.
-  if (row.status === "RUNNING" && (await alreadyHandedOver(app, row, Boolean(type.templateKey)))) return advanceRun(app, run.id, { requeue: true });
-
-  // Raw statements on the hot path: one round trip each, where Prisma's updateMany wraps one in BEGIN/COMMIT.
-  const started = await app.db.$executeRaw`
-    UPDATE "StepRun" SET status = 'RUNNING', attempts = ${attempt}, "startedAt" = COALESCE("startedAt", ${SQL_UTC_NOW}), error = NULL
-    WHERE id = ${row.id} AND status IN ('QUEUED', 'RUNNING')`;
-  if (started === 0) return;
+  if (!claimed) {
+    // RUNNING already: an attempt that died. A fan-out or child run that was already started is not started again.
+    if (row.status !== "RUNNING") return;
+    if (await alreadyHandedOver(app, row, Boolean(type.templateKey))) return advanceRun(app, run.id, { requeue: true });
+    // Raw statement on the hot path: one round trip, where Prisma's updateMany wraps one in BEGIN/COMMIT.
+    const started = await app.db.$executeRaw`
+      UPDATE "StepRun" SET status = 'RUNNING', attempts = ${attempt}, "startedAt" = COALESCE("startedAt", ${SQL_UTC_NOW}), error = NULL
+      WHERE id = ${row.id} AND status IN ('QUEUED', 'RUNNING')`;
+    if (started === 0) return;
+  }
   publishRunEvent(app, { runId: run.id, type: RunEventType.STEP_STARTED, stepId: row.stepId, stepKey: row.key, status: "RUNNING", message: `attempt ${attempt}` });
 
   const timeoutMs = step.timeout === undefined ? workflowLimits().WORKFLOW_DEFAULT_STEP_TIMEOUT_MS : durationMs(step.timeout);
@@ -94,10 +118,12 @@ export async function executeStep(app: AppContext, job: StepJob, attempt: number
     const bytes = JSON.stringify(output.data ?? null).length;
     const limit = workflowLimits().WORKFLOW_MAX_VALUE_BYTES;
     if (bytes > limit) throw new TesseraError(ErrorCode.PAYLOAD_TOO_LARGE, `step "${row.key}" output is ${bytes} bytes as JSON; the limit is ${limit}`);
-    const count = await app.db.$executeRaw`
-      UPDATE "StepRun" SET status = 'SUCCEEDED', output = ${JSON.stringify(output.data ?? null)}::jsonb, "finishedAt" = ${SQL_UTC_NOW}
-      WHERE id = ${row.id} AND status = 'RUNNING'`;
-    if (count) publishRunEvent(app, { runId: run.id, type: RunEventType.STEP_FINISHED, stepId: row.stepId, stepKey: row.key, status: "SUCCEEDED", output: output.data });
+    const finished = { stepRunId: row.id, output: output.data, stepId: row.stepId, key: row.key };
+    // A top-level step's end is written by the advance that follows it, in the statement that locks the run.
+    if (runSteps) return advanceRun(app, run.id, { finished: { ...finished, snapshot: { ...run, steps: runSteps } } });
+    if (await finishStepAlone(app, run.id, finished)) {
+      publishRunEvent(app, { runId: run.id, type: RunEventType.STEP_FINISHED, stepId: row.stepId, stepKey: row.key, status: "SUCCEEDED", output: output.data });
+    }
   }
   // A map's item feeds its map; the run moves on when the map is done.
   if (parent && !(result instanceof StepDirective)) await feedMap(app, run, parent);
@@ -157,18 +183,45 @@ async function handOver(app: AppContext, row: StepRun, result: StepDirective, sc
   // child-run: the step stays RUNNING until the child run finishes.
 }
 
-/** Aborts the step when its run is cancelled (the cancel is published on the run's topic). */
+/**
+ * Aborts the step when its run is cancelled (the cancel is published on the run's topic). The steps of a run that
+ * run in this process share one subscription, kept a while after the last of them ends, so a chain of steps does
+ * not subscribe and unsubscribe once per step.
+ */
 function watchForCancel(app: AppContext, runId: string, abort: AbortController): () => void {
-  const events = app.events.subscribe("run", runId)[Symbol.asyncIterator]();
-  void (async () => {
-    while (true) {
-      const next = await events.next();
-      if (next.done) return;
-      if (next.value.type === RunEventType.RUN_STATUS && next.value.status === "CANCELLED") {
-        abort.abort(new TesseraError(ErrorCode.CANCELLED, "the run was cancelled"));
-        return;
+  let watch = cancelWatches.get(runId);
+  if (!watch || watch.app !== app) {
+    const events = app.events.subscribe("run", runId)[Symbol.asyncIterator]();
+    const created: CancelWatch = { app, aborts: new Set(), close: () => void events.return?.() };
+    watch = created;
+    cancelWatches.set(runId, created);
+    void (async () => {
+      while (true) {
+        const next = await events.next();
+        if (next.done) return;
+        if (next.value.type === RunEventType.RUN_STATUS && next.value.status === "CANCELLED") {
+          for (const waiting of created.aborts) waiting.abort(new TesseraError(ErrorCode.CANCELLED, "the run was cancelled"));
+        }
       }
-    }
-  })().catch(() => {});
-  return () => void events.return?.();
+    })().catch(() => {});
+  }
+  const current = watch;
+  clearTimeout(current.idle);
+  current.aborts.add(abort);
+  return () => {
+    current.aborts.delete(abort);
+    if (current.aborts.size) return;
+    current.idle = setTimeout(() => {
+      if (current.aborts.size || cancelWatches.get(runId) !== current) return;
+      cancelWatches.delete(runId);
+      current.close();
+    }, CANCEL_WATCH_LINGER_MS);
+    current.idle.unref();
+  };
 }
+
+type CancelWatch = { app: AppContext; aborts: Set<AbortController>; close: () => void; idle?: NodeJS.Timeout };
+/** Run id -> the one subscription this process holds for its running steps. */
+const cancelWatches = new Map<string, CancelWatch>();
+/** How long a run's subscription outlives its last running step here: the next step of a chain comes within it. */
+const CANCEL_WATCH_LINGER_MS = 2_000;

@@ -18,17 +18,19 @@ export function retryOf(step: { retry?: { attempts: number; backoffMs: number } 
 }
 
 /** The step as written: a top-level step, or the template of the map a child row belongs to. */
-export function stepOf(definition: WorkflowDefinition, row: StepRun, parent?: StepRun | null): StepTemplate | undefined {
+export function stepOf(definition: WorkflowDefinition, row: Pick<StepRun, "stepId" | "parentId">, parent?: Pick<StepRun, "input"> | null): StepTemplate | undefined {
   const step = definition.steps.find((candidate) => candidate.id === row.stepId);
   if (!row.parentId) return step;
   return (parent?.input as { step?: StepTemplate } | null)?.step;
 }
 
+type StepRow = Pick<StepRun, "id" | "stepId" | "key" | "parentId" | "input">;
+
 /** Enqueues one job per step row; a map's child takes its retry from the map's template (its parent among `rows`). */
 export async function enqueueSteps(
   app: AppContext,
-  run: { runId: string; projectId: string; definition: WorkflowDefinition; rows: StepRun[] },
-  queued: StepRun[],
+  run: { runId: string; projectId: string; definition: WorkflowDefinition; rows: StepRow[] },
+  queued: StepRow[],
 ) {
   const byId = new Map(run.rows.map((row) => [row.id, row]));
   await Promise.all(
