@@ -12,7 +12,7 @@ import { RemoteModelClient } from "../models/remote-model-calls.ts";
 import type { Config } from "../core/config.ts";
 import { createDatabase, type Database } from "../core/database.ts";
 import { createLogger, type Logger } from "../core/logger.ts";
-import { createRedis, createRequestRedis, type Redis } from "../core/redis.ts";
+import { createRedis, createRequestRedis, createSubscriberRedis, type Redis } from "../core/redis.ts";
 
 /** The long-lived resources one process shares: gateway, worker, or both. */
 export type AppContext = {
@@ -37,7 +37,7 @@ export type AppContext = {
 export async function createAppContext(config: Config, logger = createLogger(config.LOG_LEVEL)): Promise<AppContext> {
   const db = createDatabase(config.DATABASE_URL);
   const redis = createRedis(config);
-  const redisSubscriber = createRedis(config);
+  const redisSubscriber = createSubscriberRedis(config);
   const redisRequests = createRequestRedis(config);
   // Its errors reach the callers of enqueue; unhandled, ioredis would print each failed reconnect.
   redisRequests.on("error", () => {});

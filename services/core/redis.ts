@@ -14,7 +14,7 @@ export type RedisAddress = string | Pick<Config, "REDIS_URL" | "REDIS_CLUSTER_NO
  * commands, events, `status`, `duplicate()` and `quit()`, and BullMQ and rate-limiter-flexible take either. Multi-key
  * commands need their keys in one slot: every Tessera key starts with QUEUE_PREFIX, a hash tag in cluster mode.
  */
-function connect(address: RedisAddress, options: RedisOptions): Redis {
+function connect(address: RedisAddress, options: RedisOptions, clusterOptions: { shardedSubscribers?: boolean } = {}): Redis {
   if (typeof address === "string") return new Redis(address, options);
   if (address.REDIS_CLUSTER_NODES.length === 0) return new Redis(address.REDIS_URL, options);
   const url = new URL(address.REDIS_URL);
@@ -29,6 +29,7 @@ function connect(address: RedisAddress, options: RedisOptions): Redis {
     }),
     {
       lazyConnect,
+      ...clusterOptions,
       redisOptions: {
         ...nodeOptions,
         username: decodeURIComponent(url.username) || undefined,
@@ -46,6 +47,15 @@ function connect(address: RedisAddress, options: RedisOptions): Redis {
  */
 export function createRedis(address: RedisAddress, options: RedisOptions = {}): Redis {
   return connect(address, { maxRetriesPerRequest: null, lazyConnect: false, ...options });
+}
+
+/**
+ * The connection that receives job and run events (services/queue/event-bus.ts). Events travel by sharded pub/sub
+ * (SSUBSCRIBE, Redis 7): on a cluster a channel lives on the node that owns its slot, so one topic's events arrive
+ * in the order they were published, where plain PUBLISH reaches a subscriber through whichever node took it.
+ */
+export function createSubscriberRedis(address: RedisAddress): Redis {
+  return connect(address, { maxRetriesPerRequest: null, lazyConnect: false }, { shardedSubscribers: true });
 }
 
 /**

@@ -4,13 +4,17 @@ import type { Redis } from "ioredis";
 /**
  * Job and run events travel over Redis pub/sub, so a worker in one process can
  * stream to a subscription served by a gateway in another. This is the
- * EventTarget that graphql-yoga's pub/sub expects, backed by Redis.
+ * EventTarget that graphql-yoga's pub/sub expects, backed by Redis. Sharded
+ * pub/sub (SPUBLISH/SSUBSCRIBE, Redis 7): on a Redis Cluster one node carries
+ * a topic's events, so they arrive in the order they were sent (a run's last
+ * step before its end); plain PUBLISH crosses the cluster bus from whichever
+ * node took it, in no set order.
  */
 function createRedisEventTarget(publisher: Redis, subscriber: Redis, channelPrefix: string) {
   const listeners = new Map<string, Set<EventListenerOrEventListenerObject>>();
   /** Each channel's SUBSCRIBE, settled once Redis has confirmed it: from then on no event on it is missed. */
   const subscribed = new Map<string, Promise<unknown>>();
-  subscriber.on("message", (channel: string, message: string) => {
+  subscriber.on("smessage", (channel: string, message: string) => {
     const type = channel.slice(channelPrefix.length);
     const detail = JSON.parse(message);
     for (const listener of listeners.get(type) ?? []) {
@@ -27,7 +31,7 @@ function createRedisEventTarget(publisher: Redis, subscriber: Redis, channelPref
         set = new Set();
         listeners.set(type, set);
         // A failed SUBSCRIBE (Redis down) leaves the watchers' database backstop; it is not thrown at them.
-        subscribed.set(type, subscriber.subscribe(channelPrefix + type).catch(() => undefined));
+        subscribed.set(type, subscriber.ssubscribe(channelPrefix + type).catch(() => undefined));
       }
       set.add(listener);
     },
@@ -38,11 +42,11 @@ function createRedisEventTarget(publisher: Redis, subscriber: Redis, channelPref
       if (set.size === 0) {
         listeners.delete(type);
         subscribed.delete(type);
-        void subscriber.unsubscribe(channelPrefix + type).catch(() => undefined);
+        void subscriber.sunsubscribe(channelPrefix + type).catch(() => undefined);
       }
     },
     dispatchEvent(event) {
-      void publisher.publish(channelPrefix + event.type, JSON.stringify((event as CustomEvent).detail));
+      void publisher.spublish(channelPrefix + event.type, JSON.stringify((event as CustomEvent).detail));
       return true;
     },
   };
