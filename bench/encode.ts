@@ -28,7 +28,6 @@
 import { randomUUID } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import fs from "node:fs/promises";
-import { Session } from "node:inspector/promises";
 import os from "node:os";
 import path from "node:path";
 import { QueueEvents } from "bullmq";
@@ -43,6 +42,7 @@ import { createGateway } from "../services/gateway/gateway.ts";
 import { chooseExecutionProvider, sessionTuning } from "../services/models/execution-provider.ts";
 import { startWorkerPool } from "../services/worker/worker-pool.ts";
 import { writeTinyClipExport } from "../test/support/fixture-models/tiny-clip.ts";
+import { startCpuProfile } from "./fixtures/cpu-profile.ts";
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const log = (message: string) => process.stderr.write(`[bench encode] ${message}\n`);
@@ -126,7 +126,7 @@ export default async function encodeBench() {
     const busyBefore = modelApp.models.inferenceThreadBusyMs();
 
     log(`gateway path: ${items} uploads, worker concurrency ${concurrency}`);
-    const profiler = process.env.BENCH_ENCODE_CPU_PROFILE ? await startProfile() : undefined;
+    const profiler = process.env.BENCH_ENCODE_CPU_PROFILE ? await startCpuProfile() : undefined;
     const started = performance.now();
     const cpu = cpuMeter();
     const finished: Promise<void>[] = [];
@@ -147,7 +147,10 @@ export default async function encodeBench() {
     // The share of the phase the model computed: below 1, it waited for the path (or for the CPU).
     const modelBusyShare = (modelApp.models.inferenceThreadBusyMs() - busyBefore) / 1000 / gatewaySeconds;
     const cpuMs = cpu.perItem(items);
-    if (profiler) await stopProfile(profiler, process.env.BENCH_ENCODE_CPU_PROFILE!);
+    if (profiler) {
+      await profiler.stop(process.env.BENCH_ENCODE_CPU_PROFILE!);
+      log(`CPU profile of the gateway phase written to ${process.env.BENCH_ENCODE_CPU_PROFILE}`);
+    }
     await allSucceeded(jobIds);
     const batches = modelApp.models.batchSizes("clip", "embedImages").slice(batchesBefore);
     const meanBatch = batches.reduce((a, b) => a + b, 0) / batches.length;
@@ -288,22 +291,6 @@ async function distinctJpeg(index: number, side: number): Promise<Buffer> {
   const cells = Buffer.alloc(16 * 16 * 3);
   for (let i = 0; i < cells.length; i++) cells[i] = random();
   return sharp(cells, { raw: { width: 16, height: 16, channels: 3 } }).resize(side, side, { kernel: "cubic" }).jpeg({ quality: 80 }).toBuffer();
-}
-
-/** BENCH_ENCODE_CPU_PROFILE=file.cpuprofile: a CPU profile of this process over the gateway phase only. */
-async function startProfile() {
-  const session = new Session();
-  session.connect();
-  await session.post("Profiler.enable");
-  await session.post("Profiler.start");
-  return session;
-}
-
-async function stopProfile(session: Session, file: string) {
-  const { profile } = await session.post("Profiler.stop");
-  await fs.writeFile(file, JSON.stringify(profile));
-  session.disconnect();
-  log(`CPU profile of the gateway phase written to ${file}`);
 }
 
 function round(value: number, digits = 2) {

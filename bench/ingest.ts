@@ -8,6 +8,7 @@
  * (default 1000000), BENCH_INGEST_CONCURRENCY requests at once (default 4).
  * Needs PostgreSQL (DATABASE_URL) and Redis (REDIS_URL); no worker runs, so
  * the figure is what the gateway accepts, not what the encoders finish.
+ * BENCH_INGEST_CPU_PROFILE=file.cpuprofile profiles the API phase.
  */
 import { randomUUID } from "node:crypto";
 import fs from "node:fs/promises";
@@ -21,6 +22,7 @@ import { createLogger } from "../services/core/logger.ts";
 import { applyMigrations } from "../services/core/migrate.ts";
 import { createGateway } from "../services/gateway/gateway.ts";
 import { makeJpegOfSize } from "../test/support/media-fixtures.ts";
+import { startCpuProfile } from "./fixtures/cpu-profile.ts";
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const log = (message: string) => process.stderr.write(`[bench ingest] ${message}\n`);
@@ -29,6 +31,7 @@ const MUTATION = `mutation ($file: Upload!) { ingest(input: { file: $file }) { a
 
 async function timed(files: Buffer[], concurrency: number, run: (file: Buffer, index: number) => Promise<void>) {
   let next = 0;
+  const cpu = process.cpuUsage();
   const started = performance.now();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -39,8 +42,11 @@ async function timed(files: Buffer[], concurrency: number, run: (file: Buffer, i
     }),
   );
   const seconds = (performance.now() - started) / 1000;
+  const used = process.cpuUsage(cpu);
   const bytes = files.reduce((sum, file) => sum + file.length, 0);
-  return { seconds, filesPerSec: files.length / seconds, mbPerSec: bytes / 1e6 / seconds };
+  // This process's CPU (every thread: libuv's, sharp's), per file; through the API it includes the bench's own client.
+  const cpuMsPerFile = (used.user + used.system) / 1000 / files.length;
+  return { seconds, filesPerSec: files.length / seconds, mbPerSec: bytes / 1e6 / seconds, cpuMsPerFile };
 }
 
 export default async function ingestBench() {
@@ -76,6 +82,7 @@ export default async function ingestBench() {
     });
     log(`blob store alone: ${raw.filesPerSec.toFixed(1)} files/s`);
 
+    const profiler = process.env.BENCH_INGEST_CPU_PROFILE ? await startCpuProfile() : undefined;
     const api = await timed(files, concurrency, async (file, index) => {
       const form = new FormData();
       form.set("operations", JSON.stringify({ query: MUTATION, variables: { file: null } }));
@@ -85,6 +92,10 @@ export default async function ingestBench() {
       const result = (await response.json()) as { data?: { ingest: { asset: { modality: string } } }; errors?: unknown };
       if (!result.data || result.data.ingest.asset.modality !== "IMAGE") throw new Error(`ingest failed: ${JSON.stringify(result.errors)}`);
     });
+    if (profiler) {
+      await profiler.stop(process.env.BENCH_INGEST_CPU_PROFILE!);
+      log(`CPU profile of the API phase written to ${process.env.BENCH_INGEST_CPU_PROFILE}`);
+    }
     log(`through the API: ${api.filesPerSec.toFixed(1)} files/s`);
     const assets = await app.db.asset.count({ where: { projectId: project.id } });
     if (assets !== count) throw new Error(`expected ${count} assets, found ${assets}`);
@@ -100,6 +111,8 @@ export default async function ingestBench() {
         blobStoreFilesPerSec: round(raw.filesPerSec),
         blobStoreMBPerSec: round(raw.mbPerSec),
         apiToBlobStoreRatio: round(api.filesPerSec / raw.filesPerSec, 3),
+        cpuMsPerFile: { api: round(api.cpuMsPerFile, 1), blobStore: round(raw.cpuMsPerFile, 1) },
+        loadavg: os.loadavg().map((load) => round(load)),
       }),
     );
   } finally {
