@@ -4,6 +4,7 @@ import type { ModelRuntime, SpaceVectors } from "../models/model-runtime.ts";
 import { loadConfig, type Config } from "../core/config.ts";
 import { inSpan, inSpanSync } from "../observability/tracing.ts";
 import { decodeQueryFile, type QueryDecodeLimits } from "./query-file.ts";
+import { keywordTerms, mergeKeywordRankings, type KeywordHit } from "./keyword-ranking.ts";
 import { withSpokenMatches, type HitSegment } from "./segments.ts";
 import type { VectorFilter, VectorHit, VectorStore } from "./vector-store.ts";
 
@@ -160,13 +161,14 @@ export async function crossModalSearch(
   const alpha = request.alpha ?? DEFAULT_HYBRID_ALPHA;
   // The keyword ranking: BM25 over the text stored with the vectors, in every space a text query reaches (each
   // holds the assets it has vectors of), merged into one ranking by each list's normalised score.
-  const keywordProbes = alpha < 1 ? probes.filter((probe) => probe.text !== undefined) : [];
+  const keywordText = queryText === undefined ? "" : keywordTerms(queryText);
+  const keywordProbes = alpha < 1 && keywordText ? probes.filter((probe) => probe.text !== undefined) : [];
   const keyword = keywordProbes.length
     ? mergeKeywordRankings(
         await Promise.all(
           keywordProbes.map((probe) =>
             inSpan(`search.keyword ${probe.space}`, { "tessera.search.space": probe.space, "tessera.search.candidates": candidates }, async (span) => {
-              const hits = await store.hybrid(projectId, { space: probe.space, vector: probe.vector, text: probe.text!, alpha: 0, limit: candidates, filter });
+              const hits = await store.hybrid(projectId, { space: probe.space, vector: probe.vector, text: keywordText, alpha: 0, limit: candidates, filter });
               span.setAttribute("tessera.search.hits", hits.length);
               return hits;
             }),
@@ -271,9 +273,6 @@ function centroid(vectors: Float32Array[]): Float32Array {
   return sum.map((value) => value / norm);
 }
 
-/** A keyword match; `normalised` when already normalised (merged from several spaces), else min-max over the list. */
-type KeywordHit = VectorHit & { normalised?: number };
-
 export type FusionOptions = {
   /** The query's words, for snippets. */
   queryText?: string;
@@ -289,21 +288,6 @@ export type FusionOptions = {
    */
   sees?: (space: string, modality: Modality) => boolean;
 };
-
-/**
- * One keyword ranking out of one per space: each chunk's score normalised within its list (BM25 statistics
- * differ between spaces), an asset's best chunk kept, best first.
- */
-function mergeKeywordRankings(rankings: VectorHit[][]): KeywordHit[] {
-  if (rankings.length === 1) return rankings[0]!;
-  const merged: Array<VectorHit & { normalised: number }> = [];
-  for (const ranking of rankings) {
-    const scores = ranking.map((hit) => hit.score);
-    const [low, high] = [Math.min(...scores), Math.max(...scores)];
-    for (const hit of ranking) merged.push({ ...hit, normalised: high > low ? (hit.score - low) / (high - low) : 1 });
-  }
-  return merged.sort((a, b) => b.normalised - a.normalised || b.score - a.score);
-}
 
 /** A video is its frames and its sound track: the spaces that see either see it. */
 function seesNatively(encoder: QueryEncoder): FusionOptions["sees"] {

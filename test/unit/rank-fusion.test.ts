@@ -1,6 +1,7 @@
 import { expect, it } from "vitest";
 import type { Modality } from "../../services/core/database.ts";
 import { fuseRankings, snippetOf } from "../../services/search/cross-modal-search.ts";
+import { keywordTerms } from "../../services/search/keyword-ranking.ts";
 import type { VectorHit } from "../../services/search/vector-store.ts";
 
 const hit = (assetId: string, space: string, score: number, text = "", chunk = 0, modality: Modality = "TEXT"): VectorHit => ({ assetId, space, chunk, modality, text, score });
@@ -97,4 +98,14 @@ it("picks the line of a long text that shares most words with the query, and cut
   const long = snippetOf("x".repeat(1000));
   expect(long.length).toBe(280);
   expect(long.endsWith("…")).toBe(true);
+});
+
+it("BM25 looks for the query's words but not lone letters, which matched one-letter OCR guesses", () => {
+  expect(keywordTerms("four o’clock")).toBe("four clock");
+  expect(keywordTerms("men’s room")).toBe("men room");
+  expect(keywordTerms("x-ray")).toBe("ray");
+  // Digits are words ("gate 5"); so is one character of a script without case.
+  expect(keywordTerms("gate 5")).toBe("gate 5");
+  expect(keywordTerms("猫")).toBe("猫");
+  expect(keywordTerms("a")).toBe("");
 });
