@@ -23,7 +23,8 @@ type Rate = { perSecond: number; burst: number };
  * (a request refused by its address is not counted against its project). Each rate is a steady key (ARGV:
  * points, seconds) and a burst key (points, seconds) used only past the steady points, counted as
  * rate-limiter-flexible's RateLimiterRedis counts (the same keys and script body), so gateways of either kind
- * share a count. Returns {0, 0} when allowed, else {the refusing rate's 1-based index, ms until it has room}.
+ * share a count. Returns {0, 0, ...} when allowed, else {the refusing rate's 1-based index, ms until it has room,
+ * ...}, followed by each counted rate's steady count and the ms left in its window.
  */
 const COUNT_SCRIPT = `
 local function count(key, seconds)
@@ -36,20 +37,27 @@ local function count(key, seconds)
   end
   return consumed, ttl
 end
+local answer = {0, 0}
 for i = 1, #KEYS, 2 do
   local a = (i - 1) * 2
   local consumed, ttl = count(KEYS[i], ARGV[a + 2])
+  table.insert(answer, consumed)
+  table.insert(answer, ttl)
   if consumed > tonumber(ARGV[a + 1]) then
     local burst, burstTtl = count(KEYS[i + 1], ARGV[a + 4])
     if burst > tonumber(ARGV[a + 3]) then
-      return {(i + 1) / 2, math.min(ttl, burstTtl)}
+      answer[1] = (i + 1) / 2
+      answer[2] = math.min(ttl, burstTtl)
+      return answer
     end
   end
 end
-return {0, 0}
+return answer
 `;
 const COUNT_COMMAND = "tesseraCountRequestRates";
-type CountingRedis = { [COUNT_COMMAND](keyCount: number, ...keysThenArgs: Array<string | number>): Promise<[number, number]> };
+type CountingRedis = { [COUNT_COMMAND](keyCount: number, ...keysThenArgs: Array<string | number>): Promise<number[]> };
+/** How many subjects (addresses, projects) each process remembers the last count of. */
+const MAX_REMEMBERED = 10_000;
 
 /**
  * One request rate: a steady rate per second plus a burst allowance. Its Redis
@@ -91,6 +99,37 @@ class RequestRate {
       if (refusal instanceof RateLimiterRes) return refusal.msBeforeNext;
       throw refusal;
     }
+  }
+
+  /** This process's view of each subject's steady window: its count at the last answer, counts not answered yet. */
+  private readonly seen = new Map<string, { consumed: number; windowEnds: number; pending: number }>();
+
+  /**
+   * Whether this process saw `subject` well under its steady rate: its window's count at the last answer plus the
+   * counts still unanswered is under half the rate, or that window is over and it was under the rate then. A subject
+   * never counted here has no room known.
+   */
+  hasRoom(subject: string, now: number): boolean {
+    const view = this.seen.get(subject);
+    if (!view) return false;
+    const current = now < view.windowEnds ? view.consumed : view.consumed <= this.rate.perSecond ? 0 : Infinity;
+    return current + view.pending < this.rate.perSecond / 2;
+  }
+
+  /** A count of `subject` went to Redis; call the returned function with its answer (or none) when it comes. */
+  sent(subject: string): (consumed?: number, ttlMs?: number) => void {
+    let view = this.seen.get(subject);
+    if (!view) {
+      if (this.seen.size >= MAX_REMEMBERED) this.seen.delete(this.seen.keys().next().value!);
+      view = { consumed: Infinity, windowEnds: 0, pending: 0 };
+      this.seen.set(subject, view);
+    }
+    const counted = view;
+    counted.pending++;
+    return (consumed, ttlMs) => {
+      counted.pending--;
+      if (consumed !== undefined && ttlMs !== undefined) Object.assign(counted, { consumed, windowEnds: Date.now() + ttlMs });
+    };
   }
 
   refusal(waitMs: number) {
@@ -142,28 +181,46 @@ export class RequestRateLimits {
     return this.countRequest(undefined, projectId);
   }
 
-  /** Counts a request against its address, then its project (either may be absent): one Redis call for both. */
-  async countRequest(address: string | undefined, projectId: string | undefined): Promise<void> {
+  private countsOf(address: string | undefined, projectId: string | undefined) {
     const counts: Array<[RequestRate, string]> = [];
     if (this.address && address !== undefined) counts.push([this.address, address]);
     if (this.project && projectId !== undefined) counts.push([this.project, projectId]);
+    return counts;
+  }
+
+  /**
+   * Whether this process last saw both the address and the project well under their rates (RequestRate.hasRoom):
+   * a refusal of this request is then unlikely, so it may be served while its count is on its way (the gateway
+   * holds its answer until the count has come back). A limit that is off always has room.
+   */
+  hasRoom(address: string | undefined, projectId: string | undefined): boolean {
+    const now = Date.now();
+    return this.countsOf(address, projectId).every(([rate, subject]) => rate.hasRoom(subject, now));
+  }
+
+  /** Counts a request against its address, then its project (either may be absent): one Redis call for both. */
+  async countRequest(address: string | undefined, projectId: string | undefined): Promise<void> {
+    const counts = this.countsOf(address, projectId);
     if (counts.length === 0) return;
-    let answer: [number, number] | undefined;
+    let answer: number[] | undefined;
     // As RateLimiterRedis' rejectIfRedisNotReady: a command to a Redis that is not ready would wait in its queue.
     if (this.redis.status === "ready") {
       const keys = counts.flatMap(([rate, subject]) => rate.keys(subject));
       const args = counts.flatMap(([rate]) => rate.args);
+      const answered = counts.map(([rate, subject]) => rate.sent(subject));
       try {
-        answer = await withDeadline((this.redis as unknown as CountingRedis)[COUNT_COMMAND](keys.length, ...keys, ...args), REDIS_TIMEOUT_MS);
+        answer = (await withDeadline((this.redis as unknown as CountingRedis)[COUNT_COMMAND](keys.length, ...keys, ...args), REDIS_TIMEOUT_MS)).map(Number);
       } catch (error) {
         this.logger.warn({ err: error }, "rate limits: Redis did not answer; counting in this process");
+      } finally {
+        answered.forEach((done, index) => done(answer?.[2 + 2 * index], answer?.[3 + 2 * index]));
       }
     } else {
       this.logger.warn("rate limits: Redis is not connected; counting in this process");
     }
     if (answer) {
-      const [refusedBy, waitMs] = answer;
-      if (refusedBy > 0) throw counts[refusedBy - 1]![0].refusal(Number(waitMs));
+      const [refusedBy, waitMs] = answer as [number, number];
+      if (refusedBy > 0) throw counts[refusedBy - 1]![0].refusal(waitMs);
       return;
     }
     for (const [rate, subject] of counts) {

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RequestRateLimits } from "../../services/limits/request-rate-limits.ts";
 import { startTestApp, type TestApp } from "../support/test-app.ts";
 
 /** One POST to /graphql, keeping the status and headers the limits set. */
@@ -104,5 +105,27 @@ describe("one Redis call per request for its rate counts", () => {
     await new Promise((resolve) => setTimeout(resolve, 1100));
     const answers = await Promise.all(Array.from({ length: 60 }, () => post(t.url, MODELS, key)));
     expect(answers.filter((answer) => answer.status === 200).length).toBeGreaterThanOrEqual(45);
+  });
+});
+
+describe("a query served while it is counted", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ env: { RATE_LIMIT_PROJECT_PER_SECOND: "10", RATE_LIMIT_PROJECT_BURST: "0", RATE_LIMIT_ADDRESS_PER_SECOND: "0" } });
+  });
+  afterAll(() => t?.close());
+
+  it("still gets RATE_LIMITED and no data when other gateways spent the project's rate meanwhile", async () => {
+    const { key, projectId } = await t.createProject();
+    // Counted and cached: this gateway now sees the project well under its rate, so the next query runs beside its count.
+    expect((await post(t.url, MODELS, key)).status).toBe(200);
+    // Another gateway process (same Redis, same prefix) spends the rest of this second's rate.
+    const other = new RequestRateLimits(t.app);
+    await Promise.all(Array.from({ length: 12 }, () => other.countProject(projectId).catch(() => {})));
+    const answer = await post(t.url, MODELS, key);
+    expect(answer.status).toBe(429);
+    expect(Number(answer.retryAfter)).toBeGreaterThanOrEqual(1);
+    expect(answer.body.errors[0].extensions.code).toBe("RATE_LIMITED");
+    expect(answer.body.data).toBeUndefined();
   });
 });

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from "node:http";
+import { getOperationAST } from "graphql";
 import type { Plugin } from "graphql-yoga";
 import { ErrorCode, TesseraError } from "../../core/errors.ts";
 import { RequestRateLimits, type RateLimitHost } from "../../limits/request-rate-limits.ts";
@@ -35,15 +36,21 @@ export type RateLimitOptions = {
  * address on every HTTP request before anything is read (the key is not known
  * yet), then per project on each GraphQL operation once the key has named it,
  * over HTTP and graphql-ws alike. A GraphQL request whose key the gateway
- * already holds has both counted at once, before its body is read, in one
- * Redis call; its operation is then not counted again. Past a limit:
- * RATE_LIMITED with `details.retryAfterSeconds`, and over HTTP status 429
- * with Retry-After.
+ * already holds has both counted at once, in one Redis call, and its
+ * operation is not counted again. That count is waited for before the body is
+ * read, unless this process last saw the address and the project well under
+ * their rates (RequestRateLimits.hasRoom): then a query runs beside its count
+ * (which on a busy machine takes as long as a small project's search) and its
+ * result is held until the count allows it; a mutation or subscription waits
+ * for it. Past a limit: RATE_LIMITED with `details.retryAfterSeconds`, and
+ * over HTTP status 429 with Retry-After.
  */
 export function useRateLimits(app: RateLimitHost, options: RateLimitOptions): Plugin<GatewayContext> {
   const limits = new RequestRateLimits(app);
   // HTTP requests whose project was counted with their address: one operation each (yoga's batching is off).
   const counted = new WeakSet<Request>();
+  // Those whose count is still on its way: its refusal, or null once allowed.
+  const answers = new WeakMap<Request, Promise<TesseraError | null>>();
   const countProject = async (projectId: string, context: GatewayContext, stop: (result: ReturnType<typeof rateLimitedResult>) => void) => {
     try {
       await limits.countProject(projectId);
@@ -58,6 +65,21 @@ export function useRateLimits(app: RateLimitHost, options: RateLimitOptions): Pl
       const address = (serverContext as { req?: IncomingMessage } | undefined)?.req?.socket.remoteAddress;
       const projectId = url.pathname === options.graphqlEndpoint ? options.knownProjectOf?.(request) : undefined;
       if (!address && !projectId) return;
+      if (projectId && limits.hasRoom(address, projectId)) {
+        // Well under both rates when last counted: the request goes on while it is counted, and its operation's
+        // answer waits for the count (onExecute). Nothing is answered, and no mutation runs, before it is counted.
+        const answer = limits.countRequest(address, projectId).then(
+          () => null,
+          (error: unknown) => {
+            if (isRateLimited(error)) return error;
+            throw error;
+          },
+        );
+        answer.catch(() => {}); // a request that never executes (a parse error) does not wait for it
+        answers.set(request, answer);
+        counted.add(request);
+        return;
+      }
       try {
         await limits.countRequest(address, projectId);
         if (projectId) counted.add(request);
@@ -73,12 +95,41 @@ export function useRateLimits(app: RateLimitHost, options: RateLimitOptions): Pl
       }
     },
     // Nothing to wait for (no key, or counted with the request): no promise, so envelop goes on at once.
-    onExecute({ args, setResultAndStopExecution }) {
+    onExecute({ args, executeFn, setExecuteFn, setResultAndStopExecution }) {
       const context = args.contextValue as GatewayContext;
+      const answer = context.request && answers.get(context.request);
+      if (answer) {
+        const refuseOn = async () => {
+          const refusal = await answer;
+          if (refusal) setResultAndStopExecution(rateLimitedResult(refusal, true));
+        };
+        // A query reads only: it runs beside its count, and its result is held until the count allows it.
+        if (getOperationAST(args.document, args.operationName)?.operation !== "query") return refuseOn();
+        setExecuteFn(async (executeArgs) => {
+          const result = Promise.resolve(executeFn(executeArgs));
+          let refusal: TesseraError | null;
+          try {
+            refusal = await answer;
+          } catch (error) {
+            result.catch(() => {});
+            throw error;
+          }
+          if (!refusal) return result;
+          result.catch(() => {});
+          return rateLimitedResult(refusal, true);
+        });
+        return;
+      }
       if (context.project && !(context.request && counted.has(context.request))) return countProject(context.project.id, context, setResultAndStopExecution);
     },
     onSubscribe({ args, setResultAndStopExecution }) {
       const context = args.contextValue as GatewayContext;
+      const answer = context.request && answers.get(context.request);
+      if (answer) {
+        return answer.then((refusal) => {
+          if (refusal) setResultAndStopExecution(rateLimitedResult(refusal, true));
+        });
+      }
       if (context.project && !(context.request && counted.has(context.request))) return countProject(context.project.id, context, setResultAndStopExecution);
     },
   };
