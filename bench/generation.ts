@@ -10,9 +10,12 @@
  *  - speech: the espeak provider vs spawning espeak-ng directly
  *
  * Sizes: BENCH_REQUESTS (default 200), BENCH_CONCURRENCY (8), BENCH_TOKENS (64 per reply), BENCH_JOBS (40).
+ * BENCH_GENERATION_JOBS_ONLY=1 skips the local and speech comparisons (chat stays: the job is read against it);
+ * BENCH_GENERATION_CPU_PROFILE=file.cpuprofile profiles this process over the timed generate-job phase.
  */
 import { spawn } from "node:child_process";
 import fs from "node:fs/promises";
+import { Session } from "node:inspector/promises";
 import os from "node:os";
 import path from "node:path";
 import { env as transformersEnv, pipeline } from "@huggingface/transformers";
@@ -30,6 +33,8 @@ const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 200);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
 const TOKENS = Number(process.env.BENCH_TOKENS ?? 64);
 const JOBS = Number(process.env.BENCH_JOBS ?? 40);
+const JOBS_ONLY = process.env.BENCH_GENERATION_JOBS_ONLY === "1";
+const CPU_PROFILE = process.env.BENCH_GENERATION_CPU_PROFILE;
 
 /** cpuMs: this process's CPU (all its threads) per task: steadier than latency on a loaded machine. */
 type Stats = { p50: number; p95: number; mean: number; perSecond: number; cpuMs: number };
@@ -90,34 +95,12 @@ export default async function generationBench() {
   console.log("chat raw SDK   ", chatRaw);
   console.log("chat router    ", chatRouter);
 
-  // local generation: raw pipeline vs provider through the router
-  transformersEnv.allowRemoteModels = false;
-  transformersEnv.localModelPath = `${scratch}/`;
-  const generator: any = await pipeline("text-generation", "tiny-causal-lm", { dtype: "fp32", device: "cpu" });
-  const rawLocal = () => generator("abc", { max_new_tokens: 20, do_sample: false, return_full_text: false });
-  const routerLocal = () => router.chat("llm.local", { messages: [{ role: "user", content: "abc" }], maxTokens: 20, onToken: () => {} });
-  await measure(10, 1, rawLocal);
-  await measure(10, 1, routerLocal);
-  const localRaw = await measure(Math.max(20, REQUESTS / 4), 1, rawLocal);
-  const localRouter = await measure(Math.max(20, REQUESTS / 4), 1, routerLocal);
-  console.log("local raw      ", localRaw);
-  console.log("local router   ", localRouter);
-
-  // speech: raw espeak-ng vs the provider (which also fixes the WAV header)
-  const sentence = "Tessera speaks this sentence for the benchmark.";
-  const rawSpeech = () =>
-    new Promise<void>((resolve, reject) => {
-      const child = spawn("espeak-ng", ["--stdout", "--stdin", "-v", "en-us"]);
-      child.stdout.resume();
-      child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`espeak-ng exit ${code}`))));
-      child.stdin.end(sentence);
-    });
-  const routerSpeech = () => router.speak("speech.default", { text: sentence });
-  const speechCount = Math.max(10, Math.round(REQUESTS / 10));
-  const speechRaw = await measure(speechCount, 2, rawSpeech);
-  const speechRouter = await measure(speechCount, 2, routerSpeech);
-  console.log("speech raw     ", speechRaw);
-  console.log("speech router  ", speechRouter);
+  const skipped: Stats = { p50: NaN, p95: NaN, mean: NaN, perSecond: NaN, cpuMs: NaN };
+  let localRaw = skipped;
+  let localRouter = skipped;
+  let speechRaw = skipped;
+  let speechRouter = skipped;
+  if (!JOBS_ONLY) ({ localRaw, localRouter, speechRaw, speechRouter } = await localAndSpeech(scratch, router));
 
   // generate job end to end vs a direct router call
   const providersFile = path.join(scratch, "providers.json");
@@ -125,20 +108,34 @@ export default async function generationBench() {
   process.env.PROVIDERS_FILE = providersFile;
   const app = await startTestApp({ worker: { concurrency: CONCURRENCY } });
   const { key } = await app.createProject("bench-generation-" + Date.now());
+  /** Per job, ms from the request: the mutation's answer, the first RUNNING event, the first token, SUCCEEDED. */
+  const phases = { answered: [] as number[], running: [] as number[], token: [] as number[], succeeded: [] as number[] };
   const job = async () => {
+    const t0 = performance.now();
     const response = await app.graphql(`mutation { generate(input: { task: TEXT, prompt: "Say something long." }) { id } }`, undefined, key);
     const id = response.data.generate.id as string;
+    phases.answered.push(performance.now() - t0);
+    let running = false;
+    let token = false;
     // As a `jobEvents` subscriber sees it (the row, then events until the job ends). Polling the row
     // every 5 ms, as this bench did, cost more of the shared event loop than the jobs themselves.
     for await (const event of watchJob(app.app, id)) {
-      if (event.status === "SUCCEEDED") return;
+      if (!running && event.status === "RUNNING") (running = true), phases.running.push(performance.now() - t0);
+      if (!token && event.token) (token = true), phases.token.push(performance.now() - t0);
+      if (event.status === "SUCCEEDED") return void phases.succeeded.push(performance.now() - t0);
       if (event.status === "FAILED" || event.status === "CANCELLED") throw new Error(`job ${id} ${event.status}`);
     }
     throw new Error(`job ${id}: events ended before it did`);
   };
   await measure(5, 2, job);
+  for (const list of Object.values(phases)) list.length = 0;
+  const profile = CPU_PROFILE ? await startProfile() : undefined;
   const jobStats = await measure(JOBS, CONCURRENCY, job);
+  if (profile) await stopProfile(profile, CPU_PROFILE!);
   console.log("generate job   ", jobStats);
+  const p50 = (list: number[]) => Math.round([...list].sort((x, y) => x - y)[Math.floor(list.length / 2)]! * 100) / 100;
+  const jobPhasesP50Ms = { answered: p50(phases.answered), running: p50(phases.running), firstToken: p50(phases.token), succeeded: p50(phases.succeeded) };
+  console.log("job phases p50 ", jobPhasesP50Ms);
   await closeModelRouter(app.app);
   await app.close();
 
@@ -168,10 +165,59 @@ export default async function generationBench() {
       generateJobP95Ms: jobStats.p95,
       generateJobsPerSecond: jobStats.perSecond,
       generateJobOverRouterP50: ratio(jobStats.p50, chatRouter.p50),
+      generateJobPhasesP50Ms: jobPhasesP50Ms,
       chatRouterCpuMs: chatRouter.cpuMs,
       generateJobCpuMs: jobStats.cpuMs,
       generateJobOverRouterCpu: ratio(jobStats.cpuMs, chatRouter.cpuMs),
       loadavg: os.loadavg().map((value) => round2(value)),
     }),
   );
+}
+
+/** The transformers provider against the raw pipeline, and the espeak provider against espeak-ng. */
+async function localAndSpeech(scratch: string, router: ModelRouter) {
+    // local generation: raw pipeline vs provider through the router
+    transformersEnv.allowRemoteModels = false;
+    transformersEnv.localModelPath = `${scratch}/`;
+    const generator: any = await pipeline("text-generation", "tiny-causal-lm", { dtype: "fp32", device: "cpu" });
+    const rawLocal = () => generator("abc", { max_new_tokens: 20, do_sample: false, return_full_text: false });
+    const routerLocal = () => router.chat("llm.local", { messages: [{ role: "user", content: "abc" }], maxTokens: 20, onToken: () => {} });
+    await measure(10, 1, rawLocal);
+    await measure(10, 1, routerLocal);
+    const localRaw = await measure(Math.max(20, REQUESTS / 4), 1, rawLocal);
+    const localRouter = await measure(Math.max(20, REQUESTS / 4), 1, routerLocal);
+    console.log("local raw      ", localRaw);
+    console.log("local router   ", localRouter);
+
+    // speech: raw espeak-ng vs the provider (which also fixes the WAV header)
+    const sentence = "Tessera speaks this sentence for the benchmark.";
+    const rawSpeech = () =>
+      new Promise<void>((resolve, reject) => {
+        const child = spawn("espeak-ng", ["--stdout", "--stdin", "-v", "en-us"]);
+        child.stdout.resume();
+        child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`espeak-ng exit ${code}`))));
+        child.stdin.end(sentence);
+      });
+    const routerSpeech = () => router.speak("speech.default", { text: sentence });
+    const speechCount = Math.max(10, Math.round(REQUESTS / 10));
+    const speechRaw = await measure(speechCount, 2, rawSpeech);
+    const speechRouter = await measure(speechCount, 2, routerSpeech);
+    console.log("speech raw     ", speechRaw);
+    console.log("speech router  ", speechRouter);
+  return { localRaw, localRouter, speechRaw, speechRouter };
+}
+
+async function startProfile() {
+  const session = new Session();
+  session.connect();
+  await session.post("Profiler.enable");
+  await session.post("Profiler.start");
+  return session;
+}
+
+async function stopProfile(session: Session, file: string) {
+  const { profile } = await session.post("Profiler.stop");
+  await fs.writeFile(file, JSON.stringify(profile));
+  session.disconnect();
+  console.log(`CPU profile of the generate-job phase written to ${file}`);
 }
