@@ -459,6 +459,8 @@ type Result = {
   faults: number;
   failures: Record<string, number>;
   settleSeconds: number;
+  /** Accepted ingests whose asset is not READY at the count (the Weaviate outage must leave none). */
+  assetsNotReady: number;
 };
 
 /** Waits until every accepted job and run has ended (or the settle time is over), then counts. */
@@ -516,6 +518,7 @@ async function settle(db: ReturnType<typeof createDatabase>, scenario: string, p
     faults,
     failures,
     settleSeconds: Math.round((Date.now() - started) / 1000),
+    assetsNotReady: jobs.filter((job) => job.asset && job.asset.status !== "READY").length,
   };
 }
 
