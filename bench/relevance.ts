@@ -53,7 +53,8 @@ export default async function relevanceBench() {
   const kept: Kept | undefined = keepFile ? await fs.readFile(keepFile, "utf8").then((text) => JSON.parse(text) as Kept).catch(() => undefined) : undefined;
   const dataDir = kept?.dataDir ?? (await fs.mkdtemp(path.join(os.tmpdir(), "tessera-bench-relevance-")));
   const queuePrefix = kept?.queuePrefix ?? `bench-relevance-${randomUUID().slice(0, 8)}`;
-  const config = loadConfig({ ...process.env, DATA_DIR: dataDir, QUEUE_PREFIX: queuePrefix, LOG_LEVEL: process.env.LOG_LEVEL ?? "warn" });
+  // No reconciler: it re-queues stuck assets of every project in the database, including another bench's.
+  const config = loadConfig({ ...process.env, DATA_DIR: dataDir, QUEUE_PREFIX: queuePrefix, LOG_LEVEL: process.env.LOG_LEVEL ?? "warn", RECONCILE_INTERVAL_MS: "0" });
   await applyMigrations(config.DATABASE_URL);
   const app = await createAppContext(config, createLogger(config.LOG_LEVEL));
   const gateway = createGateway(app);

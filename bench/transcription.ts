@@ -4,13 +4,17 @@
  * in several voices. Reports the word error rate of its transcripts, and how
  * often a key phrase of a sentence finds that sentence's clip first among all
  * the clips: by the transcript's words, and by pronunciation (the phones
- * heard, services/search/phonetic-match.ts), which is what search uses.
+ * heard, services/search/phonetic-match.ts), which is what search uses; and
+ * whether the phone-key index (services/search/spoken-index.ts) hands search
+ * the clips it then matches: the share of the matches search claims whose clip
+ * shares a key with the query, and the own clip's rank by shared keys.
  * Sizes: BENCH_TRANSCRIPTION_SENTENCES (default all 24), BENCH_TRANSCRIPTION_VOICES (comma list).
  */
 import { spawnSync } from "node:child_process";
 import { decodeWav } from "../services/generation/wav-file.ts";
 import { recognizeSpeech, type TimedToken } from "../services/generation/pocketsphinx-transcriber.ts";
-import { bestPhoneMatch, queryPhones } from "../services/search/phonetic-match.ts";
+import { bestPhoneMatch, MIN_MATCH_MARGIN, phoneEvidence, queryPhones } from "../services/search/phonetic-match.ts";
+import { phoneticKeys } from "../services/search/spoken-index.ts";
 
 /** [sentence, key phrase a user would search for]. */
 const SENTENCES: Array<[string, string]> = [
@@ -91,6 +95,10 @@ export default async function transcription() {
   let foundByPhones = 0;
   let sentenceFoundByPhones = 0;
   const trueScores: number[] = [];
+  let claimed = 0;
+  let claimedKeyed = 0;
+  const keyRanks: number[] = [];
+  const clipKeys = clips.map((clip) => new Set(phoneticKeys(clip.phones.map((phone) => phone.token))));
   const otherBest: number[] = [];
   for (const clip of clips) {
     const wanted = phraseWords(clip.phrase);
@@ -103,6 +111,17 @@ export default async function transcription() {
     trueScores.push(own);
     otherBest.push(Math.max(...scores.filter((_, index) => index !== clips.indexOf(clip))));
     if (scores.every((score, index) => index === clips.indexOf(clip) || score < own)) foundByPhones++;
+    // The index: which clips share keys with the phrase, and whether the matches search would claim are among them.
+    const ownIndex = clips.indexOf(clip);
+    const queryKeys = phoneticKeys(phones);
+    const shared = clipKeys.map((keys) => queryKeys.filter((key) => keys.has(key)).length);
+    keyRanks.push(1 + shared.filter((count, index) => index !== ownIndex && count > shared[ownIndex]!).length);
+    for (const [index, other] of clips.entries()) {
+      const evidence = phoneEvidence(phones, other.phones.map((phone) => ({ phone: phone.token, start: phone.start, end: phone.end })));
+      if (!evidence || evidence.margin < MIN_MATCH_MARGIN) continue;
+      claimed++;
+      if (shared[index]! > 0) claimedKeyed++;
+    }
     const sentencePhones = (await queryPhones(clip.sentence)).phones;
     const sentenceScores = clips.map((other) => bestPhoneMatch(sentencePhones, other.phones.map((phone) => ({ phone: phone.token, start: phone.start, end: phone.end })))?.score ?? 0);
     if (sentenceScores.every((score, index) => index === clips.indexOf(clip) || score < sentenceScores[clips.indexOf(clip)]!)) sentenceFoundByPhones++;
@@ -120,6 +139,9 @@ export default async function transcription() {
       phoneScoreOwnMean: Number(mean(trueScores).toFixed(3)),
       phoneScoreBestOtherMean: Number(mean(otherBest).toFixed(3)),
       realTimeFactor: Number((recogniseSec / audioSec).toFixed(2)),
+      claimedMatchesKeyed: Number((claimedKeyed / Math.max(1, claimed)).toFixed(3)),
+      claimedMatches: claimed,
+      ownClipKeyRankMean: Number(mean(keyRanks).toFixed(2)),
     }),
   );
 }
