@@ -52,7 +52,7 @@ export async function inspectMedia(filePath: string, claimed: ClaimedType, limit
   }
 }
 
-export async function inspectImage(filePath: string, mimeType: string, limits: InspectLimits): Promise<MediaInfo> {
+async function inspectImage(filePath: string, mimeType: string, limits: InspectLimits): Promise<MediaInfo> {
   let metadata: Awaited<ReturnType<ReturnType<typeof sharp>["metadata"]>>;
   try {
     // Reading the header decodes no pixels, so sharp's own pixel limit is not needed yet: ours follows.
