@@ -14,6 +14,7 @@
 import { randomUUID } from "node:crypto";
 import os from "node:os";
 import { Queue, QueueEvents, Worker } from "bullmq";
+import pg from "pg";
 import { z } from "zod";
 import { createAppContext, type AppContext } from "../services/app/app-context.ts";
 import { createApiKey } from "../services/core/api-keys.ts";
@@ -45,6 +46,20 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
 
 const round = (value: number, digits = 2) => Number(value.toFixed(digits));
 
+/** SQL statements sent by this process (every node-postgres query, Prisma's through its adapter included). */
+let statements = 0;
+const query = pg.Client.prototype.query;
+pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+  statements++;
+  return (query as (...args: unknown[]) => unknown).apply(this, args);
+} as typeof query;
+/** Statements sent while `work` ran, with its result. */
+async function counted<T>(work: () => Promise<T>): Promise<[T, number]> {
+  const before = statements;
+  const result = await work();
+  return [result, statements - before];
+}
+
 async function bareBullmq(app: AppContext, prefix: string) {
   const connection = app.redis;
   const queue = new Queue("bench-bare", { connection, prefix });
@@ -71,20 +86,28 @@ async function bareBullmq(app: AppContext, prefix: string) {
   return { chainMs, fanOutMs };
 }
 
-/** Resolves when the run ends: the run's events, with the row as the backstop. */
+/** Resolves when the run ends: the run's events, with the row as the backstop (read once subscribed, and each idle second). */
 async function runToEnd(app: AppContext, projectId: string, slug: string) {
   const started = performance.now();
   const run = await startRun(app, { projectId, slug, input: {} });
+  const ended = (row: { status: string; error: unknown }) => {
+    if (row.status !== "SUCCEEDED") throw new Error(`run ${slug} ended ${row.status}: ${JSON.stringify(row.error)}`);
+    return performance.now() - started;
+  };
+  // A run of steps without side effects may end inside its start.
+  if (TERMINAL_RUN_STATUSES.has(run.status)) return ended(run);
   const events = app.events.subscribe("run", run.id)[Symbol.asyncIterator]();
   try {
-    while (true) {
-      const next = await Promise.race([events.next(), new Promise<null>((resolve) => setTimeout(() => resolve(null), 1000))]);
-      if (next && !next.done && !(next.value.type === "RUN_STATUS" && TERMINAL_RUN_STATUSES.has(next.value.status ?? ""))) continue;
-      const row = await app.db.run.findUniqueOrThrow({ where: { id: run.id } });
-      if (TERMINAL_RUN_STATUSES.has(row.status)) {
-        if (row.status !== "SUCCEEDED") throw new Error(`run ${slug} ended ${row.status}: ${JSON.stringify(row.error)}`);
-        return performance.now() - started;
+    let next = events.next();
+    await app.events.whenSubscribed("run", run.id);
+    for (let readRow = true; ; ) {
+      if (readRow) {
+        const row = await app.db.run.findUniqueOrThrow({ where: { id: run.id } });
+        if (TERMINAL_RUN_STATUSES.has(row.status)) return ended(row);
       }
+      const result = await Promise.race([next, new Promise<null>((resolve) => setTimeout(() => resolve(null), 1000))]);
+      if (result && !result.done) next = events.next();
+      readRow = !result || Boolean(result.done) || (result.value.type === "RUN_STATUS" && TERMINAL_RUN_STATUSES.has(result.value.status ?? ""));
     }
   } finally {
     await events.return?.();
@@ -121,13 +144,13 @@ export default async function engineBench() {
     await publishWorkflow(app, project.id, chainWorkflow("warm-up", 3));
     await runToEnd(app, project.id, "warm-up");
     await publishWorkflow(app, project.id, chainWorkflow("chain", CHAIN));
-    const chainMs = await runToEnd(app, project.id, "chain");
+    const [chainMs, chainSql] = await counted(() => runToEnd(app, project.id, "chain"));
     log(`engine: chain of ${CHAIN} transforms ${round(chainMs)} ms (${round(chainMs / CHAIN)} ms/step)`);
     await publishWorkflow(app, project.id, fanOutWorkflow("fan-out", FANOUT));
     const fanOutMs = await runToEnd(app, project.id, "fan-out");
     log(`engine: map over ${FANOUT} transforms ${round(fanOutMs)} ms`);
     await publishWorkflow(app, project.id, chainWorkflow("queued-chain", CHAIN, "bench.noop"));
-    const queuedChainMs = await runToEnd(app, project.id, "queued-chain");
+    const [queuedChainMs, queuedChainSql] = await counted(() => runToEnd(app, project.id, "queued-chain"));
     log(`engine: chain of ${CHAIN} queued no-op steps ${round(queuedChainMs)} ms (${round(queuedChainMs / CHAIN)} ms/step)`);
     await publishWorkflow(app, project.id, fanOutWorkflow("queued-fan-out", FANOUT, "bench.noop"));
     const queuedFanOutMs = await runToEnd(app, project.id, "queued-fan-out");
@@ -153,6 +176,9 @@ export default async function engineBench() {
         engineFanOutOverBullmq: round(fanOutMs / bare.fanOutMs),
         engineQueuedStepMs: round(queuedStepMs),
         engineQueuedStepOverBullmq: round(queuedStepMs / jobMs),
+        // Whole runs (start, the end's read included) divided by their steps.
+        engineSqlPerStep: round(chainSql / CHAIN),
+        engineQueuedSqlPerStep: round(queuedChainSql / CHAIN),
         engineQueuedFanOutMs: round(queuedFanOutMs),
         engineQueuedFanOutOverBullmq: round(queuedFanOutMs / bare.fanOutMs),
         loadavg: os.loadavg().map((value) => round(value)),
