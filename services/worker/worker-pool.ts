@@ -1,6 +1,7 @@
 import { UnrecoverableError, Worker, type Job as BullJob } from "bullmq";
 import type { AppContext } from "../app/app-context.ts";
 import { ErrorCode, TesseraError, toErrorRecord } from "../core/errors.ts";
+import { databaseUnavailable } from "../core/database-errors.ts";
 import { jobPayloads, queueNames, type QueueName } from "../queue/job-payloads.ts";
 import type { JobHandler } from "./job-handler.ts";
 import { jobHandlers } from "./handlers/index.ts";
@@ -123,7 +124,9 @@ async function runJob(app: AppContext, queue: QueueName, handler: JobHandler<Que
     // The caller sees a code and a safe message naming the job; the raw error is logged just below under its id.
     const record = toErrorRecord(error, `job ${payload.jobId}`);
     const permanent = error instanceof TesseraError && PERMANENT_CODES.has(error.code);
-    const final = permanent || attempt >= (job.opts.attempts ?? 1);
+    // Losing PostgreSQL is the database's failure, not the job's: on the last attempt too its rows stay open, and the
+    // reconciler runs a job the queue failed with its row still open again (RECONCILE_MAX_REQUEUES times).
+    const final = permanent || (attempt >= (job.opts.attempts ?? 1) && !databaseUnavailable(error));
     logger.warn({ err: error, code: record.code, final }, "job failed");
     // The job's FAILED comes last, so whoever sees it also sees what the handler marked (the asset FAILED).
     try {

@@ -102,7 +102,8 @@ export async function executeStep(app: AppContext, job: StepJob, attempt: number
       data: { status: "QUEUED", error: record as Prisma.InputJsonValue },
     });
     publishRunEvent(app, { runId: run.id, type: RunEventType.STEP_RETRYING, stepId: row.stepId, stepKey: row.key, error: record });
-    throw error instanceof TesseraError ? error : new TesseraError(record.code, record.message, record.details);
+    // The raw error rides along as `cause`: the worker pool reads it to tell a lost database from the step's own failure.
+    throw error instanceof TesseraError ? error : Object.assign(new TesseraError(record.code, record.message, record.details), { cause: error });
   } finally {
     clearTimeout(timer);
     stopWatching();
