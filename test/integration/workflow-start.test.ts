@@ -51,23 +51,23 @@ async function rowsOf(projectId: string) {
   return { runs, steps };
 }
 
-it("finishes a chain of transforms inside runWorkflow: one commit stores the run, its rows and their outputs", async () => {
+it("stores the run and its rows in one commit, and the run goes on from there", async () => {
   const { key, projectId } = await t.createProject();
-  await publish(key, "start-inline");
-  const started = await runWorkflow(key, "start-inline");
+  await publish(key, "start-one");
+  const started = await runWorkflow(key, "start-one");
   expect(started.errors).toBeUndefined();
-  expect(started.data.runWorkflow.status).toBe("SUCCEEDED");
-  const run = await t.app.db.run.findUniqueOrThrow({ where: { id: started.data.runWorkflow.id }, include: { steps: { orderBy: { key: "asc" } } } });
-  expect(run).toMatchObject({ projectId, status: "SUCCEEDED", output: { value: "one-two" } });
-  expect(run.startedAt).toBeInstanceOf(Date);
-  expect(run.finishedAt).toBeInstanceOf(Date);
+  expect(started.data.runWorkflow.status).toBe("QUEUED");
+  const id = started.data.runWorkflow.id as string;
+  const run = await eventually(async () => {
+    const row = await t.app.db.run.findUniqueOrThrow({ where: { id }, include: { steps: { orderBy: { key: "asc" } } } });
+    return row.status === "SUCCEEDED" ? row : null;
+  });
+  expect(run).toMatchObject({ projectId, output: { value: "one-two" } });
+  expect(run.createdAt).toBeInstanceOf(Date);
   expect(run.steps.map((step) => [step.key, step.status, step.attempts, step.output])).toEqual([
     ["first", "SUCCEEDED", 1, { value: "one" }],
     ["second", "SUCCEEDED", 1, { value: "one-two" }],
   ]);
-  // A subscriber that comes after the end is told the end.
-  const run2 = await t.graphql(`query ($id: ID!) { run(id: $id) { status output } }`, { id: run.id }, key);
-  expect(run2.data.run).toEqual({ status: "SUCCEEDED", output: { value: "one-two" } });
 });
 
 it("a start cut off while it waits (its connection ended) answers SERVICE_UNAVAILABLE and stores nothing", async () => {

@@ -133,7 +133,7 @@ function publishStepFinished(app: AppContext, runId: string, finished: NonNullab
 }
 
 /** Steps finished inside an advance show as attempts too: a span each (under the advance's) and the step metric. */
-export function recordInlineSteps(run: Pick<Run, "id" | "projectId">, inlined: { row: StepState; uses: string }[]) {
+function recordInlineSteps(run: Pick<Run, "id" | "projectId">, inlined: { row: StepState; uses: string }[]) {
   for (const { row, uses } of inlined) {
     workflowStepDuration.observe({ type: uses, status: "succeeded" }, 0);
     if (!tracingEnabled()) continue;

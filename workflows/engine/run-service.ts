@@ -11,12 +11,10 @@ import type { WorkflowDefinition } from "../dsl/workflow-schema.ts";
 import { findStepType } from "../steps/step-registry.ts";
 import { syncFileTriggers } from "../triggers/trigger-service.ts";
 import { workflowLimits } from "../workflow-limits.ts";
-import { dependenciesOf } from "./definition-cache.ts";
-import { advanceRun, recordInlineSteps } from "./run-coordinator.ts";
-import { planRun, type StepState } from "./run-planner.ts";
+import { advanceRun } from "./run-coordinator.ts";
 import { insertRun } from "./run-store.ts";
 import { publishRunEvent, RunEventType, TERMINAL_RUN_STATUSES, TERMINAL_STEP_STATUSES } from "./run-events.ts";
-import { enqueueAdvance, enqueueSteps, removeStepJobs } from "./step-jobs.ts";
+import { enqueueAdvance, removeStepJobs } from "./step-jobs.ts";
 
 /** JSON with sorted keys, so the same definition always hashes the same. */
 function canonicalJson(value: unknown): string {
@@ -98,33 +96,16 @@ export async function findVersion(app: AppContext, projectId: string, slug: stri
  * declared input types (and that asset inputs exist in the project), then
  * stores the run with one row per step (within QUOTA_CONCURRENT_RUNS) and
  * hands it to a worker. A bad input, or a project at its quota, stores nothing.
- *
- * A top-level run's first advance is planned here, before anything is stored (nothing else can see the run yet):
- * the run and its rows are stored as that plan leaves them, in one statement with the quota check, so steps
- * without side effects (`transform`) finish in the start itself and the steps it readies are queued right after
- * its commit, without an advance job. A crash between that commit and the jobs leaves QUEUED rows without a job,
- * which the reconciler enqueues again.
+ * The run and its rows are one statement with the quota check: stored whole or not at all.
  */
 export async function startRun(app: AppContext, request: StartRunRequest): Promise<Run> {
   const version = await findVersion(app, request.projectId, request.slug, request.version);
   const definition = version.definition as unknown as WorkflowDefinition;
   const input = await checkRunInput(app, request.projectId, { definition, source: version.source }, request.input ?? {});
-  const id = randomUUID();
-  const rows: StepState[] = definition.steps.map((step) => ({ id: randomUUID(), stepId: step.id, key: step.id, parentId: null, status: "PENDING", input: null, output: null, error: null }));
-  const newRun = { id, projectId: request.projectId, workflowVersionId: version.id, input, parentStepRunId: request.parentStepRunId, rows };
-  // A child run is started from inside its parent's step, which must hand over before the child may finish: it
-  // starts as before, QUEUED, and its first advance is a job.
-  const plan = request.parentStepRunId
-    ? undefined
-    : await planRun({
-        definition,
-        run: { id, status: "QUEUED", input },
-        rows,
-        dependencies: dependenciesOf(version.id, definition),
-        maxValueBytes: workflowLimits().WORKFLOW_MAX_VALUE_BYTES,
-        inline: true,
-      });
-  const stored = await insertRun(app.db, { ...newRun, rows: plan?.rows ?? rows, plan }, request.parentStepRunId ? null : app.config.QUOTA_CONCURRENT_RUNS);
+  const rows = definition.steps.map((step) => ({ id: randomUUID(), stepId: step.id, key: step.id, parentId: null, status: "PENDING" as const, input: null, output: null, error: null }));
+  const newRun = { id: randomUUID(), projectId: request.projectId, workflowVersionId: version.id, input, parentStepRunId: request.parentStepRunId, rows };
+  // A child run is part of its parent's run, which the quota already admitted.
+  const stored = await insertRun(app.db, newRun, request.parentStepRunId ? null : app.config.QUOTA_CONCURRENT_RUNS);
   if ("refusedOpen" in stored) {
     const limit = app.config.QUOTA_CONCURRENT_RUNS;
     throw quotaExceededError(
@@ -134,19 +115,13 @@ export async function startRun(app: AppContext, request: StartRunRequest): Promi
   }
   const run = stored;
   try {
-    if (!plan) await enqueueAdvance(app, run.id, run.projectId, "start");
-    else if (plan.queued.length) await enqueueSteps(app, { runId: run.id, projectId: run.projectId, definition, rows: plan.rows }, plan.queued);
+    await enqueueAdvance(app, run.id, run.projectId, "start");
   } catch (error) {
-    // Nothing has run but what finished inside the start (no side effects): the run goes, as if never started.
     await app.db.run.delete({ where: { id: run.id } }).catch(() => {});
     app.logger.error({ err: error }, "could not enqueue a workflow run");
     throw new TesseraError(ErrorCode.SERVICE_UNAVAILABLE, "the job queue is unavailable; nothing was started, retry later");
   }
   publishRunEvent(app, { runId: run.id, type: RunEventType.RUN_STATUS, status: "QUEUED" });
-  if (plan) {
-    if (plan.inlined.length) recordInlineSteps(run, plan.inlined);
-    for (const event of plan.events) publishRunEvent(app, event);
-  }
   return run;
 }
 

@@ -111,7 +111,7 @@ function runUpdate(runId: string, plan: RunPlan<StepRun>): Prisma.Sql | undefine
   return Prisma.sql`UPDATE "Run" SET ${Prisma.join(sets)} WHERE id = ${runId}`;
 }
 
-/** A run as its start stores it: the first plan's rows and the run's state after it. */
+/** A run as its start stores it: its rows, and the run's state after a first plan when one was made. */
 export type NewRun = {
   id: string;
   projectId: string;
