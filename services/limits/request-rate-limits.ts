@@ -2,6 +2,7 @@ import { BurstyRateLimiter, RateLimiterMemory, RateLimiterRes } from "rate-limit
 import type { Config } from "../core/config.ts";
 import type { Logger } from "../core/logger.ts";
 import type { Redis } from "../core/redis.ts";
+import { withTimeout } from "../core/with-timeout.ts";
 import { rateLimitedError } from "./limit-errors.ts";
 
 /** The extra requests of RATE_LIMIT_*_BURST are counted over this window. */
@@ -138,14 +139,6 @@ class RequestRate {
   }
 }
 
-function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
-}
-
 /**
  * Requests per second per client address (before the key is known) and per
  * project (after), counted in Redis so every gateway process shares the count.
@@ -209,7 +202,7 @@ export class RequestRateLimits {
       const args = counts.flatMap(([rate]) => rate.args);
       const answered = counts.map(([rate, subject]) => rate.sent(subject));
       try {
-        answer = (await withDeadline((this.redis as unknown as CountingRedis)[COUNT_COMMAND](keys.length, ...keys, ...args), REDIS_TIMEOUT_MS)).map(Number);
+        answer = (await withTimeout((this.redis as unknown as CountingRedis)[COUNT_COMMAND](keys.length, ...keys, ...args), REDIS_TIMEOUT_MS, "the rate limits' Redis count")).map(Number);
       } catch (error) {
         this.logger.warn({ err: error }, "rate limits: Redis did not answer; counting in this process");
       } finally {

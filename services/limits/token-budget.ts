@@ -2,6 +2,7 @@ import { RateLimiterRedis } from "rate-limiter-flexible";
 import type { Config } from "../core/config.ts";
 import type { Logger } from "../core/logger.ts";
 import type { Redis } from "../core/redis.ts";
+import { withTimeout } from "../core/with-timeout.ts";
 import { quotaExceededError, retryAfterSeconds } from "./limit-errors.ts";
 
 /** A slow Redis must not hold up a generation; past this the budget is not enforced for that call (logged). */
@@ -33,17 +34,11 @@ function budgetOf({ redis, config }: TokenBudgetHost): RateLimiterRedis {
 }
 
 async function withinDeadline<T>(host: TokenBudgetHost, what: string, work: Promise<T>): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${REDIS_TIMEOUT_MS} ms`)), REDIS_TIMEOUT_MS);
-  });
   try {
-    return await Promise.race([work, deadline]);
+    return await withTimeout(work, REDIS_TIMEOUT_MS, "the token budget's Redis call");
   } catch (error) {
     host.logger.warn({ err: error }, `token budget: Redis did not answer; ${what}`);
     return undefined;
-  } finally {
-    clearTimeout(timer);
   }
 }
 
