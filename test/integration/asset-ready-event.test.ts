@@ -1,20 +1,14 @@
 import { randomUUID } from "node:crypto";
-import fs from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventually, startTestApp, type TestApp } from "../support/test-app.ts";
 
 let t: TestApp;
-let modelsDir: string;
 beforeAll(async () => {
   // No model manifests: the test is about the event, not about which encoder weights a checkout has.
-  modelsDir = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-no-models-"));
-  t = await startTestApp({ worker: true, env: { MODELS_DIR: modelsDir } });
+  t = await startTestApp({ worker: true, noModels: true });
 });
 afterAll(async () => {
   await t?.close();
-  if (modelsDir) await fs.rm(modelsDir, { recursive: true, force: true });
 });
 
 describe("the asset.ready project event", () => {

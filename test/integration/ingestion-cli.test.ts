@@ -16,7 +16,6 @@ let project: { key: string; projectId: string };
 let folder: string;
 let server: Server;
 let remote: string;
-let modelsDir: string;
 
 /** The CLI as a user runs it, against the test gateway (or whatever `url` names). */
 function tessera(args: string[], url = t.url, key = project.key) {
@@ -35,8 +34,7 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   remote = `http://127.0.0.1:${(server.address() as AddressInfo).port}/remote.png`;
   // No model manifests: the CLI is under test here, not whichever encoder weights a checkout has.
-  modelsDir = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-no-models-"));
-  t = await startTestApp({ worker: true, env: { URL_ALLOW_HOSTS: new URL(remote).host, MODELS_DIR: modelsDir } });
+  t = await startTestApp({ worker: true, noModels: true, env: { URL_ALLOW_HOSTS: new URL(remote).host } });
   project = await t.createProject();
   folder = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-cli-ingest-"));
   await fs.mkdir(path.join(folder, "sounds"));
@@ -50,7 +48,6 @@ afterAll(async () => {
   await t?.close();
   server?.close();
   if (folder) await fs.rm(folder, { recursive: true, force: true });
-  if (modelsDir) await fs.rm(modelsDir, { recursive: true, force: true });
 });
 
 describe("npx tessera ingest", () => {

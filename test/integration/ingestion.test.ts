@@ -1,7 +1,5 @@
 import { createHash } from "node:crypto";
 import fs from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -25,7 +23,6 @@ let key: string;
 let mediaServer: Server;
 let mediaBase: string;
 let png: Buffer;
-let modelsDir: string;
 let remotePng: Buffer;
 
 beforeAll(async () => {
@@ -40,11 +37,10 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => mediaServer.listen(0, "127.0.0.1", resolve));
   mediaBase = `http://127.0.0.1:${(mediaServer.address() as AddressInfo).port}`;
   // No model manifests: these tests are about decoding, and must not hang on which encoder weights a checkout has.
-  modelsDir = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-no-models-"));
   t = await startTestApp({
     worker: true,
+    noModels: true,
     env: {
-      MODELS_DIR: modelsDir,
       VIDEO_FRAME_RATE: "2",
       VIDEO_MAX_FRAMES: "3",
       TEXT_CHUNK_CHARS: "120",
@@ -57,7 +53,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await t?.close();
   mediaServer?.close();
-  if (modelsDir) await fs.rm(modelsDir, { recursive: true, force: true });
 });
 
 async function finished(pending: Promise<{ data?: any; errors?: unknown }>) {

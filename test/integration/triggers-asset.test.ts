@@ -1,19 +1,13 @@
-import fs from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "../support/test-app.ts";
 
 let t: TestApp;
-let modelsDir: string;
 beforeAll(async () => {
   // No model manifests: a text asset becomes READY without encoder weights, which is all these tests need.
-  modelsDir = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-no-models-"));
-  t = await startTestApp({ worker: true, env: { MODELS_DIR: modelsDir } });
+  t = await startTestApp({ worker: true, noModels: true });
 });
 afterAll(async () => {
   await t?.close();
-  if (modelsDir) await fs.rm(modelsDir, { recursive: true, force: true });
 });
 
 const PUBLISH = `mutation ($d: String!) { publishWorkflow(definition: $d) { id } }`;

@@ -1,8 +1,5 @@
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import fs from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encryptSecret } from "../../services/webhooks/secret-box.ts";
 import { verifySignature } from "../../services/webhooks/webhook-signature.ts";
@@ -46,19 +43,16 @@ class Receiver {
 let t: TestApp;
 let allowed: Receiver;
 let refused: Receiver;
-let modelsDir: string;
 beforeAll(async () => {
   allowed = await new Receiver().start();
   refused = await new Receiver().start();
-  modelsDir = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-no-models-"));
   // Only the first receiver's host:port is opened; the second stays private, as every loopback address is by default.
-  t = await startTestApp({ worker: true, env: { URL_ALLOW_HOSTS: `127.0.0.1:${allowed.port}`, MODELS_DIR: modelsDir } });
+  t = await startTestApp({ worker: true, noModels: true, env: { URL_ALLOW_HOSTS: `127.0.0.1:${allowed.port}` } });
 });
 afterAll(async () => {
   await t?.close();
   await allowed?.close();
   await refused?.close();
-  if (modelsDir) await fs.rm(modelsDir, { recursive: true, force: true });
 });
 
 const SUBSCRIBE = `mutation ($url: String!, $events: [WebhookEvent!]!) {

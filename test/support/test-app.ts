@@ -31,11 +31,15 @@ export type TestApp = {
  * A real gateway (and optionally worker) on a random port, against the real
  * test database and Redis. Each instance has its own queue prefix and data
  * folder, so test files running side by side never see each other's jobs.
+ * `noModels`: an empty models folder (inside the data folder), so a text asset
+ * becomes READY without encoder weights, whatever models a checkout has.
  */
 export async function startTestApp(
-  options: { worker?: boolean | WorkerPoolOptions; env?: Record<string, string> } = {},
+  options: { worker?: boolean | WorkerPoolOptions; env?: Record<string, string>; noModels?: boolean } = {},
 ): Promise<TestApp> {
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-test-"));
+  const noModelsDir = path.join(dataDir, "no-models");
+  if (options.noModels) await fs.mkdir(noModelsDir);
   const config = loadConfig({
     ...process.env,
     NODE_ENV: "test",
@@ -44,6 +48,7 @@ export async function startTestApp(
     DATA_DIR: dataDir,
     QUEUE_PREFIX: `test-${randomUUID().slice(0, 8)}`,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
+    ...(options.noModels ? { MODELS_DIR: noModelsDir } : {}),
     ...options.env,
   });
   const app = await createAppContext(config, createLogger(config.LOG_LEVEL, "test"));
