@@ -73,6 +73,25 @@ export class JobQueues {
     }
   }
 
+  /** `enqueue` for many jobs of one queue in one Redis round trip (BullMQ's addBulk), with the same checks and bound. */
+  async enqueueBulk<Q extends QueueName>(name: Q, jobs: { payload: JobPayload<Q>; options: JobsOptions & { jobId: string } }[]) {
+    if (jobs.length <= 1) return Promise.all(jobs.map((job) => this.enqueue(name, job.payload, job.options)));
+    const bulk = jobs.map((job) => ({ name, data: jobPayloads[name].parse(job.payload), opts: job.options }));
+    if (this.connection.status !== "ready" && this.wasReady) {
+      throw new TesseraError(ErrorCode.SERVICE_UNAVAILABLE, `the job queue is unavailable (Redis is ${this.connection.status}); retry later`);
+    }
+    try {
+      const added = (async () => {
+        if (this.connection.status !== "ready") await once(this.connection, "ready");
+        return this.queue(name).addBulk(bulk);
+      })();
+      return await withTimeout(added, this.options.addTimeoutMs, "adding the jobs");
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new TesseraError(ErrorCode.SERVICE_UNAVAILABLE, `the job queue is unavailable (${reason}); retry later`);
+    }
+  }
+
   async close() {
     await Promise.all([...this.queues.values()].map((queue) => queue.close()));
     this.queues.clear();

@@ -5,11 +5,13 @@ import { workflowStepDuration } from "../../services/observability/metrics.ts";
 import { tracer, tracingEnabled } from "../../services/observability/tracing.ts";
 import { workflowLimits } from "../workflow-limits.ts";
 import { warmExpressionPool } from "../dsl/expression.ts";
+import { findStepType } from "../steps/step-registry.ts";
+import type { WorkflowDefinition } from "../dsl/workflow-schema.ts";
 import { definitionOf, dependenciesOf, expressionLocator } from "./definition-cache.ts";
 import { EvaluationMemo, type EvaluateAt } from "./evaluation-memo.ts";
 import { publishRunEvent, RunEventType, TERMINAL_RUN_STATUSES } from "./run-events.ts";
-import { mapsToCollect, planRun, type StepState } from "./run-planner.ts";
-import { lockMaps, lockRun, readRun, writePlan, type FinishedStep } from "./run-store.ts";
+import { mapsToCollect, planRun, type RunPlan, type StepState } from "./run-planner.ts";
+import { advancePlanned, finishMapItem, lockMaps, lockRun, readRun, writePlan, type FinishedStep } from "./run-store.ts";
 import { enqueueSteps, removeStepJobs, retryOf, stepJobId, stepOf } from "./step-jobs.ts";
 
 /** What an advance's plans read of the run row. */
@@ -67,7 +69,19 @@ export async function advanceRun(app: AppContext, runId: string, options: Advanc
     const snapshot = finished ? withStepFinished(finished) : await readRun(app.db, runId);
     if (!snapshot) return;
     memo ??= new EvaluationMemo(expressionLocator(app, snapshot.workflowVersionId));
-    if (!TERMINAL_RUN_STATUSES.has(snapshot.status)) await planFor(snapshot, snapshot.steps, memo.evaluate);
+    const first = TERMINAL_RUN_STATUSES.has(snapshot.status) ? undefined : await planFor(snapshot, snapshot.steps, memo.evaluate);
+    // The common case in one statement: the plan from the snapshot is written if the run is still as it read it.
+    if (first && attempt === 1 && !fanOutRunning(first.definition, snapshot.steps)) {
+      const written = await advancePlanned(app.db, runId, { run: snapshot.status, rows: snapshot.steps }, first.plan, finished).catch(async (error: unknown) => {
+        if (finished && (await finishStepAlone(app, runId, finished))) publishStepFinished(app, runId, finished);
+        throw error;
+      });
+      if (!written.found) return;
+      if (finished && written.finishedNow) publishStepFinished(app, runId, finished);
+      if (written.applied) return afterAdvance(app, { id: runId, projectId: written.projectId, parentStepRunId: written.parentStepRunId }, first.plan, first.definition);
+      // The run changed since the snapshot; the step's end is stored: plan again from a fresh read, under the lock.
+      continue;
+    }
     memo.missed = false;
     const locked = memo;
     let stepFinished = false;
@@ -100,18 +114,34 @@ export async function advanceRun(app: AppContext, runId: string, options: Advanc
       throw new TesseraError(ErrorCode.SERVICE_UNAVAILABLE, `run ${runId} kept changing while it was planned ${MAX_PLANS} times; it is advanced again on retry`);
     }
     if (!advanced) return;
-    const { run, plan, definition } = advanced;
-    if (plan && definition) {
-      if (plan.inlined.length) recordInlineSteps(run, plan.inlined);
-      for (const event of plan.events) publishRunEvent(app, event);
-      if (plan.cancelled.length) await removeStepJobs(app, plan.cancelled);
-      // With `requeue`, rows left QUEUED by a crash come too: job ids make queueing one again a no-op when the job exists.
-      if (plan.queued.length) await enqueueSteps(app, { runId, projectId: run.projectId, definition, rows: plan.rows }, plan.queued);
-    }
-    const ended = !plan || plan.transition?.status === "SUCCEEDED" || plan.transition?.status === "FAILED";
-    if (ended && run.parentStepRunId) await finishParentStep(app, runId, run.parentStepRunId);
-    return;
+    return afterAdvance(app, advanced.run, advanced.plan, advanced.definition);
   }
+}
+
+/** After an advance's commit: tell subscribers, drop the jobs of cancelled steps, queue the ready ones, tell a parent run. */
+async function afterAdvance(
+  app: AppContext,
+  run: Pick<Run, "id" | "projectId" | "parentStepRunId">,
+  plan: RunPlan<StepState> | null,
+  definition: WorkflowDefinition | null,
+) {
+  if (plan && definition) {
+    if (plan.inlined.length) recordInlineSteps(run, plan.inlined);
+    for (const event of plan.events) publishRunEvent(app, event);
+    if (plan.cancelled.length) await removeStepJobs(app, plan.cancelled.map((row) => ({ runId: run.id, key: row.key })));
+    // With `requeue`, rows left QUEUED by a crash come too: job ids make queueing one again a no-op when the job exists.
+    if (plan.queued.length) await enqueueSteps(app, { runId: run.id, projectId: run.projectId, definition, rows: plan.rows }, plan.queued);
+  }
+  const ended = !plan || plan.transition?.status === "SUCCEEDED" || plan.transition?.status === "FAILED";
+  if (ended && run.parentStepRunId) await finishParentStep(app, run.id, run.parentStepRunId);
+}
+
+/**
+ * A map (a fan-out step) is RUNNING: its items are read and planned under its row's lock (`lockMaps`), which the
+ * one-statement advance does not take, so such an advance takes the locked path.
+ */
+function fanOutRunning(definition: WorkflowDefinition, rows: StepState[]): boolean {
+  return rows.some((row) => row.parentId === null && row.status === "RUNNING" && Boolean(findStepType(definition.steps.find((step) => step.id === row.stepId)?.uses ?? "")?.templateKey));
 }
 
 /** The claimed snapshot with the finished step's end applied, as the first plan reads it. */
@@ -128,7 +158,7 @@ export async function finishStepAlone(app: AppContext, runId: string, finished: 
   return count > 0;
 }
 
-function publishStepFinished(app: AppContext, runId: string, finished: NonNullable<AdvanceOptions["finished"]>) {
+function publishStepFinished(app: AppContext, runId: string, finished: FinishedStep & { stepId: string; key: string }) {
   publishRunEvent(app, { runId, type: RunEventType.STEP_FINISHED, stepId: finished.stepId, stepKey: finished.key, status: "SUCCEEDED", output: finished.output });
 }
 
@@ -201,32 +231,25 @@ async function resumeAgentStep(app: AppContext, runId: string, stepRunId: string
 }
 
 /**
- * A map's item finished: queue the next items under the map row's lock
- * instead of the whole run's, so items of a wide map do not queue behind one
- * lock for every finished item. The run advances only when the map is done
- * or an item failed.
+ * A map's item succeeded: its end and the next items to queue in one statement under the map row's lock
+ * (`finishMapItem`), instead of the whole run's, so items of a wide map do not queue behind one lock for every
+ * finished item; the run advances only when the map is done or an item failed.
  */
-export async function feedMap(app: AppContext, run: { id: string; projectId: string; workflowVersionId: string }, map: StepRun): Promise<void> {
-  const { done, queued } = await app.db.$transaction(async (tx) => {
-    const [locked] = await tx.$queryRaw<{ status: string; concurrency: number | null }[]>`
-      SELECT status::text AS status, (input->>'concurrency')::int AS concurrency FROM "StepRun" WHERE id = ${map.id} FOR UPDATE`;
-    if (!locked || locked.status !== "RUNNING") return { done: true, queued: [] };
-    const counts = await tx.stepRun.groupBy({ by: ["status"], where: { parentId: map.id }, _count: { _all: true } });
-    const count = (...statuses: string[]) => counts.filter((entry) => statuses.includes(entry.status)).reduce((sum, entry) => sum + entry._count._all, 0);
-    const active = count("QUEUED", "RUNNING", "WAITING");
-    const pending = count("PENDING");
-    if (count("FAILED", "CANCELLED") > 0 || pending === 0) return { done: active === 0 || count("FAILED", "CANCELLED") > 0, queued: [] };
-    const room = Math.max(0, (locked.concurrency ?? 1) - active);
-    if (room === 0) return { done: false, queued: [] };
-    const picked = await tx.$queryRaw<{ id: string }[]>`
-      SELECT id FROM "StepRun" WHERE "parentId" = ${map.id} AND status = 'PENDING' ORDER BY length(key), key LIMIT ${room}`;
-    const ids = picked.map((row) => row.id);
-    await tx.stepRun.updateMany({ where: { id: { in: ids } }, data: { status: "QUEUED" } });
-    return { done: false, queued: await tx.stepRun.findMany({ where: { id: { in: ids } } }) };
+export async function finishItem(
+  app: AppContext,
+  run: { id: string; projectId: string; workflowVersionId: string },
+  map: Pick<StepRun, "id" | "input">,
+  finished: FinishedStep & { stepId: string; key: string },
+): Promise<void> {
+  const fed = await finishMapItem(app.db, { runId: run.id, stepRunId: finished.stepRunId, mapId: map.id, output: finished.output }).catch(async (error: unknown) => {
+    // The item's end must not be lost: stored alone; the job's retry feeds the map.
+    if (await finishStepAlone(app, run.id, finished)) publishStepFinished(app, run.id, finished);
+    throw error;
   });
-  if (queued.length) {
+  if (fed.finished) publishStepFinished(app, run.id, finished);
+  if (fed.queued.length) {
     const definition = await definitionOf(app, run.workflowVersionId);
-    await enqueueSteps(app, { runId: run.id, projectId: run.projectId, definition, rows: [map] }, queued);
+    await enqueueSteps(app, { runId: run.id, projectId: run.projectId, definition, rows: [{ ...map, stepId: "", key: "", parentId: null }] }, fed.queued);
   }
-  if (done) await advanceRun(app, run.id);
+  if (fed.done) await advanceRun(app, run.id);
 }

@@ -1,6 +1,6 @@
 import { Prisma, SQL_UTC_NOW, type Run, type StepRun } from "../../services/core/database.ts";
 import { ErrorCode, TesseraError } from "../../services/core/errors.ts";
-import type { RunPlan, StepState } from "./run-planner.ts";
+import { itemIndex, type RunPlan, type StepState } from "./run-planner.ts";
 
 type Tx = Prisma.TransactionClient;
 
@@ -65,18 +65,7 @@ export async function lockMaps(tx: Tx, rows: StepRun[], maps: StepRun[]): Promis
  * one write, however long).
  */
 export async function writePlan(tx: Tx, runId: string, plan: RunPlan<StepRun>): Promise<void> {
-  const changes = [...plan.changes].map(([id, change]) => ({
-    id,
-    status: change.status,
-    setInput: "input" in change,
-    input: change.input ?? null,
-    setOutput: "output" in change,
-    output: change.output ?? null,
-    setError: "error" in change,
-    error: change.error ?? null,
-    started: Boolean(change.started),
-    finished: Boolean(change.finished),
-  }));
+  const changes = changeRecords(plan);
   const stepWrite = changes.length
     ? Prisma.sql`
       UPDATE "StepRun" AS s SET
@@ -95,6 +84,99 @@ export async function writePlan(tx: Tx, runId: string, plan: RunPlan<StepRun>): 
   const runWrite = runUpdate(runId, plan);
   if (stepWrite && runWrite) await tx.$executeRaw`WITH steps AS (${stepWrite} RETURNING 1) ${runWrite}`;
   else if (stepWrite || runWrite) await tx.$executeRaw`${(stepWrite ?? runWrite)!}`;
+}
+
+/** The plan's row changes as the JSON records both writers of a plan read (`writePlan`, `tessera_advance_planned`). */
+function changeRecords(plan: Pick<RunPlan<StepState>, "changes">) {
+  return [...plan.changes].map(([id, change]) => ({
+    id,
+    status: change.status,
+    setInput: "input" in change,
+    input: change.input ?? null,
+    setOutput: "output" in change,
+    output: change.output ?? null,
+    setError: "error" in change,
+    error: change.error ?? null,
+    started: Boolean(change.started),
+    finished: Boolean(change.finished),
+  }));
+}
+
+/** What `advancePlanned` reports: whether the run exists, the finished step's end applied, the plan written. */
+export type PlannedAdvance = { found: false } | { found: true; finishedNow: boolean; applied: false } | { found: true; finishedNow: boolean; applied: true; projectId: string; parentStepRunId: string | null };
+
+/**
+ * An advance in one statement (`tessera_advance_planned`, migration 20261205113000): the plan made from a snapshot
+ * without locks is written under the run's lock only if the run's status and every top-level row's status are
+ * still what the plan read (`expected`), compared afresh once the lock is held; else only `finished` (a step's
+ * SUCCEEDED) is stored and the caller plans again. The planner reads nothing else that can change: a row's input
+ * and output change only with its status. Not for runs with a map still collecting items (its items are not compared).
+ */
+export async function advancePlanned(
+  db: Pick<Tx, "$queryRaw">,
+  runId: string,
+  expected: { run: Run["status"]; rows: StepState[] },
+  plan: RunPlan<StepState>,
+  finished?: FinishedStep,
+): Promise<PlannedAdvance> {
+  const steps = Object.fromEntries(expected.rows.filter((row) => row.parentId === null).map((row) => [row.id, row.status]));
+  const [result] = await db.$queryRaw<{ advanced: PlannedAdvance }[]>`
+    SELECT tessera_advance_planned(${runId}, ${finished ? JSON.stringify({ stepRunId: finished.stepRunId, output: finished.output ?? null }) : null}::jsonb,
+      ${JSON.stringify({ run: expected.run, steps })}::jsonb, ${JSON.stringify(changeRecords(plan))}::jsonb, ${runSetOf(plan)}::jsonb) AS advanced`;
+  return result!.advanced;
+}
+
+/** The run's new state as `tessera_advance_planned` writes it (the same as `runUpdate`), or null when it stays. */
+function runSetOf(plan: Pick<RunPlan<StepState>, "started" | "transition">): string | null {
+  const { started, transition } = plan;
+  if (!started && !transition) return null;
+  const ended = transition?.status === "SUCCEEDED" || transition?.status === "FAILED";
+  return JSON.stringify({
+    status: transition?.status ?? "RUNNING",
+    started,
+    ended,
+    ...(transition?.status === "SUCCEEDED" ? { output: transition.output ?? null } : {}),
+    ...(transition?.status === "FAILED" ? { error: transition.error } : {}),
+  });
+}
+
+/** A map's item as `finishMapItem` hands back the ones it queued. */
+export type QueuedItem = Pick<StepRun, "id" | "stepId" | "key" | "parentId" | "input">;
+
+/**
+ * A map's item succeeded, in one statement (`tessera_finish_map_item`): under the map row's lock, the item's
+ * SUCCEEDED (while still RUNNING), and the next PENDING items marked QUEUED within the map's concurrency.
+ * `done`: every item has finished or one failed (or the map stopped running): the run needs an advance.
+ */
+export async function finishMapItem(
+  db: Pick<Tx, "$queryRaw">,
+  item: { runId: string; stepRunId: string; mapId: string; output: unknown },
+): Promise<{ finished: boolean; done: boolean; queued: QueuedItem[] }> {
+  const [result] = await db.$queryRaw<{ fed: { finished: boolean; done: boolean; queued: QueuedItem[] } }[]>`
+    SELECT tessera_finish_map_item(${item.stepRunId}, ${item.runId}, ${item.mapId}, ${JSON.stringify(item.output ?? null)}::jsonb) AS fed`;
+  return result!.fed;
+}
+
+/**
+ * A map's items, made in one statement while the map row is RUNNING and has none yet (a re-delivered job makes
+ * none): the first `queueNow` QUEUED, the rest PENDING. Returns the rows made QUEUED (none when none were made).
+ */
+export async function insertMapItems(
+  db: Pick<Tx, "$queryRaw">,
+  map: Pick<StepRun, "id" | "runId" | "stepId" | "key">,
+  inputs: unknown[],
+  queueNow: number,
+): Promise<{ made: number; queued: QueuedItem[] }> {
+  const rows = await db.$queryRaw<(QueuedItem & { status: string })[]>`
+    INSERT INTO "StepRun" (id, "runId", "stepId", key, "parentId", status, input, "createdAt")
+    SELECT gen_random_uuid()::text, ${map.runId}, ${map.stepId}, ${map.key} || '[' || (i.ordinality - 1) || ']', m.id,
+      (CASE WHEN i.ordinality <= ${queueNow} THEN 'QUEUED' ELSE 'PENDING' END)::"StepStatus", i.value, ${SQL_UTC_NOW}
+    FROM (SELECT s.id FROM "StepRun" s WHERE s.id = ${map.id} AND s.status = 'RUNNING'
+          AND NOT EXISTS (SELECT 1 FROM "StepRun" c WHERE c."parentId" = s.id)) AS m,
+      jsonb_array_elements(${JSON.stringify(inputs)}::jsonb) WITH ORDINALITY AS i(value, ordinality)
+    ON CONFLICT ("runId", key) DO NOTHING
+    RETURNING id, "stepId", key, "parentId", input, status::text AS status`;
+  return { made: rows.length, queued: rows.filter((row) => row.status === "QUEUED").sort((a, b) => itemIndex(a) - itemIndex(b)) };
 }
 
 /** The run's new state as an UPDATE, or nothing when it stays as it is. */

@@ -11,11 +11,12 @@ import { findStepType } from "../steps/step-registry.ts";
 import { StepDirective } from "../steps/step-type.ts";
 import { workflowLimits } from "../workflow-limits.ts";
 import { definitionOf, expressionLocator } from "./definition-cache.ts";
-import { advanceRun, feedMap, finishStepAlone } from "./run-coordinator.ts";
+import { advanceRun, finishItem, finishStepAlone } from "./run-coordinator.ts";
+import { insertMapItems } from "./run-store.ts";
 import { scopeOf, type StepState } from "./run-planner.ts";
 import { createStepContext } from "./step-context.ts";
 import { publishRunEvent, RunEventType, TERMINAL_RUN_STATUSES, TERMINAL_STEP_STATUSES } from "./run-events.ts";
-import { stepOf } from "./step-jobs.ts";
+import { enqueueSteps, stepOf } from "./step-jobs.ts";
 
 export type StepJob = { runId: string; stepRunId: string; projectId: string };
 
@@ -24,6 +25,8 @@ type ClaimedRow = StepRun & {
   runStatus: Run["status"];
   runWorkflowVersionId: string;
   runInput: Run["input"];
+  /** A map's item: the map row's input, which holds the item's step. */
+  parentInput: StepRun["input"];
   claimed: boolean;
   /** The run's top-level rows, for a top-level step; null for a map's item. */
   runSteps: StepState[] | null;
@@ -47,20 +50,21 @@ export async function executeStep(app: AppContext, job: StepJob, attempt: number
       FROM cur WHERE s.id = cur.id AND s.status = 'QUEUED' AND cur."runProjectId" = ${job.projectId} AND cur."runStatus" NOT IN ('SUCCEEDED', 'FAILED', 'CANCELLED')
       RETURNING s.id)
     SELECT cur.*, EXISTS (SELECT 1 FROM claimed) AS claimed,
+      (SELECT p.input FROM "StepRun" p WHERE p.id = cur."parentId") AS "parentInput",
       CASE WHEN cur."parentId" IS NULL THEN COALESCE((
         SELECT json_agg(json_build_object('id', t.id, 'stepId', t."stepId", 'key', t.key, 'parentId', t."parentId",
           'status', t.status, 'input', t.input, 'output', t.output, 'error', t.error))
         FROM "StepRun" t WHERE t."runId" = cur."runId" AND t."parentId" IS NULL), '[]'::json) END AS "runSteps"
     FROM cur`;
   if (!found || found.runProjectId !== job.projectId) return;
-  const { runProjectId, runStatus, runWorkflowVersionId, runInput, claimed, runSteps, ...row } = found;
+  const { runProjectId, runStatus, runWorkflowVersionId, runInput, parentInput, claimed, runSteps, ...row } = found;
   const run = { id: row.runId, projectId: runProjectId, status: runStatus, workflowVersionId: runWorkflowVersionId, input: runInput };
   if (TERMINAL_RUN_STATUSES.has(run.status) || row.status === "WAITING") return;
   // Finished already: this is a re-delivered job, maybe after a crash before the run moved on.
   if (TERMINAL_STEP_STATUSES.has(row.status)) return advanceRun(app, run.id, { requeue: true });
   const definition = await definitionOf(app, run.workflowVersionId);
   // Only a map's item has a parent, whose input holds the item's step.
-  const parent = row.parentId ? await app.db.stepRun.findUnique({ where: { id: row.parentId } }) : null;
+  const parent = row.parentId ? { id: row.parentId, input: parentInput } : null;
   const step = stepOf(definition, row, parent);
   const type = step && findStepType(step.uses);
   if (!step || !type) throw new TesseraError(ErrorCode.INVALID_WORKFLOW, `step "${row.key}" has no runnable definition`);
@@ -112,7 +116,8 @@ export async function executeStep(app: AppContext, job: StepJob, attempt: number
   if (result instanceof StepDirective) {
     // Where a map's item step sits in the file, for errors about its expressions.
     const site = { path: ["steps", definition.steps.findIndex((candidate) => candidate.id === row.stepId), "with", type.templateKey ?? "step", "with"], locate: expressionLocator(app, run.workflowVersionId) };
-    await handOver(app, row, result, scopeOf(run.input, await app.db.stepRun.findMany({ where: { runId: run.id, parentId: null } })), site);
+    const scope = scopeOf(run.input, runSteps ?? (await app.db.stepRun.findMany({ where: { runId: run.id, parentId: null } })));
+    if (await handOver(app, run, row, result, scope, site)) return;
   } else {
     const output = type.output.safeParse(result);
     if (!output.success) throw new TesseraError(ErrorCode.INTERNAL, `step type ${type.uses} returned an output that breaks its schema`);
@@ -122,13 +127,13 @@ export async function executeStep(app: AppContext, job: StepJob, attempt: number
     const finished = { stepRunId: row.id, output: output.data, stepId: row.stepId, key: row.key };
     // A top-level step's end is written by the advance that follows it, in the statement that locks the run.
     if (runSteps) return advanceRun(app, run.id, { finished: { ...finished, snapshot: { ...run, steps: runSteps } } });
+    // A map's item feeds its map; the run moves on when the map is done.
+    if (parent) return finishItem(app, run, parent, finished);
     if (await finishStepAlone(app, run.id, finished)) {
       publishRunEvent(app, { runId: run.id, type: RunEventType.STEP_FINISHED, stepId: row.stepId, stepKey: row.key, status: "SUCCEEDED", output: output.data });
     }
   }
-  // A map's item feeds its map; the run moves on when the map is done.
-  if (parent && !(result instanceof StepDirective)) await feedMap(app, run, parent);
-  else await advanceRun(app, run.id);
+  await advanceRun(app, run.id);
 }
 
 /** The last attempt failed: the step fails, and so does its run. */
@@ -154,34 +159,40 @@ async function alreadyHandedOver(app: AppContext, row: StepRun, fansOut: boolean
   return children > 0 || childRuns > 0;
 }
 
-/** The step returned a directive: pause, fan out, or wait for a child run. */
-async function handOver(app: AppContext, row: StepRun, result: StepDirective, scope: ReturnType<typeof scopeOf>, site: ExpressionSite) {
+/**
+ * The step returned a directive: pause, fan out, or wait for a child run. True when nothing else is to be done: a
+ * map's first items, up to its concurrency, are made QUEUED and get their jobs here (the run itself does not change);
+ * a map of steps without side effects (`transform`) is finished by the advance that follows.
+ */
+async function handOver(
+  app: AppContext,
+  run: { id: string; projectId: string; workflowVersionId: string },
+  row: StepRun,
+  result: StepDirective,
+  scope: ReturnType<typeof scopeOf>,
+  site: ExpressionSite,
+): Promise<boolean> {
   const directive = result.directive;
   if (directive.kind === "wait") {
     const { count } = await app.db.stepRun.updateMany({ where: { id: row.id, status: "RUNNING" }, data: { status: "WAITING" } });
     if (count) publishRunEvent(app, { runId: row.runId, type: RunEventType.STEP_WAITING, stepId: row.stepId, stepKey: row.key, status: "WAITING", message: (row.input as { prompt?: string } | null)?.prompt });
-    return;
+    return false;
   }
   if (directive.kind === "fan-out") {
     // Each item's input is fixed now, with `item` and `index` in scope: one bounded evaluation for all items.
     const inputs = await evaluateForEach(directive.template.with ?? {}, scope, directive.items.map((item, index) => ({ item, index })), site);
-    await app.db.$transaction(async (tx) => {
-      const current = await tx.stepRun.findUnique({ where: { id: row.id } });
-      if (current?.status !== "RUNNING" || (await tx.stepRun.count({ where: { parentId: row.id } })) > 0) return;
-      await tx.stepRun.createMany({
-        data: inputs.map((input, index) => ({
-          runId: row.runId,
-          stepId: row.stepId,
-          key: `${row.key}[${index}]`,
-          parentId: row.id,
-          status: "PENDING" as const,
-          input: input as Prisma.InputJsonValue,
-        })),
-      });
-    });
-    return;
+    // As the planner feeds a map: its own `concurrency` items at a time; items without side effects all at once, in the advance.
+    const inline = Boolean(findStepType(directive.template.uses)?.inline);
+    const concurrency = (row.input as { concurrency?: number } | null)?.concurrency ?? 1;
+    const { made, queued } = await insertMapItems(app.db, row, inputs, inline ? 0 : concurrency);
+    // No items made (a re-delivered job, or none to make) or items the advance finishes: the advance goes on.
+    if (!made || inline) return false;
+    const definition = await definitionOf(app, run.workflowVersionId);
+    await enqueueSteps(app, { runId: run.id, projectId: run.projectId, definition, rows: [row] }, queued);
+    return true;
   }
   // child-run: the step stays RUNNING until the child run finishes.
+  return false;
 }
 
 /**

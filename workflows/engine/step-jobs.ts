@@ -26,28 +26,28 @@ export function stepOf(definition: WorkflowDefinition, row: Pick<StepRun, "stepI
 
 type StepRow = Pick<StepRun, "id" | "stepId" | "key" | "parentId" | "input">;
 
-/** Enqueues one job per step row; a map's child takes its retry from the map's template (its parent among `rows`). */
+/** Enqueues one job per step row, all in one Redis round trip; a map's child takes its retry from the map's template (its parent among `rows`). */
 export async function enqueueSteps(
   app: AppContext,
   run: { runId: string; projectId: string; definition: WorkflowDefinition; rows: StepRow[] },
   queued: StepRow[],
 ) {
   const byId = new Map(run.rows.map((row) => [row.id, row]));
-  await Promise.all(
+  await app.queues.enqueueBulk(
+    "workflow-step",
     queued.map((row) => {
       const retry = retryOf(stepOf(run.definition, row, row.parentId ? byId.get(row.parentId) : null));
       const jobId = stepJobId(run.runId, row.key);
-      return app.queues.enqueue(
-        "workflow-step",
-        { jobId, runId: run.runId, stepRunId: row.id, projectId: run.projectId },
-        { jobId, attempts: retry.attempts, backoff: { type: "exponential", delay: retry.backoffMs } },
-      );
+      return {
+        payload: { jobId, runId: run.runId, stepRunId: row.id, projectId: run.projectId },
+        options: { jobId, attempts: retry.attempts, backoff: { type: "exponential", delay: retry.backoffMs } },
+      };
     }),
   );
 }
 
 /** Removes jobs of steps that will not run; a job already running cannot be removed and stops on its own. */
-export async function removeStepJobs(app: AppContext, rows: StepRun[]) {
+export async function removeStepJobs(app: AppContext, rows: Pick<StepRun, "runId" | "key">[]) {
   const queue = app.queues.queue("workflow-step");
   await Promise.all(rows.map((row) => queue.remove(stepJobId(row.runId, row.key)).catch(() => 0)));
 }
