@@ -1,4 +1,4 @@
-import type { Asset } from "../services/core/database.ts";
+import { sql, type Asset } from "../services/core/database.ts";
 import { ErrorCode, TesseraError } from "../services/core/errors.ts";
 import { deleteAsset } from "../services/search/asset-deletion.ts";
 import {
@@ -176,10 +176,10 @@ builder.queryField("search", (t) =>
         throw new TesseraError(ErrorCode.SERVICE_UNAVAILABLE, `the vector store (${app.vectorStore.kind}) did not answer; retry later`);
       }
       // Vectors outlive nothing: a hit whose row is gone (deleted a moment ago) is dropped, never shown half.
-      // One raw statement: every search makes it, and the model API's findMany spent about 2 ms of the
-      // event loop per query compiling (bench/README.md, search), as much as a small project's store answer.
+      // One statement on node-postgres: every search makes it, and through Prisma (findMany, even $queryRaw) it
+      // cost 1.5-2.7 ms of the event loop per query (bench/README.md, search), half a small project's store answer.
       const assets = hits.length
-        ? await app.db.$queryRaw<Asset[]>`SELECT * FROM "Asset" WHERE "projectId" = ${project.id} AND id = ANY(${hits.map((hit) => hit.assetId)}::text[])`
+        ? await sql<Asset>(app.db, `SELECT * FROM "Asset" WHERE "projectId" = $1 AND id = ANY($2::text[])`, [project.id, hits.map((hit) => hit.assetId)])
         : [];
       const byId = new Map(assets.map((asset) => [asset.id, asset]));
       return {

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { Prisma, SQL_UTC_NOW, constraintViolation, type Asset, type Database, type Job } from "../core/database.ts";
+import { Prisma, SQL_UTC_NOW, constraintViolation, sql, type Asset, type Database, type Job } from "../core/database.ts";
 
 /**
  * Every write of the Asset and AssetEmbedding tables, named for the moment in an asset's life it
@@ -34,7 +34,6 @@ export async function createAssetWithJob(
 ): Promise<AssetWithJob> {
   // timestamp(3) keeps milliseconds, as Date does; the ISO string's zone is UTC, as Prisma stores DateTime.
   const now = new Date();
-  const at = Prisma.sql`${now.toISOString()}::timestamp`;
   const asset: Asset = {
     id: randomUUID(),
     projectId,
@@ -71,15 +70,22 @@ export async function createAssetWithJob(
     updatedAt: now,
     finishedAt: null,
   };
-  await db.$executeRaw`
-    WITH asset AS (
+  // Straight on node-postgres (sql): through Prisma, even raw, the statement cost 1-3 ms of the event loop per upload.
+  const at = now.toISOString();
+  await sql(
+    db,
+    `WITH asset AS (
       INSERT INTO "Asset" (id, "projectId", modality, sha256, "mimeType", "byteSize", status, source, "sourceUrl", filename, metadata, tags, media, "createdAt", "updatedAt")
-      VALUES (${asset.id}, ${projectId}, ${asset.modality}::"Modality", ${sha256}, ${asset.mimeType}, ${asset.byteSize}, 'PENDING', ${asset.source},
-        ${asset.sourceUrl}, ${asset.filename}, ${JSON.stringify(asset.metadata)}::jsonb, ${asset.tags}::text[], ${JSON.stringify(asset.media)}::jsonb, ${at}, ${at})
+      VALUES ($1, $2, $3::"Modality", $4, $5, $6, 'PENDING', $7, $8, $9, $10::jsonb, $11::text[], $12::jsonb, $13::timestamp, $13::timestamp)
       RETURNING id
     )
     INSERT INTO "Job" (id, "projectId", kind, status, progress, input, attempts, "assetId", "idempotencyKey", "createdAt", "updatedAt")
-    SELECT ${job.id}, ${projectId}, 'INGEST', 'QUEUED', 0, ${JSON.stringify(job.input)}::jsonb, 0, asset.id, ${job.idempotencyKey}, ${at}, ${at} FROM asset`;
+    SELECT $14, $2, 'INGEST', 'QUEUED', 0, $15::jsonb, 0, asset.id, $16, $13::timestamp, $13::timestamp FROM asset`,
+    [
+      asset.id, projectId, asset.modality, sha256, asset.mimeType, asset.byteSize, asset.source, asset.sourceUrl, asset.filename,
+      JSON.stringify(asset.metadata), asset.tags, JSON.stringify(asset.media), at, job.id, JSON.stringify(job.input), job.idempotencyKey,
+    ],
+  );
   return { asset, job };
 }
 

@@ -4,7 +4,7 @@ import type { Config } from "../core/config.ts";
 import { constraintViolation, type Asset, type Database, type Job, type Modality, type Prisma } from "../core/database.ts";
 import { ErrorCode, TesseraError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
-import { checkConcurrentJobs, storeWithinStorageQuota, type QuotaHost } from "../limits/project-quotas.ts";
+import { storeWithinIngestQuotas, type QuotaHost } from "../limits/project-quotas.ts";
 import type { JobQueues } from "../queue/job-queues.ts";
 import { createAssetWithJob, discardIngest, retryFailedAsset, type AssetFields } from "./asset-records.ts";
 import type { BlobStore } from "./blob-store.ts";
@@ -94,8 +94,7 @@ export async function ingestContent(
     }
   }
 
-  await checkConcurrentJobs(app, projectId);
-  const blob = await storeWithinStorageQuota(app, projectId, app.config.MAX_UPLOAD_BYTES, (maxBytes) => app.blobs.put(content.bytes, { maxBytes }));
+  const blob = await storeWithinIngestQuotas(app, projectId, app.config.MAX_UPLOAD_BYTES, (maxBytes) => app.blobs.put(content.bytes, { maxBytes }));
   let created: IngestResult | undefined;
   try {
     const decided = { ...content, ...((await prepare?.(blob)) ?? {}) };

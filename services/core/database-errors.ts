@@ -10,8 +10,10 @@ const UNREACHABLE_PRISMA_CODES = new Set(["P1001", "P1002", "P1008", "P1017", "P
 const UNREACHABLE_ADAPTER_KINDS = new Set(["DatabaseNotReachable", "ConnectionClosed", "SocketTimeout", "TooManyConnections"]);
 /** SQLSTATE classes 08 (connection exception) and 57P0x (the server shutting down, crashed, starting up). */
 const UNAVAILABLE_SQLSTATE = /^(08|57P0)/;
+/** The socket errors node-postgres passes on as they are when the server cannot be reached (sql, database.ts). */
+const UNREACHABLE_SOCKET_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN", "EPIPE"]);
 /** What the pg driver says when the socket goes away between queries (no code to go by). */
-const UNAVAILABLE_MESSAGE = /Can't reach database server|Connection terminated|terminating connection due to administrator command|the database system is (starting up|shutting down|in recovery mode)/i;
+const UNAVAILABLE_MESSAGE = /Can't reach database server|Connection terminated|timeout exceeded when trying to connect|terminating connection due to administrator command|the database system is (starting up|shutting down|in recovery mode)/i;
 
 /**
  * A SERVICE_UNAVAILABLE for an error that says PostgreSQL is down, restarting or unreachable (nothing wrong with
@@ -36,6 +38,7 @@ function isUnavailable(error: object): boolean {
   }
   const code = (error as { code?: unknown }).code;
   if (typeof code === "string" && UNAVAILABLE_SQLSTATE.test(code) && "severity" in error) return true; // a pg error, unwrapped
+  if (typeof code === "string" && UNREACHABLE_SOCKET_CODES.has(code)) return true;
   return (error instanceof Prisma.PrismaClientUnknownRequestError || error instanceof Prisma.PrismaClientRustPanicError || error instanceof Error) &&
     UNAVAILABLE_MESSAGE.test((error as Error).message);
 }

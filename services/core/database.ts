@@ -1,13 +1,41 @@
 import { PrismaPg } from "@prisma/adapter-pg";
+import pg from "pg";
 import { Prisma, PrismaClient } from "../../generated/prisma/client.ts";
 
 export type Database = PrismaClient;
 export * from "../../generated/prisma/client.ts";
 
+/** The node-postgres pool under each client createDatabase made (see sql). */
+const pools = new WeakMap<Database, pg.Pool>();
+
 /** One Prisma client over node-postgres; connect failures surface fast instead of hanging. */
 export function createDatabase(databaseUrl: string): Database {
-  const adapter = new PrismaPg({ connectionString: databaseUrl, connectionTimeoutMillis: 3000, max: 10 });
-  return new PrismaClient({ adapter });
+  const pool = new pg.Pool({ connectionString: databaseUrl, connectionTimeoutMillis: 3000, max: 10 });
+  // An idle connection the server closed: the pool drops it and the next query connects anew (Prisma only listens once connected).
+  pool.on("error", () => {});
+  const db = new PrismaClient({ adapter: new PrismaPg(pool, { disposeExternalPool: true }) });
+  pools.set(db, pool);
+  return db;
+}
+
+/** PostgreSQL's `timestamp` (no zone) holds UTC wall time, as Prisma writes and reads DateTime; pg alone would read it as local time. */
+const UTC_TIMESTAMPS = {
+  getTypeParser: ((oid: number, format?: "text" | "binary") =>
+    oid === pg.types.builtins.TIMESTAMP ? (value: string) => new Date(`${value.replace(" ", "T")}Z`) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+};
+
+/**
+ * One statement straight on the client's node-postgres pool, for the few per-request statements of the hot paths
+ * (a search's hit rows, an upload's quota check and rows): Prisma's engine spends about 1-3 ms of the event loop on
+ * each call, raw ones included (bench/README.md, search and ingest). Rows come back as `$queryRaw` gives them
+ * (timestamps as UTC Dates); a database error is node-postgres' own (constraintViolation and databaseUnavailable read
+ * it). A client not made by createDatabase (or disconnected) runs it through Prisma.
+ */
+export async function sql<Row>(db: Database, text: string, values: unknown[]): Promise<Row[]> {
+  const pool = pools.get(db);
+  if (!pool || pool.ending || pool.ended) return db.$queryRawUnsafe<Row[]>(text, ...values);
+  const result = await pool.query<Row & pg.QueryResultRow>({ text, values, types: UTC_TIMESTAMPS });
+  return result.rows;
 }
 
 /**
@@ -17,10 +45,11 @@ export function createDatabase(databaseUrl: string): Database {
 export const SQL_UTC_NOW = Prisma.sql`(now() AT TIME ZONE 'UTC')`;
 
 /**
- * Why a write failed, whether it came from Prisma's model API (P2002, P2003) or from a raw statement
- * (P2010, carrying PostgreSQL's own code).
+ * Why a write failed, whether it came from Prisma's model API (P2002, P2003), a raw statement through Prisma
+ * (P2010, carrying PostgreSQL's own code) or one through `sql` (node-postgres' error, PostgreSQL's code).
  */
 export function constraintViolation(error: unknown): "unique" | "foreign-key" | undefined {
+  if (error instanceof pg.DatabaseError) return error.code === "23505" ? "unique" : error.code === "23503" ? "foreign-key" : undefined;
   if (!(error instanceof Prisma.PrismaClientKnownRequestError)) return undefined;
   if (error.code === "P2002") return "unique";
   if (error.code === "P2003") return "foreign-key";

@@ -1,6 +1,6 @@
 import type { Config } from "../core/config.ts";
 import { ErrorCode, TesseraError } from "../core/errors.ts";
-import { Prisma, type Database } from "../core/database.ts";
+import { sql, type Database } from "../core/database.ts";
 import { quotaExceededError } from "./limit-errors.ts";
 
 /**
@@ -11,7 +11,8 @@ import { quotaExceededError } from "./limit-errors.ts";
 
 export type QuotaHost = { db: Database; config: Pick<Config, "QUOTA_CONCURRENT_RUNS" | "QUOTA_CONCURRENT_JOBS" | "QUOTA_STORAGE_BYTES"> };
 
-const OPEN_JOB_STATUSES = ["QUEUED", "RUNNING"] as const;
+/** Jobs that count against QUOTA_CONCURRENT_JOBS: queued or running (what schema/generate.ts calls open). */
+const OPEN_JOBS = `SELECT count(*)::int FROM "Job" WHERE "projectId" = $1 AND status::text IN ('QUEUED', 'RUNNING')`;
 
 // QUOTA_CONCURRENT_RUNS is checked where a run is stored, in the same statement (workflows/engine/run-store.ts
 // insertRun, the tessera_start_run function): counted under a per-project advisory lock, so two racing starts cannot
@@ -24,10 +25,13 @@ const OPEN_JOB_STATUSES = ["QUEUED", "RUNNING"] as const;
  * than the requests in flight at once).
  */
 export async function checkConcurrentJobs(host: QuotaHost, projectId: string): Promise<void> {
+  // Straight on node-postgres: every ingest and generate request makes this count.
+  const [{ open }] = (await sql<{ open: number }>(host.db, `SELECT (${OPEN_JOBS}) AS open`, [projectId])) as [{ open: number }];
+  refuseOverJobQuota(host, open);
+}
+
+function refuseOverJobQuota(host: QuotaHost, open: number) {
   const limit = host.config.QUOTA_CONCURRENT_JOBS;
-  // Raw SQL: every ingest and generate request makes this count, and the model API compiles each call on the event loop.
-  const [{ open }] = await host.db.$queryRaw<[{ open: number }]>`
-    SELECT count(*)::int AS open FROM "Job" WHERE "projectId" = ${projectId} AND status::text IN (${Prisma.join([...OPEN_JOB_STATUSES])})`;
   if (open >= limit) {
     throw quotaExceededError(
       `this project has ${open} jobs queued or running, its limit (QUOTA_CONCURRENT_JOBS = ${limit}); send more when some end`,
@@ -36,27 +40,28 @@ export async function checkConcurrentJobs(host: QuotaHost, projectId: string): P
   }
 }
 
-/** Bytes the project stores: one row per distinct content in a project (unique projectId + sha256), so a sum of rows. */
-export async function storedBytes(db: Database, projectId: string): Promise<number> {
-  const { _sum } = await db.asset.aggregate({ where: { projectId }, _sum: { byteSize: true } });
-  return _sum.byteSize ?? 0;
-}
-
 /**
- * Stores new content only within the project's QUOTA_STORAGE_BYTES: `store`
- * is called with the bytes it may take (the smaller of its own limit and what
- * is left of the quota) and must refuse past that while streaming, with
- * PAYLOAD_TOO_LARGE; when the quota was the tighter limit, that refusal
- * becomes QUOTA_EXCEEDED. So content over the quota is never stored whole.
+ * An ingest within the project's quotas, both read in one statement: QUOTA_EXCEEDED before anything is stored when
+ * the project has QUOTA_CONCURRENT_JOBS jobs open (checkConcurrentJobs), and new content stored only within
+ * QUOTA_STORAGE_BYTES: `store` is called with the bytes it may take (the smaller of its own limit and what is left
+ * of the quota) and must refuse past that while streaming, with PAYLOAD_TOO_LARGE; when the quota was the tighter
+ * limit, that refusal becomes QUOTA_EXCEEDED. So content over the quota is never stored whole. The bytes a project
+ * stores are the sum of its Asset rows (one per distinct content in a project: unique projectId + sha256).
  */
-export async function storeWithinStorageQuota<T>(
+export async function storeWithinIngestQuotas<T>(
   host: QuotaHost,
   projectId: string,
   maxBytes: number,
   store: (maxBytes: number) => Promise<T>,
 ): Promise<T> {
+  type Usage = { open: number; used: number };
+  const [{ open, used }] = (await sql<Usage>(
+    host.db,
+    `SELECT (${OPEN_JOBS}) AS open, (SELECT coalesce(sum("byteSize"), 0)::float8 FROM "Asset" WHERE "projectId" = $1) AS used`,
+    [projectId],
+  )) as [Usage];
+  refuseOverJobQuota(host, open);
   const limit = host.config.QUOTA_STORAGE_BYTES;
-  const used = await storedBytes(host.db, projectId);
   const left = Math.max(0, limit - used);
   if (left >= maxBytes) return store(maxBytes);
   try {
