@@ -1,6 +1,6 @@
 import pg from "pg";
 import { afterAll, expect, it } from "vitest";
-import { createDatabase } from "../../services/core/database.ts";
+import { createDatabase, sql } from "../../services/core/database.ts";
 import { maskError } from "../../services/gateway/graphql-errors.ts";
 import { freePort } from "../support/own-redis.ts";
 import { TEST_DATABASE_URL } from "../support/test-env.ts";
@@ -22,8 +22,11 @@ const codeOf = (error: unknown) => (maskError(error, "Unexpected error.") as { e
 it("a database that cannot be reached is SERVICE_UNAVAILABLE, through the model API and a raw query alike", async () => {
   const viaModel = await dead.asset.count().catch((error: unknown) => error);
   const viaRaw = await dead.$queryRaw`SELECT 1`.catch((error: unknown) => error);
+  // The hot paths' statements straight on node-postgres (sql) get the socket's own error, not Prisma's.
+  const viaPool = await sql(dead, "SELECT 1", []).catch((error: unknown) => error);
   expect(codeOf(viaModel)).toBe("SERVICE_UNAVAILABLE");
   expect(codeOf(viaRaw)).toBe("SERVICE_UNAVAILABLE");
+  expect(codeOf(viaPool)).toBe("SERVICE_UNAVAILABLE");
 }, 30_000);
 
 it("a query whose connection the server terminated (a fast shutdown) is SERVICE_UNAVAILABLE", async () => {
