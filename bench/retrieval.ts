@@ -12,11 +12,14 @@
  * - audio -> image: its label spoken by espeak-ng in a voice no training clip used, uploaded as WAV.
  * All with `modalities: [IMAGE]`, `limit: 10`.
  *
- * BENCH_RETRIEVAL_QUERIES caps the query concepts per split (default 500, spread evenly over
- * the pool; candidates are always the whole pool; the direct figures use every concept),
- * BENCH_RETRIEVAL_SPLITS the splits measured (default "train,heldout"; a split left out reports 0 queries),
- * BENCH_RETRIEVAL_CONCURRENCY the requests in flight (default 4), BENCH_RETRIEVAL_DIRECT=<file> keeps the
- * direct figures (they depend on the model files only) and reads them back on the next run, to iterate on search.
+ * BENCH_RETRIEVAL_QUERIES caps the query concepts per split (default: all of them, the queries the direct
+ * figures ask; a cap spreads them evenly over the pool and the direct figures are then taken over the same
+ * queries; candidates are always the whole pool), BENCH_RETRIEVAL_SPLITS the splits measured (default
+ * "train,heldout"; a split left out reports 0 queries), BENCH_RETRIEVAL_CONCURRENCY the requests in flight
+ * (default 4), BENCH_RETRIEVAL_DIRECT=<file> keeps the direct figures and each query's direct rank (they depend
+ * on the model files only) and reads them back on the next run, to iterate on search.
+ * BENCH_RETRIEVAL_LOSSES=<file> writes every query that `search` ranks below top 1 or top 10 where the model
+ * directly has it there, with the hits above the right drawing and their `explain`.
  * Needs PostgreSQL and Redis; uses Weaviate when WEAVIATE_URL is set, else the embedded store.
  */
 import { randomUUID } from "node:crypto";
@@ -32,12 +35,12 @@ import { createGateway } from "../services/gateway/gateway.ts";
 import { startWorkerPool } from "../services/worker/worker-pool.ts";
 import { EVAL_VOICE } from "../training/audio-features.ts";
 import { loadEmojiConcepts, loadIconSet, type EmojiConcept } from "../training/emoji-concepts.ts";
-import { evaluateHeldOut, type HeldOutFigures, type SplitFigures } from "../training/heldout-evaluation.ts";
+import { evaluateHeldOut, type HeldOutFigures, type QueryRanks, type SplitFigures } from "../training/heldout-evaluation.ts";
 import { renderIconPng } from "../training/icon-renderer.ts";
 import { IMAGE_SIZE } from "../training/image-tower.ts";
 import { encodeWav } from "../services/generation/wav-file.ts";
 import { SAMPLE_RATE, speak } from "../training/spoken-labels.ts";
-import type { Recall } from "../training/retrieval-metrics.ts";
+import { recallOfRanks, type Recall } from "../training/retrieval-metrics.ts";
 import { benchGraphql, type Upload } from "./fixtures/bench-graphql.ts";
 
 const MODEL_DIR = path.resolve(import.meta.dirname, "../models/tessera-emoji-clip");
@@ -45,9 +48,14 @@ const log = (message: string) => process.stderr.write(`[bench retrieval] ${messa
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 
 const INGEST = `mutation ($input: IngestInput!) { ingest(input: $input) { asset { id } job { id } } }`;
-const SEARCH = `query ($input: SearchInput!) { search(input: $input) { hits { asset { id } } } }`;
+const SEARCH = `query ($input: SearchInput!) {
+  search(input: $input) { hits { asset { id } score snippet explain { vectorScore keyword { rank normalised } spaces { space rank normalised derived } } } }
+}`;
 
-
+type Task = keyof SplitFigures;
+type Hit = { asset: { id: string }; score: number; snippet: string | null; explain: unknown };
+/** One query through search: the right drawing's rank (-1: not in the top 10) and what ranked above it. */
+type SearchedQuery = { key: string; rank: number; above: Array<{ concept: string | undefined; score: number; snippet: string | null; explain: unknown }>; own?: Hit };
 
 async function inParallel<T, R>(items: T[], concurrency: number, work: (item: T, index: number) => Promise<R>): Promise<R[]> {
   const results: R[] = new Array(items.length);
@@ -71,28 +79,38 @@ function recallFromRanks(ranks: number[], candidates: number): Recall {
   return { r1: share(1), r5: share(5), r10: share(10), queries: ranks.length, candidates };
 }
 
-/** The figures straight on the ONNX models; with a file, read from it when it exists, else computed and kept in it. */
-async function directFigures(file: string | undefined): Promise<HeldOutFigures> {
+type Direct = { figures: HeldOutFigures; ranks: QueryRanks };
+
+/** The figures straight on the ONNX models; with a file, read from it when it holds them, else computed and kept in it. */
+async function directFigures(file: string | undefined): Promise<Direct> {
   if (file) {
     const kept = await fs.readFile(file, "utf8").catch(() => undefined);
-    if (kept) {
+    const parsed = kept ? (JSON.parse(kept) as Partial<Direct>) : undefined;
+    if (parsed?.figures && parsed.ranks) {
       log(`direct: read from ${file}`);
-      return JSON.parse(kept) as HeldOutFigures;
+      return parsed as Direct;
     }
   }
   log("direct: the exported ONNX models through transformers.js, no service in between");
-  const figures = await evaluateHeldOut(MODEL_DIR, { log });
-  if (file) await fs.writeFile(file, JSON.stringify(figures));
-  return figures;
+  const empty = () => ({ textToImage: {}, imageToImage: {}, audioToImage: {} });
+  const ranks: QueryRanks = { train: empty(), heldout: empty() };
+  const figures = await evaluateHeldOut(MODEL_DIR, { log, ranks });
+  if (file) await fs.writeFile(file, JSON.stringify({ figures, ranks }));
+  return { figures, ranks };
+}
+
+/** Queries `search` ranks below k where the model directly ranks them within k. */
+function lostAt(searched: SearchedQuery[], direct: Record<string, number>, k: number): SearchedQuery[] {
+  return searched.filter((query) => direct[query.key]! < k && !(query.rank >= 0 && query.rank < k));
 }
 
 export default async function retrievalBench() {
-  const cap = env("BENCH_RETRIEVAL_QUERIES", 500);
+  const cap = env("BENCH_RETRIEVAL_QUERIES", Infinity);
   const concurrency = env("BENCH_RETRIEVAL_CONCURRENCY", 4);
   const concepts = loadEmojiConcepts();
 
   const directStarted = performance.now();
-  const direct = await directFigures(process.env.BENCH_RETRIEVAL_DIRECT);
+  const { figures: directAll, ranks: directRanks } = await directFigures(process.env.BENCH_RETRIEVAL_DIRECT);
   const directSeconds = (performance.now() - directStarted) / 1000;
 
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-bench-retrieval-"));
@@ -115,7 +133,8 @@ export default async function retrievalBench() {
     const openmoji = loadIconSet("openmoji");
     const querySets = { noto: loadIconSet("noto"), twemoji: loadIconSet("twemoji") };
 
-    const measureSplit = async (split: EmojiConcept["split"]): Promise<{ figures: SplitFigures; ingestPerSecond: number; searchMsMean: number }> => {
+    type Measured = { figures: SplitFigures; direct: SplitFigures; searched: Record<Task, SearchedQuery[]>; ingestPerSecond: number; searchMsMean: number };
+    const measureSplit = async (split: EmojiConcept["split"]): Promise<Measured> => {
       const pool = concepts.filter((concept) => concept.split === split);
       const { key, project } = await createApiKey(app.db, `bench-retrieval-${split}-${randomUUID().slice(0, 8)}`);
       projects.push(project.id);
@@ -139,40 +158,73 @@ export default async function retrievalBench() {
 
       let searches = 0;
       let searchMs = 0;
-      const rankOf = async (concept: string, input: Record<string, unknown>, file?: Upload) => {
+      const rankOf = async (concept: string, queryKey: string, input: Record<string, unknown>, file?: Upload): Promise<SearchedQuery> => {
         const started = performance.now();
         const data = await graphql(key, SEARCH, { ...input, modalities: ["IMAGE"], limit: 10 }, file);
         searchMs += performance.now() - started;
         searches++;
-        return (data.search.hits as Array<{ asset: { id: string } }>).findIndex((hit) => conceptOf.get(hit.asset.id) === concept);
+        const hits = data.search.hits as Hit[];
+        const rank = hits.findIndex((hit) => conceptOf.get(hit.asset.id) === concept);
+        const above = hits.slice(0, rank < 0 ? hits.length : rank).map((hit) => ({ concept: conceptOf.get(hit.asset.id), score: hit.score, snippet: hit.snippet, explain: hit.explain }));
+        return { key: queryKey, rank, above, own: rank >= 0 ? hits[rank] : undefined };
       };
       const every = Math.ceil(pool.length / Math.min(pool.length, cap));
       const queries = pool.filter((_, index) => index % every === 0);
       log(`${split}: ${queries.length} text, ${queries.length * 2} image and ${queries.length} audio queries`);
-      const textRanks = await inParallel(queries, concurrency, (concept) => rankOf(concept.name, { text: concept.label }));
+      const textRanks = await inParallel(queries, concurrency, (concept) => rankOf(concept.name, concept.name, { text: concept.label }));
       const imageQueries = queries.flatMap((concept) => (["noto", "twemoji"] as const).map((style) => ({ concept, style })));
       const imageRanks = await inParallel(imageQueries, concurrency, async ({ concept, style }) =>
-        rankOf(concept.name, {}, { bytes: await renderIconPng(querySets[style], concept.name, IMAGE_SIZE), filename: `${style}.png`, mimeType: "image/png" }),
+        rankOf(concept.name, `${concept.name}/${style}`, {}, { bytes: await renderIconPng(querySets[style], concept.name, IMAGE_SIZE), filename: `${style}.png`, mimeType: "image/png" }),
       );
       const audioRanks = await inParallel(queries, concurrency, async (concept) =>
-        rankOf(concept.name, {}, { bytes: encodeWav(await speak(concept.label, EVAL_VOICE), SAMPLE_RATE), filename: "spoken.wav", mimeType: "audio/wav" }),
+        rankOf(concept.name, concept.name, {}, { bytes: encodeWav(await speak(concept.label, EVAL_VOICE), SAMPLE_RATE), filename: "spoken.wav", mimeType: "audio/wav" }),
       );
+      const searched = { textToImage: textRanks, imageToImage: imageRanks, audioToImage: audioRanks };
+      const recall = (task: Task) => recallFromRanks(searched[task].map((query) => query.rank), pool.length);
+      // The direct figures over exactly the queries asked through search (all of them unless capped).
+      const directOf = (task: Task) => recallOfRanks(searched[task].map((query) => directRanks[split][task][query.key]!), pool.length);
       return {
-        figures: {
-          textToImage: recallFromRanks(textRanks, pool.length),
-          imageToImage: recallFromRanks(imageRanks, pool.length),
-          audioToImage: recallFromRanks(audioRanks, pool.length),
-        },
+        figures: { textToImage: recall("textToImage"), imageToImage: recall("imageToImage"), audioToImage: recall("audioToImage") },
+        direct: { textToImage: directOf("textToImage"), imageToImage: directOf("imageToImage"), audioToImage: directOf("audioToImage") },
+        searched,
         ingestPerSecond,
         searchMsMean: searchMs / searches,
       };
     };
 
     const splits = (process.env.BENCH_RETRIEVAL_SPLITS ?? "train,heldout").split(",");
-    const skipped = { figures: { textToImage: none, imageToImage: none, audioToImage: none }, ingestPerSecond: 0, searchMsMean: 0 };
+    const noFigures = { textToImage: none, imageToImage: none, audioToImage: none };
+    const skipped: Measured = { figures: noFigures, direct: noFigures, searched: { textToImage: [], imageToImage: [], audioToImage: [] }, ingestPerSecond: 0, searchMsMean: 0 };
     const trained = splits.includes("train") ? await measureSplit("train") : skipped;
     const heldOut = splits.includes("heldout") ? await measureSplit("heldout") : skipped;
     const throughSearch: HeldOutFigures = { trainedConcepts: trained.figures, heldOutConcepts: heldOut.figures };
+    const direct: HeldOutFigures = { trainedConcepts: trained.direct, heldOutConcepts: heldOut.direct };
+    // Per query: where search loses a hit the model alone finds (and the other way round, for the balance).
+    const tasks: Task[] = ["textToImage", "imageToImage", "audioToImage"];
+    const comparison = (measured: Measured, split: EmojiConcept["split"]) =>
+      Object.fromEntries(
+        tasks.map((task) => {
+          const searched = measured.searched[task];
+          const directRank = directRanks[split][task];
+          const gained = (k: number) => searched.filter((query) => query.rank >= 0 && query.rank < k && !(directRank[query.key]! < k)).length;
+          return [task, { lostR1: lostAt(searched, directRank, 1).length, gainedR1: gained(1), lostR10: lostAt(searched, directRank, 10).length, gainedR10: gained(10) }];
+        }),
+      );
+    const lossesFile = process.env.BENCH_RETRIEVAL_LOSSES;
+    if (lossesFile) {
+      const losses = (measured: Measured, split: EmojiConcept["split"]) =>
+        tasks.flatMap((task) =>
+          lostAt(measured.searched[task], directRanks[split][task], 10)
+            .map((query) => ({ split, task, k: 10, directRank: directRanks[split][task][query.key], ...query }))
+            .concat(
+              lostAt(measured.searched[task], directRanks[split][task], 1)
+                .filter((query) => query.rank >= 0)
+                .map((query) => ({ split, task, k: 1, directRank: directRanks[split][task][query.key], ...query })),
+            ),
+        );
+      await fs.writeFile(lossesFile, JSON.stringify([...losses(trained, "train"), ...losses(heldOut, "heldout")], null, 1));
+      log(`losses against direct written to ${lossesFile}`);
+    }
     const r10 = (figures: HeldOutFigures) => ({
       textToImage: figures.trainedConcepts.textToImage.r10,
       imageToImage: figures.trainedConcepts.imageToImage.r10,
@@ -188,6 +240,8 @@ export default async function retrievalBench() {
         candidates: { trained: trained.figures.textToImage.candidates, heldOut: heldOut.figures.textToImage.candidates },
         throughSearch,
         direct,
+        directAllQueries: directAll,
+        againstDirect: { trainedConcepts: comparison(trained, "train"), heldOutConcepts: comparison(heldOut, "heldout") },
         searchVsDirectR10: Object.fromEntries(
           Object.entries(searchR10).map(([task, value]) => [task, Math.round((value / (directR10[task as keyof typeof directR10] || 1)) * 1000) / 1000]),
         ),

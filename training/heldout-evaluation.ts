@@ -3,13 +3,15 @@ import { loadEmojiConcepts, loadIconSet, type EmojiConcept } from "./emoji-conce
 import { ExportedClip, ExportedProjector } from "./exported-clip.ts";
 import { renderIconPixels } from "./icon-renderer.ts";
 import { IMAGE_SIZE } from "./image-tower.ts";
-import { recallAtK, type Recall } from "./retrieval-metrics.ts";
+import { queryRanks, recallOfRanks, type Recall } from "./retrieval-metrics.ts";
 import { EVAL_VOICE } from "./audio-features.ts";
 import { speak, WakewordEmbedder } from "./spoken-labels.ts";
 
 export type SplitFigures = { textToImage: Recall; imageToImage: Recall; audioToImage: Recall };
 /** Held-out figures: OpenMoji drawings (a style never trained on) as candidates, for trained and for held-out concepts. */
 export type HeldOutFigures = { trainedConcepts: SplitFigures; heldOutConcepts: SplitFigures };
+/** Each query's rank (0: first) by query, keyed `${concept}` (text, audio) or `${concept}/${style}` (image), per split and task. */
+export type QueryRanks = Record<EmojiConcept["split"], Record<keyof SplitFigures, Record<string, number>>>;
 
 /** The audio projector sits beside the model folder, where the model registry finds its manifest. */
 export function audioProjectorDir(modelDir: string): string {
@@ -27,7 +29,7 @@ export function audioProjectorDir(modelDir: string): string {
  */
 export async function evaluateHeldOut(
   modelDir: string,
-  options: { audioVectors?: Map<string, Float32Array>; log?: (line: string) => void } = {},
+  options: { audioVectors?: Map<string, Float32Array>; log?: (line: string) => void; ranks?: QueryRanks } = {},
 ): Promise<HeldOutFigures> {
   const log = options.log ?? (() => {});
   const concepts = loadEmojiConcepts();
@@ -54,10 +56,16 @@ export async function evaluateHeldOut(
       const names = index.map((i) => concepts[i]!.name);
       const pool = index.map((i) => openmoji[i]!);
       const pick = (vectors: Float32Array[]) => index.map((i) => vectors[i]!);
+      const imageKeys = [...names.map((name) => `${name}/noto`), ...names.map((name) => `${name}/twemoji`)];
+      const measure = (task: keyof SplitFigures, queries: Float32Array[], queryNames: string[], keys: string[]) => {
+        const ranks = queryRanks(queries, queryNames, pool, names);
+        if (options.ranks) options.ranks[split][task] = Object.fromEntries(keys.map((key, i) => [key, ranks[i]!]));
+        return recallOfRanks(ranks, pool.length);
+      };
       return {
-        textToImage: recallAtK(pick(texts), names, pool, names),
-        imageToImage: recallAtK([...pick(noto), ...pick(twemoji)], [...names, ...names], pool, names),
-        audioToImage: recallAtK(pick(audio), names, pool, names),
+        textToImage: measure("textToImage", pick(texts), names, names),
+        imageToImage: measure("imageToImage", [...pick(noto), ...pick(twemoji)], [...names, ...names], imageKeys),
+        audioToImage: measure("audioToImage", pick(audio), names, names),
       };
     };
     return { trainedConcepts: figures("train"), heldOutConcepts: figures("heldout") };
