@@ -4,12 +4,13 @@ import type { ModelRuntime, SpaceVectors } from "../models/model-runtime.ts";
 import { loadConfig, type Config } from "../core/config.ts";
 import { inSpan, inSpanSync } from "../observability/tracing.ts";
 import { decodeQueryFile, type QueryDecodeLimits } from "./query-file.ts";
+import { hearQuery } from "./heard-query.ts";
 import { keywordTerms, mergeKeywordRankings, type KeywordHit } from "./keyword-ranking.ts";
 import { withSpokenMatches, type HitSegment } from "./segments.ts";
 import type { VectorFilter, VectorHit, VectorStore } from "./vector-store.ts";
 
 /** What search needs from the models: encoders into every space a modality reaches. */
-export type QueryEncoder = Pick<ModelRuntime, "embedText" | "embedImages" | "embedAudio"> & Partial<Pick<ModelRuntime, "spacesFor">>;
+export type QueryEncoder = Pick<ModelRuntime, "embedText" | "embedImages" | "embedAudio"> & Partial<Pick<ModelRuntime, "spacesFor" | "transcribe">>;
 
 export type SearchQuery = { text: string } | { assetId: string } | { file: Buffer };
 
@@ -37,6 +38,9 @@ export type SearchRequest = {
 };
 
 type SearchLimits = QueryDecodeLimits & Pick<Config, "SEARCH_MAX_TEXT_CHARS">;
+
+/** How a search ranks: the request's settings, checked, and what it filters on. */
+type Ranking = { projectId: string; filter: VectorFilter; candidates: number; alpha: number; weights: Record<string, number>; sees: FusionOptions["sees"]; limit: number };
 
 export type SearchHit = {
   assetId: string;
@@ -82,8 +86,13 @@ export type SearchExplain = {
   vectorScore: number;
   /** The vector share of the fused score (the request's alpha); the keyword ranking has the rest. */
   alpha: number;
-  /** alpha * vectorScore + (1 - alpha) * keyword.normalised: the hit's score. */
+  /** alpha * vectorScore + (1 - alpha) * keyword.normalised: the hit's score (see `heard` for an audio query). */
   fused: number;
+  /**
+   * An audio query's spoken words (recognised from the clip) and this hit's score as a text query for them, when
+   * they found it; the hit's score is then the larger of `fused` and HEARD_WORDS_WEIGHT times this score.
+   */
+  heard?: { text: string; score: number };
 };
 
 /** One vector to look for in one space. */
@@ -113,6 +122,13 @@ const isGuess = (text: string) => (text.match(/[\p{L}\p{N}]/gu)?.length ?? 0) < 
 /** A long text has many chunks: fetch more than `limit` per space so `limit` distinct assets survive. */
 const CHUNKS_PER_ASSET = 4;
 const MAX_SNIPPET_CHARS = 280;
+/**
+ * What an audio query's spoken words count for against the clip's own sound: they are words read from the query,
+ * derived evidence as an asset's OCR and transcript are (UNCONFIRMED_DERIVED_WEIGHT), so they add hits and lift
+ * those the clip ranks low, but never outvote a hit the clip's own space is sure of. The recogniser's words may be
+ * wrong (pocketsphinx on synthetic voices: word error rate 1.03, bench/README "transcription").
+ */
+export const HEARD_WORDS_WEIGHT = 0.5;
 
 /**
  * Cross-modal search: the query is encoded into every space its modality reaches (text: the sentence and
@@ -137,7 +153,7 @@ export async function crossModalSearch(
   const weights = checkedSpaceWeights(request.spaceWeights);
   const limits = request.limits ?? loadConfig({});
   if ("text" in request.query) checkTextLength(request.query.text, limits);
-  const { probes: reached, excludeAssetIds } = await probesFor(store, encoder, projectId, request.query, limits);
+  const { probes: reached, excludeAssetIds, heard } = await probesFor(store, encoder, projectId, request.query, limits);
   const probes = reached.filter((probe) => (weights[probe.space] ?? 1) > 0);
   if (probes.length === 0) {
     throw new TesseraError(
@@ -145,8 +161,40 @@ export async function crossModalSearch(
       `spaceWeights leave no space to search: this query reaches ${reached.map((probe) => probe.space).join(", ")}`,
     );
   }
-  const filter: VectorFilter = { ...request.filter, modalities: request.modalities, excludeAssetIds };
-  const candidates = Math.min(limit * CHUNKS_PER_ASSET, 400);
+  const ranking: Ranking = {
+    projectId,
+    filter: { ...request.filter, modalities: request.modalities, excludeAssetIds },
+    candidates: Math.min(limit * CHUNKS_PER_ASSET, 400),
+    alpha: request.alpha ?? DEFAULT_HYBRID_ALPHA,
+    weights,
+    sees: seesNatively(encoder),
+    limit,
+  };
+  const fused = await rankProbes(store, probes, ranking);
+  if (heard !== undefined) {
+    const heardProbes = toProbes(await encoder.embedText([heard]), "TEXT", heard).filter((probe) => (weights[probe.space] ?? 1) > 0);
+    return withHeardWords(fused, heardProbes.length ? await rankProbes(store, heardProbes, ranking) : [], heard, limit);
+  }
+  if (!spoken || !("text" in request.query)) return fused;
+  // Speech the recogniser got wrong is still found by how the query's words sound, and audio and video hits say where.
+  const text = request.query.text;
+  const { alpha } = ranking;
+  return inSpan("search.spoken", {}, () =>
+    withSpokenMatches(spoken.db, projectId, fused, { text, limit, modalities: request.modalities, ...request.filter }, (assetId, modality) => ({
+      assetId,
+      modality,
+      score: 0,
+      snippet: null,
+      spaces: [],
+      explain: { spaces: [], keyword: null, vectorScore: 0, alpha, fused: 0 },
+      segments: [],
+    })),
+  );
+}
+
+/** Each probe's space searched on its own, a text query's keyword ranking beside them, fused (fuseRankings). */
+async function rankProbes(store: VectorStore, probes: Probe[], ranking: Ranking): Promise<SearchHit[]> {
+  const { projectId, filter, candidates, weights, sees, limit } = ranking;
   // A span per space queried and one for the fusion (services/observability); the query text is in none.
   const rankings = await Promise.all(
     probes.map((probe) => {
@@ -158,7 +206,7 @@ export async function crossModalSearch(
     }),
   );
   const queryText = probes.find((probe) => probe.text !== undefined)?.text;
-  const alpha = request.alpha ?? DEFAULT_HYBRID_ALPHA;
+  const { alpha } = ranking;
   // The keyword ranking: BM25 over the text stored with the vectors, in every space a text query reaches (each
   // holds the assets it has vectors of), merged into one ranking by each list's normalised score.
   const keywordText = queryText === undefined ? "" : keywordTerms(queryText);
@@ -176,25 +224,33 @@ export async function crossModalSearch(
         ),
       )
     : undefined;
-  const fused = inSpanSync("search.fusion", { "tessera.search.spaces": rankings.length }, (span) => {
-    const hits = fuseRankings(rankings, { queryText, spaceWeights: weights, keyword, alpha: keyword ? alpha : 1, sees: seesNatively(encoder) }).slice(0, limit);
+  return inSpanSync("search.fusion", { "tessera.search.spaces": rankings.length }, (span) => {
+    const hits = fuseRankings(rankings, { queryText, spaceWeights: weights, keyword, alpha: keyword ? alpha : 1, sees }).slice(0, limit);
     span.setAttribute("tessera.search.hits", hits.length);
     return hits;
   });
-  if (!spoken || !("text" in request.query)) return fused;
-  // Speech the recogniser got wrong is still found by how the query's words sound, and audio and video hits say where.
-  const text = request.query.text;
-  return inSpan("search.spoken", {}, () =>
-    withSpokenMatches(spoken.db, projectId, fused, { text, limit, modalities: request.modalities, ...request.filter }, (assetId, modality) => ({
-      assetId,
-      modality,
-      score: 0,
-      snippet: null,
-      spaces: [],
-      explain: { spaces: [], keyword: null, vectorScore: 0, alpha, fused: 0 },
-      segments: [],
-    })),
-  );
+}
+
+/**
+ * An audio query's hits with its spoken words' hits merged in: each asset scores the larger of what the clip's
+ * sound says and HEARD_WORDS_WEIGHT times what the words say (as a text query: the text spaces and BM25).
+ */
+export function withHeardWords(byClip: SearchHit[], byWords: SearchHit[], heard: string, limit: number): SearchHit[] {
+  const merged = new Map(byClip.map((hit) => [hit.assetId, hit]));
+  for (const wordHit of byWords) {
+    const score = HEARD_WORDS_WEIGHT * wordHit.score;
+    const clipHit = merged.get(wordHit.assetId);
+    const explain = { ...(clipHit?.explain ?? { spaces: [], keyword: null, vectorScore: 0, alpha: 1, fused: 0 }), heard: { text: heard, score: wordHit.score } };
+    merged.set(wordHit.assetId, {
+      ...(clipHit ?? wordHit),
+      score: Math.max(clipHit?.score ?? 0, score),
+      snippet: clipHit?.snippet ?? wordHit.snippet,
+      spaces: [...new Set([...(clipHit?.spaces ?? []), ...wordHit.spaces])],
+      explain,
+    });
+  }
+  const rankOf = new Map(byClip.map((hit, index) => [hit.assetId, index]));
+  return [...merged.values()].sort((a, b) => b.score - a.score || (rankOf.get(a.assetId) ?? Infinity) - (rankOf.get(b.assetId) ?? Infinity)).slice(0, limit);
 }
 
 /**
@@ -226,7 +282,7 @@ async function probesFor(
   projectId: string,
   query: SearchQuery,
   limits: SearchLimits,
-): Promise<{ probes: Probe[]; excludeAssetIds?: string[] }> {
+): Promise<{ probes: Probe[]; excludeAssetIds?: string[]; heard?: string }> {
   if ("assetId" in query) {
     const stored = await store.vectorsOf(projectId, query.assetId);
     if (stored.length === 0) {
@@ -252,8 +308,11 @@ async function probesFor(
       const spaces = (await encoder.embedImages(decoded.images)).filter((space) => space.vectors.length > 0);
       return { probes: toProbes(spaces.map((space) => ({ ...space, vectors: [centroid(space.vectors)] })), "IMAGE") };
     }
-    case "AUDIO":
-      return { probes: toProbes(await encoder.embedAudio([decoded.clip]), "AUDIO") };
+    case "AUDIO": {
+      // A clip is also a spoken query: its words are looked for too (withHeardWords).
+      const [spaces, heard] = await Promise.all([encoder.embedAudio([decoded.clip]), hearQuery(encoder, decoded.clip, limits)]);
+      return { probes: toProbes(spaces, "AUDIO"), heard };
+    }
   }
 }
 

@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { crossModalSearch, type QueryEncoder } from "../../services/search/cross-modal-search.ts";
+import { crossModalSearch, HEARD_WORDS_WEIGHT, type QueryEncoder } from "../../services/search/cross-modal-search.ts";
 import { LanceDbVectorStore } from "../../services/search/lancedb-vector-store.ts";
 import type { VectorRecord, VectorStore } from "../../services/search/vector-store.ts";
 import { WeaviateVectorStore } from "../../services/search/weaviate-vector-store.ts";
@@ -210,6 +210,34 @@ describe.each(adapters)("cross-modal search on %s", (_name, open) => {
     const textFile = Buffer.from("stock market news\n");
     const textHits = await crossModalSearch(store, encoder, projectId, { query: { file: textFile } });
     expect(textHits[0]!.assetId).toBe(ids.financeText);
+  });
+
+  it("an audio query is also a spoken query: the words heard in the clip find what its sound alone does not", async () => {
+    // The clip's sound projects near the chart; its words, as the transcriber hears them, are about a kitten.
+    const heard: number[] = [];
+    const encoder: QueryEncoder = {
+      ...knownEncoder().encoder,
+      embedAudio: async () => [{ space: "image-text", model: "known", vectors: [imageText.finance] }],
+      transcribe: async (clip) => {
+        heard.push(clip.length);
+        return "a kitten in a basket";
+      },
+    };
+    const wav = encodeWav(new Float32Array(8000), 16000);
+    const images = await crossModalSearch(store, encoder, projectId, { query: { file: wav }, modalities: ["IMAGE"] });
+    expect(heard).toEqual([8000]);
+    expect(images.map((hit) => hit.assetId)).toEqual([ids.chart, ids.catPhoto]);
+    // The sound is sure of the chart (1) and puts the cat photo last (0); the words lift it to their weighted score.
+    expect(images[0]!.score).toBe(1);
+    expect(images[1]!.explain.heard).toMatchObject({ text: "a kitten in a basket", score: expect.any(Number) });
+    expect(images[1]!.score).toBeGreaterThan(0);
+    expect(images[1]!.score).toBeCloseTo(HEARD_WORDS_WEIGHT * images[1]!.explain.heard!.score, 6);
+    const all = await crossModalSearch(store, encoder, projectId, { query: { file: wav } });
+    // The kitten text is found by the heard words (its sentence vector and BM25), not by the sound.
+    const kitten = all.find((hit) => hit.assetId === ids.kittenText)!;
+    expect(kitten.spaces).toContain("sentence");
+    expect(kitten.explain.heard!.score).toBeGreaterThan(0.9);
+    expect(kitten.score).toBeGreaterThanOrEqual(0.45);
   });
 
   it("refuses bad queries with typed errors", async () => {
