@@ -1,6 +1,8 @@
+import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { PROGRESS_ROW_INTERVAL_MS, JobTracker } from "../../services/worker/job-tracker.ts";
 import { startTestApp, type TestApp } from "../support/test-app.ts";
+import { TEST_DATABASE_URL } from "../support/test-env.ts";
 
 /*
  * The tracker's writes are raw SQL (they run for every job), so they are checked against real rows:
@@ -97,12 +99,13 @@ describe("JobTracker", () => {
   });
 
   it("the handler runs while RUNNING commits; nothing is published before that commit, and then everything in order", async () => {
-    const { tracker, events, row } = await newJob();
-    // Hold the RUNNING write back, as a slow disk flush would.
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    const execute = t.app.db.$executeRaw.bind(t.app.db);
-    vi.spyOn(t.app.db, "$executeRaw").mockImplementation(((...args: Parameters<typeof execute>) => held.then(() => execute(...args))) as never);
+    const { job, tracker, events, row } = await newJob();
+    // Hold the RUNNING write back, as a slow disk flush would: another session locks the row until released.
+    const locker = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await locker.connect();
+    await locker.query("BEGIN");
+    await locker.query(`SELECT 1 FROM "Job" WHERE id = $1 FOR UPDATE`, [job.id]);
+    const release = () => void locker.query("COMMIT").finally(() => locker.end());
     await tracker.started(1); // returns before the write is done
     await tracker.progress(0.05, "text started");
     tracker.token("Hello");
