@@ -1,6 +1,6 @@
 import { setImmediate as yieldToEventLoop } from "node:timers/promises";
 import { IndexedTextKind, readSpokenPhones, type IndexedTextSpan } from "../assets/asset-text.ts";
-import type { Asset, Database, Modality } from "../core/database.ts";
+import { sql, type Asset, type Database, type Modality } from "../core/database.ts";
 import { MIN_MATCH_MARGIN, MIN_QUERY_PHONES, phoneEvidence, queryPhones } from "./phonetic-match.ts";
 import { spokenCandidates } from "./spoken-index.ts";
 
@@ -105,7 +105,7 @@ export async function withSpokenMatches<H extends SpokenMergeable>(
   const top = [...merged.values()].sort((a, b) => b.score - a.score).slice(0, request.limit);
   const spoken = top.filter((hit) => hit.modality === "AUDIO" || hit.modality === "VIDEO").map((hit) => hit.assetId);
   const media = spoken.length
-    ? await db.asset.findMany({ where: { projectId, id: { in: spoken } }, select: { id: true, modality: true, media: true } })
+    ? await sql<Pick<Asset, "id" | "modality" | "media">>(db, `SELECT id, modality, media FROM "Asset" WHERE "projectId" = $1 AND id = ANY($2::text[])`, [projectId, spoken])
     : [];
   const byId = new Map(media.map((asset) => [asset.id, asset]));
   return Promise.all(
