@@ -2,7 +2,7 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import sharp from "sharp";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { ingestContent } from "../../services/assets/ingest-service.ts";
 import { closeModelRouter } from "../../services/generation/app-model-router.ts";
 import { readWavInfo } from "../../services/generation/wav-file.ts";
@@ -90,15 +90,24 @@ describe("generate: TEXT through an OpenAI-compatible server", () => {
     const { key } = await t.createProject();
     const content = Array.from({ length: 40 }, (_, i) => `piece${i}`).join(" ");
     fake.enqueue({ kind: "chat", content, delayMs: 700, usage: { prompt_tokens: 3, completion_tokens: 40 } });
+    const published: Array<{ jobId: string; status: string; token?: string }> = [];
+    const publish = t.app.events.publish.bind(t.app.events);
+    const spy = vi.spyOn(t.app.events, "publish").mockImplementation(((topic: "job", id: string, event: (typeof published)[number]) => {
+      if (topic === "job") published.push(event);
+      return publish(topic, id, event as never);
+    }) as never);
     const started = await t.graphql(GENERATE, { input: { task: "TEXT", prompt: "Many pieces at once." } }, key);
     const jobId = started.data.generate.id;
     const events = await collectJobEvents(jobId, key);
     const job = await finished(jobId, key);
+    spy.mockRestore();
     expect(job.status).toBe("SUCCEEDED");
     const tokens = events.flatMap((event) => (event.token ? [event.token] : []));
     expect(tokens.join("")).toBe(content);
     // 40 pieces written in one burst: before, 40 events (40 Redis PUBLISHes); now a few.
     expect(tokens.length).toBeLessThan(10);
+    // Besides its text, a job publishes its start and its end: one Redis PUBLISH each (no separate "started" progress).
+    expect(published.filter((event) => event.jobId === jobId && !event.token).map((event) => event.status)).toEqual(["RUNNING", "SUCCEEDED"]);
     const lastToken = events.findLastIndex((event) => event.token);
     expect(events.findIndex((event) => event.status === "SUCCEEDED")).toBeGreaterThan(lastToken);
   });

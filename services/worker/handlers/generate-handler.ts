@@ -18,7 +18,8 @@ export const generateHandler: JobHandler<"generate"> = {
     if (!job) throw new TesseraError(ErrorCode.NOT_FOUND, `job ${jobId} no longer exists`);
     const { request, assets } = await checkGenerateRequest(app, projectId, job.input);
     const usage = new UsageMeter();
-    await tracker.progress(0.05, `${request.task.toLowerCase()} started`);
+    // No "started" progress event: the tracker's RUNNING event says it, and each event is a Redis PUBLISH
+    // (a write system call here, and one message for every watcher): a short job's Redis calls cost it more CPU than its model call.
     const output = await runGenerateTask(app, projectId, request, assets, {
       usage,
       onToken: (token) => tracker.token(token),
