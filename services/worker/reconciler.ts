@@ -12,6 +12,7 @@ import { jobHandlers } from "./handlers/index.ts";
 import type { JobHandler } from "./job-handler.ts";
 import { markLostJobRows } from "./lost-jobs.ts";
 import { removeOrphanBlobs } from "../assets/orphan-blobs.ts";
+import { backfillSpokenPhoneKeys } from "../search/spoken-backfill.ts";
 
 /** The queue the reconciler's passes are scheduled on; its scheduler id is the same in every worker, so one pass runs at a time. */
 export const RECONCILE_QUEUE = "reconcile";
@@ -41,6 +42,8 @@ export type ReconcileReport = {
   stepsFailed: number;
   runsAdvanced: number;
   blobsRemoved: number;
+  /** Spoken assets ingested before the phone-key index that got their keys (services/search/spoken-backfill.ts). */
+  spokenKeysBackfilled: number;
 };
 
 export function reconcileOptionsOf(app: AppContext): ReconcileOptions {
@@ -86,11 +89,12 @@ export async function startReconciler(app: AppContext) {
 
 /** One pass; safe to run at any time and from several workers at once. */
 export async function reconcileOnce(app: AppContext, options: ReconcileOptions): Promise<ReconcileReport> {
-  const report: ReconcileReport = { jobsRequeued: 0, jobsFailed: 0, stepsRequeued: 0, stepsFailed: 0, runsAdvanced: 0, blobsRemoved: 0 };
+  const report: ReconcileReport = { jobsRequeued: 0, jobsFailed: 0, stepsRequeued: 0, stepsFailed: 0, runsAdvanced: 0, blobsRemoved: 0, spokenKeysBackfilled: 0 };
   await reconcileJobs(app, options, report);
   await reconcileRuns(app, options, report);
   // The blob store is shared by every project: only an unscoped pass (production) sweeps it, or a test's own store.
   report.blobsRemoved = await removeOrphanBlobs(app, { olderThanMs: options.blobGraceMs });
+  report.spokenKeysBackfilled = await backfillSpokenPhoneKeys(app.db, { batch: BATCH, projectIds: options.projectIds });
   return report;
 }
 
