@@ -99,6 +99,9 @@ outputs:
     const started = await t.graphql(`mutation { runWorkflow(slug: "durable") { id } }`, {}, key);
     const runId = started.data.runWorkflow.id;
     await eventually(async () => hits.get("second") === 1, 30_000);
+    // `second` needs `first` alone: it runs in first's job, right after first's advance commits, with no job of its
+    // own (issue #20). Its QUEUED row was committed before it ran; first's job, re-delivered, hands it on.
+    expect(await t.app.queues.queue("workflow-step").getJob(`${runId}_second`)).toBeUndefined();
     first.kill("SIGKILL");
     await new Promise((resolve) => first.once("exit", resolve));
     expect((await t.app.db.run.findUniqueOrThrow({ where: { id: runId } })).status).toBe("RUNNING");

@@ -20,6 +20,12 @@ type PlannedRun = Pick<Run, "id" | "status" | "input" | "workflowVersionId">;
 export type AdvanceOptions = {
   requeue?: boolean;
   /**
+   * With `finished`: one step this advance readies, that only the finished step could ready (it needs that step
+   * alone) and that has one attempt, is not queued but handed back, for the caller to run at once in its own job
+   * (see the workflow-step handler). Its committed QUEUED row is the checkpoint.
+   */
+  runHere?: boolean;
+  /**
    * The step whose job calls this has succeeded with `output`: its SUCCEEDED is written by the statement that
    * locks the run, so the step's end and what follows it commit together. `snapshot` (the run and its top-level
    * rows, read when the step was claimed) is what the first, unlocked plan starts from, with this step's end
@@ -47,7 +53,7 @@ const MAX_PLANS = 5;
  * that plan needs an evaluation the first did not make (a step finished in
  * between), nothing is written and both plans are made again.
  */
-export async function advanceRun(app: AppContext, runId: string, options: AdvanceOptions = {}): Promise<void> {
+export async function advanceRun(app: AppContext, runId: string, options: AdvanceOptions = {}): Promise<NextStep | undefined> {
   warmExpressionPool(); // the steps after this one will likely need it
   let memo: EvaluationMemo | undefined;
   const planFor = async <Row extends StepState>(run: PlannedRun, rows: Row[], evaluate: EvaluateAt) => {
@@ -78,7 +84,10 @@ export async function advanceRun(app: AppContext, runId: string, options: Advanc
       });
       if (!written.found) return;
       if (finished && written.finishedNow) publishStepFinished(app, runId, finished);
-      if (written.applied) return afterAdvance(app, { id: runId, projectId: written.projectId, parentStepRunId: written.parentStepRunId }, first.plan, first.definition);
+      if (written.applied) {
+        const run = { id: runId, projectId: written.projectId, parentStepRunId: written.parentStepRunId, workflowVersionId: snapshot.workflowVersionId };
+        return afterAdvance(app, run, first.plan, first.definition, options.runHere ? finished?.stepId : undefined);
+      }
       // The run changed since the snapshot; the step's end is stored: plan again from a fresh read, under the lock.
       continue;
     }
@@ -118,22 +127,48 @@ export async function advanceRun(app: AppContext, runId: string, options: Advanc
   }
 }
 
+/** A step to run at once in the caller's job, as its job would run it. */
+export type NextStep = { runId: string; stepRunId: string; projectId: string };
+
+/**
+ * Of the steps a plan queued, one that needs `finishedStepId` alone (so no other advance can have readied it) and
+ * has one attempt (the caller's job cannot give it more): the caller runs it without a job of its own.
+ */
+function runnableHere(definition: WorkflowDefinition, dependencies: Map<string, Set<string>>, queued: StepState[], finishedStepId: string): StepState | undefined {
+  return queued.find((row) => {
+    if (row.parentId !== null || !needsOnly(dependencies, row.stepId, finishedStepId)) return false;
+    const step = definition.steps.find((candidate) => candidate.id === row.stepId);
+    return Boolean(step && !findStepType(step.uses)?.templateKey && retryOf(step).attempts === 1);
+  });
+}
+
+/** The step needs exactly one other step. */
+export function needsOnly(dependencies: Map<string, Set<string>>, stepId: string, neededStepId: string): boolean {
+  const needed = dependencies.get(stepId);
+  return needed?.size === 1 && needed.has(neededStepId);
+}
+
 /** After an advance's commit: tell subscribers, drop the jobs of cancelled steps, queue the ready ones, tell a parent run. */
 async function afterAdvance(
   app: AppContext,
-  run: Pick<Run, "id" | "projectId" | "parentStepRunId">,
+  run: Pick<Run, "id" | "projectId" | "parentStepRunId" | "workflowVersionId">,
   plan: RunPlan<StepState> | null,
   definition: WorkflowDefinition | null,
-) {
+  runHereAfter?: string,
+): Promise<NextStep | undefined> {
+  let here: StepState | undefined;
   if (plan && definition) {
     if (plan.inlined.length) recordInlineSteps(run, plan.inlined);
     for (const event of plan.events) publishRunEvent(app, event);
     if (plan.cancelled.length) await removeStepJobs(app, plan.cancelled.map((row) => ({ runId: run.id, key: row.key })));
+    if (runHereAfter) here = runnableHere(definition, dependenciesOf(run.workflowVersionId, definition), plan.queued, runHereAfter);
+    const queued = plan.queued.filter((row) => row !== here);
     // With `requeue`, rows left QUEUED by a crash come too: job ids make queueing one again a no-op when the job exists.
-    if (plan.queued.length) await enqueueSteps(app, { runId: run.id, projectId: run.projectId, definition, rows: plan.rows }, plan.queued);
+    if (queued.length) await enqueueSteps(app, { runId: run.id, projectId: run.projectId, definition, rows: plan.rows }, queued);
   }
   const ended = !plan || plan.transition?.status === "SUCCEEDED" || plan.transition?.status === "FAILED";
   if (ended && run.parentStepRunId) await finishParentStep(app, run.id, run.parentStepRunId);
+  return here && { runId: run.id, stepRunId: here.id, projectId: run.projectId };
 }
 
 /**

@@ -10,8 +10,8 @@ import { durationMs } from "../dsl/workflow-schema.ts";
 import { findStepType } from "../steps/step-registry.ts";
 import { StepDirective } from "../steps/step-type.ts";
 import { workflowLimits } from "../workflow-limits.ts";
-import { definitionOf, expressionLocator } from "./definition-cache.ts";
-import { advanceRun, finishItem, finishStepAlone } from "./run-coordinator.ts";
+import { definitionOf, dependenciesOf, expressionLocator } from "./definition-cache.ts";
+import { advanceRun, finishItem, finishStepAlone, needsOnly, type NextStep } from "./run-coordinator.ts";
 import { insertMapItems } from "./run-store.ts";
 import { scopeOf, type StepState } from "./run-planner.ts";
 import { createStepContext } from "./step-context.ts";
@@ -38,7 +38,7 @@ type ClaimedRow = StepRun & {
  * re-delivered job only advances the run), and every write that finishes a
  * step only applies while the row is still RUNNING, so a cancel wins.
  */
-export async function executeStep(app: AppContext, job: StepJob, attempt: number, logger: Logger): Promise<void> {
+export async function executeStep(app: AppContext, job: StepJob, attempt: number, logger: Logger, options: { runHere?: boolean } = {}): Promise<NextStep | undefined> {
   // One statement: the step row and what is needed of its run, the claim (QUEUED -> RUNNING, unless the run ended or
   // is another project's) and, for a top-level step, the run's top-level rows the advance after it plans from.
   const [found] = await app.db.$queryRaw<ClaimedRow[]>`
@@ -60,8 +60,12 @@ export async function executeStep(app: AppContext, job: StepJob, attempt: number
   const { runProjectId, runStatus, runWorkflowVersionId, runInput, parentInput, claimed, runSteps, ...row } = found;
   const run = { id: row.runId, projectId: runProjectId, status: runStatus, workflowVersionId: runWorkflowVersionId, input: runInput };
   if (TERMINAL_RUN_STATUSES.has(run.status) || row.status === "WAITING") return;
-  // Finished already: this is a re-delivered job, maybe after a crash before the run moved on.
-  if (TERMINAL_STEP_STATUSES.has(row.status)) return advanceRun(app, run.id, { requeue: true });
+  // Finished already: this is a re-delivered job, maybe after a crash before the run moved on, or while its worker
+  // ran a step this one readied (`runHere`): that step, RUNNING without a job, gets one.
+  if (TERMINAL_STEP_STATUSES.has(row.status)) {
+    await handOnStepsRunHere(app, { ...run, projectId: job.projectId }, row);
+    return advanceRun(app, run.id, { requeue: true });
+  }
   const definition = await definitionOf(app, run.workflowVersionId);
   // Only a map's item has a parent, whose input holds the item's step.
   const parent = row.parentId ? { id: row.parentId, input: parentInput } : null;
@@ -126,9 +130,9 @@ export async function executeStep(app: AppContext, job: StepJob, attempt: number
     if (bytes > limit) throw new TesseraError(ErrorCode.PAYLOAD_TOO_LARGE, `step "${row.key}" output is ${bytes} bytes as JSON; the limit is ${limit}`);
     const finished = { stepRunId: row.id, output: output.data, stepId: row.stepId, key: row.key };
     // A top-level step's end is written by the advance that follows it, in the statement that locks the run.
-    if (runSteps) return advanceRun(app, run.id, { finished: { ...finished, snapshot: { ...run, steps: runSteps } } });
+    if (runSteps) return advanceRun(app, run.id, { finished: { ...finished, snapshot: { ...run, steps: runSteps } }, runHere: options.runHere });
     // A map's item feeds its map; the run moves on when the map is done.
-    if (parent) return finishItem(app, run, parent, finished);
+    if (parent) return void (await finishItem(app, run, parent, finished));
     if (await finishStepAlone(app, run.id, finished)) {
       publishRunEvent(app, { runId: run.id, type: RunEventType.STEP_FINISHED, stepId: row.stepId, stepKey: row.key, status: "SUCCEEDED", output: output.data });
     }
@@ -145,9 +149,31 @@ export async function failStep(app: AppContext, job: StepJob, error: ErrorRecord
     data: { status: "FAILED", error: error as Prisma.InputJsonValue, finishedAt: new Date() },
   });
   if (count) publishRunEvent(app, { runId: row.runId, type: RunEventType.STEP_FAILED, stepId: row.stepId, stepKey: row.key, status: "FAILED", error });
+  // The job failed for stalling after its step had succeeded: its worker may have died running a step it readied.
+  if (row.status === "SUCCEEDED") {
+    const run = await app.db.run.findUnique({ where: { id: row.runId }, select: { id: true, projectId: true, workflowVersionId: true } });
+    if (run) await handOnStepsRunHere(app, run, row);
+  }
   // With `requeue`: a job failed for stalling may be one whose step had finished and whose worker died before it
   // queued the next step's job; that step is QUEUED in PostgreSQL and gets its job here.
   await advanceRun(app, row.runId, { requeue: true });
+}
+
+/**
+ * The steps that only `finished` could ready, left RUNNING with no child rows or runs: the worker that ran them in
+ * the finished step's job (`runHere`) may have died with it. Each gets its job (a live job under its id makes adding
+ * it a no-op); its claim then runs it again, as a killed worker's step is.
+ */
+async function handOnStepsRunHere(app: AppContext, run: { id: string; projectId: string; workflowVersionId: string }, finished: StepRun) {
+  if (finished.parentId) return;
+  const definition = await definitionOf(app, run.workflowVersionId);
+  const dependencies = dependenciesOf(run.workflowVersionId, definition);
+  const candidates = definition.steps.filter((step) => needsOnly(dependencies, step.id, finished.stepId)).map((step) => step.id);
+  if (!candidates.length) return;
+  const rows = await app.db.$queryRaw<StepRun[]>`
+    SELECT s.* FROM "StepRun" s WHERE s."runId" = ${run.id} AND s."parentId" IS NULL AND s.status = 'RUNNING' AND s."stepId" = ANY(${candidates})
+      AND NOT EXISTS (SELECT 1 FROM "StepRun" c WHERE c."parentId" = s.id) AND NOT EXISTS (SELECT 1 FROM "Run" r WHERE r."parentStepRunId" = s.id)`;
+  if (rows.length) await enqueueSteps(app, { runId: run.id, projectId: run.projectId, definition, rows }, rows);
 }
 
 /** A fan-out whose items exist, or a step whose child run exists, was handed to the engine; other children (an agent's calls) are not. */
