@@ -15,6 +15,8 @@ import fs from "node:fs/promises";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
+import { Redis } from "ioredis";
+import pg from "pg";
 import { LocalDiskBlobStore } from "../services/assets/blob-store.ts";
 import { createAppContext } from "../services/app/app-context.ts";
 import { createApiKey } from "../services/core/api-keys.ts";
@@ -27,6 +29,19 @@ import { startCpuProfile } from "./fixtures/cpu-profile.ts";
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const log = (message: string) => process.stderr.write(`[bench ingest] ${message}\n`);
+
+/** SQL statements (every node-postgres query, Prisma's through its adapter included) and Redis commands sent by this process. */
+const sent = { sql: 0, redis: 0 };
+const query = pg.Client.prototype.query;
+pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+  sent.sql++;
+  return (query as (...args: unknown[]) => unknown).apply(this, args);
+} as typeof query;
+const sendCommand = Redis.prototype.sendCommand;
+Redis.prototype.sendCommand = function (this: Redis, ...args: Parameters<typeof sendCommand>) {
+  sent.redis++;
+  return sendCommand.apply(this, args);
+};
 
 const MUTATION = `mutation ($file: Upload!) { ingest(input: { file: $file }) { asset { id modality } job { id } } }`;
 
@@ -88,6 +103,7 @@ export default async function ingestBench() {
     // connections: fetch with FormData and a Blob copied and re-chunked each file, which cost this process about
     // as much CPU as the gateway's own work, on the same two cores.
     const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+    const sentBefore = { ...sent };
     const api = await timed(files, concurrency, async (file, index) => {
       const boundary = `bench-${randomUUID()}`;
       const head = Buffer.from(
@@ -121,6 +137,8 @@ export default async function ingestBench() {
       if (!result.data || result.data.ingest.asset.modality !== "IMAGE") throw new Error(`ingest failed: ${JSON.stringify(result.errors)}`);
     });
     agent.destroy();
+    // Per upload: BullMQ's and the rate limits' Redis commands, the gateway's statements (no worker runs here).
+    const perUpload = { sql: round((sent.sql - sentBefore.sql) / count), redis: round((sent.redis - sentBefore.redis) / count) };
     if (profiler) {
       await profiler.stop(process.env.BENCH_INGEST_CPU_PROFILE!);
       log(`CPU profile of the API phase written to ${process.env.BENCH_INGEST_CPU_PROFILE}`);
@@ -141,6 +159,7 @@ export default async function ingestBench() {
         blobStoreMBPerSec: round(raw.mbPerSec),
         apiToBlobStoreRatio: round(api.filesPerSec / raw.filesPerSec, 3),
         cpuMsPerFile: { api: round(api.cpuMsPerFile, 1), blobStore: round(raw.cpuMsPerFile, 1) },
+        sentPerUpload: perUpload,
         loadavg: os.loadavg().map((load) => round(load)),
       }),
     );
