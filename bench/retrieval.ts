@@ -82,11 +82,11 @@ function recallFromRanks(ranks: number[], candidates: number): Recall {
 type Direct = { figures: HeldOutFigures; ranks: QueryRanks };
 
 /** The figures straight on the ONNX models; with a file, read from it when it holds them, else computed and kept in it. */
-async function directFigures(file: string | undefined): Promise<Direct> {
+async function directFigures(file: string | undefined, splits: Array<EmojiConcept["split"]>): Promise<Direct> {
   if (file) {
     const kept = await fs.readFile(file, "utf8").catch(() => undefined);
     const parsed = kept ? (JSON.parse(kept) as Partial<Direct>) : undefined;
-    if (parsed?.figures && parsed.ranks) {
+    if (parsed?.figures && parsed.ranks && splits.every((split) => Object.keys(parsed.ranks![split].textToImage).length > 0)) {
       log(`direct: read from ${file}`);
       return parsed as Direct;
     }
@@ -94,7 +94,7 @@ async function directFigures(file: string | undefined): Promise<Direct> {
   log("direct: the exported ONNX models through transformers.js, no service in between");
   const empty = () => ({ textToImage: {}, imageToImage: {}, audioToImage: {} });
   const ranks: QueryRanks = { train: empty(), heldout: empty() };
-  const figures = await evaluateHeldOut(MODEL_DIR, { log, ranks });
+  const figures = await evaluateHeldOut(MODEL_DIR, { log, ranks, splits });
   if (file) await fs.writeFile(file, JSON.stringify({ figures, ranks }));
   return { figures, ranks };
 }
@@ -110,7 +110,8 @@ export default async function retrievalBench() {
   const concepts = loadEmojiConcepts();
 
   const directStarted = performance.now();
-  const { figures: directAll, ranks: directRanks } = await directFigures(process.env.BENCH_RETRIEVAL_DIRECT);
+  const splits = (process.env.BENCH_RETRIEVAL_SPLITS ?? "train,heldout").split(",").map((split) => (split === "heldout" ? "heldout" : "train") as EmojiConcept["split"]);
+  const { figures: directAll, ranks: directRanks } = await directFigures(process.env.BENCH_RETRIEVAL_DIRECT, splits);
   const directSeconds = (performance.now() - directStarted) / 1000;
 
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-bench-retrieval-"));
@@ -192,7 +193,6 @@ export default async function retrievalBench() {
       };
     };
 
-    const splits = (process.env.BENCH_RETRIEVAL_SPLITS ?? "train,heldout").split(",");
     const noFigures = { textToImage: none, imageToImage: none, audioToImage: none };
     const skipped: Measured = { figures: noFigures, direct: noFigures, searched: { textToImage: [], imageToImage: [], audioToImage: [] }, ingestPerSecond: 0, searchMsMean: 0 };
     const trained = splits.includes("train") ? await measureSplit("train") : skipped;

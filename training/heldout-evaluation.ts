@@ -29,10 +29,11 @@ export function audioProjectorDir(modelDir: string): string {
  */
 export async function evaluateHeldOut(
   modelDir: string,
-  options: { audioVectors?: Map<string, Float32Array>; log?: (line: string) => void; ranks?: QueryRanks } = {},
+  options: { audioVectors?: Map<string, Float32Array>; log?: (line: string) => void; ranks?: QueryRanks; splits?: Array<EmojiConcept["split"]> } = {},
 ): Promise<HeldOutFigures> {
   const log = options.log ?? (() => {});
-  const concepts = loadEmojiConcepts();
+  // Only the concepts of the splits asked for are embedded; a split left out has no queries.
+  const concepts = loadEmojiConcepts().filter((concept) => !options.splits || options.splits.includes(concept.split));
   const clip = await ExportedClip.load(modelDir);
   const projector = await ExportedProjector.load(path.join(audioProjectorDir(modelDir), "projector.onnx"));
   try {
@@ -53,6 +54,10 @@ export async function evaluateHeldOut(
 
     const figures = (split: EmojiConcept["split"]): SplitFigures => {
       const index = concepts.flatMap((concept, i) => (concept.split === split ? [i] : []));
+      if (index.length === 0) {
+        const none: Recall = { r1: 0, r5: 0, r10: 0, queries: 0, candidates: 0 };
+        return { textToImage: none, imageToImage: none, audioToImage: none };
+      }
       const names = index.map((i) => concepts[i]!.name);
       const pool = index.map((i) => openmoji[i]!);
       const pick = (vectors: Float32Array[]) => index.map((i) => vectors[i]!);
