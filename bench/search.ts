@@ -30,6 +30,8 @@ import http from "node:http";
 import { Session } from "node:inspector/promises";
 import os from "node:os";
 import path from "node:path";
+import { Redis } from "ioredis";
+import pg from "pg";
 import weaviate, { reconfigure } from "weaviate-client";
 import { createAppContext, type AppContext } from "../services/app/app-context.ts";
 import { createApiKey } from "../services/core/api-keys.ts";
@@ -233,6 +235,19 @@ async function profiled<T>(file: string, work: () => Promise<T>): Promise<T> {
   }
 }
 
+/** SQL statements (every node-postgres query, Prisma's through its adapter included) and Redis commands this process sent. */
+const sent = { sql: 0, redis: 0 };
+const pgQuery = pg.Client.prototype.query;
+pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+  sent.sql++;
+  return (pgQuery as (...args: unknown[]) => unknown).apply(this, args);
+} as typeof pgQuery;
+const sendCommand = Redis.prototype.sendCommand;
+Redis.prototype.sendCommand = function (this: Redis, ...args: Parameters<typeof sendCommand>) {
+  sent.redis++;
+  return sendCommand.apply(this, args);
+};
+
 /**
  * `search` through GraphQL (an asset query: its stored vectors, `nearVector` of 40 candidates excluding it, the
  * hits' asset rows) against the same store calls made directly, sequentially, over the project's assets. Both
@@ -264,11 +279,15 @@ async function graphqlAgainstStore(app: AppContext, key: string, projectId: stri
     const storeCalls = { store: new Map<string, number>(), graphql: new Map<string, number>() };
     // This process's CPU per query (client, gateway and store client alike): steadier than latency on a loaded machine.
     const cpuMicros = { store: 0, graphql: 0 };
+    const sentBy = { store: { sql: 0, redis: 0 }, graphql: { sql: 0, redis: 0 } };
     const withCpu = async (side: "store" | "graphql", work: () => Promise<number>) => {
       const before = process.cpuUsage();
+      const sentBefore = { ...sent };
       const taken = await work();
       const used = process.cpuUsage(before);
       cpuMicros[side] += used.user + used.system;
+      sentBy[side].sql += sent.sql - sentBefore.sql;
+      sentBy[side].redis += sent.redis - sentBefore.redis;
       for (const [method, count] of Object.entries(calls.take(1))) storeCalls[side].set(method, (storeCalls[side].get(method) ?? 0) + count);
       return taken;
     };
@@ -282,7 +301,12 @@ async function graphqlAgainstStore(app: AppContext, key: string, projectId: stri
     if (profileFile) await profiled(profileFile, () => timeEachInto([], queryCount, viaGraphql));
     const perQuery = (counts: Map<string, number>) => Object.fromEntries([...counts].map(([method, count]) => [method, round(count / queryCount, 2)]));
     const store = { ...summarize(samples.store, seconds.store), cpuMsPerQuery: round(cpuMicros.store / 1000 / queryCount), storeCallsPerQuery: perQuery(storeCalls.store) };
-    const graphql = { ...summarize(samples.graphql, seconds.graphql), cpuMsPerQuery: round(cpuMicros.graphql / 1000 / queryCount), storeCallsPerQuery: perQuery(storeCalls.graphql) };
+    const graphql = {
+      ...summarize(samples.graphql, seconds.graphql),
+      cpuMsPerQuery: round(cpuMicros.graphql / 1000 / queryCount),
+      storeCallsPerQuery: perQuery(storeCalls.graphql),
+      sentPerQuery: { sql: round(sentBy.graphql.sql / queryCount, 2), redis: round(sentBy.graphql.redis / queryCount, 2) },
+    };
     return {
       assets: assetIds.length,
       queries: queryCount,
