@@ -3,7 +3,7 @@ import type { AppContext } from "../app/app-context.ts";
 import { ErrorCode, TesseraError, type ErrorRecord } from "../core/errors.ts";
 import type { JobKind, StepRun } from "../core/database.ts";
 import type { QueueName } from "../queue/job-payloads.ts";
-import { definitionOf } from "../../workflows/engine/definition-cache.ts";
+import { definitionOf, dependenciesOf } from "../../workflows/engine/definition-cache.ts";
 import { failStep } from "../../workflows/engine/step-executor.ts";
 import { enqueueAdvance, enqueueSteps, stepJobId, stepOf } from "../../workflows/engine/step-jobs.ts";
 import { TERMINAL_RUN_STATUSES } from "../../workflows/engine/run-events.ts";
@@ -179,6 +179,26 @@ async function reconcileRuns(app: AppContext, options: ReconcileOptions, report:
   }
 }
 
+/**
+ * A RUNNING step without a job of its own may be running in the job of the step before it (the engine runs a step
+ * that needs only the one that just finished right there, and so on down a chain): it is busy while the job of the
+ * first step of that chain with a job is live.
+ */
+async function runByLiveJob(app: AppContext, runId: string, step: StepRun, steps: StepRun[], dependencies: Map<string, Set<string>>): Promise<boolean> {
+  let current = step;
+  for (let hops = 0; hops < steps.length; hops++) {
+    const needed = dependencies.get(current.stepId);
+    if (needed?.size !== 1) return false;
+    const [neededStepId] = needed;
+    const before = steps.find((row) => row.parentId === null && row.stepId === neededStepId);
+    if (!before) return false;
+    const state = await app.queues.queue("workflow-step").getJobState(stepJobId(runId, before.key));
+    if (LIVE_STATES.has(state)) return true;
+    current = before;
+  }
+  return false;
+}
+
 async function reconcileRun(app: AppContext, runId: string, cutoff: Date, options: ReconcileOptions, report: ReconcileReport) {
   const run = await app.db.run.findUnique({ where: { id: runId }, include: { steps: true } });
   if (!run || TERMINAL_RUN_STATUSES.has(run.status)) return;
@@ -217,7 +237,7 @@ async function reconcileRun(app: AppContext, runId: string, cutoff: Date, option
     const type = findStepType(stepOf(definition, step, parent)?.uses ?? "");
     if (step.status === "RUNNING" && type?.templateKey && steps.some((item) => item.parentId === step.id)) continue; // its items are looked at themselves
     const state = await jobState(app, "workflow-step", stepJobId(run.id, step.key));
-    if (state === "live") {
+    if (state === "live" || (step.status === "RUNNING" && (await runByLiveJob(app, run.id, step, steps, dependenciesOf(run.workflowVersionId, definition))))) {
       busy = true;
       continue;
     }

@@ -213,3 +213,53 @@ it("runs as a BullMQ job scheduler: one schedule however many workers start it",
     await other.close();
   }
 }, 60_000);
+
+it("leaves a RUNNING step without a job alone while the job of the step before it (which runs it) is live, and re-enqueues it once that job is gone", async () => {
+  const { key, projectId } = await t.createProject();
+  const definition = `apiVersion: tessera/v1
+kind: Workflow
+slug: run-here
+steps:
+  - id: first
+    uses: http
+    with: { url: "http://127.0.0.1:9/never-called" }
+  - id: second
+    uses: transform
+    needs: [first]
+    with: { value: "two" }
+outputs:
+  value: "\${{ steps.second.output.value }}"
+`;
+  const published = await t.graphql(`mutation ($d: String!) { publishWorkflow(definition: $d) { id } }`, { d: definition }, key);
+  expect(published.errors).toBeUndefined();
+  const version = await t.app.db.workflowVersion.findFirstOrThrow({ where: { workflow: { projectId, slug: "run-here" } } });
+  const runId = crypto.randomUUID();
+  // As the engine leaves a run while `first`'s job runs `second` right after it (issue #20): `second` RUNNING with
+  // no job of its own. (`second` is a transform here only so that, once handed on, its job can finish it offline.)
+  await t.app.db.run.create({ data: { id: runId, projectId, workflowVersionId: version.id, status: "RUNNING", startedAt: new Date(Date.now() - 60_000) } });
+  await t.app.db.stepRun.createMany({
+    data: [
+      { runId, stepId: "first", key: "first", status: "SUCCEEDED", output: {}, attempts: 1, createdAt: new Date(Date.now() - 60_000), finishedAt: new Date(Date.now() - 60_000) },
+      { runId, stepId: "second", key: "second", status: "RUNNING", input: { value: "two" }, attempts: 1, createdAt: new Date(Date.now() - 60_000), startedAt: new Date(Date.now() - 60_000) },
+    ],
+  });
+  const queue = t.app.queues.queue("workflow-step");
+  await queue.pause();
+  try {
+    // `first`'s job, still live (waiting here, as good as active for the reconciler).
+    await queue.add("workflow-step", { jobId: `${runId}_first`, runId, stepRunId: "unused", projectId }, { jobId: `${runId}_first` });
+    let report = await reconcileOnce(t.app, options(projectId));
+    expect(report.stepsRequeued).toBe(0);
+    expect(report.runsAdvanced).toBe(0);
+    expect(await queue.getJob(`${runId}_second`)).toBeUndefined();
+    // That job is gone (its worker died and it failed for stalling): `second` gets a job of its own.
+    await queue.remove(`${runId}_first`);
+    report = await reconcileOnce(t.app, options(projectId));
+    expect(report.stepsRequeued).toBe(1);
+  } finally {
+    await queue.resume();
+  }
+  const run = await finished(runId);
+  expect(run.status).toBe("SUCCEEDED");
+  expect(run.output).toEqual({ value: "two" });
+}, 60_000);
