@@ -53,11 +53,13 @@ pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
   statements++;
   return (query as (...args: unknown[]) => unknown).apply(this, args);
 } as typeof query;
-/** Statements sent while `work` ran, with its result. */
-async function counted<T>(work: () => Promise<T>): Promise<[T, number]> {
+/** Statements sent while `work` ran, with its result and this process's CPU time (ms: on a loaded machine, steadier than wall time). */
+async function counted<T>(work: () => Promise<T>): Promise<[T, number, number]> {
   const before = statements;
+  const cpu = process.cpuUsage();
   const result = await work();
-  return [result, statements - before];
+  const used = process.cpuUsage(cpu);
+  return [result, statements - before, (used.user + used.system) / 1000];
 }
 
 async function bareBullmq(app: AppContext, prefix: string) {
@@ -137,7 +139,7 @@ export default async function engineBench() {
   const { project } = await createApiKey(app.db, `bench-engine-${randomUUID()}`);
   try {
     log("bare BullMQ");
-    const bare = await bareBullmq(app, config.QUEUE_PREFIX);
+    const [bare, , bareCpuMs] = await counted(() => bareBullmq(app, config.QUEUE_PREFIX));
     log(`bare BullMQ: chain of ${CHAIN} ${round(bare.chainMs)} ms (${round(bare.chainMs / CHAIN)} ms/job); ${FANOUT} at once ${round(bare.fanOutMs)} ms`);
 
     const pool = startWorkerPool(app, { queues: ["workflow-run", "workflow-step"], concurrency: CONCURRENCY });
@@ -147,13 +149,13 @@ export default async function engineBench() {
     const [chainMs, chainSql] = await counted(() => runToEnd(app, project.id, "chain"));
     log(`engine: chain of ${CHAIN} transforms ${round(chainMs)} ms (${round(chainMs / CHAIN)} ms/step)`);
     await publishWorkflow(app, project.id, fanOutWorkflow("fan-out", FANOUT));
-    const fanOutMs = await runToEnd(app, project.id, "fan-out");
+    const [fanOutMs] = await counted(() => runToEnd(app, project.id, "fan-out"));
     log(`engine: map over ${FANOUT} transforms ${round(fanOutMs)} ms`);
     await publishWorkflow(app, project.id, chainWorkflow("queued-chain", CHAIN, "bench.noop"));
-    const [queuedChainMs, queuedChainSql] = await counted(() => runToEnd(app, project.id, "queued-chain"));
+    const [queuedChainMs, queuedChainSql, queuedChainCpuMs] = await counted(() => runToEnd(app, project.id, "queued-chain"));
     log(`engine: chain of ${CHAIN} queued no-op steps ${round(queuedChainMs)} ms (${round(queuedChainMs / CHAIN)} ms/step)`);
     await publishWorkflow(app, project.id, fanOutWorkflow("queued-fan-out", FANOUT, "bench.noop"));
-    const queuedFanOutMs = await runToEnd(app, project.id, "queued-fan-out");
+    const [queuedFanOutMs, queuedFanOutSql, queuedFanOutCpuMs] = await counted(() => runToEnd(app, project.id, "queued-fan-out"));
     log(`engine: map over ${FANOUT} queued no-op steps ${round(queuedFanOutMs)} ms`);
     await pool.close();
     await Promise.all(["workflow-run", "workflow-step"].map((name) => app.queues.queue(name as "workflow-run").obliterate({ force: true })));
@@ -181,6 +183,12 @@ export default async function engineBench() {
         engineQueuedSqlPerStep: round(queuedChainSql / CHAIN),
         engineQueuedFanOutMs: round(queuedFanOutMs),
         engineQueuedFanOutOverBullmq: round(queuedFanOutMs / bare.fanOutMs),
+        // This process's CPU (gateway-side engine, worker and BullMQ client together): the bare side's chain and
+        // fan-out together per job, a queued step's and a queued map item's whole run divided by its steps.
+        bullmqCpuMsPerJob: round(bareCpuMs / (CHAIN + FANOUT)),
+        engineQueuedCpuMsPerStep: round(queuedChainCpuMs / CHAIN),
+        engineQueuedFanOutCpuMsPerItem: round(queuedFanOutCpuMs / FANOUT),
+        engineQueuedFanOutSqlPerItem: round(queuedFanOutSql / FANOUT),
         loadavg: os.loadavg().map((value) => round(value)),
       }),
     );
