@@ -38,6 +38,12 @@ const towerSteps = Number(process.env.TRAIN_STEPS ?? 900);
 const augmentedVariants = Number(process.env.TRAIN_AUGMENTED_VARIANTS ?? 6);
 const batchSize = Number(process.env.TRAIN_BATCH_SIZE ?? 256);
 const featureDropout = Number(process.env.TRAIN_FEATURE_DROPOUT ?? 0.2);
+// The front end's dictionary size and pooling grids (style-proxy.ts's PROXY_FILTERS / PROXY_GRIDS, for the full run).
+const frontEndSpec = {
+  ...FRONT_END_SPEC,
+  filters: Number(process.env.TRAIN_FILTERS ?? FRONT_END_SPEC.filters),
+  grids: process.env.TRAIN_GRIDS ? process.env.TRAIN_GRIDS.split(",").map(Number) : FRONT_END_SPEC.grids,
+};
 const learningRate = 2e-3;
 const seed = 20261126;
 const started = performance.now();
@@ -122,7 +128,7 @@ const picture = (index: number) => normalisePixels(renders.subarray(index * pixe
 log(`rendered ${rendered} training drawings`);
 
 // The fixed front end: k-means filters on patches of the training drawings, then every drawing's features, once.
-const frontEnd = learnPatchFrontEnd(rendered, picture, FRONT_END_SPEC, random, { log });
+const frontEnd = learnPatchFrontEnd(rendered, picture, frontEndSpec, random, { log });
 const rawFeatures = await computePatchFeatures(frontEnd, rendered, picture);
 const { mean: featureMean, std: featureStd } = standardiseFeatures(rawFeatures);
 const features = train.map((_, c) =>
