@@ -18,7 +18,7 @@ import { loadEmojiConcepts } from "./emoji-concepts.ts";
 import { speak, WakewordEmbedder, type SpeakerVoice } from "./spoken-labels.ts";
 
 /** Candidate extra voices: none is the evaluation voice (en-gb-x-rp+f4). */
-export const EXTRA_VOICES: SpeakerVoice[] = [
+const EXTRA_VOICES: SpeakerVoice[] = [
   { voice: "en-gb-scotland+m1", speed: 165, pitch: 45 },
   { voice: "en-us+f5", speed: 155, pitch: 65 },
   { voice: "en-029+m2", speed: 170, pitch: 50 },
