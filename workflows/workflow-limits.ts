@@ -33,6 +33,13 @@ const LimitsSchema = z.object({
 
 export type WorkflowLimits = z.infer<typeof LimitsSchema>;
 
+const LIMIT_NAMES = Object.keys(LimitsSchema.shape);
+let parsed: { key: string; limits: WorkflowLimits } | undefined;
+
+/** The limits as the environment sets them now; parsed again only when one of their variables changed (each step reads them). */
 export function workflowLimits(env: NodeJS.ProcessEnv = process.env): WorkflowLimits {
-  return LimitsSchema.parse(Object.fromEntries(Object.entries(env).filter(([, value]) => value !== "")));
+  const set = Object.fromEntries(LIMIT_NAMES.flatMap((name) => (env[name] === undefined || env[name] === "" ? [] : [[name, env[name]]])));
+  const key = JSON.stringify(set);
+  if (parsed?.key !== key) parsed = { key, limits: LimitsSchema.parse(set) };
+  return parsed.limits;
 }
