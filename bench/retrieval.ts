@@ -71,6 +71,19 @@ async function inParallel<T, R>(items: T[], concurrency: number, work: (item: T,
   return results;
 }
 
+/** A search is asked again when the connection drops (ECONNRESET on a loaded machine ended two runs); it changes nothing. */
+async function withRetries<T>(work: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (error) {
+      if (attempt >= attempts || !(error instanceof TypeError)) throw error;
+      log(`search failed (${(error as Error).message}); asking again`);
+      await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
+    }
+  }
+}
+
 /** A split not measured (BENCH_RETRIEVAL_SPLITS). */
 const none: Recall = { r1: 0, r5: 0, r10: 0, queries: 0, candidates: 0 };
 
@@ -161,7 +174,7 @@ export default async function retrievalBench() {
       let searchMs = 0;
       const rankOf = async (concept: string, queryKey: string, input: Record<string, unknown>, file?: Upload): Promise<SearchedQuery> => {
         const started = performance.now();
-        const data = await graphql(key, SEARCH, { ...input, modalities: ["IMAGE"], limit: 10 }, file);
+        const data = await withRetries(() => graphql(key, SEARCH, { ...input, modalities: ["IMAGE"], limit: 10 }, file));
         searchMs += performance.now() - started;
         searches++;
         const hits = data.search.hits as Hit[];
