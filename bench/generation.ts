@@ -16,7 +16,6 @@
  */
 import { spawn } from "node:child_process";
 import fs from "node:fs/promises";
-import http from "node:http";
 import { Session } from "node:inspector/promises";
 import os from "node:os";
 import path from "node:path";
@@ -111,36 +110,11 @@ export default async function generationBench() {
   process.env.PROVIDERS_FILE = providersFile;
   const app = await startTestApp({ worker: { concurrency: CONCURRENCY } });
   const { key } = await app.createProject("bench-generation-" + Date.now());
-  // The client posts the mutation over kept-alive node:http connections: fetch (undici, web streams) cost this
-  // process 1-2 ms of CPU per request, on the same two cores as the gateway and worker it measures (as in the
-  // ingest bench). BENCH_GENERATION_FETCH=1 uses fetch, as before.
-  const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
-  const generateBody = JSON.stringify({ query: `mutation { generate(input: { task: TEXT, prompt: "Say something long." }) { id } }` });
-  const postGenerate = async (): Promise<any> => {
-    if (process.env.BENCH_GENERATION_FETCH === "1") return app.graphql(`mutation { generate(input: { task: TEXT, prompt: "Say something long." }) { id } }`, undefined, key);
-    const body = await new Promise<string>((resolve, reject) => {
-      const request = http.request(app.url, {
-        method: "POST",
-        agent,
-        headers: { authorization: `Bearer ${key}`, "content-type": "application/json", "content-length": Buffer.byteLength(generateBody) },
-      });
-      request.on("error", reject);
-      request.on("response", (response) => {
-        let text = "";
-        response.setEncoding("utf8");
-        response.on("data", (chunk: string) => (text += chunk));
-        response.on("end", () => resolve(text));
-        response.on("error", reject);
-      });
-      request.end(generateBody);
-    });
-    return JSON.parse(body);
-  };
   /** Per job, ms from the request: the mutation's answer, the first RUNNING event, the first token, SUCCEEDED. */
   const phases = { answered: [] as number[], running: [] as number[], token: [] as number[], succeeded: [] as number[] };
   const job = async () => {
     const t0 = performance.now();
-    const response = await postGenerate();
+    const response = await app.graphql(`mutation { generate(input: { task: TEXT, prompt: "Say something long." }) { id } }`, undefined, key);
     if (!response.data?.generate) throw new Error(`generate refused: ${JSON.stringify(response.errors)}`);
     const id = response.data.generate.id as string;
     phases.answered.push(performance.now() - t0);
@@ -157,7 +131,8 @@ export default async function generationBench() {
     throw new Error(`job ${id}: events ended before it did`);
   };
   // Warmed up at full concurrency, as the direct call is: a job's path is far more code than a router call, and
-  // with 5 warm-up jobs the first timed ones still ran partly unoptimised (CPU per job fell 30-40% over 200 jobs).
+  // it takes V8 a few hundred jobs to optimise (bench/README.md, generation: 23.8 ms of CPU per job just after
+  // 40 warm-up jobs, 12.5-15.8 ms after 160 more, in one process).
   await measure(JOB_WARMUP, CONCURRENCY, job);
   for (const list of Object.values(phases)) list.length = 0;
   const profile = CPU_PROFILE ? await startProfile() : undefined;
@@ -167,7 +142,6 @@ export default async function generationBench() {
   const p50 = (list: number[]) => Math.round([...list].sort((x, y) => x - y)[Math.floor(list.length / 2)]! * 100) / 100;
   const jobPhasesP50Ms = { answered: p50(phases.answered), running: p50(phases.running), firstToken: p50(phases.token), succeeded: p50(phases.succeeded) };
   console.log("job phases p50 ", jobPhasesP50Ms);
-  agent.destroy();
   await closeModelRouter(app.app);
   await app.close();
 
