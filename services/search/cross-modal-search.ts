@@ -376,7 +376,8 @@ type AssetInSpace = { rank: number; best: number; native?: number; derived?: num
  *   one space that sees pictures is not halved by a sentence space that cannot see it;
  * - derived evidence (text read from the asset: OCR lines, a transcript; an image's chunks past 0) is weighed
  *   as a text's words are, the weighted mean over the spaces that see text, in full when the keyword ranking
- *   found the asset too and at UNCONFIRMED_DERIVED_WEIGHT otherwise; a guess (under MIN_DERIVED_CHARS letters
+ *   found the asset too, otherwise at UNCONFIRMED_DERIVED_WEIGHT and only when no space reached sees the asset's
+ *   modality natively (a picture is judged by the space that sees it); a guess (under MIN_DERIVED_CHARS letters
  *   and digits) only when the keyword ranking found it;
  * - the vector score is the larger of the two, and the fused score
  *   `alpha * vector + (1 - alpha) * keyword`, the keyword score being BM25 normalised the same way (and at
@@ -458,7 +459,11 @@ export function fuseRankings(rankings: VectorHit[][], options: FusionOptions = {
     }
     const native = nativeWeights > 0 ? nativeSum / nativeWeights : 0;
     // Words read from an asset are weighed as a text's words are: over the spaces that see text.
-    const derived = textWeights > 0 ? (Math.min(derivedSum, textWeights) / textWeights) * (keywordHit ? 1 : UNCONFIRMED_DERIVED_WEIGHT) : 0;
+    // Unconfirmed by the keyword ranking, words read from an asset count only where no space reached sees the asset
+    // itself: where one does (a picture, for a text or audio query), it has spoken, and a reading that merely
+    // resembles the query ("eee" on a bento box, "COOL" on a button) took its places (issue #21, bench/README "retrieval").
+    const unconfirmedWeight = nativeWeights > 0 ? 0 : UNCONFIRMED_DERIVED_WEIGHT;
+    const derived = textWeights > 0 ? (Math.min(derivedSum, textWeights) / textWeights) * (keywordHit ? 1 : unconfirmedWeight) : 0;
     const vectorScore = Math.max(native, derived);
     const fused = alpha * vectorScore + (1 - alpha) * (keywordHit?.normalised ?? 0);
     const snippet = snippets.get(assetId);

@@ -57,14 +57,15 @@ it("a one-character OCR guess does not move a drawing ahead of the pictures the 
   const sentence = [hit("guess", "sentence", 0.3, "S", 0, "IMAGE")];
   const fused = fuseRankings([sentence, imageText], { keyword: [], alpha: 0.5, sees: (space, modality) => modality === "TEXT" || space === "image-text" });
   expect(fused.map((entry) => entry.assetId)).toEqual(["wrong", "right", "guess", "other"]);
-  // Read as words ("SOS"), the same match counts.
+  // Read as words ("SOS") that share nothing with the query, the match does not count either: the space that sees
+  // the picture has spoken (issue #21; before, real words counted at half weight and passed the right drawing).
   const words = (text: string) => [hit("guess", "sentence", 0.3, text, 0, "IMAGE")];
   const read = fuseRankings([words("SOS"), imageText.map((entry) => (entry.assetId === "guess" ? { ...entry, text: "SOS" } : entry))], {
     keyword: [],
     alpha: 0.5,
     sees: (space, modality) => modality === "TEXT" || space === "image-text",
   });
-  expect(read.map((entry) => entry.assetId).indexOf("guess")).toBeLessThan(read.map((entry) => entry.assetId).indexOf("right"));
+  expect(read.map((entry) => entry.assetId)).toEqual(["wrong", "right", "guess", "other"]);
   // A guess the keyword ranking confirms ("keycap: 3" finds the drawing read as "3") counts in full.
   const confirmed = fuseRankings([sentence, imageText], { keyword: [hit("guess", "sentence", 1, "S", 0, "IMAGE")], alpha: 0.5 });
   expect(confirmed[0]!.assetId).toBe("guess");
@@ -108,4 +109,27 @@ it("BM25 looks for the query's words but not lone letters, which matched one-let
   expect(keywordTerms("gate 5")).toBe("gate 5");
   expect(keywordTerms("猫")).toBe("猫");
   expect(keywordTerms("a")).toBe("");
+});
+
+it("words read from a picture that share no query word do not lift it past pictures the space that sees it ranks higher", () => {
+  // Held-out text -> image (issue #21): a bento box whose OCR reads "eee" sat first for queries it has nothing to do
+  // with, because its reading is a generic text vector close to every label, and pushed the right drawing out of the top 10.
+  const imageText = [
+    hit("eee", "image-text", 0.5, "eee", 1, "IMAGE"),
+    hit("near", "image-text", 0.3, "", 0, "IMAGE"),
+    hit("right", "image-text", 0.26, "", 0, "IMAGE"),
+    hit("eee", "image-text", 0.2, "", 0, "IMAGE"),
+    hit("far", "image-text", 0.1, "", 0, "IMAGE"),
+  ];
+  const sentence = [hit("eee", "sentence", 0.4, "eee", 1, "IMAGE")];
+  const sees = (space: string, modality: Modality) => modality === "TEXT" || (space === "image-text" && modality !== "AUDIO");
+  const fused = fuseRankings([imageText, sentence], { keyword: [], alpha: 0.5, sees });
+  expect(fused.map((entry) => entry.assetId)).toEqual(["near", "right", "eee", "far"]);
+  // Confirmed by the keyword ranking, the same reading counts in full.
+  const keyword = [{ ...hit("eee", "sentence", 3, "eee", 1, "IMAGE") }];
+  expect(fuseRankings([imageText, sentence], { keyword, alpha: 0.5, sees })[0]!.assetId).toBe("eee");
+  // Where no space reached sees the asset (a clip found by its transcript), the reading is all there is: it counts, at half.
+  const clip = [hit("talk", "sentence", 0.4, "a transcript", 1, "AUDIO"), hit("note", "sentence", 0.2, "a note", 0, "TEXT")];
+  const byTranscript = fuseRankings([clip], { keyword: [], alpha: 0.5, sees });
+  expect(byTranscript.find((entry) => entry.assetId === "talk")!.explain.vectorScore).toBe(0.5);
 });
