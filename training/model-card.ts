@@ -134,6 +134,16 @@ tokenizer's vocabulary comes from the training concepts' texts only.
   one linear layer above the front end found Twemoji from labels about as well as a hidden
   layer of 256 (recall@10 0.520 vs 0.532 at 300 steps) at half the cost per step. The number of
   variants and steps were set by the time budget, not tuned.
+- Checked for issue #21, not taken (no full run fitted the time: the proxies below ran at a
+  1-minute load average of 18-30, 3.7-7 s per step): at 300 steps, labels / Noto drawings finding
+  Twemoji (recall@10) were 0.516 / 0.665 with this front end (256 filters, 2x2 grid); 512 filters
+  0.529 / 0.664 (labels' recall@1 0.238 against 0.227: a small gain on labels, none across
+  styles, for twice the filters); 2x2 + 3x3 grids did not finish. \`TRAIN_FILTERS\` and \`TRAIN_GRIDS\` give
+  \`train:demo\` another front end. Audio, with \`training/audio-proxy.ts\` (each training voice left
+  out in turn, prototypes from the others, every third training concept: 501): the left-out
+  voice's clip finds its own concept's prototype first for 0.804 (top 10: 0.975); whitening the
+  inputs by the within-concept covariance 0.816 / 0.982; a fifth voice (en-gb-scotland+m1)
+  0.799 / 0.979, with whitening 0.827 / 0.989: gains of 1-3 points, not worth a run yet.
 - Audio projector: ${facts.audioClips} clips (training concepts x ${facts.audioVoices.length} voices:
   ${facts.audioVoices.join(", ")}); sharpness ${facts.projectorSharpness} chosen by leave-one-out over the
   training clips (each clip against its concept's prototype rebuilt without it): there, the right
