@@ -309,7 +309,7 @@ async function probesFor(
       return { probes: toProbes(spaces.map((space) => ({ ...space, vectors: [centroid(space.vectors)] })), "IMAGE") };
     }
     case "AUDIO": {
-      // A clip is also a spoken query: its words are looked for too (withHeardWords).
+      // A clip is also a spoken query where a transcription model is served: its words are looked for too (withHeardWords).
       const [spaces, heard] = await Promise.all([encoder.embedAudio([decoded.clip]), hearQuery(encoder, decoded.clip, limits)]);
       return { probes: toProbes(spaces, "AUDIO"), heard };
     }

@@ -3,7 +3,7 @@ import { TesseraError, ErrorCode } from "../../services/core/errors.ts";
 import { HEARD_WORDS_WEIGHT, withHeardWords, type SearchHit } from "../../services/search/cross-modal-search.ts";
 import { hearQuery, MAX_HEARD_QUERY_SECONDS } from "../../services/search/heard-query.ts";
 
-const limits = { MEDIA_TOOL_TIMEOUT_MS: 5000, SEARCH_MAX_TEXT_CHARS: 4000 };
+const limits = { SEARCH_MAX_TEXT_CHARS: 4000 };
 
 const hit = (assetId: string, score: number, spaces: string[]): SearchHit => ({
   assetId,
@@ -30,38 +30,19 @@ it("an audio query's words lift the hits they find, at HEARD_WORDS_WEIGHT, witho
   expect(withHeardWords(byClip, byWords, "red apple", 2).map((entry) => entry.assetId)).toEqual(["clip-sure", "both"]);
 });
 
-it("hears a query clip with the served transcriber, else the offline recogniser, on its first seconds only", async () => {
+it("hears a query clip with the served transcriber only, on its first seconds", async () => {
   const clip = new Float32Array((MAX_HEARD_QUERY_SECONDS + 5) * 16000);
   const served = await hearQuery({ transcribe: async (samples) => `heard ${samples.length}` }, clip, limits);
   expect(served).toBe(`heard ${MAX_HEARD_QUERY_SECONDS * 16000}`);
-  const asked: number[] = [];
-  const offline = await hearQuery({ transcribe: async () => null }, clip, limits, async (samples, options) => {
-    asked.push(samples.length, options.timeoutMs);
-    return { words: [{ token: "red", start: 0, end: 0.3 }, { token: "apple", start: 0.3, end: 0.8 }] };
-  });
-  expect(offline).toBe("red apple");
-  expect(asked).toEqual([MAX_HEARD_QUERY_SECONDS * 16000, limits.MEDIA_TOOL_TIMEOUT_MS]);
-  // Nothing heard, an encoder that cannot transcribe, or a recogniser that gives up: the clip's sound alone.
-  expect(await hearQuery({ transcribe: async () => null }, clip, limits, async () => ({ words: [] }))).toBeUndefined();
+  // No served transcriber (the runtime answers null), nothing heard, an encoder that cannot transcribe, or a
+  // transcriber that gives up: the clip's sound alone. pocketsphinx is never run on a query.
+  expect(await hearQuery({ transcribe: async () => null }, clip, limits)).toBeUndefined();
+  expect(await hearQuery({ transcribe: async () => "  " }, clip, limits)).toBeUndefined();
   expect(await hearQuery({}, clip, limits)).toBeUndefined();
   const timeout = async () => {
-    throw new TesseraError(ErrorCode.TIMEOUT, "pocketsphinx_continuous ran past its time limit");
+    throw new TesseraError(ErrorCode.TIMEOUT, "the transcription model ran past its time limit");
   };
-  expect(await hearQuery({ transcribe: async () => null }, clip, limits, timeout)).toBeUndefined();
+  expect(await hearQuery({ transcribe: timeout }, clip, limits)).toBeUndefined();
   // A bug is not swallowed.
-  await expect(hearQuery({ transcribe: async () => null }, clip, limits, async () => Promise.reject(new RangeError("bug")))).rejects.toThrow(RangeError);
-});
-
-it("runs at most two offline recognitions at once", async () => {
-  let running = 0;
-  let most = 0;
-  const recognize = async () => {
-    most = Math.max(most, ++running);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    running--;
-    return { words: [{ token: "word", start: 0, end: 1 }] };
-  };
-  const heard = await Promise.all(Array.from({ length: 6 }, () => hearQuery({ transcribe: async () => null }, new Float32Array(1600), limits, recognize)));
-  expect(heard).toEqual(Array(6).fill("word"));
-  expect(most).toBe(2);
+  await expect(hearQuery({ transcribe: async () => Promise.reject(new RangeError("bug")) }, clip, limits)).rejects.toThrow(RangeError);
 });
