@@ -168,7 +168,11 @@ export default async function retrievalBench() {
       const failed = await app.db.job.count({ where: { id: { in: jobIds }, status: "FAILED" } });
       if (failed > 0) throw new Error(`${failed} ingest jobs failed`);
       const ingestPerSecond = pool.length / ((performance.now() - ingestStarted) / 1000);
-      const conceptOf = new Map(ingested.map((entry) => [entry.assetId, entry.concept]));
+      // Byte-identical drawings are one asset (the blob store is content-addressed: OpenMoji draws 26 pairs of concepts
+      // alike, such as artist and man-artist), so a hit is right when its drawing is the concept's, whichever concept's
+      // upload made it, as the direct figures count a candidate with the same vector as the right one.
+      const conceptsOf = new Map<string, string[]>();
+      for (const entry of ingested) conceptsOf.set(entry.assetId, [...(conceptsOf.get(entry.assetId) ?? []), entry.concept]);
 
       let searches = 0;
       let searchMs = 0;
@@ -178,8 +182,8 @@ export default async function retrievalBench() {
         searchMs += performance.now() - started;
         searches++;
         const hits = data.search.hits as Hit[];
-        const rank = hits.findIndex((hit) => conceptOf.get(hit.asset.id) === concept);
-        const above = hits.slice(0, rank < 0 ? hits.length : rank).map((hit) => ({ concept: conceptOf.get(hit.asset.id), score: hit.score, snippet: hit.snippet, explain: hit.explain }));
+        const rank = hits.findIndex((hit) => conceptsOf.get(hit.asset.id)?.includes(concept));
+        const above = hits.slice(0, rank < 0 ? hits.length : rank).map((hit) => ({ concept: conceptsOf.get(hit.asset.id)?.join(" = "), score: hit.score, snippet: hit.snippet, explain: hit.explain }));
         return { key: queryKey, rank, above, own: rank >= 0 ? hits[rank] : undefined };
       };
       const every = Math.ceil(pool.length / Math.min(pool.length, cap));
