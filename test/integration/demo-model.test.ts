@@ -91,5 +91,7 @@ describe("the committed tessera-emoji-clip model", () => {
     }
     // Far above chance (10 / 1501 for recall@10): the model learned something real.
     expect(measured.trainedConcepts.textToImage.r10).toBeGreaterThan(0.1);
-  }, 600_000);
+    // It speaks all 1652 labels with espeak-ng and embeds every drawing: 501 s on the quiet 2-core machine (the
+    // retrieval bench's direct figures, 5 December), past 600 s beside the rest of the suite.
+  }, 1_500_000);
 });

@@ -44,14 +44,16 @@ describe.runIf(process.platform === "linux")("expression pool under faults that 
   });
 
   it("does not count time the evaluating process spends stopped (starved of CPU) against the deadline", async () => {
-    process.env.WORKFLOW_EXPRESSION_TIMEOUT_MS = "1000";
+    // 2 s of CPU is several times what BUSY needs, even beside a loaded suite (1 s was not, at load 8); the process
+    // is stopped for longer than the deadline, so a deadline in wall time would end it.
+    process.env.WORKFLOW_EXPRESSION_TIMEOUT_MS = "2000";
     const evaluation = evaluateString(BUSY, scope);
     evaluation.catch(() => {}); // awaited below
     await sleep(150);
     const pids = evaluators();
     expect(pids.length).toBeGreaterThan(0);
     for (const pid of pids) process.kill(pid, "SIGSTOP");
-    await sleep(2500);
+    await sleep(4500);
     for (const pid of pids) process.kill(pid, "SIGCONT");
     expect(await evaluation).toBe(400000);
   });
