@@ -47,6 +47,7 @@ import { createGateway } from "../services/gateway/gateway.ts";
 import { chooseExecutionProvider, sessionTuning } from "../services/models/execution-provider.ts";
 import { startWorkerPool } from "../services/worker/worker-pool.ts";
 import { writeTinyClipExport } from "../test/support/fixture-models/tiny-clip.ts";
+import { postUpload } from "./fixtures/bench-graphql.ts";
 import { startCpuProfile } from "./fixtures/cpu-profile.ts";
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
@@ -95,37 +96,9 @@ export default async function encodeBench() {
   // the two cores the model runs on) 4-6 ms per image, which is the bench's work, not the gateway's.
   const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
   const upload = async (bytes: Buffer, index: number) => {
-    const boundary = `bench-${randomUUID()}`;
-    const head = Buffer.from(
-      `--${boundary}\r\nContent-Disposition: form-data; name="operations"\r\n\r\n${JSON.stringify({ query: MUTATION, variables: { file: null } })}\r\n` +
-        `--${boundary}\r\nContent-Disposition: form-data; name="map"\r\n\r\n${JSON.stringify({ "0": ["variables.file"] })}\r\n` +
-        `--${boundary}\r\nContent-Disposition: form-data; name="0"; filename="image-${index}.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`,
-    );
-    const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
-    const body = await new Promise<string>((resolve, reject) => {
-      const request = http.request(url, {
-        method: "POST",
-        agent,
-        headers: {
-          authorization: `Bearer ${key}`,
-          "content-type": `multipart/form-data; boundary=${boundary}`,
-          "content-length": head.length + bytes.length + tail.length,
-        },
-      });
-      request.on("error", reject);
-      request.on("response", (response) => {
-        const chunks: Buffer[] = [];
-        response.on("data", (chunk: Buffer) => chunks.push(chunk));
-        response.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
-        response.on("error", reject);
-      });
-      request.write(head);
-      request.write(bytes);
-      request.end(tail);
-    });
-    const result = JSON.parse(body) as { data?: { ingest: { job: { id: string } } }; errors?: unknown };
+    const result = await postUpload(url, agent, key, MUTATION, { bytes, filename: `image-${index}.jpg`, mimeType: "image/jpeg" });
     if (!result.data) throw new Error(`ingest failed: ${JSON.stringify(result.errors)}`);
-    return result.data.ingest.job.id;
+    return result.data.ingest.job.id as string;
   };
   // Waits on BullMQ's event stream for the queue (one Redis stream read for every job), not on PostgreSQL:
   // "completed" comes after the worker wrote the job's row SUCCEEDED, and the rows are checked once at the end.

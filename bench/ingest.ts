@@ -25,6 +25,7 @@ import { createLogger } from "../services/core/logger.ts";
 import { applyMigrations } from "../services/core/migrate.ts";
 import { createGateway } from "../services/gateway/gateway.ts";
 import { makeJpegOfSize } from "../test/support/media-fixtures.ts";
+import { postUpload } from "./fixtures/bench-graphql.ts";
 import { startCpuProfile } from "./fixtures/cpu-profile.ts";
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
@@ -105,35 +106,7 @@ export default async function ingestBench() {
     const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
     const sentBefore = { ...sent };
     const api = await timed(files, concurrency, async (file, index) => {
-      const boundary = `bench-${randomUUID()}`;
-      const head = Buffer.from(
-        `--${boundary}\r\nContent-Disposition: form-data; name="operations"\r\n\r\n${JSON.stringify({ query: MUTATION, variables: { file: null } })}\r\n` +
-          `--${boundary}\r\nContent-Disposition: form-data; name="map"\r\n\r\n${JSON.stringify({ "0": ["variables.file"] })}\r\n` +
-          `--${boundary}\r\nContent-Disposition: form-data; name="0"; filename="image-${index}.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`,
-      );
-      const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
-      const body = await new Promise<string>((resolve, reject) => {
-        const request = http.request(url, {
-          method: "POST",
-          agent,
-          headers: {
-            authorization: `Bearer ${key}`,
-            "content-type": `multipart/form-data; boundary=${boundary}`,
-            "content-length": head.length + file.length + tail.length,
-          },
-        });
-        request.on("error", reject);
-        request.on("response", (response) => {
-          const chunks: Buffer[] = [];
-          response.on("data", (chunk: Buffer) => chunks.push(chunk));
-          response.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
-          response.on("error", reject);
-        });
-        request.write(head);
-        request.write(file);
-        request.end(tail);
-      });
-      const result = JSON.parse(body) as { data?: { ingest: { asset: { modality: string } } }; errors?: unknown };
+      const result = await postUpload(url, agent, key, MUTATION, { bytes: file, filename: `image-${index}.jpg`, mimeType: "image/jpeg" });
       if (!result.data || result.data.ingest.asset.modality !== "IMAGE") throw new Error(`ingest failed: ${JSON.stringify(result.errors)}`);
     });
     agent.destroy();
