@@ -9,6 +9,13 @@ import type { Redis } from "ioredis";
  * a topic's events, so they arrive in the order they were sent (a run's last
  * step before its end); plain PUBLISH crosses the cluster bus from whichever
  * node took it, in no set order.
+ *
+ * Events a tick publishes on one channel go out as one SPUBLISH (a JSON array when
+ * there are several, the event itself when one): a job's start releases its RUNNING
+ * event and the tokens held behind its commit together, and its end its last tokens
+ * and SUCCEEDED. Each SPUBLISH is a write system call and one message for every
+ * subscriber, and on a loaded machine the commands, more than the JavaScript, were
+ * a short job's cost (bench/README.md, generation). Order within a channel is kept.
  */
 function createRedisEventTarget(publisher: Redis, subscriber: Redis, channelPrefix: string) {
   const listeners = new Map<string, Set<EventListenerOrEventListenerObject>>();
@@ -16,13 +23,25 @@ function createRedisEventTarget(publisher: Redis, subscriber: Redis, channelPref
   const subscribed = new Map<string, Promise<unknown>>();
   subscriber.on("smessage", (channel: string, message: string) => {
     const type = channel.slice(channelPrefix.length);
-    const detail = JSON.parse(message);
-    for (const listener of listeners.get(type) ?? []) {
-      const event = new CustomEvent(type, { detail });
-      if (typeof listener === "function") listener(event);
-      else listener.handleEvent(event);
+    const parsed: unknown = JSON.parse(message);
+    // An event is an object; an array is several events of one tick, in the order they were published.
+    for (const detail of Array.isArray(parsed) ? parsed : [parsed]) {
+      for (const listener of listeners.get(type) ?? []) {
+        const event = new CustomEvent(type, { detail });
+        if (typeof listener === "function") listener(event);
+        else listener.handleEvent(event);
+      }
     }
   });
+  /** Events published in this tick and not yet sent, by channel (see above). */
+  let outgoing: Map<string, unknown[]> | undefined;
+  const flush = () => {
+    const batches = outgoing!;
+    outgoing = undefined;
+    for (const [channel, details] of batches) {
+      void publisher.spublish(channel, JSON.stringify(details.length === 1 ? details[0] : details)).catch(() => undefined);
+    }
+  };
   const target: EventTarget = {
     addEventListener(type, listener) {
       if (!listener) return;
@@ -46,7 +65,14 @@ function createRedisEventTarget(publisher: Redis, subscriber: Redis, channelPref
       }
     },
     dispatchEvent(event) {
-      void publisher.spublish(channelPrefix + event.type, JSON.stringify((event as CustomEvent).detail));
+      if (!outgoing) {
+        outgoing = new Map();
+        queueMicrotask(flush);
+      }
+      const channel = channelPrefix + event.type;
+      const details = outgoing.get(channel);
+      if (details) details.push((event as CustomEvent).detail);
+      else outgoing.set(channel, [(event as CustomEvent).detail]);
       return true;
     },
   };

@@ -1,0 +1,84 @@
+import { randomUUID } from "node:crypto";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { createEventBus, type JobEvent } from "../../services/queue/event-bus.ts";
+import { TEST_REDIS_URL } from "../support/test-env.ts";
+
+// Issue #20: the events a tick publishes on one channel are one SPUBLISH; every event still arrives, in order.
+let publisher: Redis;
+let subscriber: Redis;
+const prefix = `test-bus-${randomUUID()}`;
+
+beforeAll(() => {
+  publisher = new Redis(TEST_REDIS_URL, { lazyConnect: false });
+  subscriber = new Redis(TEST_REDIS_URL, { lazyConnect: false });
+});
+afterAll(async () => {
+  await Promise.all([publisher.quit(), subscriber.quit()]);
+});
+
+const event = (jobId: string, status: string, extra: Partial<JobEvent> = {}): JobEvent => ({ jobId, status, progress: 0, at: new Date().toISOString(), ...extra });
+
+async function take<T>(iterator: AsyncIterator<T>, count: number): Promise<T[]> {
+  const taken: T[] = [];
+  while (taken.length < count) {
+    const next = await iterator.next();
+    if (next.done) break;
+    taken.push(next.value);
+  }
+  return taken;
+}
+
+it("sends the events one tick publishes on a channel as one SPUBLISH, and delivers each, in order, to every subscriber", async () => {
+  const bus = createEventBus(publisher, subscriber, prefix);
+  const [a, b] = [randomUUID(), randomUUID()];
+  const watchA1 = bus.subscribe("job", a)[Symbol.asyncIterator]();
+  const watchA2 = bus.subscribe("job", a)[Symbol.asyncIterator]();
+  const watchB = bus.subscribe("job", b)[Symbol.asyncIterator]();
+  const gotA1 = take(watchA1, 4);
+  const gotA2 = take(watchA2, 4);
+  const gotB = take(watchB, 2);
+  await Promise.all([bus.whenSubscribed("job", a), bus.whenSubscribed("job", b)]);
+
+  const sent: string[] = [];
+  const spublish = publisher.spublish.bind(publisher);
+  publisher.spublish = ((channel: string, message: string) => {
+    sent.push(channel);
+    return spublish(channel, message);
+  }) as typeof publisher.spublish;
+  try {
+    // One tick: a job's start with the tokens held behind it, and another job's events in between.
+    bus.publish("job", a, event(a, "RUNNING"));
+    bus.publish("job", b, event(b, "RUNNING"));
+    bus.publish("job", a, event(a, "RUNNING", { token: "Hello" }));
+    bus.publish("job", a, event(a, "RUNNING", { token: " world" }));
+    bus.publish("job", b, event(b, "SUCCEEDED"));
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    // A later tick is a message of its own.
+    bus.publish("job", a, event(a, "SUCCEEDED"));
+
+    const expectedA = [["RUNNING", undefined], ["RUNNING", "Hello"], ["RUNNING", " world"], ["SUCCEEDED", undefined]];
+    const shape = (events: JobEvent[]) => events.map((e) => [e.status, e.token]);
+    expect(shape(await gotA1)).toEqual(expectedA);
+    expect(shape(await gotA2)).toEqual(expectedA);
+    expect(shape(await gotB)).toEqual([["RUNNING", undefined], ["SUCCEEDED", undefined]]);
+    expect((await gotA1).every((e) => e.jobId === a)).toBe(true);
+    // Before: five SPUBLISHes for the first tick's five events; now one per channel, and one for the later tick.
+    expect(sent).toEqual([`${prefix}:events:job:${a}`, `${prefix}:events:job:${b}`, `${prefix}:events:job:${a}`]);
+  } finally {
+    publisher.spublish = spublish as typeof publisher.spublish;
+    await Promise.all([watchA1.return?.(), watchA2.return?.(), watchB.return?.()]);
+  }
+});
+
+it("reads a lone event, sent as the object itself as before, from a producer that does not batch", async () => {
+  const bus = createEventBus(publisher, subscriber, prefix);
+  const id = randomUUID();
+  const watch = bus.subscribe("job", id)[Symbol.asyncIterator]();
+  const got = take(watch, 2);
+  await bus.whenSubscribed("job", id);
+  await publisher.spublish(`${prefix}:events:job:${id}`, JSON.stringify(event(id, "RUNNING")));
+  await publisher.spublish(`${prefix}:events:job:${id}`, JSON.stringify(event(id, "SUCCEEDED")));
+  expect((await got).map((e) => e.status)).toEqual(["RUNNING", "SUCCEEDED"]);
+  await watch.return?.();
+});
