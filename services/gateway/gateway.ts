@@ -20,6 +20,7 @@ import { useKeyBeforeBody } from "./plugins/use-key-before-body.ts";
 import { useProjectAuth } from "./plugins/use-project-auth.ts";
 import { useSubscriptionLimits } from "./plugins/use-subscription-limits.ts";
 import { useRateLimits } from "./plugins/use-rate-limits.ts";
+import { useRequestBodyLimit } from "./plugins/use-request-body-limit.ts";
 import { useWorkflowSchema } from "./plugins/use-workflow-schema.ts";
 import { useStreamedUploads } from "./plugins/use-streamed-uploads.ts";
 import { useStudio } from "./studio-route.ts";
@@ -82,7 +83,8 @@ export function createGateway(app: AppContext, options: GatewayOptions = {}) {
     // TesseraErrors reach the client with their code; anything else as "Unexpected error.", never as a stack trace.
     maskedErrors: { isDev: false, maskError },
     // Yoga refuses bodies over 25 MB by default; uploads may be as large as MAX_UPLOAD_BYTES (plus the multipart envelope).
-    maxRequestBodySize: config.MAX_UPLOAD_BYTES + 1024 * 1024,
+    // useRequestBodyLimit (last below) enforces that limit instead of yoga, without a stream per request.
+    maxRequestBodySize: false,
     context: async (initial) => {
       const fromWebSocket = (initial as { connectionParams?: Record<string, unknown> }).connectionParams;
       const caller = await (fromWebSocket ? callerOfConnection(fromWebSocket) : initial.request ? callerOfRequest(initial.request) : null);
@@ -121,6 +123,8 @@ export function createGateway(app: AppContext, options: GatewayOptions = {}) {
       useContentRoute(app),
       useStudio(),
       ...(options.plugins ?? []),
+      // After every request parser, as yoga's own limit was.
+      useRequestBodyLimit(config.MAX_UPLOAD_BYTES + 1024 * 1024),
     ],
   });
 
