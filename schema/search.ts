@@ -94,6 +94,16 @@ const KeywordEvidenceRef = builder.objectRef<NonNullable<SearchExplain["keyword"
   }),
 });
 
+const HeardWordsRef = builder.objectRef<NonNullable<SearchExplain["heard"]>>("HeardWords").implement({
+  description: "What an audio query said, as the served transcription model heard it, and how well those words match the hit.",
+  fields: (t) => ({
+    text: t.exposeString("text", { description: "The words heard in the query clip (its first 30 seconds)." }),
+    score: t.exposeFloat("score", {
+      description: "The hit's score as a text search for those words, 0 to 1; the hit's score is the larger of `fused` and a share of this.",
+    }),
+  }),
+});
+
 const SearchExplainRef = builder.objectRef<SearchExplain>("SearchExplain").implement({
   description: "Why a hit ranks where it does: every signal that went into its score.",
   fields: (t) => ({
@@ -104,6 +114,12 @@ const SearchExplainRef = builder.objectRef<SearchExplain>("SearchExplain").imple
     }),
     alpha: t.exposeFloat("alpha", { description: "The vector share of the score; the keyword ranking has the rest." }),
     fused: t.exposeFloat("fused", { description: "alpha * vectorScore + (1 - alpha) * keyword.normalised: the hit's score." }),
+    heard: t.field({
+      type: HeardWordsRef,
+      nullable: true,
+      description: "For an audio query, when a served transcription model heard words in it and they found this hit; null otherwise.",
+      resolve: (explain) => explain.heard ?? null,
+    }),
   }),
 });
 

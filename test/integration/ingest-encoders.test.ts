@@ -109,6 +109,26 @@ describe("ingest runs the encoders", () => {
     expect(sentence.text).toBe("tuvwxyz");
   });
 
+  it("an audio query: the words the served Whisper hears find a text asset, and explain.heard says so", async () => {
+    // The tiny Whisper export hears "tuvwxyz" in any sound: a text asset with that word is what the words find.
+    const { data } = await t.graphql(`mutation { ingest(input: { text: "tuvwxyz" }) { asset { id } job { id } } }`, {}, key);
+    expect(await finished(data.ingest.job.id)).toMatchObject({ status: "SUCCEEDED" });
+    const file = path.join(modelsDir, "query.wav");
+    execFileSync("espeak-ng", ["-w", file, "Where is the written note?"]);
+    const SEARCH = `query ($file: Upload!) { search(input: { file: $file, limit: 20 }) {
+      hits { asset { id } explain { fused heard { text score } } } } }`;
+    const response = await uploadFile(t.url, key, { bytes: await fs.readFile(file), filename: "query.wav" }, { query: SEARCH });
+    expect(response.errors).toBeUndefined();
+    const hits = (response.data.search as { hits: { asset: { id: string }; explain: { fused: number; heard: { text: string; score: number } | null } }[] }).hits;
+    const byWords = hits.find((hit) => hit.asset.id === data.ingest.asset.id);
+    expect(byWords?.explain.heard).toEqual({ text: "tuvwxyz", score: expect.any(Number) });
+    expect(byWords!.explain.heard!.score).toBeGreaterThan(0);
+    // A text query hears nothing.
+    const byText = await t.graphql(`{ search(input: { text: "tuvwxyz" }) { hits { asset { id } explain { heard { text } } } } }`, {}, key);
+    expect(byText.data.search.hits.length).toBeGreaterThan(0);
+    for (const hit of byText.data.search.hits) expect(hit.explain.heard).toBeNull();
+  });
+
   it("audio without speech: no transcript is attempted", async () => {
     const file = path.join(modelsDir, "tone.wav");
     execFileSync("ffmpeg", ["-loglevel", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=300:duration=2", file]);
