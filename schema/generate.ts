@@ -78,6 +78,7 @@ builder.mutationField("generate", (t) =>
         const previous = await app.db.job.findUnique({ where: { projectId_idempotencyKey: { projectId: project.id, idempotencyKey } } });
         if (previous) return answerFor(previous);
       }
+      const checkedAt = Date.now();
       const { request } = await checkGenerateRequest(app, project.id, given);
       let job: Job | null;
       try {
@@ -96,7 +97,8 @@ builder.mutationField("generate", (t) =>
       }
       try {
         // The router retries and falls back inside one attempt; a dead worker's job is still picked up again as stalled.
-        await app.queues.enqueue("generate", { jobId: job.id, projectId: project.id }, { jobId: job.id, attempts: 1 });
+        // The request rides with the job (its worker need not read the row for it), and when its budget was checked.
+        await app.queues.enqueue("generate", { jobId: job.id, projectId: project.id, request, checkedAt }, { jobId: job.id, attempts: 1 });
       } catch (error) {
         await app.db.job.delete({ where: { id: job.id } }).catch(() => {});
         app.logger.error({ err: error }, "could not enqueue the generate job");

@@ -15,6 +15,13 @@ export const jobPayloads = {
   generate: z.object({
     jobId: z.uuid(),
     projectId: z.uuid(),
+    /**
+     * The request as the mutation checked and stored it (the Job row's input), so the worker need not read the row
+     * for it; a job re-enqueued from its row (the reconciler) has none, and its worker reads the row.
+     */
+    request: z.record(z.string(), z.unknown()).optional(),
+    /** When the mutation checked the token budget (ms since the epoch): a job run soon after is not checked again. */
+    checkedAt: z.number().optional(),
   }),
   /** Advance a workflow run (start, resume, a child run's end); `jobId` is the BullMQ job id. */
   "workflow-run": z.object({

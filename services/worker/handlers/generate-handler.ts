@@ -7,16 +7,22 @@ import { UsageMeter } from "../../generation/usage-meter.ts";
 import { chargeTokens } from "../../limits/token-budget.ts";
 
 /**
- * The `generate` queue: the request is the Job row's input (checked again, as
- * attachments may have been deleted since), text streams as job events, the
- * output is text or a new asset, and the token usage goes to Job.usage.
+ * The `generate` queue: the request is the Job row's input, carried in the
+ * payload (checked again, as attachments may have been deleted since; the token
+ * budget only when the mutation's check is a second old), text streams as job
+ * events, the output is text or a new asset, and the token usage goes to Job.usage.
  */
 export const generateHandler: JobHandler<"generate"> = {
-  async run({ jobId, projectId }, { app, tracker }) {
-    // On node-postgres: every generate job reads this, and through Prisma (even raw) it cost 1-3 ms of the event loop.
-    const [job] = await sql<{ input: unknown }>(app.db, `SELECT input FROM "Job" WHERE id = $1 AND "projectId" = $2`, [jobId, projectId]);
-    if (!job) throw new TesseraError(ErrorCode.NOT_FOUND, `job ${jobId} no longer exists`);
-    const { request, assets } = await checkGenerateRequest(app, projectId, job.input);
+  async run({ jobId, projectId, request: carried, checkedAt }, { app, tracker }) {
+    // The mutation's job carries its stored input; one re-enqueued from its row reads it (a row that is gone fails
+    // the job as NOT_FOUND either way: the tracker's RUNNING write, which every later write waits for, finds none).
+    let input: unknown = carried;
+    if (input === undefined) {
+      const [job] = await sql<{ input: unknown }>(app.db, `SELECT input FROM "Job" WHERE id = $1 AND "projectId" = $2`, [jobId, projectId]);
+      if (!job) throw new TesseraError(ErrorCode.NOT_FOUND, `job ${jobId} no longer exists`);
+      input = job.input;
+    }
+    const { request, assets } = await checkGenerateRequest(app, projectId, input, { budgetCheckedAt: checkedAt });
     const usage = new UsageMeter();
     // No "started" progress event: the tracker's RUNNING event says it, and each event is a Redis PUBLISH
     // (a write system call here, and one message for every watcher): a short job's Redis calls cost it more CPU than its model call.
