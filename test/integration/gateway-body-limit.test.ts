@@ -81,7 +81,8 @@ describe("the request body limit for a caller with a key", () => {
 
   it("a body within the limit is served, announced or chunked", async () => {
     const body = JSON.stringify({ query: "{ health { status } }", variables: { pad: "x".repeat(MAX_UPLOAD_BYTES * 4) } });
-    for (const headers of [{ "content-length": String(Buffer.byteLength(body)) }, { "transfer-encoding": "chunked" }]) {
+    const framings: Array<Record<string, string>> = [{ "content-length": String(Buffer.byteLength(body)) }, { "transfer-encoding": "chunked" }];
+    for (const headers of framings) {
       const answer = await post({ "content-type": "application/json", ...headers }, body);
       expect(answer.status).toBe(200);
       expect(JSON.parse(answer.body).data.health.status).toBe("OK");
