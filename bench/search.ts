@@ -164,6 +164,8 @@ async function measureRecall(app: AppContext, projectId: string, assetIds: strin
 /** Which store methods a block of queries called, and how often: both sides must make the same store calls. */
 function countingStore(app: AppContext) {
   const counts = new Map<string, number>();
+  // Wall time inside the store's calls (they run one after another in both sides' queries).
+  let storeMs = 0;
   const inner = app.vectorStore;
   const counting = new Proxy(inner, {
     get(target, property, receiver) {
@@ -171,7 +173,10 @@ function countingStore(app: AppContext) {
       if (typeof value !== "function" || typeof property !== "string") return value;
       return (...args: unknown[]) => {
         counts.set(property, (counts.get(property) ?? 0) + 1);
-        return (value as (...a: unknown[]) => unknown).apply(target, args);
+        const began = performance.now();
+        const result = (value as (...a: unknown[]) => unknown).apply(target, args);
+        if (!(result instanceof Promise)) return result;
+        return result.finally(() => (storeMs += performance.now() - began));
       };
     },
   });
@@ -182,6 +187,12 @@ function countingStore(app: AppContext) {
       const perQuery = Object.fromEntries([...counts].map(([method, count]) => [method, round(count / queries, 2)]));
       counts.clear();
       return perQuery;
+    },
+    /** Milliseconds spent inside store calls since the last call; and that reset. */
+    takeMs() {
+      const taken = storeMs;
+      storeMs = 0;
+      return taken;
     },
     restore: () => (app.vectorStore = inner),
   };
@@ -273,6 +284,7 @@ async function graphqlAgainstStore(app: AppContext, key: string, projectId: stri
     };
     for (let index = 0; index < 20; index++) await Promise.all([viaStore(index), viaGraphql(index)]); // warm-up
     calls.take(1);
+    calls.takeMs();
     // Alternating blocks, so a change in machine load during the run falls on both sides alike.
     const samples = { store: [] as number[], graphql: [] as number[] };
     const seconds = { store: 0, graphql: 0 };
@@ -280,10 +292,16 @@ async function graphqlAgainstStore(app: AppContext, key: string, projectId: stri
     // This process's CPU per query (client, gateway and store client alike): steadier than latency on a loaded machine.
     const cpuMicros = { store: 0, graphql: 0 };
     const sentBy = { store: { sql: 0, redis: 0 }, graphql: { sql: 0, redis: 0 } };
+    // Each side's mean latency and the part of it spent in the store's calls: the rest is what GraphQL adds around them.
+    const wallMs = { store: 0, graphql: 0 };
+    const inStoreMs = { store: 0, graphql: 0 };
     const withCpu = async (side: "store" | "graphql", work: () => Promise<number>) => {
       const before = process.cpuUsage();
       const sentBefore = { ...sent };
+      calls.takeMs();
       const taken = await work();
+      inStoreMs[side] += calls.takeMs();
+      wallMs[side] += taken * 1000;
       const used = process.cpuUsage(before);
       cpuMicros[side] += used.user + used.system;
       sentBy[side].sql += sent.sql - sentBefore.sql;
@@ -300,9 +318,11 @@ async function graphqlAgainstStore(app: AppContext, key: string, projectId: stri
     // The profile is of as many GraphQL queries again, after the measured blocks, which it would slow.
     if (profileFile) await profiled(profileFile, () => timeEachInto([], queryCount, viaGraphql));
     const perQuery = (counts: Map<string, number>) => Object.fromEntries([...counts].map(([method, count]) => [method, round(count / queryCount, 2)]));
-    const store = { ...summarize(samples.store, seconds.store), cpuMsPerQuery: round(cpuMicros.store / 1000 / queryCount), storeCallsPerQuery: perQuery(storeCalls.store) };
+    const split = (side: "store" | "graphql") => ({ meanMs: round(wallMs[side] / queryCount), inStoreMeanMs: round(inStoreMs[side] / queryCount) });
+    const store = { ...summarize(samples.store, seconds.store), ...split("store"), cpuMsPerQuery: round(cpuMicros.store / 1000 / queryCount), storeCallsPerQuery: perQuery(storeCalls.store) };
     const graphql = {
       ...summarize(samples.graphql, seconds.graphql),
+      ...split("graphql"),
       cpuMsPerQuery: round(cpuMicros.graphql / 1000 / queryCount),
       storeCallsPerQuery: perQuery(storeCalls.graphql),
       sentPerQuery: { sql: round(sentBy.graphql.sql / queryCount, 2), redis: round(sentBy.graphql.redis / queryCount, 2) },

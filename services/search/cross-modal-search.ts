@@ -225,7 +225,7 @@ async function rankProbes(store: VectorStore, probes: Probe[], ranking: Ranking)
       )
     : undefined;
   return inSpanSync("search.fusion", { "tessera.search.spaces": rankings.length }, (span) => {
-    const hits = fuseRankings(rankings, { queryText, spaceWeights: weights, keyword, alpha: keyword ? alpha : 1, sees }).slice(0, limit);
+    const hits = fuseRankings(rankings, { queryText, spaceWeights: weights, keyword, alpha: keyword ? alpha : 1, sees, limit });
     span.setAttribute("tessera.search.hits", hits.length);
     return hits;
   });
@@ -328,7 +328,10 @@ function toProbes(spaces: SpaceVectors[], modality: Modality, text?: string): Pr
 function centroid(vectors: Float32Array[]): Float32Array {
   const sum = new Float32Array(vectors[0]!.length);
   for (const vector of vectors) for (let i = 0; i < sum.length; i++) sum[i]! += vector[i]!;
-  const norm = Math.hypot(...sum) || 1;
+  // A loop, not Math.hypot(...sum): spreading 512 arguments cost more than the sum itself.
+  let squares = 0;
+  for (let i = 0; i < sum.length; i++) squares += sum[i]! * sum[i]!;
+  const norm = Math.sqrt(squares) || 1;
   return sum.map((value) => value / norm);
 }
 
@@ -346,6 +349,8 @@ export type FusionOptions = {
    * absent, it is read from the candidates: a space sees a modality when one of its hits of it has no text.
    */
   sees?: (space: string, modality: Modality) => boolean;
+  /** At most this many hits, best first (their snippets are the only ones cut); default all. */
+  limit?: number;
 };
 
 /** A video is its frames and its sound track: the spaces that see either see it. */
@@ -386,7 +391,7 @@ type AssetInSpace = { rank: number; best: number; native?: number; derived?: num
  * An asset counts once per space, at its best chunk; the snippet comes from the best-ranked chunk with text.
  */
 export function fuseRankings(rankings: VectorHit[][], options: FusionOptions = {}): SearchHit[] {
-  const { queryText, spaceWeights = {}, keyword, alpha = 1, sees } = options;
+  const { queryText, spaceWeights = {}, keyword, alpha = 1, sees, limit } = options;
   const weightOf = (space: string) => spaceWeights[space] ?? 1;
   const modalityOf = new Map<string, Modality>();
   const snippets = new Map<string, { text: string; rank: number }>();
@@ -466,20 +471,24 @@ export function fuseRankings(rankings: VectorHit[][], options: FusionOptions = {
     const derived = textWeights > 0 ? (Math.min(derivedSum, textWeights) / textWeights) * (keywordHit ? 1 : unconfirmedWeight) : 0;
     const vectorScore = Math.max(native, derived);
     const fused = alpha * vectorScore + (1 - alpha) * (keywordHit?.normalised ?? 0);
-    const snippet = snippets.get(assetId);
     spaces.sort((a, b) => a.rank - b.rank);
     hits.push({
       assetId,
       modality,
       score: fused,
-      snippet: snippet ? snippetOf(snippet.text, queryText) : null,
+      snippet: null, // below, for the hits returned
       spaces: spaces.map((entry) => entry.space),
       explain: { spaces, keyword: keywordHit, vectorScore, alpha, fused },
       segments: [],
     });
   }
   const bestRank = (hit: SearchHit) => Math.min(...hit.explain.spaces.map((entry) => entry.rank), hit.explain.keyword?.rank ?? Infinity);
-  return hits.sort((a, b) => b.score - a.score || bestRank(a) - bestRank(b));
+  const best = hits.sort((a, b) => b.score - a.score || bestRank(a) - bestRank(b)).slice(0, limit);
+  for (const hit of best) {
+    const snippet = snippets.get(hit.assetId);
+    if (snippet) hit.snippet = snippetOf(snippet.text, queryText);
+  }
+  return best;
 }
 
 /** The line that shares most words with the query (OCR and transcripts hold many), cut to a readable length. */

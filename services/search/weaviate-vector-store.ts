@@ -341,6 +341,8 @@ export class WeaviateVectorStore implements VectorStore {
       const result = await this.tenant(projectId).query.fetchObjects({
         filters: this.filters(undefined, {}, assetId),
         includeVector: true,
+        // What a StoredVector holds, not the tags and metadata pairs: every asset query starts here (issue #20).
+        returnProperties: ["space", "chunk", "model", "text"],
         limit: 10_000,
       });
       return result.objects

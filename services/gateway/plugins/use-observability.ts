@@ -4,6 +4,9 @@ import { useOperationTelemetry } from "../../observability/graphql-hooks.ts";
 import { answerProbe } from "../../observability/probes.ts";
 import type { GatewayContext } from "../context.ts";
 
+/** The paths answerProbe answers; every other request is none of this plugin's. */
+const PROBE_PATHS = new Set(["/live", "/ready", "/metrics"]);
+
 /**
  * `/live`, `/ready` and `/metrics` on the gateway's port, and GraphQL
  * operations as metrics and spans (services/observability). Yoga's own
@@ -14,12 +17,15 @@ export function useObservability(app: AppContext): Plugin<GatewayContext> {
     onPluginInit({ addPlugin }) {
       addPlugin(useOperationTelemetry((contextValue) => (contextValue as Partial<GatewayContext>).project?.id) as Plugin<GatewayContext>);
     },
-    async onRequest({ request, url, endResponse, fetchAPI }) {
-      const answer = await answerProbe(request.method, url.pathname, request.headers.get("authorization"), {
-        deps: app,
-        metricsToken: app.config.METRICS_TOKEN,
-      });
-      if (answer) endResponse(new fetchAPI.Response(request.method === "HEAD" ? null : answer.body, { status: answer.status, headers: answer.headers }));
+    // Any other path goes on at once: no promise for yoga to wait on (issue #20).
+    onRequest({ request, url, endResponse, fetchAPI }) {
+      if (!PROBE_PATHS.has(url.pathname)) return;
+      return answer(request, url, endResponse, fetchAPI);
     },
   };
+
+  async function answer(request: Request, url: URL, endResponse: (response: Response) => void, fetchAPI: { Response: typeof Response }) {
+    const probe = await answerProbe(request.method, url.pathname, request.headers.get("authorization"), { deps: app, metricsToken: app.config.METRICS_TOKEN });
+    if (probe) endResponse(new fetchAPI.Response(request.method === "HEAD" ? null : probe.body, { status: probe.status, headers: probe.headers }));
+  }
 }

@@ -61,7 +61,8 @@ export function useRateLimits(app: RateLimitHost, options: RateLimitOptions): Pl
     }
   };
   return {
-    async onRequest({ request, url, serverContext, endResponse, fetchAPI }) {
+    // Not async: a request served beside its count returns nothing here, so yoga goes on without a promise.
+    onRequest({ request, url, serverContext, endResponse, fetchAPI }) {
       const address = (serverContext as { req?: IncomingMessage } | undefined)?.req?.socket.remoteAddress;
       const projectId = url.pathname === options.graphqlEndpoint ? options.knownProjectOf?.(request) : undefined;
       if (!address && !projectId) return;
@@ -80,19 +81,20 @@ export function useRateLimits(app: RateLimitHost, options: RateLimitOptions): Pl
         counted.add(request);
         return;
       }
-      try {
-        await limits.countRequest(address, projectId);
-        if (projectId) counted.add(request);
-      } catch (error) {
-        if (!isRateLimited(error)) throw error;
-        const refusal = error;
-        endResponse(
-          new fetchAPI.Response(JSON.stringify({ errors: [toGraphQLError(refusal).toJSON()] }), {
-            status: 429,
-            headers: { "content-type": "application/json; charset=utf-8", "retry-after": retryAfterOf(refusal) },
-          }),
-        );
-      }
+      return limits.countRequest(address, projectId).then(
+        () => {
+          if (projectId) counted.add(request);
+        },
+        (error: unknown) => {
+          if (!isRateLimited(error)) throw error;
+          endResponse(
+            new fetchAPI.Response(JSON.stringify({ errors: [toGraphQLError(error).toJSON()] }), {
+              status: 429,
+              headers: { "content-type": "application/json; charset=utf-8", "retry-after": retryAfterOf(error) },
+            }),
+          );
+        },
+      );
     },
     // Nothing to wait for (no key, or counted with the request): no promise, so envelop goes on at once.
     onExecute({ args, executeFn, setExecuteFn, setResultAndStopExecution }) {
