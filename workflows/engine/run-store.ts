@@ -1,20 +1,27 @@
-import { Prisma, SQL_UTC_NOW, type Run, type StepRun } from "../../services/core/database.ts";
+import { Prisma, SQL_UTC_NOW, sql, type Database, type Run, type StepRun } from "../../services/core/database.ts";
 import { ErrorCode, TesseraError } from "../../services/core/errors.ts";
 import { itemIndex, type RunPlan, type StepState } from "./run-planner.ts";
 
 type Tx = Prisma.TransactionClient;
 
+/** `SQL_UTC_NOW` in a statement sent through `sql` (node-postgres, no Prisma fragments). */
+const UTC_NOW = "(now() AT TIME ZONE 'UTC')";
+
 /**
  * The run with what the planner reads of every step row, read without locks: what the first, evaluating plan of
- * an advance starts from. One statement (Prisma's include would be two, each through its query compiler).
+ * an advance starts from. One statement on node-postgres (`sql`: Prisma's include would be two, each through its
+ * query compiler, and even a raw statement through Prisma costs the event loop about a millisecond).
  */
-export async function readRun(db: Pick<Tx, "$queryRaw">, runId: string): Promise<(Run & { steps: StepState[] }) | null> {
-  const [run] = await db.$queryRaw<(Run & { steps: StepState[] })[]>`
-    SELECT r.*, COALESCE((
+export async function readRun(db: Database, runId: string): Promise<(Run & { steps: StepState[] }) | null> {
+  const [run] = await sql<Run & { steps: StepState[] }>(
+    db,
+    `SELECT r.*, COALESCE((
       SELECT json_agg(json_build_object('id', s.id, 'stepId', s."stepId", 'key', s.key, 'parentId', s."parentId",
         'status', s.status, 'input', s.input, 'output', s.output, 'error', s.error))
       FROM "StepRun" s WHERE s."runId" = r.id), '[]'::json) AS steps
-    FROM "Run" r WHERE r.id = ${runId}`;
+    FROM "Run" r WHERE r.id = $1::text`,
+    [runId],
+  );
   return run ?? null;
 }
 
@@ -113,16 +120,21 @@ export type PlannedAdvance = { found: false } | { found: true; finishedNow: bool
  * and output change only with its status. Not for runs with a map still collecting items (its items are not compared).
  */
 export async function advancePlanned(
-  db: Pick<Tx, "$queryRaw">,
+  db: Database,
   runId: string,
   expected: { run: Run["status"]; rows: StepState[] },
   plan: RunPlan<StepState>,
   finished?: FinishedStep,
 ): Promise<PlannedAdvance> {
-  const steps = Object.fromEntries(expected.rows.filter((row) => row.parentId === null).map((row) => [row.id, row.status]));
-  const [result] = await db.$queryRaw<{ advanced: PlannedAdvance }[]>`
-    SELECT tessera_advance_planned(${runId}, ${finished ? JSON.stringify({ stepRunId: finished.stepRunId, output: finished.output ?? null }) : null}::jsonb,
-      ${JSON.stringify({ run: expected.run, steps })}::jsonb, ${JSON.stringify(changeRecords(plan))}::jsonb, ${runSetOf(plan)}::jsonb) AS advanced`;
+  const steps: Record<string, string> = {};
+  for (const row of expected.rows) if (row.parentId === null) steps[row.id] = row.status;
+  const [result] = await sql<{ advanced: PlannedAdvance }>(db, "SELECT tessera_advance_planned($1::text, $2::jsonb, $3::jsonb, $4::jsonb, $5::jsonb) AS advanced", [
+    runId,
+    finished ? JSON.stringify({ stepRunId: finished.stepRunId, output: finished.output ?? null }) : null,
+    JSON.stringify({ run: expected.run, steps }),
+    JSON.stringify(changeRecords(plan)),
+    runSetOf(plan),
+  ]);
   return result!.advanced;
 }
 
@@ -149,11 +161,15 @@ export type QueuedItem = Pick<StepRun, "id" | "stepId" | "key" | "parentId" | "i
  * `done`: every item has finished or one failed (or the map stopped running): the run needs an advance.
  */
 export async function finishMapItem(
-  db: Pick<Tx, "$queryRaw">,
+  db: Database,
   item: { runId: string; stepRunId: string; mapId: string; output: unknown },
 ): Promise<{ finished: boolean; done: boolean; queued: QueuedItem[] }> {
-  const [result] = await db.$queryRaw<{ fed: { finished: boolean; done: boolean; queued: QueuedItem[] } }[]>`
-    SELECT tessera_finish_map_item(${item.stepRunId}, ${item.runId}, ${item.mapId}, ${JSON.stringify(item.output ?? null)}::jsonb) AS fed`;
+  const [result] = await sql<{ fed: { finished: boolean; done: boolean; queued: QueuedItem[] } }>(db, "SELECT tessera_finish_map_item($1::text, $2::text, $3::text, $4::jsonb) AS fed", [
+    item.stepRunId,
+    item.runId,
+    item.mapId,
+    JSON.stringify(item.output ?? null),
+  ]);
   return result!.fed;
 }
 
@@ -162,20 +178,23 @@ export async function finishMapItem(
  * none): the first `queueNow` QUEUED, the rest PENDING. Returns the rows made QUEUED (none when none were made).
  */
 export async function insertMapItems(
-  db: Pick<Tx, "$queryRaw">,
+  db: Database,
   map: Pick<StepRun, "id" | "runId" | "stepId" | "key">,
   inputs: unknown[],
   queueNow: number,
 ): Promise<{ made: number; queued: QueuedItem[] }> {
-  const rows = await db.$queryRaw<(QueuedItem & { status: string })[]>`
-    INSERT INTO "StepRun" (id, "runId", "stepId", key, "parentId", status, input, "createdAt")
-    SELECT gen_random_uuid()::text, ${map.runId}, ${map.stepId}, ${map.key} || '[' || (i.ordinality - 1) || ']', m.id,
-      (CASE WHEN i.ordinality <= ${queueNow} THEN 'QUEUED' ELSE 'PENDING' END)::"StepStatus", i.value, ${SQL_UTC_NOW}
-    FROM (SELECT s.id FROM "StepRun" s WHERE s.id = ${map.id} AND s.status = 'RUNNING'
+  const rows = await sql<QueuedItem & { status: string }>(
+    db,
+    `INSERT INTO "StepRun" (id, "runId", "stepId", key, "parentId", status, input, "createdAt")
+    SELECT gen_random_uuid()::text, $1::text, $2::text, $3::text || '[' || (i.ordinality - 1) || ']', m.id,
+      (CASE WHEN i.ordinality <= $4::int THEN 'QUEUED' ELSE 'PENDING' END)::"StepStatus", i.value, ${UTC_NOW}
+    FROM (SELECT s.id FROM "StepRun" s WHERE s.id = $5::text AND s.status = 'RUNNING'
           AND NOT EXISTS (SELECT 1 FROM "StepRun" c WHERE c."parentId" = s.id)) AS m,
-      jsonb_array_elements(${JSON.stringify(inputs)}::jsonb) WITH ORDINALITY AS i(value, ordinality)
+      jsonb_array_elements($6::jsonb) WITH ORDINALITY AS i(value, ordinality)
     ON CONFLICT ("runId", key) DO NOTHING
-    RETURNING id, "stepId", key, "parentId", input, status::text AS status`;
+    RETURNING id, "stepId", key, "parentId", input, status::text AS status`,
+    [map.runId, map.stepId, map.key, queueNow, map.id, JSON.stringify(inputs)],
+  );
   return { made: rows.length, queued: rows.filter((row) => row.status === "QUEUED").sort((a, b) => itemIndex(a) - itemIndex(b)) };
 }
 

@@ -1,7 +1,7 @@
 import { trace } from "@opentelemetry/api";
 import type { AppContext } from "../../services/app/app-context.ts";
 import { untilAborted } from "../../services/core/abort.ts";
-import { Prisma, SQL_UTC_NOW, type Run, type StepRun } from "../../services/core/database.ts";
+import { Prisma, SQL_UTC_NOW, sql, type Run, type StepRun } from "../../services/core/database.ts";
 import { ErrorCode, TesseraError, toErrorRecord, type ErrorRecord } from "../../services/core/errors.ts";
 import type { Logger } from "../../services/core/logger.ts";
 import { workflowStepDuration } from "../../services/observability/metrics.ts";
@@ -33,21 +33,16 @@ type ClaimedRow = StepRun & {
 };
 
 /**
- * Runs one step: the body of a `workflow-step` job. Idempotent on the
- * StepRun row: a step that already finished is never run again (a retried or
- * re-delivered job only advances the run), and every write that finishes a
- * step only applies while the row is still RUNNING, so a cancel wins.
+ * A step's claim, on node-postgres (`sql`: through Prisma even a raw statement costs about a millisecond of the event
+ * loop, and this one runs once per step): $1 the StepRun's id, $2 the attempt, $3 the job's project.
  */
-export async function executeStep(app: AppContext, job: StepJob, attempt: number, logger: Logger, options: { runHere?: boolean } = {}): Promise<NextStep | undefined> {
-  // One statement: the step row and what is needed of its run, the claim (QUEUED -> RUNNING, unless the run ended or
-  // is another project's) and, for a top-level step, the run's top-level rows the advance after it plans from.
-  const [found] = await app.db.$queryRaw<ClaimedRow[]>`
+const CLAIM_STEP = `
     WITH cur AS (
       SELECT s.*, r."projectId" AS "runProjectId", r.status::text AS "runStatus", r."workflowVersionId" AS "runWorkflowVersionId", r.input AS "runInput"
-      FROM "StepRun" s JOIN "Run" r ON r.id = s."runId" WHERE s.id = ${job.stepRunId}),
+      FROM "StepRun" s JOIN "Run" r ON r.id = s."runId" WHERE s.id = $1::text),
     claimed AS (
-      UPDATE "StepRun" s SET status = 'RUNNING', attempts = ${attempt}, "startedAt" = COALESCE(s."startedAt", ${SQL_UTC_NOW}), error = NULL
-      FROM cur WHERE s.id = cur.id AND s.status = 'QUEUED' AND cur."runProjectId" = ${job.projectId} AND cur."runStatus" NOT IN ('SUCCEEDED', 'FAILED', 'CANCELLED')
+      UPDATE "StepRun" s SET status = 'RUNNING', attempts = $2::int, "startedAt" = COALESCE(s."startedAt", (now() AT TIME ZONE 'UTC')), error = NULL
+      FROM cur WHERE s.id = cur.id AND s.status = 'QUEUED' AND cur."runProjectId" = $3::text AND cur."runStatus" NOT IN ('SUCCEEDED', 'FAILED', 'CANCELLED')
       RETURNING s.id)
     SELECT cur.*, EXISTS (SELECT 1 FROM claimed) AS claimed,
       (SELECT p.input FROM "StepRun" p WHERE p.id = cur."parentId") AS "parentInput",
@@ -56,6 +51,17 @@ export async function executeStep(app: AppContext, job: StepJob, attempt: number
           'status', t.status, 'input', t.input, 'output', t.output, 'error', t.error))
         FROM "StepRun" t WHERE t."runId" = cur."runId" AND t."parentId" IS NULL), '[]'::json) END AS "runSteps"
     FROM cur`;
+
+/**
+ * Runs one step: the body of a `workflow-step` job. Idempotent on the
+ * StepRun row: a step that already finished is never run again (a retried or
+ * re-delivered job only advances the run), and every write that finishes a
+ * step only applies while the row is still RUNNING, so a cancel wins.
+ */
+export async function executeStep(app: AppContext, job: StepJob, attempt: number, logger: Logger, options: { runHere?: boolean } = {}): Promise<NextStep | undefined> {
+  // One statement: the step row and what is needed of its run, the claim (QUEUED -> RUNNING, unless the run ended or
+  // is another project's) and, for a top-level step, the run's top-level rows the advance after it plans from.
+  const [found] = await sql<ClaimedRow>(app.db, CLAIM_STEP, [job.stepRunId, attempt, job.projectId]);
   if (!found || found.runProjectId !== job.projectId) return;
   const { runProjectId, runStatus, runWorkflowVersionId, runInput, parentInput, claimed, runSteps, ...row } = found;
   const run = { id: row.runId, projectId: runProjectId, status: runStatus, workflowVersionId: runWorkflowVersionId, input: runInput };
