@@ -1,12 +1,21 @@
 import { createHash, randomUUID } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
-import fs from "node:fs/promises";
+import { createReadStream } from "node:fs";
+import fs, { type FileHandle } from "node:fs/promises";
 import path from "node:path";
-import { Readable, Transform } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import { Readable } from "node:stream";
 import { ErrorCode, TesseraError } from "../core/errors.ts";
 
-export type StoredBlob = { sha256: string; byteSize: number };
+export type StoredBlob = {
+  sha256: string;
+  byteSize: number;
+  /**
+   * With `keepEnds: n`: the first and the last n bytes (each the whole content when it is shorter), kept from the
+   * stream as it went by, so a check of the content's head and tail needs no read of the file back.
+   */
+  ends?: BlobEnds;
+};
+
+export type BlobEnds = { head: Buffer; tail: Buffer };
 
 /**
  * Content-addressed storage: a blob's name is the sha256 of its bytes, so the
@@ -15,7 +24,7 @@ export type StoredBlob = { sha256: string; byteSize: number };
  */
 export interface BlobStore {
   /** Streams bytes in, stopping with PAYLOAD_TOO_LARGE past `maxBytes`; nothing is kept on failure. */
-  put(source: Readable | Uint8Array, options?: { maxBytes?: number }): Promise<StoredBlob>;
+  put(source: Readable | Uint8Array, options?: PutOptions): Promise<StoredBlob>;
   get(sha256: string): Readable;
   read(sha256: string): Promise<Buffer>;
   has(sha256: string): Promise<boolean>;
@@ -31,7 +40,12 @@ export interface BlobStore {
   deleteUnlessWrittenSince(sha256: string, since: Date, inUse: () => Promise<boolean>): Promise<boolean>;
 }
 
+export type PutOptions = { maxBytes?: number; keepEnds?: number };
+
 const SHA256 = /^[0-9a-f]{64}$/;
+
+/** Chunks gathered while one write is on the disk go down in one writev, up to this much; past it the reader waits for the disk. */
+const WRITE_BATCH_BYTES = 512 * 1024;
 
 export class LocalDiskBlobStore implements BlobStore {
   constructor(private readonly root: string) {}
@@ -41,33 +55,47 @@ export class LocalDiskBlobStore implements BlobStore {
     return path.join(this.root, "blobs", sha256.slice(0, 2), sha256.slice(2, 4), sha256);
   }
 
-  async put(source: Readable | Uint8Array, options: { maxBytes?: number } = {}): Promise<StoredBlob> {
-    const tmpDir = path.join(this.root, "tmp");
-    await fs.mkdir(tmpDir, { recursive: true });
-    const tmpPath = path.join(tmpDir, randomUUID());
-    const hash = createHash("sha256");
-    let byteSize = 0;
-    const maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY;
-    const meter = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        byteSize += chunk.length;
-        if (byteSize > maxBytes) {
-          callback(new TesseraError(ErrorCode.PAYLOAD_TOO_LARGE, `content is larger than the limit of ${maxBytes} bytes`));
-          return;
-        }
-        hash.update(chunk);
-        callback(null, chunk);
-      },
-    });
-    const input = source instanceof Readable ? source : Readable.from([Buffer.from(source)]);
+  /** Directories known to exist: made once per process, not once per put (a put that finds one gone makes it again). */
+  private readonly madeDirs = new Set<string>();
+
+  private async ensureDir(dir: string, again = false) {
+    if (again) this.madeDirs.delete(dir);
+    if (this.madeDirs.has(dir)) return;
+    await fs.mkdir(dir, { recursive: true });
+    this.madeDirs.add(dir);
+  }
+
+  /** Runs `step` on a path in `dir`; where the directory went missing (a cleaned data directory), makes it and retries once. */
+  private async inDir<T>(dir: string, step: () => Promise<T>): Promise<T> {
+    await this.ensureDir(dir);
     try {
-      await pipeline(input, meter, createWriteStream(tmpPath));
-      const sha256 = hash.digest("hex");
-      const finalPath = this.pathOf(sha256);
-      await fs.mkdir(path.dirname(finalPath), { recursive: true });
-      await fs.rename(tmpPath, finalPath); // atomic: readers never see a half-written blob
-      return { sha256, byteSize };
+      return await step();
     } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+      await this.ensureDir(dir, true);
+      return step();
+    }
+  }
+
+  /**
+   * One pass over the bytes: each chunk is counted, hashed and written as it comes (chunks that arrive while a write
+   * is on the disk go down together in one writev), into a temporary file renamed to its digest at the end.
+   */
+  async put(source: Readable | Uint8Array, options: PutOptions = {}): Promise<StoredBlob> {
+    const tmpDir = path.join(this.root, "tmp");
+    const tmpPath = path.join(tmpDir, randomUUID());
+    const maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY;
+    let handle: FileHandle | undefined;
+    try {
+      handle = await this.inDir(tmpDir, () => fs.open(tmpPath, "wx"));
+      const { sha256, byteSize, ends } = await writeHashed(handle, source, maxBytes, options.keepEnds ?? 0);
+      await handle.close();
+      handle = undefined;
+      const finalPath = this.pathOf(sha256);
+      await this.inDir(path.dirname(finalPath), () => fs.rename(tmpPath, finalPath)); // atomic: readers never see a half-written blob
+      return ends ? { sha256, byteSize, ends } : { sha256, byteSize };
+    } catch (error) {
+      await handle?.close().catch(() => {});
       await fs.rm(tmpPath, { force: true });
       throw error;
     }
@@ -114,7 +142,7 @@ export class LocalDiskBlobStore implements BlobStore {
   async deleteUnlessWrittenSince(sha256: string, since: Date, inUse: () => Promise<boolean>): Promise<boolean> {
     const blobPath = this.pathOf(sha256);
     const aside = path.join(this.root, "tmp", `deleting-${sha256}-${randomUUID()}`);
-    await fs.mkdir(path.dirname(aside), { recursive: true });
+    await this.ensureDir(path.dirname(aside), true);
     try {
       await fs.rename(blobPath, aside);
     } catch {
@@ -129,4 +157,79 @@ export class LocalDiskBlobStore implements BlobStore {
     await fs.rm(aside, { force: true });
     return true;
   }
+}
+
+function tooLarge(maxBytes: number) {
+  return new TesseraError(ErrorCode.PAYLOAD_TOO_LARGE, `content is larger than the limit of ${maxBytes} bytes`);
+}
+
+/** Writes `source` to `handle`, hashing and counting it on the way; stops with PAYLOAD_TOO_LARGE past `maxBytes`. */
+async function writeHashed(handle: FileHandle, source: Readable | Uint8Array, maxBytes: number, keepEnds: number) {
+  const hash = createHash("sha256");
+  if (!(source instanceof Readable)) {
+    if (source.length > maxBytes) throw tooLarge(maxBytes);
+    hash.update(source);
+    await handle.write(source);
+    const bytes = Buffer.from(source.buffer, source.byteOffset, source.byteLength);
+    const ends = keepEnds > 0 ? { head: bytes.subarray(0, keepEnds), tail: bytes.subarray(Math.max(0, bytes.length - keepEnds)) } : undefined;
+    return { sha256: hash.digest("hex"), byteSize: source.length, ends };
+  }
+  let byteSize = 0;
+  const head: Buffer[] = [];
+  let headBytes = 0;
+  const tail: Buffer[] = [];
+  let tailBytes = 0;
+  let batch: Buffer[] = [];
+  let batchBytes = 0;
+  let writing: Promise<void> | undefined;
+  let writeError: unknown;
+  // Writes whatever has gathered, one writev at a time, until nothing is left.
+  const drain = async () => {
+    try {
+      while (batch.length > 0) {
+        const chunks = batch;
+        batch = [];
+        batchBytes = 0;
+        await handle.writev(chunks);
+      }
+    } catch (error) {
+      writeError ??= error;
+    } finally {
+      writing = undefined;
+    }
+  };
+  try {
+    for await (const data of source) {
+      const chunk = typeof data === "string" ? Buffer.from(data) : (data as Buffer);
+      byteSize += chunk.length;
+      if (byteSize > maxBytes) throw tooLarge(maxBytes);
+      hash.update(chunk);
+      if (headBytes < keepEnds) {
+        head.push(chunk);
+        headBytes += chunk.length;
+      }
+      if (keepEnds > 0) {
+        tail.push(chunk);
+        tailBytes += chunk.length;
+        while (tail.length > 1 && tailBytes - tail[0]!.length >= keepEnds) tailBytes -= tail.shift()!.length;
+      }
+      batch.push(chunk);
+      batchBytes += chunk.length;
+      writing ??= drain();
+      if (batchBytes >= WRITE_BATCH_BYTES) await writing;
+      if (writeError) throw writeError;
+    }
+  } catch (error) {
+    source.destroy();
+    await writing;
+    throw error;
+  }
+  while (writing) await writing;
+  if (batch.length > 0) await drain();
+  if (writeError) throw writeError;
+  const ends =
+    keepEnds > 0
+      ? { head: Buffer.concat(head).subarray(0, keepEnds), tail: ((joined) => joined.subarray(Math.max(0, joined.length - keepEnds)))(Buffer.concat(tail)) }
+      : undefined;
+  return { sha256: hash.digest("hex"), byteSize, ends };
 }

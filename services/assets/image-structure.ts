@@ -12,21 +12,27 @@ import { ErrorCode, TesseraError } from "../core/errors.ts";
  * A truncated file fails here with CORRUPT_MEDIA; corrupt pixel data inside a
  * whole container is found by the ingest job's decode.
  */
-export async function checkImageStructure(filePath: string, mimeType: string): Promise<void> {
+export async function checkImageStructure(filePath: string, mimeType: string, known?: KnownBytes): Promise<void> {
   const walk = WALKS[mimeType];
   if (!walk) return;
-  const handle = await open(filePath, "r");
+  const file = new FileWindow(filePath, known);
   try {
-    const file = new FileWindow(handle, (await handle.stat()).size);
-    const problem = await walk(file);
+    const problem = await walk(file, await file.size());
     if (problem) throw new TesseraError(ErrorCode.CORRUPT_MEDIA, `the image is ${problem}`, { reason: problem });
   } finally {
-    await handle.close();
+    await file.close();
   }
 }
 
+/**
+ * What the caller already holds of the file: its size and its first and last bytes (kept as it was stored). Reads
+ * that fall inside them touch no disk; a JPEG's walk usually needs nothing else, and the file is opened only when
+ * a walk reads between them (a PNG's CRCs, a long marker segment).
+ */
+export type KnownBytes = { size: number; head: Buffer; tail: Buffer };
+
 /** Each walk answers what is wrong ("truncated: ...", "corrupt: ..."), or nothing. */
-type Walk = (file: FileWindow) => Promise<string | undefined>;
+type Walk = (file: FileWindow, size: number) => Promise<string | undefined>;
 
 const WALKS: Record<string, Walk> = {
   "image/jpeg": walkJpeg,
@@ -42,19 +48,41 @@ class FileWindow {
   private buffer = Buffer.alloc(0);
   private start = 0;
   private filled = 0;
+  private handle?: FileHandle;
+  private fileSize?: number;
 
   constructor(
-    private readonly handle: FileHandle,
-    readonly size: number,
+    private readonly filePath: string,
+    private readonly known?: KnownBytes,
   ) {}
+
+  async size(): Promise<number> {
+    if (this.known) return this.known.size;
+    return (this.fileSize ??= (await (await this.open()).stat()).size);
+  }
+
+  private async open(): Promise<FileHandle> {
+    return (this.handle ??= await open(this.filePath, "r"));
+  }
+
+  async close() {
+    await this.handle?.close();
+  }
 
   /** `length` bytes from `position`, or null where the file ends first. Valid until the next call. */
   async bytes(position: number, length: number): Promise<Buffer | null> {
-    if (position < 0 || position + length > this.size) return null;
+    const size = await this.size();
+    if (position < 0 || position + length > size) return null;
+    const known = this.known;
+    if (known) {
+      if (position + length <= known.head.length) return known.head.subarray(position, position + length);
+      const tailStart = size - known.tail.length;
+      if (position >= tailStart) return known.tail.subarray(position - tailStart, position - tailStart + length);
+    }
     if (position < this.start || position + length > this.start + this.filled) {
-      const want = Math.min(Math.max(length, WINDOW_BYTES), this.size - position);
+      const want = Math.min(Math.max(length, WINDOW_BYTES), size - position);
       if (this.buffer.length < want) this.buffer = Buffer.allocUnsafe(Math.max(want, WINDOW_BYTES));
-      const { bytesRead } = await this.handle.read(this.buffer, 0, want, position);
+      const { bytesRead } = await (await this.open()).read(this.buffer, 0, want, position);
       this.start = position;
       this.filled = bytesRead;
       if (bytesRead < length) return null; // the file shrank under us
@@ -80,7 +108,7 @@ class FileWindow {
  * FF D9 (a data byte FF is followed by 00), so a file cut inside its scans has none there. Bytes after EOI (a
  * motion photo's video) are allowed, as decoders allow them.
  */
-async function walkJpeg(file: FileWindow): Promise<string | undefined> {
+async function walkJpeg(file: FileWindow, size: number): Promise<string | undefined> {
   const soi = await file.bytes(0, 2);
   if (!soi || soi[0] !== 0xff || soi[1] !== 0xd8) return "corrupt: no JPEG start marker";
   let position = 2;
@@ -103,13 +131,13 @@ async function walkJpeg(file: FileWindow): Promise<string | undefined> {
     if (!lengthBytes) return "truncated: it ends inside a marker segment";
     const length = lengthBytes.readUInt16BE(0);
     if (length < 2) return `corrupt: a marker segment of length ${length}`;
-    if (position + 2 + length > file.size) return "truncated: it ends inside a marker segment";
+    if (position + 2 + length > size) return "truncated: it ends inside a marker segment";
     if (marker === 0xda) scanStart = position + 2 + length;
     position += 2 + length;
   }
   // Backwards from the end, a window at a time (one read for the usual file, whose last two bytes are EOI).
   const eoi = Buffer.from([0xff, 0xd9]);
-  for (let end = file.size; end - scanStart >= 2; ) {
+  for (let end = size; end - scanStart >= 2; ) {
     const from = Math.max(scanStart, end - WINDOW_BYTES);
     const window = await file.bytes(from, end - from);
     if (!window) return "truncated: it could not be read to its end";
@@ -122,7 +150,7 @@ async function walkJpeg(file: FileWindow): Promise<string | undefined> {
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
 /** Chunks from the signature to IEND; the critical chunks' CRCs are checked, as decoders check them. */
-async function walkPng(file: FileWindow): Promise<string | undefined> {
+async function walkPng(file: FileWindow, size: number): Promise<string | undefined> {
   const signature = await file.bytes(0, 8);
   if (!signature?.equals(PNG_SIGNATURE)) return "corrupt: no PNG signature";
   let position = 8;
@@ -134,7 +162,7 @@ async function walkPng(file: FileWindow): Promise<string | undefined> {
     const type = head.toString("latin1", 4, 8);
     if (!/^[A-Za-z]{4}$/.test(type) || length > 0x7fffffff) return `corrupt: no chunk at byte ${position}`;
     if (index === 0 && type !== "IHDR") return "corrupt: its first chunk is not IHDR";
-    if (position + 12 + length > file.size) return `truncated: it ends inside its ${type} chunk`;
+    if (position + 12 + length > size) return `truncated: it ends inside its ${type} chunk`;
     // Ancillary chunks (lower-case first letter) with a bad CRC are skipped by decoders; critical ones fail them.
     if (type.charCodeAt(0) < 0x61) {
       const typeCrc = crc32(head.subarray(4, 8));
@@ -153,7 +181,7 @@ async function walkPng(file: FileWindow): Promise<string | undefined> {
  * Header, colour table, then extension and image blocks (each a chain of sub-blocks) to the trailer. A file that
  * ends between blocks after a whole image, or has bytes of no block there, is taken: decoders show it.
  */
-async function walkGif(file: FileWindow): Promise<string | undefined> {
+async function walkGif(file: FileWindow, size: number): Promise<string | undefined> {
   const header = await file.bytes(0, 13);
   if (!header || !/^GIF8[79]a$/.test(header.toString("latin1", 0, 6))) return "truncated: it ends inside its header";
   const tableBytes = (flags: number) => (flags & 0x80 ? 3 * 2 ** ((flags & 0x07) + 1) : 0);
@@ -161,15 +189,15 @@ async function walkGif(file: FileWindow): Promise<string | undefined> {
   let images = 0;
   const skipSubBlocks = async (): Promise<boolean> => {
     for (;;) {
-      const size = await file.bytes(position, 1);
-      if (!size) return false;
-      position += 1 + size[0]!;
-      if (size[0] === 0) return position <= file.size;
+      const blockSize = await file.bytes(position, 1);
+      if (!blockSize) return false;
+      position += 1 + blockSize[0]!;
+      if (blockSize[0] === 0) return position <= size;
     }
   };
   for (;;) {
     const block = await file.bytes(position, 1);
-    if (!block) return images > 0 && position === file.size ? undefined : "truncated: it ends before its trailer";
+    if (!block) return images > 0 && position === size ? undefined : "truncated: it ends before its trailer";
     if (block[0] === 0x3b) return images > 0 ? undefined : "corrupt: it has no image";
     if (block[0] === 0x21) {
       position += 2; // introducer and label
@@ -187,11 +215,11 @@ async function walkGif(file: FileWindow): Promise<string | undefined> {
 }
 
 /** RIFF's size inside the file, and each chunk (padded to an even length) inside RIFF's size. */
-async function walkWebp(file: FileWindow): Promise<string | undefined> {
+async function walkWebp(file: FileWindow, size: number): Promise<string | undefined> {
   const header = await file.bytes(0, 12);
   if (!header || header.toString("latin1", 0, 4) !== "RIFF" || header.toString("latin1", 8, 12) !== "WEBP") return "corrupt: no RIFF WEBP header";
   const end = 8 + header.readUInt32LE(4);
-  if (end > file.size) return "truncated: it is shorter than its RIFF header says";
+  if (end > size) return "truncated: it is shorter than its RIFF header says";
   let position = 12;
   let chunks = 0;
   while (position + 8 <= end) {

@@ -7,7 +7,7 @@ import type { Logger } from "../core/logger.ts";
 import { storeWithinIngestQuotas, type QuotaHost } from "../limits/project-quotas.ts";
 import type { JobQueues } from "../queue/job-queues.ts";
 import { createAssetWithJob, discardIngest, retryFailedAsset, type AssetFields } from "./asset-records.ts";
-import type { BlobStore } from "./blob-store.ts";
+import type { BlobStore, StoredBlob } from "./blob-store.ts";
 
 export type IngestContent = {
   bytes: Readable | Uint8Array;
@@ -73,6 +73,8 @@ async function sha256Of(bytes: Readable | Uint8Array, maxBytes: number): Promise
 
 /**
  * Stores the bytes, records the asset and its ingest job, and enqueues the job.
+ * `prepare` decides what the stored bytes are before any row is written; with
+ * `store.keepEnds` it gets their first and last bytes as they streamed by.
  * The same bytes in one project are one asset. If any step fails, nothing the
  * call wrote stays behind: no row, no orphaned blob, no queued job.
  */
@@ -81,7 +83,8 @@ export async function ingestContent(
   projectId: string,
   content: IngestContent,
   options: IngestOptions = {},
-  prepare?: (blob: { sha256: string; byteSize: number }) => Promise<Partial<IngestContent> | void>,
+  prepare?: (blob: StoredBlob) => Promise<Partial<IngestContent> | void>,
+  store: { keepEnds?: number } = {},
 ): Promise<IngestResult> {
   if (options.idempotencyKey) {
     const previous = await findIngestByIdempotencyKey(app, projectId, options.idempotencyKey);
@@ -94,7 +97,7 @@ export async function ingestContent(
     }
   }
 
-  const blob = await storeWithinIngestQuotas(app, projectId, app.config.MAX_UPLOAD_BYTES, (maxBytes) => app.blobs.put(content.bytes, { maxBytes }));
+  const blob = await storeWithinIngestQuotas(app, projectId, app.config.MAX_UPLOAD_BYTES, (maxBytes) => app.blobs.put(content.bytes, { maxBytes, keepEnds: store.keepEnds }));
   let created: IngestResult | undefined;
   try {
     const decided = { ...content, ...((await prepare?.(blob)) ?? {}) };

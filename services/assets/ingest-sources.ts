@@ -3,7 +3,7 @@ import type { Readable } from "node:stream";
 import type { Config } from "../core/config.ts";
 import { ErrorCode, TesseraError } from "../core/errors.ts";
 import { findIngestByIdempotencyKey, ingestContent, type IngestDependencies, type IngestOptions, type IngestResult } from "./ingest-service.ts";
-import { inspectMedia } from "./media-inspector.ts";
+import { INSPECT_ENDS_BYTES, inspectMedia } from "./media-inspector.ts";
 import { textMimeType } from "./media-sniffer.ts";
 import { fetchPolicy, safeFetch } from "./safe-fetch.ts";
 
@@ -73,8 +73,10 @@ export async function ingestUntyped(app: UntypedIngestDependencies, projectId: s
         await app.blobs.localPath(blob.sha256),
         { filename: input.filename, mimeType: input.claimedMimeType },
         { maxImagePixels: config.MAX_IMAGE_PIXELS, toolTimeoutMs: config.MEDIA_TOOL_TIMEOUT_MS },
+        blob.ends && { size: blob.byteSize, ...blob.ends },
       );
     },
+    { keepEnds: INSPECT_ENDS_BYTES },
   );
 }
 

@@ -3,9 +3,9 @@ import sharp from "sharp";
 import type { Modality } from "../core/database.ts";
 import { ErrorCode, TesseraError } from "../core/errors.ts";
 import { runMediaTool } from "./media-tool.ts";
-import { checkImageStructure } from "./image-structure.ts";
+import { checkImageStructure, type KnownBytes } from "./image-structure.ts";
 import { extractPdfText } from "./pdf-text.ts";
-import { sniffFile, type ClaimedType } from "./media-sniffer.ts";
+import { SNIFF_BYTES, sniffBytes, sniffFile, type ClaimedType } from "./media-sniffer.ts";
 
 /** What decoding found, stored as Asset.media. */
 export type MediaInfo = {
@@ -28,18 +28,26 @@ export type InspectedMedia = { modality: Modality; mimeType: string; media: Medi
 
 export type InspectLimits = { maxImagePixels: number; toolTimeoutMs: number };
 
+/** How many of the first and last bytes an upload keeps as it is stored, for inspectMedia (`known`). */
+export const INSPECT_ENDS_BYTES = 64 * 1024;
+
 /**
  * Checks that a stored file really is what its bytes say and that it can be
  * read, then describes it. Type comes from magic numbers; validation from
  * sharp's header read and a walk of the container (images: whole, not
  * truncated; the pixels are decoded by the ingest job) and ffprobe/ffmpeg
- * (audio, video). Throws a TesseraError otherwise.
+ * (audio, video). Throws a TesseraError otherwise. `known`, the file's size and
+ * ends kept as it was stored, spares reading them back: the type is sniffed
+ * from its head, and a JPEG's header and structure are read from its ends.
  */
-export async function inspectMedia(filePath: string, claimed: ClaimedType, limits: InspectLimits): Promise<InspectedMedia> {
-  const sniffed = await sniffFile(filePath, claimed);
+export async function inspectMedia(filePath: string, claimed: ClaimedType, limits: InspectLimits, known?: KnownBytes): Promise<InspectedMedia> {
+  const sniffed =
+    known && known.head.length >= Math.min(known.size, SNIFF_BYTES)
+      ? await sniffBytes(known.head.subarray(0, SNIFF_BYTES), claimed)
+      : await sniffFile(filePath, claimed);
   switch (sniffed.modality) {
     case "IMAGE":
-      return { ...sniffed, media: await inspectImage(filePath, sniffed.mimeType, limits) };
+      return { ...sniffed, media: await inspectImage(filePath, sniffed.mimeType, limits, known) };
     case "AUDIO":
     case "VIDEO":
       return inspectAudioVideo(filePath, sniffed.mimeType, limits);
@@ -52,11 +60,13 @@ export async function inspectMedia(filePath: string, claimed: ClaimedType, limit
   }
 }
 
-async function inspectImage(filePath: string, mimeType: string, limits: InspectLimits): Promise<MediaInfo> {
-  let metadata: Awaited<ReturnType<ReturnType<typeof sharp>["metadata"]>>;
+type ImageMetadata = Awaited<ReturnType<ReturnType<typeof sharp>["metadata"]>>;
+
+async function inspectImage(filePath: string, mimeType: string, limits: InspectLimits, known?: KnownBytes): Promise<MediaInfo> {
+  let metadata: ImageMetadata;
   try {
     // Reading the header decodes no pixels, so sharp's own pixel limit is not needed yet: ours follows.
-    metadata = await sharp(filePath, { limitInputPixels: false }).metadata();
+    metadata = (await jpegHeadMetadata(mimeType, known)) ?? (await sharp(filePath, { limitInputPixels: false }).metadata());
   } catch (error) {
     throw new TesseraError(ErrorCode.CORRUPT_MEDIA, "the image cannot be read", { reason: messageOf(error) });
   }
@@ -72,7 +82,7 @@ async function inspectImage(filePath: string, mimeType: string, limits: InspectL
   }
   // The container must be whole (a truncated upload is refused here); the pixels are decoded once, by the ingest
   // job, which fails the asset with CORRUPT_MEDIA if they do not decode.
-  await checkImageStructure(filePath, mimeType);
+  await checkImageStructure(filePath, mimeType, known);
   return {
     width,
     height,
@@ -80,6 +90,20 @@ async function inspectImage(filePath: string, mimeType: string, limits: InspectL
     channels: metadata.channels,
     ...(metadata.pages && metadata.pages > 1 ? { pages: metadata.pages } : {}),
   };
+}
+
+/**
+ * A JPEG's header (its frame header, before the first scan) read from the bytes kept of its head, without opening
+ * the file: a JPEG has one image, so nothing sharp reports for it lies further on. Undefined for other formats, and
+ * where the head does not hold the whole header (a long EXIF or ICC segment first): the file is read then.
+ */
+async function jpegHeadMetadata(mimeType: string, known: KnownBytes | undefined): Promise<ImageMetadata | undefined> {
+  if (mimeType !== "image/jpeg" || !known) return undefined;
+  try {
+    return await sharp(known.head, { limitInputPixels: false }).metadata();
+  } catch {
+    return undefined;
+  }
 }
 
 type ProbeStream = {

@@ -10,7 +10,8 @@ export type SniffedType = { modality: Modality; mimeType: string };
 /** What the client said the content is: a file name and a MIME type, both untrusted. */
 export type ClaimedType = { filename?: string | null; mimeType?: string | null };
 
-const SNIFF_BYTES = 64 * 1024;
+/** How much of the head the type is judged from. */
+export const SNIFF_BYTES = 64 * 1024;
 
 /** Containers we accept, by the MIME type file-type reports. Audio vs video is settled later by ffprobe. */
 const SUPPORTED: Record<string, Modality> = {

@@ -16,7 +16,11 @@ export class StreamedUpload {
   private attached?: Readable;
   private consumed = false;
 
-  constructor(readonly field: string) {}
+  constructor(readonly field: string) {
+    // A failure (a limit, a broken body) can come before the resolver reads: the reader hears it from the stream
+    // then (it stays errored), and until then it must not be an 'error' event nobody listens to.
+    this.sink.on("error", () => {});
+  }
 
   /** The bytes, once. A second reader would see nothing, so it is refused. */
   createReadStream(): Readable {

@@ -94,8 +94,10 @@ function parseMultipart(request: Request, limits: StreamedUploadLimits, uploads:
     }
 
     if (!request.body) return settle(badRequest("the multipart request has no body"));
-    // Yoga hands over @whatwg-node's ponyfill stream, which Readable.fromWeb refuses; its reader works everywhere.
-    const body = Readable.from(readChunks(request.body));
+    // Yoga hands over @whatwg-node's ponyfill stream, which Readable.fromWeb refuses. It is a Node stream inside
+    // (`readable`), piped as it is; any other web stream is read through its reader.
+    const inner = (request.body as { readable?: unknown }).readable;
+    const body = inner instanceof Readable ? inner : Readable.from(readChunks(request.body));
     // A body that breaks off, or yoga's request size limit, ends every unread file with that error.
     body.on("error", (error) => fail(isTooLarge(error) ? new TesseraError(ErrorCode.PAYLOAD_TOO_LARGE, "the request is larger than the upload limit") : error));
     body.pipe(parser);
