@@ -126,7 +126,18 @@ export class JobTracker {
     this.publish("RUNNING", { token });
   }
 
+  /**
+   * At the job's end, text still waiting for its flush goes out with the status event instead: the bus sends the
+   * events of one tick on a channel as one SPUBLISH (services/queue/event-bus.ts), so a short reply's last tokens
+   * and SUCCEEDED are one message, and they reach a watcher no later than they did (the status event is after them).
+   */
+  private holdTokensForTheEnd() {
+    clearTimeout(this.tokenFlush);
+    this.tokenFlush = undefined;
+  }
+
   async succeeded(output: unknown, usage?: unknown) {
+    this.holdTokensForTheEnd();
     await this.starting;
     this.progressValue = 1;
     const subscribed = await this.end(
@@ -141,6 +152,7 @@ export class JobTracker {
 
   /** A failure that will be retried keeps the job QUEUED; the last one marks it FAILED. */
   async failed(error: ErrorRecord, final: boolean) {
+    this.holdTokensForTheEnd();
     await this.starting?.catch(() => {}); // the failure is written whether or not the start was
     const status: JobStatus = final ? "FAILED" : "QUEUED";
     const subscribed = await this.end(

@@ -123,4 +123,28 @@ describe("JobTracker", () => {
     ]);
     expect((await row()).status).toBe("SUCCEEDED");
   });
+
+  it("text still waiting for its flush when the job ends goes out with the end's status event, right before it (issue #20)", async () => {
+    const { job, tracker, events } = await newJob();
+    await tracker.started(1);
+    await vi.waitFor(() => expect(events).toHaveLength(1), { timeout: 10_000 });
+    // The end's write is held back (a slow commit) for longer than the token flush.
+    const locker = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await locker.connect();
+    await locker.query("BEGIN");
+    await locker.query(`SELECT 1 FROM "Job" WHERE id = $1 FOR UPDATE`, [job.id]);
+    tracker.token("Last ");
+    tracker.token("words.");
+    const finishing = tracker.succeeded({ text: "Last words." });
+    await new Promise((resolve) => setTimeout(resolve, 100)); // past the token flush
+    expect(events.map((event) => event.status)).toEqual(["RUNNING"]);
+    await locker.query("COMMIT");
+    await locker.end();
+    await finishing;
+    expect(events.map((event) => [event.status, (event as { token?: string }).token ?? null])).toEqual([
+      ["RUNNING", null],
+      ["RUNNING", "Last words."],
+      ["SUCCEEDED", null],
+    ]);
+  });
 });

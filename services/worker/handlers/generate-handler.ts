@@ -31,7 +31,9 @@ export const generateHandler: JobHandler<"generate"> = {
       onToken: (token) => tracker.token(token),
       origin: { jobId },
     });
-    await chargeTokens(app, projectId, usage.total.totalTokens);
+    // Charged beside the job's end, not before it: the count is a soft limit (a running generation may end a period
+    // over budget) and the usage is stored on the Job row; waiting for it put one more Redis round trip on every job's path.
+    void chargeTokens(app, projectId, usage.total.totalTokens).catch((error: unknown) => app.logger.warn({ err: error }, "charging the job's tokens failed"));
     return { output, usage: usage.toJSON() };
   },
 };
