@@ -34,12 +34,14 @@ const LimitsSchema = z.object({
 export type WorkflowLimits = z.infer<typeof LimitsSchema>;
 
 const LIMIT_NAMES = Object.keys(LimitsSchema.shape);
-let parsed: { key: string; limits: WorkflowLimits } | undefined;
+let parsed: { values: (string | undefined)[]; limits: WorkflowLimits } | undefined;
 
 /** The limits as the environment sets them now; parsed again only when one of their variables changed (each step reads them). */
 export function workflowLimits(env: NodeJS.ProcessEnv = process.env): WorkflowLimits {
-  const set = Object.fromEntries(LIMIT_NAMES.flatMap((name) => (env[name] === undefined || env[name] === "" ? [] : [[name, env[name]]])));
-  const key = JSON.stringify(set);
-  if (parsed?.key !== key) parsed = { key, limits: LimitsSchema.parse(set) };
+  // Compared value by value: no object or JSON key built per call (several calls per workflow step and expression).
+  if (parsed && LIMIT_NAMES.every((name, index) => env[name] === parsed!.values[index])) return parsed.limits;
+  const values = LIMIT_NAMES.map((name) => env[name]);
+  const set = Object.fromEntries(LIMIT_NAMES.flatMap((name, index) => (values[index] === undefined || values[index] === "" ? [] : [[name, values[index]]])));
+  parsed = { values, limits: LimitsSchema.parse(set) };
   return parsed.limits;
 }

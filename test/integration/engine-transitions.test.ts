@@ -171,3 +171,65 @@ outputs:
     expect(ended.output).toEqual({ values: Array.from({ length: 30 }, (_, index) => (index + 1) * 2), count: 30 });
   });
 });
+
+describe("a map's end, once its last item has ended", () => {
+  /** A run stored as the last item's finish leaves it: every item SUCCEEDED, the map still RUNNING, `after` PENDING. */
+  async function mapJustDone(workflowVersionId: string) {
+    const runId = randomUUID();
+    const mapId = randomUUID();
+    await t.app.db.run.create({ data: { id: runId, projectId, workflowVersionId, status: "RUNNING" } });
+    await t.app.db.stepRun.createMany({
+      data: [
+        { id: mapId, runId, stepId: "each", key: "each", status: "RUNNING", input: { concurrency: 3, items: [1, 2, 3], step: { uses: "test.echo" } } },
+        { id: randomUUID(), runId, stepId: "after", key: "after", status: "PENDING" },
+        ...[0, 1, 2].map((index) => ({ id: randomUUID(), runId, stepId: "each", key: `each[${index}]`, parentId: mapId, status: "SUCCEEDED" as const, input: { v: index }, output: { v: index * 10 } })),
+      ],
+    });
+    return runId;
+  }
+  const ended = (runId: string) =>
+    eventually(async () => {
+      const row = await t.app.db.run.findUniqueOrThrow({ where: { id: runId } });
+      return row.status === "SUCCEEDED" || row.status === "FAILED" ? row : null;
+    }, 30_000);
+
+  it("is planned without locks and written in one statement, and advances racing it end the map once", async () => {
+    const slug = unique("map-end");
+    const version = await publishWorkflow(
+      t.app,
+      projectId,
+      `apiVersion: tessera/v1\nkind: Workflow\nslug: ${slug}\nsteps:\n  - id: each\n    uses: map\n    with:\n      items: [1, 2, 3]\n      concurrency: 3\n      step: { uses: test.echo, with: { v: 1 } }\n  - id: after\n    uses: test.echo\n    needs: [each]\n    with: { count: "\${{ $count(steps.each.output.results) }}" }\noutputs:\n  values: "\${{ steps.each.output.results.v }}"\n  count: "\${{ steps.after.output.count }}"\n`,
+    );
+    const { advanceRun } = await import("../../workflows/engine/run-coordinator.ts");
+    const pg = (await import("pg")).default;
+
+    // One advance: the statements that name the run, the unlocked read and the write (the locked path sends four:
+    // it locks the run, reads its rows and writes after the read, besides locking the map and reading its items).
+    const alone = await mapJustDone(version.id);
+    const query = pg.Client.prototype.query;
+    let naming = 0;
+    pg.Client.prototype.query = function (this: unknown, ...args: unknown[]) {
+      const values = (args[0] as { values?: unknown[] } | null)?.values ?? args[1];
+      if (Array.isArray(values) && values.includes(alone)) naming++;
+      return (query as (...all: unknown[]) => unknown).apply(this, args);
+    } as typeof query;
+    try {
+      await advanceRun(t.app, alone);
+    } finally {
+      pg.Client.prototype.query = query;
+    }
+    expect(naming).toBe(2);
+
+    // Three advances at once: one writes its plan, the others find the map ended and ready nothing again.
+    const raced = await mapJustDone(version.id);
+    await Promise.all([advanceRun(t.app, raced), advanceRun(t.app, raced), advanceRun(t.app, raced)]);
+
+    for (const runId of [alone, raced]) {
+      const run = await ended(runId);
+      expect(run.status).toBe("SUCCEEDED");
+      expect(run.output).toEqual({ values: [0, 10, 20], count: 3 });
+      const rows = await t.app.db.stepRun.findMany({ where: { runId, parentId: null } });
+      expect(Object.fromEntries(rows.map((row) => [row.key, [row.status, row.attempts]]))).toEqual({ each: ["SUCCEEDED", 0], after: ["SUCCEEDED", 1] });
+    }
+  });
+});

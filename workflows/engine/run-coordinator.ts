@@ -9,7 +9,7 @@ import { findStepType } from "../steps/step-registry.ts";
 import type { WorkflowDefinition } from "../dsl/workflow-schema.ts";
 import { definitionOf, dependenciesOf, expressionLocator } from "./definition-cache.ts";
 import { EvaluationMemo, type EvaluateAt } from "./evaluation-memo.ts";
-import { publishRunEvent, RunEventType, TERMINAL_RUN_STATUSES } from "./run-events.ts";
+import { publishRunEvent, RunEventType, TERMINAL_RUN_STATUSES, TERMINAL_STEP_STATUSES } from "./run-events.ts";
 import { mapsToCollect, planRun, type RunPlan, type StepState } from "./run-planner.ts";
 import { advancePlanned, finishMapItem, lockMaps, lockRun, readRun, writePlan, type FinishedStep } from "./run-store.ts";
 import { enqueueSteps, removeStepJobs, retryOf, stepJobId, stepOf } from "./step-jobs.ts";
@@ -172,11 +172,31 @@ async function afterAdvance(
 }
 
 /**
- * A map (a fan-out step) is RUNNING: its items are read and planned under its row's lock (`lockMaps`), which the
- * one-statement advance does not take, so such an advance takes the locked path.
+ * A map (a fan-out step) is RUNNING with items still to finish (or none read yet): its items are read and planned
+ * under its row's lock (`lockMaps`), which the one-statement advance does not take, so such an advance takes the
+ * locked path. A map whose items have all ended does not: an ended item never changes again, so the snapshot's items
+ * are what the lock would read, and the map's own status is among those the one statement compares (this is the
+ * advance that ends a map, after its last item).
  */
 function fanOutRunning(definition: WorkflowDefinition, rows: StepState[]): boolean {
-  return rows.some((row) => row.parentId === null && row.status === "RUNNING" && Boolean(findStepType(definition.steps.find((step) => step.id === row.stepId)?.uses ?? "")?.templateKey));
+  let open: Set<string> | undefined;
+  for (const row of rows) {
+    if (row.parentId !== null || row.status !== "RUNNING") continue;
+    if (!findStepType(definition.steps.find((step) => step.id === row.stepId)?.uses ?? "")?.templateKey) continue;
+    if (!open) {
+      // Maps with an item not ended yet, and maps with items at all.
+      open = new Set();
+      const withItems = new Set<string>();
+      for (const item of rows) {
+        if (item.parentId === null) continue;
+        withItems.add(item.parentId);
+        if (!TERMINAL_STEP_STATUSES.has(item.status)) open.add(item.parentId);
+      }
+      for (const candidate of rows) if (candidate.parentId === null && !withItems.has(candidate.id)) open.add(candidate.id);
+    }
+    if (open.has(row.id)) return true;
+  }
+  return false;
 }
 
 /** The claimed snapshot with the finished step's end applied, as the first plan reads it. */
