@@ -14,6 +14,7 @@
 import { randomUUID } from "node:crypto";
 import os from "node:os";
 import { Queue, QueueEvents, Worker } from "bullmq";
+import { Redis } from "ioredis";
 import pg from "pg";
 import { z } from "zod";
 import { createAppContext, type AppContext } from "../services/app/app-context.ts";
@@ -53,13 +54,21 @@ pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
   statements++;
   return (query as (...args: unknown[]) => unknown).apply(this, args);
 } as typeof query;
-/** Statements sent while `work` ran, with its result and this process's CPU time (ms: on a loaded machine, steadier than wall time). */
-async function counted<T>(work: () => Promise<T>): Promise<[T, number, number]> {
+/** Redis commands sent by this process (BullMQ's scripts, pub/sub publishes, blocking fetches: every connection's). */
+let redisCommands = 0;
+const sendCommand = Redis.prototype.sendCommand;
+Redis.prototype.sendCommand = function (this: Redis, ...args: Parameters<typeof sendCommand>) {
+  redisCommands++;
+  return sendCommand.apply(this, args);
+};
+/** Statements and Redis commands sent while `work` ran, with its result and this process's CPU time (ms: on a loaded machine, steadier than wall time). */
+async function counted<T>(work: () => Promise<T>): Promise<[T, number, number, number]> {
   const before = statements;
+  const redisBefore = redisCommands;
   const cpu = process.cpuUsage();
   const result = await work();
   const used = process.cpuUsage(cpu);
-  return [result, statements - before, (used.user + used.system) / 1000];
+  return [result, statements - before, (used.user + used.system) / 1000, redisCommands - redisBefore];
 }
 
 async function bareBullmq(app: AppContext, prefix: string) {
@@ -139,7 +148,7 @@ export default async function engineBench() {
   const { project } = await createApiKey(app.db, `bench-engine-${randomUUID()}`);
   try {
     log("bare BullMQ");
-    const [bare, , bareCpuMs] = await counted(() => bareBullmq(app, config.QUEUE_PREFIX));
+    const [bare, , bareCpuMs, bareRedis] = await counted(() => bareBullmq(app, config.QUEUE_PREFIX));
     log(`bare BullMQ: chain of ${CHAIN} ${round(bare.chainMs)} ms (${round(bare.chainMs / CHAIN)} ms/job); ${FANOUT} at once ${round(bare.fanOutMs)} ms`);
 
     const pool = startWorkerPool(app, { queues: ["workflow-run", "workflow-step"], concurrency: CONCURRENCY });
@@ -152,10 +161,10 @@ export default async function engineBench() {
     const [fanOutMs] = await counted(() => runToEnd(app, project.id, "fan-out"));
     log(`engine: map over ${FANOUT} transforms ${round(fanOutMs)} ms`);
     await publishWorkflow(app, project.id, chainWorkflow("queued-chain", CHAIN, "bench.noop"));
-    const [queuedChainMs, queuedChainSql, queuedChainCpuMs] = await counted(() => runToEnd(app, project.id, "queued-chain"));
+    const [queuedChainMs, queuedChainSql, queuedChainCpuMs, queuedChainRedis] = await counted(() => runToEnd(app, project.id, "queued-chain"));
     log(`engine: chain of ${CHAIN} queued no-op steps ${round(queuedChainMs)} ms (${round(queuedChainMs / CHAIN)} ms/step)`);
     await publishWorkflow(app, project.id, fanOutWorkflow("queued-fan-out", FANOUT, "bench.noop"));
-    const [queuedFanOutMs, queuedFanOutSql, queuedFanOutCpuMs] = await counted(() => runToEnd(app, project.id, "queued-fan-out"));
+    const [queuedFanOutMs, queuedFanOutSql, queuedFanOutCpuMs, queuedFanOutRedis] = await counted(() => runToEnd(app, project.id, "queued-fan-out"));
     log(`engine: map over ${FANOUT} queued no-op steps ${round(queuedFanOutMs)} ms`);
     await pool.close();
     await Promise.all(["workflow-run", "workflow-step"].map((name) => app.queues.queue(name as "workflow-run").obliterate({ force: true })));
@@ -189,6 +198,10 @@ export default async function engineBench() {
         engineQueuedCpuMsPerStep: round(queuedChainCpuMs / CHAIN),
         engineQueuedFanOutCpuMsPerItem: round(queuedFanOutCpuMs / FANOUT),
         engineQueuedFanOutSqlPerItem: round(queuedFanOutSql / FANOUT),
+        // Redis commands of this process, the same way: per bare job (chain and fan-out), per queued step and map item.
+        bullmqRedisPerJob: round(bareRedis / (CHAIN + FANOUT)),
+        engineQueuedRedisPerStep: round(queuedChainRedis / CHAIN),
+        engineQueuedFanOutRedisPerItem: round(queuedFanOutRedis / FANOUT),
         loadavg: os.loadavg().map((value) => round(value)),
       }),
     );
