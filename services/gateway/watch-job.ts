@@ -7,7 +7,10 @@ import { watchEvents } from "../queue/watch-events.ts";
 
 const TERMINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
 
-function eventFromRow(job: Job): JobEvent {
+/** What a watch reads of the row: not its input or output (a prompt, a generated text), which no event carries. */
+type WatchedJob = Pick<Job, "id" | "status" | "progress" | "error" | "updatedAt">;
+
+function eventFromRow(job: WatchedJob): JobEvent {
   return {
     jobId: job.id,
     status: job.status,
@@ -18,12 +21,12 @@ function eventFromRow(job: Job): JobEvent {
 }
 
 /** One backstop per database client, that is per process: all watched jobs in one query. */
-const rechecks = new WeakMap<Database, SharedRecheck<Job>>();
-function recheckOf(app: Pick<AppContext, "db" | "logger">): SharedRecheck<Job> {
+const rechecks = new WeakMap<Database, SharedRecheck<WatchedJob>>();
+function recheckOf(app: Pick<AppContext, "db" | "logger">): SharedRecheck<WatchedJob> {
   let recheck = rechecks.get(app.db);
   if (!recheck) {
-    recheck = new SharedRecheck<Job>(
-      (ids) => app.db.job.findMany({ where: { id: { in: ids } } }),
+    recheck = new SharedRecheck<WatchedJob>(
+      (ids) => app.db.job.findMany({ where: { id: { in: ids } }, select: { id: true, status: true, progress: true, error: true, updatedAt: true } }),
       undefined,
       (error) => app.logger.warn({ err: error }, "re-reading watched jobs failed"),
     );
@@ -39,7 +42,7 @@ export function watchJob(app: AppContext, jobId: string): AsyncIterableIterator<
     subscribed: () => app.events.whenSubscribed("job", jobId),
     // On node-postgres: every jobEvents subscription reads its job's row, and through Prisma (even raw) a read costs 1-3 ms of the event loop.
     readRow: async () => {
-      const [job] = await sql<Job>(app.db, `SELECT * FROM "Job" WHERE id = $1`, [jobId]);
+      const [job] = await sql<WatchedJob>(app.db, `SELECT id, status, progress, error, "updatedAt" FROM "Job" WHERE id = $1`, [jobId]);
       if (!job) throw new TesseraError(ErrorCode.NOT_FOUND, `no job ${jobId}`);
       return job;
     },

@@ -17,10 +17,27 @@ import type { Redis } from "ioredis";
  * subscriber, and on a loaded machine the commands, more than the JavaScript, were
  * a short job's cost (bench/README.md, generation). Order within a channel is kept.
  */
+/** How long a channel nobody listens to any more stays subscribed, so that the channels of jobs ending together leave in one command. */
+export const UNSUBSCRIBE_BATCH_MS = 50;
+
 function createRedisEventTarget(publisher: Redis, subscriber: Redis, channelPrefix: string) {
   const listeners = new Map<string, Set<EventListenerOrEventListenerObject>>();
   /** Each channel's SUBSCRIBE, settled once Redis has confirmed it: from then on no event on it is missed. */
   const subscribed = new Map<string, Promise<unknown>>();
+  /**
+   * Channels whose last listener left, unsubscribed together every UNSUBSCRIBE_BATCH_MS: each watched job costs an
+   * SSUBSCRIBE and an SUNSUBSCRIBE, and jobs end many at a time. A channel listened to again before then is simply
+   * kept. On a Redis Cluster one SUNSUBSCRIBE takes channels of one slot only, so there each goes at once.
+   */
+  const leaving = new Set<string>();
+  let leaveTimer: NodeJS.Timeout | undefined;
+  const unsubscribeLeaving = () => {
+    leaveTimer = undefined;
+    const types = [...leaving];
+    leaving.clear();
+    for (const type of types) subscribed.delete(type);
+    if (types.length) void subscriber.sunsubscribe(...types.map((type) => channelPrefix + type)).catch(() => undefined);
+  };
   subscriber.on("smessage", (channel: string, message: string) => {
     const type = channel.slice(channelPrefix.length);
     const parsed: unknown = JSON.parse(message);
@@ -49,8 +66,11 @@ function createRedisEventTarget(publisher: Redis, subscriber: Redis, channelPref
       if (!set) {
         set = new Set();
         listeners.set(type, set);
-        // A failed SUBSCRIBE (Redis down) leaves the watchers' database backstop; it is not thrown at them.
-        subscribed.set(type, subscriber.ssubscribe(channelPrefix + type).catch(() => undefined));
+        // Still subscribed (its unsubscription not sent yet): kept, with the SUBSCRIBE it had.
+        if (!leaving.delete(type)) {
+          // A failed SUBSCRIBE (Redis down) leaves the watchers' database backstop; it is not thrown at them.
+          subscribed.set(type, subscriber.ssubscribe(channelPrefix + type).catch(() => undefined));
+        }
       }
       set.add(listener);
     },
@@ -60,8 +80,13 @@ function createRedisEventTarget(publisher: Redis, subscriber: Redis, channelPref
       set.delete(listener);
       if (set.size === 0) {
         listeners.delete(type);
-        subscribed.delete(type);
-        void subscriber.sunsubscribe(channelPrefix + type).catch(() => undefined);
+        if (subscriber.isCluster) {
+          subscribed.delete(type);
+          void subscriber.sunsubscribe(channelPrefix + type).catch(() => undefined);
+          return;
+        }
+        leaving.add(type);
+        leaveTimer ??= setTimeout(unsubscribeLeaving, UNSUBSCRIBE_BATCH_MS).unref();
       }
     },
     dispatchEvent(event) {

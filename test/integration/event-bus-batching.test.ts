@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { createEventBus, type JobEvent } from "../../services/queue/event-bus.ts";
+import { createEventBus, UNSUBSCRIBE_BATCH_MS, type JobEvent } from "../../services/queue/event-bus.ts";
 import { TEST_REDIS_URL } from "../support/test-env.ts";
 
 // Issue #20: the events a tick publishes on one channel are one SPUBLISH; every event still arrives, in order.
@@ -81,4 +81,41 @@ it("reads a lone event, sent as the object itself as before, from a producer tha
   await publisher.spublish(`${prefix}:events:job:${id}`, JSON.stringify(event(id, "SUCCEEDED")));
   expect((await got).map((e) => e.status)).toEqual(["RUNNING", "SUCCEEDED"]);
   await watch.return?.();
+});
+
+it("unsubscribes the channels of watches that end together in one SUNSUBSCRIBE, and keeps one listened to again meanwhile", async () => {
+  const bus = createEventBus(publisher, subscriber, prefix);
+  const [a, b, c] = [randomUUID(), randomUUID(), randomUUID()];
+  const calls: Array<[string, string[]]> = [];
+  const ssubscribe = subscriber.ssubscribe.bind(subscriber);
+  const sunsubscribe = subscriber.sunsubscribe.bind(subscriber);
+  subscriber.ssubscribe = ((...channels: string[]) => (calls.push(["SSUBSCRIBE", channels]), ssubscribe(...channels))) as typeof subscriber.ssubscribe;
+  subscriber.sunsubscribe = ((...channels: string[]) => (calls.push(["SUNSUBSCRIBE", channels]), sunsubscribe(...channels))) as typeof subscriber.sunsubscribe;
+  try {
+    const watches = [a, b, c].map((id) => bus.subscribe("job", id)[Symbol.asyncIterator]());
+    const pending = watches.map((watch) => watch.next());
+    await Promise.all([a, b, c].map((id) => bus.whenSubscribed("job", id)));
+    // The three watches end; c is watched again before its channel leaves, and still gets its events.
+    await Promise.all(watches.map((watch) => watch.return?.()));
+    await Promise.all(pending);
+    const again = bus.subscribe("job", c)[Symbol.asyncIterator]();
+    const got = again.next();
+    await bus.whenSubscribed("job", c);
+    await new Promise((resolve) => setTimeout(resolve, UNSUBSCRIBE_BATCH_MS * 3));
+    bus.publish("job", c, event(c, "SUCCEEDED"));
+    expect((await got).value).toMatchObject({ jobId: c, status: "SUCCEEDED" });
+    const channel = (id: string) => `${prefix}:events:job:${id}`;
+    const ours = new Set([a, b, c].map(channel)); // earlier tests' buses share the connection
+    expect(calls.map(([command, channels]) => [command, channels.filter((name) => ours.has(name))]).filter(([, channels]) => channels.length)).toEqual([
+      ["SSUBSCRIBE", [channel(a)]],
+      ["SSUBSCRIBE", [channel(b)]],
+      ["SSUBSCRIBE", [channel(c)]],
+      ["SUNSUBSCRIBE", [channel(a), channel(b)]],
+    ]);
+    expect(await publisher.call("PUBSUB", "SHARDNUMSUB", channel(a), channel(b), channel(c))).toEqual([channel(a), 0, channel(b), 0, channel(c), 1]);
+    await again.return?.();
+  } finally {
+    subscriber.ssubscribe = ssubscribe as typeof subscriber.ssubscribe;
+    subscriber.sunsubscribe = sunsubscribe as typeof subscriber.sunsubscribe;
+  }
 });
