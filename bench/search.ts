@@ -17,7 +17,8 @@
  *    cost shows. Each side's store calls per query are counted and reported,
  *    and this process's CPU per query; BENCH_SEARCH_PROFILE=<file> writes a
  *    CPU profile of the small project's GraphQL-against-store blocks.
- * 3. Ingest: vectors/s into Weaviate through the worker's index stage
+ * 3. The gateway alone: the same GraphQL search with the store stubbed (gatewayAlone), CPU per request.
+ * 4. Ingest: vectors/s into Weaviate through the worker's index stage
  *    (WORKER_CONCURRENCY jobs at once, BENCH_SEARCH_INGEST_ASSETS assets x 16
  *    chunks) against weaviate-client's batch import (insertMany) alone.
  *
@@ -378,6 +379,50 @@ async function smallProjectGraphql(app: AppContext, assetCount: number, queryCou
   }
 }
 
+/**
+ * The gateway alone: `search` through GraphQL with the vector store replaced by a stub that answers at once (the
+ * asset's one stored vector; 40 candidates), so what is measured is HTTP (this process's client included), yoga,
+ * the key and rate checks, the fusion, the hits' rows and the response: this process's CPU per request, steadier
+ * than any latency ratio on a loaded machine, and what every store pays on top of its own calls.
+ */
+async function gatewayAlone(app: AppContext, requests: number) {
+  const { key, project } = await createApiKey(app.db, `bench-gateway-${randomUUID()}`);
+  const ids = Array.from({ length: 41 }, () => randomUUID());
+  await app.db.asset.createMany({
+    data: ids.map((id, row) => ({ id, projectId: project.id, modality: "TEXT" as const, sha256: `${row}`.padStart(64, "0"), mimeType: "text/plain", byteSize: 1, source: "text", status: "READY" as const })),
+  });
+  const vector = randomUnitVectors(1, 3);
+  const inner = app.vectorStore;
+  const stub: Partial<typeof inner> = {
+    vectorsOf: async () => [{ space: "bench-gateway", chunk: 0, model: "random", text: "asset 0", vector }],
+    nearVector: async (_projectId, query) =>
+      ids.slice(1, 1 + Math.min(40, query.limit)).map((assetId, rank) => ({ assetId, space: "bench-gateway", chunk: 0, modality: "TEXT" as const, text: `asset ${rank + 1}`, score: 1 - rank / 100 })),
+  };
+  app.vectorStore = new Proxy(inner, { get: (target, property, receiver) => (property in stub ? stub[property as keyof typeof stub] : Reflect.get(target, property, receiver)) });
+  const gateway = createGateway(app);
+  const address = await gateway.listen(0, "127.0.0.1");
+  const client = jsonClient(`http://127.0.0.1:${address.port}/graphql`);
+  const body = JSON.stringify({ query: `query($id: ID!) { search(input: { assetId: $id, limit: ${K} }) { hits { score snippet asset { id modality } } } }`, variables: { id: ids[0] } });
+  const headers = { authorization: `Bearer ${key}` };
+  const ask = async () => {
+    const result = (await client.post(headers, body)) as { errors?: unknown[]; data?: { search: { hits: unknown[] } } };
+    if (result.errors || result.data?.search.hits.length !== K) throw new Error(`search failed: ${JSON.stringify(result.errors ?? result.data)}`);
+  };
+  try {
+    for (let index = 0; index < 200; index++) await ask(); // warm-up
+    const before = process.cpuUsage();
+    const samples: number[] = [];
+    const seconds = await timeEachInto(samples, requests, ask);
+    const used = process.cpuUsage(before);
+    return { requests, ...summarize(samples, seconds), cpuMsPerRequest: round((used.user + used.system) / 1000 / requests, 3), loadavg: os.loadavg().map((value) => round(value)) };
+  } finally {
+    client.close();
+    await gateway.close();
+    app.vectorStore = inner;
+    await app.db.project.delete({ where: { id: project.id } });
+  }
+}
+
 async function ingestBench(app: AppContext, weaviateUrl: string, grpcPort: number, assetCount: number, chunks: number) {
   const concurrency = app.config.WORKER_CONCURRENCY;
   const { project } = await createApiKey(app.db, `bench-ingest-${randomUUID()}`);
@@ -527,7 +572,10 @@ export default async function searchBench() {
     ...(await storeBench(app, bench, { graphqlQueries: 0 })),
     smallProject: await smallProjectGraphql(app, graphqlAssets, graphqlQueries),
   }));
+  // The gateway's own cost, with the store stubbed (BENCH_SEARCH_GATEWAY_REQUESTS, default 1000; 0 skips it).
+  const gatewayRequests = env("BENCH_SEARCH_GATEWAY_REQUESTS", 1000);
+  const gateway = gatewayRequests > 0 ? await withApp("embedded", "flat", (app) => gatewayAlone(app, gatewayRequests)) : undefined;
   await fs.rm(dataDir, { recursive: true, force: true });
 
-  console.log(JSON.stringify({ bench: "search", vectors: vectorCount, dimensions: DIMENSIONS, queries: queryCount, bruteForceMsPerQuery, stores, ingest }));
+  console.log(JSON.stringify({ bench: "search", vectors: vectorCount, dimensions: DIMENSIONS, queries: queryCount, bruteForceMsPerQuery, stores, gatewayAlone: gateway, ingest }));
 }
