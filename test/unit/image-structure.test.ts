@@ -4,9 +4,9 @@ import os from "node:os";
 import path from "node:path";
 import sharp from "sharp";
 import { afterAll, describe, expect, it } from "vitest";
-import { checkImageStructure } from "../../services/assets/image-structure.ts";
+import { checkImageStructure, type KnownBytes } from "../../services/assets/image-structure.ts";
 import { decodeImageToRgb } from "../../services/assets/media-decoders.ts";
-import { inspectMedia } from "../../services/assets/media-inspector.ts";
+import { INSPECT_ENDS_BYTES, inspectMedia } from "../../services/assets/media-inspector.ts";
 import { makeJpeg, makeJpegOfSize, makePng, pngWithCorruptPixels, truncatedPng } from "../support/media-fixtures.ts";
 
 const dir = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-structure-"));
@@ -18,7 +18,21 @@ async function file(bytes: Uint8Array) {
   return filePath;
 }
 
-const check = async (bytes: Uint8Array, mimeType: string) => checkImageStructure(await file(bytes), mimeType);
+/** The first and last bytes an upload keeps as it is stored (BlobStore.put's `keepEnds`). */
+const endsOf = (bytes: Uint8Array, keep = INSPECT_ENDS_BYTES): KnownBytes => ({
+  size: bytes.length,
+  head: Buffer.from(bytes.subarray(0, keep)),
+  tail: Buffer.from(bytes.subarray(Math.max(0, bytes.length - keep))),
+});
+const outcome = (settled: PromiseSettledResult<void>) => (settled.status === "fulfilled" ? "whole" : String((settled.reason as Error).message));
+
+/** Each file is walked twice, reading the file alone and from the ends kept at upload: both must say the same. */
+const check = async (bytes: Uint8Array, mimeType: string) => {
+  const filePath = await file(bytes);
+  const [fromFile, fromEnds] = await Promise.allSettled([checkImageStructure(filePath, mimeType), checkImageStructure(filePath, mimeType, endsOf(bytes))]);
+  expect(outcome(fromEnds), "walked from the kept ends").toBe(outcome(fromFile));
+  if (fromFile.status === "rejected") throw fromFile.reason;
+};
 const noise = (width: number, height: number) =>
   sharp({ create: { width, height, channels: 3, background: "#406080", noise: { type: "gaussian", mean: 128, sigma: 50 } } });
 
@@ -78,5 +92,40 @@ describe("what the upload leaves to the ingest job", () => {
     const inspected = await inspectMedia(filePath, {}, { maxImagePixels: 10_000_000, toolTimeoutMs: 30_000 });
     expect(inspected).toMatchObject({ modality: "IMAGE", mimeType: "image/png", media: { width: 64, height: 48 } });
     await expect(decodeImageToRgb(filePath, { maxSide: 1024, maxPixels: 10_000_000 })).rejects.toMatchObject({ code: "CORRUPT_MEDIA" });
+  });
+});
+
+describe("the ends kept at upload", () => {
+  const limits = { maxImagePixels: 10_000_000, toolTimeoutMs: 30_000 };
+  /** A JPEG whose marker segments run past the kept head: two APP15 segments of 64 KB after its start marker. */
+  const withLongHeader = (jpeg: Buffer) => {
+    const segment = Buffer.alloc(2 + 65535, 0x20);
+    segment.writeUInt16BE(0xffef, 0);
+    segment.writeUInt16BE(65535, 2);
+    return Buffer.concat([jpeg.subarray(0, 2), segment, segment, jpeg.subarray(2)]);
+  };
+
+  it("a JPEG is described and walked from them alone: its file is never opened", async () => {
+    const jpeg = await makeJpegOfSize(300_000, 9);
+    const gone = path.join(dir, "never-written.jpg");
+    const described = await inspectMedia(gone, { filename: "a.jpg" }, limits, endsOf(jpeg));
+    expect(described).toEqual(await inspectMedia(await file(jpeg), { filename: "a.jpg" }, limits));
+    expect(described).toMatchObject({ modality: "IMAGE", mimeType: "image/jpeg", media: { width: expect.any(Number), codec: "jpeg" } });
+  });
+
+  it("a JPEG whose header runs past the kept head is read from its file, with the same answer", async () => {
+    const jpeg = withLongHeader(await makeJpeg(64, 48));
+    const filePath = await file(jpeg);
+    expect(await inspectMedia(filePath, {}, limits, endsOf(jpeg))).toEqual(await inspectMedia(filePath, {}, limits));
+    await expect(inspectMedia(path.join(dir, "never-written.jpg"), {}, limits, endsOf(jpeg))).rejects.toThrow();
+    // Cut inside its image data: refused from the ends and the file alike.
+    await expect(check(jpeg.subarray(0, jpeg.length - 200), "image/jpeg")).rejects.toMatchObject({ code: "CORRUPT_MEDIA" });
+  });
+
+  it("a PNG's CRCs are checked against its file between the ends", async () => {
+    const png = Buffer.from(await makePng(400, 300));
+    expect(png.length).toBeGreaterThan(2 * INSPECT_ENDS_BYTES);
+    png[Math.floor(png.length / 2)]! ^= 0xff;
+    await expect(check(png, "image/png")).rejects.toMatchObject({ code: "CORRUPT_MEDIA", details: { reason: expect.stringContaining("CRC") } });
   });
 });
