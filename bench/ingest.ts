@@ -2,7 +2,8 @@
  * `npm run bench -- ingest`: files/s for ~1 MB images through the API (a
  * GraphQL multipart upload: streamed into the blob store, type sniffed, image
  * validated by sharp, Asset and Job rows written, ingest job enqueued) against
- * writing the same files straight to the blob store, in one run.
+ * writing the same files straight to the blob store, in one run. The blob store is also fed the same bytes as a
+ * stream of 64 KB chunks (`blobStoreStreamed`), as an upload hands them over from the socket.
  *
  * BENCH_INGEST_FILES (default 40) distinct JPEGs of BENCH_INGEST_BYTES
  * (default 1000000), BENCH_INGEST_CONCURRENCY requests at once (default 4).
@@ -15,6 +16,7 @@ import fs from "node:fs/promises";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
+import { Readable } from "node:stream";
 import { Redis } from "ioredis";
 import pg from "pg";
 import { LocalDiskBlobStore } from "../services/assets/blob-store.ts";
@@ -98,6 +100,12 @@ export default async function ingestBench() {
       await rawStore.put(file);
     });
     log(`blob store alone: ${raw.filesPerSec.toFixed(1)} files/s`);
+    // The same bytes as a stream of socket-sized chunks, as an upload reaches the blob store (another directory: a fresh write each).
+    const streamedStore = new LocalDiskBlobStore(path.join(scratch, "raw-streamed"));
+    const streamed = await timed(files, concurrency, async (file) => {
+      await streamedStore.put(Readable.from(chunksOf(file, 64 * 1024)));
+    });
+    log(`blob store alone, streamed: ${streamed.filesPerSec.toFixed(1)} files/s`);
 
     const profiler = process.env.BENCH_INGEST_CPU_PROFILE ? await startCpuProfile() : undefined;
     // The client writes the multipart body by hand (three writes, the file's bytes as they are) over kept-alive
@@ -131,7 +139,9 @@ export default async function ingestBench() {
         blobStoreFilesPerSec: round(raw.filesPerSec),
         blobStoreMBPerSec: round(raw.mbPerSec),
         apiToBlobStoreRatio: round(api.filesPerSec / raw.filesPerSec, 3),
-        cpuMsPerFile: { api: round(api.cpuMsPerFile, 1), blobStore: round(raw.cpuMsPerFile, 1) },
+        blobStoreStreamedFilesPerSec: round(streamed.filesPerSec),
+        apiToStreamedBlobStoreRatio: round(api.filesPerSec / streamed.filesPerSec, 3),
+        cpuMsPerFile: { api: round(api.cpuMsPerFile, 1), blobStore: round(raw.cpuMsPerFile, 1), blobStoreStreamed: round(streamed.cpuMsPerFile, 1) },
         sentPerUpload: perUpload,
         loadavg: os.loadavg().map((load) => round(load)),
       }),
@@ -143,6 +153,12 @@ export default async function ingestBench() {
     await app.close();
     await fs.rm(scratch, { recursive: true, force: true });
   }
+}
+
+function chunksOf(bytes: Buffer, size: number): Buffer[] {
+  const chunks: Buffer[] = [];
+  for (let at = 0; at < bytes.length; at += size) chunks.push(bytes.subarray(at, at + size));
+  return chunks;
 }
 
 function round(value: number, digits = 2) {
