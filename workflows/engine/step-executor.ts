@@ -25,7 +25,7 @@ type ClaimedRow = StepRun & {
   runStatus: Run["status"];
   runWorkflowVersionId: string;
   runInput: Run["input"];
-  /** A map's item: the map row's input, which holds the item's step. */
+  /** A map's item: of the map row's input, the item's step (`{ step }`; not the map's items, one claim per item). */
   parentInput: StepRun["input"];
   claimed: boolean;
   /** The run's top-level rows, for a top-level step; null for a map's item. */
@@ -45,7 +45,7 @@ const CLAIM_STEP = `
       FROM cur WHERE s.id = cur.id AND s.status = 'QUEUED' AND cur."runProjectId" = $3::text AND cur."runStatus" NOT IN ('SUCCEEDED', 'FAILED', 'CANCELLED')
       RETURNING s.id)
     SELECT cur.*, EXISTS (SELECT 1 FROM claimed) AS claimed,
-      (SELECT p.input FROM "StepRun" p WHERE p.id = cur."parentId") AS "parentInput",
+      (SELECT jsonb_build_object('step', p.input->'step') FROM "StepRun" p WHERE p.id = cur."parentId") AS "parentInput",
       CASE WHEN cur."parentId" IS NULL THEN COALESCE((
         SELECT json_agg(json_build_object('id', t.id, 'stepId', t."stepId", 'key', t.key, 'parentId', t."parentId",
           'status', t.status, 'input', t.input, 'output', t.output, 'error', t.error))
