@@ -318,6 +318,8 @@ async function graphqlAgainstStore(app: AppContext, key: string, projectId: stri
     }
     // The profile is of as many GraphQL queries again, after the measured blocks, which it would slow.
     if (profileFile) await profiled(profileFile, () => timeEachInto([], queryCount, viaGraphql));
+    // And of as many store-side queries, to compare the store client's own share on both sides.
+    if (profileFile) await profiled(profileFile.replace(/(\.cpuprofile)?$/, "-store.cpuprofile"), () => timeEachInto([], queryCount, viaStore));
     const perQuery = (counts: Map<string, number>) => Object.fromEntries([...counts].map(([method, count]) => [method, round(count / queryCount, 2)]));
     const split = (side: "store" | "graphql") => ({ meanMs: round(wallMs[side] / queryCount), inStoreMeanMs: round(inStoreMs[side] / queryCount) });
     const store = { ...summarize(samples.store, seconds.store), ...split("store"), cpuMsPerQuery: round(cpuMicros.store / 1000 / queryCount), storeCallsPerQuery: perQuery(storeCalls.store) };
