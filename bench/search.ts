@@ -16,7 +16,8 @@
  *    queries), where the store answers in milliseconds and the gateway's fixed
  *    cost shows. Each side's store calls per query are counted and reported,
  *    and this process's CPU per query; BENCH_SEARCH_PROFILE=<file> writes a
- *    CPU profile of the small project's GraphQL-against-store blocks.
+ *    CPU profile of as many GraphQL queries again on the small project, and
+ *    one of as many store-side queries (`-store` before the extension).
  * 3. The gateway alone: the same GraphQL search with the store stubbed (gatewayAlone), CPU per request.
  * 4. Ingest: vectors/s into Weaviate through the worker's index stage
  *    (WORKER_CONCURRENCY jobs at once, BENCH_SEARCH_INGEST_ASSETS assets x 16
@@ -231,7 +232,7 @@ function jsonClient(url: string) {
 }
 
 /** A CPU profile (node:inspector) of this process over `work` only, written to `file` (open it in Chrome's DevTools). */
-async function profiled<T>(file: string, work: () => Promise<T>): Promise<T> {
+async function profiled<T>(file: string, work: () => Promise<T>, what = "the GraphQL blocks"): Promise<T> {
   const session = new Session();
   session.connect();
   await session.post("Profiler.enable");
@@ -243,7 +244,7 @@ async function profiled<T>(file: string, work: () => Promise<T>): Promise<T> {
     const { profile } = await session.post("Profiler.stop");
     await fs.writeFile(file, JSON.stringify(profile));
     session.disconnect();
-    log(`  CPU profile of the GraphQL blocks: ${file}`);
+    log(`  CPU profile of ${what}: ${file}`);
   }
 }
 
@@ -319,7 +320,7 @@ async function graphqlAgainstStore(app: AppContext, key: string, projectId: stri
     // The profile is of as many GraphQL queries again, after the measured blocks, which it would slow.
     if (profileFile) await profiled(profileFile, () => timeEachInto([], queryCount, viaGraphql));
     // And of as many store-side queries, to compare the store client's own share on both sides.
-    if (profileFile) await profiled(profileFile.replace(/(\.cpuprofile)?$/, "-store.cpuprofile"), () => timeEachInto([], queryCount, viaStore));
+    if (profileFile) await profiled(profileFile.replace(/(\.cpuprofile)?$/, "-store.cpuprofile"), () => timeEachInto([], queryCount, viaStore), "the store-side queries");
     const perQuery = (counts: Map<string, number>) => Object.fromEntries([...counts].map(([method, count]) => [method, round(count / queryCount, 2)]));
     const split = (side: "store" | "graphql") => ({ meanMs: round(wallMs[side] / queryCount), inStoreMeanMs: round(inStoreMs[side] / queryCount) });
     const store = { ...summarize(samples.store, seconds.store), ...split("store"), cpuMsPerQuery: round(cpuMicros.store / 1000 / queryCount), storeCallsPerQuery: perQuery(storeCalls.store) };
