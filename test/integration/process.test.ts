@@ -5,11 +5,17 @@ import { describe, expect, it } from "vitest";
 import { TEST_DATABASE_URL } from "../support/test-env.ts";
 
 const root = path.resolve(import.meta.dirname, "..", "..");
-const tsx = path.join(root, "node_modules", ".bin", "tsx");
+/*
+ * Node itself with tsx's loader, as `npm start` starts a process, not the tsx CLI: the CLI relays a SIGTERM to its
+ * child and, when the child has not said within 30 ms that it got it, kills it and exits 143 itself, which a
+ * loaded machine reached (the worker drains; the wrapper did not wait for it).
+ */
+const typescriptNode = [process.execPath, "--import", "tsx"] as const;
+const spawnEntry = (entry: string, env: NodeJS.ProcessEnv) => spawn(typescriptNode[0], [...typescriptNode.slice(1), entry], { cwd: root, env });
 
 function run(entry: string, env: Record<string, string>, timeoutMs = 20_000) {
   return new Promise<{ code: number | null; output: string }>((resolve, reject) => {
-    const child = spawn(tsx, [entry], { cwd: root, env: { ...process.env, LOG_LEVEL: "silent", ...env } });
+    const child = spawnEntry(entry, { ...process.env, LOG_LEVEL: "silent", ...env });
     let output = "";
     child.stdout.on("data", (chunk) => (output += chunk));
     child.stderr.on("data", (chunk) => (output += chunk));
@@ -26,7 +32,7 @@ function run(entry: string, env: Record<string, string>, timeoutMs = 20_000) {
 
 /** Starts `entry` with info logs, sends SIGTERM once its stdout shows `marker`, and waits for it to exit. */
 async function sigtermOnceLogged(entry: string, env: Record<string, string>, marker: string, startTimeoutMs = 20_000) {
-  const child = spawn(tsx, [entry], { cwd: root, env: { ...process.env, DATABASE_URL: TEST_DATABASE_URL, LOG_LEVEL: "info", ...env } });
+  const child = spawnEntry(entry, { ...process.env, DATABASE_URL: TEST_DATABASE_URL, LOG_LEVEL: "info", ...env });
   let output = "";
   child.stdout.on("data", (chunk) => (output += chunk));
   const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
