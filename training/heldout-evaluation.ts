@@ -29,7 +29,14 @@ export function audioProjectorDir(modelDir: string): string {
  */
 export async function evaluateHeldOut(
   modelDir: string,
-  options: { audioVectors?: Map<string, Float32Array>; log?: (line: string) => void; ranks?: QueryRanks; splits?: Array<EmojiConcept["split"]> } = {},
+  options: {
+    audioVectors?: Map<string, Float32Array>;
+    /** What a spoken label goes through before the model hears it (default: nothing; the retrieval bench: a 16-bit WAV). */
+    spokenAs?: (samples: Float32Array) => Float32Array;
+    log?: (line: string) => void;
+    ranks?: QueryRanks;
+    splits?: Array<EmojiConcept["split"]>;
+  } = {},
 ): Promise<HeldOutFigures> {
   const log = options.log ?? (() => {});
   // Only the concepts of the splits asked for are embedded; a split left out has no queries.
@@ -48,7 +55,7 @@ export async function evaluateHeldOut(
     const twemoji = await render("twemoji");
     const texts = await clip.embedTexts(concepts.map((concept) => concept.label));
     log("images and texts embedded");
-    const audioVectors = options.audioVectors ?? (await spokenLabelVectors(concepts));
+    const audioVectors = options.audioVectors ?? (await spokenLabelVectors(concepts, options.spokenAs));
     const audio = await projector.project(concepts.map((concept) => audioVectors.get(concept.name)!));
     log("audio embedded");
 
@@ -80,7 +87,10 @@ export async function evaluateHeldOut(
 }
 
 /** Each concept's label spoken with the evaluation voice, as pooled openWakeWord vectors. */
-export async function spokenLabelVectors(concepts: EmojiConcept[]): Promise<Map<string, Float32Array>> {
+export async function spokenLabelVectors(
+  concepts: EmojiConcept[],
+  spokenAs: (samples: Float32Array) => Float32Array = (samples) => samples,
+): Promise<Map<string, Float32Array>> {
   const embedder = await WakewordEmbedder.create();
   const vectors = new Map<string, Float32Array>();
   // espeak-ng runs as its own process: keep a few speaking while the embedder works.
@@ -90,7 +100,7 @@ export async function spokenLabelVectors(concepts: EmojiConcept[]): Promise<Map<
   };
   for (let i = 0; i < concepts.length; i++) {
     for (let ahead = 0; ahead < 4; ahead++) startSpeaking(i + ahead);
-    vectors.set(concepts[i]!.name, await embedder.embedClip(await speaking[i]!));
+    vectors.set(concepts[i]!.name, await embedder.embedClip(spokenAs(await speaking[i]!)));
     speaking[i] = null;
   }
   return vectors;
