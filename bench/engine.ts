@@ -14,8 +14,6 @@
 import { randomUUID } from "node:crypto";
 import os from "node:os";
 import { Queue, QueueEvents, Worker } from "bullmq";
-import { Redis } from "ioredis";
-import pg from "pg";
 import { z } from "zod";
 import { createAppContext, type AppContext } from "../services/app/app-context.ts";
 import { createApiKey } from "../services/core/api-keys.ts";
@@ -27,6 +25,7 @@ import { publishWorkflow, startRun } from "../workflows/engine/run-service.ts";
 import { TERMINAL_RUN_STATUSES } from "../workflows/engine/run-events.ts";
 import { registerStepType } from "../workflows/steps/step-registry.ts";
 import { defineStepType } from "../workflows/steps/step-type.ts";
+import { sent } from "./fixtures/sent-commands.ts";
 
 // A step that does nothing but has no `inline`: what a step with effects costs the engine (a job, a worker, rows).
 registerStepType(
@@ -47,28 +46,14 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
 
 const round = (value: number, digits = 2) => Number(value.toFixed(digits));
 
-/** SQL statements sent by this process (every node-postgres query, Prisma's through its adapter included). */
-let statements = 0;
-const query = pg.Client.prototype.query;
-pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
-  statements++;
-  return (query as (...args: unknown[]) => unknown).apply(this, args);
-} as typeof query;
-/** Redis commands sent by this process (BullMQ's scripts, pub/sub publishes, blocking fetches: every connection's). */
-let redisCommands = 0;
-const sendCommand = Redis.prototype.sendCommand;
-Redis.prototype.sendCommand = function (this: Redis, ...args: Parameters<typeof sendCommand>) {
-  redisCommands++;
-  return sendCommand.apply(this, args);
-};
 /** Statements and Redis commands sent while `work` ran, with its result and this process's CPU time (ms: on a loaded machine, steadier than wall time). */
 async function counted<T>(work: () => Promise<T>): Promise<[T, number, number, number]> {
-  const before = statements;
-  const redisBefore = redisCommands;
+  const before = sent.sql;
+  const redisBefore = sent.redis;
   const cpu = process.cpuUsage();
   const result = await work();
   const used = process.cpuUsage(cpu);
-  return [result, statements - before, (used.user + used.system) / 1000, redisCommands - redisBefore];
+  return [result, sent.sql - before, (used.user + used.system) / 1000, sent.redis - redisBefore];
 }
 
 async function bareBullmq(app: AppContext, prefix: string) {

@@ -20,9 +20,7 @@ import { Session } from "node:inspector/promises";
 import os from "node:os";
 import path from "node:path";
 import { env as transformersEnv, pipeline } from "@huggingface/transformers";
-import { Redis } from "ioredis";
 import OpenAI from "openai";
-import pg from "pg";
 import { pino } from "pino";
 import { closeModelRouter } from "../services/generation/app-model-router.ts";
 import { loadGenerationConfig } from "../services/generation/generation-config.ts";
@@ -31,6 +29,7 @@ import { startFakeOpenAIServer } from "../test/support/fake-openai-server.ts";
 import { buildTinyCausalLm } from "../test/support/fixture-models/tiny-causal-lm/build-tiny-causal-lm.ts";
 import { startTestApp } from "../test/support/test-app.ts";
 import { watchJob } from "../services/gateway/watch-job.ts";
+import { sent } from "./fixtures/sent-commands.ts";
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 200);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
@@ -39,23 +38,6 @@ const JOBS = Number(process.env.BENCH_JOBS ?? 40);
 const JOB_WARMUP = Number(process.env.BENCH_JOB_WARMUP ?? 40);
 const JOBS_ONLY = process.env.BENCH_GENERATION_JOBS_ONLY === "1";
 const CPU_PROFILE = process.env.BENCH_GENERATION_CPU_PROFILE;
-
-/**
- * SQL statements (every node-postgres query) and Redis commands (by name) this process sends: counts per job,
- * which do not move with the machine's load as latency and CPU do.
- */
-const sent = { sql: 0, redis: new Map<string, number>() };
-const query = pg.Client.prototype.query;
-pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
-  sent.sql++;
-  return (query as (...args: unknown[]) => unknown).apply(this, args);
-} as typeof query;
-const sendCommand = Redis.prototype.sendCommand;
-Redis.prototype.sendCommand = function (this: Redis, ...args: Parameters<typeof sendCommand>) {
-  const name = args[0].name.toUpperCase();
-  sent.redis.set(name, (sent.redis.get(name) ?? 0) + 1);
-  return sendCommand.apply(this, args);
-};
 
 /** cpuMs: this process's CPU (all its threads) per task: steadier than latency on a loaded machine. */
 type Stats = { p50: number; p95: number; mean: number; perSecond: number; cpuMs: number };
@@ -156,14 +138,15 @@ export default async function generationBench() {
   for (const list of Object.values(phases)) list.length = 0;
   const profile = CPU_PROFILE ? await startProfile() : undefined;
   const sqlBefore = sent.sql;
-  const redisBefore = new Map(sent.redis);
+  const redisTotalBefore = sent.redis;
+  const redisBefore = new Map(sent.redisByCommand);
   const jobStats = await measure(JOBS, CONCURRENCY, job);
   if (profile) await stopProfile(profile, CPU_PROFILE!);
   const perJob = (count: number) => Math.round((count / JOBS) * 100) / 100;
   const redisByCommand = Object.fromEntries(
-    [...sent.redis].map(([name, count]) => [name, perJob(count - (redisBefore.get(name) ?? 0))] as const).filter(([, count]) => count > 0),
+    [...sent.redisByCommand].map(([name, count]) => [name, perJob(count - (redisBefore.get(name) ?? 0))] as const).filter(([, count]) => count > 0),
   );
-  const generateJobSent = { sql: perJob(sent.sql - sqlBefore), redis: perJob([...sent.redis.values()].reduce((a, b) => a + b, 0) - [...redisBefore.values()].reduce((a, b) => a + b, 0)), redisByCommand };
+  const generateJobSent = { sql: perJob(sent.sql - sqlBefore), redis: perJob(sent.redis - redisTotalBefore), redisByCommand };
   console.log("sent per job   ", generateJobSent);
   console.log("generate job   ", jobStats);
   const p50 = (list: number[]) => Math.round([...list].sort((x, y) => x - y)[Math.floor(list.length / 2)]! * 100) / 100;

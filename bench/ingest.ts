@@ -17,8 +17,6 @@ import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { Readable } from "node:stream";
-import { Redis } from "ioredis";
-import pg from "pg";
 import { LocalDiskBlobStore } from "../services/assets/blob-store.ts";
 import { createAppContext } from "../services/app/app-context.ts";
 import { createApiKey } from "../services/core/api-keys.ts";
@@ -29,22 +27,10 @@ import { createGateway } from "../services/gateway/gateway.ts";
 import { makeJpegOfSize } from "../test/support/media-fixtures.ts";
 import { postUpload } from "./fixtures/bench-graphql.ts";
 import { startCpuProfile } from "./fixtures/cpu-profile.ts";
+import { sent } from "./fixtures/sent-commands.ts";
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const log = (message: string) => process.stderr.write(`[bench ingest] ${message}\n`);
-
-/** SQL statements (every node-postgres query, Prisma's through its adapter included) and Redis commands sent by this process. */
-const sent = { sql: 0, redis: 0 };
-const query = pg.Client.prototype.query;
-pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
-  sent.sql++;
-  return (query as (...args: unknown[]) => unknown).apply(this, args);
-} as typeof query;
-const sendCommand = Redis.prototype.sendCommand;
-Redis.prototype.sendCommand = function (this: Redis, ...args: Parameters<typeof sendCommand>) {
-  sent.redis++;
-  return sendCommand.apply(this, args);
-};
 
 const MUTATION = `mutation ($file: Upload!) { ingest(input: { file: $file }) { asset { id modality } job { id } } }`;
 

@@ -32,8 +32,6 @@ import http from "node:http";
 import { Session } from "node:inspector/promises";
 import os from "node:os";
 import path from "node:path";
-import { Redis } from "ioredis";
-import pg from "pg";
 import weaviate, { reconfigure } from "weaviate-client";
 import { createAppContext, type AppContext } from "../services/app/app-context.ts";
 import { createApiKey } from "../services/core/api-keys.ts";
@@ -45,6 +43,7 @@ import type { VectorRecord } from "../services/search/vector-store.ts";
 import type { IngestState } from "../services/worker/ingest/ingest-stage.ts";
 import { indexStage } from "../services/worker/ingest/index-stage.ts";
 import type { JobHandlerContext } from "../services/worker/job-handler.ts";
+import { sent } from "./fixtures/sent-commands.ts";
 
 const DIMENSIONS = 512;
 const K = 10;
@@ -247,19 +246,6 @@ async function profiled<T>(file: string, work: () => Promise<T>, what = "the Gra
     log(`  CPU profile of ${what}: ${file}`);
   }
 }
-
-/** SQL statements (every node-postgres query, Prisma's through its adapter included) and Redis commands this process sent. */
-const sent = { sql: 0, redis: 0 };
-const pgQuery = pg.Client.prototype.query;
-pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
-  sent.sql++;
-  return (pgQuery as (...args: unknown[]) => unknown).apply(this, args);
-} as typeof pgQuery;
-const sendCommand = Redis.prototype.sendCommand;
-Redis.prototype.sendCommand = function (this: Redis, ...args: Parameters<typeof sendCommand>) {
-  sent.redis++;
-  return sendCommand.apply(this, args);
-};
 
 /**
  * `search` through GraphQL (an asset query: its stored vectors, `nearVector` of 40 candidates excluding it, the
