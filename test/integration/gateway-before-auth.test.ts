@@ -1,7 +1,7 @@
-import http from "node:http";
 import { createClient } from "graphql-ws";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { answerBeforeBodyEnds as answerEarly } from "../support/answer-before-body-ends.ts";
 import { startTestApp, type TestApp } from "../support/test-app.ts";
 
 /**
@@ -23,30 +23,9 @@ afterAll(async () => {
 
 type Answer = { status: number; body: string; connection?: string };
 
-/** Starts a POST, writes `firstBytes`, and waits (without ending the request) for the gateway's answer. */
-function answerBeforeBodyEnds(headers: Record<string, string>, firstBytes: Buffer | string, moreChunks = 0): Promise<Answer> {
-  const { port } = new URL(t.url);
-  return new Promise((resolve, reject) => {
-    const request = http.request({ host: "127.0.0.1", port, path: "/graphql", method: "POST", headers });
-    const timer = setTimeout(() => {
-      request.destroy();
-      reject(new Error("no answer before the body ended: the gateway was still reading it"));
-    }, 5000);
-    request.on("response", (response) => {
-      let body = "";
-      response.setEncoding("utf8");
-      response.on("data", (chunk) => (body += chunk));
-      response.on("end", () => {
-        clearTimeout(timer);
-        request.destroy();
-        resolve({ status: response.statusCode!, body, connection: response.headers.connection });
-      });
-    });
-    request.on("error", () => {}); // the gateway may close the socket while we still write
-    request.write(firstBytes);
-    for (let i = 0; i < moreChunks; i++) request.write(Buffer.alloc(16 * 1024, 0x20));
-  });
-}
+/** Writes the start of a body (no key unless given), then `moreChunks` chunks of 16 KiB, and waits for the answer before the body ends. */
+const answerBeforeBodyEnds = (headers: Record<string, string>, firstBytes: Buffer | string, moreChunks = 0): Promise<Answer> =>
+  answerEarly(t.url, headers, firstBytes, { moreChunks, timeoutMs: 5000 });
 
 describe("request bodies before the key is checked", () => {
   it("a keyless JSON body announced over the limit is refused with 413 before it is read", async () => {

@@ -1,5 +1,6 @@
 import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { answerBeforeBodyEnds as answerEarly } from "../support/answer-before-body-ends.ts";
 import { startTestApp, type TestApp } from "../support/test-app.ts";
 
 /**
@@ -23,30 +24,9 @@ afterAll(async () => {
 
 type Answer = { status: number; body: string };
 
-/** Starts a POST, writes `firstBytes` then `moreChunks` chunks of 64 KiB, and waits (without ending the request) for the answer. */
-function answerBeforeBodyEnds(headers: Record<string, string>, firstBytes: string, moreChunks = 0): Promise<Answer> {
-  const { port } = new URL(t.url);
-  return new Promise((resolve, reject) => {
-    const request = http.request({ host: "127.0.0.1", port, path: "/graphql", method: "POST", headers: { authorization: `Bearer ${key}`, ...headers } });
-    const timer = setTimeout(() => {
-      request.destroy();
-      reject(new Error("no answer before the body ended: the gateway was still reading it"));
-    }, 10_000);
-    request.on("response", (response) => {
-      let body = "";
-      response.setEncoding("utf8");
-      response.on("data", (chunk) => (body += chunk));
-      response.on("end", () => {
-        clearTimeout(timer);
-        request.destroy();
-        resolve({ status: response.statusCode!, body });
-      });
-    });
-    request.on("error", () => {}); // the gateway may close the socket while we still write
-    request.write(firstBytes);
-    for (let i = 0; i < moreChunks; i++) request.write(Buffer.alloc(64 * 1024, 0x20));
-  });
-}
+/** Writes the start of a body with the key, then `moreChunks` chunks of 64 KiB, and waits for the answer before the body ends. */
+const answerBeforeBodyEnds = (headers: Record<string, string>, firstBytes: string, moreChunks = 0): Promise<Answer> =>
+  answerEarly(t.url, { authorization: `Bearer ${key}`, ...headers }, firstBytes, { moreChunks, chunkBytes: 64 * 1024 });
 
 /** A whole POST with the key: its status and body. */
 function post(headers: Record<string, string>, body: string): Promise<Answer> {
