@@ -4,6 +4,7 @@ import type { Caller } from "../../core/api-keys.ts";
 import { ErrorCode, TesseraError } from "../../core/errors.ts";
 import { missingApiKeyError } from "../context.ts";
 import { toGraphQLError } from "../graphql-errors.ts";
+import { limitBody } from "./limit-body.ts";
 
 export type KeyBeforeBodyOptions = {
   /** The caller of a request, from its `Authorization` header (memoised per request by the gateway). */
@@ -54,36 +55,10 @@ export function useKeyBeforeBody(options: KeyBeforeBodyOptions): Plugin {
       if (Number(request.headers.get("content-length")) > limit) throw refuse(tooLarge(limit));
       if (!requestParser) return;
       const parse = requestParser;
-      setRequestParser((parsed) => parse(limitBody(parsed, limit, fetchAPI, () => unread.add(request))));
+      setRequestParser((parsed) => parse(limitBody(parsed, limit, fetchAPI, () => refuse(tooLarge(limit)))));
     },
     onResponse({ request, response }) {
       if (unread.has(request)) response.headers.set("connection", "close");
     },
   };
-}
-
-/** The request with a body that errors (and stops being read) past `limit` bytes. */
-function limitBody(
-  request: Request,
-  limit: number,
-  fetchAPI: { Request: typeof Request; TransformStream: typeof TransformStream },
-  onLimit: () => void,
-): Request {
-  if (!request.body) return request;
-  // As yoga's own limit does: the native TransformStream for a native body, the ponyfill's otherwise.
-  const Transform = request.body instanceof ReadableStream ? globalThis.TransformStream : fetchAPI.TransformStream;
-  let read = 0;
-  const body = request.body.pipeThrough(
-    new Transform<Uint8Array, Uint8Array>({
-      transform(chunk, controller) {
-        read += chunk.byteLength;
-        if (read > limit) {
-          onLimit();
-          return controller.error(tooLarge(limit));
-        }
-        controller.enqueue(chunk);
-      },
-    }),
-  );
-  return new fetchAPI.Request(request.url, { method: request.method, headers: request.headers, signal: request.signal, body, duplex: "half" } as RequestInit);
 }

@@ -1,5 +1,6 @@
 import { GraphQLError } from "graphql";
 import type { Plugin } from "graphql-yoga";
+import { limitBody } from "./limit-body.ts";
 
 /** What yoga's own limit answers, so clients see the same 413 and 400 as before. */
 function bodyTooLarge() {
@@ -38,25 +39,7 @@ export function useRequestBodyLimit(limit: number): Plugin {
       }
       if (!requestParser || !request.body) return;
       const parse = requestParser;
-      setRequestParser((parsed) => parse(countedBody(parsed, limit, fetchAPI)));
+      setRequestParser((parsed) => parse(limitBody(parsed, limit, fetchAPI, bodyTooLarge)));
     },
   };
-}
-
-/** The request with a body that errors (and stops being read) past `limit` bytes: yoga's limitRequestBodySize. */
-function countedBody(request: Request, limit: number, fetchAPI: { Request: typeof Request; TransformStream: typeof TransformStream }): Request {
-  if (!request.body) return request;
-  // The native TransformStream for a native body, the ponyfill's otherwise (as yoga does).
-  const Transform = request.body instanceof ReadableStream ? globalThis.TransformStream : fetchAPI.TransformStream;
-  let read = 0;
-  const body = request.body.pipeThrough(
-    new Transform<Uint8Array, Uint8Array>({
-      transform(chunk, controller) {
-        read += chunk.byteLength;
-        if (read > limit) return controller.error(bodyTooLarge());
-        controller.enqueue(chunk);
-      },
-    }),
-  );
-  return new fetchAPI.Request(request.url, { method: request.method, headers: request.headers, signal: request.signal, body, duplex: "half" } as RequestInit);
 }
