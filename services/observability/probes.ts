@@ -25,6 +25,9 @@ function sameSecret(given: string, expected: string) {
   return timingSafeEqual(digest(given), digest(expected));
 }
 
+/** The paths answerProbe answers. */
+export const PROBE_PATHS: ReadonlySet<string> = new Set(["/live", "/ready", "/metrics"]);
+
 /** The probe routes, `/live`, `/ready` and `/metrics`: their answer, or null for any other path. */
 export async function answerProbe(method: string, pathname: string, authorization: string | null, options: ProbeOptions): Promise<ProbeResponse | null> {
   if (method !== "GET" && method !== "HEAD") return null;

@@ -1,11 +1,8 @@
 import type { Plugin } from "graphql-yoga";
 import type { AppContext } from "../../app/app-context.ts";
 import { useOperationTelemetry } from "../../observability/graphql-hooks.ts";
-import { answerProbe } from "../../observability/probes.ts";
+import { answerProbe, PROBE_PATHS } from "../../observability/probes.ts";
 import type { GatewayContext } from "../context.ts";
-
-/** The paths answerProbe answers; every other request is none of this plugin's. */
-const PROBE_PATHS = new Set(["/live", "/ready", "/metrics"]);
 
 /**
  * `/live`, `/ready` and `/metrics` on the gateway's port, and GraphQL
