@@ -42,7 +42,9 @@ export async function sql<Row>(db: Database, text: string, values: unknown[]): P
  * A statement's time as PostgreSQL stores Prisma's DateTime (`timestamp(3)`, UTC wall time), for the
  * few hot-path writes that are raw SQL: `now()` alone would follow the session's TimeZone.
  */
-export const SQL_UTC_NOW = Prisma.sql`(now() AT TIME ZONE 'UTC')`;
+export const UTC_NOW = "(now() AT TIME ZONE 'UTC')";
+/** UTC_NOW as a fragment of a statement sent through Prisma. */
+export const SQL_UTC_NOW = Prisma.raw(UTC_NOW);
 
 /**
  * Why a write failed, whether it came from Prisma's model API (P2002, P2003), a raw statement through Prisma

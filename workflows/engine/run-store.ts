@@ -1,11 +1,8 @@
-import { Prisma, SQL_UTC_NOW, sql, type Database, type Run, type StepRun } from "../../services/core/database.ts";
+import { Prisma, SQL_UTC_NOW, UTC_NOW, sql, type Database, type Run, type StepRun } from "../../services/core/database.ts";
 import { ErrorCode, TesseraError } from "../../services/core/errors.ts";
 import { itemIndex, type RunPlan, type StepState } from "./run-planner.ts";
 
 type Tx = Prisma.TransactionClient;
-
-/** `SQL_UTC_NOW` in a statement sent through `sql` (node-postgres, no Prisma fragments). */
-const UTC_NOW = "(now() AT TIME ZONE 'UTC')";
 
 /**
  * The run with what the planner reads of every step row, read without locks: what the first, evaluating plan of
