@@ -255,7 +255,7 @@ let pool: ExpressionProcesses | undefined;
 /** Starts one evaluating process ahead of need (a fork and JSONata's load take a while), without waiting for it. */
 export function warmExpressionPool(): void {
   if (pool) return;
-  pool = new ExpressionProcesses(expressionLimits);
+  pool = new ExpressionProcesses(workflowLimits);
   pool.warm();
 }
 
@@ -265,13 +265,6 @@ export async function closeExpressionPool(): Promise<void> {
   pool = undefined;
 }
 
-/**
- * The limits as the environment sets them now: `workflowLimits` parses again only when one of its variables changed,
- * and reads those variables by name (listing all of `process.env` per evaluation cost ~0.1 ms of each queued step).
- */
-function expressionLimits(): WorkflowLimits {
-  return workflowLimits();
-}
 
 const KEYWORDS = new Set(["and", "or", "in", "true", "false", "null", "function"]);
 const PLAIN_PATH = /^(inputs|steps|item|index)(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
@@ -306,7 +299,8 @@ export async function evaluateSlots(
   variants: Record<string, unknown>[] | null,
   site: ExpressionSite,
 ): Promise<unknown[][]> {
-  const limits = expressionLimits();
+  // As the environment sets them now: workflowLimits parses again only when one of its variables changed.
+  const limits = workflowLimits();
   const scopes = (variants ?? [{}]).map((variant) => ({ ...scope, ...variant }));
   const results = scopes.map(() => new Array<unknown>(slots.length));
   const remote: number[] = [];
@@ -325,7 +319,7 @@ export async function evaluateSlots(
   const bodies = remote.map((index) => slots[index]!.body);
   // The process counts expressions across variants; -1 (it died before the first) names the first.
   const slotOf = (processIndex: number) => slots[remote[Math.max(0, processIndex) % remote.length]!]!;
-  pool ??= new ExpressionProcesses(expressionLimits);
+  pool ??= new ExpressionProcesses(workflowLimits);
   const outcome = await pool.run({ bodies, scope, variants, maxResultBytes: limits.WORKFLOW_EXPRESSION_MAX_RESULT_BYTES });
   if ("unavailable" in outcome) throw new TesseraError(ErrorCode.SERVICE_UNAVAILABLE, `${outcome.unavailable}; retry later`);
   if ("limit" in outcome) {
