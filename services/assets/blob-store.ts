@@ -171,8 +171,7 @@ async function writeHashed(handle: FileHandle, source: Readable | Uint8Array, ma
     hash.update(source);
     await handle.write(source);
     const bytes = Buffer.from(source.buffer, source.byteOffset, source.byteLength);
-    const ends = keepEnds > 0 ? { head: bytes.subarray(0, keepEnds), tail: bytes.subarray(Math.max(0, bytes.length - keepEnds)) } : undefined;
-    return { sha256: hash.digest("hex"), byteSize: source.length, ends };
+    return { sha256: hash.digest("hex"), byteSize: source.length, ends: endsOf(bytes, bytes, keepEnds) };
   }
   let byteSize = 0;
   const head: Buffer[] = [];
@@ -227,9 +226,11 @@ async function writeHashed(handle: FileHandle, source: Readable | Uint8Array, ma
   while (writing) await writing;
   if (batch.length > 0) await drain();
   if (writeError) throw writeError;
-  const ends =
-    keepEnds > 0
-      ? { head: Buffer.concat(head).subarray(0, keepEnds), tail: ((joined) => joined.subarray(Math.max(0, joined.length - keepEnds)))(Buffer.concat(tail)) }
-      : undefined;
-  return { sha256: hash.digest("hex"), byteSize, ends };
+  return { sha256: hash.digest("hex"), byteSize, ends: endsOf(Buffer.concat(head), Buffer.concat(tail), keepEnds) };
+}
+
+/** The first `keep` bytes of `head` and the last `keep` of `tail` (none when `keep` is 0). */
+function endsOf(head: Buffer, tail: Buffer, keep: number): BlobEnds | undefined {
+  if (keep <= 0) return undefined;
+  return { head: head.subarray(0, keep), tail: tail.subarray(Math.max(0, tail.length - keep)) };
 }
