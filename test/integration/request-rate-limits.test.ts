@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RequestRateLimits } from "../../services/limits/request-rate-limits.ts";
 import { startTestApp, type TestApp } from "../support/test-app.ts";
@@ -127,5 +128,44 @@ describe("a query served while it is counted", () => {
     expect(Number(answer.retryAfter)).toBeGreaterThanOrEqual(1);
     expect(answer.body.errors[0].extensions.code).toBe("RATE_LIMITED");
     expect(answer.body.data).toBeUndefined();
+  });
+});
+
+describe("a search served while it is counted", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp();
+  });
+  afterAll(() => t?.close());
+
+  it("sends its count to Redis after the search's first call to the vector store, not before it", async () => {
+    const { key } = await t.createProject();
+    expect((await post(t.url, MODELS, key)).status).toBe(200); // cached, and counted well under the rates
+    const order: string[] = [];
+    const store = t.app.vectorStore;
+    t.app.vectorStore = new Proxy(store, {
+      get: (target, property, receiver) =>
+        property === "vectorsOf"
+          ? async () => (order.push("vectorsOf"), [{ space: "sentence", chunk: 0, model: "m", text: "", vector: new Float32Array([1, 0]) }])
+          : property === "nearVector"
+            ? async () => []
+            : Reflect.get(target, property, receiver),
+    });
+    const redis = t.app.redis as unknown as { sendCommand(command: { name: string }): unknown };
+    const send = redis.sendCommand;
+    redis.sendCommand = function (command) {
+      if (command.name.toLowerCase().startsWith("eval")) order.push("count");
+      return send.call(this, command);
+    };
+    try {
+      const answer = await post(t.url, `{ search(input: { assetId: "${randomUUID()}" }) { hits { score } } }`, key);
+      expect(answer.status).toBe(200);
+      expect(answer.body.data.search.hits).toEqual([]);
+    } finally {
+      t.app.vectorStore = store;
+      redis.sendCommand = send;
+    }
+    // The count's write (and Redis waking for it) overlaps the store's answer instead of delaying the query.
+    expect(order).toEqual(["vectorsOf", "count"]);
   });
 });
