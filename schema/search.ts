@@ -1,4 +1,4 @@
-import { sql, type Asset } from "../services/core/database.ts";
+import { Prisma, sql, type Asset } from "../services/core/database.ts";
 import { ErrorCode, TesseraError } from "../services/core/errors.ts";
 import { deleteAsset } from "../services/search/asset-deletion.ts";
 import {
@@ -60,6 +60,9 @@ const SearchInput = builder.inputType("SearchInput", {
 });
 
 type ResolvedHit = SearchHit & { asset: Asset };
+
+/** The hits' rows in the caller's project, every column named (a prepared statement's result must not change with a migration). */
+const HIT_ROWS = `SELECT ${Object.values(Prisma.AssetScalarFieldEnum).map((column) => `"${column}"`).join(", ")} FROM "Asset" WHERE "projectId" = $1 AND id = ANY($2::text[])`;
 
 const HitSegmentRef = builder.objectRef<HitSegment>("HitSegment").implement({
   description: "Where in an audio or video asset a text query matched.",
@@ -192,18 +195,17 @@ builder.queryField("search", (t) =>
         throw new TesseraError(ErrorCode.SERVICE_UNAVAILABLE, `the vector store (${app.vectorStore.kind}) did not answer; retry later`);
       }
       // Vectors outlive nothing: a hit whose row is gone (deleted a moment ago) is dropped, never shown half.
-      // One statement on node-postgres: every search makes it, and through Prisma (findMany, even $queryRaw) it
-      // cost 1.5-2.7 ms of the event loop per query (bench/README.md, search), half a small project's store answer.
-      const assets = hits.length
-        ? await sql<Asset>(app.db, `SELECT * FROM "Asset" WHERE "projectId" = $1 AND id = ANY($2::text[])`, [project.id, hits.map((hit) => hit.assetId)])
-        : [];
-      const byId = new Map(assets.map((asset) => [asset.id, asset]));
-      return {
-        hits: hits.flatMap((hit) => {
-          const asset = byId.get(hit.assetId);
-          return asset ? [{ ...hit, asset }] : [];
-        }),
-      };
+      // One prepared statement on node-postgres: every search makes it, and through Prisma (findMany, even $queryRaw)
+      // it cost 1.5-2.7 ms of the event loop per query (bench/README.md, search), half a small project's store answer.
+      const assets = hits.length ? await sql<Asset>(app.db, HIT_ROWS, [project.id, hits.map((hit) => hit.assetId)], "search-hit-rows") : [];
+      const byId = new Map<string, Asset>();
+      for (const asset of assets) byId.set(asset.id, asset);
+      const resolved: ResolvedHit[] = [];
+      for (const hit of hits) {
+        const asset = byId.get(hit.assetId);
+        if (asset) resolved.push(Object.assign(hit, { asset }));
+      }
+      return { hits: resolved };
     },
   }),
 );

@@ -30,11 +30,15 @@ const UTC_TIMESTAMPS = {
  * each call, raw ones included (bench/README.md, search and ingest). Rows come back as `$queryRaw` gives them
  * (timestamps as UTC Dates); a database error is node-postgres' own (constraintViolation and databaseUnavailable read
  * it). A client not made by createDatabase (or disconnected) runs it through Prisma.
+ *
+ * `name` makes it a prepared statement, parsed and planned once per connection, for one run on every request (a
+ * search's rows). It must name its columns: a prepared `*` changes its result when a migration adds a column, and
+ * PostgreSQL then refuses to run it ("cached plan must not change result type").
  */
-export async function sql<Row>(db: Database, text: string, values: unknown[]): Promise<Row[]> {
+export async function sql<Row>(db: Database, text: string, values: unknown[], name?: string): Promise<Row[]> {
   const pool = pools.get(db);
   if (!pool || pool.ending || pool.ended) return db.$queryRawUnsafe<Row[]>(text, ...values);
-  const result = await pool.query<Row & pg.QueryResultRow>({ text, values, types: UTC_TIMESTAMPS });
+  const result = await pool.query<Row & pg.QueryResultRow>({ name, text, values, types: UTC_TIMESTAMPS });
   return result.rows;
 }
 
