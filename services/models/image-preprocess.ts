@@ -37,10 +37,11 @@ export async function resizeForModel(image: DecodedImage, spec: ImageInputSize):
  * (resizeForModel; images already at the input size are taken as they are),
  * then (pixel * scale - mean) / std per channel (a 256-entry table per
  * channel: the same arithmetic, once per value instead of once per pixel).
+ * `into` makes a reused array of the batch's size the output (every element is written).
  */
-export async function imagesToTensorData(images: DecodedImage[], spec: ImageTensorSpec): Promise<Float32Array> {
+export async function imagesToTensorData(images: DecodedImage[], spec: ImageTensorSpec, into?: (length: number) => Float32Array): Promise<Float32Array> {
   const plane = spec.width * spec.height;
-  const out = new Float32Array(images.length * 3 * plane);
+  const out = into ? into(images.length * 3 * plane) : new Float32Array(images.length * 3 * plane);
   const tables = [0, 1, 2].map((c) => Float32Array.from({ length: 256 }, (_, value) => (value * spec.scale - spec.mean[c]!) / spec.std[c]!));
   const [red, green, blue] = tables as [Float32Array, Float32Array, Float32Array];
   await Promise.all(

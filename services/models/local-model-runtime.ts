@@ -382,6 +382,7 @@ export class LocalModelRuntime implements ModelRuntime, LocalModelCaller {
           maxWaitMs: batching ? batch.maxWaitMs : 0,
           maxCost: batching && operation === "embedText" ? batch.maxTokens : undefined,
           cost: handle.countTokens ? (text) => handle.countTokens!(text as string) : undefined,
+          handOverAhead: batching && (handle.queuesBatches as string[] | undefined)?.includes(operation) === true,
         },
         // Each batch's size, time and device as metrics and a span (services/observability).
         (items) => observeModelBatch({ model: name, operation, device: this.executionChoice().device }, items.length, () => run.call(handle, items)),

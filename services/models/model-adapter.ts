@@ -24,6 +24,11 @@ export type ModelHandle = {
   transcribe?(clips: Float32Array[]): Promise<string[]>;
   /** Early fusion: one vector from several spaces' vectors (in the manifest's `projector.from` order). */
   project?(inputs: Float32Array[][]): Promise<Float32Array[]>;
+  /**
+   * Operations whose batches the handle's runner queues behind the one computing (the inference thread): the
+   * batcher hands the next batch over before the running one ends (BatchLimits.handOverAhead).
+   */
+  queuesBatches?: Array<"embedImages" | "embedText" | "embedAudio">;
   /** Tokens a text costs, for the batcher's token budget. */
   countTokens?(text: string): number;
   close?(): Promise<void>;

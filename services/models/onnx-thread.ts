@@ -2,6 +2,9 @@ import { Worker } from "node:worker_threads";
 import { sessionTuning, type ExecutionChoice } from "./execution-provider.ts";
 import { ThreadCalls } from "./thread-calls.ts";
 
+/** Two batches can be out at once (handOverAhead); the next one needs one buffer. */
+const SPARE_BUFFERS = 2;
+
 export type ThreadTensor = { type: "float32" | "int64" | "int32"; data: Float32Array | BigInt64Array | Int32Array; dims: number[] };
 
 /**
@@ -19,14 +22,37 @@ export type ThreadTensor = { type: "float32" | "int64" | "int32"; data: Float32A
  */
 export class OnnxThread {
   private readonly calls: ThreadCalls<Record<string, ThreadTensor>>;
+  /** Input buffers the thread gave back after a run, kept for the next batch of the same size. */
+  private spare: ArrayBuffer[] = [];
 
   constructor(execution: ExecutionChoice, intraOpThreads?: number) {
     const workerData = { options: { executionProviders: execution.providers, graphOptimizationLevel: "all", ...sessionTuning(intraOpThreads) } };
     this.calls = new ThreadCalls(
       "the inference thread",
       () => new Worker(new URL("./onnx-thread-worker.mjs", import.meta.url), { workerData }),
-      (reply) => reply.outputs as Record<string, ThreadTensor>,
+      (reply) => {
+        this.keep(reply.returned as ArrayBuffer[] | undefined);
+        return reply.outputs as Record<string, ThreadTensor>;
+      },
     );
+  }
+
+  /**
+   * A Float32Array for an input: the start of the smallest buffer a run gave back that holds `length` (its
+   * contents are stale: the caller writes every element), else a new one.
+   */
+  float32(length: number): Float32Array {
+    let best = -1;
+    this.spare.forEach((buffer, index) => {
+      if (buffer.byteLength >= length * 4 && (best < 0 || buffer.byteLength < this.spare[best]!.byteLength)) best = index;
+    });
+    return best >= 0 ? new Float32Array(this.spare.splice(best, 1)[0]!, 0, length) : new Float32Array(length);
+  }
+
+  private keep(returned: ArrayBuffer[] | undefined) {
+    for (const buffer of returned ?? []) this.spare.push(buffer);
+    // Enough for the batches in flight; batch sizes vary, so the oldest go.
+    if (this.spare.length > SPARE_BUFFERS) this.spare.splice(0, this.spare.length - SPARE_BUFFERS);
   }
 
   /** Milliseconds the thread's graphs have computed so far: how busy the model was, for benches. */

@@ -65,4 +65,62 @@ describe("dynamic batching", () => {
     await Promise.all([1, 2, 3].map((item) => batcher.runOne(item)));
     expect(batches).toEqual([[1], [2], [3]]);
   });
+
+  it("handing over ahead, gives the runner the next batch while one runs once it is as big as the running one", async () => {
+    const started: number[][] = [];
+    const finish: Array<() => void> = [];
+    const batcher = new DynamicBatcher<number, number>({ maxBatchSize: 8, maxWaitMs: 5, handOverAhead: true }, (items) => {
+      started.push(items);
+      return new Promise((resolve) => finish.push(() => resolve(items.map((item) => item * 10))));
+    });
+    const settle = () => new Promise((resolve) => setTimeout(resolve, 30));
+    const results = [batcher.runOne(1), batcher.runOne(2)];
+    await settle();
+    expect(started).toEqual([[1, 2]]);
+    results.push(batcher.runOne(3));
+    await settle();
+    // Smaller than the running batch: it waits for company.
+    expect(started).toEqual([[1, 2]]);
+    results.push(batcher.runOne(4));
+    await settle();
+    // As big as the running one: handed over while that one still runs (the runner queues it).
+    expect(started).toEqual([[1, 2], [3, 4]]);
+    results.push(batcher.runOne(5), batcher.runOne(6), batcher.runOne(7));
+    await settle();
+    // Never a third batch out at once...
+    expect(started).toHaveLength(2);
+    finish[0]!();
+    await settle();
+    // ...and once one ends, the queue goes ahead as soon as it is as big as the one still out.
+    expect(started).toEqual([[1, 2], [3, 4], [5, 6, 7]]);
+    results.push(batcher.runOne(8));
+    finish[1]!();
+    await settle();
+    // A queue smaller than the batch still out goes when that one ends, as without handing over ahead.
+    expect(started).toHaveLength(3);
+    finish[2]!();
+    await settle();
+    expect(started.at(-1)).toEqual([8]);
+    finish[3]!();
+    expect(await Promise.all(results)).toEqual([10, 20, 30, 40, 50, 60, 70, 80]);
+  });
+
+  it("without handing over ahead, keeps one batch out at a time", async () => {
+    const started: number[][] = [];
+    const finish: Array<() => void> = [];
+    const batcher = new DynamicBatcher<number, number>({ maxBatchSize: 8, maxWaitMs: 5 }, (items) => {
+      started.push(items);
+      return new Promise((resolve) => finish.push(() => resolve(items)));
+    });
+    const results = [batcher.runOne(1)];
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    results.push(batcher.runOne(2), batcher.runOne(3));
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(started).toEqual([[1]]);
+    finish[0]!();
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(started).toEqual([[1], [2, 3]]);
+    finish[1]!();
+    await Promise.all(results);
+  });
 });

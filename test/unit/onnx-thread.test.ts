@@ -67,6 +67,29 @@ describe("OnnxThread: sessions on a worker thread", () => {
     }
   });
 
+  it("gives an input's buffer back after the run, and hands it out for the next batch that fits", async () => {
+    const thread = new OnnxThread(cpu);
+    try {
+      const length = 2 * 3 * SIZE * SIZE;
+      const input = thread.float32(length);
+      input.set(pixels(2));
+      await thread.run(graph, { pixel_values: { type: "float32", data: input, dims: [2, 3, SIZE, SIZE] } });
+      // A batch of one fits in it: the same bytes (stale, not a new zeroed array), a view of the right length.
+      const next = thread.float32(length / 2);
+      expect(next).toHaveLength(length / 2);
+      expect(next.buffer.byteLength).toBe(length * 4);
+      expect(Array.from(next.subarray(0, 8))).toEqual(Array.from(pixels(1).subarray(0, 8)));
+      // Taken: the next call gets a new one.
+      expect(thread.float32(length / 2)[0]).toBe(0);
+      // The view runs as a batch of one and comes back too.
+      const result = await thread.run(graph, { pixel_values: { type: "float32", data: next, dims: [1, 3, SIZE, SIZE] } });
+      expect(result.image_embeds!.dims).toEqual([1, 32]);
+      expect(thread.float32(length).buffer.byteLength).toBe(length * 4);
+    } finally {
+      await thread.close();
+    }
+  });
+
   it("rejects a broken graph or a wrong input with an Error, and goes on serving good calls", async () => {
     const thread = new OnnxThread(cpu);
     try {

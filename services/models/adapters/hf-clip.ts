@@ -53,9 +53,12 @@ export const hfClipAdapter: ModelAdapter = {
         return context.textThread.embed(textSpec, texts.map((text) => capChars(text, maxLength)));
       },
       imageInput: { width: spec.width, height: spec.height, resize: spec.resize },
+      // The inference thread queues a batch behind the one it computes: the next can be handed over early.
+      queuesBatches: ["embedImages"],
       async embedImages(images: DecodedImage[]) {
         await checkVision();
-        const data = await imagesToTensorData(images, spec);
+        // Into a buffer an earlier batch gave back: no fresh pages to fault in and zero per batch.
+        const data = await imagesToTensorData(images, spec, (length) => context.thread.float32(length));
         const result = await context.thread.run(
           visionFile,
           { pixel_values: { type: "float32", data, dims: [images.length, 3, spec.height, spec.width] } },
