@@ -1,64 +1,39 @@
-import fs from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
-import { closeModelRouter } from "../../services/generation/app-model-router.ts";
 import { reconcileOnce } from "../../services/worker/reconciler.ts";
-import { startFakeOpenAIServer, type FakeOpenAIServer, type RecordedRequest } from "../support/fake-openai-server.ts";
-import { eventually, startTestApp, type TestApp } from "../support/test-app.ts";
+import type { FakeOpenAIServer, RecordedRequest } from "../support/fake-openai-server.ts";
+import { startFakeProviderApp, type FakeProviderApp } from "../support/fake-provider-app.ts";
+import { eventually, type TestApp } from "../support/test-app.ts";
+import { workflowClient } from "../support/workflow-client.ts";
 
 // Agents that run workflows as tools (issue #15, finding 6): a waiting agent holds no worker slot (the child run's end
 // resumes it, as a `workflow` step's does), and the runs agents start count toward WORKFLOW_MAX_DEPTH.
 let t: TestApp;
 let fake: FakeOpenAIServer;
-let scratch: string;
 let key: string;
 let projectId: string;
+let harness: FakeProviderApp;
+let workflows: ReturnType<typeof workflowClient>;
 const depthBefore = process.env.WORKFLOW_MAX_DEPTH;
 
 beforeAll(async () => {
-  fake = await startFakeOpenAIServer();
-  scratch = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-agent-runs-"));
-  const providersFile = path.join(scratch, "providers.json");
-  await fs.writeFile(
-    providersFile,
-    JSON.stringify({ providers: { fake: { kind: "openai-compatible", baseUrl: fake.baseUrl } }, models: { "llm.default": { provider: "fake", model: "agent-model", retries: 0 } } }),
-  );
-  process.env.PROVIDERS_FILE = providersFile;
-  t = await startTestApp({ worker: { concurrency: 4 } }); // four workflow-step slots
+  harness = await startFakeProviderApp({
+    models: { "llm.default": { provider: "fake", model: "agent-model", retries: 0 } },
+    app: { worker: { concurrency: 4 } }, // four workflow-step slots
+  });
+  ({ t, fake } = harness);
   ({ key, projectId } = await t.createProject());
+  workflows = workflowClient(t, key);
 });
 
 afterAll(async () => {
   if (depthBefore === undefined) delete process.env.WORKFLOW_MAX_DEPTH;
   else process.env.WORKFLOW_MAX_DEPTH = depthBefore;
-  if (t) await closeModelRouter(t.app);
-  await t?.close();
-  await fake?.close();
-  if (scratch) await fs.rm(scratch, { recursive: true, force: true });
+  await harness?.close();
 });
 
 afterEach(() => fake.reset());
 
 const unique = (prefix: string) => `${prefix}-${Math.random().toString(36).slice(2, 8)}`;
-
-async function publish(source: string) {
-  const response = await t.graphql(`mutation ($d: String!) { publishWorkflow(definition: $d) { number } }`, { d: source }, key);
-  expect(response.errors).toBeUndefined();
-}
-
-async function start(slug: string, input: unknown = {}) {
-  const started = await t.graphql(`mutation ($slug: String!, $input: JSON) { runWorkflow(slug: $slug, input: $input) { id } }`, { slug, input }, key);
-  expect(started.errors).toBeUndefined();
-  return started.data.runWorkflow.id as string;
-}
-
-function ended(runId: string, timeoutMs: number) {
-  return eventually(async () => {
-    const run = await t.app.db.run.findUniqueOrThrow({ where: { id: runId }, include: { steps: { orderBy: { createdAt: "asc" } } } });
-    return ["SUCCEEDED", "FAILED", "CANCELLED"].includes(run.status) ? run : null;
-  }, timeoutMs);
-}
 
 /** The model calls `tool` until it sees a tool's answer, then answers with it. */
 function callThenAnswer(tool: string, args: unknown) {
@@ -71,7 +46,7 @@ function callThenAnswer(tool: string, args: unknown) {
 
 it("six agents each waiting for a child workflow all finish on four step slots", async () => {
   const child = unique("child");
-  await publish(`
+  await workflows.publish(`
 apiVersion: tessera/v1
 kind: Workflow
 slug: ${child}
@@ -86,7 +61,7 @@ outputs:
 `);
   const parent = unique("asker");
   // A short agent timeout: an agent that held its slot while waiting would starve the children and fail by it.
-  await publish(`
+  await workflows.publish(`
 apiVersion: tessera/v1
 kind: Workflow
 slug: ${parent}
@@ -100,8 +75,8 @@ steps:
       timeoutMs: 45000
 `);
   fake.setFallback(callThenAnswer(`workflow_${child}`, { text: "hello" }));
-  const runIds = await Promise.all(Array.from({ length: 6 }, () => start(parent)));
-  const runs = await Promise.all(runIds.map((id) => ended(id, 120_000)));
+  const runIds = await Promise.all(Array.from({ length: 6 }, () => workflows.start(parent)));
+  const runs = await Promise.all(runIds.map((id) => workflows.ended(id, 120_000)));
   for (const run of runs) {
     expect(run.error).toBeNull();
     expect(run.status).toBe("SUCCEEDED");
@@ -119,7 +94,7 @@ steps:
 it("stops agent → workflow → agent recursion at WORKFLOW_MAX_DEPTH with a typed error the model is told", async () => {
   process.env.WORKFLOW_MAX_DEPTH = "3";
   const slug = unique("recursive");
-  await publish(`
+  await workflows.publish(`
 apiVersion: tessera/v1
 kind: Workflow
 slug: ${slug}
@@ -133,7 +108,7 @@ steps:
       timeoutMs: 60000
 `);
   fake.setFallback(callThenAnswer(`workflow_${slug}`, {}));
-  const top = await ended(await start(slug), 120_000);
+  const top = await workflows.ended(await workflows.start(slug), 120_000);
   expect(top.status).toBe("SUCCEEDED");
   const version = await t.app.db.run.findUniqueOrThrow({ where: { id: top.id }, select: { workflowVersionId: true } });
   const all = await t.app.db.run.findMany({ where: { workflowVersionId: version.workflowVersionId }, include: { steps: true } });
@@ -146,7 +121,7 @@ steps:
 
 it("an agent waiting for a child run that waits for a person is left alone by the reconciler, and goes on after resumeRun", async () => {
   const child = unique("approval");
-  await publish(`
+  await workflows.publish(`
 apiVersion: tessera/v1
 kind: Workflow
 slug: ${child}
@@ -158,7 +133,7 @@ outputs:
   approved: "\${{ steps.approve.output.ok }}"
 `);
   const parent = unique("waiter");
-  await publish(`
+  await workflows.publish(`
 apiVersion: tessera/v1
 kind: Workflow
 slug: ${parent}
@@ -171,7 +146,7 @@ steps:
       maxIterations: 3
 `);
   fake.setFallback(callThenAnswer(`workflow_${child}`, {}));
-  const runId = await start(parent);
+  const runId = await workflows.start(parent);
   const childRun = await eventually(async () => {
     const calls = await t.app.db.stepRun.findMany({ where: { runId, parentId: { not: null } }, select: { id: true } });
     const found = await t.app.db.run.findFirst({ where: { parentStepRunId: { in: calls.map((call) => call.id) } } });
@@ -184,7 +159,7 @@ steps:
 
   const resumed = await t.graphql(`mutation ($id: ID!) { resumeRun(id: $id, stepId: "approve", input: { ok: true }) { id } }`, { id: childRun.id }, key);
   expect(resumed.errors).toBeUndefined();
-  const run = await ended(runId, 60_000);
+  const run = await workflows.ended(runId, 60_000);
   expect(run.status).toBe("SUCCEEDED");
   expect(run.steps.find((step) => step.key === "ask")!.output).toMatchObject({ text: expect.stringContaining('"approved":true') });
 }, 120_000);

@@ -6,47 +6,34 @@
  */
 import { execFile } from "node:child_process";
 import fs from "node:fs/promises";
-import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey } from "../../services/core/api-keys.ts";
-import { closeModelRouter } from "../../services/generation/app-model-router.ts";
-import { startFakeOpenAIServer, type FakeOpenAIServer } from "../support/fake-openai-server.ts";
-import { eventually, startTestApp, type TestApp } from "../support/test-app.ts";
+import type { FakeOpenAIServer } from "../support/fake-openai-server.ts";
+import { startFakeProviderApp, type FakeProviderApp } from "../support/fake-provider-app.ts";
+import { eventually, type TestApp } from "../support/test-app.ts";
 
 const root = path.resolve(import.meta.dirname, "..", "..");
 let t: TestApp;
 let fake: FakeOpenAIServer;
 let scratch: string;
 let key: string;
+let harness: FakeProviderApp;
 const projectName = `cli-sdk-${Date.now()}`;
 
 beforeAll(async () => {
-  fake = await startFakeOpenAIServer();
-  scratch = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-cli-sdk-"));
-  const providersFile = path.join(scratch, "providers.yaml");
-  await fs.writeFile(
-    providersFile,
-    [
-      "providers:",
-      `  fake: { kind: openai-compatible, baseUrl: "${fake.baseUrl}", apiKeyEnv: CLI_SDK_TEST_KEY }`,
-      "models:",
-      "  llm.default: { provider: fake, model: tiny-chat, retries: 0, timeoutMs: 10000 }",
-    ].join("\n"),
-  );
-  process.env.PROVIDERS_FILE = providersFile;
-  process.env.CLI_SDK_TEST_KEY = "sk-cli-sdk";
-  t = await startTestApp({ worker: true });
+  harness = await startFakeProviderApp({
+    models: { "llm.default": { provider: "fake", model: "tiny-chat", retries: 0, timeoutMs: 10000 } },
+    apiKey: "sk-cli-sdk",
+    app: { worker: true },
+  });
+  ({ t, fake, scratch } = harness);
   ({ key } = await t.createProject(projectName));
 }, 120_000);
 
-afterAll(async () => {
-  if (t) await closeModelRouter(t.app);
-  await t?.close();
-  await fake?.close();
-  if (scratch) await fs.rm(scratch, { recursive: true, force: true });
-});
+afterAll(() => harness?.close());
+
 
 /** Runs the CLI; resolves with its exit code and output instead of throwing on a non-zero exit. */
 async function tessera(args: string[], options: { cwd?: string } = {}) {

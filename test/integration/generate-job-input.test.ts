@@ -1,42 +1,31 @@
-import fs from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { closeModelRouter } from "../../services/generation/app-model-router.ts";
 import { BUDGET_RECHECK_AFTER_MS } from "../../services/generation/generate-request.ts";
 import { chargeTokens } from "../../services/limits/token-budget.ts";
 import type { JobPayload } from "../../services/queue/job-payloads.ts";
 import { generateHandler } from "../../services/worker/handlers/generate-handler.ts";
 import type { JobHandlerContext } from "../../services/worker/job-handler.ts";
-import { startFakeOpenAIServer, type FakeOpenAIServer } from "../support/fake-openai-server.ts";
-import { startTestApp, type TestApp } from "../support/test-app.ts";
+import type { FakeOpenAIServer } from "../support/fake-openai-server.ts";
+import { startFakeProviderApp, type FakeProviderApp } from "../support/fake-provider-app.ts";
+import type { TestApp } from "../support/test-app.ts";
 
 // Issue #20: a generate job's worker takes its request from the payload the mutation enqueued instead of reading its
 // row, and does not check the token budget again when the mutation checked it within BUDGET_RECHECK_AFTER_MS.
 let t: TestApp;
 let fake: FakeOpenAIServer;
-let scratch: string;
+let harness: FakeProviderApp;
 
 beforeAll(async () => {
-  fake = await startFakeOpenAIServer();
-  scratch = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-generate-input-"));
-  const providersFile = path.join(scratch, "providers.json");
-  await fs.writeFile(
-    providersFile,
-    JSON.stringify({ providers: { fake: { kind: "openai-compatible", baseUrl: fake.baseUrl } }, models: { "llm.default": { provider: "fake", model: "tiny-chat", retries: 0 } } }),
-  );
-  process.env.PROVIDERS_FILE = providersFile;
-  // No worker: each test runs the handler itself on the payload the mutation queued.
-  t = await startTestApp({ env: { QUOTA_GENERATION_TOKENS: "40", QUOTA_GENERATION_PERIOD_SECONDS: "3600" } });
+  harness = await startFakeProviderApp({
+    models: { "llm.default": { provider: "fake", model: "tiny-chat", retries: 0 } },
+    // No worker: each test runs the handler itself on the payload the mutation queued.
+    app: { env: { QUOTA_GENERATION_TOKENS: "40", QUOTA_GENERATION_PERIOD_SECONDS: "3600" } },
+  });
+  ({ t, fake } = harness);
 });
 
-afterAll(async () => {
-  if (t) await closeModelRouter(t.app);
-  await t?.close();
-  await fake?.close();
-  if (scratch) await fs.rm(scratch, { recursive: true, force: true });
-});
+afterAll(() => harness?.close());
+
 
 const GENERATE = `mutation ($input: GenerateInput!) { generate(input: $input) { id } }`;
 

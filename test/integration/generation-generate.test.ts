@@ -1,60 +1,50 @@
 import fs from "node:fs/promises";
-import os from "node:os";
 import path from "node:path";
 import sharp from "sharp";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { ingestContent } from "../../services/assets/ingest-service.ts";
-import { closeModelRouter } from "../../services/generation/app-model-router.ts";
 import { readWavInfo } from "../../services/generation/wav-file.ts";
-import { startFakeOpenAIServer, type FakeOpenAIServer } from "../support/fake-openai-server.ts";
+import type { FakeOpenAIServer } from "../support/fake-openai-server.ts";
+import { startFakeProviderApp, type FakeProviderApp } from "../support/fake-provider-app.ts";
 import { buildTinyCausalLm } from "../support/fixture-models/tiny-causal-lm/build-tiny-causal-lm.ts";
 import { buildTinyCaptioner } from "../support/fixture-models/tiny-captioner/build-tiny-captioner.ts";
 import { buildTinyTts } from "../support/fixture-models/tiny-tts/build-tiny-tts.ts";
 import { buildTinyWhisper } from "../support/fixture-models/tiny-whisper/build-tiny-whisper.ts";
-import { eventually, startTestApp, type TestApp } from "../support/test-app.ts";
+import { eventually, type TestApp } from "../support/test-app.ts";
 
 const SECRET = "sk-generate-test-secret-5678";
 let t: TestApp;
 let fake: FakeOpenAIServer;
 let scratch: string;
+let harness: FakeProviderApp;
 
 beforeAll(async () => {
-  fake = await startFakeOpenAIServer();
-  scratch = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-generate-"));
-  const modelsDir = path.join(scratch, "models");
-  await buildTinyCausalLm(modelsDir);
-  await buildTinyTts(modelsDir);
-  await buildTinyCaptioner(modelsDir);
-  await buildTinyWhisper(modelsDir);
-  const providersFile = path.join(scratch, "providers.yaml");
-  await fs.writeFile(
-    providersFile,
-    [
-      "providers:",
-      `  fake: { kind: openai-compatible, baseUrl: "${fake.baseUrl}", apiKeyEnv: GENERATE_TEST_KEY }`,
-      "models:",
-      "  llm.default: { provider: fake, model: tiny-chat, retries: 0, timeoutMs: 10000 }",
-      "  llm.vision: { provider: fake, model: tiny-vision, retries: 0 }",
-      "  image.default: { provider: fake, model: tiny-image, retries: 0 }",
-      "  llm.local: { provider: local, model: tiny-causal-lm }",
-      "  transcribe.default: { provider: fake, model: whisper-1, retries: 0 }",
-      "  speech.local: { provider: local, model: tiny-tts }",
-      "  caption.local: { provider: local, model: tiny-captioner }",
-      "  transcribe.local: { provider: local, model: tiny-whisper }",
-    ].join("\n"),
-  );
-  // The router reads its configuration from the process environment, like PROVIDERS_FILE in production.
-  process.env.PROVIDERS_FILE = providersFile;
-  process.env.GENERATE_TEST_KEY = SECRET;
-  t = await startTestApp({ worker: true, env: { MODELS_DIR: modelsDir } });
+  harness = await startFakeProviderApp({
+    models: {
+      "llm.default": { provider: "fake", model: "tiny-chat", retries: 0, timeoutMs: 10000 },
+      "llm.vision": { provider: "fake", model: "tiny-vision", retries: 0 },
+      "image.default": { provider: "fake", model: "tiny-image", retries: 0 },
+      "llm.local": { provider: "local", model: "tiny-causal-lm" },
+      "transcribe.default": { provider: "fake", model: "whisper-1", retries: 0 },
+      "speech.local": { provider: "local", model: "tiny-tts" },
+      "caption.local": { provider: "local", model: "tiny-captioner" },
+      "transcribe.local": { provider: "local", model: "tiny-whisper" },
+    },
+    apiKey: SECRET,
+    app: async (folder) => {
+      const modelsDir = path.join(folder, "models");
+      await buildTinyCausalLm(modelsDir);
+      await buildTinyTts(modelsDir);
+      await buildTinyCaptioner(modelsDir);
+      await buildTinyWhisper(modelsDir);
+      return { worker: true, env: { MODELS_DIR: modelsDir } };
+    },
+  });
+  ({ t, fake, scratch } = harness);
 });
 
-afterAll(async () => {
-  if (t) await closeModelRouter(t.app);
-  await t?.close();
-  await fake?.close();
-  if (scratch) await fs.rm(scratch, { recursive: true, force: true });
-});
+afterAll(() => harness?.close());
+
 
 afterEach(() => fake.reset());
 

@@ -1,39 +1,22 @@
-import fs from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { closeModelRouter } from "../../services/generation/app-model-router.ts";
-import { startFakeOpenAIServer, type FakeOpenAIServer } from "../support/fake-openai-server.ts";
-import { eventually, startTestApp, type TestApp } from "../support/test-app.ts";
+import type { FakeOpenAIServer } from "../support/fake-openai-server.ts";
+import { startFakeProviderApp, type FakeProviderApp } from "../support/fake-provider-app.ts";
+import { eventually, type TestApp } from "../support/test-app.ts";
 
 let t: TestApp;
 let fake: FakeOpenAIServer;
-let scratch: string;
+let harness: FakeProviderApp;
 
 beforeAll(async () => {
-  fake = await startFakeOpenAIServer();
-  scratch = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-token-quota-"));
-  const providersFile = path.join(scratch, "providers.yaml");
-  await fs.writeFile(
-    providersFile,
-    [
-      "providers:",
-      `  fake: { kind: openai-compatible, baseUrl: "${fake.baseUrl}", apiKeyEnv: TOKEN_QUOTA_TEST_KEY }`,
-      "models:",
-      "  llm.default: { provider: fake, model: tiny-chat, retries: 0, timeoutMs: 10000 }",
-    ].join("\n"),
-  );
-  process.env.PROVIDERS_FILE = providersFile;
-  process.env.TOKEN_QUOTA_TEST_KEY = "sk-token-quota-test";
-  t = await startTestApp({ worker: true, env: { QUOTA_GENERATION_TOKENS: "40", QUOTA_GENERATION_PERIOD_SECONDS: "3600" } });
+  harness = await startFakeProviderApp({
+    models: { "llm.default": { provider: "fake", model: "tiny-chat", retries: 0, timeoutMs: 10000 } },
+    apiKey: "sk-token-quota-test",
+    app: { worker: true, env: { QUOTA_GENERATION_TOKENS: "40", QUOTA_GENERATION_PERIOD_SECONDS: "3600" } },
+  });
+  ({ t, fake } = harness);
 });
 
-afterAll(async () => {
-  if (t) await closeModelRouter(t.app);
-  await t?.close();
-  await fake?.close();
-  if (scratch) await fs.rm(scratch, { recursive: true, force: true });
-});
+afterAll(() => harness?.close());
 
 const GENERATE = `mutation ($input: GenerateInput!) { generate(input: $input) { id } }`;
 const JOB = `query ($id: ID!) { job(id: $id) { status usage } }`;

@@ -1,67 +1,38 @@
 import fs from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
 import sharp from "sharp";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ingestContent } from "../../services/assets/ingest-service.ts";
-import { closeModelRouter } from "../../services/generation/app-model-router.ts";
-import { startFakeOpenAIServer, type FakeOpenAIServer } from "../support/fake-openai-server.ts";
+import type { FakeOpenAIServer } from "../support/fake-openai-server.ts";
+import { startFakeProviderApp, type FakeProviderApp } from "../support/fake-provider-app.ts";
 import { findStepType } from "../../workflows/steps/step-registry.ts";
-import { eventually, startTestApp, type TestApp } from "../support/test-app.ts";
+import { eventually, type TestApp } from "../support/test-app.ts";
+import { workflowClient } from "../support/workflow-client.ts";
 
 let t: TestApp;
 let fake: FakeOpenAIServer;
-let scratch: string;
 let key: string;
 let projectId: string;
+let harness: FakeProviderApp;
+let workflows: ReturnType<typeof workflowClient>;
 
 beforeAll(async () => {
-  fake = await startFakeOpenAIServer();
-  scratch = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-gen-steps-"));
-  const providersFile = path.join(scratch, "providers.json");
-  await fs.writeFile(
-    providersFile,
-    JSON.stringify({
-      providers: { fake: { kind: "openai-compatible", baseUrl: fake.baseUrl } },
-      models: {
-        "llm.default": { provider: "fake", model: "agent-model", retries: 0 },
-        "llm.vision": { provider: "fake", model: "vision-model", retries: 0 },
-      },
-    }),
-  );
-  process.env.PROVIDERS_FILE = providersFile;
-  t = await startTestApp({ worker: { concurrency: 4 } });
+  harness = await startFakeProviderApp({
+    models: {
+      "llm.default": { provider: "fake", model: "agent-model", retries: 0 },
+      "llm.vision": { provider: "fake", model: "vision-model", retries: 0 },
+    },
+    app: { worker: { concurrency: 4 } },
+  });
+  ({ t, fake } = harness);
   ({ key, projectId } = await t.createProject());
+  workflows = workflowClient(t, key);
 });
 
-afterAll(async () => {
-  if (t) await closeModelRouter(t.app);
-  await t?.close();
-  await fake?.close();
-  if (scratch) await fs.rm(scratch, { recursive: true, force: true });
-});
+afterAll(() => harness?.close());
 
 afterEach(() => fake.reset());
 
 const unique = (prefix: string) => `${prefix}-${Math.random().toString(36).slice(2, 8)}`;
-
-async function publish(source: string) {
-  const response = await t.graphql(`mutation ($d: String!) { publishWorkflow(definition: $d) { number } }`, { d: source }, key);
-  expect(response.errors).toBeUndefined();
-}
-
-async function runToEnd(slug: string, input: unknown, existingRunId?: string) {
-  let runId = existingRunId;
-  if (!runId) {
-    const started = await t.graphql(`mutation ($slug: String!, $input: JSON) { runWorkflow(slug: $slug, input: $input) { id } }`, { slug, input }, key);
-    expect(started.errors).toBeUndefined();
-    runId = started.data.runWorkflow.id as string;
-  }
-  return eventually(async () => {
-    const run = await t.app.db.run.findUniqueOrThrow({ where: { id: runId }, include: { steps: { orderBy: { createdAt: "asc" } } } });
-    return ["SUCCEEDED", "FAILED", "CANCELLED"].includes(run.status) ? run : null;
-  }, 45_000);
-}
 
 /** runEvents over SSE until the run ends. */
 async function collectRunEvents(runId: string): Promise<any[]> {
@@ -85,7 +56,7 @@ async function image(colour: string) {
 describe("generate.* steps", () => {
   it("captions an image, then speaks the caption into an audio asset, recording token usage per step", async () => {
     const slug = unique("describe-aloud");
-    await publish(`
+    await workflows.publish(`
 apiVersion: tessera/v1
 kind: Workflow
 slug: ${slug}
@@ -108,7 +79,7 @@ outputs:
     const started = await t.graphql(`mutation ($slug: String!, $input: JSON) { runWorkflow(slug: $slug, input: $input) { id } }`, { slug, input: { image: asset.id } }, key);
     const runId = started.data.runWorkflow.id as string;
     const events = await collectRunEvents(runId);
-    const run = await runToEnd(slug, null, runId);
+    const run = await workflows.ended(runId);
     expect(run.error).toBeNull();
     expect(run.status).toBe("SUCCEEDED");
     expect(run.output).toMatchObject({ caption: "An orange square." });
@@ -126,7 +97,7 @@ outputs:
 describe("agent step", () => {
   it("calls a step type, then a published workflow, then answers in the declared shape; each call is a child step", async () => {
     const helper = unique("shout");
-    await publish(`
+    await workflows.publish(`
 apiVersion: tessera/v1
 kind: Workflow
 slug: ${helper}
@@ -141,7 +112,7 @@ outputs:
   loud: "\${{ steps.upper.output.loud }}"
 `);
     const slug = unique("agent-qa");
-    await publish(`
+    await workflows.publish(`
 apiVersion: tessera/v1
 kind: Workflow
 slug: ${slug}
@@ -176,7 +147,7 @@ outputs:
         return { kind: "chat", toolCalls: [{ name: "final_answer", arguments: { answer: result.output.output.loud, assetIds: [asset.id] } }] };
       },
     );
-    const run = await runToEnd(slug, { question: "What is in my picture, loudly?" });
+    const run = await workflows.runToEnd(slug, { question: "What is in my picture, loudly?" });
     expect(run.error).toBeNull();
     expect(run.output).toEqual({ answer: "A BLUE SQUARE.", assets: [asset.id] });
 
@@ -209,7 +180,7 @@ outputs:
 
   it("gives a failing tool's error to the model, which answers anyway; the failed call is recorded", async () => {
     const slug = unique("agent-recover");
-    await publish(`
+    await workflows.publish(`
 apiVersion: tessera/v1
 kind: Workflow
 slug: ${slug}
@@ -228,7 +199,7 @@ outputs:
         return { kind: "chat", content: `Sorry: ${error.code}` };
       },
     );
-    const run = await runToEnd(slug, {});
+    const run = await workflows.runToEnd(slug, {});
     expect(run.status).toBe("SUCCEEDED");
     expect(run.output).toEqual({ text: "Sorry: NOT_FOUND" });
     const call = run.steps.find((step) => step.parentId !== null)!;
@@ -238,7 +209,7 @@ outputs:
 
   it("fails the step with a clear error when the model never stops", async () => {
     const slug = unique("agent-loop");
-    await publish(`
+    await workflows.publish(`
 apiVersion: tessera/v1
 kind: Workflow
 slug: ${slug}
@@ -249,7 +220,7 @@ steps:
     retry: { attempts: 1 }
 `);
     fake.setFallback(() => ({ kind: "chat", toolCalls: [{ name: "transform", arguments: { again: true } }] }));
-    const run = await runToEnd(slug, {});
+    const run = await workflows.runToEnd(slug, {});
     expect(run.status).toBe("FAILED");
     expect((run.error as { message: string }).message).toMatch(/maxIterations \(2 model calls, 2 tool calls\)/);
     expect(run.steps.filter((step) => step.parentId !== null)).toHaveLength(2);
@@ -257,7 +228,7 @@ steps:
 
   it("refuses a tool that is not a step type", async () => {
     const slug = unique("agent-bad-tool");
-    await publish(`
+    await workflows.publish(`
 apiVersion: tessera/v1
 kind: Workflow
 slug: ${slug}
@@ -266,7 +237,7 @@ steps:
     uses: agent
     with: { prompt: "go", tools: [no.such.step] }
 `);
-    const run = await runToEnd(slug, {});
+    const run = await workflows.runToEnd(slug, {});
     expect(run.status).toBe("FAILED");
     expect(run.error).toMatchObject({ code: "BAD_USER_INPUT" });
     expect((run.error as { message: string }).message).toMatch(/no\.such\.step/);
@@ -277,7 +248,7 @@ describe("workflows/examples/cross-modal-qa.yaml", () => {
   const source = () => fs.readFile(new URL("../../workflows/examples/cross-modal-qa.yaml", import.meta.url), "utf8");
 
   it("publishes", async () => {
-    await publish(await source());
+    await workflows.publish(await source());
   });
 
   it("answers from the hits of a real search", async (context) => {
@@ -293,7 +264,7 @@ describe("workflows/examples/cross-modal-qa.yaml", () => {
       return ["READY", "FAILED"].includes(row.status) ? row : null;
     }, 60_000);
     expect(indexed.error).toBeNull();
-    await publish(await source());
+    await workflows.publish(await source());
     fake.enqueue(
       (request) => {
         // The model was told the search step's input by its JSON Schema.
@@ -311,7 +282,7 @@ describe("workflows/examples/cross-modal-qa.yaml", () => {
         };
       },
     );
-    const run = await runToEnd("cross-modal-qa", { question: "What colours is the lighthouse?" });
+    const run = await workflows.runToEnd("cross-modal-qa", { question: "What colours is the lighthouse?" });
     expect(run.error).toBeNull();
     expect(run.output).toEqual({ answer: "Red and white.", assetIds: [asset.id] });
   }, 120_000);

@@ -1,17 +1,15 @@
-import fs from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import os from "node:os";
-import path from "node:path";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import sharp from "sharp";
 import { z } from "zod";
-import { closeModelRouter } from "../../services/generation/app-model-router.ts";
-import { startFakeOpenAIServer, type FakeOpenAIServer } from "../support/fake-openai-server.ts";
+import type { FakeOpenAIServer } from "../support/fake-openai-server.ts";
+import { startFakeProviderApp, type FakeProviderApp } from "../support/fake-provider-app.ts";
 import { freePort } from "../support/own-redis.ts";
-import { eventually, startTestApp, type TestApp } from "../support/test-app.ts";
+import type { TestApp } from "../support/test-app.ts";
+import { workflowClient } from "../support/workflow-client.ts";
 
 /*
  * MCP tools in workflows: a local MCP server (the official SDK's, Streamable HTTP) with tools, registered in a
@@ -68,25 +66,23 @@ async function startLocalMcpServer(): Promise<LocalMcp> {
 let t: TestApp;
 let mcp: LocalMcp;
 let fake: FakeOpenAIServer;
-let scratch: string;
 let key: string;
 let projectId: string;
 let closedPort: number;
+let harness: FakeProviderApp;
+let workflows: ReturnType<typeof workflowClient>;
 
 beforeAll(async () => {
   mcp = await startLocalMcpServer();
   closedPort = await freePort();
-  fake = await startFakeOpenAIServer();
-  scratch = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-mcp-client-"));
-  const providersFile = path.join(scratch, "providers.json");
-  await fs.writeFile(
-    providersFile,
-    JSON.stringify({ providers: { fake: { kind: "openai-compatible", baseUrl: fake.baseUrl } }, models: { "llm.default": { provider: "fake", model: "agent-model", retries: 0 } } }),
-  );
-  process.env.PROVIDERS_FILE = providersFile;
-  // The local MCP server's port (and a closed one) are allowed; any other private address is not.
-  t = await startTestApp({ worker: { concurrency: 2 }, env: { URL_ALLOW_HOSTS: `127.0.0.1:${mcp.port},127.0.0.1:${closedPort}`, MCP_CALL_TIMEOUT_MS: "10000" } });
+  harness = await startFakeProviderApp({
+    models: { "llm.default": { provider: "fake", model: "agent-model", retries: 0 } },
+    // The local MCP server's port (and a closed one) are allowed; any other private address is not.
+    app: { worker: { concurrency: 2 }, env: { URL_ALLOW_HOSTS: `127.0.0.1:${mcp.port},127.0.0.1:${closedPort}`, MCP_CALL_TIMEOUT_MS: "10000" } },
+  });
+  ({ t, fake } = harness);
   ({ key, projectId } = await t.createProject());
+  workflows = workflowClient(t, key);
   const registered = await t.graphql(
     `mutation ($h: JSON) { registerMcpServer(name: "calc", url: "${mcp.url}", headers: $h) { name url headerNames } }`,
     { h: { "X-Api-Key": SERVER_KEY } },
@@ -96,35 +92,17 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (t) await closeModelRouter(t.app);
-  await t?.close();
-  await fake?.close();
+  await harness?.close();
   await mcp?.close();
-  if (scratch) await fs.rm(scratch, { recursive: true, force: true });
 });
 
 afterEach(() => fake.reset());
 
 const unique = (prefix: string) => `${prefix}-${Math.random().toString(36).slice(2, 8)}`;
 
-async function publish(source: string) {
-  const response = await t.graphql(`mutation ($d: String!) { publishWorkflow(definition: $d) { number } }`, { d: source }, key);
-  expect(response.errors).toBeUndefined();
-}
-
-async function runToEnd(slug: string, input: unknown = {}) {
-  const started = await t.graphql(`mutation ($slug: String!, $input: JSON) { runWorkflow(slug: $slug, input: $input) { id } }`, { slug, input }, key);
-  expect(started.errors).toBeUndefined();
-  const runId = started.data.runWorkflow.id as string;
-  return eventually(async () => {
-    const run = await t.app.db.run.findUniqueOrThrow({ where: { id: runId }, include: { steps: { orderBy: { createdAt: "asc" } } } });
-    return ["SUCCEEDED", "FAILED", "CANCELLED"].includes(run.status) ? run : null;
-  }, 45_000);
-}
-
 async function callOnce(withBlock: string) {
   const slug = unique("mcp-call");
-  await publish(`
+  await workflows.publish(`
 apiVersion: tessera/v1
 kind: Workflow
 slug: ${slug}
@@ -135,7 +113,7 @@ steps:
 outputs:
   result: "\${{ steps.call.output }}"
 `);
-  return runToEnd(slug);
+  return workflows.runToEnd(slug);
 }
 
 describe("registered MCP servers over GraphQL", () => {
@@ -221,7 +199,7 @@ describe("mcp.call step", () => {
 describe("agent with mcp servers", () => {
   it("lists the server's tools for the model and calls one; the call is recorded as a child step", async () => {
     const slug = unique("mcp-agent");
-    await publish(`
+    await workflows.publish(`
 apiVersion: tessera/v1
 kind: Workflow
 slug: ${slug}
@@ -241,7 +219,7 @@ outputs:
         return { kind: "chat", content: `It is ${result.output.structuredContent.sum}.` };
       },
     );
-    const run = await runToEnd(slug);
+    const run = await workflows.runToEnd(slug);
     expect(run.error).toBeNull();
     expect(run.output).toEqual({ text: "It is 42." });
     const tools = fake.requests[0]!.body.tools.map((tool: any) => tool.function);

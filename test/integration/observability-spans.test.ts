@@ -1,14 +1,11 @@
 import { randomBytes } from "node:crypto";
-import fs from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { closeModelRouter } from "../../services/generation/app-model-router.ts";
 import { metricsRegistry } from "../../services/observability/metrics.ts";
 import { flushTracing, startTracing, stopTracing } from "../../services/observability/tracing.ts";
-import { startFakeOpenAIServer, type FakeOpenAIServer } from "../support/fake-openai-server.ts";
+import type { FakeOpenAIServer } from "../support/fake-openai-server.ts";
+import { startFakeProviderApp, type FakeProviderApp } from "../support/fake-provider-app.ts";
 import { OtlpReceiver, type ReceivedSpan } from "../support/otlp-receiver.ts";
-import { eventually, startTestApp, type TestApp } from "../support/test-app.ts";
+import { eventually, type TestApp } from "../support/test-app.ts";
 
 /*
  * The spans of search (one per space queried, one for the fusion), of a
@@ -31,33 +28,27 @@ async function runsEnded(status: string): Promise<number> {
 describe("search, workflow and generation spans", () => {
   let receiver: OtlpReceiver;
   let fake: FakeOpenAIServer;
-  let scratch: string;
   let t: TestApp;
   let key: string;
+  let harness: FakeProviderApp;
 
   beforeAll(async () => {
     receiver = await OtlpReceiver.start();
-    fake = await startFakeOpenAIServer();
-    scratch = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-spans-"));
-    const providersFile = path.join(scratch, "providers.yaml");
-    await fs.writeFile(
-      providersFile,
-      ["providers:", `  fake: { kind: openai-compatible, baseUrl: "${fake.baseUrl}", apiKeyEnv: SPANS_TEST_KEY }`, "models:", "  llm.default: { provider: fake, model: tiny-chat, retries: 0, timeoutMs: 10000 }"].join("\n"),
-    );
-    process.env.PROVIDERS_FILE = providersFile;
-    process.env.SPANS_TEST_KEY = "sk-spans-test-secret-1234";
     await startTracing({ OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_EXPORTER_OTLP_PROTOCOL: "http/json", OTEL_CAPTURE_CONTENT: false }, "test");
-    t = await startTestApp({ worker: true });
+    harness = await startFakeProviderApp({
+      models: { "llm.default": { provider: "fake", model: "tiny-chat", retries: 0, timeoutMs: 10000 } },
+      apiKey: "sk-spans-test-secret-1234",
+      app: { worker: true },
+    });
+    ({ t, fake } = harness);
     ({ key } = await t.createProject());
   });
   afterAll(async () => {
     await stopTracing().catch(() => {});
-    if (t) await closeModelRouter(t.app);
-    await t?.close();
-    await fake?.close();
+    await harness?.close();
     await receiver?.close();
-    if (scratch) await fs.rm(scratch, { recursive: true, force: true });
   });
+
 
   /** POSTs a GraphQL operation under a new trace id; returns the result and the trace id. */
   async function traced(query: string, variables: Record<string, unknown>) {

@@ -1,16 +1,15 @@
 import { execFile } from "node:child_process";
 import fs from "node:fs/promises";
-import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ingestContent } from "../../services/assets/ingest-service.ts";
 import type { Modality } from "../../services/core/database.ts";
-import { closeModelRouter } from "../../services/generation/app-model-router.ts";
-import { startFakeOpenAIServer, type FakeOpenAIServer, type RecordedRequest } from "../support/fake-openai-server.ts";
+import type { FakeOpenAIServer, RecordedRequest } from "../support/fake-openai-server.ts";
+import { startFakeProviderApp, type FakeProviderApp } from "../support/fake-provider-app.ts";
 import { makeMp4 } from "../support/media-fixtures.ts";
-import { eventually, startTestApp, type TestApp } from "../support/test-app.ts";
+import { eventually, type TestApp } from "../support/test-app.ts";
 
 // The examples run end to end: real ingest, real VAD and sentence embeddings,
 // real search; only the hosted language, vision and transcription models are
@@ -21,30 +20,26 @@ let fake: FakeOpenAIServer;
 let scratch: string;
 let key: string;
 let projectId: string;
+let harness: FakeProviderApp;
 
 beforeAll(async () => {
-  fake = await startFakeOpenAIServer();
-  scratch = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-workflow-examples-"));
-  const providersFile = path.join(scratch, "providers.yaml");
-  await fs.writeFile(
-    providersFile,
-    [
-      "providers:",
-      `  fake: { kind: openai-compatible, baseUrl: "${fake.baseUrl}" }`,
-      "models:",
-      "  llm.default: { provider: fake, model: chat-model, retries: 0 }",
-      "  llm.vision: { provider: fake, model: vision-model, retries: 0 }",
-      "  transcribe.default: { provider: fake, model: whisper-1, retries: 0 }",
-    ].join("\n"),
-  );
-  process.env.PROVIDERS_FILE = providersFile;
-  // The committed model manifests only (VAD, sentence embeddings, OCR, ...): a half-made one in a checkout does not leak in.
-  const modelsDir = path.join(scratch, "models");
-  await fs.mkdir(modelsDir);
-  const root = path.resolve(import.meta.dirname, "..", "..");
-  const { stdout } = await promisify(execFile)("git", ["ls-files", "models/*.yaml"], { cwd: root });
-  for (const manifest of stdout.split("\n").filter(Boolean)) await fs.copyFile(path.join(root, manifest), path.join(modelsDir, path.basename(manifest)));
-  t = await startTestApp({ worker: { concurrency: 4 }, env: { MODELS_DIR: modelsDir } });
+  harness = await startFakeProviderApp({
+    models: {
+      "llm.default": { provider: "fake", model: "chat-model", retries: 0 },
+      "llm.vision": { provider: "fake", model: "vision-model", retries: 0 },
+      "transcribe.default": { provider: "fake", model: "whisper-1", retries: 0 },
+    },
+    app: async (folder) => {
+      // The committed model manifests only (VAD, sentence embeddings, OCR, ...): a half-made one in a checkout does not leak in.
+      const modelsDir = path.join(folder, "models");
+      await fs.mkdir(modelsDir);
+      const root = path.resolve(import.meta.dirname, "..", "..");
+      const { stdout } = await promisify(execFile)("git", ["ls-files", "models/*.yaml"], { cwd: root });
+      for (const manifest of stdout.split("\n").filter(Boolean)) await fs.copyFile(path.join(root, manifest), path.join(modelsDir, path.basename(manifest)));
+      return { worker: { concurrency: 4 }, env: { MODELS_DIR: modelsDir } };
+    },
+  });
+  ({ t, fake, scratch } = harness);
   ({ key, projectId } = await t.createProject());
   // Each kind of request gets its kind of answer, whatever order parallel steps send them in.
   fake.setFallback((request: RecordedRequest) => {
@@ -54,12 +49,7 @@ beforeAll(async () => {
   });
 });
 
-afterAll(async () => {
-  if (t) await closeModelRouter(t.app);
-  await t?.close();
-  await fake?.close();
-  if (scratch) await fs.rm(scratch, { recursive: true, force: true });
-});
+afterAll(() => harness?.close());
 
 async function ingestReady(bytes: Buffer, modality: Modality, mimeType: string) {
   const { asset } = await ingestContent(t.app, projectId, { bytes, modality, mimeType, source: "upload" });
