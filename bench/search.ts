@@ -18,7 +18,8 @@
  *    and this process's CPU per query; BENCH_SEARCH_PROFILE=<file> writes a
  *    CPU profile of as many GraphQL queries again on the small project, and
  *    one of as many store-side queries (`-store` before the extension).
- * 3. The gateway alone: the same GraphQL search with the store stubbed (gatewayAlone), CPU per request.
+ * 3. The gateway alone: the same GraphQL search with the store stubbed (gatewayAlone), CPU, SQL statements and
+ *    Redis commands per request (with BENCH_SEARCH_PROFILE, a profile of as many requests again: `-alone`).
  * 4. Ingest: vectors/s into Weaviate through the worker's index stage
  *    (WORKER_CONCURRENCY jobs at once, BENCH_SEARCH_INGEST_ASSETS assets x 16
  *    chunks) against weaviate-client's batch import (insertMany) alone.
@@ -400,10 +401,14 @@ async function gatewayAlone(app: AppContext, requests: number) {
   try {
     for (let index = 0; index < 200; index++) await ask(); // warm-up
     const before = process.cpuUsage();
+    const sentBefore = { ...sent };
     const samples: number[] = [];
     const seconds = await timeEachInto(samples, requests, ask);
     const used = process.cpuUsage(before);
-    return { requests, ...summarize(samples, seconds), cpuMsPerRequest: round((used.user + used.system) / 1000 / requests, 3), loadavg: os.loadavg().map((value) => round(value)) };
+    const sentPerRequest = { sql: round((sent.sql - sentBefore.sql) / requests, 2), redis: round((sent.redis - sentBefore.redis) / requests, 2) };
+    const profile = process.env.BENCH_SEARCH_PROFILE;
+    if (profile) await profiled(`${profile.replace(/\.cpuprofile$/, "")}-alone.cpuprofile`, () => timeEachInto([], requests, ask), "the gateway alone");
+    return { requests, ...summarize(samples, seconds), cpuMsPerRequest: round((used.user + used.system) / 1000 / requests, 3), sentPerRequest, loadavg: os.loadavg().map((value) => round(value)) };
   } finally {
     client.close();
     await gateway.close();

@@ -246,6 +246,25 @@ describe("search and deleteAsset through GraphQL (Weaviate)", () => {
     expect(result.data.search.hits.map((hit: any) => hit.asset.id)).toEqual([assets.recipe!.id]);
   });
 
+  it("never shows a hit whose row is gone, though its vectors are still in the store", async () => {
+    // What an ingest that lost the race with deleteAsset leaves for a moment (or a crash, for longer): vectors, no row.
+    const near = (y: number): AssetVector[] => [{ space: "gql-orphans", model: "fixture", chunk: 0, vector: unit(1, y, 0, 0), text: `near ${y}` }];
+    const query = await storeAsset(a.projectId, { bytes: `orphan query ${randomUUID()}`, modality: "TEXT", vectors: near(0) });
+    const kept = await storeAsset(a.projectId, { bytes: `orphan kept ${randomUUID()}`, modality: "TEXT", vectors: near(0.2) });
+    const gone = await storeAsset(a.projectId, { bytes: `orphan gone ${randomUUID()}`, modality: "TEXT", vectors: near(0.1) });
+    await t.app.db.asset.delete({ where: { id: gone.id } });
+    try {
+      for (const limit of [1, 10]) {
+        const result = await search({ assetId: query.id, limit });
+        expect(result.errors).toBeUndefined();
+        // The row check drops it after the store ranked it first; it is not made up for (fewer hits, never a deleted one).
+        expect(result.data.search.hits.map((hit: any) => hit.asset)).toEqual(limit === 1 ? [] : [{ id: kept.id, modality: "TEXT" }]);
+      }
+    } finally {
+      await t.app.vectorStore.deleteAsset(a.projectId, gone.id);
+    }
+  });
+
   it("deleteAsset removes the row, the vectors, and the blob once no asset references it", async () => {
     const bytes = `shared bytes ${randomUUID()}`;
     const vector: AssetVector = { space: "gql-image-text", model: "fixture", chunk: 0, vector: unit(0, 0, 0, 1), text: "shared" };
