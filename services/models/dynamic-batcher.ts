@@ -7,10 +7,10 @@ export type BatchLimits = {
   maxCost?: number;
   cost?: (item: unknown) => number;
   /**
-   * For a runner that queues a batch behind the one it computes (the inference thread): the next batch is handed
-   * over before the running one ends, once it holds as many items as the running one (what arrives while a batch
-   * runs is about one batch), so the model starts it without waiting for this thread to hear the result and hand
-   * it over. At most two batches are out at once; a queue that has not grown that big goes when the running one ends.
+   * For a runner that queues batches and joins the queued ones into one when it is free (the inference thread):
+   * each batch is handed over as it forms (full, or its oldest item waited maxWaitMs), also while others run.
+   * The model then starts on everything that queued the moment it finishes a batch, without waiting for this
+   * thread to hear the result and hand the next one over.
    */
   handOverAhead?: boolean;
 };
@@ -20,15 +20,14 @@ type Pending<I, O> = { item: I; cost: number; resolve(output: O): void; reject(e
 /**
  * Groups concurrent requests for one model into batches: a batch runs when it
  * is full (items or token budget) or its oldest item has waited maxWaitMs,
- * whichever comes first. One batch runs at a time (handOverAhead: the next is
- * handed over early); the next one forms meanwhile. Each caller gets back
- * exactly its own outputs, or the batch's error.
+ * whichever comes first. One batch runs at a time (unless handOverAhead); the
+ * next one forms meanwhile. Each caller gets back exactly its own outputs, or
+ * the batch's error.
  */
 export class DynamicBatcher<I, O> {
   private queue: Pending<I, O>[] = [];
   private timer: NodeJS.Timeout | undefined;
-  /** Sizes of the batches handed over and not yet answered, oldest first. */
-  private running: number[] = [];
+  private running = 0;
   /** Sizes of the batches run so far; benches and tests read it. */
   readonly batchSizes: number[] = [];
 
@@ -50,11 +49,7 @@ export class DynamicBatcher<I, O> {
   }
 
   private schedule() {
-    if (this.queue.length === 0) return;
-    if (this.running.length) {
-      if (this.mayHandOverAhead()) this.flush();
-      return;
-    }
+    if (this.queue.length === 0 || this.waitsForRunning()) return;
     if (this.full() || this.limits.maxWaitMs <= 0) {
       this.flush();
     } else if (!this.timer) {
@@ -62,10 +57,8 @@ export class DynamicBatcher<I, O> {
     }
   }
 
-  /** A second batch goes ahead only when it is as big as the one running (or full), never a third. */
-  private mayHandOverAhead() {
-    if (!this.limits.handOverAhead || this.running.length !== 1) return false;
-    return this.full() || this.queue.length >= this.running[0]!;
+  private waitsForRunning() {
+    return this.running > 0 && !this.limits.handOverAhead;
   }
 
   private full() {
@@ -90,14 +83,13 @@ export class DynamicBatcher<I, O> {
   private flush() {
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.queue.length === 0 || (this.running.length && !this.mayHandOverAhead())) return;
+    if (this.queue.length === 0 || this.waitsForRunning()) return;
     const batch = this.takeBatch();
-    this.running.push(batch.length);
+    this.running++;
     this.batchSizes.push(batch.length);
     void this.execute(batch).finally(() => {
-      this.running.shift();
-      // Whatever queued while this batch ran has waited long enough: run it now (or, with a batch handed over
-      // ahead still out, once it is as big as that one, or when that one ends).
+      this.running--;
+      // Whatever queued while this batch ran has waited long enough: run it now.
       if (this.queue.length) this.flush();
     });
   }

@@ -59,6 +59,7 @@ export class LocalModelRuntime implements ModelRuntime, LocalModelCaller {
   private thread: OnnxThread | undefined;
   private textThread: TextEncoderThread | undefined;
   private handles = new Map<string, Promise<ModelHandle>>();
+  private loaded = new Map<string, ModelHandle>();
   private batchers = new Map<string, DynamicBatcher<unknown, unknown>>();
   private remoteImageInputs = new Map<string, Promise<ImageInputSize | null>>();
 
@@ -155,9 +156,9 @@ export class LocalModelRuntime implements ModelRuntime, LocalModelCaller {
     return this.call(served, operation, input);
   }
 
-  /** The batch sizes each model's batcher ran, for benches and tests. */
+  /** The batch sizes each model computed (the runner's, where it joins the batcher's batches), for benches and tests. */
   batchSizes(model: string, operation: Operation): number[] {
-    return (this.batchers.get(`${model}:${operation}`)?.batchSizes as number[] | undefined) ?? [];
+    return this.loaded.get(model)?.ranBatchSizes?.(operation) ?? (this.batchers.get(`${model}:${operation}`)?.batchSizes as number[] | undefined) ?? [];
   }
 
   /** Milliseconds the inference thread has computed so far (the CLIP image tower runs there), for benches. */
@@ -173,6 +174,7 @@ export class LocalModelRuntime implements ModelRuntime, LocalModelCaller {
   async close() {
     const handles = [...this.handles.values()];
     this.handles.clear();
+    this.loaded.clear();
     this.batchers.clear();
     await Promise.all(handles.map(async (handle) => (await handle.catch(() => null))?.close?.()));
     await this.sessions?.close();
@@ -400,10 +402,19 @@ export class LocalModelRuntime implements ModelRuntime, LocalModelCaller {
       this.sessions ??= new OnnxSessions(execution, this.options.intraOpThreads);
       this.thread ??= new OnnxThread(execution, this.options.intraOpThreads);
       this.textThread ??= new TextEncoderThread();
-      const context = { execution, sessions: this.sessions, thread: this.thread, textThread: this.textThread, intraOpThreads: this.options.intraOpThreads, logger: this.options.logger };
+      const context = {
+        execution,
+        sessions: this.sessions,
+        thread: this.thread,
+        textThread: this.textThread,
+        intraOpThreads: this.options.intraOpThreads,
+        batching: this.options.batching !== false,
+        logger: this.options.logger,
+      };
       const started = Date.now();
       handle = served.adapter.load(served.model, context).then(
         (loaded) => {
+          this.loaded.set(name, loaded);
           this.options.logger.info({ model: name, device: execution.device, ms: Date.now() - started }, "model loaded");
           return loaded;
         },

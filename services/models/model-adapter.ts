@@ -25,10 +25,12 @@ export type ModelHandle = {
   /** Early fusion: one vector from several spaces' vectors (in the manifest's `projector.from` order). */
   project?(inputs: Float32Array[][]): Promise<Float32Array[]>;
   /**
-   * Operations whose batches the handle's runner queues behind the one computing (the inference thread): the
-   * batcher hands the next batch over before the running one ends (BatchLimits.handOverAhead).
+   * Operations whose batches the handle's runner queues and joins when it is free (the inference thread): the
+   * batcher hands each batch over as it forms, also while others run (BatchLimits.handOverAhead).
    */
   queuesBatches?: Array<"embedImages" | "embedText" | "embedAudio">;
+  /** For those operations: the sizes of the batches the runner computed, joined batches counted as one. */
+  ranBatchSizes?(operation: string): number[] | undefined;
   /** Tokens a text costs, for the batcher's token budget. */
   countTokens?(text: string): number;
   close?(): Promise<void>;
@@ -42,6 +44,8 @@ export type AdapterContext = {
   /** Text encoders (tokenisers and text graphs) on a worker thread: a long text never holds the event loop. */
   textThread: TextEncoderThread;
   intraOpThreads?: number;
+  /** False when batching is off (every request runs alone): the thread must not join calls either. */
+  batching: boolean;
   logger: Logger;
 };
 

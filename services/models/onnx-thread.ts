@@ -2,7 +2,7 @@ import { Worker } from "node:worker_threads";
 import { sessionTuning, type ExecutionChoice } from "./execution-provider.ts";
 import { ThreadCalls } from "./thread-calls.ts";
 
-/** Two batches can be out at once (handOverAhead); the next one needs one buffer. */
+/** Batches handed over while one computes come back one after another; the next batch needs one buffer. */
 const SPARE_BUFFERS = 2;
 
 export type ThreadTensor = { type: "float32" | "int64" | "int32"; data: Float32Array | BigInt64Array | Int32Array; dims: number[] };
@@ -24,6 +24,7 @@ export class OnnxThread {
   private readonly calls: ThreadCalls<Record<string, ThreadTensor>>;
   /** Input buffers the thread gave back after a run, kept for the next batch of the same size. */
   private spare: ArrayBuffer[] = [];
+  private ranBatches = new Map<string, number[]>();
 
   constructor(execution: ExecutionChoice, intraOpThreads?: number) {
     const workerData = { options: { executionProviders: execution.providers, graphOptimizationLevel: "all", ...sessionTuning(intraOpThreads) } };
@@ -32,6 +33,7 @@ export class OnnxThread {
       () => new Worker(new URL("./onnx-thread-worker.mjs", import.meta.url), { workerData }),
       (reply) => {
         this.keep(reply.returned as ArrayBuffer[] | undefined);
+        if (typeof reply.batch === "number") this.batchSizes(reply.file as string).push(reply.batch);
         return reply.outputs as Record<string, ThreadTensor>;
       },
     );
@@ -60,10 +62,22 @@ export class OnnxThread {
     return this.calls.busyMs;
   }
 
-  /** Runs `file` on `feeds`; resolves with the named outputs (all of them when `outputs` is not given). */
-  run(file: string, feeds: Record<string, ThreadTensor>, outputs?: string[]): Promise<Record<string, ThreadTensor>> {
+  /**
+   * Runs `file` on `feeds`; resolves with the named outputs (all of them when `outputs` is not given).
+   * `mergeUpTo`: a batch (one input, rows on its first dimension) that may run together with the calls queued
+   * beside it on the thread, up to that many rows in all: whatever queued while the graph computed runs as one
+   * batch the moment it is free, and each call gets its own rows back.
+   */
+  run(file: string, feeds: Record<string, ThreadTensor>, outputs?: string[], mergeUpTo?: number): Promise<Record<string, ThreadTensor>> {
     const transfer = [...new Set(Object.values(feeds).map((feed) => feed.data.buffer as ArrayBuffer))];
-    return this.calls.call({ file, feeds, outputs }, transfer);
+    return this.calls.call({ file, feeds, outputs, ...(mergeUpTo ? { mergeUpTo } : {}) }, transfer);
+  }
+
+  /** The sizes of the batches the thread computed of `file` (merged calls count as one), for benches and tests. */
+  batchSizes(file: string): number[] {
+    let sizes = this.ranBatches.get(file);
+    if (!sizes) this.ranBatches.set(file, (sizes = []));
+    return sizes;
   }
 
   close(): Promise<void> {

@@ -66,43 +66,26 @@ describe("dynamic batching", () => {
     expect(batches).toEqual([[1], [2], [3]]);
   });
 
-  it("handing over ahead, gives the runner the next batch while one runs once it is as big as the running one", async () => {
+  it("handing over ahead, gives the runner each batch as it forms, also while others run", async () => {
     const started: number[][] = [];
     const finish: Array<() => void> = [];
-    const batcher = new DynamicBatcher<number, number>({ maxBatchSize: 8, maxWaitMs: 5, handOverAhead: true }, (items) => {
+    const batcher = new DynamicBatcher<number, number>({ maxBatchSize: 3, maxWaitMs: 5, handOverAhead: true }, (items) => {
       started.push(items);
       return new Promise((resolve) => finish.push(() => resolve(items.map((item) => item * 10))));
     });
     const settle = () => new Promise((resolve) => setTimeout(resolve, 30));
-    const results = [batcher.runOne(1), batcher.runOne(2)];
+    const results = [batcher.runOne(1)];
     await settle();
-    expect(started).toEqual([[1, 2]]);
-    results.push(batcher.runOne(3));
+    results.push(batcher.runOne(2), batcher.runOne(3));
     await settle();
-    // Smaller than the running batch: it waits for company.
-    expect(started).toEqual([[1, 2]]);
-    results.push(batcher.runOne(4));
+    // The first batch still runs, and the next is already handed over (the runner queues it), after the wait.
+    expect(started).toEqual([[1], [2, 3]]);
+    results.push(...[4, 5, 6, 7].map((item) => batcher.runOne(item)));
     await settle();
-    // As big as the running one: handed over while that one still runs (the runner queues it).
-    expect(started).toEqual([[1, 2], [3, 4]]);
-    results.push(batcher.runOne(5), batcher.runOne(6), batcher.runOne(7));
-    await settle();
-    // Never a third batch out at once...
-    expect(started).toHaveLength(2);
-    finish[0]!();
-    await settle();
-    // ...and once one ends, the queue goes ahead as soon as it is as big as the one still out.
-    expect(started).toEqual([[1, 2], [3, 4], [5, 6, 7]]);
-    results.push(batcher.runOne(8));
-    finish[1]!();
-    await settle();
-    // A queue smaller than the batch still out goes when that one ends, as without handing over ahead.
-    expect(started).toHaveLength(3);
-    finish[2]!();
-    await settle();
-    expect(started.at(-1)).toEqual([8]);
-    finish[3]!();
-    expect(await Promise.all(results)).toEqual([10, 20, 30, 40, 50, 60, 70, 80]);
+    // A full batch goes at once; the rest after the wait.
+    expect(started).toEqual([[1], [2, 3], [4, 5, 6], [7]]);
+    for (const done of finish) done();
+    expect(await Promise.all(results)).toEqual([10, 20, 30, 40, 50, 60, 70]);
   });
 
   it("without handing over ahead, keeps one batch out at a time", async () => {

@@ -53,8 +53,9 @@ export const hfClipAdapter: ModelAdapter = {
         return context.textThread.embed(textSpec, texts.map((text) => capChars(text, maxLength)));
       },
       imageInput: { width: spec.width, height: spec.height, resize: spec.resize },
-      // The inference thread queues a batch behind the one it computes: the next can be handed over early.
+      // The inference thread queues the batches handed over while it computes and runs them as one.
       queuesBatches: ["embedImages"],
+      ranBatchSizes: (operation) => (operation === "embedImages" ? context.thread.batchSizes(visionFile) : undefined),
       async embedImages(images: DecodedImage[]) {
         await checkVision();
         // Into a buffer an earlier batch gave back: no fresh pages to fault in and zero per batch.
@@ -63,6 +64,8 @@ export const hfClipAdapter: ModelAdapter = {
           visionFile,
           { pixel_values: { type: "float32", data, dims: [images.length, 3, spec.height, spec.width] } },
           [outputs.image],
+          // Joined on the thread with the batches queued beside it, up to the manifest's batch size.
+          context.batching ? model.manifest.batch.maxBatchSize : undefined,
         );
         return tensorRows(result[outputs.image], images.length, outputs.image);
       },
