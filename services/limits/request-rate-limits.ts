@@ -191,8 +191,12 @@ export class RequestRateLimits {
     return this.countsOf(address, projectId).every(([rate, subject]) => rate.hasRoom(subject, now));
   }
 
-  /** Counts a request against its address, then its project (either may be absent): one Redis call for both. */
-  async countRequest(address: string | undefined, projectId: string | undefined): Promise<void> {
+  /**
+   * Counts a request against its address, then its project (either may be absent): one Redis call for both.
+   * `sendAfter`: the call goes out once it settles (the gateway lets a query's first call out go first), but the
+   * count is on its way for hasRoom from now, so requests arriving together cannot all pass it meanwhile.
+   */
+  async countRequest(address: string | undefined, projectId: string | undefined, sendAfter?: Promise<unknown>): Promise<void> {
     const counts = this.countsOf(address, projectId);
     if (counts.length === 0) return;
     let answer: number[] | undefined;
@@ -202,6 +206,7 @@ export class RequestRateLimits {
       const args = counts.flatMap(([rate]) => rate.args);
       const answered = counts.map(([rate, subject]) => rate.sent(subject));
       try {
+        if (sendAfter) await sendAfter;
         answer = (await withTimeout((this.redis as unknown as CountingRedis)[COUNT_COMMAND](keys.length, ...keys, ...args), REDIS_TIMEOUT_MS, "the rate limits' Redis count")).map(Number);
       } catch (error) {
         this.logger.warn({ err: error }, "rate limits: Redis did not answer; counting in this process");

@@ -168,4 +168,20 @@ describe("a search served while it is counted", () => {
     // The count's write (and Redis waking for it) overlaps the store's answer instead of delaying the query.
     expect(order).toEqual(["vectorsOf", "count"]);
   });
+
+  it("holds a count sent later as on its way at once, so requests arriving together cannot all be served beside theirs", async () => {
+    const config = { ...t.app.config, RATE_LIMIT_PROJECT_PER_SECOND: 10, RATE_LIMIT_PROJECT_BURST: 0, RATE_LIMIT_ADDRESS_PER_SECOND: 0 };
+    const limits = new RequestRateLimits({ redis: t.app.redis, logger: t.app.logger, config });
+    const projectId = randomUUID();
+    await limits.countProject(projectId);
+    expect(limits.hasRoom(undefined, projectId)).toBe(true); // 1 of 10 counted
+    let send!: () => void;
+    const later = new Promise<void>((resolve) => (send = resolve));
+    const counts = Array.from({ length: 4 }, () => limits.countRequest(undefined, projectId, later));
+    // Nothing has gone to Redis yet, but 1 + 4 is not under half the rate.
+    expect(limits.hasRoom(undefined, projectId)).toBe(false);
+    send();
+    await Promise.all(counts);
+    expect(limits.hasRoom(undefined, projectId)).toBe(false); // 5 counted
+  });
 });

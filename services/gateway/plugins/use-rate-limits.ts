@@ -21,10 +21,8 @@ function rateLimitedResult(error: TesseraError, overHttp: boolean) {
   return { errors: [wire] };
 }
 
-/** `send` called after this turn of the event loop (its I/O callbacks, ticks and promises), its result passed on. */
-function afterThisTurn<T>(send: () => Promise<T>): Promise<T> {
-  return new Promise<void>((resolve) => setImmediate(resolve)).then(send);
-}
+/** Settles after this turn of the event loop: its I/O callbacks, ticks and promises. */
+const endOfThisTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export type RateLimitOptions = {
   /** GraphQL's path: a request there with a known key is one operation, counted against its project up front. */
@@ -77,7 +75,7 @@ export function useRateLimits(app: RateLimitHost, options: RateLimitOptions): Pl
         // The count is sent once this turn of the event loop is over: by then a query has read its body and made
         // its first call out (a search: the vector store), so the count's write to Redis, and Redis waking on a
         // busy machine, overlap that wait instead of coming before it (bench/README.md, search, fifth round).
-        const answer = afterThisTurn(() => limits.countRequest(address, projectId)).then(
+        const answer = limits.countRequest(address, projectId, endOfThisTurn()).then(
           () => null,
           (error: unknown) => {
             if (isRateLimited(error)) return error;
