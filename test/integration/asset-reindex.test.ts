@@ -56,18 +56,25 @@ async function failedDuringOutage(texts: string[]) {
 }
 
 /**
- * gRPC reconnects with its own backoff (seconds) after an outage: wait until the store answers through
- * the proxy again, or a re-index right after would meet the outage's tail with a 1 s retry budget.
+ * gRPC reconnects with its own backoff (seconds) after an outage: wait until the store takes a batch
+ * write through the proxy again (the call an ingest makes), or a re-index right after would meet the
+ * outage's tail with a 1 s retry budget. A read alone is not enough: it can succeed while a write
+ * still fails fast with the channel's last ECONNREFUSED.
  */
 async function storeAnswersAgain() {
+  const { space, model, vectors } = (await t.app.models.embedText(["probe"]))[0]!;
+  const probeId = randomUUID();
+  const probe = { assetId: probeId, space, model, chunk: 0, vector: vectors[0]!, modality: "TEXT" as const, text: "probe", tags: [], metadata: {} };
   await eventually(async () => {
     try {
-      await t.app.vectorStore.vectorsOf(project.projectId, randomUUID());
-      return true;
+      await t.app.vectorStore.upsert(project.projectId, [probe]);
+      return (await t.app.vectorStore.vectorsOf(project.projectId, probeId)).length > 0 ? true : null;
     } catch (error) {
-      return isVectorStoreUnreachable(error) ? null : true;
+      if (isVectorStoreUnreachable(error)) return null;
+      throw error;
     }
   }, 60_000);
+  await t.app.vectorStore.deleteAsset(project.projectId, probeId);
 }
 
 beforeAll(async () => {
@@ -108,7 +115,12 @@ describe("reindexAsset", () => {
     const ready = await settled(id);
     expect(ready.status).toBe("READY");
     expect(ready.error).toBeNull();
-    expect(await t.app.db.job.findUniqueOrThrow({ where: { id: result.data.reindexAsset.job.id } })).toMatchObject({ status: "SUCCEEDED" });
+    // The asset is READY inside the job; the job's own row ends just after, once the handler has returned.
+    const job = await eventually(async () => {
+      const row = await t.app.db.job.findUniqueOrThrow({ where: { id: result.data.reindexAsset.job.id } });
+      return ["SUCCEEDED", "FAILED"].includes(row.status) ? row : null;
+    });
+    expect(job.status).toBe("SUCCEEDED");
     expect(await t.app.vectorStore.count(project.projectId, { assetId: id })).toBeGreaterThan(0);
 
     // READY assets may be indexed again too; the same vectors are rewritten, none added.
