@@ -28,8 +28,10 @@ import { FRONT_END_SPEC, IMAGE_SIZE, normalisePixels } from "./image-tower.ts";
 import { writeModelCard } from "./model-card.ts";
 import { computePatchFeatures, learnPatchFrontEnd } from "./patch-features.ts";
 import { seededRandom } from "./seeded-random.ts";
-import { buildVocabulary, writeTokenizerFiles } from "./text-tokenizer.ts";
+import { buildVocabulary, SPECIAL_TOKENS, writeTokenizerFiles } from "./text-tokenizer.ts";
+import { embedWordsWithUseLite, principalComponents, USE_DIMENSIONS, useLiteWords } from "./use-word-vectors.ts";
 import { trainTowers } from "./train-towers.ts";
+import type { FixedWordVectors } from "./text-tower.ts";
 
 const repoRoot = path.resolve(import.meta.dirname, "..");
 const outDir = path.resolve(process.env.TRAIN_OUT ?? path.join(repoRoot, "models", "tessera-emoji-clip"));
@@ -44,6 +46,11 @@ const frontEndSpec = {
   filters: Number(process.env.TRAIN_FILTERS ?? FRONT_END_SPEC.filters),
   grids: process.env.TRAIN_GRIDS ? process.env.TRAIN_GRIDS.split(",").map(Number) : FRONT_END_SPEC.grids,
 };
+// "use": the text tower's word vectors are USE-lite's embedding of each word (fixed, PCA-reduced), "learned": from scratch.
+const wordVectorSource = process.env.TRAIN_WORD_VECTORS ?? "use";
+const wordVectorSize = Number(process.env.TRAIN_WORD_VECTOR_SIZE ?? 128);
+// Learned dimensions beside the fixed ones (start at zero), for what the training texts teach beyond general English.
+const learnedWordVectorSize = Number(process.env.TRAIN_LEARNED_WORD_VECTOR_SIZE ?? 0);
 const learningRate = 2e-3;
 const seed = 20261126;
 const started = performance.now();
@@ -98,10 +105,15 @@ const audioShards = 2;
 const audioFiles = Array.from({ length: audioShards }, (_, shard) => path.join(workDir, `audio-features-${shard}.json`));
 const audioDone = Promise.all(audioFiles.map((file, shard) => startAudioFeatures(file, shard, audioShards)));
 
-// Text: a vocabulary from the training texts, written as the export's tokenizer, then used through transformers.js itself.
+// Text: a vocabulary from the training texts (with pretrained word vectors, plus USE-lite's own English words, a general
+// list that owes nothing to the held-out concepts), written as the export's tokenizer, then used through transformers.js itself.
 const random = seededRandom(seed);
 const texts = train.map((concept) => conceptTexts(concept, random));
-const vocabulary = buildVocabulary(texts.flat());
+const trainingVocabulary = buildVocabulary(texts.flat());
+const vocabulary =
+  wordVectorSource === "use"
+    ? [...SPECIAL_TOKENS, ...[...new Set([...trainingVocabulary.slice(SPECIAL_TOKENS.length), ...(await useLiteWords())])].sort()]
+    : trainingVocabulary;
 await fs.rm(outDir, { recursive: true, force: true });
 await fs.rm(audioProjectorDir(outDir), { recursive: true, force: true });
 await fs.mkdir(outDir, { recursive: true });
@@ -136,8 +148,21 @@ const features = train.map((_, c) =>
 );
 log(`front end: ${frontEnd.spec.filters} filters, ${rawFeatures[0]!.length} features per drawing`);
 
+// Pretrained word semantics: each word embedded alone by USE-lite, reduced to its top principal components; the special
+// tokens get zero vectors. Kept fixed in training, so a word seen only outside the training texts keeps its meaning.
+let wordVectors: FixedWordVectors | undefined;
+if (wordVectorSource === "use") {
+  const useVectors = await embedWordsWithUseLite(vocabulary.slice(SPECIAL_TOKENS.length), log);
+  const rows = new Float32Array(vocabulary.length * USE_DIMENSIONS);
+  rows.set(useVectors, SPECIAL_TOKENS.length * USE_DIMENSIONS);
+  const values = principalComponents(rows, USE_DIMENSIONS, wordVectorSize);
+  values.fill(0, 0, SPECIAL_TOKENS.length * wordVectorSize);
+  wordVectors = { values, size: wordVectorSize, learnedSize: learnedWordVectorSize };
+  log(`word vectors: USE-lite, ${wordVectorSize} principal components`);
+}
+
 const towers = await trainTowers(
-  { frontEnd, featureMean, featureStd, features, texts: tokenIds, vocabSize: vocabulary.length },
+  { frontEnd, featureMean, featureStd, features, texts: tokenIds, vocabSize: vocabulary.length, wordVectors },
   { steps: towerSteps, batchSize, learningRate, featureDropout, seed, log },
 );
 log(`towers: ${towers.steps} steps in ${towers.seconds.toFixed(0)} s`);
@@ -208,6 +233,7 @@ const totalSeconds = (performance.now() - started) / 1000;
 await writeModelCard(outDir, figures, {
   concepts: { train: train.length, heldOut: concepts.length - train.length },
   vocabularySize: vocabulary.length,
+  wordVectors: wordVectors ? { source: "use", size: wordVectorSize, learnedSize: learnedWordVectorSize } : { source: "learned", size: towers.text.wordSize },
   imageVariantsPerStyle: augmentedVariants,
   frontEnd: { ...frontEnd.spec, features: rawFeatures[0]!.length },
   featureDropout,

@@ -3,7 +3,7 @@ import { infoNceLoss } from "./contrastive-loss.ts";
 import { ImageTower } from "./image-tower.ts";
 import type { PatchFrontEnd } from "./patch-features.ts";
 import { seededRandom, shuffled } from "./seeded-random.ts";
-import { TextTower } from "./text-tower.ts";
+import { TextTower, type FixedWordVectors } from "./text-tower.ts";
 import { useTrainingBackend } from "./training-backend.ts";
 
 export type TowerTrainingData = {
@@ -16,6 +16,8 @@ export type TowerTrainingData = {
   /** Per training concept: its texts as token ids; the first is the plain label. */
   texts: number[][][];
   vocabSize: number;
+  /** Pretrained word vectors for the text tower, kept fixed (default: learned from scratch). */
+  wordVectors?: FixedWordVectors;
 };
 
 export type TowerTrainingOptions = {
@@ -43,7 +45,7 @@ export async function trainTowers(data: TowerTrainingData, options: TowerTrainin
   const log = options.log ?? (() => {});
   const random = seededRandom(options.seed);
   const image = new ImageTower(data.frontEnd, data.featureMean, data.featureStd, options.seed);
-  const text = new TextTower(data.vocabSize, options.seed + 100);
+  const text = new TextTower(data.vocabSize, options.seed + 100, data.wordVectors);
   const logScale = tf.variable(tf.scalar(Math.log(1 / 0.07)), true);
   const variables = [...image.variables(), ...text.variables(), logScale];
   const optimizer = tf.train.adam(options.learningRate);
