@@ -63,7 +63,8 @@ function takeCalls() {
   return calls;
 }
 
-const batchRows = (call) => Object.values(call.feeds)[0].dims[0];
+// Rows of a call's (first) input: its batch. A graph without inputs, or with a scalar one, counts as one.
+const batchRows = (call) => Object.values(call.feeds)[0]?.dims[0] ?? 1;
 const itemShape = (call) => Object.entries(call.feeds).map(([name, feed]) => `${name}:${feed.type}:${feed.dims.slice(1).join("x")}`).join();
 
 function mergeable(first, next) {
@@ -97,8 +98,15 @@ async function runTogether(calls) {
       for (const name of call.outputs ?? Object.keys(results)) {
         const tensor = results[name];
         if (!tensor) continue;
+        // A copy the thread owns outright, so it can be moved to the caller without a second copy: the whole
+        // output for a call that ran alone, else this call's rows.
+        if (calls.length === 1) {
+          const data = tensor.data.slice();
+          reply[name] = { type: tensor.type, data, dims: [...tensor.dims] };
+          transfer.push(data.buffer);
+          continue;
+        }
         const rowSize = tensor.dims.slice(1).reduce((product, side) => product * side, 1);
-        // A copy the thread owns outright (this call's rows), so it can be moved to the caller without a second copy.
         const data = tensor.data.slice(row * rowSize, (row + rows) * rowSize);
         reply[name] = { type: tensor.type, data, dims: [rows, ...tensor.dims.slice(1)] };
         transfer.push(data.buffer);
@@ -122,7 +130,7 @@ function joined(calls, name) {
   const parts = calls.map((call) => call.feeds[name].data);
   const length = parts.reduce((sum, part) => sum + part.length, 0);
   const bytes = length * parts[0].BYTES_PER_ELEMENT;
-  if (joinedBuffer.byteLength < bytes || Object.keys(calls[0].feeds).length > 1) joinedBuffer = new ArrayBuffer(bytes);
+  if (joinedBuffer.byteLength < bytes) joinedBuffer = new ArrayBuffer(bytes);
   const all = new parts[0].constructor(joinedBuffer, 0, length);
   let offset = 0;
   for (const part of parts) {

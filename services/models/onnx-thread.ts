@@ -22,7 +22,7 @@ export type ThreadTensor = { type: "float32" | "int64" | "int32"; data: Float32A
  */
 export class OnnxThread {
   private readonly calls: ThreadCalls<Record<string, ThreadTensor>>;
-  /** Input buffers the thread gave back after a run, kept for the next batch of the same size. */
+  /** Input buffers the thread gave back after a run, kept for the next batch that fits in one. */
   private spare: ArrayBuffer[] = [];
   private ranBatches = new Map<string, number[]>();
 
