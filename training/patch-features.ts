@@ -48,7 +48,7 @@ export function featureSize(spec: PatchFrontEndSpec): number {
 }
 
 /** Symmetric eigen-decomposition (cyclic Jacobi): returns eigenvalues and eigenvectors as columns of a row-major n x n. */
-function symmetricEigen(matrix: Float64Array, n: number): { values: Float64Array; vectors: Float64Array } {
+export function symmetricEigen(matrix: Float64Array, n: number): { values: Float64Array; vectors: Float64Array } {
   const a = Float64Array.from(matrix);
   const v = new Float64Array(n * n);
   for (let i = 0; i < n; i++) v[i * n + i] = 1;

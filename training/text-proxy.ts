@@ -18,11 +18,11 @@ import { renderAugmentedIcon, renderIconPixels } from "./icon-renderer.ts";
 import { FRONT_END_SPEC, IMAGE_SIZE, normalisePixels } from "./image-tower.ts";
 import { computePatchFeatures, featureSize, learnPatchFrontEnd, type PatchFrontEnd } from "./patch-features.ts";
 import { seededRandom } from "./seeded-random.ts";
-import { buildVocabulary, SPECIAL_TOKENS, writeTokenizerFiles } from "./text-tokenizer.ts";
+import { buildVocabulary, writeTokenizerFiles } from "./text-tokenizer.ts";
 import { trainTowers } from "./train-towers.ts";
 import { recallAtK } from "./retrieval-metrics.ts";
 import type { FixedWordVectors } from "./text-tower.ts";
-import { embedWordsWithUseLite, principalComponents, USE_DIMENSIONS, useLiteWords } from "./use-word-vectors.ts";
+import { fixedWordVectors, useLiteRows, withUseLiteWords } from "./use-word-vectors.ts";
 const E = (k: string, d: string) => process.env[`PROXY_${k}`] ?? d;
 const STEPS = Number(E("STEPS", "400"));
 const WV = E("WORD_VECTORS", "learned");
@@ -73,7 +73,7 @@ for (const row of openmoji) for (let i = 0; i < F; i++) row[i] = (row[i]! - mean
 const features = train.map((_, c) => sets.map((_, s) => raw.slice((c * sets.length + s) * (1 + variants), (c * sets.length + s + 1) * (1 + variants))));
 // vocabulary + word vectors
 let vocabulary = buildVocabulary(texts.flat());
-if (VOCAB === "union") vocabulary = [...SPECIAL_TOKENS, ...[...new Set([...vocabulary.slice(SPECIAL_TOKENS.length), ...(await useLiteWords())])].sort()];
+if (VOCAB === "union") vocabulary = await withUseLiteWords(vocabulary);
 let wordVectors: FixedWordVectors | undefined;
 if (WV === "use") {
   // USE-lite's vectors of these words, cached per vocabulary size (the vocabulary is fixed by the settings above).
@@ -83,13 +83,10 @@ if (WV === "use") {
     const b = await fs.readFile(useCache);
     rows = new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
   } catch {
-    rows = new Float32Array(vocabulary.length * USE_DIMENSIONS);
-    rows.set(await embedWordsWithUseLite(vocabulary.slice(SPECIAL_TOKENS.length), log), SPECIAL_TOKENS.length * USE_DIMENSIONS);
+    rows = await useLiteRows(vocabulary, log);
     await fs.writeFile(useCache, rows);
   }
-  const values = principalComponents(rows, USE_DIMENSIONS, PCA);
-  values.fill(0, 0, SPECIAL_TOKENS.length * PCA);
-  wordVectors = { values, size: PCA, learnedSize: LEARNED };
+  wordVectors = fixedWordVectors(rows, PCA, LEARNED);
   log("word vectors ready");
 }
 const dir = await fs.mkdtemp(path.join(os.tmpdir(), "t21-joint-"));

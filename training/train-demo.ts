@@ -28,8 +28,8 @@ import { FRONT_END_SPEC, IMAGE_SIZE, normalisePixels } from "./image-tower.ts";
 import { writeModelCard } from "./model-card.ts";
 import { computePatchFeatures, learnPatchFrontEnd } from "./patch-features.ts";
 import { seededRandom } from "./seeded-random.ts";
-import { buildVocabulary, SPECIAL_TOKENS, writeTokenizerFiles } from "./text-tokenizer.ts";
-import { embedWordsWithUseLite, principalComponents, USE_DIMENSIONS, useLiteWords } from "./use-word-vectors.ts";
+import { buildVocabulary, writeTokenizerFiles } from "./text-tokenizer.ts";
+import { fixedWordVectors, useLiteRows, withUseLiteWords } from "./use-word-vectors.ts";
 import { trainTowers } from "./train-towers.ts";
 import type { FixedWordVectors } from "./text-tower.ts";
 
@@ -113,7 +113,7 @@ const texts = train.map((concept) => conceptTexts(concept, random));
 const trainingVocabulary = buildVocabulary(texts.flat());
 const vocabulary =
   wordVectorSource === "use"
-    ? [...SPECIAL_TOKENS, ...[...new Set([...trainingVocabulary.slice(SPECIAL_TOKENS.length), ...(await useLiteWords())])].sort()]
+    ? await withUseLiteWords(trainingVocabulary)
     : trainingVocabulary;
 await fs.rm(outDir, { recursive: true, force: true });
 await fs.rm(audioProjectorDir(outDir), { recursive: true, force: true });
@@ -153,12 +153,7 @@ log(`front end: ${frontEnd.spec.filters} filters, ${rawFeatures[0]!.length} feat
 // tokens get zero vectors. Kept fixed in training, so a word seen only outside the training texts keeps its meaning.
 let wordVectors: FixedWordVectors | undefined;
 if (wordVectorSource === "use") {
-  const useVectors = await embedWordsWithUseLite(vocabulary.slice(SPECIAL_TOKENS.length), log);
-  const rows = new Float32Array(vocabulary.length * USE_DIMENSIONS);
-  rows.set(useVectors, SPECIAL_TOKENS.length * USE_DIMENSIONS);
-  const values = principalComponents(rows, USE_DIMENSIONS, wordVectorSize);
-  values.fill(0, 0, SPECIAL_TOKENS.length * wordVectorSize);
-  wordVectors = { values, size: wordVectorSize, learnedSize: learnedWordVectorSize };
+  wordVectors = fixedWordVectors(await useLiteRows(vocabulary, log), wordVectorSize, learnedWordVectorSize);
   log(`word vectors: USE-lite, ${wordVectorSize} principal components`);
 }
 
