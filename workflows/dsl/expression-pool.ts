@@ -265,7 +265,6 @@ export async function closeExpressionPool(): Promise<void> {
   pool = undefined;
 }
 
-
 const KEYWORDS = new Set(["and", "or", "in", "true", "false", "null", "function"]);
 const PLAIN_PATH = /^(inputs|steps|item|index)(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
 
