@@ -28,13 +28,13 @@ async function loadUseLite() {
  * The whole English words of USE-lite's own SentencePiece vocabulary (pieces that start a word, letters only):
  * a general vocabulary that owes nothing to the emoji concepts, held out or not.
  */
-export async function useLiteWords(): Promise<string[]> {
+async function useLiteWords(): Promise<string[]> {
   const found = (await readUseLiteVocabulary()).map(([piece]) => piece).filter((piece) => piece.startsWith("▁")).map((piece) => piece.slice(1).toLowerCase());
   return [...new Set(found.filter((word) => /^[a-z]+$/.test(word)))];
 }
 
 /** Each word embedded on its own by USE-lite: [words.length x 512], row-major. */
-export async function embedWordsWithUseLite(words: string[], log: (line: string) => void = () => {}): Promise<Float32Array> {
+async function embedWordsWithUseLite(words: string[], log: (line: string) => void = () => {}): Promise<Float32Array> {
   const { encoder, dispose } = await loadUseLite();
   const out = new Float32Array(words.length * USE_DIMENSIONS);
   try {
@@ -53,7 +53,7 @@ export async function embedWordsWithUseLite(words: string[], log: (line: string)
  * The rows (centred) projected on their top `size` principal components (the covariance's eigenvectors, by
  * patch-features' symmetricEigen), so the word table in the ONNX export stays small. Row count x `size`, row-major.
  */
-export function principalComponents(rows: Float32Array, dimensions: number, size: number): Float32Array {
+function principalComponents(rows: Float32Array, dimensions: number, size: number): Float32Array {
   const count = rows.length / dimensions;
   const mean = new Float64Array(dimensions);
   for (let r = 0; r < count; r++) for (let d = 0; d < dimensions; d++) mean[d]! += rows[r * dimensions + d]! / count;
@@ -105,4 +105,3 @@ export async function useLiteRows(vocabulary: string[], log?: (line: string) => 
   return rows;
 }
 
-export { USE_DIMENSIONS };
