@@ -33,6 +33,43 @@ function budgetOf({ redis, config }: TokenBudgetHost): RateLimiterRedis {
   return budget;
 }
 
+/**
+ * A count this process saw (a budget GET's answer, or a charge's: RateLimiterRedis answers a penalty with the new
+ * count) serves its budget checks for this long while it is under half the budget: a generate mutation then sends
+ * no Redis command for its check. The budget is a soft limit already (a running generation finishes and is charged
+ * over it); this adds that a refusal may come up to this late when other processes spend more than half the
+ * budget within it. A count past half the budget, an older one, or one from a clock that went back is read again.
+ */
+export const BUDGET_VIEW_FRESH_MS = 1000;
+/** Projects whose last count each process remembers (the oldest reading is forgotten first). */
+const MAX_VIEWS = 10_000;
+
+/** key -> the count seen and when the command that saw it was sent, per Redis connection (per process). */
+const views = new WeakMap<Redis, Map<string, { spent: number; sentAt: number }>>();
+
+function viewsOf(redis: Redis) {
+  let seen = views.get(redis);
+  if (!seen) views.set(redis, (seen = new Map()));
+  return seen;
+}
+
+/** Commands on one connection are answered in order: a reading sent later replaces an earlier one, never the reverse. */
+function remember(redis: Redis, key: string, spent: number, sentAt: number) {
+  const seen = viewsOf(redis);
+  const previous = seen.get(key);
+  if (previous && previous.sentAt > sentAt) return;
+  seen.delete(key);
+  if (seen.size >= MAX_VIEWS) seen.delete(seen.keys().next().value!);
+  seen.set(key, { spent, sentAt });
+}
+
+function knownWellUnder(host: TokenBudgetHost, key: string): boolean {
+  const view = views.get(host.redis)?.get(key);
+  if (!view) return false;
+  const age = Date.now() - view.sentAt;
+  return age >= 0 && age < BUDGET_VIEW_FRESH_MS && view.spent < host.config.QUOTA_GENERATION_TOKENS / 2;
+}
+
 async function withinDeadline<T>(host: TokenBudgetHost, what: string, work: Promise<T>): Promise<T | undefined> {
   try {
     return await withTimeout(work, REDIS_TIMEOUT_MS, "the token budget's Redis call");
@@ -53,7 +90,10 @@ export async function checkTokenBudget(host: TokenBudgetHost, projectId: string)
   // Every generate request and job makes this check, and almost always the budget is not spent: one GET of the
   // count RateLimiterRedis keeps (its `get` is MULTI, GET, PTTL, EXEC); the time left is read only for a refusal.
   const key = budgetOf(host).getKey(projectId);
+  if (knownWellUnder(host, key)) return;
+  const sentAt = Date.now();
   const spent = await withinDeadline(host, "the budget is not checked", readCount(host.redis, key));
+  if (spent !== undefined) remember(host.redis, key, spent, sentAt);
   if (spent === undefined || spent < limit) return;
   const msLeft = (await withinDeadline(host, "the time left is not known", host.redis.pttl(key))) ?? -1;
   const seconds = retryAfterSeconds(msLeft >= 0 ? msLeft : host.config.QUOTA_GENERATION_PERIOD_SECONDS * 1000);
@@ -73,5 +113,9 @@ async function readCount(redis: Redis, key: string): Promise<number> {
 /** Adds tokens a generation spent to the project's count for the period (never refuses: they are spent already). */
 export async function chargeTokens(host: TokenBudgetHost, projectId: string, tokens: number): Promise<void> {
   if (!(tokens > 0)) return;
-  await withinDeadline(host, `${tokens} tokens of project ${projectId} are not counted`, budgetOf(host).penalty(projectId, Math.ceil(tokens)));
+  const budget = budgetOf(host);
+  const sentAt = Date.now();
+  const counted = await withinDeadline(host, `${tokens} tokens of project ${projectId} are not counted`, budget.penalty(projectId, Math.ceil(tokens)));
+  // The answer is the project's count after this charge: the next check here need not read it (BUDGET_VIEW_FRESH_MS).
+  if (counted) remember(host.redis, budget.getKey(projectId), counted.consumedPoints, sentAt);
 }
