@@ -94,7 +94,9 @@ export default async function generationBench() {
   await measure(20, 4, rawChat); // warm up both paths
   await measure(20, 4, routerChat);
   const chatRaw = await measure(REQUESTS, CONCURRENCY, rawChat);
+  const chatEluBefore = performance.eventLoopUtilization();
   const chatRouter = await measure(REQUESTS, CONCURRENCY, routerChat);
+  const chatEventLoopBusy = Math.round(performance.eventLoopUtilization(chatEluBefore).utilization * 1000) / 1000;
   console.log("chat raw SDK   ", chatRaw);
   console.log("chat router    ", chatRouter);
 
@@ -140,7 +142,10 @@ export default async function generationBench() {
   const sqlBefore = sent.sql;
   const redisTotalBefore = sent.redis;
   const redisBefore = new Map(sent.redisByCommand);
+  const eluBefore = performance.eventLoopUtilization();
   const jobStats = await measure(JOBS, CONCURRENCY, job);
+  // The main thread's busy share over the timed jobs: near 1, a job's latency is mostly its turn waiting behind the others' work.
+  const jobEventLoopBusy = Math.round(performance.eventLoopUtilization(eluBefore).utilization * 1000) / 1000;
   if (profile) await stopProfile(profile, CPU_PROFILE!);
   const perJob = (count: number) => Math.round((count / JOBS) * 100) / 100;
   const redisByCommand = Object.fromEntries(
@@ -183,9 +188,11 @@ export default async function generationBench() {
       generateJobOverRouterP50: ratio(jobStats.p50, chatRouter.p50),
       generateJobPhasesP50Ms: jobPhasesP50Ms,
       chatRouterCpuMs: chatRouter.cpuMs,
+      chatEventLoopBusy,
       generateJobCpuMs: jobStats.cpuMs,
       generateJobOverRouterCpu: ratio(jobStats.cpuMs, chatRouter.cpuMs),
       generateJobSent,
+      jobEventLoopBusy,
       loadavg: os.loadavg().map((value) => round2(value)),
     }),
   );
@@ -228,6 +235,7 @@ async function startProfile() {
   const session = new Session();
   session.connect();
   await session.post("Profiler.enable");
+  await session.post("Profiler.setSamplingInterval", { interval: 250 }); // µs: a job's path is many short calls
   await session.post("Profiler.start");
   return session;
 }
