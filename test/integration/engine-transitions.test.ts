@@ -53,7 +53,7 @@ async function runWithMap(width: number, running: number, concurrency: number) {
   await t.app.db.stepRun.createMany({
     data: Array.from({ length: width }, (_, index) => ({ id: randomUUID(), runId, stepId: "each", key: `each[${index}]`, parentId: mapId, status: index < running ? ("RUNNING" as const) : ("PENDING" as const), input: { v: index } })),
   });
-  return { runId, mapId };
+  return { runId, mapId, versionId: version.id };
 }
 
 describe("a map's item finishing in one statement", () => {
@@ -93,6 +93,48 @@ describe("a map's item finishing in one statement", () => {
     const result = await finishMapItem(t.app.db, { runId, stepRunId: first!.id, mapId, output: {} });
     expect(result).toEqual({ finished: false, done: true, queued: [] });
     expect((await t.app.db.stepRun.findUniqueOrThrow({ where: { id: first!.id } })).status).toBe("CANCELLED");
+  });
+});
+
+describe("items of one map ending together (group commit)", () => {
+  it("are stored by one statement, each settled after it, and the map's end advances the run once", async () => {
+    const { runId, mapId, versionId } = await runWithMap(5, 5, 5);
+    const items = await t.app.db.stepRun.findMany({ where: { parentId: mapId }, orderBy: { key: "asc" } });
+    const { finishItem } = await import("../../workflows/engine/run-coordinator.ts");
+    const pg = (await import("pg")).default;
+    const query = pg.Client.prototype.query;
+    let finishes = 0;
+    pg.Client.prototype.query = function (this: unknown, ...args: unknown[]) {
+      const text = typeof args[0] === "string" ? args[0] : (args[0] as { text?: string } | null)?.text;
+      if (text?.includes("tessera_finish_map_item")) finishes++;
+      return (query as (...all: unknown[]) => unknown).apply(this, args);
+    } as typeof query;
+    const settled: string[] = [];
+    try {
+      const run = { id: runId, projectId, workflowVersionId: versionId };
+      const map = { id: mapId, input: { concurrency: 5 } };
+      // Every item ends in the same turn, as items run by one worker's slots do.
+      await Promise.all(
+        items.map((item) =>
+          finishItem(t.app, run, map, { stepRunId: item.id, output: { v: (item.input as { v: number }).v * 10 }, stepId: "each", key: item.key }).then(async () => {
+            // Settled only once its end is committed.
+            expect((await t.app.db.stepRun.findUniqueOrThrow({ where: { id: item.id } })).status).toBe("SUCCEEDED");
+            settled.push(item.key);
+          }),
+        ),
+      );
+    } finally {
+      pg.Client.prototype.query = query;
+    }
+    expect(finishes).toBe(1);
+    expect(settled).toHaveLength(5);
+    const ended = await eventually(async () => {
+      const row = await t.app.db.run.findUniqueOrThrow({ where: { id: runId } });
+      return row.status === "SUCCEEDED" || row.status === "FAILED" ? row : null;
+    }, 30_000);
+    expect(ended.status).toBe("SUCCEEDED");
+    const map = await t.app.db.stepRun.findUniqueOrThrow({ where: { id: mapId } });
+    expect((map.output as { results: { v: number }[] }).results.map((result) => result.v)).toEqual([0, 10, 20, 30, 40]);
   });
 });
 

@@ -11,7 +11,7 @@ import { definitionOf, dependenciesOf, expressionLocator } from "./definition-ca
 import { EvaluationMemo, type EvaluateAt } from "./evaluation-memo.ts";
 import { publishRunEvent, RunEventType, TERMINAL_RUN_STATUSES, TERMINAL_STEP_STATUSES } from "./run-events.ts";
 import { mapsToCollect, planRun, type RunPlan, type StepState } from "./run-planner.ts";
-import { advancePlanned, finishMapItem, lockMaps, lockRun, readRun, writePlan, type FinishedStep } from "./run-store.ts";
+import { advancePlanned, finishMapItems, lockMaps, lockRun, readRun, writePlan, type FinishedStep } from "./run-store.ts";
 import { enqueueSteps, removeStepJobs, retryOf, stepJobId, stepOf } from "./step-jobs.ts";
 
 /** What an advance's plans read of the run row. */
@@ -287,24 +287,80 @@ async function resumeAgentStep(app: AppContext, runId: string, stepRunId: string
 
 /**
  * A map's item succeeded: its end and the next items to queue in one statement under the map row's lock
- * (`finishMapItem`), instead of the whole run's, so items of a wide map do not queue behind one lock for every
+ * (`finishMapItems`), instead of the whole run's, so items of a wide map do not queue behind one lock for every
  * finished item; the run advances only when the map is done or an item failed.
+ *
+ * Group commit: the items of one map that end in this process while its last statement is on its way (or in the same
+ * turn) are written together by the next one: one lock of the map row and one commit (a WAL flush, milliseconds on a
+ * disk) for all of them, where each item's statement held the map's lock across a flush of its own. Each item's
+ * promise settles only after the statement that stored its end committed (and its follow-ups: its STEP_FINISHED, the
+ * jobs of the items it queued, the run's advance when the map is done), so its job is acknowledged after its end is
+ * durable, as before. One statement per map at a time in this process; other processes' take turns on the lock.
  */
-export async function finishItem(
+export function finishItem(
   app: AppContext,
   run: { id: string; projectId: string; workflowVersionId: string },
   map: Pick<StepRun, "id" | "input">,
   finished: FinishedStep & { stepId: string; key: string },
 ): Promise<void> {
-  const fed = await finishMapItem(app.db, { runId: run.id, stepRunId: finished.stepRunId, mapId: map.id, output: finished.output }).catch(async (error: unknown) => {
-    // The item's end must not be lost: stored alone; the job's retry feeds the map.
-    if (await finishStepAlone(app, run.id, finished)) publishStepFinished(app, run.id, finished);
-    throw error;
-  });
-  if (fed.finished) publishStepFinished(app, run.id, finished);
-  if (fed.queued.length) {
-    const definition = await definitionOf(app, run.workflowVersionId);
-    await enqueueSteps(app, { runId: run.id, projectId: run.projectId, definition, rows: [{ ...map, stepId: "", key: "", parentId: null }] }, fed.queued);
+  let batches = itemBatches.get(app);
+  if (!batches) itemBatches.set(app, (batches = new Map()));
+  let batch = batches.get(map.id);
+  if (!batch) {
+    batch = { run, map, waiting: [], writing: false };
+    batches.set(map.id, batch);
   }
-  if (fed.done) await advanceRun(app, run.id);
+  const current = batch;
+  const ended = new Promise<void>((resolve, reject) => current.waiting.push({ finished, resolve, reject }));
+  // The first item waits for the rest of this turn; while a statement is on its way, the next one follows it.
+  if (!current.writing && current.waiting.length === 1) setImmediate(() => void writeItemBatch(app, batches, current));
+  return ended;
+}
+
+type ItemEnd = { finished: FinishedStep & { stepId: string; key: string }; resolve: () => void; reject: (error: unknown) => void };
+type ItemBatch = { run: { id: string; projectId: string; workflowVersionId: string }; map: Pick<StepRun, "id" | "input">; waiting: ItemEnd[]; writing: boolean };
+/** Per app, map row id -> the items of that map waiting for their statement (`finishItem`). */
+const itemBatches = new WeakMap<AppContext, Map<string, ItemBatch>>();
+
+async function writeItemBatch(app: AppContext, batches: Map<string, ItemBatch>, batch: ItemBatch): Promise<void> {
+  if (batch.writing || !batch.waiting.length) return;
+  const ends = batch.waiting;
+  batch.waiting = [];
+  batch.writing = true;
+  const { run, map } = batch;
+  let fed: Awaited<ReturnType<typeof finishMapItems>>;
+  try {
+    fed = await finishMapItems(app.db, { runId: run.id, mapId: map.id, items: ends.map((end) => end.finished) });
+  } catch (error) {
+    // No item's end must be lost: each is stored alone; its job's retry feeds the map.
+    await Promise.all(
+      ends.map(async (end) => {
+        if (await finishStepAlone(app, run.id, end.finished).catch(() => false)) publishStepFinished(app, run.id, end.finished);
+        end.reject(error);
+      }),
+    );
+    return nextItemBatch(app, batches, batch);
+  }
+  // Committed: the next items of this map may go while these items' follow-ups run.
+  nextItemBatch(app, batches, batch);
+  try {
+    const applied = new Set(fed.finished);
+    // Published in one turn: one message for all of them (the event bus sends a turn's events on a channel together).
+    for (const end of ends) if (applied.has(end.finished.stepRunId)) publishStepFinished(app, run.id, end.finished);
+    if (fed.queued.length) {
+      const definition = await definitionOf(app, run.workflowVersionId);
+      await enqueueSteps(app, { runId: run.id, projectId: run.projectId, definition, rows: [{ ...map, stepId: "", key: "", parentId: null }] }, fed.queued);
+    }
+    if (fed.done) await advanceRun(app, run.id);
+    for (const end of ends) end.resolve();
+  } catch (error) {
+    // The ends are stored; each job's retry finds its item done and advances the run with `requeue`.
+    for (const end of ends) end.reject(error);
+  }
+}
+
+function nextItemBatch(app: AppContext, batches: Map<string, ItemBatch>, batch: ItemBatch) {
+  batch.writing = false;
+  if (batch.waiting.length) void writeItemBatch(app, batches, batch);
+  else if (batches.get(batch.map.id) === batch) batches.delete(batch.map.id);
 }

@@ -153,20 +153,33 @@ function runSetOf(plan: Pick<RunPlan<StepState>, "started" | "transition">): str
 export type QueuedItem = Pick<StepRun, "id" | "stepId" | "key" | "parentId" | "input">;
 
 /**
- * A map's item succeeded, in one statement (`tessera_finish_map_item`): under the map row's lock, the item's
- * SUCCEEDED (while still RUNNING), and the next PENDING items marked QUEUED within the map's concurrency.
- * `done`: every item has finished or one failed (or the map stopped running): the run needs an advance.
+ * A map's item succeeded, in one statement: under the map row's lock, the item's SUCCEEDED (while still RUNNING),
+ * and the next PENDING items marked QUEUED within the map's concurrency. `done`: every item has finished or one
+ * failed (or the map stopped running): the run needs an advance. `finishMapItems` for one item.
  */
 export async function finishMapItem(
   db: Database,
   item: { runId: string; stepRunId: string; mapId: string; output: unknown },
 ): Promise<{ finished: boolean; done: boolean; queued: QueuedItem[] }> {
-  const [result] = await sql<{ fed: { finished: boolean; done: boolean; queued: QueuedItem[] } }>(db, "SELECT tessera_finish_map_item($1::text, $2::text, $3::text, $4::jsonb) AS fed", [
-    item.stepRunId,
-    item.runId,
-    item.mapId,
-    JSON.stringify(item.output ?? null),
-  ]);
+  const fed = await finishMapItems(db, { runId: item.runId, mapId: item.mapId, items: [{ stepRunId: item.stepRunId, output: item.output }] });
+  return { finished: fed.finished.includes(item.stepRunId), done: fed.done, queued: fed.queued };
+}
+
+/**
+ * Several items of one map succeeded, in one statement (`tessera_finish_map_items`: one lock of the map row and one
+ * commit for all of them): each item's SUCCEEDED while it is still RUNNING (`finished`: the ids whose end applied),
+ * the next PENDING items marked QUEUED within the map's concurrency, and `done` as `finishMapItem` says it.
+ */
+export async function finishMapItems(
+  db: Database,
+  batch: { runId: string; mapId: string; items: FinishedStep[] },
+): Promise<{ finished: string[]; done: boolean; queued: QueuedItem[] }> {
+  const items = JSON.stringify(batch.items.map((item) => ({ id: item.stepRunId, output: item.output ?? null })));
+  const [result] = await sql<{ fed: { finished: string[]; done: boolean; queued: QueuedItem[] } }>(
+    db,
+    "SELECT tessera_finish_map_items($1::text, $2::text, $3::jsonb) AS fed",
+    [batch.runId, batch.mapId, items],
+  );
   return result!.fed;
 }
 
