@@ -18,6 +18,7 @@ import { spawn } from "node:child_process";
 import fs from "node:fs/promises";
 import { Session } from "node:inspector/promises";
 import os from "node:os";
+import { performance } from "node:perf_hooks";
 import path from "node:path";
 import { env as transformersEnv, pipeline } from "@huggingface/transformers";
 import OpenAI from "openai";
