@@ -22,7 +22,9 @@ async function createGenerateJob(db: Database, projectId: string, input: object,
     SELECT ${randomUUID()}, ${projectId}, 'GENERATE', 'QUEUED', 0, ${JSON.stringify(input)}::jsonb, 0, ${idempotencyKey}, ${SQL_UTC_NOW}, ${SQL_UTC_NOW}
     WHERE ${open} < ${openBelow ?? 1}
     RETURNING *`;
-  const [job] = await sql<Job>(db, statement.text, statement.values);
+  // Prepared once per connection (its text is one of two): later calls send no statement text, and PostgreSQL, on the
+  // same two cores, skips parsing and planning the count and the insert.
+  const [job] = await sql<Job>(db, statement.text, statement.values, openBelow === undefined ? "generate-job-insert" : "generate-job-insert-under-quota");
   return job ?? null;
 }
 

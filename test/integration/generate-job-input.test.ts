@@ -101,3 +101,22 @@ it("runs a job its mutation checked moments ago though the budget was spent sinc
   await expect(generateHandler.run({ jobId: stale.jobId, projectId }, context([]))).rejects.toMatchObject({ code: "QUOTA_EXCEEDED" });
   expect(fake.requests.length).toBe(requestsBefore);
 });
+
+it("inserts the mutation's job row with a named statement, which node-postgres prepares once per connection", async () => {
+  const { key } = await t.createProject();
+  const sent: Array<{ name?: string; text: string }> = [];
+  const query = pg.Client.prototype.query;
+  pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+    const [first] = args as [string | { name?: string; text: string }];
+    if (typeof first === "object" && /INSERT INTO "Job"/.test(first.text)) sent.push({ name: first.name, text: first.text });
+    return (query as (...args: unknown[]) => unknown).apply(this, args);
+  } as typeof query;
+  try {
+    await queuedJob(key, "First.");
+    await queuedJob(key, "Second.");
+  } finally {
+    pg.Client.prototype.query = query;
+  }
+  expect(sent).toHaveLength(2);
+  expect(sent.map((statement) => statement.name)).toEqual(["generate-job-insert-under-quota", "generate-job-insert-under-quota"]);
+});
