@@ -26,6 +26,22 @@ registerStepType(
   }),
 );
 
+/** Runs of each input's `v` by test.counted, to see a step run once however many jobs ask for it. */
+const countedRuns = new Map<string, number>();
+registerStepType(
+  defineStepType({
+    uses: "test.counted",
+    description: "returns its input and counts its runs",
+    with: z.record(z.string(), z.unknown()),
+    output: z.record(z.string(), z.unknown()),
+    async run(input) {
+      const key = String((input as { v?: unknown }).v);
+      countedRuns.set(key, (countedRuns.get(key) ?? 0) + 1);
+      return input;
+    },
+  }),
+);
+
 let t: TestApp;
 let projectId: string;
 beforeAll(async () => {
@@ -39,17 +55,17 @@ afterAll(async () => {
 const unique = (prefix: string) => `${prefix}-${Math.random().toString(36).slice(2, 8)}`;
 
 /** A run stored by hand: a RUNNING map of `width` items, the first `running` RUNNING, the rest PENDING. */
-async function runWithMap(width: number, running: number, concurrency: number) {
+async function runWithMap(width: number, running: number, concurrency: number, uses = "test.echo") {
   const slug = unique("map-rows");
   const version = await publishWorkflow(
     t.app,
     projectId,
-    `apiVersion: tessera/v1\nkind: Workflow\nslug: ${slug}\nsteps:\n  - id: each\n    uses: map\n    with:\n      items: [1]\n      concurrency: ${concurrency}\n      step: { uses: test.echo, with: { v: 1 } }\n`,
+    `apiVersion: tessera/v1\nkind: Workflow\nslug: ${slug}\nsteps:\n  - id: each\n    uses: map\n    with:\n      items: [1]\n      concurrency: ${concurrency}\n      step: { uses: ${uses}, with: { v: 1 } }\n`,
   );
   const runId = randomUUID();
   const mapId = randomUUID();
   await t.app.db.run.create({ data: { id: runId, projectId, workflowVersionId: version.id, status: "RUNNING" } });
-  await t.app.db.stepRun.create({ data: { id: mapId, runId, stepId: "each", key: "each", status: "RUNNING", input: { concurrency, items: [], step: { uses: "test.echo" } } } });
+  await t.app.db.stepRun.create({ data: { id: mapId, runId, stepId: "each", key: "each", status: "RUNNING", input: { concurrency, items: [], step: { uses } } } });
   await t.app.db.stepRun.createMany({
     data: Array.from({ length: width }, (_, index) => ({ id: randomUUID(), runId, stepId: "each", key: `each[${index}]`, parentId: mapId, status: index < running ? ("RUNNING" as const) : ("PENDING" as const), input: { v: index } })),
   });
@@ -135,6 +151,41 @@ describe("items of one map ending together (group commit)", () => {
     expect(ended.status).toBe("SUCCEEDED");
     const map = await t.app.db.stepRun.findUniqueOrThrow({ where: { id: mapId } });
     expect((map.output as { results: { v: number }[] }).results.map((result) => result.v)).toEqual([0, 10, 20, 30, 40]);
+  });
+});
+
+describe("steps claimed together", () => {
+  it("claims the steps of one turn in one statement, and a row asked for twice runs once", async () => {
+    const { runId, mapId } = await runWithMap(5, 0, 5, "test.counted");
+    const tag = randomUUID();
+    const items = await t.app.db.stepRun.findMany({ where: { parentId: mapId }, orderBy: { key: "asc" } });
+    for (const item of items) await t.app.db.stepRun.update({ where: { id: item.id }, data: { status: "QUEUED", input: { v: `${tag}-${item.key}` } } });
+    const { executeStep } = await import("../../workflows/engine/step-executor.ts");
+    const pg = (await import("pg")).default;
+    const query = pg.Client.prototype.query;
+    let claims = 0;
+    pg.Client.prototype.query = function (this: unknown, ...args: unknown[]) {
+      const text = typeof args[0] === "string" ? args[0] : (args[0] as { text?: string } | null)?.text;
+      if (text?.includes("claimed AS (")) claims++;
+      return (query as (...all: unknown[]) => unknown).apply(this, args);
+    } as typeof query;
+    try {
+      // Five jobs handed over in one turn, and the first item's job delivered twice.
+      const jobs = [...items, items[0]!].map((item) => ({ runId, stepRunId: item.id, projectId }));
+      await Promise.all(jobs.map((job) => executeStep(t.app, job, 1, t.app.logger)));
+    } finally {
+      pg.Client.prototype.query = query;
+    }
+    // One statement for the five, one more for the first item asked for again.
+    expect(claims).toBe(2);
+    for (const item of items) expect(countedRuns.get(`${tag}-${item.key}`)).toBe(1);
+    const ended = await eventually(async () => {
+      const row = await t.app.db.run.findUniqueOrThrow({ where: { id: runId } });
+      return row.status === "SUCCEEDED" || row.status === "FAILED" ? row : null;
+    }, 30_000);
+    expect(ended.status).toBe("SUCCEEDED");
+    const rows = await t.app.db.stepRun.findMany({ where: { parentId: mapId } });
+    expect(rows.every((row) => row.status === "SUCCEEDED" && row.attempts === 1)).toBe(true);
   });
 });
 

@@ -33,24 +33,70 @@ type ClaimedRow = StepRun & {
 };
 
 /**
- * A step's claim, on node-postgres (`sql`: through Prisma even a raw statement costs about a millisecond of the event
- * loop, and this one runs once per step): $1 the StepRun's id, $2 the attempt, $3 the job's project.
+ * Steps' claims, on node-postgres (`sql`: through Prisma even a raw statement costs about a millisecond of the event
+ * loop, and this one runs once per step), several in one statement: $1 the StepRuns' ids, $2 each one's attempt, $3
+ * each one's job's project (the same row at most once). For each row: the step row and what is needed of its run,
+ * the claim (QUEUED -> RUNNING, unless the run ended or is another project's) and, for a top-level step, the run's
+ * top-level rows the advance after it plans from.
  */
-const CLAIM_STEP = `
-    WITH cur AS (
-      SELECT s.*, r."projectId" AS "runProjectId", r.status::text AS "runStatus", r."workflowVersionId" AS "runWorkflowVersionId", r.input AS "runInput"
-      FROM "StepRun" s JOIN "Run" r ON r.id = s."runId" WHERE s.id = $1::text),
+const CLAIM_STEPS = `
+    WITH req AS (SELECT * FROM unnest($1::text[], $2::int[], $3::text[]) AS q(id, attempt, project)),
+    cur AS (
+      SELECT s.*, r."projectId" AS "runProjectId", r.status::text AS "runStatus", r."workflowVersionId" AS "runWorkflowVersionId", r.input AS "runInput",
+        req.attempt AS "claimAttempt", req.project AS "claimProject"
+      FROM req JOIN "StepRun" s ON s.id = req.id JOIN "Run" r ON r.id = s."runId"),
     claimed AS (
-      UPDATE "StepRun" s SET status = 'RUNNING', attempts = $2::int, "startedAt" = COALESCE(s."startedAt", (now() AT TIME ZONE 'UTC')), error = NULL
-      FROM cur WHERE s.id = cur.id AND s.status = 'QUEUED' AND cur."runProjectId" = $3::text AND cur."runStatus" NOT IN ('SUCCEEDED', 'FAILED', 'CANCELLED')
+      UPDATE "StepRun" s SET status = 'RUNNING', attempts = cur."claimAttempt", "startedAt" = COALESCE(s."startedAt", (now() AT TIME ZONE 'UTC')), error = NULL
+      FROM cur WHERE s.id = cur.id AND s.status = 'QUEUED' AND cur."runProjectId" = cur."claimProject" AND cur."runStatus" NOT IN ('SUCCEEDED', 'FAILED', 'CANCELLED')
       RETURNING s.id)
-    SELECT cur.*, EXISTS (SELECT 1 FROM claimed) AS claimed,
+    SELECT cur.*, EXISTS (SELECT 1 FROM claimed WHERE claimed.id = cur.id) AS claimed,
       (SELECT jsonb_build_object('step', p.input->'step') FROM "StepRun" p WHERE p.id = cur."parentId") AS "parentInput",
       CASE WHEN cur."parentId" IS NULL THEN COALESCE((
         SELECT json_agg(json_build_object('id', t.id, 'stepId', t."stepId", 'key', t.key, 'parentId', t."parentId",
           'status', t.status, 'input', t.input, 'output', t.output, 'error', t.error))
         FROM "StepRun" t WHERE t."runId" = cur."runId" AND t."parentId" IS NULL), '[]'::json) END AS "runSteps"
     FROM cur`;
+
+type ClaimWait = { job: StepJob; attempt: number; resolve: (row: (ClaimedRow & { claimAttempt?: number; claimProject?: string }) | undefined) => void; reject: (error: unknown) => void };
+/** Per app, the claims asked for in this turn, sent together when it ends (`claimStep`). */
+const claimsWaiting = new WeakMap<AppContext, ClaimWait[]>();
+
+/**
+ * A step's claim. The claims of one turn (a worker's slots handed jobs together, a map's items) go in one statement:
+ * one round trip and one commit for all of them, and their STEP_STARTED events leave in one message. Each row is
+ * claimed on its own terms, as alone; a row asked for twice in one turn (a re-delivered job beside its first) is
+ * claimed the second time by a statement of its own: the row's lock orders the two, and only one of them wins it.
+ */
+function claimStep(app: AppContext, job: StepJob, attempt: number): Promise<ClaimedRow | undefined> {
+  let waiting = claimsWaiting.get(app);
+  if (waiting?.some((wait) => wait.job.stepRunId === job.stepRunId)) return claimNow(app, [{ job, attempt }]).then((rows) => rows[0]);
+  if (!waiting) {
+    const batch: ClaimWait[] = (waiting = []);
+    claimsWaiting.set(app, batch);
+    setImmediate(() => {
+      if (claimsWaiting.get(app) === batch) claimsWaiting.delete(app);
+      claimNow(app, batch).then(
+        (rows) => {
+          const byId = new Map(rows.map((row) => [row.id, row]));
+          for (const wait of batch) wait.resolve(byId.get(wait.job.stepRunId));
+        },
+        (error: unknown) => {
+          for (const wait of batch) wait.reject(error);
+        },
+      );
+    });
+  }
+  const batch = waiting;
+  return new Promise((resolve, reject) => batch.push({ job, attempt, resolve, reject }));
+}
+
+function claimNow(app: AppContext, claims: { job: StepJob; attempt: number }[]) {
+  return sql<ClaimedRow & { claimAttempt?: number; claimProject?: string }>(app.db, CLAIM_STEPS, [
+    claims.map((claim) => claim.job.stepRunId),
+    claims.map((claim) => claim.attempt),
+    claims.map((claim) => claim.job.projectId),
+  ]);
+}
 
 /**
  * Runs one step: the body of a `workflow-step` job. Idempotent on the
@@ -59,11 +105,11 @@ const CLAIM_STEP = `
  * step only applies while the row is still RUNNING, so a cancel wins.
  */
 export async function executeStep(app: AppContext, job: StepJob, attempt: number, logger: Logger, options: { runHere?: boolean } = {}): Promise<NextStep | undefined> {
-  // One statement: the step row and what is needed of its run, the claim (QUEUED -> RUNNING, unless the run ended or
-  // is another project's) and, for a top-level step, the run's top-level rows the advance after it plans from.
-  const [found] = await sql<ClaimedRow>(app.db, CLAIM_STEP, [job.stepRunId, attempt, job.projectId]);
+  // One statement (with the other claims of this turn): the step row and what is needed of its run, the claim (QUEUED ->
+  // RUNNING, unless the run ended or is another project's) and, for a top-level step, the run's top-level rows.
+  const found = await claimStep(app, job, attempt);
   if (!found || found.runProjectId !== job.projectId) return;
-  const { runProjectId, runStatus, runWorkflowVersionId, runInput, parentInput, claimed, runSteps, ...row } = found;
+  const { runProjectId, runStatus, runWorkflowVersionId, runInput, parentInput, claimed, runSteps, claimAttempt: _attempt, claimProject: _project, ...row } = found as ClaimedRow & { claimAttempt?: number; claimProject?: string };
   const run = { id: row.runId, projectId: runProjectId, status: runStatus, workflowVersionId: runWorkflowVersionId, input: runInput };
   if (TERMINAL_RUN_STATUSES.has(run.status) || row.status === "WAITING") return;
   // Finished already: this is a re-delivered job, maybe after a crash before the run moved on, or while its worker
