@@ -2,7 +2,7 @@ import { createHash, randomUUID } from "node:crypto";
 import { createReadStream } from "node:fs";
 import fs, { type FileHandle } from "node:fs/promises";
 import path from "node:path";
-import { Readable } from "node:stream";
+import { finished, Readable } from "node:stream";
 import { ErrorCode, TesseraError } from "../core/errors.ts";
 
 export type StoredBlob = {
@@ -198,7 +198,7 @@ async function writeHashed(handle: FileHandle, source: Readable | Uint8Array, ma
     }
   };
   try {
-    for await (const data of source) {
+    for await (const data of chunksOf(source)) {
       const chunk = typeof data === "string" ? Buffer.from(data) : (data as Buffer);
       byteSize += chunk.length;
       if (byteSize > maxBytes) throw tooLarge(maxBytes);
@@ -227,6 +227,71 @@ async function writeHashed(handle: FileHandle, source: Readable | Uint8Array, ma
   if (batch.length > 0) await drain();
   if (writeError) throw writeError;
   return { sha256: hash.digest("hex"), byteSize, ends: endsOf(Buffer.concat(head), Buffer.concat(tail), keepEnds) };
+}
+
+/** Chunks read ahead while the last one is handled; past this many the source is paused. */
+const CHUNKS_AHEAD = 8;
+
+/**
+ * The source's chunks as it pushed them. A Readable's own async iterator calls `read()`, which hands back every
+ * chunk buffered since the last call concatenated into a new Buffer: a copy of much of each upload, made whenever
+ * the loop above waits for the disk (bench/README.md, ingest, sixth round). Here the chunks are taken from 'data'
+ * events as they are, and the source is paused while CHUNKS_AHEAD wait. It ends as the stream does: with its error,
+ * or ERR_STREAM_PREMATURE_CLOSE when it is destroyed before its end (also when that happened before it was read).
+ */
+function chunksOf(source: Readable): AsyncIterable<Buffer | string> {
+  return {
+    [Symbol.asyncIterator]() {
+      const queue: Array<Buffer | string> = [];
+      let ended = false;
+      let failure: unknown;
+      let wake: (() => void) | undefined;
+      const awake = () => {
+        const resolve = wake;
+        wake = undefined;
+        resolve?.();
+      };
+      const onData = (chunk: Buffer | string) => {
+        queue.push(chunk);
+        if (queue.length >= CHUNKS_AHEAD) source.pause();
+        awake();
+      };
+      const stopWatching = finished(source, { writable: false }, (error) => {
+        if (error) failure ??= error;
+        else ended = true;
+        awake();
+      });
+      source.on("data", onData);
+      const stop = () => {
+        source.off("data", onData);
+        stopWatching();
+      };
+      return {
+        async next(): Promise<IteratorResult<Buffer | string>> {
+          while (true) {
+            if (queue.length > 0) {
+              const value = queue.shift()!;
+              if (queue.length < CHUNKS_AHEAD && source.isPaused() && !source.destroyed) source.resume();
+              return { value, done: false };
+            }
+            if (failure !== undefined) {
+              stop();
+              throw failure;
+            }
+            if (ended) {
+              stop();
+              return { value: undefined, done: true };
+            }
+            await new Promise<void>((resolve) => (wake = resolve));
+          }
+        },
+        async return(): Promise<IteratorResult<Buffer | string>> {
+          stop();
+          return { value: undefined, done: true };
+        },
+      };
+    },
+  };
 }
 
 /** The first `keep` bytes of `head` and the last `keep` of `tail` (none when `keep` is 0). */

@@ -3,7 +3,7 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { Readable } from "node:stream";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { LocalDiskBlobStore } from "../../services/assets/blob-store.ts";
 
 const root = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-blobs-"));
@@ -62,6 +62,53 @@ describe("LocalDiskBlobStore.put", () => {
     source.push(randomBytes(100_000));
     setTimeout(() => source.destroy(new Error("connection reset")), 20);
     await expect(store.put(source)).rejects.toThrow("connection reset");
+    expect(await tmpFiles(dir)).toBe(0);
+  });
+
+  it("writes the chunks a byte stream pushed as they are, none copied into a larger one while a write waits", async () => {
+    const dir = path.join(root, "f");
+    const store = new LocalDiskBlobStore(dir);
+    const chunks = Array.from({ length: 24 }, () => randomBytes(65536));
+    // A socket's body: bytes (not objects), pushed faster than the disk takes them, so chunks queue in the stream.
+    const source = new Readable({ read() {} });
+    const probe = await fs.open(path.join(root, "probe"), "w");
+    const handleProto = Object.getPrototypeOf(probe) as { writev(buffers: Buffer[]): Promise<unknown> };
+    await probe.close();
+    const original = handleProto.writev;
+    const written: Buffer[] = [];
+    // Each write takes a while, as a busy disk's does, and records what it was given.
+    const writev = vi.spyOn(handleProto, "writev").mockImplementation(async function (this: unknown, buffers: Buffer[]) {
+      written.push(...buffers);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      return original.call(this, buffers);
+    });
+    try {
+      const put = store.put(source);
+      for (const chunk of chunks) source.push(chunk);
+      source.push(null);
+      const blob = await put;
+      expect(blob.sha256).toBe(sha256(Buffer.concat(chunks)));
+    } finally {
+      writev.mockRestore();
+    }
+    expect(written.length).toBe(chunks.length);
+    expect(written.every((buffer, index) => buffer === chunks[index])).toBe(true);
+  });
+
+  it("a stream destroyed before it is read is refused, with its error or as cut off, and leaves no file", async () => {
+    const dir = path.join(root, "g");
+    const store = new LocalDiskBlobStore(dir);
+    const failed = new Readable({ read() {} });
+    failed.on("error", () => {});
+    failed.push(randomBytes(1000));
+    failed.destroy(new Error("limit reached"));
+    await new Promise((resolve) => setImmediate(resolve));
+    await expect(store.put(failed)).rejects.toThrow("limit reached");
+    const dropped = new Readable({ read() {} });
+    dropped.push(randomBytes(1000));
+    dropped.destroy();
+    await new Promise((resolve) => setImmediate(resolve));
+    await expect(store.put(dropped)).rejects.toMatchObject({ code: "ERR_STREAM_PREMATURE_CLOSE" });
     expect(await tmpFiles(dir)).toBe(0);
   });
 
