@@ -271,7 +271,9 @@ async function graphqlAgainstStore(app: AppContext, key: string, projectId: stri
       const result = (await client.post(headers, JSON.stringify({ query, variables: { id: pick(index) } }))) as { errors?: unknown[]; data?: { search: { hits: unknown[] } } };
       if (result.errors || result.data?.search.hits.length !== K) throw new Error(`search failed: ${JSON.stringify(result.errors ?? result.data)}`);
     };
-    for (let index = 0; index < 20; index++) await Promise.all([viaStore(index), viaGraphql(index)]); // warm-up
+    // Warm-up (BENCH_SEARCH_GRAPHQL_WARMUP, default 20 of each side): code not yet optimised costs more CPU per query.
+    const warmUp = env("BENCH_SEARCH_GRAPHQL_WARMUP", 20);
+    for (let index = 0; index < warmUp; index++) await Promise.all([viaStore(index), viaGraphql(index)]);
     calls.take(1);
     calls.takeMs();
     // Alternating blocks, so a change in machine load during the run falls on both sides alike.
@@ -280,12 +282,16 @@ async function graphqlAgainstStore(app: AppContext, key: string, projectId: stri
     const storeCalls = { store: new Map<string, number>(), graphql: new Map<string, number>() };
     // This process's CPU per query (client, gateway and store client alike): steadier than latency on a loaded machine.
     const cpuMicros = { store: 0, graphql: 0 };
+    // The main thread's part of it (process.threadCpuUsage); the rest is V8's helper threads (GC, optimising
+    // compiles) and libuv's pool.
+    const mainCpuMicros = { store: 0, graphql: 0 };
     const sentBy = { store: { sql: 0, redis: 0 }, graphql: { sql: 0, redis: 0 } };
     // Each side's mean latency and the part of it spent in the store's calls: the rest is what GraphQL adds around them.
     const wallMs = { store: 0, graphql: 0 };
     const inStoreMs = { store: 0, graphql: 0 };
     const withCpu = async (side: "store" | "graphql", work: () => Promise<number>) => {
       const before = process.cpuUsage();
+      const mainBefore = process.threadCpuUsage();
       const sentBefore = { ...sent };
       calls.takeMs();
       const taken = await work();
@@ -293,6 +299,8 @@ async function graphqlAgainstStore(app: AppContext, key: string, projectId: stri
       wallMs[side] += taken * 1000;
       const used = process.cpuUsage(before);
       cpuMicros[side] += used.user + used.system;
+      const usedMain = process.threadCpuUsage(mainBefore);
+      mainCpuMicros[side] += usedMain.user + usedMain.system;
       sentBy[side].sql += sent.sql - sentBefore.sql;
       sentBy[side].redis += sent.redis - sentBefore.redis;
       for (const [method, count] of Object.entries(calls.take(1))) storeCalls[side].set(method, (storeCalls[side].get(method) ?? 0) + count);
@@ -310,11 +318,12 @@ async function graphqlAgainstStore(app: AppContext, key: string, projectId: stri
     if (profileFile) await profiled(profileFile.replace(/(\.cpuprofile)?$/, "-store.cpuprofile"), () => timeEachInto([], queryCount, viaStore), "the store-side queries");
     const perQuery = (counts: Map<string, number>) => Object.fromEntries([...counts].map(([method, count]) => [method, round(count / queryCount, 2)]));
     const split = (side: "store" | "graphql") => ({ meanMs: round(wallMs[side] / queryCount), inStoreMeanMs: round(inStoreMs[side] / queryCount) });
-    const store = { ...summarize(samples.store, seconds.store), ...split("store"), cpuMsPerQuery: round(cpuMicros.store / 1000 / queryCount), storeCallsPerQuery: perQuery(storeCalls.store) };
+    const store = { ...summarize(samples.store, seconds.store), ...split("store"), cpuMsPerQuery: round(cpuMicros.store / 1000 / queryCount), mainThreadCpuMsPerQuery: round(mainCpuMicros.store / 1000 / queryCount), storeCallsPerQuery: perQuery(storeCalls.store) };
     const graphql = {
       ...summarize(samples.graphql, seconds.graphql),
       ...split("graphql"),
       cpuMsPerQuery: round(cpuMicros.graphql / 1000 / queryCount),
+      mainThreadCpuMsPerQuery: round(mainCpuMicros.graphql / 1000 / queryCount),
       storeCallsPerQuery: perQuery(storeCalls.graphql),
       sentPerQuery: { sql: round(sentBy.graphql.sql / queryCount, 2), redis: round(sentBy.graphql.redis / queryCount, 2) },
     };
@@ -383,10 +392,14 @@ async function gatewayAlone(app: AppContext, requests: number) {
   });
   const vector = randomUnitVectors(1, 3);
   const inner = app.vectorStore;
+  // BENCH_SEARCH_STUB_WAIT_MS: each stubbed call answers after that long (a timer), as a real store's round trip
+  // leaves the process idle: what the gateway's CPU per request does when its work is split by waits.
+  const waitMs = env("BENCH_SEARCH_STUB_WAIT_MS", 0);
+  const waited = async <T>(value: T) => (waitMs > 0 ? new Promise<T>((resolve) => setTimeout(() => resolve(value), waitMs)) : value);
   const stub: Partial<typeof inner> = {
-    vectorsOf: async () => [{ space: "bench-gateway", chunk: 0, model: "random", text: "asset 0", vector }],
+    vectorsOf: async () => waited([{ space: "bench-gateway", chunk: 0, model: "random", text: "asset 0", vector }]),
     nearVector: async (_projectId, query) =>
-      ids.slice(1, 1 + Math.min(40, query.limit)).map((assetId, rank) => ({ assetId, space: "bench-gateway", chunk: 0, modality: "TEXT" as const, text: `asset ${rank + 1}`, score: 1 - rank / 100 })),
+      waited(ids.slice(1, 1 + Math.min(40, query.limit)).map((assetId, rank) => ({ assetId, space: "bench-gateway", chunk: 0, modality: "TEXT" as const, text: `asset ${rank + 1}`, score: 1 - rank / 100 }))),
   };
   app.vectorStore = new Proxy(inner, { get: (target, property, receiver) => (property in stub ? stub[property as keyof typeof stub] : Reflect.get(target, property, receiver)) });
   const gateway = createGateway(app);
@@ -399,16 +412,18 @@ async function gatewayAlone(app: AppContext, requests: number) {
     if (result.errors || result.data?.search.hits.length !== K) throw new Error(`search failed: ${JSON.stringify(result.errors ?? result.data)}`);
   };
   try {
-    for (let index = 0; index < 200; index++) await ask(); // warm-up
+    for (let index = 0; index < env("BENCH_SEARCH_GATEWAY_WARMUP", 200); index++) await ask(); // warm-up
     const before = process.cpuUsage();
+    const mainBefore = process.threadCpuUsage();
     const sentBefore = { ...sent };
     const samples: number[] = [];
     const seconds = await timeEachInto(samples, requests, ask);
     const used = process.cpuUsage(before);
+    const usedMain = process.threadCpuUsage(mainBefore);
     const sentPerRequest = { sql: round((sent.sql - sentBefore.sql) / requests, 2), redis: round((sent.redis - sentBefore.redis) / requests, 2) };
     const profile = process.env.BENCH_SEARCH_PROFILE;
     if (profile) await profiled(`${profile.replace(/\.cpuprofile$/, "")}-alone.cpuprofile`, () => timeEachInto([], requests, ask), "the gateway alone");
-    return { requests, ...summarize(samples, seconds), cpuMsPerRequest: round((used.user + used.system) / 1000 / requests, 3), sentPerRequest, loadavg: os.loadavg().map((value) => round(value)) };
+    return { requests, stubWaitMs: waitMs, ...summarize(samples, seconds), cpuMsPerRequest: round((used.user + used.system) / 1000 / requests, 3), mainThreadCpuMsPerRequest: round((usedMain.user + usedMain.system) / 1000 / requests, 3), sentPerRequest, loadavg: os.loadavg().map((value) => round(value)) };
   } finally {
     client.close();
     await gateway.close();
