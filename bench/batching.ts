@@ -39,7 +39,7 @@ export default async function batchingBench() {
       const runtime = createModelRuntime({ modelsDir: scratch, logger: createLogger("warn", "bench"), models: ["clip"], batching });
       await runtime.embedImages([images[0]!]); // load the model
       for (const concurrency of [1, 8, 64]) {
-        const before = runtime.batchSizes("clip", "embedImages").length;
+        const before = runtime.batchSizes("clip", "embedImages").count;
         const latencies: number[] = [];
         let next = 0;
         const started = performance.now();
@@ -54,7 +54,7 @@ export default async function batchingBench() {
           }),
         );
         const seconds = (performance.now() - started) / 1000;
-        const batches = runtime.batchSizes("clip", "embedImages").slice(before);
+        const batches = runtime.batchSizes("clip", "embedImages").since(before);
         latencies.sort((a, b) => a - b);
         const result: Result = {
           batching: batching ? "on" : "off",

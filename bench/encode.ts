@@ -151,7 +151,7 @@ export default async function encodeBench() {
     const warmRound = await uploadAll(items + 1, items + 1 + warmUpItems);
     await warmRound.finished;
     await allSucceeded([warmUp, ...warmRound.jobIds]);
-    const batchesBefore = modelApp.models.batchSizes("clip", "embedImages").length;
+    const batchesBefore = modelApp.models.batchSizes("clip", "embedImages").count;
     const busyBefore = modelApp.models.inferenceThreadBusyMs();
 
     log(`gateway path: ${items} uploads, worker concurrency ${concurrency}`);
@@ -169,7 +169,7 @@ export default async function encodeBench() {
       log(`CPU profile of the gateway phase written to ${process.env.BENCH_ENCODE_CPU_PROFILE}`);
     }
     await allSucceeded(jobIds);
-    const batches = modelApp.models.batchSizes("clip", "embedImages").slice(batchesBefore);
+    const batches = modelApp.models.batchSizes("clip", "embedImages").since(batchesBefore);
     const meanBatch = batches.reduce((a, b) => a + b, 0) / batches.length;
     const stored = await app.vectorStore.count(project.id, { space: "image-text" });
     // One vector per image (chunk 0), the warm-up images included.

@@ -1,3 +1,5 @@
+import { BatchSizeLog } from "./batch-size-log.ts";
+
 export type BatchLimits = {
   /** Most items in one batch. */
   maxBatchSize: number;
@@ -29,7 +31,7 @@ export class DynamicBatcher<I, O> {
   private timer: NodeJS.Timeout | undefined;
   private running = 0;
   /** Sizes of the batches run so far; benches and tests read it. */
-  readonly batchSizes: number[] = [];
+  readonly batchSizes = new BatchSizeLog();
 
   constructor(
     private limits: BatchLimits,
@@ -86,7 +88,7 @@ export class DynamicBatcher<I, O> {
     if (this.queue.length === 0 || this.waitsForRunning()) return;
     const batch = this.takeBatch();
     this.running++;
-    this.batchSizes.push(batch.length);
+    this.batchSizes.record(batch.length);
     void this.execute(batch).finally(() => {
       this.running--;
       // Whatever queued while this batch ran has waited long enough: run it now.

@@ -4,6 +4,7 @@ import type { Modality } from "../core/database.ts";
 import { ErrorCode, TesseraError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import { modelAdapters } from "./adapters/index.ts";
+import { BatchSizeLog } from "./batch-size-log.ts";
 import { DynamicBatcher } from "./dynamic-batcher.ts";
 import { chooseExecutionProvider, parseDevice, type Device, type ExecutionChoice } from "./execution-provider.ts";
 import { resizeForModel, type ImageInputSize } from "./image-preprocess.ts";
@@ -157,8 +158,8 @@ export class LocalModelRuntime implements ModelRuntime, LocalModelCaller {
   }
 
   /** The batch sizes each model computed (the runner's, where it joins the batcher's batches), for benches and tests. */
-  batchSizes(model: string, operation: Operation): number[] {
-    return this.loaded.get(model)?.ranBatchSizes?.(operation) ?? (this.batchers.get(`${model}:${operation}`)?.batchSizes as number[] | undefined) ?? [];
+  batchSizes(model: string, operation: Operation): BatchSizeLog {
+    return this.loaded.get(model)?.ranBatchSizes?.(operation) ?? this.batchers.get(`${model}:${operation}`)?.batchSizes ?? new BatchSizeLog();
   }
 
   /** Milliseconds the inference thread has computed so far (the CLIP image tower runs there), for benches. */

@@ -1,3 +1,4 @@
+import type { BatchSizeLog } from "./batch-size-log.ts";
 import type { Modality } from "../core/database.ts";
 import type { Logger } from "../core/logger.ts";
 import type { ExecutionChoice } from "./execution-provider.ts";
@@ -30,7 +31,7 @@ export type ModelHandle = {
    */
   queuesBatches?: Array<"embedImages" | "embedText" | "embedAudio">;
   /** For those operations: the sizes of the batches the runner computed, joined batches counted as one. */
-  ranBatchSizes?(operation: string): number[] | undefined;
+  ranBatchSizes?(operation: string): BatchSizeLog | undefined;
   /** Tokens a text costs, for the batcher's token budget. */
   countTokens?(text: string): number;
   close?(): Promise<void>;

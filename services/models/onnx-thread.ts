@@ -1,4 +1,5 @@
 import { Worker } from "node:worker_threads";
+import { BatchSizeLog } from "./batch-size-log.ts";
 import { sessionTuning, type ExecutionChoice } from "./execution-provider.ts";
 import { ThreadCalls } from "./thread-calls.ts";
 
@@ -24,7 +25,7 @@ export class OnnxThread {
   private readonly calls: ThreadCalls<Record<string, ThreadTensor>>;
   /** Input buffers the thread gave back after a run, kept for the next batch that fits in one. */
   private spare: ArrayBuffer[] = [];
-  private ranBatches = new Map<string, number[]>();
+  private ranBatches = new Map<string, BatchSizeLog>();
 
   constructor(execution: ExecutionChoice, intraOpThreads?: number) {
     const workerData = { options: { executionProviders: execution.providers, graphOptimizationLevel: "all", ...sessionTuning(intraOpThreads) } };
@@ -33,7 +34,7 @@ export class OnnxThread {
       () => new Worker(new URL("./onnx-thread-worker.mjs", import.meta.url), { workerData }),
       (reply) => {
         this.keep(reply.returned as ArrayBuffer[] | undefined);
-        if (typeof reply.batch === "number") this.batchSizes(reply.file as string).push(reply.batch);
+        if (typeof reply.batch === "number") this.batchSizes(reply.file as string).record(reply.batch);
         return reply.outputs as Record<string, ThreadTensor>;
       },
     );
@@ -74,9 +75,9 @@ export class OnnxThread {
   }
 
   /** The sizes of the batches the thread computed of `file` (merged calls count as one), for benches and tests. */
-  batchSizes(file: string): number[] {
+  batchSizes(file: string): BatchSizeLog {
     let sizes = this.ranBatches.get(file);
-    if (!sizes) this.ranBatches.set(file, (sizes = []));
+    if (!sizes) this.ranBatches.set(file, (sizes = new BatchSizeLog()));
     return sizes;
   }
 

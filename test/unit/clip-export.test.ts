@@ -70,9 +70,9 @@ describe("a standard CLIP export in MODELS_DIR", () => {
 
   it("gives the same vectors in a batch as alone, and batches concurrent calls", async () => {
     const texts = Array.from({ length: 12 }, (_, index) => `caption number ${index}`);
-    const before = runtime.batchSizes("clip", "embedText").length;
+    const before = runtime.batchSizes("clip", "embedText").count;
     const concurrent = await Promise.all(texts.map((text) => runtime.embedText([text])));
-    const sizes = runtime.batchSizes("clip", "embedText").slice(before);
+    const sizes = runtime.batchSizes("clip", "embedText").since(before);
     expect(sizes.reduce((a, b) => a + b, 0)).toBe(12);
     expect(Math.max(...sizes)).toBeGreaterThan(1);
     const alone = (await runtime.embedText([texts[5]!])).find((space) => space.space === "image-text")!.vectors[0]!;

@@ -97,13 +97,13 @@ describe("OnnxThread: sessions on a worker thread", () => {
         pixel_values: { type: "float32" as const, data: Float32Array.from({ length: rows * 3 * SIZE * SIZE }, (_, index) => Math.sin(index + seed) * 0.5), dims: [rows, 3, SIZE, SIZE] },
       });
       const alone = await Promise.all([1, 2, 3].map(async (seed) => Array.from((await thread.run(graph, feed(seed, seed), ["image_embeds"])).image_embeds!.data as Float32Array)));
-      const before = thread.batchSizes(graph).length;
+      const before = thread.batchSizes(graph).count;
       // The first call computes while the next three queue: they run together, as one batch of 1 + 2 + 3 rows.
       const first = thread.run(graph, feed(8, 0), ["image_embeds"], 8);
       const queued = [1, 2, 3].map((seed) => thread.run(graph, feed(seed, seed), ["image_embeds"], 8));
       await first;
       const together = await Promise.all(queued);
-      expect(thread.batchSizes(graph).slice(before)).toEqual([8, 6]);
+      expect(thread.batchSizes(graph).since(before)).toEqual([8, 6]);
       together.forEach((result, index) => {
         expect(result.image_embeds!.dims).toEqual([index + 1, 32]);
         const got = Array.from(result.image_embeds!.data as Float32Array);
@@ -113,7 +113,7 @@ describe("OnnxThread: sessions on a worker thread", () => {
       const big = thread.run(graph, feed(8, 0), ["image_embeds"], 8);
       const apart = [thread.run(graph, feed(5, 1), ["image_embeds"], 8), thread.run(graph, feed(4, 2), ["image_embeds"], 8), thread.run(graph, feed(1, 3), ["image_embeds"])];
       await Promise.all([big, ...apart]);
-      expect(thread.batchSizes(graph).slice(before + 2)).toEqual([8, 5, 4, 1]);
+      expect(thread.batchSizes(graph).since(before + 2)).toEqual([8, 5, 4, 1]);
     } finally {
       await thread.close();
     }
