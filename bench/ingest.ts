@@ -122,7 +122,6 @@ export default async function ingestBench() {
     await new Promise((resolve) => floorServer.close(resolve));
     log(`bare HTTP into the blob store: ${floor.filesPerSec.toFixed(1)} files/s`);
 
-    const profiler = process.env.BENCH_INGEST_CPU_PROFILE ? await startCpuProfile() : undefined;
     // The client writes the multipart body by hand (three writes, the file's bytes as they are) over kept-alive
     // connections: fetch with FormData and a Blob copied and re-chunked each file, which cost this process about
     // as much CPU as the gateway's own work, on the same two cores.
@@ -134,6 +133,7 @@ export default async function ingestBench() {
     // BENCH_INGEST_WARMUP other files first, not timed: the gateway's one-time work (the schema's validation, the
     // key's lookup, the connections, the JIT) is then out of the per-upload figures.
     if (warmUpFiles.length) await timed(warmUpFiles, concurrency, upload);
+    const profiler = process.env.BENCH_INGEST_CPU_PROFILE ? await startCpuProfile() : undefined;
     const sentBefore = { ...sent };
     const api = await timed(files, concurrency, upload);
     agent.destroy();
