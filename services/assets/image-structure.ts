@@ -147,6 +147,46 @@ async function walkJpeg(file: FileWindow, size: number): Promise<string | undefi
   return "truncated: it has no end marker (EOI) after its image data";
 }
 
+/** SOF0-SOF15 but DHT (C4), JPG (C8) and DAC (CC): the markers of a frame header. */
+const isFrameHeader = (marker: number) => marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
+
+/**
+ * A JPEG's size and number of components from its frame header (SOF), read from `bytes` (its first bytes: an
+ * upload's kept head), as libjpeg reads them for sharp's `metadata()` (width, height, channels), without a thread
+ * pool hop or a native call. Undefined where that cannot be told from these bytes alone: not a JPEG, the segments
+ * run past them or reach a scan first, a height of 0 (given later by a DNL marker) or a width of 0, an unusual
+ * component count; the caller then asks sharp, as before.
+ */
+export function jpegFrameHeader(bytes: Buffer): { width: number; height: number; channels: number } | undefined {
+  if (bytes.length < 4 || bytes[0] !== 0xff || bytes[1] !== 0xd8) return undefined;
+  let position = 2;
+  while (position + 4 <= bytes.length) {
+    if (bytes[position] !== 0xff) return undefined;
+    const marker = bytes[position + 1]!;
+    if (marker === 0xff) {
+      position += 1;
+      continue;
+    }
+    if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
+      position += 2;
+      continue;
+    }
+    if (marker === 0xd9 || marker === 0xda) return undefined;
+    const length = bytes.readUInt16BE(position + 2);
+    if (length < 2) return undefined;
+    if (isFrameHeader(marker)) {
+      if (length < 8 || position + 2 + 8 > bytes.length) return undefined;
+      const height = bytes.readUInt16BE(position + 5);
+      const width = bytes.readUInt16BE(position + 7);
+      const channels = bytes[position + 9]!;
+      if (width === 0 || height === 0 || ![1, 3, 4].includes(channels)) return undefined;
+      return { width, height, channels };
+    }
+    position += 2 + length;
+  }
+  return undefined;
+}
+
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
 /** Chunks from the signature to IEND; the critical chunks' CRCs are checked, as decoders check them. */
