@@ -56,6 +56,8 @@ const RETURNED_PROPERTIES = ["assetId", "space", "chunk", "modality", "text"] as
 /** Weaviate's batch endpoint answers these when it is overloaded; the batch is retried after a pause. */
 const RETRYABLE = /429|503|resource.?exhausted|unavailable|too many|deadline|timeout|ECONNRESET/i;
 const TENANT_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+/** Projects whose tenant handle is kept (the oldest is dropped past it): a handle is only a client-side object. */
+const MAX_TENANT_HANDLES = 1024;
 
 /** Named-vector names must be GraphQL names: "image-text" becomes "image_text". */
 function vectorName(space: string) {
@@ -84,6 +86,14 @@ export class WeaviateVectorStore implements VectorStore {
   private knownSpaces: Set<string> | null = null;
   private schemaChange: Promise<void> = Promise.resolve();
   private readonly writers = new Map<string, BatchWriter<WeaviateObject>>();
+  /**
+   * The collection, and per project its tenant, built once: weaviate-client builds every sub-API of a handle
+   * (query, data, aggregate, config, generate, tenants...) each time one is asked for, and a search asked for
+   * four (a tenant and a filter builder per call). Built on first use, not at connect: building one asks the
+   * server's version, and that request failing (Weaviate down at start) would be an unhandled rejection.
+   */
+  private base: Collection<Properties> | undefined;
+  private readonly tenants = new Map<string, Collection<Properties>>();
 
   private constructor(
     private readonly client: WeaviateClient,
@@ -116,12 +126,21 @@ export class WeaviateVectorStore implements VectorStore {
   }
 
   private collection(): Collection<Properties> {
-    return this.client.collections.use<string, Properties>(this.collectionName).withConsistency(this.consistencyLevel);
+    this.base ??= this.client.collections.use<string, Properties>(this.collectionName).withConsistency(this.consistencyLevel);
+    return this.base;
   }
 
-  private tenant(projectId: string) {
+  /** The project's tenant for queries and writes (`fresh` for a new handle: aggregations, see count). */
+  private tenant(projectId: string, fresh = false) {
     if (!TENANT_NAME.test(projectId)) throw new Error(`project id ${JSON.stringify(projectId)} is not a valid tenant name`);
-    return this.collection().withTenant(projectId);
+    if (fresh) return this.collection().withTenant(projectId);
+    let handle = this.tenants.get(projectId);
+    if (!handle) {
+      if (this.tenants.size >= MAX_TENANT_HANDLES) this.tenants.delete(this.tenants.keys().next().value!);
+      handle = this.collection().withTenant(projectId);
+      this.tenants.set(projectId, handle);
+    }
+    return handle;
   }
 
   private filters(space: string | undefined, filter: VectorFilter = {}, assetId?: string): FilterValue | undefined {
@@ -285,6 +304,7 @@ export class WeaviateVectorStore implements VectorStore {
   }
 
   async deleteProject(projectId: string): Promise<void> {
+    this.tenants.delete(projectId);
     if (!(await this.loadKnownSpaces())) return;
     try {
       await this.collection().tenants.remove([{ name: projectId }]);
@@ -366,7 +386,9 @@ export class WeaviateVectorStore implements VectorStore {
   async count(projectId: string, where: { assetId?: string; space?: string } = {}): Promise<number> {
     if (!(await this.loadKnownSpaces())) return 0;
     try {
-      const result = await this.tenant(projectId).aggregate.overAll({ filters: this.filters(where.space, {}, where.assetId) });
+      // A fresh handle: an aggregate API asks the server's version when it is built, and keeps the answer (a
+      // failure too, if Weaviate was down then).
+      const result = await this.tenant(projectId, true).aggregate.overAll({ filters: this.filters(where.space, {}, where.assetId) });
       return result.totalCount;
     } catch (error) {
       if (isMissingTenant(error)) return 0;
