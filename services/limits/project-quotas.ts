@@ -46,7 +46,8 @@ function refuseOverJobQuota(host: QuotaHost, open: number) {
  * QUOTA_STORAGE_BYTES: `store` is called with the bytes it may take (the smaller of its own limit and what is left
  * of the quota) and must refuse past that while streaming, with PAYLOAD_TOO_LARGE; when the quota was the tighter
  * limit, that refusal becomes QUOTA_EXCEEDED. So content over the quota is never stored whole. The bytes a project
- * stores are the sum of its Asset rows (one per distinct content in a project: unique projectId + sha256).
+ * stores are the sum of its Asset rows (one per distinct content in a project: unique projectId + sha256), kept as a
+ * running total by a trigger on Asset (ProjectStorage), so the check reads a few rows however many assets there are.
  */
 export async function storeWithinIngestQuotas<T>(
   host: QuotaHost,
@@ -57,7 +58,7 @@ export async function storeWithinIngestQuotas<T>(
   type Usage = { open: number; used: number };
   const [{ open, used }] = (await sql<Usage>(
     host.db,
-    `SELECT (${OPEN_JOBS}) AS open, (SELECT coalesce(sum("byteSize"), 0)::float8 FROM "Asset" WHERE "projectId" = $1) AS used`,
+    `SELECT (${OPEN_JOBS}) AS open, (SELECT coalesce(sum(bytes), 0)::float8 FROM "ProjectStorage" WHERE "projectId" = $1) AS used`,
     [projectId],
   )) as [Usage];
   refuseOverJobQuota(host, open);

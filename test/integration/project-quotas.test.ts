@@ -77,6 +77,44 @@ describe("storage", () => {
     // What is left still fits.
     expect((await t.graphql(INGEST_TEXT, { text: "c".repeat(400) }, project.key)).errors).toBeUndefined();
   });
+
+  it("gives a deleted asset's bytes back to the quota", async () => {
+    const project = await t.createProject();
+    const first = await t.graphql<{ ingest: { asset: { id: string } } }>(INGEST_TEXT, { text: "d".repeat(900) }, project.key);
+    expect(first.errors).toBeUndefined();
+    expect((await t.graphql(INGEST_TEXT, { text: "e".repeat(300) }, project.key)).errors?.[0]?.extensions?.code).toBe("QUOTA_EXCEEDED");
+    const deleted = await t.graphql(`mutation ($id: ID!) { deleteAsset(id: $id) { id } }`, { id: first.data!.ingest.asset.id }, project.key);
+    expect(deleted.errors).toBeUndefined();
+    expect((await t.graphql(INGEST_TEXT, { text: "e".repeat(300) }, project.key)).errors).toBeUndefined();
+  });
+
+  it("keeps the bytes stored as a running total with the rows (no sum over every asset per upload)", async () => {
+    const project = await t.createProject();
+    const other = await t.createProject();
+    const stored = async (projectId: string) => {
+      const [row] = await t.app.db.$queryRaw<{ bytes: number | null }[]>`SELECT sum(bytes)::float8 AS bytes FROM "ProjectStorage" WHERE "projectId" = ${projectId}`;
+      return row?.bytes ?? 0;
+    };
+    const sumOfRows = async (projectId: string) => (await t.app.db.asset.aggregate({ where: { projectId }, _sum: { byteSize: true } }))._sum.byteSize ?? 0;
+    for (const text of ["f".repeat(100), "g".repeat(200), "h".repeat(50)]) expect((await t.graphql(INGEST_TEXT, { text }, project.key)).errors).toBeUndefined();
+    expect((await t.graphql(INGEST_TEXT, { text: "i".repeat(70) }, other.key)).errors).toBeUndefined();
+    expect(await stored(project.projectId)).toBe(350);
+    expect(await stored(other.projectId)).toBe(70);
+
+    // Every way a row changes keeps the total: a size rewritten, a row moved between projects, a row deleted.
+    const [first, second] = await t.app.db.asset.findMany({ where: { projectId: project.projectId }, orderBy: { byteSize: "asc" } });
+    await t.app.db.asset.update({ where: { id: first!.id }, data: { byteSize: 60 } });
+    await t.app.db.asset.update({ where: { id: second!.id }, data: { projectId: other.projectId } });
+    expect(await stored(project.projectId)).toBe(await sumOfRows(project.projectId));
+    expect(await stored(other.projectId)).toBe(await sumOfRows(other.projectId));
+    await t.app.db.asset.deleteMany({ where: { projectId: project.projectId } });
+    expect(await stored(project.projectId)).toBe(0);
+
+    // A deleted project leaves no total behind.
+    await t.app.db.project.delete({ where: { id: other.projectId } });
+    const [left] = await t.app.db.$queryRaw<{ n: number }[]>`SELECT count(*)::int AS n FROM "ProjectStorage" WHERE "projectId" = ${other.projectId}`;
+    expect(left!.n).toBe(0);
+  });
 });
 
 describe("concurrent jobs", () => {
