@@ -26,6 +26,26 @@ registerStepType(
   }),
 );
 
+/** Counts the statements sent through node-postgres while `work` runs that `matches` picks out by text or values. */
+async function countStatements(matches: (text: string | undefined, values: unknown[] | undefined) => boolean, work: () => Promise<unknown>): Promise<number> {
+  const pg = (await import("pg")).default;
+  const query = pg.Client.prototype.query;
+  let count = 0;
+  pg.Client.prototype.query = function (this: unknown, ...args: unknown[]) {
+    const config = typeof args[0] === "string" ? undefined : (args[0] as { text?: string; values?: unknown[] } | null);
+    const text = typeof args[0] === "string" ? args[0] : config?.text;
+    const values = config?.values ?? (Array.isArray(args[1]) ? args[1] : undefined);
+    if (matches(text, values)) count++;
+    return (query as (...all: unknown[]) => unknown).apply(this, args);
+  } as typeof query;
+  try {
+    await work();
+  } finally {
+    pg.Client.prototype.query = query;
+  }
+  return count;
+}
+
 /** Runs of each input's `v` by test.counted, to see a step run once however many jobs ask for it. */
 const countedRuns = new Map<string, number>();
 registerStepType(
@@ -117,31 +137,23 @@ describe("items of one map ending together (group commit)", () => {
     const { runId, mapId, versionId } = await runWithMap(5, 5, 5);
     const items = await t.app.db.stepRun.findMany({ where: { parentId: mapId }, orderBy: { key: "asc" } });
     const { finishItem } = await import("../../workflows/engine/run-coordinator.ts");
-    const pg = (await import("pg")).default;
-    const query = pg.Client.prototype.query;
-    let finishes = 0;
-    pg.Client.prototype.query = function (this: unknown, ...args: unknown[]) {
-      const text = typeof args[0] === "string" ? args[0] : (args[0] as { text?: string } | null)?.text;
-      if (text?.includes("tessera_finish_map_item")) finishes++;
-      return (query as (...all: unknown[]) => unknown).apply(this, args);
-    } as typeof query;
     const settled: string[] = [];
-    try {
-      const run = { id: runId, projectId, workflowVersionId: versionId };
-      const map = { id: mapId, input: { concurrency: 5 } };
-      // Every item ends in the same turn, as items run by one worker's slots do.
-      await Promise.all(
-        items.map((item) =>
-          finishItem(t.app, run, map, { stepRunId: item.id, output: { v: (item.input as { v: number }).v * 10 }, stepId: "each", key: item.key }).then(async () => {
-            // Settled only once its end is committed.
-            expect((await t.app.db.stepRun.findUniqueOrThrow({ where: { id: item.id } })).status).toBe("SUCCEEDED");
-            settled.push(item.key);
-          }),
+    const run = { id: runId, projectId, workflowVersionId: versionId };
+    const mapRow = { id: mapId, input: { concurrency: 5 } };
+    // Every item ends in the same turn, as items run by one worker's slots do.
+    const finishes = await countStatements(
+      (text) => Boolean(text?.includes("tessera_finish_map_item")),
+      () =>
+        Promise.all(
+          items.map((item) =>
+            finishItem(t.app, run, mapRow, { stepRunId: item.id, output: { v: (item.input as { v: number }).v * 10 }, stepId: "each", key: item.key }).then(async () => {
+              // Settled only once its end is committed.
+              expect((await t.app.db.stepRun.findUniqueOrThrow({ where: { id: item.id } })).status).toBe("SUCCEEDED");
+              settled.push(item.key);
+            }),
+          ),
         ),
-      );
-    } finally {
-      pg.Client.prototype.query = query;
-    }
+    );
     expect(finishes).toBe(1);
     expect(settled).toHaveLength(5);
     const ended = await eventually(async () => {
@@ -161,21 +173,12 @@ describe("steps claimed together", () => {
     const items = await t.app.db.stepRun.findMany({ where: { parentId: mapId }, orderBy: { key: "asc" } });
     for (const item of items) await t.app.db.stepRun.update({ where: { id: item.id }, data: { status: "QUEUED", input: { v: `${tag}-${item.key}` } } });
     const { executeStep } = await import("../../workflows/engine/step-executor.ts");
-    const pg = (await import("pg")).default;
-    const query = pg.Client.prototype.query;
-    let claims = 0;
-    pg.Client.prototype.query = function (this: unknown, ...args: unknown[]) {
-      const text = typeof args[0] === "string" ? args[0] : (args[0] as { text?: string } | null)?.text;
-      if (text?.includes("claimed AS (")) claims++;
-      return (query as (...all: unknown[]) => unknown).apply(this, args);
-    } as typeof query;
-    try {
-      // Five jobs handed over in one turn, and the first item's job delivered twice.
-      const jobs = [...items, items[0]!].map((item) => ({ runId, stepRunId: item.id, projectId }));
-      await Promise.all(jobs.map((job) => executeStep(t.app, job, 1, t.app.logger)));
-    } finally {
-      pg.Client.prototype.query = query;
-    }
+    // Five jobs handed over in one turn, and the first item's job delivered twice.
+    const jobs = [...items, items[0]!].map((item) => ({ runId, stepRunId: item.id, projectId }));
+    const claims = await countStatements(
+      (text) => Boolean(text?.includes("claimed AS (")),
+      () => Promise.all(jobs.map((job) => executeStep(t.app, job, 1, t.app.logger))),
+    );
     // One statement for the five, one more for the first item asked for again.
     expect(claims).toBe(2);
     for (const item of items) expect(countedRuns.get(`${tag}-${item.key}`)).toBe(1);
@@ -294,23 +297,11 @@ describe("a map's end, once its last item has ended", () => {
       `apiVersion: tessera/v1\nkind: Workflow\nslug: ${slug}\nsteps:\n  - id: each\n    uses: map\n    with:\n      items: [1, 2, 3]\n      concurrency: 3\n      step: { uses: test.echo, with: { v: 1 } }\n  - id: after\n    uses: test.echo\n    needs: [each]\n    with: { count: "\${{ $count(steps.each.output.results) }}" }\noutputs:\n  values: "\${{ steps.each.output.results.v }}"\n  count: "\${{ steps.after.output.count }}"\n`,
     );
     const { advanceRun } = await import("../../workflows/engine/run-coordinator.ts");
-    const pg = (await import("pg")).default;
 
     // One advance: the statements that name the run, the unlocked read and the write (the locked path sends four:
     // it locks the run, reads its rows and writes after the read, besides locking the map and reading its items).
     const alone = await mapJustDone(version.id);
-    const query = pg.Client.prototype.query;
-    let naming = 0;
-    pg.Client.prototype.query = function (this: unknown, ...args: unknown[]) {
-      const values = (args[0] as { values?: unknown[] } | null)?.values ?? args[1];
-      if (Array.isArray(values) && values.includes(alone)) naming++;
-      return (query as (...all: unknown[]) => unknown).apply(this, args);
-    } as typeof query;
-    try {
-      await advanceRun(t.app, alone);
-    } finally {
-      pg.Client.prototype.query = query;
-    }
+    const naming = await countStatements((_text, values) => Boolean(values?.includes(alone)), () => advanceRun(t.app, alone));
     expect(naming).toBe(2);
 
     // Three advances at once: one writes its plan, the others find the map ended and ready nothing again.
