@@ -30,6 +30,9 @@ type ClaimedRow = StepRun & {
   claimed: boolean;
   /** The run's top-level rows, for a top-level step; null for a map's item. */
   runSteps: StepState[] | null;
+  /** What the claim was asked with (several claims share a statement): the job's attempt and project. */
+  claimAttempt: number;
+  claimProject: string;
 };
 
 /**
@@ -57,7 +60,7 @@ const CLAIM_STEPS = `
         FROM "StepRun" t WHERE t."runId" = cur."runId" AND t."parentId" IS NULL), '[]'::json) END AS "runSteps"
     FROM cur`;
 
-type ClaimWait = { job: StepJob; attempt: number; resolve: (row: (ClaimedRow & { claimAttempt?: number; claimProject?: string }) | undefined) => void; reject: (error: unknown) => void };
+type ClaimWait = { job: StepJob; attempt: number; resolve: (row: ClaimedRow | undefined) => void; reject: (error: unknown) => void };
 /** Per app, the claims asked for in this turn, sent together when it ends (`claimStep`). */
 const claimsWaiting = new WeakMap<AppContext, ClaimWait[]>();
 
@@ -91,7 +94,7 @@ function claimStep(app: AppContext, job: StepJob, attempt: number): Promise<Clai
 }
 
 function claimNow(app: AppContext, claims: { job: StepJob; attempt: number }[]) {
-  return sql<ClaimedRow & { claimAttempt?: number; claimProject?: string }>(app.db, CLAIM_STEPS, [
+  return sql<ClaimedRow>(app.db, CLAIM_STEPS, [
     claims.map((claim) => claim.job.stepRunId),
     claims.map((claim) => claim.attempt),
     claims.map((claim) => claim.job.projectId),
@@ -109,7 +112,7 @@ export async function executeStep(app: AppContext, job: StepJob, attempt: number
   // RUNNING, unless the run ended or is another project's) and, for a top-level step, the run's top-level rows.
   const found = await claimStep(app, job, attempt);
   if (!found || found.runProjectId !== job.projectId) return;
-  const { runProjectId, runStatus, runWorkflowVersionId, runInput, parentInput, claimed, runSteps, claimAttempt: _attempt, claimProject: _project, ...row } = found as ClaimedRow & { claimAttempt?: number; claimProject?: string };
+  const { runProjectId, runStatus, runWorkflowVersionId, runInput, parentInput, claimed, runSteps, claimAttempt: _attempt, claimProject: _project, ...row } = found;
   const run = { id: row.runId, projectId: runProjectId, status: runStatus, workflowVersionId: runWorkflowVersionId, input: runInput };
   if (TERMINAL_RUN_STATUSES.has(run.status) || row.status === "WAITING") return;
   // Finished already: this is a re-delivered job, maybe after a crash before the run moved on, or while its worker
