@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { readRun, advancePlanned, finishMapItem } from "../../workflows/engine/run-store.ts";
+import { readRun, advancePlanned, finishMapItems } from "../../workflows/engine/run-store.ts";
 import { publishWorkflow } from "../../workflows/engine/run-service.ts";
 import { planRun } from "../../workflows/engine/run-planner.ts";
 import { parseWorkflow } from "../../workflows/dsl/validate-workflow.ts";
@@ -103,8 +103,8 @@ describe("a map's item finishing in one statement", () => {
     let most = 0;
     while (running.length) {
       // Every running item finishes at once, each on its own connection.
-      const results = await Promise.all(running.map((id) => finishMapItem(t.app.db, { runId, stepRunId: id, mapId, output: { id } })));
-      expect(results.every((result) => result.finished)).toBe(true);
+      const results = await Promise.all(running.map((id) => finishMapItems(t.app.db, { runId, mapId, items: [{ stepRunId: id, output: { id } }] })));
+      expect(results.every((result, index) => result.finished.length === 1 && result.finished[0] === running[index])).toBe(true);
       dones += results.filter((result) => result.done).length;
       const queued = results.flatMap((result) => result.queued);
       queuedKeys.push(...queued.map((row) => row.key));
@@ -126,8 +126,8 @@ describe("a map's item finishing in one statement", () => {
     const { runId, mapId } = await runWithMap(3, 3, 3);
     const [first] = await t.app.db.stepRun.findMany({ where: { parentId: mapId }, orderBy: { key: "asc" } });
     await t.app.db.stepRun.updateMany({ where: { runId }, data: { status: "CANCELLED" } });
-    const result = await finishMapItem(t.app.db, { runId, stepRunId: first!.id, mapId, output: {} });
-    expect(result).toEqual({ finished: false, done: true, queued: [] });
+    const result = await finishMapItems(t.app.db, { runId, mapId, items: [{ stepRunId: first!.id, output: {} }] });
+    expect(result).toEqual({ finished: [], done: true, queued: [] });
     expect((await t.app.db.stepRun.findUniqueOrThrow({ where: { id: first!.id } })).status).toBe("CANCELLED");
   });
 });

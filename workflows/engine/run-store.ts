@@ -149,26 +149,14 @@ function runSetOf(plan: Pick<RunPlan<StepState>, "started" | "transition">): str
   });
 }
 
-/** A map's item as `finishMapItem` hands back the ones it queued. */
+/** A map's item as `finishMapItems` hands back the ones it queued. */
 export type QueuedItem = Pick<StepRun, "id" | "stepId" | "key" | "parentId" | "input">;
-
-/**
- * A map's item succeeded, in one statement: under the map row's lock, the item's SUCCEEDED (while still RUNNING),
- * and the next PENDING items marked QUEUED within the map's concurrency. `done`: every item has finished or one
- * failed (or the map stopped running): the run needs an advance. `finishMapItems` for one item.
- */
-export async function finishMapItem(
-  db: Database,
-  item: { runId: string; stepRunId: string; mapId: string; output: unknown },
-): Promise<{ finished: boolean; done: boolean; queued: QueuedItem[] }> {
-  const fed = await finishMapItems(db, { runId: item.runId, mapId: item.mapId, items: [{ stepRunId: item.stepRunId, output: item.output }] });
-  return { finished: fed.finished.includes(item.stepRunId), done: fed.done, queued: fed.queued };
-}
 
 /**
  * Several items of one map succeeded, in one statement (`tessera_finish_map_items`: one lock of the map row and one
  * commit for all of them): each item's SUCCEEDED while it is still RUNNING (`finished`: the ids whose end applied),
- * the next PENDING items marked QUEUED within the map's concurrency, and `done` as `finishMapItem` says it.
+ * the next PENDING items marked QUEUED within the map's concurrency. `done`: every item has finished or one failed
+ * (or the map stopped running): the run needs an advance.
  */
 export async function finishMapItems(
   db: Database,
