@@ -137,9 +137,7 @@ export default async function ingestBench() {
       const result = await postUpload(url, agent, key, MUTATION, { bytes: file, filename: `image-${index}.jpg`, mimeType: "image/jpeg" });
       if (!result.data || result.data.ingest.asset.modality !== "IMAGE") throw new Error(`ingest failed: ${JSON.stringify(result.errors)}`);
     };
-    // BENCH_INGEST_WARMUP other files first, not timed: the gateway's one-time work (the schema's validation, the
-    // key's lookup, the connections, the JIT) is then out of the per-upload figures.
-    if (warmUpFiles.length) await timed(warmUpFiles, concurrency, upload);
+    if (warmUpFiles.length) await timed(warmUpFiles, concurrency, upload); // not timed: see warmUp above
     const profiler = process.env.BENCH_INGEST_CPU_PROFILE ? await startCpuProfile() : undefined;
     const sentBefore = { ...sent };
     const api = await timed(files, concurrency, upload);
