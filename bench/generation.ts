@@ -12,7 +12,13 @@
  * Sizes: BENCH_REQUESTS (default 200), BENCH_CONCURRENCY (8), BENCH_TOKENS (64 per reply), BENCH_JOBS (40),
  * BENCH_JOB_WARMUP (40 jobs at BENCH_CONCURRENCY before the timed ones).
  * BENCH_GENERATION_JOBS_ONLY=1 skips the local and speech comparisons (chat stays: the job is read against it);
- * BENCH_GENERATION_CPU_PROFILE=file.cpuprofile profiles this process over the timed generate-job phase.
+ * BENCH_GENERATION_CPU_PROFILE=file.cpuprofile profiles this process over the timed generate-job phase (with the
+ * processes topology, also each child: file-gateway.cpuprofile, file-worker.cpuprofile, file-model.cpuprofile).
+ *
+ * BENCH_GENERATION_TOPOLOGY: `single` (client, gateway, worker and fake model server on this process's one event
+ * loop, as every figure before issue #20's seventh round), `processes` (the job against a direct call in the
+ * deployment's shape: bench/fixtures/deployment-processes.ts) or `both` (the default: the single-process fields as
+ * before, then a `processes` object, in one run and one JSON line).
  */
 import { spawn } from "node:child_process";
 import fs from "node:fs/promises";
@@ -31,6 +37,7 @@ import { buildTinyCausalLm } from "../test/support/fixture-models/tiny-causal-lm
 import { startTestApp } from "../test/support/test-app.ts";
 import { watchJob } from "../services/gateway/watch-job.ts";
 import { sent } from "./fixtures/sent-commands.ts";
+import { jobEventsOverSse, startDeploymentProcesses, type DeploymentProcesses } from "./fixtures/deployment-processes.ts";
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 200);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
@@ -39,6 +46,8 @@ const JOBS = Number(process.env.BENCH_JOBS ?? 40);
 const JOB_WARMUP = Number(process.env.BENCH_JOB_WARMUP ?? 40);
 const JOBS_ONLY = process.env.BENCH_GENERATION_JOBS_ONLY === "1";
 const CPU_PROFILE = process.env.BENCH_GENERATION_CPU_PROFILE;
+const TOPOLOGY = process.env.BENCH_GENERATION_TOPOLOGY ?? "both";
+if (!["single", "processes", "both"].includes(TOPOLOGY)) throw new Error(`BENCH_GENERATION_TOPOLOGY must be single, processes or both; got ${TOPOLOGY}`);
 
 /** cpuMs: this process's CPU (all its threads) per task: steadier than latency on a loaded machine. */
 type Stats = { p50: number; p95: number; mean: number; perSecond: number; cpuMs: number };
@@ -73,7 +82,28 @@ async function measure(count: number, concurrency: number, task: () => Promise<u
   };
 }
 
+const round2 = (value: number) => Math.round(value * 100) / 100;
+const ratio = (a: number, b: number) => Math.round((a / b) * 100) / 100;
+
 export default async function generationBench() {
+  const single = TOPOLOGY === "processes" ? {} : await singleProcessBench();
+  const processes = TOPOLOGY === "single" ? undefined : await deploymentShapedBench();
+  console.log(
+    JSON.stringify({
+      bench: "generation",
+      topology: TOPOLOGY,
+      requests: REQUESTS,
+      concurrency: CONCURRENCY,
+      tokensPerReply: TOKENS,
+      ...single,
+      processes,
+      loadavg: os.loadavg().map((value) => round2(value)),
+    }),
+  );
+}
+
+/** Everything on this process's event loop: the fields every figure before issue #20's seventh round used. */
+async function singleProcessBench() {
   const fake = await startFakeOpenAIServer();
   const reply = Array.from({ length: TOKENS }, (_, i) => `word${i}`).join(" ");
   fake.setFallback(() => ({ kind: "chat", content: reply, usage: { prompt_tokens: 12, completion_tokens: TOKENS } }));
@@ -165,38 +195,129 @@ export default async function generationBench() {
   await fake.close();
   await fs.rm(scratch, { recursive: true, force: true });
 
-  const ratio = (a: number, b: number) => Math.round((a / b) * 100) / 100;
-  const round2 = (value: number) => Math.round(value * 100) / 100;
-  console.log(
-    JSON.stringify({
-      bench: "generation",
-      requests: REQUESTS,
-      concurrency: CONCURRENCY,
-      tokensPerReply: TOKENS,
-      chatRawP50Ms: chatRaw.p50,
-      chatRouterP50Ms: chatRouter.p50,
-      chatRouterOverP50: ratio(chatRouter.p50, chatRaw.p50),
-      chatThroughputRatio: ratio(chatRouter.perSecond, chatRaw.perSecond),
-      localRawP50Ms: localRaw.p50,
-      localRouterP50Ms: localRouter.p50,
-      localRouterOverP50: ratio(localRouter.p50, localRaw.p50),
-      speechRawP50Ms: speechRaw.p50,
-      speechRouterP50Ms: speechRouter.p50,
-      speechRouterOverP50: ratio(speechRouter.p50, speechRaw.p50),
-      generateJobP50Ms: jobStats.p50,
-      generateJobP95Ms: jobStats.p95,
-      generateJobsPerSecond: jobStats.perSecond,
-      generateJobOverRouterP50: ratio(jobStats.p50, chatRouter.p50),
-      generateJobPhasesP50Ms: jobPhasesP50Ms,
-      chatRouterCpuMs: chatRouter.cpuMs,
-      chatEventLoopBusy,
-      generateJobCpuMs: jobStats.cpuMs,
-      generateJobOverRouterCpu: ratio(jobStats.cpuMs, chatRouter.cpuMs),
-      generateJobSent,
-      jobEventLoopBusy,
-      loadavg: os.loadavg().map((value) => round2(value)),
-    }),
-  );
+  return {
+    chatRawP50Ms: chatRaw.p50,
+    chatRouterP50Ms: chatRouter.p50,
+    chatRouterOverP50: ratio(chatRouter.p50, chatRaw.p50),
+    chatThroughputRatio: ratio(chatRouter.perSecond, chatRaw.perSecond),
+    localRawP50Ms: localRaw.p50,
+    localRouterP50Ms: localRouter.p50,
+    localRouterOverP50: ratio(localRouter.p50, localRaw.p50),
+    speechRawP50Ms: speechRaw.p50,
+    speechRouterP50Ms: speechRouter.p50,
+    speechRouterOverP50: ratio(speechRouter.p50, speechRaw.p50),
+    generateJobP50Ms: jobStats.p50,
+    generateJobP95Ms: jobStats.p95,
+    generateJobsPerSecond: jobStats.perSecond,
+    generateJobOverRouterP50: ratio(jobStats.p50, chatRouter.p50),
+    generateJobPhasesP50Ms: jobPhasesP50Ms,
+    chatRouterCpuMs: chatRouter.cpuMs,
+    chatEventLoopBusy,
+    generateJobCpuMs: jobStats.cpuMs,
+    generateJobOverRouterCpu: ratio(jobStats.cpuMs, chatRouter.cpuMs),
+    generateJobSent,
+    jobEventLoopBusy,
+  };
+}
+
+/**
+ * The deployment's shape (bench/fixtures/deployment-processes.ts): the gateway, the worker and the fake model server
+ * each a process of its own; this process is the client. The direct call is the router here against the same model
+ * server process; the job is the `generate` mutation sent to the gateway, followed over `jobEvents` (server-sent
+ * events) as a client follows it. CPU per call or job is summed over the processes each side uses; each process's
+ * event-loop busy share is over the timed phase.
+ */
+async function deploymentShapedBench() {
+  const processes = await startDeploymentProcesses({ workerConcurrency: CONCURRENCY, tokens: TOKENS });
+  const scratch = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-bench-gen-processes-"));
+  const router = new ModelRouter(loadGenerationConfig({ PROVIDER_FAKE_BASE_URL: processes.modelBaseUrl, MODEL_ALIAS_LLM_DEFAULT: "fake:bench" }), {
+    modelsDir: scratch,
+    logger: pino({ level: "silent" }),
+  });
+  try {
+    const messages = [{ role: "user" as const, content: "Say something long." }];
+    const directCall = () => router.chat("llm.default", { messages, onToken: () => {} });
+    await measure(JOB_WARMUP, CONCURRENCY, directCall);
+    const direct = await measureAcross(processes, REQUESTS, directCall);
+
+    const { key } = await processes.createProject("bench-generation-processes-" + Date.now());
+    const phases = { answered: [] as number[], running: [] as number[], token: [] as number[], succeeded: [] as number[] };
+    const job = async () => {
+      const t0 = performance.now();
+      const response = await fetch(processes.graphqlUrl, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
+        body: JSON.stringify({ query: `mutation { generate(input: { task: TEXT, prompt: "Say something long." }) { id } }` }),
+      });
+      const body = (await response.json()) as { data?: { generate?: { id: string } }; errors?: unknown };
+      if (!body.data?.generate) throw new Error(`generate refused: ${JSON.stringify(body.errors)}`);
+      const id = body.data.generate.id;
+      phases.answered.push(performance.now() - t0);
+      let running = false;
+      let token = false;
+      for await (const event of jobEventsOverSse(processes.graphqlUrl, key, id)) {
+        if (!running && event.status === "RUNNING") (running = true), phases.running.push(performance.now() - t0);
+        if (!token && event.token) (token = true), phases.token.push(performance.now() - t0);
+        if (event.status === "SUCCEEDED") return void phases.succeeded.push(performance.now() - t0);
+        if (event.status === "FAILED" || event.status === "CANCELLED") throw new Error(`job ${id} ${event.status}`);
+      }
+      throw new Error(`job ${id}: events ended before it did`);
+    };
+    await measure(JOB_WARMUP, CONCURRENCY, job);
+    for (const list of Object.values(phases)) list.length = 0;
+    const profile = CPU_PROFILE ? await startProfile() : undefined;
+    if (CPU_PROFILE) await processes.startProfiles();
+    const jobs = await measureAcross(processes, JOBS, job);
+    if (profile) await stopProfile(profile, CPU_PROFILE!.replace(/\.cpuprofile$/, "") + "-client.cpuprofile");
+    if (CPU_PROFILE) await processes.stopProfiles(CPU_PROFILE.replace(/\.cpuprofile$/, ""));
+    const p50 = (list: number[]) => round2([...list].sort((x, y) => x - y)[Math.floor(list.length / 2)]!);
+    const result = {
+      direct: { ...direct.stats, cpuMs: { client: direct.cpuMs.client, model: direct.cpuMs.model, total: round2(direct.cpuMs.client + direct.cpuMs.model) }, eventLoopBusy: { client: direct.busy.client, model: direct.busy.model } },
+      job: {
+        ...jobs.stats,
+        phasesP50Ms: { answered: p50(phases.answered), running: p50(phases.running), firstToken: p50(phases.token), succeeded: p50(phases.succeeded) },
+        cpuMs: { ...jobs.cpuMs, total: round2(Object.values(jobs.cpuMs).reduce((a, b) => a + b, 0)) },
+        eventLoopBusy: jobs.busy,
+        sent: jobs.sent,
+      },
+      jobOverDirectP50: 0,
+      jobOverDirectP95: 0,
+      jobOverDirectCpu: 0,
+    };
+    result.jobOverDirectP50 = ratio(result.job.p50, result.direct.p50);
+    result.jobOverDirectP95 = ratio(result.job.p95, result.direct.p95);
+    result.jobOverDirectCpu = ratio(result.job.cpuMs.total, result.direct.cpuMs.total);
+    console.log("processes      ", JSON.stringify(result));
+    return result;
+  } finally {
+    await router.close();
+    await processes.close();
+    await fs.rm(scratch, { recursive: true, force: true });
+  }
+}
+
+/** `measure` with every child's CPU, event-loop busy share and sent commands read over the same window. */
+async function measureAcross(processes: DeploymentProcesses, count: number, task: () => Promise<unknown>) {
+  await processes.mark();
+  const elu = performance.eventLoopUtilization();
+  const stats = await measure(count, CONCURRENCY, task);
+  const clientBusy = performance.eventLoopUtilization(elu).utilization;
+  const children = await processes.read();
+  const busy = (value: number) => Math.round(value * 1000) / 1000;
+  const perItem = (value: number) => round2(value / count);
+  return {
+    stats: { p50: stats.p50, p95: stats.p95, perSecond: stats.perSecond },
+    cpuMs: { client: stats.cpuMs, gateway: perItem(children.gateway.cpuMs), worker: perItem(children.worker.cpuMs), model: perItem(children.model.cpuMs) },
+    busy: { client: busy(clientBusy), gateway: busy(children.gateway.eventLoopBusy), worker: busy(children.worker.eventLoopBusy), model: busy(children.model.eventLoopBusy) },
+    sent: {
+      sql: { gateway: perItem(children.gateway.sql), worker: perItem(children.worker.sql) },
+      redis: { gateway: perItem(children.gateway.redis), worker: perItem(children.worker.redis) },
+      redisByCommand: {
+        gateway: Object.fromEntries(Object.entries(children.gateway.redisByCommand).map(([name, n]) => [name, perItem(n)])),
+        worker: Object.fromEntries(Object.entries(children.worker.redisByCommand).map(([name, n]) => [name, perItem(n)])),
+      },
+    },
+  };
 }
 
 /** The transformers provider against the raw pipeline, and the espeak provider against espeak-ng. */
