@@ -112,9 +112,8 @@ describe("reindexAsset", () => {
     expect(result.errors).toBeUndefined();
     expect(result.data.reindexAsset.asset).toEqual({ id, status: "PENDING" });
     expect(result.data.reindexAsset.job.id).not.toBe(failedJob.id);
-    const ready = await settled(id);
-    expect(ready.status).toBe("READY");
-    expect(ready.error).toBeNull();
+    // The whole row, so a failure shows the asset's error.
+    expect(await settled(id)).toMatchObject({ status: "READY", error: null });
     // The asset is READY inside the job; the job's own row ends just after, once the handler has returned.
     const job = await eventually(async () => {
       const row = await t.app.db.job.findUniqueOrThrow({ where: { id: result.data.reindexAsset.job.id } });
@@ -127,13 +126,13 @@ describe("reindexAsset", () => {
     const vectors = await t.app.vectorStore.count(project.projectId, { assetId: id });
     const again = await t.graphql(REINDEX, { id }, project.key);
     expect(again.errors).toBeUndefined();
-    expect((await settled(id)).status).toBe("READY");
+    expect(await settled(id)).toMatchObject({ status: "READY", error: null });
     expect(await t.app.vectorStore.count(project.projectId, { assetId: id })).toBe(vectors);
   }, 120_000);
 
   it("refuses with typed errors and changes nothing: another project's asset, a missing blob, an ingest already queued", async () => {
     const { asset } = await ingestText("Lanterns hung from every balcony on the festival night.");
-    expect((await settled(asset.id)).status).toBe("READY");
+    expect(await settled(asset.id)).toMatchObject({ status: "READY", error: null });
 
     const other = await t.createProject();
     const foreign = await t.graphql(REINDEX, { id: asset.id }, other.key);
@@ -143,7 +142,7 @@ describe("reindexAsset", () => {
     const both = await Promise.all([t.graphql(REINDEX, { id: asset.id }, project.key), t.graphql(REINDEX, { id: asset.id }, project.key)]);
     const codes = both.map((result) => result.errors?.[0]?.extensions?.code ?? "OK").sort();
     expect(codes).toEqual(["CONFLICT", "OK"]);
-    expect((await settled(asset.id)).status).toBe("READY");
+    expect(await settled(asset.id)).toMatchObject({ status: "READY", error: null });
     expect(await t.app.db.job.count({ where: { assetId: asset.id } })).toBe(2);
 
     const row = await t.app.db.asset.update({ where: { id: asset.id }, data: { status: "FAILED", error: { code: "SERVICE_UNAVAILABLE", message: "test" } } });
@@ -171,7 +170,7 @@ describe("tessera assets reindex", () => {
     expect(lines).toHaveLength(2);
     for (const id of ids) expect(lines.some((line) => /^\[\d\/2\] /.test(line) && line.includes(`${id} queued (job `))).toBe(true);
     expect(stderr).toContain("2 of 2 assets queued for re-indexing");
-    for (const id of ids) expect((await settled(id)).status).toBe("READY");
+    for (const id of ids) expect(await settled(id)).toMatchObject({ status: "READY", error: null });
 
     const none = await tessera(["assets", "reindex", "--failed"]);
     expect(none.stderr).toContain("no FAILED assets");
@@ -187,6 +186,6 @@ describe("tessera assets reindex", () => {
     expect(run.code).toBe(1);
     expect(run.stdout).toContain(`[1/2] ${id} queued (job `);
     expect(run.stdout).toContain(`[2/2] ${unknown} not queued: NOT_FOUND`);
-    expect((await settled(id!)).status).toBe("READY");
+    expect(await settled(id!)).toMatchObject({ status: "READY", error: null });
   }, 120_000);
 });
