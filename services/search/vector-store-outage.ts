@@ -66,16 +66,19 @@ export type OutageRetryOptions = {
  * capped at `maxWaitMs`), for at most `budgetMs` in all, a try in flight included. An error that does not say "unreachable"
  * is thrown at once. An outage longer than the budget ends in a retryable SERVICE_UNAVAILABLE,
  * so the job's own attempts (and whoever re-queues it) can take it up again.
- * The operation must be safe to repeat (the vector store's writes are upserts by id).
+ * The operation must be safe to repeat (the vector store's writes are upserts by id). Each try gets a signal that
+ * aborts when the try is given up on (the budget ran out while it was in flight), so what it holds can be let go of.
  */
-export async function retryThroughVectorStoreOutage<T>(operation: () => Promise<T>, options: OutageRetryOptions): Promise<T> {
-  if (options.budgetMs <= 0) return operation(); // 0: no retries, the store's own error as it is
+export async function retryThroughVectorStoreOutage<T>(operation: (signal: AbortSignal) => Promise<T>, options: OutageRetryOptions): Promise<T> {
+  if (options.budgetMs <= 0) return operation(new AbortController().signal); // 0: no retries, the store's own error as it is
   const started = Date.now();
   const firstWaitMs = options.firstWaitMs ?? 250;
   for (let attempt = 1; ; attempt++) {
+    const tryController = new AbortController();
     try {
-      return await withinBudget(operation(), started + options.budgetMs);
+      return await withinBudget(operation(tryController.signal), started + options.budgetMs);
     } catch (error) {
+      if (error instanceof BudgetSpent) tryController.abort(error);
       if (error instanceof BudgetSpent) throw outlasted(options.budgetMs, Date.now() - started, attempt);
       if (!isVectorStoreUnreachable(error) || options.signal?.aborted) throw error;
       const elapsedMs = Date.now() - started;
@@ -94,7 +97,7 @@ class BudgetSpent extends Error {}
 /**
  * The try's own outcome, unless the budget ends first: a client that retries inside one call
  * (weaviate-client retries gRPC UNAVAILABLE for up to ~30 s) must not stretch the budget. A try
- * left behind may still finish; the writes are upserts by id, so a late one does no harm.
+ * left behind is told through its signal; if it still finishes, the writes are upserts by id, so a late one does no harm.
  */
 function withinBudget<T>(pending: Promise<T>, deadline: number): Promise<T> {
   pending.catch(() => {}); // a try left behind must not become an unhandled rejection

@@ -58,6 +58,8 @@ export type StoredVector = { space: string; chunk: number; model: string; text: 
  * LanceDB store under DATA_DIR (the default, for a laptop). Every call takes
  * the caller's project and sees only that project's vectors.
  */
+export type UpsertOptions = { allNew?: boolean; signal?: AbortSignal };
+
 export interface VectorStore {
   readonly kind: "weaviate" | "embedded";
   /** Creates what the spaces need; safe to call again, and with new spaces later. */
@@ -65,9 +67,10 @@ export interface VectorStore {
   /**
    * Inserts or replaces, in batches; unknown spaces are added on the way. `allNew`: the caller knows
    * no record is stored yet (its asset never had vectors), so a store may append without matching
-   * existing rows (LanceDB's merge costs twice an append, and grows with the table).
+   * existing rows (LanceDB's merge costs twice an append, and grows with the table). `signal`: the caller gave up
+   * (the write may still land, or not); a store with shared write queues lets go of what only this caller waits for.
    */
-  upsert(projectId: string, records: VectorRecord[], options?: { allNew?: boolean }): Promise<void>;
+  upsert(projectId: string, records: VectorRecord[], options?: UpsertOptions): Promise<void>;
   /** Removes every vector of the asset; returns how many there were. */
   deleteAsset(projectId: string, assetId: string): Promise<number>;
   /** Removes every vector of the project (a Weaviate tenant, LanceDB rows). */

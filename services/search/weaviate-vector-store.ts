@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import weaviate, { configure, Filters, type Collection, type FilterValue, type WeaviateClient } from "weaviate-client";
 import type { Modality } from "../core/database.ts";
 import { BatchWriter } from "./batch-writer.ts";
@@ -10,6 +11,7 @@ import type {
   StoredVector,
   VectorFilter,
   VectorHit,
+  UpsertOptions,
   VectorRecord,
   VectorStore,
 } from "./vector-store.ts";
@@ -237,7 +239,7 @@ export class WeaviateVectorStore implements VectorStore {
   }
 
   /** Weaviate's batch insert replaces an object with the same id, so `allNew` changes nothing here. */
-  async upsert(projectId: string, records: VectorRecord[]): Promise<void> {
+  async upsert(projectId: string, records: VectorRecord[], options: UpsertOptions = {}): Promise<void> {
     if (records.length === 0) return;
     const spaces = [...new Set(records.map((record) => record.space))];
     const present = await Promise.all(spaces.map((space) => this.hasSpace(space)));
@@ -259,7 +261,7 @@ export class WeaviateVectorStore implements VectorStore {
       },
       vectors: { [vectorName(record.space)]: Array.from(record.vector) },
     }));
-    await this.writerFor(projectId).write(objects);
+    await this.writerFor(projectId).write(objects, options.signal);
   }
 
   /** One batch writer per tenant: concurrent upserts of a project (several ingest jobs) share its batches. */
@@ -267,14 +269,19 @@ export class WeaviateVectorStore implements VectorStore {
     let writer = this.writers.get(projectId);
     if (!writer) {
       const tenant = this.tenant(projectId);
-      writer = new BatchWriter((objects) => this.sendBatch(tenant, objects), this.batchSize, this.maxBatchesInFlight);
+      writer = new BatchWriter((objects, signal) => this.sendBatch(tenant, objects, signal), this.batchSize, this.maxBatchesInFlight);
       this.writers.set(projectId, writer);
     }
     return writer;
   }
 
-  private async sendBatch(tenant: Collection<Properties>, batch: WeaviateObject[]) {
+  /**
+   * One batch, retried while Weaviate is overloaded. `signal`: no caller waits for it any more; it is not tried
+   * again (an insertMany already sent cannot be cancelled through weaviate-client, and lands or not on its own).
+   */
+  private async sendBatch(tenant: Collection<Properties>, batch: WeaviateObject[], signal: AbortSignal) {
     for (let attempt = 1; ; attempt++) {
+      signal.throwIfAborted();
       try {
         const result = await tenant.data.insertMany(batch);
         if (!result.hasErrors) return;
@@ -288,7 +295,7 @@ export class WeaviateVectorStore implements VectorStore {
       } catch (error) {
         if (attempt >= 5 || !RETRYABLE.test(String(error))) throw error;
       }
-      await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
+      await sleep(100 * 2 ** attempt, undefined, { signal });
     }
   }
 

@@ -50,3 +50,55 @@ it("splits by batch size, keeps at most maxInFlight batches out, and fails only 
   await expect(other).resolves.toBeUndefined();
   expect(store.maxSeen()).toBe(2);
 });
+
+it("lets go of a caller that gives up: its queued items are not sent, a batch only it waits for frees its slot, the next write goes out", async () => {
+  const store = controllableStore();
+  const writer = new BatchWriter(store.send, 2, 1);
+  const abandoned = new AbortController();
+  const stuck = writer.write([1, 2, 3], abandoned.signal); // [1, 2] out and never answered, [3] queued
+  const shared = writer.write([4]); // queued behind [3], in the same next batch
+  expect(store.batches).toEqual([[1, 2]]);
+  abandoned.abort(new Error("given up"));
+  await expect(stuck).rejects.toThrow("given up");
+  await store.next();
+  // The stuck batch's slot is free at once, and [3] is never sent: only the caller still waiting is.
+  expect(store.batches).toEqual([[1, 2], [4]]);
+  store.pending[1]!.resolve();
+  await expect(shared).resolves.toBeUndefined();
+  // The given-up batch answering late changes nothing.
+  store.pending[0]!.resolve();
+  await store.next();
+  expect(store.batches).toHaveLength(2);
+});
+
+it("a batch shared with a caller still waiting stays out, holds its slot, and that caller gets its outcome", async () => {
+  const store = controllableStore();
+  const writer = new BatchWriter(store.send, 10, 1);
+  const opening = writer.write([0]);
+  const leaving = new AbortController();
+  const gone = writer.write([1], leaving.signal);
+  const staying = writer.write([2]);
+  store.pending[0]!.resolve();
+  await opening;
+  await store.next();
+  expect(store.batches).toEqual([[0], [1, 2]]);
+  leaving.abort(new Error("left"));
+  await expect(gone).rejects.toThrow("left");
+  const after = writer.write([3]);
+  await store.next();
+  expect(store.batches).toHaveLength(2); // [1, 2] still holds the one slot
+  store.pending[1]!.resolve();
+  await expect(staying).resolves.toBeUndefined();
+  await store.next();
+  expect(store.batches.at(-1)).toEqual([3]);
+  store.pending[2]!.resolve();
+  await expect(after).resolves.toBeUndefined();
+});
+
+it("a signal already aborted sends nothing", async () => {
+  const store = controllableStore();
+  const writer = new BatchWriter(store.send, 10, 1);
+  const signal = AbortSignal.abort(new Error("too late"));
+  await expect(writer.write([1], signal)).rejects.toThrow("too late");
+  expect(store.batches).toEqual([]);
+});

@@ -62,6 +62,27 @@ describe("retryThroughVectorStoreOutage", () => {
     expect(Date.now() - hangingStart).toBeLessThan(1000);
   });
 
+  it("tells a try it was given up on (its signal aborts), so it can let go of what it holds", async () => {
+    const signals: AbortSignal[] = [];
+    const hanging = retryThroughVectorStoreOutage((signal) => (signals.push(signal), new Promise<never>(() => {})), { budgetMs: 100, maxWaitMs: 50 });
+    await expect(hanging).rejects.toMatchObject({ code: "SERVICE_UNAVAILABLE" });
+    expect(signals).toHaveLength(1);
+    expect(signals[0]!.aborted).toBe(true);
+
+    // A try that fails on its own is not aborted; one that answers neither.
+    const seen: AbortSignal[] = [];
+    let calls = 0;
+    await retryThroughVectorStoreOutage(
+      async (signal) => {
+        seen.push(signal);
+        if (++calls < 2) throw refused();
+        return "written";
+      },
+      { budgetMs: 10_000, maxWaitMs: 10, firstWaitMs: 1 },
+    );
+    expect(seen.map((signal) => signal.aborted)).toEqual([false, false]);
+  });
+
   it("with a budget of 0, one try and the store's own error", async () => {
     let calls = 0;
     await expect(retryThroughVectorStoreOutage(async () => { calls++; throw refused(); }, { budgetMs: 0, maxWaitMs: 10 })).rejects.toThrow("fetch failed");

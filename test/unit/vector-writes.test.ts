@@ -65,4 +65,29 @@ describe("writeVectors: concurrent index stages write together", () => {
       { projectId: "p1", assets: ["a2", "a4"], allNew: true },
     ]);
   });
+
+  it("a writer that gives up stops waiting at once, and the writes behind it are not held up by its hung upsert", async () => {
+    // A store that hangs (Weaviate's client retrying through an outage) until the upsert's signal says nobody waits.
+    const calls: Array<{ assets: string[]; signal?: AbortSignal }> = [];
+    const store = {
+      upsert(_projectId: string, records: VectorRecord[], options: { signal?: AbortSignal } = {}) {
+        calls.push({ assets: records.map((r) => r.assetId), signal: options.signal });
+        if (records[0]!.assetId !== "hung") return Promise.resolve();
+        return new Promise<void>((_, reject) => options.signal?.addEventListener("abort", () => reject(options.signal!.reason)));
+      },
+    } as unknown as VectorStore;
+    const first = new AbortController();
+    const hung = writeVectors(store, "p1", [record("hung")], { signal: first.signal });
+    const queued = new AbortController();
+    const leaving = writeVectors(store, "p1", [record("left")], { signal: queued.signal }); // queued behind it
+    const behind = writeVectors(store, "p2", [record("behind")]); // another job's write, queued too
+    queued.abort(new Error("budget spent"));
+    await expect(leaving).rejects.toThrow("budget spent");
+    first.abort(new Error("budget spent"));
+    await expect(hung).rejects.toThrow("budget spent");
+    await expect(behind).resolves.toBeUndefined();
+    // The write given up while it queued never went out.
+    expect(calls.map((call) => call.assets)).toEqual([["hung"], ["behind"]]);
+    expect(calls[0]!.signal?.aborted).toBe(true);
+  });
 });

@@ -27,7 +27,7 @@ export const indexStage: IngestStage = {
   name: "index",
   async run(asset, state, context) {
     const { app } = context;
-    const throughOutage = <T>(what: string, call: () => Promise<T>) => untilVectorStoreAnswers(context, asset.id, what, call);
+    const throughOutage = <T>(what: string, call: (signal: AbortSignal) => Promise<T>) => untilVectorStoreAnswers(context, asset.id, what, call);
     // The phones heard in its speech, indexed for spoken search (a re-ingest replaces them).
     if (asset.modality === "AUDIO" || asset.modality === "VIDEO") await indexSpokenPhones(app.db, asset.projectId, asset.id, readSpokenPhones(state.media));
     if (state.vectors.length === 0) return;
@@ -68,14 +68,15 @@ export const indexStage: IngestStage = {
     }
     for (let from = 0; from < records.length; from += WRITE_SLICE) {
       const slice = records.slice(from, from + WRITE_SLICE);
-      await throughOutage("write", () => writeVectors(app.vectorStore, asset.projectId, slice, { allNew: state.hadEmbeddings === false }));
+      // A try given up on leaves the shared write queues, so the next tries do not wait behind it.
+      await throughOutage("write", (signal) => writeVectors(app.vectorStore, asset.projectId, slice, { allNew: state.hadEmbeddings === false, signal }));
     }
     // If deleteAsset runs from here on, the ingest handler's final update finds no row and takes the vectors back.
   },
 };
 
 /** One vector-store call of the index stage, retried through an outage; each wait is logged under the job. */
-function untilVectorStoreAnswers<T>({ app, logger }: JobHandlerContext, assetId: string, what: string, call: () => Promise<T>): Promise<T> {
+function untilVectorStoreAnswers<T>({ app, logger }: JobHandlerContext, assetId: string, what: string, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
   return retryThroughVectorStoreOutage(call, {
     budgetMs: app.config.VECTOR_STORE_RETRY_MS,
     maxWaitMs: app.config.VECTOR_STORE_RETRY_MAX_WAIT_MS,
