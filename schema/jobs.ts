@@ -2,7 +2,7 @@ import { JobKind, JobStatus, type Job } from "../services/core/database.ts";
 import { ErrorCode, TesseraError } from "../services/core/errors.ts";
 import type { JobEvent } from "../services/queue/event-bus.ts";
 import type { ProjectContext } from "../services/gateway/context.ts";
-import { watchJob } from "../services/gateway/watch-job.ts";
+import { startingWith, watchJob } from "../services/gateway/watch-job.ts";
 import { builder } from "./builder.ts";
 import { direction, rowConnection } from "./connections.ts";
 import { cancelProjectJob } from "./job-cancel.ts";
@@ -127,8 +127,10 @@ builder.subscriptionField("jobEvents", (t) =>
     description: "The job's current state, then every change until it finishes.",
     args: { id: t.arg.id({ required: true, description: "The job's id." }) },
     subscribe: async (_root, args, context) => {
-      const job = await findProjectJob(context, String(args.id));
-      return watchJob(context.app, job.id);
+      // The watch's first read is the project check: a job of another project fails the subscription here with
+      // NOT_FOUND, before any event, and costs no statement of its own.
+      const events = watchJob(context.app, String(args.id), context.project.id);
+      return startingWith(await events.next(), events);
     },
     resolve: (event) => event,
   }),

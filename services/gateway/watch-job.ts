@@ -20,6 +20,9 @@ function eventFromRow(job: WatchedJob): JobEvent {
   };
 }
 
+/** A named statement: prepared once per pooled connection, as every subscription sends it. */
+const WATCHED_PROJECT_JOB = `SELECT id, status, progress, error, "updatedAt" FROM "Job" WHERE id = $1 AND "projectId" = $2`;
+
 /** One backstop per database client, that is per process: all watched jobs in one query. */
 const rechecks = new WeakMap<Database, SharedRecheck<WatchedJob>>();
 function recheckOf(app: Pick<AppContext, "db" | "logger">): SharedRecheck<WatchedJob> {
@@ -35,15 +38,21 @@ function recheckOf(app: Pick<AppContext, "db" | "logger">): SharedRecheck<Watche
   return recheck;
 }
 
-/** Yields the job's state now, then each event, and ends when the job does. */
-export function watchJob(app: AppContext, jobId: string): AsyncIterableIterator<JobEvent> {
+/**
+ * Yields the job's state now, then each event, and ends when the job does. With `projectId`, a job of another
+ * project (or none) ends it with NOT_FOUND at its first read: the read is the project check, no statement besides.
+ */
+export function watchJob(app: AppContext, jobId: string, projectId?: string): AsyncIterableIterator<JobEvent> {
   return watchEvents({
     events: app.events.subscribe("job", jobId)[Symbol.asyncIterator](),
     subscribed: () => app.events.whenSubscribed("job", jobId),
     // On node-postgres: every jobEvents subscription reads its job's row, and through Prisma (even raw) a read costs 1-3 ms of the event loop.
     readRow: async () => {
-      const [job] = await sql<WatchedJob>(app.db, `SELECT id, status, progress, error, "updatedAt" FROM "Job" WHERE id = $1`, [jobId]);
-      if (!job) throw new TesseraError(ErrorCode.NOT_FOUND, `no job ${jobId}`);
+      const [job] =
+        projectId === undefined
+          ? await sql<WatchedJob>(app.db, `SELECT id, status, progress, error, "updatedAt" FROM "Job" WHERE id = $1`, [jobId])
+          : await sql<WatchedJob>(app.db, WATCHED_PROJECT_JOB, [jobId, projectId], "tessera_watched_project_job");
+      if (!job) throw new TesseraError(ErrorCode.NOT_FOUND, projectId === undefined ? `no job ${jobId}` : `no job ${jobId} in this project`);
       return job;
     },
     recheck: (onRow) => recheckOf(app).watch(jobId, onRow),
@@ -52,4 +61,24 @@ export function watchJob(app: AppContext, jobId: string): AsyncIterableIterator<
     rowIsFinal: (job) => TERMINAL.has(job.status),
     eventIsFinal: (event) => TERMINAL.has(event.status),
   });
+}
+
+/**
+ * The same iterator, with its first result (already read) given back first. Not an async generator: a
+ * generator's `return()` waits for a pending `next()`, and a client that goes away must end the watch at once.
+ */
+export function startingWith<T>(first: IteratorResult<T>, rest: AsyncIterableIterator<T>): AsyncIterableIterator<T> {
+  let given = false;
+  return {
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+    next() {
+      if (given) return rest.next();
+      given = true;
+      return Promise.resolve(first);
+    },
+    return: (value?: unknown) => rest.return?.(value) ?? Promise.resolve({ done: true, value: undefined }),
+    throw: (error?: unknown) => rest.throw?.(error) ?? Promise.reject(error),
+  };
 }
