@@ -10,6 +10,8 @@
  * that readies it, no job), and with `bench.noop`, a step type registered
  * here that is queued and run by a worker like any step with effects.
  * All use BENCH_CONCURRENCY worker slots. The database is DATABASE_URL.
+ * Each fan-out (bare and both engine maps) runs BENCH_FANOUT_RUNS times: its figure is the median, so the ratio of
+ * two tens-of-milliseconds phases is not read from one sample of each.
  */
 import { randomUUID } from "node:crypto";
 import os from "node:os";
@@ -43,6 +45,16 @@ registerStepType(
 const CHAIN = Number(process.env.BENCH_CHAIN ?? 100);
 const FANOUT = Number(process.env.BENCH_FANOUT ?? 100);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
+const FANOUT_RUNS = Number(process.env.BENCH_FANOUT_RUNS ?? 5);
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
+/** `work` FANOUT_RUNS times, one after another: each run's result. */
+async function repeated<T>(work: () => Promise<T>): Promise<T[]> {
+  const results: T[] = [];
+  for (let index = 0; index < FANOUT_RUNS; index++) results.push(await work());
+  return results;
+}
 
 const round = (value: number, digits = 2) => Number(value.toFixed(digits));
 
@@ -70,16 +82,18 @@ async function bareBullmq(app: AppContext, prefix: string) {
   let started = performance.now();
   for (let index = 0; index < CHAIN; index++) await (await queue.add("job", { index }, options)).waitUntilFinished(events);
   const chainMs = performance.now() - started;
-  started = performance.now();
-  const jobs = await queue.addBulk(Array.from({ length: FANOUT }, (_, index) => ({ name: "job", data: { index }, opts: options })));
-  await Promise.all(jobs.map((job) => job.waitUntilFinished(events)));
-  const fanOutMs = performance.now() - started;
+  const fanOutRunsMs = await repeated(async () => {
+    const fanOutStarted = performance.now();
+    const jobs = await queue.addBulk(Array.from({ length: FANOUT }, (_, index) => ({ name: "job", data: { index }, opts: options })));
+    await Promise.all(jobs.map((job) => job.waitUntilFinished(events)));
+    return performance.now() - fanOutStarted;
+  });
   await worker.close();
   await events.close();
   eventsConnection.disconnect();
   await queue.obliterate({ force: true });
   await queue.close();
-  return { chainMs, fanOutMs };
+  return { chainMs, fanOutMs: median(fanOutRunsMs), fanOutRunsMs };
 }
 
 /** Resolves when the run ends: the run's events, with the row as the backstop (read once subscribed, and each idle second). */
@@ -134,7 +148,7 @@ export default async function engineBench() {
   try {
     log("bare BullMQ");
     const [bare, , bareCpuMs, bareRedis] = await counted(() => bareBullmq(app, config.QUEUE_PREFIX));
-    log(`bare BullMQ: chain of ${CHAIN} ${round(bare.chainMs)} ms (${round(bare.chainMs / CHAIN)} ms/job); ${FANOUT} at once ${round(bare.fanOutMs)} ms`);
+    log(`bare BullMQ: chain of ${CHAIN} ${round(bare.chainMs)} ms (${round(bare.chainMs / CHAIN)} ms/job); ${FANOUT} at once ${round(bare.fanOutMs)} ms (median of ${FANOUT_RUNS})`);
 
     const pool = startWorkerPool(app, { queues: ["workflow-run", "workflow-step"], concurrency: CONCURRENCY });
     await publishWorkflow(app, project.id, chainWorkflow("warm-up", 3));
@@ -143,14 +157,17 @@ export default async function engineBench() {
     const [chainMs, chainSql] = await counted(() => runToEnd(app, project.id, "chain"));
     log(`engine: chain of ${CHAIN} transforms ${round(chainMs)} ms (${round(chainMs / CHAIN)} ms/step)`);
     await publishWorkflow(app, project.id, fanOutWorkflow("fan-out", FANOUT));
-    const [fanOutMs] = await counted(() => runToEnd(app, project.id, "fan-out"));
-    log(`engine: map over ${FANOUT} transforms ${round(fanOutMs)} ms`);
+    const [fanOutRunsMs] = await counted(() => repeated(() => runToEnd(app, project.id, "fan-out")));
+    const fanOutMs = median(fanOutRunsMs);
+    log(`engine: map over ${FANOUT} transforms ${round(fanOutMs)} ms (median of ${FANOUT_RUNS})`);
     await publishWorkflow(app, project.id, chainWorkflow("queued-chain", CHAIN, "bench.noop"));
     const [queuedChainMs, queuedChainSql, queuedChainCpuMs, queuedChainRedis] = await counted(() => runToEnd(app, project.id, "queued-chain"));
     log(`engine: chain of ${CHAIN} queued no-op steps ${round(queuedChainMs)} ms (${round(queuedChainMs / CHAIN)} ms/step)`);
     await publishWorkflow(app, project.id, fanOutWorkflow("queued-fan-out", FANOUT, "bench.noop"));
-    const [queuedFanOutMs, queuedFanOutSql, queuedFanOutCpuMs, queuedFanOutRedis] = await counted(() => runToEnd(app, project.id, "queued-fan-out"));
-    log(`engine: map over ${FANOUT} queued no-op steps ${round(queuedFanOutMs)} ms`);
+    const [queuedFanOutRunsMs, queuedFanOutSql, queuedFanOutCpuMs, queuedFanOutRedis] = await counted(() => repeated(() => runToEnd(app, project.id, "queued-fan-out")));
+    const queuedFanOutMs = median(queuedFanOutRunsMs);
+    log(`engine: map over ${FANOUT} queued no-op steps ${round(queuedFanOutMs)} ms (median of ${FANOUT_RUNS})`);
+    const items = FANOUT * FANOUT_RUNS;
     await pool.close();
     await Promise.all(["workflow-run", "workflow-step"].map((name) => app.queues.queue(name as "workflow-run").obliterate({ force: true })));
 
@@ -162,12 +179,15 @@ export default async function engineBench() {
         bench: "engine",
         chainSteps: CHAIN,
         fanOutWidth: FANOUT,
+        // Each fan-out's figure is the median of this many runs; *RunsMs lists them in order.
+        fanOutRuns: FANOUT_RUNS,
         concurrency: CONCURRENCY,
         bullmqJobRoundTripMs: round(jobMs),
         engineStepMs: round(stepMs),
         engineStepOverheadMs: round(stepMs - jobMs),
         engineStepOverBullmq: round(stepMs / jobMs),
         bullmqFanOutMs: round(bare.fanOutMs),
+        bullmqFanOutRunsMs: bare.fanOutRunsMs.map((ms) => round(ms, 1)),
         engineFanOutMs: round(fanOutMs),
         engineFanOutOverBullmq: round(fanOutMs / bare.fanOutMs),
         engineQueuedStepMs: round(queuedStepMs),
@@ -176,17 +196,18 @@ export default async function engineBench() {
         engineSqlPerStep: round(chainSql / CHAIN),
         engineQueuedSqlPerStep: round(queuedChainSql / CHAIN),
         engineQueuedFanOutMs: round(queuedFanOutMs),
+        engineQueuedFanOutRunsMs: queuedFanOutRunsMs.map((ms) => round(ms, 1)),
         engineQueuedFanOutOverBullmq: round(queuedFanOutMs / bare.fanOutMs),
         // This process's CPU (gateway-side engine, worker and BullMQ client together): the bare side's chain and
-        // fan-out together per job, a queued step's and a queued map item's whole run divided by its steps.
-        bullmqCpuMsPerJob: round(bareCpuMs / (CHAIN + FANOUT)),
+        // fan-outs together per job, a queued step's and a queued map item's whole runs divided by their steps.
+        bullmqCpuMsPerJob: round(bareCpuMs / (CHAIN + FANOUT * FANOUT_RUNS)),
         engineQueuedCpuMsPerStep: round(queuedChainCpuMs / CHAIN),
-        engineQueuedFanOutCpuMsPerItem: round(queuedFanOutCpuMs / FANOUT),
-        engineQueuedFanOutSqlPerItem: round(queuedFanOutSql / FANOUT),
+        engineQueuedFanOutCpuMsPerItem: round(queuedFanOutCpuMs / items),
+        engineQueuedFanOutSqlPerItem: round(queuedFanOutSql / items),
         // Redis commands of this process, the same way: per bare job (chain and fan-out), per queued step and map item.
-        bullmqRedisPerJob: round(bareRedis / (CHAIN + FANOUT)),
+        bullmqRedisPerJob: round(bareRedis / (CHAIN + FANOUT * FANOUT_RUNS)),
         engineQueuedRedisPerStep: round(queuedChainRedis / CHAIN),
-        engineQueuedFanOutRedisPerItem: round(queuedFanOutRedis / FANOUT),
+        engineQueuedFanOutRedisPerItem: round(queuedFanOutRedis / items),
         loadavg: os.loadavg().map((value) => round(value)),
       }),
     );
