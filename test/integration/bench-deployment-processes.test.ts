@@ -1,6 +1,13 @@
+import fs from "node:fs/promises";
+import http from "node:http";
+import os from "node:os";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { jobEventsOverSse, startDeploymentProcesses } from "../../bench/fixtures/deployment-processes.ts";
+import { postUpload } from "../../bench/fixtures/bench-graphql.ts";
+import { jobEventsOverSse, startDeploymentProcesses, startProbedProcess } from "../../bench/fixtures/deployment-processes.ts";
+import { putBytes } from "../../bench/fixtures/http-floor.ts";
 import { createDatabase } from "../../services/core/database.ts";
+import { makeJpegOfSize } from "../support/media-fixtures.ts";
 import { TEST_DATABASE_URL } from "../support/test-env.ts";
 
 /** True while a process with this id exists (signal 0 only checks). */
@@ -46,5 +53,57 @@ describe("the generation bench's deployment shape (bench/fixtures/deployment-pro
       await processes.close();
     }
     expect(pids.filter(running)).toEqual([]);
+  });
+
+  it("starts the gateway alone when asked (the ingest bench's shape): an upload is accepted there, no worker runs, nothing is left running", async () => {
+    const processes = await startDeploymentProcesses({ processes: ["gateway"] });
+    const pids = Object.values(processes.pids);
+    const db = createDatabase(TEST_DATABASE_URL);
+    const agent = new http.Agent({ keepAlive: true });
+    try {
+      expect(Object.keys(processes.pids)).toEqual(["gateway"]);
+      expect(pids.every(running)).toBe(true);
+      const { key, projectId } = await processes.createProject();
+      await processes.mark();
+      const mutation = `mutation ($file: Upload!) { ingest(input: { file: $file }) { asset { id modality } job { id } } }`;
+      const result = await postUpload(processes.graphqlUrl, agent, key, mutation, { bytes: await makeJpegOfSize(50_000, 1), filename: "a.jpg", mimeType: "image/jpeg" });
+      expect(result.data?.ingest.asset.modality).toBe("IMAGE");
+      const spent = await processes.read();
+      expect(Object.keys(spent)).toEqual(["gateway"]);
+      expect(spent.gateway.sql).toBeGreaterThanOrEqual(2);
+      expect(spent.gateway.cpuMs).toBeGreaterThan(0);
+      // No worker took the ingest job: it is still queued.
+      const job = await db.job.findUniqueOrThrow({ where: { id: result.data.ingest.job.id } });
+      expect(job.status).toBe("QUEUED");
+      await processes.deleteProject(projectId);
+      expect(await db.project.findUnique({ where: { id: projectId } })).toBeNull();
+    } finally {
+      agent.destroy();
+      await db.$disconnect();
+      await processes.close();
+    }
+    expect(pids.filter(running)).toEqual([]);
+  });
+
+  it("runs the bare HTTP floor in a process of its own: a body is stored there, its CPU is read, it stops on close", async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), "tessera-floor-test-"));
+    const floor = await startProbedProcess("floor", "http-floor-process.ts", { BENCH_FLOOR_DIR: dir });
+    const agent = new http.Agent({ keepAlive: true });
+    try {
+      expect(floor.pid).not.toBe(process.pid);
+      expect(running(floor.pid)).toBe(true);
+      await floor.mark();
+      const bytes = await makeJpegOfSize(50_000, 2);
+      await putBytes(floor.url, agent, bytes);
+      expect((await floor.read()).cpuMs).toBeGreaterThan(0);
+      const stored = (await fs.readdir(dir, { recursive: true, withFileTypes: true })).filter((entry) => entry.isFile());
+      const sizes = await Promise.all(stored.map((entry) => fs.stat(path.join(entry.parentPath, entry.name)).then((stat) => stat.size)));
+      expect(sizes).toContain(bytes.length);
+    } finally {
+      agent.destroy();
+      await floor.close();
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+    expect(running(floor.pid)).toBe(false);
   });
 });
