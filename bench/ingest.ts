@@ -155,6 +155,14 @@ export default async function ingestBench() {
         ...(single ? { p50MsPerFile: single.p50MsPerFile, sentPerUpload: single.sentPerUpload } : {}),
         ...(processes ? { processes } : {}),
         blobStoreAfterFilesPerSec: round(again.filesPerSec),
+        // The same ratios against the store measured last, warm: the first store phase is the process's first writes
+        // (its JIT, the fan-out folders made), and moved 308-929 files/s across runs where this one moved 740-1205.
+        ratiosToBlobStoreAfter: {
+          ...(single ? { api: round(single.apiFilesPerSec / again.filesPerSec, 3), httpFloor: round(single.httpFloorFilesPerSec / again.filesPerSec, 3) } : {}),
+          ...(processes
+            ? { processesApi: round(processes.apiFilesPerSec / again.filesPerSec, 3), processesHttpFloor: round(processes.httpFloorFilesPerSec / again.filesPerSec, 3) }
+            : {}),
+        },
         loadavg: os.loadavg().map((load) => round(load)),
       }),
     );
