@@ -156,7 +156,7 @@ export default async function ingestBench() {
         ...(processes ? { processes } : {}),
         blobStoreAfterFilesPerSec: round(again.filesPerSec),
         // The same ratios against the store measured last, warm: the first store phase is the process's first writes
-        // (its JIT, the fan-out folders made), and moved 308-929 files/s across runs where this one moved 740-1205.
+        // (its JIT, the fan-out folders made), and moved 177-929 files/s across runs where this one mostly gave 640-1205.
         ratiosToBlobStoreAfter: {
           ...(single ? { api: round(single.apiFilesPerSec / again.filesPerSec, 3), httpFloor: round(single.httpFloorFilesPerSec / again.filesPerSec, 3) } : {}),
           ...(processes
