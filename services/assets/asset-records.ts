@@ -177,7 +177,8 @@ export async function markAssetProcessing(
 
 /**
  * READY, with what decoding found when there is some, in one statement, which also answers `listened`
- * (SQL over the row as `a`: whether anything of the project waits for the asset to be ready).
+ * (SQL over the row as `a`: whether anything of the project waits for the asset to be ready) and, when it
+ * is, writes the `asset.ready` event into the outbox in the same statement (services/queue/project-events.ts).
  * Undefined: the row is gone (deleteAsset ran while the asset was being ingested).
  */
 export async function markAssetReady(
@@ -187,10 +188,13 @@ export async function markAssetReady(
   listened: Prisma.Sql = Prisma.sql`false`,
 ): Promise<{ listened: boolean } | undefined> {
   const [row] = await db.$queryRaw<Array<{ listened: boolean }>>`
-    UPDATE "Asset" AS a SET status = 'READY', error = NULL, "updatedAt" = ${SQL_UTC_NOW}${
-      media ? Prisma.sql`, media = ${JSON.stringify(media)}::jsonb` : Prisma.empty
-    }
-    WHERE a.id = ${assetId} RETURNING ${listened} AS listened`;
+    WITH ready AS (
+      UPDATE "Asset" AS a SET status = 'READY', error = NULL, "updatedAt" = ${SQL_UTC_NOW}${
+        media ? Prisma.sql`, media = ${JSON.stringify(media)}::jsonb` : Prisma.empty
+      }
+      WHERE a.id = ${assetId} RETURNING a.id, a."projectId", ${listened} AS listened),
+    event AS (INSERT INTO "ProjectEventOutbox" ("projectId", type, "subjectId") SELECT "projectId", 'asset.ready', id FROM ready WHERE listened)
+    SELECT listened FROM ready`;
   return row ? { listened: row.listened } : undefined;
 }
 

@@ -2,7 +2,7 @@ import type { AppContext } from "../app/app-context.ts";
 import { Prisma, SQL_UTC_NOW, sql, type JobStatus } from "../core/database.ts";
 import { ErrorCode, TesseraError, type ErrorRecord } from "../core/errors.ts";
 import type { JobEvent } from "../queue/event-bus.ts";
-import { emitProjectEvent, type ProjectEventType } from "../queue/project-events.ts";
+import { relayProjectEvents, type ProjectEventType } from "../queue/project-events.ts";
 import { subscribedSql } from "../webhooks/webhook-subscriptions.ts";
 
 /** A job's row takes a progress figure at most this often; every figure is still published as an event. */
@@ -52,14 +52,20 @@ export class JobTracker {
 
   /**
    * A job's end: the row's final write, which also answers whether a webhook subscription of the
-   * job's project asks for `event` (job.* events go to webhooks only). The event is queued only
-   * then: a `project-event` job costs the queue an add, a fetch and a completion, and its handler
-   * two row reads, for every job of every project, most of which subscribe to nothing.
+   * job's project asks for `event` (job.* events go to webhooks only), and then writes the event into
+   * the outbox in the same statement. Only then: a `project-event` job costs the queue an add, a fetch
+   * and a completion, and its handler two row reads, for every job of every project, most of which
+   * subscribe to nothing.
    */
   private async end(assignments: Prisma.Sql, event: ProjectEventType | null) {
-    const listened = event ? subscribedSql(Prisma.sql`j."projectId"`, event) : Prisma.sql`false`;
-    const statement = Prisma.sql`
-      UPDATE "Job" AS j SET ${assignments}, "updatedAt" = ${SQL_UTC_NOW} WHERE j.id = ${this.jobId} RETURNING ${listened} AS subscribed`;
+    const update = Prisma.sql`UPDATE "Job" AS j SET ${assignments}, "updatedAt" = ${SQL_UTC_NOW} WHERE j.id = ${this.jobId}`;
+    // With an event: written into the outbox in the same statement when a subscription asks for it.
+    const statement = event
+      ? Prisma.sql`
+        WITH ended AS (${update} RETURNING j.id, j."projectId", ${subscribedSql(Prisma.sql`j."projectId"`, event)} AS subscribed),
+        event AS (INSERT INTO "ProjectEventOutbox" ("projectId", type, "subjectId") SELECT "projectId", ${event}, id FROM ended WHERE subscribed)
+        SELECT subscribed FROM ended`
+      : Prisma.sql`${update} RETURNING false AS subscribed`;
     const rows = await sql<{ subscribed: boolean }>(this.app.db, statement.text, statement.values);
     if (rows.length === 0) throw new TesseraError(ErrorCode.NOT_FOUND, `job ${this.jobId} no longer exists`);
     return rows[0]!.subscribed;
@@ -147,7 +153,7 @@ export class JobTracker {
       "job.succeeded",
     );
     this.publish("SUCCEEDED");
-    if (subscribed) await emitProjectEvent(this.app, { type: "job.succeeded", subjectId: this.jobId });
+    if (subscribed) await relayProjectEvents(this.app, { subjectId: this.jobId });
   }
 
   /** A failure that will be retried keeps the job QUEUED; the last one marks it FAILED. */
@@ -161,7 +167,7 @@ export class JobTracker {
     );
     this.silenced = false;
     this.publish(status, { error: { code: error.code, message: error.message } });
-    if (subscribed) await emitProjectEvent(this.app, { type: "job.failed", subjectId: this.jobId });
+    if (subscribed) await relayProjectEvents(this.app, { subjectId: this.jobId });
   }
 }
 

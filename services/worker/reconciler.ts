@@ -12,6 +12,7 @@ import { jobHandlers } from "./handlers/index.ts";
 import type { JobHandler } from "./job-handler.ts";
 import { markLostJobRows } from "./lost-jobs.ts";
 import { removeOrphanBlobs } from "../assets/orphan-blobs.ts";
+import { relayProjectEvents } from "../queue/project-events.ts";
 import { backfillSpokenPhoneKeys } from "../search/spoken-backfill.ts";
 
 /** The queue the reconciler's passes are scheduled on; its scheduler id is the same in every worker, so one pass runs at a time. */
@@ -44,6 +45,8 @@ export type ReconcileReport = {
   blobsRemoved: number;
   /** Spoken assets ingested before the phone-key index that got their keys (services/search/spoken-backfill.ts). */
   spokenKeysBackfilled: number;
+  /** Project events left in the outbox (their process stopped, or Redis refused them) now queued. */
+  projectEventsRelayed: number;
 };
 
 export function reconcileOptionsOf(app: AppContext): ReconcileOptions {
@@ -55,7 +58,8 @@ export function reconcileOptionsOf(app: AppContext): ReconcileOptions {
  * PostgreSQL with the queue. The rows are written first and the BullMQ job added after the commit, so a crash,
  * a Redis restart that lost its last second, or a failure BullMQ decided on its own can leave a row that promises
  * work no job will do. Such a row is either re-enqueued under its own job id (adding it twice is one job) or,
- * lost too often, failed with WORKER_LOST. It also removes blobs that no asset references.
+ * lost too often, failed with WORKER_LOST. It also removes blobs that no asset references, and queues the project
+ * events left in the outbox.
  */
 export async function startReconciler(app: AppContext) {
   const everyMs = app.config.RECONCILE_INTERVAL_MS;
@@ -89,9 +93,19 @@ export async function startReconciler(app: AppContext) {
 
 /** One pass; safe to run at any time and from several workers at once. */
 export async function reconcileOnce(app: AppContext, options: ReconcileOptions): Promise<ReconcileReport> {
-  const report: ReconcileReport = { jobsRequeued: 0, jobsFailed: 0, stepsRequeued: 0, stepsFailed: 0, runsAdvanced: 0, blobsRemoved: 0, spokenKeysBackfilled: 0 };
+  const report: ReconcileReport = {
+    jobsRequeued: 0,
+    jobsFailed: 0,
+    stepsRequeued: 0,
+    stepsFailed: 0,
+    runsAdvanced: 0,
+    blobsRemoved: 0,
+    spokenKeysBackfilled: 0,
+    projectEventsRelayed: 0,
+  };
   await reconcileJobs(app, options, report);
   await reconcileRuns(app, options, report);
+  report.projectEventsRelayed = await relayProjectEvents(app, options.projectIds ? { projectIds: options.projectIds } : "all");
   // The blob store is shared by every project: only an unscoped pass (production) sweeps it, or a test's own store.
   report.blobsRemoved = await removeOrphanBlobs(app, { olderThanMs: options.blobGraceMs });
   report.spokenKeysBackfilled = await backfillSpokenPhoneKeys(app.db, { batch: BATCH, projectIds: options.projectIds });

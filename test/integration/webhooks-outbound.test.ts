@@ -252,7 +252,8 @@ describe("outbound webhooks", () => {
     // Subscribed just now: the next job's end is queued and delivered.
     await subscribe(key, allowed.url("/fresh"), ["JOB_SUCCEEDED"]);
     const heard = await ingestAndFinish("now somebody listens");
-    expect(await queued(heard)).toEqual(["job.succeeded"]);
+    // Queued just after the job's end commits (from the outbox row written with it).
+    expect(await waitFor("job.succeeded queued", () => queued(heard), (types) => types.length > 0)).toEqual(["job.succeeded"]);
     const [delivered] = await waitFor("job.succeeded", () => forSubject(allowed, "job.succeeded", heard), (found) => found.length > 0);
     expect(delivered!.json.data.job).toMatchObject({ id: heard, status: "SUCCEEDED" });
     expect(forSubject(allowed, "job.succeeded", quiet)).toEqual([]);

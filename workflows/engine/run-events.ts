@@ -1,7 +1,7 @@
 import type { AppContext } from "../../services/app/app-context.ts";
 import type { RunEvent } from "../../services/queue/event-bus.ts";
 import { workflowRunsEnded } from "../../services/observability/metrics.ts";
-import { emitProjectEvent, runStatusEvent } from "../../services/queue/project-events.ts";
+import { relayProjectEvents, runStatusEvent } from "../../services/queue/project-events.ts";
 
 /** What happened, as `runEvents` subscribers see it in `type`. */
 export const RunEventType = {
@@ -25,8 +25,8 @@ export type RunEventDraft = Omit<RunEvent, "at"> & { type: RunEventType };
 
 export function publishRunEvent(app: AppContext, event: RunEventDraft) {
   app.events.publish("run", event.runId, { ...event, at: new Date().toISOString() });
-  // Run ends and waits are project events too (outbound webhooks); emitProjectEvent never throws.
-  const projectEvent = event.type === RunEventType.RUN_STATUS ? runStatusEvent(event.status) : undefined;
-  if (projectEvent) void emitProjectEvent(app, { type: projectEvent, subjectId: event.runId });
+  // Run ends and waits are project events too (outbound webhooks): the status change that was just committed wrote
+  // one into the outbox if the project subscribes to it (a trigger on Run); relayProjectEvents never throws.
+  if (event.type === RunEventType.RUN_STATUS && runStatusEvent(event.status)) void relayProjectEvents(app, { subjectId: event.runId });
   if (event.type === RunEventType.RUN_STATUS && event.status && TERMINAL_RUN_STATUSES.has(event.status)) workflowRunsEnded.inc({ status: event.status });
 }

@@ -2,7 +2,7 @@ import { Prisma } from "../../core/database.ts";
 import { ErrorCode, TesseraError } from "../../core/errors.ts";
 import { markAssetFailed, markAssetProcessing, markAssetReady, recordAssetMedia } from "../../assets/asset-records.ts";
 import { withIndexedText } from "../../assets/asset-text.ts";
-import { emitProjectEvent } from "../../queue/project-events.ts";
+import { relayProjectEvents } from "../../queue/project-events.ts";
 import { subscribedSql } from "../../webhooks/webhook-subscriptions.ts";
 import { inSpan } from "../../observability/tracing.ts";
 import type { JobHandler } from "../job-handler.ts";
@@ -44,10 +44,10 @@ export const ingestHandler: JobHandler<"ingest"> = {
       await app.vectorStore.deleteAsset(asset.projectId, asset.id);
       throw new TesseraError(ErrorCode.NOT_FOUND, `asset ${asset.id} was deleted while it was being ingested`);
     }
-    // Asset triggers and `asset.ready` webhooks hang off this event, not off this handler. It is queued only when the
-    // project has one of them: a project-event job costs the queue an add, a fetch and a completion, and its handler
-    // row reads, for every asset of every project, most of which listen for nothing.
-    if (ready.listened) await emitProjectEvent(app, { type: "asset.ready", subjectId: asset.id });
+    // Asset triggers and `asset.ready` webhooks hang off this event, not off this handler. It is written (with READY)
+    // only when the project has one of them: a project-event job costs the queue an add, a fetch and a completion, and
+    // its handler row reads, for every asset of every project, most of which listen for nothing.
+    if (ready.listened) await relayProjectEvents(app, { subjectId: asset.id });
     return { output: { assetId: asset.id, stages: ingestStages.map((stage) => stage.name) } };
   },
   async onFinalFailure({ assetId }, error, app) {
