@@ -85,6 +85,21 @@ async function measure(count: number, concurrency: number, task: () => Promise<u
 const round2 = (value: number) => Math.round(value * 100) / 100;
 const ratio = (a: number, b: number) => Math.round((a / b) * 100) / 100;
 
+type JobPhases = { running: number[]; token: number[]; succeeded: number[] };
+
+/** Reads a job's events to its end, noting when (ms after `t0`) it was first RUNNING, its first token and its success. */
+async function followJob(events: AsyncIterable<{ status: string; token?: string | null }>, id: string, t0: number, phases: JobPhases) {
+  let running = false;
+  let token = false;
+  for await (const event of events) {
+    if (!running && event.status === "RUNNING") (running = true), phases.running.push(performance.now() - t0);
+    if (!token && event.token) (token = true), phases.token.push(performance.now() - t0);
+    if (event.status === "SUCCEEDED") return void phases.succeeded.push(performance.now() - t0);
+    if (event.status === "FAILED" || event.status === "CANCELLED") throw new Error(`job ${id} ${event.status}`);
+  }
+  throw new Error(`job ${id}: events ended before it did`);
+}
+
 export default async function generationBench() {
   const single = TOPOLOGY === "processes" ? {} : await singleProcessBench();
   const processes = TOPOLOGY === "single" ? undefined : await deploymentShapedBench();
@@ -152,17 +167,9 @@ async function singleProcessBench() {
     if (!response.data?.generate) throw new Error(`generate refused: ${JSON.stringify(response.errors)}`);
     const id = response.data.generate.id as string;
     phases.answered.push(performance.now() - t0);
-    let running = false;
-    let token = false;
     // As a `jobEvents` subscriber sees it (the row, then events until the job ends). Polling the row
     // every 5 ms, as this bench did, cost more of the shared event loop than the jobs themselves.
-    for await (const event of watchJob(app.app, id)) {
-      if (!running && event.status === "RUNNING") (running = true), phases.running.push(performance.now() - t0);
-      if (!token && event.token) (token = true), phases.token.push(performance.now() - t0);
-      if (event.status === "SUCCEEDED") return void phases.succeeded.push(performance.now() - t0);
-      if (event.status === "FAILED" || event.status === "CANCELLED") throw new Error(`job ${id} ${event.status}`);
-    }
-    throw new Error(`job ${id}: events ended before it did`);
+    await followJob(watchJob(app.app, id), id, t0, phases);
   };
   // Warmed up at full concurrency, as the direct call is: a job's path is far more code than a router call, and
   // it takes V8 a few hundred jobs to optimise (bench/README.md, generation: 23.8 ms of CPU per job just after
@@ -254,15 +261,7 @@ async function deploymentShapedBench() {
       if (!body.data?.generate) throw new Error(`generate refused: ${JSON.stringify(body.errors)}`);
       const id = body.data.generate.id;
       phases.answered.push(performance.now() - t0);
-      let running = false;
-      let token = false;
-      for await (const event of jobEventsOverSse(processes.graphqlUrl, key, id)) {
-        if (!running && event.status === "RUNNING") (running = true), phases.running.push(performance.now() - t0);
-        if (!token && event.token) (token = true), phases.token.push(performance.now() - t0);
-        if (event.status === "SUCCEEDED") return void phases.succeeded.push(performance.now() - t0);
-        if (event.status === "FAILED" || event.status === "CANCELLED") throw new Error(`job ${id} ${event.status}`);
-      }
-      throw new Error(`job ${id}: events ended before it did`);
+      await followJob(jobEventsOverSse(processes.graphqlUrl, key, id), id, t0, phases);
     };
     await measure(JOB_WARMUP, CONCURRENCY, job);
     for (const list of Object.values(phases)) list.length = 0;
