@@ -52,14 +52,15 @@ export type VectorHit = {
 
 export type StoredVector = { space: string; chunk: number; model: string; text: string; vector: Float32Array };
 
+/** How an upsert is made: see VectorStore.upsert. */
+export type UpsertOptions = { allNew?: boolean; signal?: AbortSignal };
+
 /**
  * Where embeddings live. Two adapters implement it: Weaviate (WEAVIATE_URL
  * set; one tenant per project, one named vector per space) and an embedded
  * LanceDB store under DATA_DIR (the default, for a laptop). Every call takes
  * the caller's project and sees only that project's vectors.
  */
-export type UpsertOptions = { allNew?: boolean; signal?: AbortSignal };
-
 export interface VectorStore {
   readonly kind: "weaviate" | "embedded";
   /** Creates what the spaces need; safe to call again, and with new spaces later. */
