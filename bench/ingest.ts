@@ -224,13 +224,8 @@ async function singleProcessShape({ files, warmUpFiles, concurrency, maxUploadBy
     if (assets !== count + warmUpFiles.length) throw new Error(`expected ${count + warmUpFiles.length} assets, found ${assets}`);
 
     return {
-      apiFilesPerSec: round(api.filesPerSec),
+      ...rates({ api, floor, raw, streamed }),
       apiMBPerSec: round(api.mbPerSec),
-      apiToBlobStoreRatio: round(api.filesPerSec / raw.filesPerSec, 3),
-      httpFloorFilesPerSec: round(floor.filesPerSec),
-      httpFloorToBlobStoreRatio: round(floor.filesPerSec / raw.filesPerSec, 3),
-      apiToHttpFloorRatio: round(api.filesPerSec / floor.filesPerSec, 3),
-      apiToStreamedBlobStoreRatio: round(api.filesPerSec / streamed.filesPerSec, 3),
       cpuMsPerFile: { api: round(api.cpuMsPerFile, 1), httpFloor: round(floor.cpuMsPerFile, 1) },
       p50MsPerFile: { api: round(api.p50Ms, 1), blobStore: round(raw.p50Ms, 1), httpFloor: round(floor.p50Ms, 1) },
       sentPerUpload: perUpload,
@@ -295,12 +290,7 @@ async function deploymentShape({ files, warmUpFiles, concurrency, maxUploadBytes
     const perFile = (reading: ProbeReading) => round(reading.cpuMs / count, 1);
     return {
       warmUp: warmUpFiles.length,
-      apiFilesPerSec: round(api.filesPerSec),
-      apiToBlobStoreRatio: round(api.filesPerSec / raw.filesPerSec, 3),
-      httpFloorFilesPerSec: round(floor.filesPerSec),
-      httpFloorToBlobStoreRatio: round(floor.filesPerSec / raw.filesPerSec, 3),
-      apiToHttpFloorRatio: round(api.filesPerSec / floor.filesPerSec, 3),
-      apiToStreamedBlobStoreRatio: round(api.filesPerSec / streamed.filesPerSec, 3),
+      ...rates({ api, floor, raw, streamed }),
       // Per file: the server process's CPU (all its threads) and the client's (this process), and their sum.
       cpuMsPerFile: {
         api: { gateway: perFile(gatewaySpent), client: round(api.cpuMsPerFile, 1), total: round(gatewaySpent.cpuMs / count + api.cpuMsPerFile, 1) },
@@ -344,6 +334,18 @@ function chunksOf(bytes: Buffer, size: number): Buffer[] {
   const chunks: Buffer[] = [];
   for (let at = 0; at < bytes.length; at += size) chunks.push(bytes.subarray(at, at + size));
   return chunks;
+}
+
+/** Files/s through the API and the bare-HTTP floor, and their ratios to the blob store (written whole, and streamed): alike in both shapes. */
+function rates({ api, floor, raw, streamed }: { api: Timed; floor: Timed; raw: Timed; streamed: Timed }) {
+  return {
+    apiFilesPerSec: round(api.filesPerSec),
+    apiToBlobStoreRatio: round(api.filesPerSec / raw.filesPerSec, 3),
+    httpFloorFilesPerSec: round(floor.filesPerSec),
+    httpFloorToBlobStoreRatio: round(floor.filesPerSec / raw.filesPerSec, 3),
+    apiToHttpFloorRatio: round(api.filesPerSec / floor.filesPerSec, 3),
+    apiToStreamedBlobStoreRatio: round(api.filesPerSec / streamed.filesPerSec, 3),
+  };
 }
 
 function round(value: number, digits = 2) {
