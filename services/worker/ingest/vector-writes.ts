@@ -1,3 +1,4 @@
+import { untilAborted } from "../../core/abort.ts";
 import type { VectorRecord, VectorStore } from "../../search/vector-store.ts";
 import { DynamicBatcher } from "../../models/dynamic-batcher.ts";
 
@@ -78,13 +79,4 @@ function allAborted(signals: Array<AbortSignal | undefined>): AbortSignal | unde
 function abortError(signal: AbortSignal | undefined): Error {
   const reason: unknown = signal?.reason;
   return reason instanceof Error ? reason : new Error("the write was given up on");
-}
-
-/** The write's outcome, or the signal's reason as soon as it aborts (the write itself goes on, or is dropped). */
-function untilAborted<T>(pending: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    pending.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
 }
