@@ -16,6 +16,7 @@ import type {
   VectorFilter,
   VectorHit,
   VectorRecord,
+  UpsertOptions,
   VectorStore,
 } from "./vector-store.ts";
 
@@ -215,7 +216,7 @@ export class LanceDbVectorStore implements VectorStore {
     await Promise.all(spaces.map((space) => this.tableFor(space)));
   }
 
-  async upsert(projectId: string, records: VectorRecord[], options: { allNew?: boolean } = {}): Promise<void> {
+  async upsert(projectId: string, records: VectorRecord[], options: UpsertOptions = {}): Promise<void> {
     for (const [space, spaceRecords] of groupBySpace(records)) {
       const dimensions = spaceRecords[0]!.vector.length;
       const table = await this.tableFor({ name: space, dimensions });

@@ -1,5 +1,5 @@
 import { untilAborted } from "../../core/abort.ts";
-import type { VectorRecord, VectorStore } from "../../search/vector-store.ts";
+import type { UpsertOptions, VectorRecord, VectorStore } from "../../search/vector-store.ts";
 import { DynamicBatcher } from "../../models/dynamic-batcher.ts";
 
 /** `allNew`: the records' asset had no vectors before (see VectorStore.upsert). `signal`: the caller gave up. */
@@ -25,7 +25,7 @@ export async function writeVectors(
   store: VectorStore,
   projectId: string,
   records: VectorRecord[],
-  options: { allNew?: boolean; signal?: AbortSignal } = {},
+  options: UpsertOptions = {},
 ): Promise<void> {
   let batcher = batchers.get(store);
   if (!batcher) {
