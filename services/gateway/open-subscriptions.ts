@@ -35,6 +35,8 @@ if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1`;
+const TAKE_PLACE_COMMAND = "tesseraTakeSubscriptionPlace";
+type PlaceTakingRedis = { [TAKE_PLACE_COMMAND](keyCount: 1, key: string, ...args: Array<string | number>): Promise<unknown> };
 
 /**
  * The subscriptions this gateway holds open: a cap per project, counted in
@@ -58,6 +60,8 @@ export class OpenSubscriptions {
   ) {
     // Renewed every beat; three beats (at least 30 s) of slack before a dead gateway's places come free.
     this.leaseMs = Math.max(30_000, 3 * options.recheckMs);
+    // Sent by its SHA, the text at most once per connection, instead of the whole script with every subscription.
+    deps.redis.defineCommand(TAKE_PLACE_COMMAND, { lua: TAKE_PLACE });
   }
 
   /** Takes one of the project's places, or throws QUOTA_EXCEEDED. */
@@ -66,7 +70,8 @@ export class OpenSubscriptions {
     const now = Date.now();
     let taken: unknown;
     try {
-      taken = await this.deps.redis.eval(TAKE_PLACE, 1, this.redisKey(projectId), now, this.options.maxPerProject, now + this.leaseMs, member, this.leaseMs);
+      const redis = this.deps.redis as unknown as PlaceTakingRedis;
+      taken = await redis[TAKE_PLACE_COMMAND](1, this.redisKey(projectId), now, this.options.maxPerProject, now + this.leaseMs, member, this.leaseMs);
     } catch (error) {
       this.deps.logger.warn({ err: error }, "could not count open subscriptions in Redis");
       throw new TesseraError(ErrorCode.SERVICE_UNAVAILABLE, "subscriptions are unavailable for a moment: try again shortly");
