@@ -19,7 +19,8 @@
  *    CPU profile of as many GraphQL queries again on the small project, and
  *    one of as many store-side queries (`-store` before the extension).
  * 3. The gateway alone: the same GraphQL search with the store stubbed (gatewayAlone), CPU, SQL statements and
- *    Redis commands per request (with BENCH_SEARCH_PROFILE, a profile of as many requests again: `-alone`).
+ *    Redis commands per request (with BENCH_SEARCH_PROFILE, a profile of as many requests again: `-alone`);
+ *    and the framework's floor (bareYoga): the same query answered from memory by a bare graphql-yoga.
  * 4. Ingest: vectors/s into Weaviate through the worker's index stage
  *    (WORKER_CONCURRENCY jobs at once, BENCH_SEARCH_INGEST_ASSETS assets x 16
  *    chunks) against weaviate-client's batch import (insertMany) alone.
@@ -33,6 +34,7 @@ import http from "node:http";
 import { Session } from "node:inspector/promises";
 import os from "node:os";
 import path from "node:path";
+import { createSchema, createYoga } from "graphql-yoga";
 import weaviate, { reconfigure } from "weaviate-client";
 import { createAppContext, type AppContext } from "../services/app/app-context.ts";
 import { createApiKey } from "../services/core/api-keys.ts";
@@ -432,6 +434,46 @@ async function gatewayAlone(app: AppContext, requests: number) {
   }
 }
 
+/**
+ * The framework's floor: the same query and answer through a bare graphql-yoga on node:http (the versions the
+ * gateway runs, no plugin, no key, no rate count, no statement, hits from memory), over the same client. No
+ * `search` through this stack can cost less: what the gateway adds over it is the gateway's own.
+ */
+async function yogaFloor(requests: number) {
+  const hits = Array.from({ length: K }, (_, rank) => ({ score: 1 - rank / 100, snippet: `asset ${rank + 1}`, asset: { id: randomUUID(), modality: "TEXT" } }));
+  const yoga = createYoga({
+    schema: createSchema({
+      typeDefs: `type Asset { id: ID! modality: String! } type Hit { score: Float! snippet: String asset: Asset! } type Result { hits: [Hit!]! }
+        input SearchInput { assetId: ID limit: Int } type Query { search(input: SearchInput!): Result! }`,
+      resolvers: { Query: { search: () => ({ hits }) } },
+    }),
+    logging: false,
+    landingPage: false,
+    graphiql: false,
+  });
+  const server = http.createServer(yoga);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const client = jsonClient(`http://127.0.0.1:${(server.address() as { port: number }).port}/graphql`);
+  const body = JSON.stringify({ query: `query($id: ID!) { search(input: { assetId: $id, limit: ${K} }) { hits { score snippet asset { id modality } } } }`, variables: { id: randomUUID() } });
+  const ask = async () => {
+    const result = (await client.post({}, body)) as { errors?: unknown[]; data?: { search: { hits: unknown[] } } };
+    if (result.errors || result.data?.search.hits.length !== K) throw new Error(`bare yoga failed: ${JSON.stringify(result.errors ?? result.data)}`);
+  };
+  try {
+    for (let index = 0; index < env("BENCH_SEARCH_GATEWAY_WARMUP", 200); index++) await ask();
+    const before = process.cpuUsage();
+    const mainBefore = process.threadCpuUsage();
+    const samples: number[] = [];
+    const seconds = await timeEachInto(samples, requests, ask);
+    const used = process.cpuUsage(before);
+    const usedMain = process.threadCpuUsage(mainBefore);
+    return { requests, ...summarize(samples, seconds), cpuMsPerRequest: round((used.user + used.system) / 1000 / requests, 3), mainThreadCpuMsPerRequest: round((usedMain.user + usedMain.system) / 1000 / requests, 3), loadavg: os.loadavg().map((value) => round(value)) };
+  } finally {
+    client.close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
 async function ingestBench(app: AppContext, weaviateUrl: string, grpcPort: number, assetCount: number, chunks: number) {
   const concurrency = app.config.WORKER_CONCURRENCY;
   const { project } = await createApiKey(app.db, `bench-ingest-${randomUUID()}`);
@@ -584,7 +626,8 @@ export default async function searchBench() {
   // The gateway's own cost, with the store stubbed (BENCH_SEARCH_GATEWAY_REQUESTS, default 1000; 0 skips it).
   const gatewayRequests = env("BENCH_SEARCH_GATEWAY_REQUESTS", 1000);
   const gateway = gatewayRequests > 0 ? await withApp("embedded", "flat", (app) => gatewayAlone(app, gatewayRequests)) : undefined;
+  const bareYoga = gatewayRequests > 0 ? await yogaFloor(gatewayRequests) : undefined;
   await fs.rm(dataDir, { recursive: true, force: true });
 
-  console.log(JSON.stringify({ bench: "search", vectors: vectorCount, dimensions: DIMENSIONS, queries: queryCount, bruteForceMsPerQuery, stores, gatewayAlone: gateway, ingest }));
+  console.log(JSON.stringify({ bench: "search", vectors: vectorCount, dimensions: DIMENSIONS, queries: queryCount, bruteForceMsPerQuery, stores, gatewayAlone: gateway, bareYoga, ingest }));
 }
