@@ -126,6 +126,16 @@ const ConfigSchema = z.object({
     .string()
     .default("")
     .transform((value) => value.split(",").map((glob) => glob.trim()).filter(Boolean)),
+  /**
+   * Comma-separated globs of models a worker (and `npm start`) loads right after it starts, `served` for every model
+   * it runs; /ready answers 503 until each is loaded (`--preload` for a worker overrides it). Empty: models load on
+   * their first job. A glob that names no model the process runs stops its start.
+   */
+  MODEL_PRELOAD: z
+    .string()
+    .default("")
+    .transform((value) => value.split(",").map((glob) => glob.trim()).filter(Boolean))
+    .pipe(z.array(z.string().regex(/^[a-z0-9._*?-]+$/, "must be model name globs like clip-*,silero-vad, or served"))),
   /** How long a call of a remote model waits for a worker that serves it. */
   MODEL_CALL_TIMEOUT_MS: z.coerce.number().int().positive().default(120_000),
   /** Ingestion from URLs: whole-fetch time limit, redirects followed, and hosts exempt from the private-network guard. */

@@ -19,6 +19,7 @@ import type { LocalModelCaller, ModelOperation, RemoteModelClient } from "./remo
 import { normalize } from "./vector-math.ts";
 import type { DecodedImage } from "../assets/decoded-media.ts";
 import { observeModelBatch } from "../observability/instruments.ts";
+import type { ModelPreload } from "../observability/readiness.ts";
 
 export type ModelServing = {
   /** "cuda" asks for the CUDA execution provider; without its libraries the runtime falls back to CPU. */
@@ -45,6 +46,17 @@ export type ModelRuntimeOptions = ModelServing & {
 
 type Operation = Exclude<ModelOperation, "project" | "imageInput">;
 
+/** MODEL_PRELOAD's word for every model this process runs. */
+export const PRELOAD_SERVED = "served";
+
+/** MODEL_PRELOAD (or `--preload`) names a model this process does not run: the process must not start. */
+export class ModelPreloadError extends Error {
+  constructor(readonly unmatched: string[], message: string) {
+    super(message);
+    this.name = "ModelPreloadError";
+  }
+}
+
 /** A model this process can use: run here, or (`remote`) called on a worker that serves it. */
 type Served = { model: ResolvedModel; adapter: ModelAdapter; remote?: boolean };
 
@@ -63,6 +75,7 @@ export class LocalModelRuntime implements ModelRuntime, LocalModelCaller {
   private loaded = new Map<string, ModelHandle>();
   private batchers = new Map<string, DynamicBatcher<unknown, unknown>>();
   private remoteImageInputs = new Map<string, Promise<ImageInputSize | null>>();
+  private preloading = new Map<string, ModelPreload>();
 
   constructor(private options: ModelRuntimeOptions) {}
 
@@ -73,6 +86,31 @@ export class LocalModelRuntime implements ModelRuntime, LocalModelCaller {
     this.registry = undefined;
     // Say at start-up which provider this worker will use (cheap: no model is loaded).
     this.execution = chooseExecutionProvider(this.options.device, this.options.logger);
+  }
+
+  /**
+   * MODEL_PRELOAD: loads the models the globs name (`served`: every model this process runs), one at a time, each
+   * with one warm-up input per operation so its sessions exist before the first job. Throws ModelPreloadError at
+   * once, loading nothing, when a glob names no model this process runs. The promise settles when every load has
+   * succeeded or failed; `preloads()` says which (for /ready). A failed load is logged and not retried: it stays
+   * failed (and /ready 503) until the process restarts, while jobs that need the model still try it lazily.
+   */
+  startPreload(globs: string[]): Promise<void> {
+    const models = this.modelsToPreload(globs);
+    for (const { model } of models) this.preloading.set(model.manifest.name, { model: model.manifest.name, state: "waiting" });
+    return (async () => {
+      for (const served of models) await this.preloadOne(served);
+    })();
+  }
+
+  /** The models startPreload was given, with their state; [] without a preload. */
+  preloads(): ModelPreload[] {
+    return [...this.preloading.values()].map((preload) => ({ ...preload }));
+  }
+
+  /** Names of the models whose handles have loaded in this process, in load order. */
+  loadedModels(): string[] {
+    return [...this.loaded.keys()];
   }
 
   /** Every manifest read, served or not, with why not: for `tessera models list`. */
@@ -232,6 +270,59 @@ export class LocalModelRuntime implements ModelRuntime, LocalModelCaller {
       return [{ model, adapter, remote: true }];
     });
     return [...local, ...remote];
+  }
+
+  /** The local models the preload globs name; a glob naming none of them is a ModelPreloadError. */
+  private modelsToPreload(globs: string[]): Served[] {
+    // A remote-format model (an HTTP inference server) has nothing to load in this process.
+    const runnable = this.served().filter(({ model, remote }) => !remote && model.manifest.format !== "remote");
+    const names = runnable.map(({ model }) => model.manifest.name);
+    const unmatched = globs.filter((glob) => (glob === PRELOAD_SERVED ? names.length === 0 : !names.some((name) => matchesAnyGlob(name, [glob]))));
+    if (unmatched.length) {
+      const known = this.loadRegistry().models.map((model) => model.manifest.name);
+      const elsewhere = known.filter((name) => !names.includes(name) && unmatched.some((glob) => matchesAnyGlob(name, [glob])));
+      throw new ModelPreloadError(
+        unmatched,
+        `MODEL_PRELOAD (--preload): ${unmatched.join(", ")} ${unmatched.length === 1 ? "names" : "name"} no model this worker runs; ` +
+          `it runs: ${names.join(", ") || "none"}` +
+          (elsewhere.length ? ` (${elsewhere.join(", ")}: known, but not run here: outside --models, files missing, another device, or remote)` : ""),
+      );
+    }
+    return globs.includes(PRELOAD_SERVED) ? runnable : runnable.filter(({ model }) => matchesAnyGlob(model.manifest.name, globs));
+  }
+
+  private async preloadOne(served: Served) {
+    const name = served.model.manifest.name;
+    this.preloading.set(name, { model: name, state: "loading" });
+    const started = performance.now();
+    const loadMs = () => Math.round(performance.now() - started);
+    try {
+      await this.warmUp(await this.handle(served));
+      this.preloading.set(name, { model: name, state: "loaded", loadMs: loadMs() });
+      this.options.logger.info({ model: name, ms: loadMs() }, "model preloaded");
+    } catch (caught) {
+      const error = toModelError(name, caught);
+      this.preloading.set(name, { model: name, state: "failed", error: error.message, loadMs: loadMs() });
+      this.options.logger.error({ model: name, err: error }, "model preload failed: not retried, this process stays not ready until it restarts");
+    }
+  }
+
+  /**
+   * One small input through each operation of a loaded model, straight to the handle (no batcher, no batch metrics):
+   * adapters open their sessions on first use (CLIP's towers), and a broken graph fails here rather than on a job.
+   */
+  private async warmUp(handle: ModelHandle) {
+    const silence = new Float32Array(16_000);
+    const blank = async () => {
+      const image: DecodedImage = { rgb: Buffer.alloc(32 * 32 * 3, 128), width: 32, height: 32 };
+      return handle.imageInput ? resizeForModel(image, handle.imageInput) : image;
+    };
+    if (handle.embedText) await handle.embedText(["warm-up"]);
+    if (handle.embedImages) await handle.embedImages([await blank()]);
+    if (handle.embedAudio) await handle.embedAudio([silence]);
+    if (handle.readText) await handle.readText([await blank()]);
+    if (handle.detectSpeech) await handle.detectSpeech([silence]);
+    if (handle.transcribe) await handle.transcribe([silence]);
   }
 
   private remoteClient(): RemoteModelClient {

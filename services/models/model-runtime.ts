@@ -33,8 +33,9 @@ export type SpeechSegment = { start: number; end: number };
 
 /**
  * The worker's models, loaded lazily: nothing is read from disk until the
- * first call that needs a model, then one session per model is shared by the
- * whole process and concurrent calls are batched.
+ * first call that needs a model (or, with MODEL_PRELOAD, right after the
+ * worker starts: LocalModelRuntime.startPreload), then one session per model
+ * is shared by the whole process and concurrent calls are batched.
  *
  * Model failures reject with a TesseraError: MODEL_NOT_FOUND (a declared file
  * is missing) or MODEL_ERROR (a bad graph, a shape mismatch, out of memory),

@@ -37,7 +37,11 @@ export async function answerProbe(method: string, pathname: string, authorizatio
       return json(200, { status: "live" });
     case "/ready": {
       const readiness = await checkReadiness(options.deps);
-      const checks = readiness.checks.map((check) => ({ ...check, ...(check.error ? { error: redactSecrets(check.error) } : {}) }));
+      const checks = readiness.checks.map((check) => ({
+        ...check,
+        ...(check.error ? { error: redactSecrets(check.error) } : {}),
+        ...(check.models ? { models: check.models.map((model) => (model.error ? { ...model, error: redactSecrets(model.error) } : model)) } : {}),
+      }));
       return json(readiness.ready ? 200 : 503, { status: readiness.ready ? "ready" : "not ready", checks });
     }
     case "/metrics": {

@@ -4,14 +4,19 @@ import path from "node:path";
 import type { Redis } from "ioredis";
 import { withTimeout } from "../core/with-timeout.ts";
 
+/** One model a process loads at start (MODEL_PRELOAD): `waiting` for the one before it, `loading`, `loaded` or `failed`. */
+export type ModelPreload = { model: string; state: "waiting" | "loading" | "loaded" | "failed"; error?: string; loadMs?: number };
+
 /** What `/ready` looks at: narrow on purpose, so any process can hand in what it has. */
 export type ReadinessDependencies = {
   db: { $queryRawUnsafe<T = unknown>(query: string): Promise<T> };
   redis: Redis;
   vectorStore: { kind: string; health(): Promise<void> };
+  /** The models this process preloads; none (a gateway, a worker without MODEL_PRELOAD): no `models` check. */
+  models?: { preloads(): ModelPreload[] };
 };
 
-export type DependencyCheck = { name: string; ok: boolean; latencyMs: number; error?: string };
+export type DependencyCheck = { name: string; ok: boolean; latencyMs: number; error?: string; models?: ModelPreload[] };
 export type Readiness = { ready: boolean; checks: DependencyCheck[] };
 
 /** Each check gets this long; a dead dependency is reported, never waited on past it. */
@@ -61,10 +66,19 @@ async function checkMigrations(db: ReadinessDependencies["db"]) {
   if (missing.length) throw new Error(`migrations not applied: ${missing.join(", ")}`);
 }
 
+/** The `models` check: ok once every preloaded model is loaded; its error names those still loading and those that failed. */
+function modelsCheck(preloads: ModelPreload[]): DependencyCheck {
+  const pending = preloads.filter((preload) => preload.state === "waiting" || preload.state === "loading").map((preload) => preload.model);
+  const failed = preloads.filter((preload) => preload.state === "failed").map((preload) => `${preload.model} failed: ${preload.error}`);
+  const problems = [...(pending.length ? [`still loading: ${pending.join(", ")}`] : []), ...failed];
+  return { name: "models", ok: problems.length === 0, latencyMs: 0, ...(problems.length ? { error: problems.join("; ") } : {}), models: preloads };
+}
+
 /**
  * Whether this process can serve: PostgreSQL answers and has every migration
- * of this build, Redis answers, the vector store answers. All checks run at
- * once, each bounded by `timeoutMs`.
+ * of this build, Redis answers, the vector store answers, and (with
+ * MODEL_PRELOAD) every model it preloads is loaded. All checks run at once,
+ * each bounded by `timeoutMs`.
  */
 export async function checkReadiness(deps: ReadinessDependencies, timeoutMs = READINESS_CHECK_TIMEOUT_MS): Promise<Readiness> {
   const checks = await Promise.all([
@@ -73,5 +87,7 @@ export async function checkReadiness(deps: ReadinessDependencies, timeoutMs = RE
     timed("redis", () => pingRedis(deps.redis, timeoutMs), timeoutMs),
     timed(`vectorStore:${deps.vectorStore.kind}`, () => deps.vectorStore.health(), timeoutMs),
   ]);
+  const preloads = deps.models?.preloads() ?? [];
+  if (preloads.length) checks.push(modelsCheck(preloads));
   return { ready: checks.every((check) => check.ok), checks };
 }

@@ -17,10 +17,12 @@ function modelGlobs(flag: string, value: string): string[] {
 export type WorkerOptions = WorkerPoolOptions & {
   /** What this worker's model runtime serves: `--device cuda --models clip-*,whisper-*`. */
   serving: Pick<ModelServing, "device" | "models" | "remoteModels">;
+  /** `--preload clip-*` (or `served`): models loaded right after start, before /ready says ready; overrides MODEL_PRELOAD. */
+  preload?: string[];
 };
 
 /**
- * `npm run worker -- --queues ingest,generate --concurrency 8 --device cuda --models clip-* --remote-models whisper-*`.
+ * `npm run worker -- --queues ingest,generate --concurrency 8 --device cuda --models clip-* --remote-models whisper-* --preload served`.
  * `--queues models` (alone or with others) takes calls of this worker's models from other workers.
  */
 export function parseWorkerOptions(argv: string[]): WorkerOptions {
@@ -32,6 +34,7 @@ export function parseWorkerOptions(argv: string[]): WorkerOptions {
       device: { type: "string" },
       models: { type: "string" },
       "remote-models": { type: "string" },
+      preload: { type: "string" },
     },
     allowPositionals: false,
   });
@@ -55,5 +58,6 @@ export function parseWorkerOptions(argv: string[]): WorkerOptions {
     options.serving.models = modelGlobs("--models", values.models);
   }
   if (values["remote-models"]) options.serving.remoteModels = modelGlobs("--remote-models", values["remote-models"]);
+  if (values.preload) options.preload = modelGlobs("--preload", values.preload);
   return options;
 }
