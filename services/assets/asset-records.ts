@@ -1,11 +1,12 @@
-import { randomUUID } from "node:crypto";
-import { Prisma, SQL_UTC_NOW, constraintViolation, sql, type Asset, type Database, type Job } from "../core/database.ts";
+import { createHash, randomUUID } from "node:crypto";
+import { Prisma, SQL_UTC_NOW, UTC_NOW, constraintViolation, sql, type Asset, type Database, type Job } from "../core/database.ts";
 
 /**
  * Every write of the Asset and AssetEmbedding tables, named for the moment in an asset's life it
  * records. The writes every ingest makes (created with its job, processing, ready, embeddings
- * recorded) are single raw statements: Prisma's model API compiles each call on the event loop
- * (README, "The ingest path's row writes are SQL"). The rare ones use the model API.
+ * recorded) are single statements straight on node-postgres (`sql`), the job's prepared: Prisma
+ * compiles each call on the event loop, raw ones included (README, "The ingest path's row writes
+ * are SQL"; bench/README.md, encode). The rare ones use the model API.
  */
 
 export type AssetWithJob = { asset: Asset; job: Job };
@@ -157,6 +158,15 @@ export async function discardIngest(db: Database, { asset, job }: AssetWithJob) 
   if (otherJobs === 0) await db.asset.delete({ where: { id: asset.id } }).catch(() => {});
 }
 
+/** The Asset row's columns by name: a prepared statement must not return `*` (services/core/database.ts, sql). */
+const ASSET_COLUMNS = Object.values(Prisma.AssetScalarFieldEnum)
+  .map((column) => `"${column}"`)
+  .join(", ");
+
+const MARK_PROCESSING = `UPDATE "Asset" SET status = 'PROCESSING', "updatedAt" = ${UTC_NOW}
+  WHERE id = $1 AND "projectId" = $2
+  RETURNING ${ASSET_COLUMNS}, (SELECT count(*) FROM "AssetEmbedding" WHERE "assetId" = "Asset".id)::int AS "embeddingRecords"`;
+
 /**
  * One statement reads the asset (in its project), marks it PROCESSING and says whether it has
  * embedding records yet. Undefined: there is no such asset in the project.
@@ -166,10 +176,7 @@ export async function markAssetProcessing(
   projectId: string,
   assetId: string,
 ): Promise<{ asset: Asset; embeddingRecords: number } | undefined> {
-  const [row] = await db.$queryRaw<(Asset & { embeddingRecords: number })[]>`
-    UPDATE "Asset" SET status = 'PROCESSING', "updatedAt" = ${SQL_UTC_NOW}
-    WHERE id = ${assetId} AND "projectId" = ${projectId}
-    RETURNING *, (SELECT count(*) FROM "AssetEmbedding" WHERE "assetId" = "Asset".id)::int AS "embeddingRecords"`;
+  const [row] = await sql<Asset & { embeddingRecords: number }>(db, MARK_PROCESSING, [assetId, projectId], "tessera_asset_processing");
   if (!row) return undefined;
   const { embeddingRecords, ...asset } = row;
   return { asset, embeddingRecords };
@@ -187,7 +194,7 @@ export async function markAssetReady(
   media?: Prisma.InputJsonValue,
   listened: Prisma.Sql = Prisma.sql`false`,
 ): Promise<{ listened: boolean } | undefined> {
-  const [row] = await db.$queryRaw<Array<{ listened: boolean }>>`
+  const statement = Prisma.sql`
     WITH ready AS (
       UPDATE "Asset" AS a SET status = 'READY', error = NULL, "updatedAt" = ${SQL_UTC_NOW}${
         media ? Prisma.sql`, media = ${JSON.stringify(media)}::jsonb` : Prisma.empty
@@ -195,8 +202,23 @@ export async function markAssetReady(
       WHERE a.id = ${assetId} RETURNING a.id, a."projectId", ${listened} AS listened),
     event AS (INSERT INTO "ProjectEventOutbox" ("projectId", type, "subjectId") SELECT "projectId", 'asset.ready', id FROM ready WHERE listened)
     SELECT listened FROM ready`;
+  const [row] = await sql<{ listened: boolean }>(db, statement.text, statement.values, preparedName("tessera_asset_ready", statement.text));
   return row ? { listened: row.listened } : undefined;
 }
+
+/**
+ * A prepared statement's name for a statement whose text is built from parts (with or without a column, a
+ * caller's SQL): one name per text, so that one connection never gets two texts under one name.
+ */
+function preparedName(prefix: string, text: string) {
+  let name = preparedNames.get(text);
+  if (!name) {
+    name = `${prefix}_${createHash("sha1").update(text).digest("hex").slice(0, 12)}`;
+    preparedNames.set(text, name);
+  }
+  return name;
+}
+const preparedNames = new Map<string, string>();
 
 /** What decoding found, kept on an asset whose ingest failed after it; a row gone meanwhile is no error. */
 export async function recordAssetMedia(db: Database, assetId: string, media: Prisma.InputJsonValue) {
@@ -225,13 +247,18 @@ export async function recordAssetEmbeddings(db: Database, assetId: string, vecto
     embeddings.set(key, entry);
   }
   if (embeddings.size === 0) return true;
-  const rows = [...embeddings.values()].map(
-    ({ space, model, dimensions, vectors }) => Prisma.sql`(${randomUUID()}, ${assetId}, ${space}, ${model}, ${dimensions}, ${vectors}, ${SQL_UTC_NOW})`,
-  );
+  const rows = [...embeddings.values()];
+  // One row per (space, model) the asset has vectors in, as arrays: the statement's text is the same for any number.
   try {
-    await db.$executeRaw`
-      INSERT INTO "AssetEmbedding" (id, "assetId", space, model, dimensions, vectors, "createdAt") VALUES ${Prisma.join(rows)}
-      ON CONFLICT ("assetId", space, model) DO UPDATE SET dimensions = EXCLUDED.dimensions, vectors = EXCLUDED.vectors`;
+    await sql(
+      db,
+      `INSERT INTO "AssetEmbedding" (id, "assetId", space, model, dimensions, vectors, "createdAt")
+      SELECT gen_random_uuid()::text, $1, e.space, e.model, e.dimensions, e.vectors, ${UTC_NOW}
+      FROM unnest($2::text[], $3::text[], $4::int[], $5::int[]) AS e(space, model, dimensions, vectors)
+      ON CONFLICT ("assetId", space, model) DO UPDATE SET dimensions = EXCLUDED.dimensions, vectors = EXCLUDED.vectors`,
+      [assetId, rows.map((row) => row.space), rows.map((row) => row.model), rows.map((row) => row.dimensions), rows.map((row) => row.vectors)],
+      "tessera_asset_embeddings",
+    );
     return true;
   } catch (error) {
     if (constraintViolation(error) === "foreign-key") return false;
