@@ -23,8 +23,9 @@ import { TEST_DATABASE_URL, TEST_REDIS_URL } from "../support/test-env.ts";
  * A model that fails keeps it at 503 with the error; a glob that names no
  * model this worker runs stops the start. Without a preload nothing changes.
  * The worker's own pieces run in this process over real PostgreSQL and Redis
- * (as services/worker/main.ts wires them), and two real worker processes check
- * the command line and the environment.
+ * (as services/worker/main.ts wires them); real worker processes check the
+ * command line and the environment, and `npm start` and a lone gateway check
+ * that only a process that runs the models waits for them.
  */
 
 type ModelsCheck = { name: string; ok: boolean; error?: string; models: Array<{ model: string; state: string; error?: string; loadMs?: number }> };
@@ -175,9 +176,9 @@ describe("a worker with a model preload", () => {
   });
 });
 
-describe("the worker process", () => {
-  function startWorker(args: string[], env: Record<string, string>) {
-    const child = spawn(path.join(root, "node_modules", ".bin", "tsx"), ["services/worker/main.ts", ...args], {
+describe("the processes", () => {
+  function startWorker(args: string[], env: Record<string, string>, entry = "services/worker/main.ts") {
+    const child = spawn(path.join(root, "node_modules", ".bin", "tsx"), [entry, ...args], {
       cwd: root,
       env: {
         ...process.env,
@@ -219,6 +220,28 @@ describe("the worker process", () => {
     } finally {
       good.child.kill("SIGKILL");
       bad.child.kill("SIGKILL");
+    }
+  }, 300_000);
+
+  it("npm start's /ready waits for MODEL_PRELOAD's models; a lone gateway's does not (it runs no model)", async () => {
+    const [startPort, gatewayPort] = [await freePort(), await freePort()];
+    const env = { MODEL_PRELOAD: "clip", HOST: "127.0.0.1" };
+    const together = startWorker([], { ...env, PORT: String(startPort) }, "services/main.ts");
+    const gateway = startWorker([], { ...env, PORT: String(gatewayPort) }, "services/gateway/main.ts");
+    try {
+      for (const [port, expected] of [
+        [startPort, [{ model: "clip", state: "loaded" }]],
+        [gatewayPort, undefined],
+      ] as const) {
+        const ready = await eventually(async () => {
+          const answer = await probe(`http://127.0.0.1:${port}`).catch(() => null);
+          return answer?.status === 200 ? answer.body : null;
+        }, 150_000);
+        expect(modelsCheck(ready)?.models).toEqual(expected === undefined ? undefined : [expect.objectContaining(expected[0])]);
+      }
+    } finally {
+      together.child.kill("SIGKILL");
+      gateway.child.kill("SIGKILL");
     }
   }, 300_000);
 });
