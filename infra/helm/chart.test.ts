@@ -129,6 +129,17 @@ describe.each(valueFiles)("the chart with ci/%s", (valuesFile) => {
     }
   });
 
+  it("hands each pool's preload to its worker as --preload, and readies a worker on /ready, which waits for those models", () => {
+    const pools = manifests().filter((manifest) => manifest.kind === "Deployment" && manifest.metadata.name.includes("-worker-"));
+    for (const manifest of pools) {
+      const [container] = containersOf(manifest);
+      expect(JSON.stringify(container!.readinessProbe), manifest.metadata.name).toContain('"path":"/ready"');
+      const preload = container!.args!.includes("--preload") ? container!.args![container!.args!.indexOf("--preload") + 1] : undefined;
+      // A GPU pool loads its models before it is ready; the default CPU pool loads them on first use, as before.
+      expect(preload, manifest.metadata.name).toBe(container!.args!.includes("cuda") ? "served" : undefined);
+    }
+  });
+
   it("gives each GPU pool GPUs, GPU nodes and the models queue; every other workload calls its models there", () => {
     const gpuPools = manifests().filter(
       (manifest) => manifest.kind === "Deployment" && containersOf(manifest).some((container) => container.args?.includes("cuda")),
