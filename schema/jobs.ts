@@ -3,6 +3,7 @@ import { ErrorCode, TesseraError } from "../services/core/errors.ts";
 import type { JobEvent } from "../services/queue/event-bus.ts";
 import type { ProjectContext } from "../services/gateway/context.ts";
 import { startingWith, watchJob } from "../services/gateway/watch-job.ts";
+import { MAX_WATCHED_JOBS, watchJobs } from "../services/gateway/watch-jobs.ts";
 import { builder } from "./builder.ts";
 import { direction, rowConnection } from "./connections.ts";
 import { cancelProjectJob } from "./job-cancel.ts";
@@ -57,7 +58,7 @@ export const JobRef = builder.objectRef<Job>("Job").implement({
 });
 
 const JobEventRef = builder.objectRef<JobEvent>("JobEvent").implement({
-  description: "A change of a job, as `jobEvents` delivers it.",
+  description: "A change of a job, as `jobEvents` and `jobsEvents` deliver it.",
   fields: (t) => ({
     jobId: t.exposeID("jobId", { description: "The job's id." }),
     status: t.field({ type: JobStatusEnum, description: "The job's status after this event.", resolve: (event) => event.status as JobStatus }),
@@ -130,6 +131,25 @@ builder.subscriptionField("jobEvents", (t) =>
       // The watch's first read is the project check: a job of another project fails the subscription here with
       // NOT_FOUND, before any event, and costs no statement of its own.
       const events = watchJob(context.app, String(args.id), context.project.id);
+      return startingWith(await events.next(), events);
+    },
+    resolve: (event) => event,
+  }),
+);
+
+builder.subscriptionField("jobsEvents", (t) =>
+  t.withAuth({ project: true }).field({
+    type: JobEventRef,
+    description:
+      "Many jobs on one stream (an upload of many files, a batch of generations): each listed job's current state first, " +
+      "in the order listed, then every change of any of them (`jobId` says whose), ending when all have finished. " +
+      "A job of another project, or no job, fails the whole subscription with NOT_FOUND naming it, before any event. " +
+      `At most ${MAX_WATCHED_JOBS} distinct ids (a repeated id counts once); an empty list or more are BAD_USER_INPUT, ` +
+      "whose details name the limit (MAX_WATCHED_JOBS). One stream costs the gateway one request and one read for all its jobs.",
+    args: { ids: t.arg.idList({ required: true, description: `The jobs' ids, 1 to ${MAX_WATCHED_JOBS}.` }) },
+    subscribe: async (_root, args, context) => {
+      // As jobEvents: the first read (one statement for all the jobs) is the project check, and fails here, before any event.
+      const events = watchJobs(context.app, args.ids.map(String), context.project.id);
       return startingWith(await events.next(), events);
     },
     resolve: (event) => event,

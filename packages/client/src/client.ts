@@ -12,6 +12,7 @@ import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
 import { print, type DocumentNode } from "graphql";
 import { createClient as createSseClient, NetworkError, type Client as SseClient } from "graphql-sse";
 import { createClient as createWsClient, type Client as WsClient } from "graphql-ws";
+import { JobsEventsDocument, type JobsEventsSubscription } from "../generated/graphql.ts";
 
 /** A problem the gateway lists in an error's details, e.g. one per line of a refused workflow file. */
 export type GatewayProblem = { line?: number; column?: number; path?: string; message: string };
@@ -96,6 +97,9 @@ export type RequestOptions = {
 };
 
 export type SubscribeOptions = { transport?: "sse" | "ws" };
+
+/** One change of a followed job (`jobsEvents`): `jobId` says whose. */
+export type FollowedJobEvent = JobsEventsSubscription["jobsEvents"];
 
 export type TesseraClientOptions = {
   /** The gateway, or its /graphql URL. */
@@ -208,6 +212,15 @@ export class TesseraClient {
    */
   subscribe<R, V extends Variables>(document: TypedDocumentNode<R, V> | string, variables: V, options: SubscribeOptions = {}): AsyncGenerator<R> {
     return options.transport === "ws" ? this.subscribeWs(document, variables) : this.subscribeSse(document, variables);
+  }
+
+  /**
+   * Many jobs on one stream (`jobsEvents`): each job's state now, then every change of any of them, until all
+   * have finished. One connection however many jobs (at most 100 per stream: the gateway's MAX_WATCHED_JOBS);
+   * a job not in the key's project throws a NOT_FOUND GatewayError before any event.
+   */
+  async *followJobs(ids: readonly string[], options: SubscribeOptions = {}): AsyncGenerator<FollowedJobEvent> {
+    for await (const { jobsEvents } of this.subscribe(JobsEventsDocument, { ids: [...ids] }, options)) yield jobsEvents;
   }
 
   private async *subscribeSse<R>(document: TypedDocumentNode<R, any> | string, variables: Variables): AsyncGenerator<R> {
