@@ -1,10 +1,10 @@
 import { useEffect, useRef, useState, type DragEvent } from "react";
-import { assetFields, gql, gqlUpload, INGEST, JOB_EVENTS, subscribe, type Asset } from "../api.ts";
+import { assetFields, gql, gqlUpload, INGEST, JOBS_EVENTS, MAX_JOBS_PER_STREAM, subscribe, type Asset } from "../api.ts";
 import { useAsync } from "../use-async.ts";
 import { AssetCard } from "./AssetCard.tsx";
 
 type Upload = { name: string; phase: "uploading" | "processing" | "ready" | "failed"; progress: number; message?: string; assetId?: string };
-type JobEvent = { jobEvents: { status: string; progress: number; message: string | null; error: { code: string; message: string } | null } };
+type JobsEvent = { jobsEvents: { jobId: string; status: string; progress: number; message: string | null; error: { code: string; message: string } | null } };
 
 const MODALITIES = ["IMAGE", "AUDIO", "VIDEO", "TEXT"];
 
@@ -31,10 +31,11 @@ function limiter(n: number) {
   };
 }
 const uploadSlots = limiter(2);
-const watchSlots = limiter(3);
+/** Open `jobsEvents` streams: each holds a connection, however many jobs it follows. */
+const streamSlots = limiter(3);
 const STATUSES = ["READY", "PENDING", "PROCESSING", "FAILED"];
 
-/** Drag-and-drop (or pick) many files; each gets a bar: bytes sent, then the ingest job's progress from `jobEvents`. */
+/** Drag-and-drop (or pick) many files; each gets a bar: bytes sent, then the ingest job's progress from `jobsEvents`. */
 function UploadZone({ onDone }: { onDone: () => void }) {
   const [uploads, setUploads] = useState<Upload[]>([]);
   const [over, setOver] = useState(false);
@@ -45,6 +46,8 @@ function UploadZone({ onDone }: { onDone: () => void }) {
   const update = (index: number, change: Partial<Upload>) =>
     setUploads((list) => list.map((u, i) => (i === index ? { ...u, ...change } : u)));
 
+  /** Jobs whose files are sent and that no stream follows yet, each with its upload's index: the next stream's batch. */
+  const unfollowed = useRef(new Map<string, number>());
   const count = useRef(0);
   function start(files: File[]) {
     const first = count.current;
@@ -73,27 +76,45 @@ function UploadZone({ onDone }: { onDone: () => void }) {
     }
     update(index, { phase: "processing", progress: 0.3, assetId: ingest.asset.id, message: "queued" });
     onDone();
-    // jobEvents starts with the job's state now, so a job that finished while waiting for a slot is seen at once.
-    const releaseWatch = await watchSlots.acquire();
-    const stop = subscribe<JobEvent>(JOB_EVENTS, { id: ingest.job.id }, {
-      onData: ({ jobEvents: event }) => {
+    const batchStarts = unfollowed.current.size === 0;
+    unfollowed.current.set(ingest.job.id, index);
+    if (batchStarts) void followBatch();
+  }
+
+  /**
+   * Follows, on one `jobsEvents` stream, every job whose file was sent by the time a stream slot is free: uploads
+   * that finish meanwhile join the batch, later ones start the next. The stream starts with each job's state now,
+   * so a job that finished while waiting is seen at once, and ends when all its jobs have.
+   */
+  async function followBatch() {
+    const release = await streamSlots.acquire();
+    const batch = new Map([...unfollowed.current].slice(0, MAX_JOBS_PER_STREAM));
+    for (const id of batch.keys()) unfollowed.current.delete(id);
+    if (unfollowed.current.size > 0) void followBatch();
+    const stop = subscribe<JobsEvent>(JOBS_EVENTS, { ids: [...batch.keys()] }, {
+      onData: ({ jobsEvents: event }) => {
+        const index = batch.get(event.jobId);
+        if (index === undefined) return;
         if (event.status === "SUCCEEDED") {
+          batch.delete(event.jobId);
           update(index, { phase: "ready", progress: 1, message: "READY" });
           onDone();
         } else if (event.status === "FAILED" || event.status === "CANCELLED") {
+          batch.delete(event.jobId);
           update(index, { phase: "failed", message: event.error?.message ?? event.status });
           onDone();
         } else update(index, { progress: 0.3 + 0.7 * event.progress, message: event.message ?? event.status });
       },
       onError: (error) => {
-        releaseWatch();
-        update(index, { message: `live progress lost: ${error.message}` });
+        release();
+        // The batch's jobs not finished yet: a finished one leaves it.
+        for (const index of batch.values()) update(index, { message: `live progress lost: ${error.message}` });
       },
-      onComplete: releaseWatch,
+      onComplete: release,
     });
     stops.current.push(() => {
       stop();
-      releaseWatch();
+      release();
     });
   }
 
