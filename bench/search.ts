@@ -41,6 +41,7 @@ import { createApiKey } from "../services/core/api-keys.ts";
 import { loadConfig } from "../services/core/config.ts";
 import { createLogger } from "../services/core/logger.ts";
 import { applyMigrations } from "../services/core/migrate.ts";
+import { sql } from "../services/core/database.ts";
 import { createGateway } from "../services/gateway/gateway.ts";
 import type { VectorRecord } from "../services/search/vector-store.ts";
 import type { IngestState } from "../services/worker/ingest/ingest-stage.ts";
@@ -250,16 +251,55 @@ async function profiled<T>(file: string, work: () => Promise<T>, what = "the Gra
   }
 }
 
+/** The schema of the bare-yoga floors: the fields the bench's query reads, nothing else. */
+const FLOOR_TYPE_DEFS = `type Asset { id: ID! modality: String! } type Hit { score: Float! snippet: String asset: Asset! } type Result { hits: [Hit!]! }
+  input SearchInput { assetId: ID! limit: Int! } type Query { search(input: SearchInput!): Result! }`;
+
+/** A bare graphql-yoga on node:http whose one resolver is `search`; closes with the server. */
+async function bareYoga(search: (input: { assetId: string; limit: number }) => unknown) {
+  const yoga = createYoga({
+    schema: createSchema({ typeDefs: FLOOR_TYPE_DEFS, resolvers: { Query: { search: (_root: unknown, args: { input: { assetId: string; limit: number } }) => search(args.input) } } }),
+    logging: false,
+    landingPage: false,
+    graphiql: false,
+  });
+  const server = http.createServer(yoga);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}/graphql`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/**
+ * The floor of any GraphQL search on this stack: a bare graphql-yoga (no key, no rate count, no plugin) making the
+ * same two store calls, then the one statement no project-scoped answer can skip (the hits' rows, by id and
+ * project, so a deleted asset is not shown), over the same client.
+ */
+function floorSearch(app: AppContext, projectId: string) {
+  return bareYoga(async ({ assetId, limit }) => {
+    const [stored] = await app.vectorStore.vectorsOf(projectId, assetId);
+    const candidates = await app.vectorStore.nearVector(projectId, { space: stored!.space, vector: stored!.vector, limit: limit * 4, filter: { excludeAssetIds: [assetId] } });
+    const top = candidates.slice(0, limit);
+    const rows = await sql<{ id: string; modality: string }>(app.db, `SELECT id, modality FROM "Asset" WHERE id = ANY($1) AND "projectId" = $2`, [top.map((hit) => hit.assetId), projectId], "bench_floor_rows");
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    return { hits: top.flatMap((hit) => (byId.has(hit.assetId) ? [{ score: hit.score, snippet: hit.text, asset: byId.get(hit.assetId) }] : [])) };
+  });
+}
+
 /**
  * `search` through GraphQL (an asset query: its stored vectors, `nearVector` of 40 candidates excluding it, the
- * hits' asset rows) against the same store calls made directly, sequentially, over the project's assets. Both
- * sides' store calls are counted: GraphQL must make no more than the direct side.
+ * hits' asset rows) against the same store calls made directly, sequentially, over the project's assets, and against
+ * the floor of the stack (floorSearch: a bare yoga, the same calls, the rows' statement). Every side's store calls
+ * are counted: GraphQL must make no more than the direct side.
  */
 async function graphqlAgainstStore(app: AppContext, key: string, projectId: string, assetIds: string[], queryCount: number, profileFile?: string) {
   const calls = countingStore(app);
   const gateway = createGateway(app);
   const address = await gateway.listen(0, "127.0.0.1");
   const client = jsonClient(`http://127.0.0.1:${address.port}/graphql`);
+  const floor = await floorSearch(app, projectId);
+  const floorClient = jsonClient(floor.url);
   try {
     const pick = (index: number) => assetIds[(index * 7919) % assetIds.length]!;
     const viaStore = async (index: number) => {
@@ -273,25 +313,29 @@ async function graphqlAgainstStore(app: AppContext, key: string, projectId: stri
       const result = (await client.post(headers, JSON.stringify({ query, variables: { id: pick(index) } }))) as { errors?: unknown[]; data?: { search: { hits: unknown[] } } };
       if (result.errors || result.data?.search.hits.length !== K) throw new Error(`search failed: ${JSON.stringify(result.errors ?? result.data)}`);
     };
+    const viaFloor = async (index: number) => {
+      const result = (await floorClient.post({}, JSON.stringify({ query, variables: { id: pick(index) } }))) as { errors?: unknown[]; data?: { search: { hits: unknown[] } } };
+      if (result.errors || result.data?.search.hits.length !== K) throw new Error(`the bare-yoga floor failed: ${JSON.stringify(result.errors ?? result.data)}`);
+    };
     // Warm-up (BENCH_SEARCH_GRAPHQL_WARMUP, default 20 of each side): code not yet optimised costs more CPU per query.
     const warmUp = env("BENCH_SEARCH_GRAPHQL_WARMUP", 20);
-    for (let index = 0; index < warmUp; index++) await Promise.all([viaStore(index), viaGraphql(index)]);
+    for (let index = 0; index < warmUp; index++) await Promise.all([viaStore(index), viaGraphql(index), viaFloor(index)]);
     calls.take(1);
     calls.takeMs();
     // Alternating blocks, so a change in machine load during the run falls on both sides alike.
-    const samples = { store: [] as number[], graphql: [] as number[] };
-    const seconds = { store: 0, graphql: 0 };
-    const storeCalls = { store: new Map<string, number>(), graphql: new Map<string, number>() };
+    const samples = { store: [] as number[], graphql: [] as number[], floor: [] as number[] };
+    const seconds = { store: 0, graphql: 0, floor: 0 };
+    const storeCalls = { store: new Map<string, number>(), graphql: new Map<string, number>(), floor: new Map<string, number>() };
     // This process's CPU per query (client, gateway and store client alike): steadier than latency on a loaded machine.
-    const cpuMicros = { store: 0, graphql: 0 };
+    const cpuMicros = { store: 0, graphql: 0, floor: 0 };
     // The main thread's part of it (process.threadCpuUsage); the rest is V8's helper threads (GC, optimising
     // compiles) and libuv's pool.
-    const mainCpuMicros = { store: 0, graphql: 0 };
-    const sentBy = { store: { sql: 0, redis: 0 }, graphql: { sql: 0, redis: 0 } };
+    const mainCpuMicros = { store: 0, graphql: 0, floor: 0 };
+    const sentBy = { store: { sql: 0, redis: 0 }, graphql: { sql: 0, redis: 0 }, floor: { sql: 0, redis: 0 } };
     // Each side's mean latency and the part of it spent in the store's calls: the rest is what GraphQL adds around them.
-    const wallMs = { store: 0, graphql: 0 };
-    const inStoreMs = { store: 0, graphql: 0 };
-    const withCpu = async (side: "store" | "graphql", work: () => Promise<number>) => {
+    const wallMs = { store: 0, graphql: 0, floor: 0 };
+    const inStoreMs = { store: 0, graphql: 0, floor: 0 };
+    const withCpu = async (side: "store" | "graphql" | "floor", work: () => Promise<number>) => {
       const before = process.cpuUsage();
       const mainBefore = process.threadCpuUsage();
       const sentBefore = { ...sent };
@@ -313,13 +357,14 @@ async function graphqlAgainstStore(app: AppContext, key: string, projectId: stri
       const count = Math.min(block, queryCount - first);
       seconds.store += await withCpu("store", () => timeEachInto(samples.store, count, (index) => viaStore(first + index)));
       seconds.graphql += await withCpu("graphql", () => timeEachInto(samples.graphql, count, (index) => viaGraphql(first + index)));
+      seconds.floor += await withCpu("floor", () => timeEachInto(samples.floor, count, (index) => viaFloor(first + index)));
     }
     // The profile is of as many GraphQL queries again, after the measured blocks, which it would slow.
     if (profileFile) await profiled(profileFile, () => timeEachInto([], queryCount, viaGraphql));
     // And of as many store-side queries, to compare the store client's own share on both sides.
     if (profileFile) await profiled(profileFile.replace(/(\.cpuprofile)?$/, "-store.cpuprofile"), () => timeEachInto([], queryCount, viaStore), "the store-side queries");
     const perQuery = (counts: Map<string, number>) => Object.fromEntries([...counts].map(([method, count]) => [method, round(count / queryCount, 2)]));
-    const split = (side: "store" | "graphql") => ({ meanMs: round(wallMs[side] / queryCount), inStoreMeanMs: round(inStoreMs[side] / queryCount) });
+    const split = (side: "store" | "graphql" | "floor") => ({ meanMs: round(wallMs[side] / queryCount), inStoreMeanMs: round(inStoreMs[side] / queryCount) });
     const store = { ...summarize(samples.store, seconds.store), ...split("store"), cpuMsPerQuery: round(cpuMicros.store / 1000 / queryCount), mainThreadCpuMsPerQuery: round(mainCpuMicros.store / 1000 / queryCount), storeCallsPerQuery: perQuery(storeCalls.store) };
     const graphql = {
       ...summarize(samples.graphql, seconds.graphql),
@@ -329,17 +374,29 @@ async function graphqlAgainstStore(app: AppContext, key: string, projectId: stri
       storeCallsPerQuery: perQuery(storeCalls.graphql),
       sentPerQuery: { sql: round(sentBy.graphql.sql / queryCount, 2), redis: round(sentBy.graphql.redis / queryCount, 2) },
     };
+    const bareYogaFloor = {
+      ...summarize(samples.floor, seconds.floor),
+      ...split("floor"),
+      cpuMsPerQuery: round(cpuMicros.floor / 1000 / queryCount),
+      mainThreadCpuMsPerQuery: round(mainCpuMicros.floor / 1000 / queryCount),
+      storeCallsPerQuery: perQuery(storeCalls.floor),
+      sentPerQuery: { sql: round(sentBy.floor.sql / queryCount, 2), redis: round(sentBy.floor.redis / queryCount, 2) },
+    };
     return {
       assets: assetIds.length,
       queries: queryCount,
       store,
       graphql,
+      bareYogaFloor,
       p50Ratio: round(graphql.p50Ms / store.p50Ms, 3),
       p50Overhead: round(graphql.p50Ms / store.p50Ms - 1, 3),
+      floorP50Ratio: round(bareYogaFloor.p50Ms / store.p50Ms, 3),
       loadavg: os.loadavg().map((value) => round(value)),
     };
   } finally {
     client.close();
+    floorClient.close();
+    await floor.close();
     await gateway.close();
     calls.restore();
   }
@@ -441,19 +498,8 @@ async function gatewayAlone(app: AppContext, requests: number) {
  */
 async function yogaFloor(requests: number) {
   const hits = Array.from({ length: K }, (_, rank) => ({ score: 1 - rank / 100, snippet: `asset ${rank + 1}`, asset: { id: randomUUID(), modality: "TEXT" } }));
-  const yoga = createYoga({
-    schema: createSchema({
-      typeDefs: `type Asset { id: ID! modality: String! } type Hit { score: Float! snippet: String asset: Asset! } type Result { hits: [Hit!]! }
-        input SearchInput { assetId: ID limit: Int } type Query { search(input: SearchInput!): Result! }`,
-      resolvers: { Query: { search: () => ({ hits }) } },
-    }),
-    logging: false,
-    landingPage: false,
-    graphiql: false,
-  });
-  const server = http.createServer(yoga);
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const client = jsonClient(`http://127.0.0.1:${(server.address() as { port: number }).port}/graphql`);
+  const server = await bareYoga(() => ({ hits }));
+  const client = jsonClient(server.url);
   const body = JSON.stringify({ query: `query($id: ID!) { search(input: { assetId: $id, limit: ${K} }) { hits { score snippet asset { id modality } } } }`, variables: { id: randomUUID() } });
   const ask = async () => {
     const result = (await client.post({}, body)) as { errors?: unknown[]; data?: { search: { hits: unknown[] } } };
@@ -470,7 +516,7 @@ async function yogaFloor(requests: number) {
     return { requests, ...summarize(samples, seconds), cpuMsPerRequest: round((used.user + used.system) / 1000 / requests, 3), mainThreadCpuMsPerRequest: round((usedMain.user + usedMain.system) / 1000 / requests, 3), loadavg: os.loadavg().map((value) => round(value)) };
   } finally {
     client.close();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await server.close();
   }
 }
 
