@@ -27,6 +27,8 @@ import os from "node:os";
 import { performance } from "node:perf_hooks";
 import path from "node:path";
 import { env as transformersEnv, pipeline } from "@huggingface/transformers";
+import { Queue, QueueEvents, Worker } from "bullmq";
+import type { Redis } from "ioredis";
 import OpenAI from "openai";
 import { pino } from "pino";
 import { closeModelRouter } from "../services/generation/app-model-router.ts";
@@ -195,6 +197,8 @@ async function singleProcessBench() {
   const p50 = (list: number[]) => Math.round([...list].sort((x, y) => x - y)[Math.floor(list.length / 2)]! * 100) / 100;
   const jobPhasesP50Ms = { answered: p50(phases.answered), running: p50(phases.running), firstToken: p50(phases.token), succeeded: p50(phases.succeeded) };
   console.log("job phases p50 ", jobPhasesP50Ms);
+  const bullmqFloor = await bullmqCallFloor(app.app.redis, routerChat);
+  console.log("BullMQ + call  ", bullmqFloor);
   await closeModelRouter(app.app);
   await app.close();
 
@@ -224,7 +228,37 @@ async function singleProcessBench() {
     generateJobOverRouterCpu: ratio(jobStats.cpuMs, chatRouter.cpuMs),
     generateJobSent,
     jobEventLoopBusy,
+    bullmqFloorP50Ms: bullmqFloor.p50,
+    bullmqFloorCpuMs: bullmqFloor.cpuMs,
+    bullmqFloorOverRouterP50: ratio(bullmqFloor.p50, chatRouter.p50),
+    generateJobOverBullmqFloorP50: ratio(jobStats.p50, bullmqFloor.p50),
   };
+}
+
+/**
+ * The raw engines' floor: the same router call made by a BullMQ worker (CONCURRENCY at once, in this process as the
+ * job's worker is), added and waited for through QueueEvents; no GraphQL, no key, no row, no token stream, no
+ * durability of the job's own. A `generate` job on this stack cannot cost less than BullMQ and the call together.
+ */
+async function bullmqCallFloor(connection: Redis, call: () => Promise<unknown>): Promise<Stats> {
+  const prefix = `bench-generation-floor-${Date.now()}`;
+  const queue = new Queue("floor", { connection, prefix });
+  // QueueEvents blocks on its connection, and does not close one it is given: this bench does.
+  const eventsConnection = connection.duplicate();
+  const events = new QueueEvents("floor", { connection: eventsConnection, prefix });
+  const worker = new Worker("floor", async () => void (await call()), { connection, prefix, concurrency: CONCURRENCY });
+  await Promise.all([events.waitUntilReady(), worker.waitUntilReady()]);
+  const job = async () => (await queue.add("call", {}, { removeOnComplete: true, removeOnFail: true })).waitUntilFinished(events);
+  try {
+    await measure(JOB_WARMUP, CONCURRENCY, job);
+    return await measure(JOBS, CONCURRENCY, job);
+  } finally {
+    await worker.close();
+    await events.close();
+    eventsConnection.disconnect();
+    await queue.obliterate({ force: true });
+    await queue.close();
+  }
 }
 
 /**
