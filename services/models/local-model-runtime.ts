@@ -76,6 +76,7 @@ export class LocalModelRuntime implements ModelRuntime, LocalModelCaller {
   private batchers = new Map<string, DynamicBatcher<unknown, unknown>>();
   private remoteImageInputs = new Map<string, Promise<ImageInputSize | null>>();
   private preloading = new Map<string, ModelPreload>();
+  private closing = false;
 
   constructor(private options: ModelRuntimeOptions) {}
 
@@ -99,7 +100,8 @@ export class LocalModelRuntime implements ModelRuntime, LocalModelCaller {
     const models = this.modelsToPreload(globs);
     for (const { model } of models) this.preloading.set(model.manifest.name, { model: model.manifest.name, state: "waiting" });
     return (async () => {
-      for (const served of models) await this.preloadOne(served);
+      // A shutdown mid-way stops the preload: the next model would start threads that close() already stopped.
+      for (const served of models) if (!this.closing) await this.preloadOne(served);
     })();
   }
 
@@ -211,6 +213,7 @@ export class LocalModelRuntime implements ModelRuntime, LocalModelCaller {
   }
 
   async close() {
+    this.closing = true;
     const handles = [...this.handles.values()];
     this.handles.clear();
     this.loaded.clear();
@@ -301,6 +304,7 @@ export class LocalModelRuntime implements ModelRuntime, LocalModelCaller {
       this.preloading.set(name, { model: name, state: "loaded", loadMs: loadMs() });
       this.options.logger.info({ model: name, ms: loadMs() }, "model preloaded");
     } catch (caught) {
+      if (this.closing) return; // the load was cut short by close(), not broken
       const error = toModelError(name, caught);
       this.preloading.set(name, { model: name, state: "failed", error: error.message, loadMs: loadMs() });
       this.options.logger.error({ model: name, err: error }, "model preload failed: not retried, this process stays not ready until it restarts");

@@ -140,6 +140,29 @@ describe("a worker with a model preload", () => {
     }
   }, 60_000);
 
+  it("stops at a shutdown: no later model starts loading, and the cut-short load is not reported as failed", async () => {
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const gated = [modelAdapters["hf-clip"]!, modelAdapters["tfjs-universal-sentence-encoder"]!].map((adapter) => {
+      const load = adapter.load;
+      return vi.spyOn(adapter, "load").mockImplementation(async (model, context) => {
+        await released;
+        return load(model, context);
+      });
+    });
+    const worker = await startWorkerParts(tinyClipDir, ["clip", "use-lite-sentence"]);
+    const settled = worker.app.models.startPreload(["served"]);
+    await eventually(async () => worker.app.models.preloads().some((preload) => preload.state === "loading"));
+    // The runtime's close (SIGTERM's) waits for the load in flight, which the test then lets go.
+    const closed = worker.app.models.close();
+    release();
+    await closed;
+    await settled;
+    await worker.close();
+    expect(gated.reduce((calls, spy) => calls + spy.mock.calls.length, 0)).toBe(1);
+    expect(worker.app.models.preloads().map((preload) => preload.state)).not.toContain("failed");
+  }, 60_000);
+
   it("refuses a glob that names no model this worker runs, before loading anything", async () => {
     const worker = await startWorkerParts(tinyClipDir, ["clip"]);
     try {
