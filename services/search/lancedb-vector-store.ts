@@ -1,10 +1,10 @@
 import { execFile } from "node:child_process";
 import fs from "node:fs/promises";
+import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import * as lancedb from "@lancedb/lancedb";
-import { Field, FixedSizeList, Float32, Int32, List, Schema, Utf8 } from "apache-arrow";
 import type { Modality } from "../core/database.ts";
 import { metadataPairs } from "./metadata-pairs.ts";
 import { vectorId } from "./vector-identity.ts";
@@ -20,19 +20,13 @@ import type {
   VectorStore,
 } from "./vector-store.ts";
 
-type Row = {
-  id: string;
-  project_id: string;
-  asset_id: string;
-  space: string;
-  chunk: number;
-  model: string;
-  modality: string;
-  text: string;
-  tags: string[];
-  metadata_pairs: string[];
-  vector: number[];
-};
+/**
+ * Arrow's classes as LanceDB loads them (its CommonJS build). The ESM build's are other classes: a table made of
+ * them fails LanceDB's instanceof checks on every write, and is taken apart and rebuilt there.
+ */
+const { Field, FixedSizeList, Float32, Int32, List, RecordBatch, Schema, Struct, Table, Utf8, makeData, vectorFromArray } = createRequire(
+  import.meta.url,
+)("apache-arrow") as typeof import("apache-arrow");
 
 const OPTIMIZE_EVERY_WRITES = 100;
 const RETURNED_COLUMNS = ["asset_id", "space", "chunk", "modality", "text"];
@@ -65,6 +59,10 @@ type IndexState = {
   failedAt: number;
   /** Rows per project (filter), cached: a project smaller than the threshold is searched exactly. */
   projectRows: Map<string, { rows: number; at: number }>;
+  /** The table's rows as last counted for indexInBackground, when, and the rows this process wrote since. */
+  countedRows: number;
+  countedAt: number;
+  writtenSinceCount: number;
 };
 
 function sqlString(value: string) {
@@ -220,39 +218,62 @@ export class LanceDbVectorStore implements VectorStore {
     for (const [space, spaceRecords] of groupBySpace(records)) {
       const dimensions = spaceRecords[0]!.vector.length;
       const table = await this.tableFor({ name: space, dimensions });
-      const rows: Row[] = spaceRecords.map((record) => ({
-        id: vectorId(record.assetId, record.space, record.chunk),
-        project_id: projectId,
-        asset_id: record.assetId,
-        space: record.space,
-        chunk: record.chunk,
-        model: record.model,
-        modality: record.modality,
-        text: record.text,
-        tags: record.tags,
-        metadata_pairs: metadataPairs(record.metadata),
-        vector: Array.from(record.vector),
-      }));
+      const rows = this.rowsTable(projectId, spaceRecords, dimensions);
       // Vector ids are derived from (asset, space, chunk) alone; the project is part of the match
       // so one project can never overwrite another's rows.
       await this.serialWrite(space, () =>
         options.allNew
-          ? table.add(rows as unknown as Record<string, unknown>[])
-          : table
-              .mergeInsert(["id", "project_id"])
-              .whenMatchedUpdateAll()
-              .whenNotMatchedInsertAll()
-              .execute(rows as unknown as Record<string, unknown>[]),
+          ? table.add(rows)
+          : table.mergeInsert(["id", "project_id"]).whenMatchedUpdateAll().whenNotMatchedInsertAll().execute(rows),
       );
       await this.optimizeNowAndThen(space, table);
+      this.indexState(space).writtenSinceCount += spaceRecords.length;
       this.indexInBackground(space, table);
     }
+  }
+
+  /**
+   * One space's records as an Arrow table in the space's schema, built column by column, the vectors copied once
+   * into one Float32Array: given rows of plain objects (each vector an Array of numbers, as LanceDB takes them),
+   * LanceDB converts them value by value on the event loop, against the table's schema.
+   */
+  private rowsTable(projectId: string, records: VectorRecord[], dimensions: number) {
+    const schema = this.schemaFor(dimensions);
+    const vectors = new Float32Array(records.length * dimensions);
+    records.forEach((record, row) => {
+      if (record.vector.length !== dimensions) {
+        throw new Error(`vectors of one space must have one width: ${record.vector.length}, not ${dimensions} (space ${record.space})`);
+      }
+      vectors.set(record.vector, row * dimensions);
+    });
+    const typeOf = (name: string) => schema.fields.find((field) => field.name === name)!.type;
+    const column = (name: string, values: unknown[]) => vectorFromArray(values, typeOf(name)).data[0]!;
+    const columns: Record<string, ReturnType<typeof makeData>> = {
+      id: column("id", records.map((record) => vectorId(record.assetId, record.space, record.chunk))),
+      project_id: column("project_id", records.map(() => projectId)),
+      asset_id: column("asset_id", records.map((record) => record.assetId)),
+      space: column("space", records.map((record) => record.space)),
+      chunk: makeData({ type: new Int32(), length: records.length, data: Int32Array.from(records, (record) => record.chunk) }),
+      model: column("model", records.map((record) => record.model)),
+      modality: column("modality", records.map((record) => record.modality)),
+      text: column("text", records.map((record) => record.text)),
+      tags: column("tags", records.map((record) => record.tags)),
+      metadata_pairs: column("metadata_pairs", records.map((record) => metadataPairs(record.metadata))),
+      vector: makeData({
+        type: typeOf("vector") as InstanceType<typeof FixedSizeList<InstanceType<typeof Float32>>>,
+        length: records.length,
+        nullCount: 0,
+        child: makeData({ type: new Float32(), length: vectors.length, data: vectors }),
+      }),
+    };
+    const children = schema.fields.map((field) => columns[field.name]!);
+    return new Table([new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length: records.length, nullCount: 0, children }))]);
   }
 
   private indexState(space: string): IndexState {
     let state = this.indexStates.get(space);
     if (!state) {
-      state = { indexed: false, trainedRows: 0, checkedAt: 0, building: null, failedAt: 0, projectRows: new Map() };
+      state = { indexed: false, trainedRows: 0, checkedAt: 0, building: null, failedAt: 0, projectRows: new Map(), countedRows: 0, countedAt: 0, writtenSinceCount: 0 };
       this.indexStates.set(space, state);
     }
     return state;
@@ -281,8 +302,15 @@ export class LanceDbVectorStore implements VectorStore {
     if (this.indexMinRows <= 0) return;
     const state = this.indexState(space);
     if (state.building || Date.now() - state.failedAt < INDEX_RETRY_MS) return;
+    // The table is counted at most every INDEX_STATE_TTL_MS (other processes write too), sooner once what this
+    // process wrote since could take it past the threshold: a count on every write cost a call into LanceDB each.
+    const buildsAt = state.indexed ? Math.max(state.trainedRows, this.indexMinRows) * 4 : this.indexMinRows;
+    const mayBuild = state.countedRows + state.writtenSinceCount >= buildsAt;
+    if (!mayBuild && Date.now() - state.countedAt < INDEX_STATE_TTL_MS) return;
     state.building = (async () => {
+      const writtenBefore = state.writtenSinceCount;
       const rows = await table.countRows();
+      Object.assign(state, { countedRows: rows, countedAt: Date.now(), writtenSinceCount: state.writtenSinceCount - writtenBefore });
       if (rows < this.indexMinRows) return;
       const indexed = await this.isIndexed(space, table);
       if (indexed && rows < Math.max(state.trainedRows, this.indexMinRows) * 4) return;
