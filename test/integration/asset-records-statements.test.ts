@@ -3,9 +3,9 @@ import { Prisma } from "../../services/core/database.ts";
 import { createAssetWithJob, markAssetProcessing, markAssetReady, recordAssetEmbeddings } from "../../services/assets/asset-records.ts";
 import { startTestApp, type TestApp } from "../support/test-app.ts";
 
-// The asset writes every ingest job makes (PROCESSING, the embedding records, READY) go straight to node-postgres as
-// prepared statements (issue #20, encode): through Prisma, even raw, each cost its client and query compiler on the
-// event loop, and PostgreSQL parsed and planned each anew.
+// The asset writes every ingest makes (the upload's rows; the job's PROCESSING, embedding records, READY) go straight
+// to node-postgres as prepared statements (issue #20, encode): through Prisma, even raw, each cost its client and
+// query compiler on the event loop, and PostgreSQL parsed and planned each anew.
 
 type Sent = { text?: string; name?: string; rowMode?: string };
 
@@ -42,6 +42,16 @@ async function newAsset(sha256: string) {
   const fields = { modality: "IMAGE" as const, mimeType: "image/jpeg", byteSize: 1234, source: "upload", filename: "a.jpg", metadata: { camera: "x" }, tags: ["a", "b"], media: { width: 4 } };
   return (await createAssetWithJob(t.app.db, projectId, sha256, fields, undefined)).asset;
 }
+
+describe("an upload's asset and job rows", () => {
+  it("are one prepared statement on node-postgres", async () => {
+    for (const sha256 of ["c".repeat(64), "d".repeat(64)]) {
+      const sent = await statementsOf(() => newAsset(sha256));
+      expect(sent).toHaveLength(1);
+      expect(sent[0]!.name).toMatch(/^tessera_/);
+    }
+  });
+});
 
 describe("the ingest job's asset writes", () => {
   it("are one prepared statement each on node-postgres, none through Prisma", async () => {
