@@ -24,9 +24,27 @@ import type {
  * Arrow's classes as LanceDB loads them (its CommonJS build). The ESM build's are other classes: a table made of
  * them fails LanceDB's instanceof checks on every write, and is taken apart and rebuilt there.
  */
-const { Field, FixedSizeList, Float32, Int32, List, RecordBatch, Schema, Struct, Table, Utf8, makeData, vectorFromArray } = createRequire(
-  import.meta.url,
-)("apache-arrow") as typeof import("apache-arrow");
+const { Field, FixedSizeList, Float32, Int32, List, RecordBatch, Schema, Struct, Table, Utf8, makeData } = createRequire(import.meta.url)(
+  "apache-arrow",
+) as typeof import("apache-arrow");
+
+/**
+ * Strings as an Arrow Utf8 column: their UTF-8 bytes end to end and where each ends. Built directly: Arrow's
+ * builders (vectorFromArray) compile a validity function with `new Function` for every column they build.
+ */
+function utf8Column(values: string[]) {
+  const encoded = values.map((value) => Buffer.from(value, "utf8"));
+  const valueOffsets = new Int32Array(values.length + 1);
+  encoded.forEach((bytes, index) => (valueOffsets[index + 1] = valueOffsets[index]! + bytes.length));
+  return makeData({ type: new Utf8(), length: values.length, nullCount: 0, valueOffsets, data: Buffer.concat(encoded) });
+}
+
+/** Lists of strings as an Arrow List<Utf8> column of `type`: every list's strings in one Utf8 child. */
+function utf8ListColumn(type: InstanceType<typeof List<InstanceType<typeof Utf8>>>, lists: string[][]) {
+  const valueOffsets = new Int32Array(lists.length + 1);
+  lists.forEach((list, index) => (valueOffsets[index + 1] = valueOffsets[index]! + list.length));
+  return makeData({ type, length: lists.length, nullCount: 0, valueOffsets, child: utf8Column(lists.flat()) });
+}
 
 const OPTIMIZE_EVERY_WRITES = 100;
 const RETURNED_COLUMNS = ["asset_id", "space", "chunk", "modality", "text"];
@@ -247,18 +265,17 @@ export class LanceDbVectorStore implements VectorStore {
       vectors.set(record.vector, row * dimensions);
     });
     const typeOf = (name: string) => schema.fields.find((field) => field.name === name)!.type;
-    const column = (name: string, values: unknown[]) => vectorFromArray(values, typeOf(name)).data[0]!;
     const columns: Record<string, ReturnType<typeof makeData>> = {
-      id: column("id", records.map((record) => vectorId(record.assetId, record.space, record.chunk))),
-      project_id: column("project_id", records.map(() => projectId)),
-      asset_id: column("asset_id", records.map((record) => record.assetId)),
-      space: column("space", records.map((record) => record.space)),
+      id: utf8Column(records.map((record) => vectorId(record.assetId, record.space, record.chunk))),
+      project_id: utf8Column(records.map(() => projectId)),
+      asset_id: utf8Column(records.map((record) => record.assetId)),
+      space: utf8Column(records.map((record) => record.space)),
       chunk: makeData({ type: new Int32(), length: records.length, data: Int32Array.from(records, (record) => record.chunk) }),
-      model: column("model", records.map((record) => record.model)),
-      modality: column("modality", records.map((record) => record.modality)),
-      text: column("text", records.map((record) => record.text)),
-      tags: column("tags", records.map((record) => record.tags)),
-      metadata_pairs: column("metadata_pairs", records.map((record) => metadataPairs(record.metadata))),
+      model: utf8Column(records.map((record) => record.model)),
+      modality: utf8Column(records.map((record) => record.modality)),
+      text: utf8Column(records.map((record) => record.text)),
+      tags: utf8ListColumn(typeOf("tags"), records.map((record) => record.tags)),
+      metadata_pairs: utf8ListColumn(typeOf("metadata_pairs"), records.map((record) => metadataPairs(record.metadata))),
       vector: makeData({
         type: typeOf("vector") as InstanceType<typeof FixedSizeList<InstanceType<typeof Float32>>>,
         length: records.length,

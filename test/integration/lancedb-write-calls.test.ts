@@ -55,7 +55,7 @@ describe("embedded store writes", () => {
   it("store every column as given, the vector's float32 values exactly", async () => {
     const projectId = `p-${randomUUID()}`;
     const vector = [0.1, -0.25, 1 / 3, 7];
-    await store.upsert(projectId, [record("exact", vector, { chunk: 3, text: "it's \"quoted\"", tags: ["x", "y"], metadata: { k: ["v", 2], n: null } })], { allNew: true });
+    await store.upsert(projectId, [record("exact", vector, { chunk: 3, text: "it's \"quoted\", café ✓", tags: ["x", "y"], metadata: { k: ["v", 2], n: null } })], { allNew: true });
     await store.upsert(projectId, [record("exact", [1, 1, 1, 1], { chunk: 3, text: "replaced" })]);
     const table = await tableOf("writes");
     const rows = await table.query().where(`project_id = '${projectId}'`).toArray();
@@ -65,10 +65,10 @@ describe("embedded store writes", () => {
       project_id: projectId, asset_id: "exact", space: "writes", chunk: 3, model: "m", modality: "IMAGE", text: "replaced", tags: ["t"], metadata_pairs: ["a.b=1"], vector: [1, 1, 1, 1],
     });
     const second = `p-${randomUUID()}`;
-    await store.upsert(second, [record("exact", vector, { chunk: 3, text: "it's \"quoted\"", tags: ["x", "y"], metadata: { k: ["v", 2], n: null } })]);
+    await store.upsert(second, [record("exact", vector, { chunk: 3, text: "it's \"quoted\", café ✓", tags: ["x", "y"], metadata: { k: ["v", 2], n: null } })]);
     const [kept] = await table.query().where(`project_id = '${second}'`).toArray();
     expect({ text: kept.text, tags: [...kept.tags], metadata_pairs: [...kept.metadata_pairs], vector: [...kept.vector] }).toEqual({
-      text: "it's \"quoted\"", tags: ["x", "y"], metadata_pairs: ["k=v", "k=2", "n=null"], vector: [...Float32Array.from(vector)],
+      text: "it's \"quoted\", café ✓", tags: ["x", "y"], metadata_pairs: ["k=v", "k=2", "n=null"], vector: [...Float32Array.from(vector)],
     });
   });
 
