@@ -1,5 +1,6 @@
 import { useEffect, useRef, useState, type DragEvent } from "react";
 import { assetFields, gql, gqlUpload, INGEST, JOBS_EVENTS, MAX_JOBS_PER_STREAM, subscribe, type Asset } from "../api.ts";
+import { batchedFollower, limiter } from "../job-batches.ts";
 import { useAsync } from "../use-async.ts";
 import { AssetCard } from "./AssetCard.tsx";
 
@@ -8,28 +9,6 @@ type JobsEvent = { jobsEvents: { jobId: string; status: string; progress: number
 
 const MODALITIES = ["IMAGE", "AUDIO", "VIDEO", "TEXT"];
 
-/**
- * At most `n` at once, the rest wait their turn. A browser keeps about six
- * HTTP/1.1 connections per host and each open subscription holds one, so a
- * drop of fifty files must not open fifty: the page's own queries would stall.
- */
-function limiter(n: number) {
-  let active = 0;
-  const waiting: Array<() => void> = [];
-  return {
-    async acquire(): Promise<() => void> {
-      if (active >= n) await new Promise<void>((resolve) => waiting.push(resolve));
-      active++;
-      let released = false;
-      return () => {
-        if (released) return;
-        released = true;
-        active--;
-        waiting.shift()?.();
-      };
-    },
-  };
-}
 const uploadSlots = limiter(2);
 /** Open `jobsEvents` streams: each holds a connection, however many jobs it follows. */
 const streamSlots = limiter(3);
@@ -46,8 +25,9 @@ function UploadZone({ onDone }: { onDone: () => void }) {
   const update = (index: number, change: Partial<Upload>) =>
     setUploads((list) => list.map((u, i) => (i === index ? { ...u, ...change } : u)));
 
-  /** Jobs whose files are sent and that no stream follows yet, each with its upload's index: the next stream's batch. */
-  const unfollowed = useRef(new Map<string, number>());
+  /** Takes each sent file's job (with its upload's index) into the next stream's batch; made once: what it calls (setUploads, onDone) never changes. */
+  const followJob = useRef<(jobId: string, index: number) => void>(undefined);
+  followJob.current ??= batchedFollower<number>(streamSlots, MAX_JOBS_PER_STREAM, (batch, release) => followBatch(batch, release));
   const count = useRef(0);
   function start(files: File[]) {
     const first = count.current;
@@ -76,21 +56,15 @@ function UploadZone({ onDone }: { onDone: () => void }) {
     }
     update(index, { phase: "processing", progress: 0.3, assetId: ingest.asset.id, message: "queued" });
     onDone();
-    const batchStarts = unfollowed.current.size === 0;
-    unfollowed.current.set(ingest.job.id, index);
-    if (batchStarts) void followBatch();
+    followJob.current!(ingest.job.id, index);
   }
 
   /**
-   * Follows, on one `jobsEvents` stream, every job whose file was sent by the time a stream slot is free: uploads
-   * that finish meanwhile join the batch, later ones start the next. The stream starts with each job's state now,
-   * so a job that finished while waiting is seen at once, and ends when all its jobs have.
+   * Follows a batch of jobs (job id -> upload index) on one `jobsEvents` stream: every job whose file was sent by
+   * the time a stream slot was free (job-batches.ts). The stream starts with each job's state now, so a job that
+   * finished while waiting is seen at once, and ends when all its jobs have.
    */
-  async function followBatch() {
-    const release = await streamSlots.acquire();
-    const batch = new Map([...unfollowed.current].slice(0, MAX_JOBS_PER_STREAM));
-    for (const id of batch.keys()) unfollowed.current.delete(id);
-    if (unfollowed.current.size > 0) void followBatch();
+  function followBatch(batch: Map<string, number>, release: () => void) {
     const stop = subscribe<JobsEvent>(JOBS_EVENTS, { ids: [...batch.keys()] }, {
       onData: ({ jobsEvents: event }) => {
         const index = batch.get(event.jobId);
