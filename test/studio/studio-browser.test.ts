@@ -124,7 +124,7 @@ describe.skipIf(!CHROMIUM)("Tessera Studio in chromium", () => {
     await page.getByLabel("Choose files to upload").setInputFiles([
       { name: "pancake-card.png", mimeType: "image/png", buffer: image },
       { name: "tone.wav", mimeType: "audio/wav", buffer: wav },
-      // More files than the studio uploads or watches at once (2 and 3): the rest wait their turn.
+      // More files than the studio uploads at once (2): the rest wait their turn, and their jobs join a jobsEvents stream (3 at most).
       ...["river", "mountain", "harbour", "meadow"].map((word, n) => ({
         name: `note-${n}.txt`,
         mimeType: "text/plain",
