@@ -1,5 +1,5 @@
-import { createHash, randomUUID } from "node:crypto";
-import { Prisma, SQL_UTC_NOW, UTC_NOW, constraintViolation, sql, type Asset, type Database, type Job } from "../core/database.ts";
+import { randomUUID } from "node:crypto";
+import { Prisma, SQL_UTC_NOW, UTC_NOW, constraintViolation, preparedName, sql, type Asset, type Database, type Job } from "../core/database.ts";
 
 /**
  * Every write of the Asset and AssetEmbedding tables, named for the moment in an asset's life it
@@ -207,20 +207,6 @@ export async function markAssetReady(
   const [row] = await sql<{ listened: boolean }>(db, statement.text, statement.values, preparedName("tessera_asset_ready", statement.text));
   return row ? { listened: row.listened } : undefined;
 }
-
-/**
- * A prepared statement's name for a statement whose text is built from parts (with or without a column, a
- * caller's SQL): one name per text, so that one connection never gets two texts under one name.
- */
-function preparedName(prefix: string, text: string) {
-  let name = preparedNames.get(text);
-  if (!name) {
-    name = `${prefix}_${createHash("sha1").update(text).digest("hex").slice(0, 12)}`;
-    preparedNames.set(text, name);
-  }
-  return name;
-}
-const preparedNames = new Map<string, string>();
 
 /** What decoding found, kept on an asset whose ingest failed after it; a row gone meanwhile is no error. */
 export async function recordAssetMedia(db: Database, assetId: string, media: Prisma.InputJsonValue) {

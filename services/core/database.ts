@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
 import { Prisma, PrismaClient } from "../../generated/prisma/client.ts";
@@ -41,6 +42,21 @@ export async function sql<Row>(db: Database, text: string, values: unknown[], na
   const result = await pool.query<Row & pg.QueryResultRow>({ name, text, values, types: UTC_TIMESTAMPS });
   return result.rows;
 }
+
+/**
+ * A prepared statement's name for a statement whose text is built from parts (with or without a column, a
+ * caller's SQL): one name per text, so that one connection never gets two texts under one name. The texts are
+ * the code's own (values are parameters), so the names are few.
+ */
+export function preparedName(prefix: string, text: string) {
+  let name = preparedNames.get(text);
+  if (!name) {
+    name = `${prefix}_${createHash("sha1").update(text).digest("hex").slice(0, 12)}`;
+    preparedNames.set(text, name);
+  }
+  return name;
+}
+const preparedNames = new Map<string, string>();
 
 /**
  * A statement's time as PostgreSQL stores Prisma's DateTime (`timestamp(3)`, UTC wall time), for the

@@ -1,5 +1,5 @@
 import type { AppContext } from "../app/app-context.ts";
-import { Prisma, SQL_UTC_NOW, sql, type JobStatus } from "../core/database.ts";
+import { Prisma, SQL_UTC_NOW, preparedName, sql, type JobStatus } from "../core/database.ts";
 import { ErrorCode, TesseraError, type ErrorRecord } from "../core/errors.ts";
 import type { JobEvent } from "../queue/event-bus.ts";
 import { relayProjectEvents, type ProjectEventType } from "../queue/project-events.ts";
@@ -16,7 +16,7 @@ export const TOKEN_FLUSH_MS = 15;
  * progress between them is published on every call but written to the row at most once per
  * PROGRESS_ROW_INTERVAL_MS (the final status write sets progress 1), so a pipeline of quick
  * stages costs one row write per job rather than one per stage. Each write is one
- * UPDATE straight on node-postgres (`sql`): every job makes these writes, and through Prisma
+ * UPDATE straight on node-postgres (`sql`), prepared: every job makes these writes, and through Prisma
  * each cost 1-3 ms of the event loop, its raw statements included (bench/README.md, generation).
  */
 export class JobTracker {
@@ -46,7 +46,7 @@ export class JobTracker {
   /** `assignments`: the columns to set, as SQL; updatedAt is set here. */
   private async write(assignments: Prisma.Sql) {
     const statement = Prisma.sql`UPDATE "Job" SET ${assignments}, "updatedAt" = ${SQL_UTC_NOW} WHERE id = ${this.jobId} RETURNING 1`;
-    const updated = await sql(this.app.db, statement.text, statement.values);
+    const updated = await sql(this.app.db, statement.text, statement.values, preparedName("tessera_job", statement.text));
     if (updated.length === 0) throw new TesseraError(ErrorCode.NOT_FOUND, `job ${this.jobId} no longer exists`);
   }
 
@@ -66,7 +66,7 @@ export class JobTracker {
         event AS (INSERT INTO "ProjectEventOutbox" ("projectId", type, "subjectId") SELECT "projectId", ${event}, id FROM ended WHERE subscribed)
         SELECT subscribed FROM ended`
       : Prisma.sql`${update} RETURNING false AS subscribed`;
-    const rows = await sql<{ subscribed: boolean }>(this.app.db, statement.text, statement.values);
+    const rows = await sql<{ subscribed: boolean }>(this.app.db, statement.text, statement.values, preparedName("tessera_job_end", statement.text));
     if (rows.length === 0) throw new TesseraError(ErrorCode.NOT_FOUND, `job ${this.jobId} no longer exists`);
     return rows[0]!.subscribed;
   }
