@@ -25,8 +25,8 @@ const OPEN_JOBS = `SELECT count(*)::int FROM "Job" WHERE "projectId" = $1 AND st
  * than the requests in flight at once).
  */
 export async function checkConcurrentJobs(host: QuotaHost, projectId: string): Promise<void> {
-  // Straight on node-postgres: every ingest and generate request makes this count.
-  const [{ open }] = (await sql<{ open: number }>(host.db, `SELECT (${OPEN_JOBS}) AS open`, [projectId])) as [{ open: number }];
+  // Straight on node-postgres, prepared: every generate request makes this count.
+  const [{ open }] = (await sql<{ open: number }>(host.db, `SELECT (${OPEN_JOBS}) AS open`, [projectId], "tessera_open_jobs")) as [{ open: number }];
   refuseOverJobQuota(host, open);
 }
 
@@ -60,6 +60,7 @@ export async function storeWithinIngestQuotas<T>(
     host.db,
     `SELECT (${OPEN_JOBS}) AS open, (SELECT coalesce(sum(bytes), 0)::float8 FROM "ProjectStorage" WHERE "projectId" = $1) AS used`,
     [projectId],
+    "tessera_ingest_quotas", // prepared: every upload reads it
   )) as [Usage];
   refuseOverJobQuota(host, open);
   const limit = host.config.QUOTA_STORAGE_BYTES;

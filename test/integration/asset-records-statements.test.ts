@@ -1,31 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Prisma } from "../../services/core/database.ts";
 import { createAssetWithJob, markAssetProcessing, markAssetReady, recordAssetEmbeddings } from "../../services/assets/asset-records.ts";
+import { statementsOf } from "../support/pg-statements.ts";
 import { startTestApp, type TestApp } from "../support/test-app.ts";
 
 // The asset writes every ingest makes (the upload's rows; the job's PROCESSING, embedding records, READY) go straight
 // to node-postgres as prepared statements (issue #20, encode): through Prisma, even raw, each cost its client and
 // query compiler on the event loop, and PostgreSQL parsed and planned each anew.
-
-type Sent = { text?: string; name?: string; rowMode?: string };
-
-/** The statements node-postgres sends while `work` runs (Prisma's adapter sends its own with rowMode "array"). */
-async function statementsOf(work: () => Promise<unknown>): Promise<Sent[]> {
-  const pg = (await import("pg")).default;
-  const query = pg.Client.prototype.query;
-  const sent: Sent[] = [];
-  pg.Client.prototype.query = function (this: unknown, ...args: unknown[]) {
-    const config = args[0];
-    sent.push(typeof config === "string" ? { text: config } : { ...(config as Sent) });
-    return (query as (...all: unknown[]) => unknown).apply(this, args);
-  } as typeof query;
-  try {
-    await work();
-  } finally {
-    pg.Client.prototype.query = query;
-  }
-  return sent;
-}
 
 let t: TestApp;
 let projectId: string;

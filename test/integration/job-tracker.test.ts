@@ -1,6 +1,7 @@
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { PROGRESS_ROW_INTERVAL_MS, JobTracker } from "../../services/worker/job-tracker.ts";
+import { statementsOf } from "../support/pg-statements.ts";
 import { startTestApp, type TestApp } from "../support/test-app.ts";
 import { TEST_DATABASE_URL } from "../support/test-env.ts";
 
@@ -150,23 +151,6 @@ describe("JobTracker", () => {
 });
 
 describe("the tracker's statements", () => {
-  /** The statements node-postgres is asked to run while `work` runs. */
-  async function statementsOf(work: () => Promise<unknown>): Promise<Array<{ text?: string; name?: string }>> {
-    const query = pg.Client.prototype.query;
-    const sent: Array<{ text?: string; name?: string }> = [];
-    pg.Client.prototype.query = function (this: unknown, ...args: unknown[]) {
-      const config = args[0];
-      sent.push(typeof config === "string" ? { text: config } : { ...(config as { text?: string; name?: string }) });
-      return (query as (...all: unknown[]) => unknown).apply(this, args);
-    } as typeof query;
-    try {
-      await work();
-    } finally {
-      pg.Client.prototype.query = query;
-    }
-    return sent;
-  }
-
   // Every job writes its row at its start and its end: prepared, PostgreSQL parses and plans each text once per
   // connection instead of on every job (0.2 ms of its CPU per statement measured, bench/README.md, encode eighth round).
   it("are prepared, one name per text", async () => {

@@ -1,5 +1,7 @@
 import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { checkConcurrentJobs } from "../../services/limits/project-quotas.ts";
+import { statementsOf } from "../support/pg-statements.ts";
 import { startTestApp, type TestApp } from "../support/test-app.ts";
 
 // No worker: runs and jobs stay open (a run's `wait` step stays QUEUED), so they keep holding the project's quota.
@@ -137,5 +139,20 @@ describe("concurrent jobs", () => {
     expect(refused.errors?.[0]?.extensions?.details).toMatchObject({ quota: "QUOTA_CONCURRENT_JOBS", limit: 3, used: 3 });
     expect(await t.app.db.asset.count({ where: { projectId: project.projectId } })).toBe(3);
     expect(await t.app.blobs.has(sha256("one too many"))).toBe(false);
+  });
+});
+
+describe("the quota checks' statements", () => {
+  // Every ingest and generate request reads its project's quotas first: prepared, PostgreSQL parses and plans the
+  // count once per connection instead of on every request.
+  it("are prepared statements on node-postgres", async () => {
+    const project = await t.createProject();
+    const sent = await statementsOf(async () => {
+      expect((await t.graphql(INGEST_TEXT, { text: `quota statement ${Math.random()}` }, project.key)).errors).toBeUndefined();
+      await checkConcurrentJobs(t.app, project.projectId); // generate's and reindex's check
+    });
+    const quotaReads = sent.filter((statement) => statement.text?.includes(`FROM "Job" WHERE "projectId" = $1 AND status::text IN`));
+    expect(quotaReads.length).toBeGreaterThanOrEqual(2);
+    for (const statement of quotaReads) expect(statement.name).toMatch(/^tessera_/);
   });
 });
