@@ -7,6 +7,7 @@ import { planRun } from "../../workflows/engine/run-planner.ts";
 import { parseWorkflow } from "../../workflows/dsl/validate-workflow.ts";
 import { registerStepType } from "../../workflows/steps/step-registry.ts";
 import { defineStepType } from "../../workflows/steps/step-type.ts";
+import { statementsOf } from "../support/pg-statements.ts";
 import { eventually, startTestApp, type TestApp } from "../support/test-app.ts";
 
 // The engine's transitions written as one statement each (issue #20): a map's item finishing (its end, the next items
@@ -28,22 +29,7 @@ registerStepType(
 
 /** Counts the statements sent through node-postgres while `work` runs that `matches` picks out by text or values. */
 async function countStatements(matches: (text: string | undefined, values: unknown[] | undefined) => boolean, work: () => Promise<unknown>): Promise<number> {
-  const pg = (await import("pg")).default;
-  const query = pg.Client.prototype.query;
-  let count = 0;
-  pg.Client.prototype.query = function (this: unknown, ...args: unknown[]) {
-    const config = typeof args[0] === "string" ? undefined : (args[0] as { text?: string; values?: unknown[] } | null);
-    const text = typeof args[0] === "string" ? args[0] : config?.text;
-    const values = config?.values ?? (Array.isArray(args[1]) ? args[1] : undefined);
-    if (matches(text, values)) count++;
-    return (query as (...all: unknown[]) => unknown).apply(this, args);
-  } as typeof query;
-  try {
-    await work();
-  } finally {
-    pg.Client.prototype.query = query;
-  }
-  return count;
+  return (await statementsOf(work)).filter((statement) => matches(statement.text, statement.values)).length;
 }
 
 /** Runs of each input's `v` by test.counted, to see a step run once however many jobs ask for it. */

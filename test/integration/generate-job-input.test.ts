@@ -1,4 +1,3 @@
-import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { BUDGET_RECHECK_AFTER_MS } from "../../services/generation/generate-request.ts";
 import { chargeTokens } from "../../services/limits/token-budget.ts";
@@ -7,6 +6,7 @@ import { generateHandler } from "../../services/worker/handlers/generate-handler
 import type { JobHandlerContext } from "../../services/worker/job-handler.ts";
 import type { FakeOpenAIServer } from "../support/fake-openai-server.ts";
 import { startFakeProviderApp, type FakeProviderApp } from "../support/fake-provider-app.ts";
+import { statementsOf } from "../support/pg-statements.ts";
 import type { TestApp } from "../support/test-app.ts";
 
 // Issue #20: a generate job's worker takes its request from the payload the mutation enqueued instead of reading its
@@ -42,18 +42,9 @@ function context(tokens: string[]): JobHandlerContext {
 
 /** SQL statements any node-postgres client of this process sends while `work` runs. */
 async function statementsDuring<T>(work: () => Promise<T>): Promise<{ result: T; statements: string[] }> {
-  const statements: string[] = [];
-  const query = pg.Client.prototype.query;
-  pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
-    const [first] = args as [string | { text: string }];
-    statements.push(typeof first === "string" ? first : first.text);
-    return (query as (...args: unknown[]) => unknown).apply(this, args);
-  } as typeof query;
-  try {
-    return { result: await work(), statements };
-  } finally {
-    pg.Client.prototype.query = query;
-  }
+  let result: T | undefined;
+  const sent = await statementsOf(async () => (result = await work()));
+  return { result: result as T, statements: sent.map((statement) => statement.text ?? "") };
 }
 
 it("queues the checked request with the job, and the worker runs it without reading the job's row", async () => {
@@ -104,19 +95,12 @@ it("runs a job its mutation checked moments ago though the budget was spent sinc
 
 it("inserts the mutation's job row with a named statement, which node-postgres prepares once per connection", async () => {
   const { key } = await t.createProject();
-  const sent: Array<{ name?: string; text: string }> = [];
-  const query = pg.Client.prototype.query;
-  pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
-    const [first] = args as [string | { name?: string; text: string }];
-    if (typeof first === "object" && /INSERT INTO "Job"/.test(first.text)) sent.push({ name: first.name, text: first.text });
-    return (query as (...args: unknown[]) => unknown).apply(this, args);
-  } as typeof query;
-  try {
-    await queuedJob(key, "First.");
-    await queuedJob(key, "Second.");
-  } finally {
-    pg.Client.prototype.query = query;
-  }
+  const sent = (
+    await statementsOf(async () => {
+      await queuedJob(key, "First.");
+      await queuedJob(key, "Second.");
+    })
+  ).filter((statement) => /INSERT INTO "Job"/.test(statement.text ?? ""));
   expect(sent).toHaveLength(2);
   expect(sent.map((statement) => statement.name)).toEqual(["generate-job-insert-under-quota", "generate-job-insert-under-quota"]);
 });

@@ -1,6 +1,7 @@
 import { createClient } from "graphql-ws";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { statementsOf } from "../support/pg-statements.ts";
 import { eventually, startTestApp, type TestApp } from "../support/test-app.ts";
 
 let t: TestApp;
@@ -89,26 +90,16 @@ describe("jobEvents", () => {
     const { key } = await t.createProject();
     const jobId = await ingestText(key);
     await eventually(async () => ((await t.app.db.job.findUniqueOrThrow({ where: { id: jobId } })).status === "SUCCEEDED" ? true : null));
-    const pg = (await import("pg")).default;
-    const query = pg.Client.prototype.query;
-    const jobReads: string[] = [];
-    pg.Client.prototype.query = function (this: unknown, ...args: unknown[]) {
-      const text = typeof args[0] === "string" ? args[0] : (args[0] as { text?: string } | null)?.text;
-      if (text?.includes('"Job"')) jobReads.push(text);
-      return (query as (...all: unknown[]) => unknown).apply(this, args);
-    } as typeof query;
-    let events: any[];
-    try {
+    let events: any[] = [];
+    const sent = await statementsOf(async () => {
       const response = await fetch(t.url, {
         method: "POST",
         headers: { "content-type": "application/json", accept: "text/event-stream", authorization: `Bearer ${key}` },
         body: JSON.stringify({ query: subscription, variables: { id: jobId } }),
       });
       events = await readSse(response);
-    } finally {
-      pg.Client.prototype.query = query;
-    }
+    });
     expect(events.map((event) => event.data.jobEvents.status)).toEqual(["SUCCEEDED"]);
-    expect(jobReads).toHaveLength(1);
+    expect(sent.filter((statement) => statement.text?.includes('"Job"'))).toHaveLength(1);
   });
 });

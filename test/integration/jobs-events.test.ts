@@ -4,6 +4,7 @@ import type { JobStatus } from "../../services/core/database.ts";
 import { watchedJobCount } from "../../services/gateway/watch-job.ts";
 import { MAX_WATCHED_JOBS } from "../../services/gateway/watch-jobs.ts";
 import { UNSUBSCRIBE_BATCH_MS } from "../../services/queue/event-bus.ts";
+import { statementsOf } from "../support/pg-statements.ts";
 import { eventually, startTestApp, type TestApp } from "../support/test-app.ts";
 
 // jobsEvents: many jobs followed on one stream (one request, one statement for their first states, one shared recheck).
@@ -168,21 +169,11 @@ describe("jobsEvents", () => {
   it("reads the first states of N jobs with one statement on Job", async () => {
     const { key, projectId } = await t.createProject();
     const ids = await jobsOf(projectId, ["SUCCEEDED", "FAILED", "CANCELLED", "SUCCEEDED", "SUCCEEDED"]);
-    const pg = (await import("pg")).default;
-    const query = pg.Client.prototype.query;
-    const jobReads: string[] = [];
-    pg.Client.prototype.query = function (this: unknown, ...args: unknown[]) {
-      const text = typeof args[0] === "string" ? args[0] : (args[0] as { text?: string } | null)?.text;
-      if (text?.includes('"Job"')) jobReads.push(text);
-      return (query as (...all: unknown[]) => unknown).apply(this, args);
-    } as typeof query;
     const statuses: string[] = [];
-    try {
+    const sent = await statementsOf(async () => {
       for await (const event of follow(key, ids)) statuses.push(event.status);
-    } finally {
-      pg.Client.prototype.query = query;
-    }
+    });
     expect(statuses).toEqual(["SUCCEEDED", "FAILED", "CANCELLED", "SUCCEEDED", "SUCCEEDED"]);
-    expect(jobReads).toHaveLength(1);
+    expect(sent.filter((statement) => statement.text?.includes('"Job"'))).toHaveLength(1);
   });
 });
