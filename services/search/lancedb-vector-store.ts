@@ -46,6 +46,33 @@ function utf8ListColumn(type: InstanceType<typeof List<InstanceType<typeof Utf8>
   return makeData({ type, length: lists.length, nullCount: 0, valueOffsets, child: utf8Column(lists.flat()) });
 }
 
+/** How each cached table forgets its kept schema (withSchemaKept). */
+const schemaForgetters = new WeakMap<lancedb.Table, () => void>();
+
+/**
+ * The table with its schema fetched once and kept: LanceDB's `add` and `mergeInsert` ask for it on every write (a
+ * call into the native table and an IPC decode, ~0.15 ms of CPU), only to look for embedding functions in its
+ * metadata. This store never alters a table's schema; a write that fails forgets the kept one (forgetSchema: the
+ * table may have been re-created elsewhere), so the next write fetches it again.
+ */
+function withSchemaKept(table: lancedb.Table): lancedb.Table {
+  const fetchSchema = table.schema.bind(table);
+  let kept: ReturnType<typeof fetchSchema> | null = null;
+  table.schema = () => {
+    if (!kept) {
+      kept = fetchSchema();
+      kept.catch(() => (kept = null));
+    }
+    return kept;
+  };
+  schemaForgetters.set(table, () => (kept = null));
+  return table;
+}
+
+function forgetSchema(table: lancedb.Table) {
+  schemaForgetters.get(table)?.();
+}
+
 const OPTIMIZE_EVERY_WRITES = 100;
 const RETURNED_COLUMNS = ["asset_id", "space", "chunk", "modality", "text"];
 const VECTOR_INDEX_NAME = "vector_idx";
@@ -193,6 +220,7 @@ export class LanceDbVectorStore implements VectorStore {
   }
 
   private cacheTable(space: string, opening: Promise<lancedb.Table>) {
+    opening = opening.then(withSchemaKept);
     this.tables.set(space, opening);
     opening.catch(() => this.tables.delete(space));
     return opening;
@@ -240,9 +268,13 @@ export class LanceDbVectorStore implements VectorStore {
       // Vector ids are derived from (asset, space, chunk) alone; the project is part of the match
       // so one project can never overwrite another's rows.
       await this.serialWrite(space, () =>
-        options.allNew
+        (options.allNew
           ? table.add(rows)
-          : table.mergeInsert(["id", "project_id"]).whenMatchedUpdateAll().whenNotMatchedInsertAll().execute(rows),
+          : table.mergeInsert(["id", "project_id"]).whenMatchedUpdateAll().whenNotMatchedInsertAll().execute(rows)
+        ).catch((error: unknown) => {
+          forgetSchema(table);
+          throw error;
+        }),
       );
       await this.optimizeNowAndThen(space, table);
       this.indexState(space).writtenSinceCount += spaceRecords.length;
