@@ -364,24 +364,19 @@ async function graphqlAgainstStore(app: AppContext, key: string, projectId: stri
     // And of as many store-side queries, to compare the store client's own share on both sides.
     if (profileFile) await profiled(profileFile.replace(/(\.cpuprofile)?$/, "-store.cpuprofile"), () => timeEachInto([], queryCount, viaStore), "the store-side queries");
     const perQuery = (counts: Map<string, number>) => Object.fromEntries([...counts].map(([method, count]) => [method, round(count / queryCount, 2)]));
-    const split = (side: "store" | "graphql" | "floor") => ({ meanMs: round(wallMs[side] / queryCount), inStoreMeanMs: round(inStoreMs[side] / queryCount) });
-    const store = { ...summarize(samples.store, seconds.store), ...split("store"), cpuMsPerQuery: round(cpuMicros.store / 1000 / queryCount), mainThreadCpuMsPerQuery: round(mainCpuMicros.store / 1000 / queryCount), storeCallsPerQuery: perQuery(storeCalls.store) };
-    const graphql = {
-      ...summarize(samples.graphql, seconds.graphql),
-      ...split("graphql"),
-      cpuMsPerQuery: round(cpuMicros.graphql / 1000 / queryCount),
-      mainThreadCpuMsPerQuery: round(mainCpuMicros.graphql / 1000 / queryCount),
-      storeCallsPerQuery: perQuery(storeCalls.graphql),
-      sentPerQuery: { sql: round(sentBy.graphql.sql / queryCount, 2), redis: round(sentBy.graphql.redis / queryCount, 2) },
-    };
-    const bareYogaFloor = {
-      ...summarize(samples.floor, seconds.floor),
-      ...split("floor"),
-      cpuMsPerQuery: round(cpuMicros.floor / 1000 / queryCount),
-      mainThreadCpuMsPerQuery: round(mainCpuMicros.floor / 1000 / queryCount),
-      storeCallsPerQuery: perQuery(storeCalls.floor),
-      sentPerQuery: { sql: round(sentBy.floor.sql / queryCount, 2), redis: round(sentBy.floor.redis / queryCount, 2) },
-    };
+    /** One side's figures per query; `sentPerQuery` for the sides that send statements or commands of their own. */
+    const figures = (side: "store" | "graphql" | "floor") => ({
+      ...summarize(samples[side], seconds[side]),
+      meanMs: round(wallMs[side] / queryCount),
+      inStoreMeanMs: round(inStoreMs[side] / queryCount),
+      cpuMsPerQuery: round(cpuMicros[side] / 1000 / queryCount),
+      mainThreadCpuMsPerQuery: round(mainCpuMicros[side] / 1000 / queryCount),
+      storeCallsPerQuery: perQuery(storeCalls[side]),
+      ...(side === "store" ? {} : { sentPerQuery: { sql: round(sentBy[side].sql / queryCount, 2), redis: round(sentBy[side].redis / queryCount, 2) } }),
+    });
+    const store = figures("store");
+    const graphql = figures("graphql");
+    const bareYogaFloor = figures("floor");
     return {
       assets: assetIds.length,
       queries: queryCount,
