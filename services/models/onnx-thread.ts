@@ -3,8 +3,13 @@ import { BatchSizeLog } from "./batch-size-log.ts";
 import { sessionTuning, type ExecutionChoice } from "./execution-provider.ts";
 import { ThreadCalls } from "./thread-calls.ts";
 
-/** Batches handed over while one computes come back one after another; the next batch needs one buffer. */
-const SPARE_BUFFERS = 2;
+/**
+ * Input buffers given back are kept up to this many times the largest one. Calls of 1 to maxBatchSize rows are in
+ * flight several at a time (the thread merges them); keeping only two buffers dropped most, and the batches
+ * then took a fresh one (0.44 MB of new ArrayBuffer per image at batch 8): V8 counts those as external memory,
+ * and their growth started the main thread's major GCs ("external memory pressure").
+ */
+const SPARE_BYTES_PER_LARGEST = 4;
 
 export type ThreadTensor = { type: "float32" | "int64" | "int32"; data: Float32Array | BigInt64Array | Int32Array; dims: number[] };
 
@@ -53,9 +58,15 @@ export class OnnxThread {
   }
 
   private keep(returned: ArrayBuffer[] | undefined) {
-    for (const buffer of returned ?? []) this.spare.push(buffer);
-    // Enough for the batches in flight; batch sizes vary, so the oldest go.
-    if (this.spare.length > SPARE_BUFFERS) this.spare.splice(0, this.spare.length - SPARE_BUFFERS);
+    if (!returned?.length) return;
+    this.spare.push(...returned);
+    // Enough for the calls in flight, within a budget: the largest are kept (they fit any smaller call), the smallest go.
+    this.spare.sort((a, b) => b.byteLength - a.byteLength);
+    const budget = SPARE_BYTES_PER_LARGEST * this.spare[0]!.byteLength;
+    let kept = 0;
+    let count = 0;
+    while (count < this.spare.length && kept + this.spare[count]!.byteLength <= budget) kept += this.spare[count++]!.byteLength;
+    this.spare.length = count;
   }
 
   /** Milliseconds the thread's graphs have computed so far: how busy the model was, for benches. */
