@@ -175,7 +175,6 @@ export type Asset = {
 };
 
 export const INGEST = `mutation Ingest($file: Upload!) { ingest(input: { file: $file }) { asset { id status } job { id status } } }`;
-export const JOB_EVENTS = `subscription JobEvents($id: ID!) { jobEvents(id: $id) { jobId status progress message error { code message } } }`;
 /** Many jobs on one stream: their states now, then every change, until all have finished. */
 export const JOBS_EVENTS = `subscription JobsEvents($ids: [ID!]!) { jobsEvents(ids: $ids) { jobId status progress message error { code message } } }`;
 /** The most jobs one `jobsEvents` stream follows (the gateway's MAX_WATCHED_JOBS). */
