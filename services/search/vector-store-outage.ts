@@ -78,8 +78,10 @@ export async function retryThroughVectorStoreOutage<T>(operation: (signal: Abort
     try {
       return await withinBudget(operation(tryController.signal), started + options.budgetMs);
     } catch (error) {
-      if (error instanceof BudgetSpent) tryController.abort(error);
-      if (error instanceof BudgetSpent) throw outlasted(options.budgetMs, Date.now() - started, attempt);
+      if (error instanceof BudgetSpent) {
+        tryController.abort(error);
+        throw outlasted(options.budgetMs, Date.now() - started, attempt);
+      }
       if (!isVectorStoreUnreachable(error) || options.signal?.aborted) throw error;
       const elapsedMs = Date.now() - started;
       const remainingMs = options.budgetMs - elapsedMs;

@@ -46,8 +46,10 @@ async function upsertByProject(store: VectorStore, writes: Write[]): Promise<Arr
   for (const write of writes) {
     if (write.signal?.aborted) continue; // given up while it queued: not sent
     const group = groups.get(groupKey(write));
-    if (group) group.records.push(...write.records), group.signals.push(write.signal);
-    else groups.set(groupKey(write), { projectId: write.projectId, allNew: write.allNew, records: [...write.records], signals: [write.signal] });
+    if (group) {
+      group.records.push(...write.records);
+      group.signals.push(write.signal);
+    } else groups.set(groupKey(write), { projectId: write.projectId, allNew: write.allNew, records: [...write.records], signals: [write.signal] });
   }
   const outcomes = new Map<string, Error | null>();
   await Promise.all(
