@@ -17,7 +17,7 @@ import { Redis } from "ioredis";
 import { createDatabase } from "../services/core/database.ts";
 import { createEventBus, type JobEvent } from "../services/queue/event-bus.ts";
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from "../test/support/test-env.ts";
-import { startDeploymentProcesses } from "./fixtures/deployment-processes.ts";
+import { startDeploymentProcesses, subscriptionOverSse } from "./fixtures/deployment-processes.ts";
 import type { ProbeReading } from "./fixtures/process-probe.ts";
 
 const N = Number(process.env.BENCH_JOBS_EVENTS_N ?? 20);
@@ -34,27 +34,10 @@ const round = (value: number, digits = 3) => Number(value.toFixed(digits));
 
 /** A subscription over server-sent events: `onEvent` for each event, settling when the gateway completes the stream. */
 async function followSse(url: string, key: string, query: string, variables: Record<string, unknown>, onEvent: (event: Seen) => void): Promise<void> {
-  const response = await fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json", accept: "text/event-stream", authorization: `Bearer ${key}` },
-    body: JSON.stringify({ query, variables }),
-  });
-  if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}: ${await response.text()}`);
-  const decoder = new TextDecoder();
-  let buffered = "";
-  const reader = response.body.getReader();
-  for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
-    buffered += decoder.decode(chunk.value, { stream: true });
-    let end: number;
-    while ((end = buffered.indexOf("\n\n")) >= 0) {
-      const block = buffered.slice(0, end);
-      buffered = buffered.slice(end + 2);
-      if (!block.startsWith("event: next")) continue;
-      const payload = JSON.parse(block.slice(block.indexOf("data: ") + 6)) as { data?: Record<string, Seen>; errors?: unknown };
-      const event = payload.data?.jobEvents ?? payload.data?.jobsEvents;
-      if (!event) throw new Error(`an error on the stream: ${JSON.stringify(payload.errors)}`);
-      onEvent(event);
-    }
+  for await (const data of subscriptionOverSse<{ jobEvents?: Seen; jobsEvents?: Seen }>(url, key, query, variables)) {
+    const event = data.jobEvents ?? data.jobsEvents;
+    if (!event) throw new Error(`no event in ${JSON.stringify(data)}`);
+    onEvent(event);
   }
 }
 
