@@ -15,7 +15,6 @@
  */
 import { randomUUID } from "node:crypto";
 import os from "node:os";
-import { Queue, QueueEvents, Worker } from "bullmq";
 import { z } from "zod";
 import { createAppContext, type AppContext } from "../services/app/app-context.ts";
 import { createApiKey } from "../services/core/api-keys.ts";
@@ -27,6 +26,7 @@ import { publishWorkflow, startRun } from "../workflows/engine/run-service.ts";
 import { TERMINAL_RUN_STATUSES } from "../workflows/engine/run-events.ts";
 import { registerStepType } from "../workflows/steps/step-registry.ts";
 import { defineStepType } from "../workflows/steps/step-type.ts";
+import { startBareQueue } from "./fixtures/bare-queue.ts";
 import { sent } from "./fixtures/sent-commands.ts";
 
 // A step that does nothing but has no `inline`: what a step with effects costs the engine (a job, a worker, rows).
@@ -69,13 +69,7 @@ async function counted<T>(work: () => Promise<T>): Promise<[T, number, number, n
 }
 
 async function bareBullmq(app: AppContext, prefix: string) {
-  const connection = app.redis;
-  const queue = new Queue("bench-bare", { connection, prefix });
-  // QueueEvents blocks on its connection; one it is given it does not close, so this bench does (else the process cannot exit).
-  const eventsConnection = connection.duplicate();
-  const events = new QueueEvents("bench-bare", { connection: eventsConnection, prefix });
-  const worker = new Worker("bench-bare", async () => null, { connection, prefix, concurrency: CONCURRENCY });
-  await Promise.all([events.waitUntilReady(), worker.waitUntilReady()]);
+  const { queue, events, close } = await startBareQueue(app.redis, prefix, "bench-bare", async () => null, CONCURRENCY);
   const options = { removeOnComplete: true, removeOnFail: true };
   // Warm up, then a chain: each job waits for the one before.
   await (await queue.add("job", {}, options)).waitUntilFinished(events);
@@ -88,11 +82,7 @@ async function bareBullmq(app: AppContext, prefix: string) {
     await Promise.all(jobs.map((job) => job.waitUntilFinished(events)));
     return performance.now() - fanOutStarted;
   });
-  await worker.close();
-  await events.close();
-  eventsConnection.disconnect();
-  await queue.obliterate({ force: true });
-  await queue.close();
+  await close();
   return { chainMs, fanOutMs: median(fanOutRunsMs), fanOutRunsMs };
 }
 

@@ -27,7 +27,6 @@ import os from "node:os";
 import { performance } from "node:perf_hooks";
 import path from "node:path";
 import { env as transformersEnv, pipeline } from "@huggingface/transformers";
-import { Queue, QueueEvents, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import OpenAI from "openai";
 import { pino } from "pino";
@@ -38,6 +37,7 @@ import { startFakeOpenAIServer } from "../test/support/fake-openai-server.ts";
 import { buildTinyCausalLm } from "../test/support/fixture-models/tiny-causal-lm/build-tiny-causal-lm.ts";
 import { startTestApp } from "../test/support/test-app.ts";
 import { watchJob } from "../services/gateway/watch-job.ts";
+import { startBareQueue } from "./fixtures/bare-queue.ts";
 import { sent } from "./fixtures/sent-commands.ts";
 import { jobEventsOverSse, startDeploymentProcesses, type DeploymentProcesses } from "./fixtures/deployment-processes.ts";
 
@@ -241,23 +241,13 @@ async function singleProcessBench() {
  * durability of the job's own. A `generate` job on this stack cannot cost less than BullMQ and the call together.
  */
 async function bullmqCallFloor(connection: Redis, call: () => Promise<unknown>): Promise<Stats> {
-  const prefix = `bench-generation-floor-${Date.now()}`;
-  const queue = new Queue("floor", { connection, prefix });
-  // QueueEvents blocks on its connection, and does not close one it is given: this bench does.
-  const eventsConnection = connection.duplicate();
-  const events = new QueueEvents("floor", { connection: eventsConnection, prefix });
-  const worker = new Worker("floor", async () => void (await call()), { connection, prefix, concurrency: CONCURRENCY });
-  await Promise.all([events.waitUntilReady(), worker.waitUntilReady()]);
+  const { queue, events, close } = await startBareQueue(connection, `bench-generation-floor-${Date.now()}`, "floor", async () => void (await call()), CONCURRENCY);
   const job = async () => (await queue.add("call", {}, { removeOnComplete: true, removeOnFail: true })).waitUntilFinished(events);
   try {
     await measure(JOB_WARMUP, CONCURRENCY, job);
     return await measure(JOBS, CONCURRENCY, job);
   } finally {
-    await worker.close();
-    await events.close();
-    eventsConnection.disconnect();
-    await queue.obliterate({ force: true });
-    await queue.close();
+    await close();
   }
 }
 
