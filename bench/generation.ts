@@ -38,6 +38,8 @@ import { buildTinyCausalLm } from "../test/support/fixture-models/tiny-causal-lm
 import { startTestApp } from "../test/support/test-app.ts";
 import { watchJob } from "../services/gateway/watch-job.ts";
 import { startBareQueue } from "./fixtures/bare-queue.ts";
+import { startGenerateFloor } from "./fixtures/generate-floor.ts";
+import type { AppContext } from "../services/app/app-context.ts";
 import { sent } from "./fixtures/sent-commands.ts";
 import { jobEventsOverSse, startDeploymentProcesses, type DeploymentProcesses } from "./fixtures/deployment-processes.ts";
 
@@ -199,6 +201,8 @@ async function singleProcessBench() {
   console.log("job phases p50 ", jobPhasesP50Ms);
   const bullmqFloor = await bullmqCallFloor(app.app.redis, routerChat);
   console.log("BullMQ + call  ", bullmqFloor);
+  const stackFloor = await generateStackFloor(app.app, (await app.createProject("bench-generation-floor-" + Date.now())).projectId, async () => (await routerChat()).text);
+  console.log("stack floor    ", stackFloor);
   await closeModelRouter(app.app);
   await app.close();
 
@@ -232,6 +236,12 @@ async function singleProcessBench() {
     bullmqFloorCpuMs: bullmqFloor.cpuMs,
     bullmqFloorOverRouterP50: ratio(bullmqFloor.p50, chatRouter.p50),
     generateJobOverBullmqFloorP50: ratio(jobStats.p50, bullmqFloor.p50),
+    stackFloorP50Ms: stackFloor.p50,
+    stackFloorCpuMs: stackFloor.cpuMs,
+    stackFloorOverRouterP50: ratio(stackFloor.p50, chatRouter.p50),
+    stackFloorOverRouterCpu: ratio(stackFloor.cpuMs, chatRouter.cpuMs),
+    generateJobOverStackFloorP50: ratio(jobStats.p50, stackFloor.p50),
+    generateJobOverStackFloorCpu: ratio(jobStats.cpuMs, stackFloor.cpuMs),
   };
 }
 
@@ -248,6 +258,22 @@ async function bullmqCallFloor(connection: Redis, call: () => Promise<unknown>):
     return await measure(JOBS, CONCURRENCY, job);
   } finally {
     await close();
+  }
+}
+
+/**
+ * The stack's floor (bench/fixtures/generate-floor.ts): the same call as a durable job through a bare graphql-yoga,
+ * one prepared statement per state change, BullMQ and sharded pub/sub, followed as a subscriber follows it; nothing
+ * of Tessera's own (key, rate and budget checks, input check, observability, the tracker). What a `generate` through
+ * GraphQL that keeps every state change durable costs on these parts, in this process as the job is.
+ */
+async function generateStackFloor(app: AppContext, projectId: string, call: () => Promise<string>): Promise<Stats> {
+  const floor = await startGenerateFloor({ db: app.db, redis: app.redis, projectId, concurrency: CONCURRENCY, call });
+  try {
+    await measure(JOB_WARMUP, CONCURRENCY, () => floor.generate());
+    return await measure(JOBS, CONCURRENCY, () => floor.generate());
+  } finally {
+    await floor.close();
   }
 }
 
