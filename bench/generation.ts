@@ -12,7 +12,7 @@
  * Sizes: BENCH_REQUESTS (default 200), BENCH_CONCURRENCY (8), BENCH_TOKENS (64 per reply), BENCH_JOBS (40),
  * BENCH_JOB_WARMUP (40 jobs at BENCH_CONCURRENCY before the timed ones; in the processes topology as many direct calls too).
  * BENCH_GENERATION_JOBS_ONLY=1 skips the local and speech comparisons (chat stays: the job is read against it);
- * BENCH_GENERATION_CPU_PROFILE=file.cpuprofile profiles this process over the timed generate-job phase (with the
+ * BENCH_GENERATION_CPU_PROFILE=file.cpuprofile profiles this process over the timed generate-job phase and the stack floor's (file-floor.cpuprofile; with the
  * processes topology, also each child: file-gateway.cpuprofile, file-worker.cpuprofile, file-model.cpuprofile).
  *
  * BENCH_GENERATION_TOPOLOGY: `single` (client, gateway, worker and fake model server on this process's one event
@@ -271,7 +271,11 @@ async function generateStackFloor(app: AppContext, projectId: string, call: () =
   const floor = await startGenerateFloor({ db: app.db, redis: app.redis, projectId, concurrency: CONCURRENCY, call });
   try {
     await measure(JOB_WARMUP, CONCURRENCY, () => floor.generate());
-    return await measure(JOBS, CONCURRENCY, () => floor.generate());
+    // Profiled beside the job's phase (file-floor.cpuprofile): what the job does that the floor does not.
+    const profile = CPU_PROFILE ? await startProfile() : undefined;
+    const stats = await measure(JOBS, CONCURRENCY, () => floor.generate());
+    if (profile) await stopProfile(profile, CPU_PROFILE!.replace(/(\.cpuprofile)?$/, "-floor.cpuprofile"));
+    return stats;
   } finally {
     await floor.close();
   }
@@ -414,5 +418,5 @@ async function stopProfile(session: Session, file: string) {
   const { profile } = await session.post("Profiler.stop");
   await fs.writeFile(file, JSON.stringify(profile));
   session.disconnect();
-  console.log(`CPU profile of the generate-job phase written to ${file}`);
+  console.log(`CPU profile written to ${file}`);
 }
