@@ -21,6 +21,7 @@
  * before, then a `processes` object, in one run and one JSON line).
  */
 import { spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import fs from "node:fs/promises";
 import { Session } from "node:inspector/promises";
 import os from "node:os";
@@ -41,7 +42,8 @@ import { startBareQueue } from "./fixtures/bare-queue.ts";
 import { startGenerateFloor } from "./fixtures/generate-floor.ts";
 import type { AppContext } from "../services/app/app-context.ts";
 import { sent } from "./fixtures/sent-commands.ts";
-import { jobEventsOverSse, startDeploymentProcesses, type DeploymentProcesses } from "./fixtures/deployment-processes.ts";
+import { jobEventsOverSse, startDeploymentProcesses, startProbedProcess, type DeploymentProcesses } from "./fixtures/deployment-processes.ts";
+import { TEST_DATABASE_URL, TEST_REDIS_URL } from "../test/support/test-env.ts";
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 200);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
@@ -327,7 +329,7 @@ async function deploymentShapedBench() {
     const p50 = (list: number[]) => round2([...list].sort((x, y) => x - y)[Math.floor(list.length / 2)]!);
     const directCpu = { client: direct.cpuMs.client, model: direct.cpuMs.model, total: round2(direct.cpuMs.client + direct.cpuMs.model) };
     const jobCpu = { ...jobs.cpuMs, total: round2(Object.values(jobs.cpuMs).reduce((a, b) => a + b, 0)) };
-    const result = {
+    const result: Record<string, any> = {
       direct: { ...direct.stats, cpuMs: directCpu, eventLoopBusy: { client: direct.busy.client, model: direct.busy.model } },
       job: {
         ...jobs.stats,
@@ -339,12 +341,72 @@ async function deploymentShapedBench() {
       jobOverDirectP50: ratio(jobs.stats.p50, direct.stats.p50),
       jobOverDirectP95: ratio(jobs.stats.p95, direct.stats.p95),
       jobOverDirectCpu: ratio(jobCpu.total, directCpu.total),
+      stackFloor: await deploymentShapedFloor(processes, direct.stats.p50),
     };
+    result.jobOverStackFloorP50 = ratio(jobs.stats.p50, result.stackFloor.p50);
+    result.jobOverStackFloorCpu = ratio(jobCpu.total, result.stackFloor.cpuMs.total);
     console.log("processes      ", JSON.stringify(result));
     return result;
   } finally {
     await router?.close();
     await processes.close();
+  }
+}
+
+/**
+ * The stack's floor in the deployment's shape (bench/fixtures/generate-floor.ts): its gateway and its worker each a
+ * process (generate-floor-process.ts), against the same model server process, followed over server-sent events by
+ * the same client as Tessera's job. CPU per job summed over the client, the two floor processes and the model server.
+ */
+async function deploymentShapedFloor(processes: DeploymentProcesses, directP50: number) {
+  const { projectId } = await processes.createProject("bench-generation-floor-" + Date.now());
+  const env = {
+    DATABASE_URL: TEST_DATABASE_URL,
+    REDIS_URL: TEST_REDIS_URL,
+    BENCH_FLOOR_PREFIX: `bench-generate-floor-${randomUUID().slice(0, 8)}`,
+    BENCH_FLOOR_PROJECT: projectId,
+    BENCH_FLOOR_MODEL_URL: processes.modelBaseUrl,
+    BENCH_FLOOR_CONCURRENCY: String(CONCURRENCY),
+  };
+  const gateway = await startProbedProcess("floor-gateway", "generate-floor-process.ts", { ...env, BENCH_FLOOR_ROLE: "gateway" });
+  const worker = await startProbedProcess("floor-worker", "generate-floor-process.ts", { ...env, BENCH_FLOOR_ROLE: "worker" }).catch(async (error) => {
+    await gateway.close();
+    throw error;
+  });
+  try {
+    const body = JSON.stringify({ query: `mutation { generate(input: { prompt: "Say something long." }) { id } }` });
+    const phases = { answered: [] as number[], running: [] as number[], token: [] as number[], succeeded: [] as number[] };
+    const job = async () => {
+      const t0 = performance.now();
+      const response = await fetch(gateway.url, { method: "POST", headers: { "content-type": "application/json" }, body });
+      const result = (await response.json()) as { data?: { generate: { id: string } }; errors?: unknown };
+      if (!result.data) throw new Error(`floor generate refused: ${JSON.stringify(result.errors)}`);
+      phases.answered.push(performance.now() - t0);
+      await followJob(jobEventsOverSse(gateway.url, "", result.data.generate.id), result.data.generate.id, t0, phases);
+    };
+    await measure(JOB_WARMUP, CONCURRENCY, job);
+    await Promise.all([processes.mark(), gateway.mark(), worker.mark()]);
+    const elu = performance.eventLoopUtilization();
+    const stats = await measure(JOBS, CONCURRENCY, job);
+    const clientBusy = performance.eventLoopUtilization(elu).utilization;
+    const [tessera, floorGateway, floorWorker] = await Promise.all([processes.read(), gateway.read(), worker.read()]);
+    const perJob = (value: number) => round2(value / JOBS);
+    const busy = (value: number) => Math.round(value * 1000) / 1000;
+    const cpuMs = { client: stats.cpuMs, gateway: perJob(floorGateway.cpuMs), worker: perJob(floorWorker.cpuMs), model: perJob(tessera.model.cpuMs) };
+    const floor = {
+      p50: stats.p50,
+      p95: stats.p95,
+      perSecond: stats.perSecond,
+      answeredP50Ms: round2([...phases.answered].sort((x, y) => x - y)[Math.floor(phases.answered.length / 2)]!),
+      cpuMs: { ...cpuMs, total: round2(cpuMs.client + cpuMs.gateway + cpuMs.worker + cpuMs.model) },
+      eventLoopBusy: { client: busy(clientBusy), gateway: busy(floorGateway.eventLoopBusy), worker: busy(floorWorker.eventLoopBusy), model: busy(tessera.model.eventLoopBusy) },
+      sent: { sql: { gateway: perJob(floorGateway.sql), worker: perJob(floorWorker.sql) }, redis: { gateway: perJob(floorGateway.redis), worker: perJob(floorWorker.redis) } },
+      overDirectP50: ratio(stats.p50, directP50),
+    };
+    console.log("stack floor    ", JSON.stringify(floor));
+    return floor;
+  } finally {
+    await Promise.all([gateway.close(), worker.close()]);
   }
 }
 
