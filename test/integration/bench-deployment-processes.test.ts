@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import fs from "node:fs/promises";
 import http from "node:http";
 import os from "node:os";
@@ -8,7 +9,7 @@ import { jobEventsOverSse, startDeploymentProcesses, startProbedProcess } from "
 import { putBytes } from "../../bench/fixtures/http-floor.ts";
 import { createDatabase } from "../../services/core/database.ts";
 import { makeJpegOfSize } from "../support/media-fixtures.ts";
-import { TEST_DATABASE_URL } from "../support/test-env.ts";
+import { TEST_DATABASE_URL, TEST_REDIS_URL } from "../support/test-env.ts";
 
 /** True while a process with this id exists (signal 0 only checks). */
 function running(pid: number) {
@@ -105,5 +106,45 @@ describe("the generation bench's deployment shape (bench/fixtures/deployment-pro
       await fs.rm(dir, { recursive: true, force: true });
     }
     expect(running(floor.pid)).toBe(false);
+  });
+
+  it("runs the generate stack floor's gateway and worker as processes: the job's row ends SUCCEEDED with the model's text, its events end with SUCCEEDED, both stop on close", async () => {
+    const db = createDatabase(TEST_DATABASE_URL);
+    const project = await db.project.create({ data: { name: `floor-test-${randomUUID()}` } });
+    const model = await startProbedProcess("model", "fake-model-server-process.ts", { BENCH_TOKENS: "4" });
+    const env = {
+      DATABASE_URL: TEST_DATABASE_URL,
+      REDIS_URL: TEST_REDIS_URL,
+      BENCH_FLOOR_PREFIX: `test-floor-${randomUUID().slice(0, 8)}`,
+      BENCH_FLOOR_PROJECT: project.id,
+      BENCH_FLOOR_MODEL_URL: model.url,
+      BENCH_FLOOR_CONCURRENCY: "2",
+    };
+    const started = [model];
+    try {
+      const gateway = await startProbedProcess("floor-gateway", "generate-floor-process.ts", { ...env, BENCH_FLOOR_ROLE: "gateway" });
+      started.push(gateway);
+      const worker = await startProbedProcess("floor-worker", "generate-floor-process.ts", { ...env, BENCH_FLOOR_ROLE: "worker" });
+      started.push(worker);
+      await worker.mark();
+      const response = await fetch(gateway.url, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ query: `mutation { generate(input: { prompt: "Say four words." }) { id } }` }),
+      });
+      const id = ((await response.json()) as { data: { generate: { id: string } } }).data.generate.id;
+      const statuses = [];
+      for await (const event of jobEventsOverSse(gateway.url, "", id)) statuses.push(event.status);
+      expect(statuses.at(-1)).toBe("SUCCEEDED");
+      const row = await db.job.findUniqueOrThrow({ where: { id } });
+      expect(row).toMatchObject({ projectId: project.id, kind: "GENERATE", status: "SUCCEEDED", output: { text: "word0 word1 word2 word3" } });
+      // The RUNNING and SUCCEEDED writes came from the worker process.
+      expect((await worker.read()).sql).toBe(2);
+    } finally {
+      await Promise.all(started.map((child) => child.close()));
+      await db.project.delete({ where: { id: project.id } });
+      await db.$disconnect();
+    }
+    expect(started.map((child) => child.pid).filter(running)).toEqual([]);
   });
 });
