@@ -22,14 +22,23 @@ export type SubscriptionSlot = {
   onEnd(listener: (error: TesseraError) => void): void;
 };
 
+/**
+ * Places given back within this many ms go to Redis together: one ZREM per project, all in one write, instead of a
+ * command (and a write system call) for every subscription that ends, and jobs end many at a time. A place given
+ * back stays taken for other gateways at most this long; this gateway's next open of the project removes it first.
+ */
+export const RELEASE_BATCH_MS = 50;
+
 type Entry = { member: string; projectId: string; keyHash: string; end?: (error: TesseraError) => void; closed: boolean };
 
 /**
  * Takes a place only if fewer than `limit` unexpired leases remain, atomically, so two gateways never both take
  * the last one. Leases, not a bare counter: a gateway that dies without giving its places back loses them when
- * they expire, instead of holding them forever.
+ * they expire, instead of holding them forever. ARGV from the sixth on: places this gateway gave back and has not
+ * sent yet (see RELEASE_BATCH_MS), removed first, so a place given back here is free to the next open at once.
  */
 const TAKE_PLACE = `
+for i = 6, #ARGV do redis.call('ZREM', KEYS[1], ARGV[i]) end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
@@ -53,6 +62,9 @@ export class OpenSubscriptions {
   private timer?: NodeJS.Timeout;
   private checking = false;
   private count = 0;
+  /** Places given back and not sent yet, by Redis key. */
+  private releasing = new Map<string, string[]>();
+  private releaseTimer?: NodeJS.Timeout;
 
   constructor(
     private readonly deps: { redis: Redis; db: Database; logger: Logger; prefix: string },
@@ -68,10 +80,14 @@ export class OpenSubscriptions {
   async open(projectId: string, keyHash: string): Promise<SubscriptionSlot> {
     const member = `${this.instance}:${++this.count}`;
     const now = Date.now();
+    const key = this.redisKey(projectId);
+    // This project's places given back and not sent yet go with the script (and, if it fails, lapse with their leases).
+    const released = this.releasing.get(key) ?? [];
+    this.releasing.delete(key);
     let taken: unknown;
     try {
       const redis = this.deps.redis as unknown as PlaceTakingRedis;
-      taken = await redis[TAKE_PLACE_COMMAND](1, this.redisKey(projectId), now, this.options.maxPerProject, now + this.leaseMs, member, this.leaseMs);
+      taken = await redis[TAKE_PLACE_COMMAND](1, key, now, this.options.maxPerProject, now + this.leaseMs, member, this.leaseMs, ...released);
     } catch (error) {
       this.deps.logger.warn({ err: error }, "could not count open subscriptions in Redis");
       throw new TesseraError(ErrorCode.SERVICE_UNAVAILABLE, "subscriptions are unavailable for a moment: try again shortly");
@@ -96,10 +112,11 @@ export class OpenSubscriptions {
     };
   }
 
-  /** Stops the timer; the places held lapse with their leases (or are closed by their streams). */
+  /** Stops the timer and sends the places given back; the places held lapse with their leases (or are closed by their streams). */
   dispose() {
     clearInterval(this.timer);
     this.timer = undefined;
+    this.sendReleases();
   }
 
   private close(entry: Entry) {
@@ -108,8 +125,26 @@ export class OpenSubscriptions {
     const set = this.byKey.get(entry.keyHash);
     set?.delete(entry);
     if (set?.size === 0) this.byKey.delete(entry.keyHash);
-    if (this.byKey.size === 0) this.dispose();
-    void this.deps.redis.zrem(this.redisKey(entry.projectId), entry.member).catch(() => {}); // else the lease lapses
+    if (this.byKey.size === 0) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+    const key = this.redisKey(entry.projectId);
+    const members = this.releasing.get(key);
+    if (members) members.push(entry.member);
+    else this.releasing.set(key, [entry.member]);
+    this.releaseTimer ??= setTimeout(() => this.sendReleases(), RELEASE_BATCH_MS);
+  }
+
+  /** One ZREM per project, in one pipeline (every Tessera key shares QUEUE_PREFIX's slot on a cluster). */
+  private sendReleases() {
+    clearTimeout(this.releaseTimer);
+    this.releaseTimer = undefined;
+    if (this.releasing.size === 0) return;
+    const pipeline = this.deps.redis.pipeline();
+    for (const [key, members] of this.releasing) pipeline.zrem(key, ...members);
+    this.releasing.clear();
+    void pipeline.exec().catch(() => {}); // else the leases lapse
   }
 
   private startTimer() {
