@@ -13,7 +13,8 @@
  * BENCH_JOB_WARMUP (40 jobs at BENCH_CONCURRENCY before the timed ones; in the processes topology as many direct calls too).
  * BENCH_GENERATION_JOBS_ONLY=1 skips the local and speech comparisons (chat stays: the job is read against it);
  * BENCH_GENERATION_CPU_PROFILE=file.cpuprofile profiles this process over the timed generate-job phase and the stack floor's (file-floor.cpuprofile; with the
- * processes topology, also each child: file-gateway.cpuprofile, file-worker.cpuprofile, file-model.cpuprofile).
+ * processes topology, also each child: file-gateway.cpuprofile, file-worker.cpuprofile, file-model.cpuprofile, and the
+ * floor's: file-floor-client.cpuprofile, file-floor-gateway.cpuprofile, file-floor-worker.cpuprofile).
  *
  * BENCH_GENERATION_TOPOLOGY: `single` (client, gateway, worker and fake model server on this process's one event
  * loop, as every figure before issue #20's seventh round), `processes` (the job against a direct call in the
@@ -387,8 +388,15 @@ async function deploymentShapedFloor(processes: DeploymentProcesses, directP50: 
     await measure(JOB_WARMUP, CONCURRENCY, job);
     await Promise.all([processes.mark(), gateway.mark(), worker.mark()]);
     const elu = performance.eventLoopUtilization();
+    const profile = CPU_PROFILE ? await startProfile() : undefined;
+    if (CPU_PROFILE) await Promise.all([gateway.startProfile(), worker.startProfile()]);
     const stats = await measure(JOBS, CONCURRENCY, job);
     const clientBusy = performance.eventLoopUtilization(elu).utilization;
+    if (profile) await stopProfile(profile, CPU_PROFILE!.replace(/\.cpuprofile$/, "") + "-floor-client.cpuprofile");
+    if (CPU_PROFILE) {
+      const prefix = CPU_PROFILE.replace(/\.cpuprofile$/, "");
+      await Promise.all([gateway.stopProfile(`${prefix}-floor-gateway.cpuprofile`), worker.stopProfile(`${prefix}-floor-worker.cpuprofile`)]);
+    }
     const [tessera, floorGateway, floorWorker] = await Promise.all([processes.read(), gateway.read(), worker.read()]);
     const perJob = (value: number) => round2(value / JOBS);
     const busy = (value: number) => Math.round(value * 1000) / 1000;
