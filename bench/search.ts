@@ -34,7 +34,6 @@ import http from "node:http";
 import { Session } from "node:inspector/promises";
 import os from "node:os";
 import path from "node:path";
-import { createSchema, createYoga } from "graphql-yoga";
 import weaviate, { reconfigure } from "weaviate-client";
 import { createAppContext, type AppContext } from "../services/app/app-context.ts";
 import { createApiKey } from "../services/core/api-keys.ts";
@@ -47,6 +46,7 @@ import type { VectorRecord } from "../services/search/vector-store.ts";
 import type { IngestState } from "../services/worker/ingest/ingest-stage.ts";
 import { indexStage } from "../services/worker/ingest/index-stage.ts";
 import type { JobHandlerContext } from "../services/worker/job-handler.ts";
+import { serveBareYoga } from "./fixtures/bare-yoga.ts";
 import { sent } from "./fixtures/sent-commands.ts";
 
 const DIMENSIONS = 512;
@@ -256,19 +256,8 @@ const FLOOR_TYPE_DEFS = `type Asset { id: ID! modality: String! } type Hit { sco
   input SearchInput { assetId: ID! limit: Int! } type Query { search(input: SearchInput!): Result! }`;
 
 /** A bare graphql-yoga on node:http whose one resolver is `search`; closes with the server. */
-async function bareYoga(search: (input: { assetId: string; limit: number }) => unknown) {
-  const yoga = createYoga({
-    schema: createSchema({ typeDefs: FLOOR_TYPE_DEFS, resolvers: { Query: { search: (_root: unknown, args: { input: { assetId: string; limit: number } }) => search(args.input) } } }),
-    logging: false,
-    landingPage: false,
-    graphiql: false,
-  });
-  const server = http.createServer(yoga);
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as { port: number }).port}/graphql`,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
+function bareYoga(search: (input: { assetId: string; limit: number }) => unknown) {
+  return serveBareYoga(FLOOR_TYPE_DEFS, { Query: { search: (_root: unknown, args: { input: { assetId: string; limit: number } }) => search(args.input) } });
 }
 
 /**
