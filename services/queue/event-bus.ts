@@ -16,6 +16,9 @@ import type { Redis } from "ioredis";
  * and SUCCEEDED. Each SPUBLISH is a write system call and one message for every
  * subscriber, and on a loaded machine the commands, more than the JavaScript, were
  * a short job's cost (bench/README.md, generation). Order within a channel is kept.
+ * The tick's SPUBLISHes of several channels go out as one pipeline: one write for all
+ * (on a Redis Cluster, one per slot; bySlot below). A connection's commands reach Redis
+ * in the order they were written, so each channel's order holds across ticks too.
  */
 /** How long a channel nobody listens to any more stays subscribed, so that the channels of jobs ending together leave in one command. */
 export const UNSUBSCRIBE_BATCH_MS = 50;
@@ -55,8 +58,21 @@ function createRedisEventTarget(publisher: Redis, subscriber: Redis, channelPref
   const flush = () => {
     const batches = outgoing!;
     outgoing = undefined;
-    for (const [channel, details] of batches) {
-      void publisher.spublish(channel, JSON.stringify(details.length === 1 ? details[0] : details)).catch(() => undefined);
+    const message = (channel: string) => {
+      const details = batches.get(channel)!;
+      return JSON.stringify(details.length === 1 ? details[0] : details);
+    };
+    // One message per channel; the channels of one slot together, as one pipeline (one write, see above).
+    for (const group of publisher.isCluster ? bySlot(batches.keys()) : [[...batches.keys()]]) {
+      // On a cluster a lone one is a pipeline too: before the cluster is ready, pipelines and plain commands wait in
+      // different queues, and a channel's order across ticks must not depend on which one drains first.
+      if (group.length === 1 && !publisher.isCluster) {
+        void publisher.spublish(group[0]!, message(group[0]!)).catch(() => undefined);
+        continue;
+      }
+      const pipeline = publisher.pipeline();
+      for (const channel of group) pipeline.spublish(channel, message(channel));
+      void pipeline.exec().catch(() => undefined);
     }
   };
   const target: EventTarget = {
@@ -102,6 +118,24 @@ function createRedisEventTarget(publisher: Redis, subscriber: Redis, channelPref
     },
   };
   return { target, whenSubscribed: (type: string) => subscribed.get(type) ?? Promise.resolve() };
+}
+
+/**
+ * Channels grouped so that each group's share a Redis Cluster slot, which a pipeline's commands must: by hash tag
+ * (the first `{...}` with something in it, which is all that Redis hashes), a channel without one on its own.
+ * Tessera's all share one: every key and channel starts with QUEUE_PREFIX, a hash tag in cluster mode.
+ */
+function bySlot(channels: Iterable<string>): string[][] {
+  const groups = new Map<string, string[]>();
+  for (const channel of channels) {
+    const open = channel.indexOf("{");
+    const close = open < 0 ? -1 : channel.indexOf("}", open + 1);
+    const hashed = close > open + 1 ? channel.slice(open + 1, close) : `\u0000${channel}`;
+    const group = groups.get(hashed);
+    if (group) group.push(channel);
+    else groups.set(hashed, [channel]);
+  }
+  return [...groups.values()];
 }
 
 export type JobEvent = {

@@ -41,11 +41,19 @@ it("sends the events one tick publishes on a channel as one SPUBLISH, and delive
   await Promise.all([bus.whenSubscribed("job", a), bus.whenSubscribed("job", b)]);
 
   const sent: string[] = [];
-  const spublish = publisher.spublish.bind(publisher);
-  publisher.spublish = ((channel: string, message: string) => {
-    sent.push(channel);
-    return spublish(channel, message);
-  }) as typeof publisher.spublish;
+  // Every command reaches sendCommand, a pipeline's too; the socket's writes say how many round trips went out.
+  const sendCommand = publisher.sendCommand.bind(publisher);
+  publisher.sendCommand = ((command: Parameters<Redis["sendCommand"]>[0], ...rest: unknown[]) => {
+    if (command.name === "spublish") sent.push(String(command.args[0]));
+    return (sendCommand as (...args: unknown[]) => unknown)(command, ...rest);
+  }) as Redis["sendCommand"];
+  const socket = publisher.stream;
+  const write = socket.write;
+  let writes = 0;
+  socket.write = function (this: typeof socket, ...args: Parameters<typeof write>) {
+    writes++;
+    return write.apply(this, args);
+  } as typeof write;
   try {
     // One tick: a job's start with the tokens held behind it, and another job's events in between.
     bus.publish("job", a, event(a, "RUNNING"));
@@ -54,6 +62,8 @@ it("sends the events one tick publishes on a channel as one SPUBLISH, and delive
     bus.publish("job", a, event(a, "RUNNING", { token: " world" }));
     bus.publish("job", b, event(b, "SUCCEEDED"));
     await new Promise((resolve) => setTimeout(resolve, 0));
+    // Both channels' SPUBLISHes of that tick went out together, as one pipeline: one write to the socket.
+    expect(writes).toBe(1);
     // A later tick is a message of its own.
     bus.publish("job", a, event(a, "SUCCEEDED"));
 
@@ -65,8 +75,10 @@ it("sends the events one tick publishes on a channel as one SPUBLISH, and delive
     expect((await gotA1).every((e) => e.jobId === a)).toBe(true);
     // Before: five SPUBLISHes for the first tick's five events; now one per channel, and one for the later tick.
     expect(sent).toEqual([`${prefix}:events:job:${a}`, `${prefix}:events:job:${b}`, `${prefix}:events:job:${a}`]);
+    expect(writes).toBe(2);
   } finally {
-    publisher.spublish = spublish as typeof publisher.spublish;
+    publisher.sendCommand = sendCommand;
+    socket.write = write;
     await Promise.all([watchA1.return?.(), watchA2.return?.(), watchB.return?.()]);
   }
 });
