@@ -9,13 +9,19 @@ import { subscribedSql } from "../webhooks/webhook-subscriptions.ts";
 export const PROGRESS_ROW_INTERVAL_MS = 1000;
 /** Generated text arriving within this many ms is one jobEvents event. */
 export const TOKEN_FLUSH_MS = 15;
+/**
+ * A progress event waits at most this long for the job's next event, and goes out with it (see progress). Every
+ * event is still published, in order, with the time it was made (`at`): only when it goes out moves, by up to this much.
+ */
+export const PROGRESS_FLUSH_MS = 100;
 
 /**
  * Keeps a job's row and its subscribers in step: the row is the truth, events are the news.
  * Status changes (RUNNING, SUCCEEDED, FAILED, back to QUEUED) are written to the row at once;
  * progress between them is published on every call but written to the row at most once per
  * PROGRESS_ROW_INTERVAL_MS (the final status write sets progress 1), so a pipeline of quick
- * stages costs one row write per job rather than one per stage. Each write is one
+ * stages costs one row write per job rather than one per stage, and its events travel with the
+ * next one made within PROGRESS_FLUSH_MS (one SPUBLISH for several). Each write is one
  * UPDATE straight on node-postgres (`sql`), prepared: every job makes these writes, and through Prisma
  * each cost 1-3 ms of the event loop, its raw statements included (bench/README.md, generation).
  */
@@ -35,12 +41,36 @@ export class JobTracker {
   /** Set when the RUNNING write failed: the attempt's events are dropped until its failure is written. */
   private silenced = false;
 
-  private publish(status: JobStatus, extra: Partial<JobEvent> = {}) {
+  /** `deferred`: a progress event, which may wait for the next one (see progress). */
+  private publish(status: JobStatus, extra: Partial<JobEvent> = {}, deferred = false) {
     if (extra.token === undefined) this.flushTokens();
     if (this.silenced) return;
     const event: JobEvent = { jobId: this.jobId, status, progress: this.progressValue, at: new Date().toISOString(), ...extra };
+    if (deferred) {
+      this.deferred.push(event);
+      this.deferredFlush ??= setTimeout(() => this.flushDeferred(), PROGRESS_FLUSH_MS);
+      return;
+    }
+    this.flushDeferred(); // they were made before this one
+    this.emit(event);
+  }
+
+  private emit(event: JobEvent) {
     if (this.held) this.held.push(event);
     else this.app.events.publish("job", this.jobId, event);
+  }
+
+  /** Progress events not published yet, oldest first: each later event, or PROGRESS_FLUSH_MS, sends them out. */
+  private deferred: JobEvent[] = [];
+  private deferredFlush: NodeJS.Timeout | undefined;
+
+  private flushDeferred() {
+    clearTimeout(this.deferredFlush);
+    this.deferredFlush = undefined;
+    if (this.deferred.length === 0) return;
+    const events = this.deferred;
+    this.deferred = [];
+    if (!this.silenced) for (const event of events) this.emit(event);
   }
 
   /** `assignments`: the columns to set, as SQL; updatedAt is set here. */
@@ -92,6 +122,9 @@ export class JobTracker {
         // Nothing of an attempt whose start was not stored is published (its failure, once written, is).
         this.held = undefined;
         this.silenced = true;
+        clearTimeout(this.deferredFlush);
+        this.deferredFlush = undefined;
+        this.deferred = [];
         throw error;
       },
     );
@@ -99,7 +132,11 @@ export class JobTracker {
     this.starting = starting;
   }
 
-  /** `fraction` in [0, 1]. */
+  /**
+   * `fraction` in [0, 1]. The event waits up to PROGRESS_FLUSH_MS for the job's next event and is published in the
+   * same tick, so the bus sends both as one SPUBLISH: an ingest's stages (blob check, decode, encode, index) each end
+   * in a tick of their own, a few ms apart, and were four SPUBLISH of the job's six (bench/README.md, encode).
+   */
   async progress(fraction: number, message?: string) {
     this.progressValue = Math.max(0, Math.min(1, fraction));
     if (Date.now() - this.progressWrittenAt >= PROGRESS_ROW_INTERVAL_MS) {
@@ -107,7 +144,7 @@ export class JobTracker {
       await this.write(Prisma.sql`progress = ${this.progressValue}`);
       this.progressWrittenAt = Date.now();
     }
-    this.publish("RUNNING", { message });
+    this.publish("RUNNING", { message }, true);
   }
 
   /**

@@ -1,6 +1,6 @@
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { PROGRESS_ROW_INTERVAL_MS, JobTracker } from "../../services/worker/job-tracker.ts";
+import { PROGRESS_FLUSH_MS, PROGRESS_ROW_INTERVAL_MS, JobTracker } from "../../services/worker/job-tracker.ts";
 import { statementsOf } from "../support/pg-statements.ts";
 import { startTestApp, type TestApp } from "../support/test-app.ts";
 import { TEST_DATABASE_URL } from "../support/test-env.ts";
@@ -27,10 +27,21 @@ afterEach(() => {
 async function newJob() {
   const job = await t.app.db.job.create({ data: { projectId, kind: "INGEST", input: {} } });
   const events: Array<{ status: string; progress: number; message?: string; error?: unknown }> = [];
+  /** The tick each event was published in, numbered: the bus sends one tick's events of a job as one SPUBLISH. */
+  const ticks: number[] = [];
+  let tick = 0;
+  let inTick = false;
   vi.spyOn(t.app.events, "publish").mockImplementation(((_topic: string, id: string, event: (typeof events)[number]) => {
-    if (id === job.id) events.push(event);
+    if (id !== job.id) return;
+    if (!inTick) {
+      tick++;
+      inTick = true;
+      queueMicrotask(() => (inTick = false));
+    }
+    events.push(event);
+    ticks.push(tick);
   }) as never);
-  return { job, events, tracker: new JobTracker(t.app, job.id), row: () => t.app.db.job.findUniqueOrThrow({ where: { id: job.id } }) };
+  return { job, events, ticks, tracker: new JobTracker(t.app, job.id), row: () => t.app.db.job.findUniqueOrThrow({ where: { id: job.id } }) };
 }
 
 /** A timestamp written by PostgreSQL must read back as the same instant the test saw (UTC, not the session's zone). */
@@ -66,6 +77,40 @@ describe("JobTracker", () => {
     expect(done).toMatchObject({ status: "SUCCEEDED", progress: 1, output: { ok: true, items: [1, 2] }, usage: { tokens: 7 } });
     expectNow(done.finishedAt, startedAt);
     expect(events.at(-1)).toMatchObject({ status: "SUCCEEDED", progress: 1 });
+  });
+
+  it("holds a progress event up to PROGRESS_FLUSH_MS for the next event, so that both go out as one message; every event arrives, in order (issue #20)", async () => {
+    const { tracker, events, ticks } = await newJob();
+    await tracker.started(1);
+    await vi.waitFor(() => expect(events).toHaveLength(1), { timeout: 10_000 });
+    // An ingest's four stages end in four ticks (the blob's check, sharp, the model, the store), then its end.
+    for (const [index, stage] of ["verify-blob", "decode", "encode", "index"].entries()) {
+      await new Promise((resolve) => setImmediate(resolve));
+      await tracker.progress((index + 1) / 4, stage);
+    }
+    await tracker.succeeded({});
+    expect(events.map((event) => [event.status, event.message ?? null, event.progress])).toEqual([
+      ["RUNNING", "attempt 1 started", 0],
+      ["RUNNING", "verify-blob", 0.25],
+      ["RUNNING", "decode", 0.5],
+      ["RUNNING", "encode", 0.75],
+      ["RUNNING", "index", 1],
+      ["SUCCEEDED", null, 1],
+    ]);
+    // The stages' events and SUCCEEDED in one tick: one SPUBLISH where there were five.
+    expect(new Set(ticks.slice(1)).size).toBe(1);
+
+    // A progress event with nothing after it is not held longer than PROGRESS_FLUSH_MS.
+    const slow = await newJob();
+    await slow.tracker.started(1);
+    await vi.waitFor(() => expect(slow.events).toHaveLength(1), { timeout: 10_000 });
+    const at = performance.now();
+    await slow.tracker.progress(0.5, "a long stage");
+    await vi.waitFor(() => expect(slow.events).toHaveLength(2), { timeout: 10_000, interval: 5 });
+    expect(performance.now() - at).toBeGreaterThanOrEqual(PROGRESS_FLUSH_MS - 5);
+    expect(slow.events[1]).toMatchObject({ status: "RUNNING", message: "a long stage", progress: 0.5 });
+    await slow.tracker.failed({ code: "INTERNAL", message: "x" }, true);
+    expect(slow.events.map((event) => event.status)).toEqual(["RUNNING", "RUNNING", "FAILED"]);
   });
 
   it("a job without output stores NULL, and a retried attempt clears the previous error", async () => {
