@@ -26,7 +26,8 @@
  * gateway is warmed up first (BENCH_ENCODE_WARMUP uploads, default 32). The
  * bench waits on BullMQ's queue events, not by polling PostgreSQL, and reports
  * the CPU each image cost (this process and its threads by name, PostgreSQL,
- * Redis) and the load average; BENCH_ENCODE_CPU_PROFILE=file.cpuprofile
+ * Redis), the SQL statements, Redis commands and socket writes it sent (`gateway_sent_per_image`)
+ * and the load average; BENCH_ENCODE_CPU_PROFILE=file.cpuprofile
  * profiles the gateway phase's main thread.
  */
 import { randomUUID } from "node:crypto";
@@ -49,6 +50,7 @@ import { startWorkerPool } from "../services/worker/worker-pool.ts";
 import { writeTinyClipExport } from "../test/support/fixture-models/tiny-clip.ts";
 import { postUpload } from "./fixtures/bench-graphql.ts";
 import { startCpuProfile } from "./fixtures/cpu-profile.ts";
+import { sent } from "./fixtures/sent-commands.ts";
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const log = (message: string) => process.stderr.write(`[bench encode] ${message}\n`);
@@ -158,9 +160,22 @@ export default async function encodeBench() {
     const profiler = process.env.BENCH_ENCODE_CPU_PROFILE ? await startCpuProfile() : undefined;
     const started = performance.now();
     const cpu = cpuMeter();
+    const sentBefore = { ...sent, redisByCommand: new Map(sent.redisByCommand) };
     const { jobIds, finished } = await uploadAll(0, items);
     await finished;
     const gatewaySeconds = (performance.now() - started) / 1000;
+    // What the phase sent, per image (the gateway's and the worker's together; load-independent).
+    const perImage = (count: number) => round(count / items, 2);
+    const sentPerImage = {
+      sql: perImage(sent.sql - sentBefore.sql),
+      redis: perImage(sent.redis - sentBefore.redis),
+      redis_writes: perImage(sent.redisWrites - sentBefore.redisWrites),
+      by_command: Object.fromEntries(
+        [...sent.redisByCommand]
+          .map(([name, count]) => [name, perImage(count - (sentBefore.redisByCommand.get(name) ?? 0))] as const)
+          .filter(([, count]) => count > 0),
+      ),
+    };
     // The share of the phase the model computed: below 1, it waited for the path (or for the CPU).
     const modelBusyShare = (modelApp.models.inferenceThreadBusyMs() - busyBefore) / 1000 / gatewaySeconds;
     const cpuMs = cpu.perItem(items);
@@ -177,6 +192,7 @@ export default async function encodeBench() {
     const gatewayPerSec = items / gatewaySeconds;
     log(`gateway path: ${gatewayPerSec.toFixed(2)} images/s, mean batch ${meanBatch.toFixed(1)} (${batches.length} batches)`);
     log(`CPU per image on the gateway path: ${JSON.stringify(cpuMs)} ms (postgres and redis-server: every process of that name, other users included)`);
+    log(`sent per image on the gateway path: ${JSON.stringify(sentPerImage)} (SQL statements, Redis commands, the socket writes they took)`);
 
     // Raw engine: the same vision graph on onnxruntime-node, same batch size, same provider.
     const batchSize = Math.max(1, Math.round(meanBatch));
@@ -234,6 +250,7 @@ export default async function encodeBench() {
         ratio_model_only: round(gatewayPerSec / modelOnly.perSec, 3),
         model_busy_share: round(modelBusyShare, 3),
         gateway_cpu_ms_per_image: cpuMs,
+        gateway_sent_per_image: sentPerImage,
         raw_cpu_ms_per_image: fromJpegs.cpuMs,
         raw_model_only_cpu_ms_per_image: modelOnly.cpuMs,
         loadavg: os.loadavg().map((value) => round(value)),
