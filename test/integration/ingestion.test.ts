@@ -204,43 +204,49 @@ describe("what an ingest answers", () => {
   it("is the asset and job as stored: every field the rows hold, timestamps to the millisecond", async () => {
     const { key: ownKey } = await t.createProject();
     const fields = "id modality sha256 mimeType byteSize source sourceUrl filename metadata tags media createdAt";
-    const { data, errors } = await uploadFile(
-      t.url,
-      ownKey,
-      { bytes: await makePng(12, 9), filename: "näme with spaces.png" },
-      {
-        query: `mutation ($file: Upload!, $key: String) {
-          ingest(input: { file: $file, idempotencyKey: $key, metadata: { camera: { model: "X", iso: 200 }, note: null }, tags: ["b", "a"] }) {
-            asset { ${fields} } job { id kind status progress attempts output error { code } finishedAt createdAt }
-          }
-        }`,
-        variables: { key: "answer-1" },
-      },
-    );
-    expect(errors).toBeUndefined();
-    const { asset, job } = data.ingest;
-    const assetRow = await t.app.db.asset.findUniqueOrThrow({ where: { id: asset.id } });
-    const jobRow = await t.app.db.job.findUniqueOrThrow({ where: { id: job.id } });
-    expect(asset).toEqual({
-      id: assetRow.id,
-      modality: assetRow.modality,
-      sha256: assetRow.sha256,
-      mimeType: assetRow.mimeType,
-      byteSize: assetRow.byteSize,
-      source: assetRow.source,
-      sourceUrl: assetRow.sourceUrl,
-      filename: assetRow.filename,
-      metadata: assetRow.metadata,
-      tags: assetRow.tags,
-      media: assetRow.media,
-      createdAt: assetRow.createdAt.toISOString(),
-    });
-    expect(assetRow).toMatchObject({ filename: "näme with spaces.png", tags: ["b", "a"], metadata: { camera: { model: "X", iso: 200 }, note: null } });
-    // As written: the worker may have started on the row since.
-    expect(job).toEqual({ id: jobRow.id, kind: "INGEST", status: "QUEUED", progress: 0, attempts: 0, output: null, error: null, finishedAt: null, createdAt: jobRow.createdAt.toISOString() });
-    expect(jobRow).toMatchObject({ assetId: asset.id, input: { assetId: asset.id }, idempotencyKey: "answer-1", projectId: assetRow.projectId });
-    // Written as UTC: the instant is now, not hours away in the database session's zone.
-    expect(Math.abs(assetRow.createdAt.getTime() - Date.now())).toBeLessThan(60_000);
+    // The worker held back: a small image's ingest can finish (and write the asset's decoded media) before the rows are read.
+    const ingestQueue = t.app.queues.queue("ingest");
+    await ingestQueue.pause();
+    try {
+      const { data, errors } = await uploadFile(
+        t.url,
+        ownKey,
+        { bytes: await makePng(12, 9), filename: "näme with spaces.png" },
+        {
+          query: `mutation ($file: Upload!, $key: String) {
+            ingest(input: { file: $file, idempotencyKey: $key, metadata: { camera: { model: "X", iso: 200 }, note: null }, tags: ["b", "a"] }) {
+              asset { ${fields} } job { id kind status progress attempts output error { code } finishedAt createdAt }
+            }
+          }`,
+          variables: { key: "answer-1" },
+        },
+      );
+      expect(errors).toBeUndefined();
+      const { asset, job } = data.ingest;
+      const assetRow = await t.app.db.asset.findUniqueOrThrow({ where: { id: asset.id } });
+      const jobRow = await t.app.db.job.findUniqueOrThrow({ where: { id: job.id } });
+      expect(asset).toEqual({
+        id: assetRow.id,
+        modality: assetRow.modality,
+        sha256: assetRow.sha256,
+        mimeType: assetRow.mimeType,
+        byteSize: assetRow.byteSize,
+        source: assetRow.source,
+        sourceUrl: assetRow.sourceUrl,
+        filename: assetRow.filename,
+        metadata: assetRow.metadata,
+        tags: assetRow.tags,
+        media: assetRow.media,
+        createdAt: assetRow.createdAt.toISOString(),
+      });
+      expect(assetRow).toMatchObject({ filename: "näme with spaces.png", tags: ["b", "a"], metadata: { camera: { model: "X", iso: 200 }, note: null } });
+      expect(job).toEqual({ id: jobRow.id, kind: "INGEST", status: "QUEUED", progress: 0, attempts: 0, output: null, error: null, finishedAt: null, createdAt: jobRow.createdAt.toISOString() });
+      expect(jobRow).toMatchObject({ assetId: asset.id, input: { assetId: asset.id }, idempotencyKey: "answer-1", projectId: assetRow.projectId });
+      // Written as UTC: the instant is now, not hours away in the database session's zone.
+      expect(Math.abs(assetRow.createdAt.getTime() - Date.now())).toBeLessThan(60_000);
+    } finally {
+      await ingestQueue.resume();
+    }
   });
 });
 
