@@ -34,6 +34,28 @@ function createRedisEventTarget(publisher: Redis, subscriber: Redis, channelPref
    */
   const leaving = new Set<string>();
   let leaveTimer: NodeJS.Timeout | undefined;
+  /**
+   * Channels first listened to in this tick, subscribed together in one SSUBSCRIBE when it ends: a `jobsEvents` of
+   * many jobs, or many watches starting at once, cost one command and one write, not one each. Each channel's
+   * `subscribed` settles when Redis has confirmed them all. On a Redis Cluster each goes at once, as it leaves.
+   */
+  let joining: Map<string, (confirmed: Promise<unknown>) => void> | undefined;
+  const subscribeJoining = () => {
+    const batch = joining!;
+    joining = undefined;
+    const confirmed = subscriber.ssubscribe(...[...batch.keys()].map((type) => channelPrefix + type)).catch(() => undefined);
+    for (const settle of batch.values()) settle(confirmed);
+  };
+  /** A channel's SSUBSCRIBE, settled once confirmed. A failed one (Redis down) leaves the watchers' database backstop; it is not thrown at them. */
+  const subscribeSoon = (type: string): Promise<unknown> => {
+    if (subscriber.isCluster) return subscriber.ssubscribe(channelPrefix + type).catch(() => undefined);
+    if (!joining) {
+      joining = new Map();
+      queueMicrotask(subscribeJoining);
+    }
+    const batch = joining;
+    return new Promise((resolve) => batch.set(type, resolve));
+  };
   const unsubscribeLeaving = () => {
     leaveTimer = undefined;
     const types = [...leaving];
@@ -83,10 +105,7 @@ function createRedisEventTarget(publisher: Redis, subscriber: Redis, channelPref
         set = new Set();
         listeners.set(type, set);
         // Still subscribed (its unsubscription not sent yet): kept, with the SUBSCRIBE it had.
-        if (!leaving.delete(type)) {
-          // A failed SUBSCRIBE (Redis down) leaves the watchers' database backstop; it is not thrown at them.
-          subscribed.set(type, subscriber.ssubscribe(channelPrefix + type).catch(() => undefined));
-        }
+        if (!leaving.delete(type)) subscribed.set(type, subscribeSoon(type));
       }
       set.add(listener);
     },

@@ -176,4 +176,24 @@ describe("jobsEvents", () => {
     expect(statuses).toEqual(["SUCCEEDED", "FAILED", "CANCELLED", "SUCCEEDED", "SUCCEEDED"]);
     expect(sent.filter((statement) => statement.text?.includes('"Job"'))).toHaveLength(1);
   });
+
+  it("subscribes the channels of all its jobs with one SSUBSCRIBE", async () => {
+    const { key, projectId } = await t.createProject();
+    const ids = await jobsOf(projectId, ["QUEUED", "QUEUED", "RUNNING", "QUEUED", "QUEUED"]);
+    const channels = ids.map((id) => `${t.app.config.QUEUE_PREFIX}:events:job:${id}`);
+    // Seen by Redis itself: other test files share the server, so only commands naming these channels count.
+    const monitor = await t.app.redis.monitor();
+    const subscribes: string[][] = [];
+    monitor.on("monitor", (_time: string, args: string[]) => {
+      if (String(args[0]).toLowerCase() === "ssubscribe" && args.some((arg) => channels.includes(arg))) subscribes.push(args.slice(1));
+    });
+    try {
+      const events = follow(key, ids);
+      await take(events, 5);
+      await events.return(undefined);
+    } finally {
+      monitor.disconnect();
+    }
+    expect(subscribes).toEqual([channels]);
+  });
 });
