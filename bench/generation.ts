@@ -330,7 +330,8 @@ async function deploymentShapedBench() {
     const p50 = (list: number[]) => round2([...list].sort((x, y) => x - y)[Math.floor(list.length / 2)]!);
     const directCpu = { client: direct.cpuMs.client, model: direct.cpuMs.model, total: round2(direct.cpuMs.client + direct.cpuMs.model) };
     const jobCpu = { ...jobs.cpuMs, total: round2(Object.values(jobs.cpuMs).reduce((a, b) => a + b, 0)) };
-    const result: Record<string, any> = {
+    const stackFloor = await deploymentShapedFloor(processes, direct.stats.p50);
+    const result = {
       direct: { ...direct.stats, cpuMs: directCpu, eventLoopBusy: { client: direct.busy.client, model: direct.busy.model } },
       job: {
         ...jobs.stats,
@@ -342,10 +343,10 @@ async function deploymentShapedBench() {
       jobOverDirectP50: ratio(jobs.stats.p50, direct.stats.p50),
       jobOverDirectP95: ratio(jobs.stats.p95, direct.stats.p95),
       jobOverDirectCpu: ratio(jobCpu.total, directCpu.total),
-      stackFloor: await deploymentShapedFloor(processes, direct.stats.p50),
+      stackFloor,
+      jobOverStackFloorP50: ratio(jobs.stats.p50, stackFloor.p50),
+      jobOverStackFloorCpu: ratio(jobCpu.total, stackFloor.cpuMs.total),
     };
-    result.jobOverStackFloorP50 = ratio(jobs.stats.p50, result.stackFloor.p50);
-    result.jobOverStackFloorCpu = ratio(jobCpu.total, result.stackFloor.cpuMs.total);
     console.log("processes      ", JSON.stringify(result));
     return result;
   } finally {
