@@ -107,6 +107,24 @@ async function followJob(events: AsyncIterable<{ status: string; token?: string 
   throw new Error(`job ${id}: events ended before it did`);
 }
 
+/**
+ * One `generate` as a client sends it to a gateway process: `mutation` over HTTP (with `key`, when given), then the
+ * job followed over `jobEvents` (server-sent events), each phase noted in `phases` (`answered`: the mutation's answer).
+ */
+async function generateOverHttp(graphqlUrl: string, key: string, mutation: string, phases: JobPhases & { answered: number[] }) {
+  const t0 = performance.now();
+  const response = await fetch(graphqlUrl, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...(key ? { authorization: `Bearer ${key}` } : {}) },
+    body: JSON.stringify({ query: mutation }),
+  });
+  const body = (await response.json()) as { data?: { generate?: { id: string } }; errors?: unknown };
+  if (!body.data?.generate) throw new Error(`generate refused: ${JSON.stringify(body.errors)}`);
+  const id = body.data.generate.id;
+  phases.answered.push(performance.now() - t0);
+  await followJob(jobEventsOverSse(graphqlUrl, key, id), id, t0, phases);
+}
+
 export default async function generationBench() {
   const single = TOPOLOGY === "processes" ? {} : await singleProcessBench();
   const processes = TOPOLOGY === "single" ? undefined : await deploymentShapedBench();
@@ -307,19 +325,7 @@ async function deploymentShapedBench() {
 
     const { key } = await processes.createProject("bench-generation-processes-" + Date.now());
     const phases = { answered: [] as number[], running: [] as number[], token: [] as number[], succeeded: [] as number[] };
-    const job = async () => {
-      const t0 = performance.now();
-      const response = await fetch(processes.graphqlUrl, {
-        method: "POST",
-        headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
-        body: JSON.stringify({ query: `mutation { generate(input: { task: TEXT, prompt: "Say something long." }) { id } }` }),
-      });
-      const body = (await response.json()) as { data?: { generate?: { id: string } }; errors?: unknown };
-      if (!body.data?.generate) throw new Error(`generate refused: ${JSON.stringify(body.errors)}`);
-      const id = body.data.generate.id;
-      phases.answered.push(performance.now() - t0);
-      await followJob(jobEventsOverSse(processes.graphqlUrl, key, id), id, t0, phases);
-    };
+    const job = () => generateOverHttp(processes.graphqlUrl, key, `mutation { generate(input: { task: TEXT, prompt: "Say something long." }) { id } }`, phases);
     await measure(JOB_WARMUP, CONCURRENCY, job);
     for (const list of Object.values(phases)) list.length = 0;
     const profile = CPU_PROFILE ? await startProfile() : undefined;
@@ -376,16 +382,8 @@ async function deploymentShapedFloor(processes: DeploymentProcesses, directP50: 
     throw error;
   });
   try {
-    const body = JSON.stringify({ query: `mutation { generate(input: { prompt: "Say something long." }) { id } }` });
     const phases = { answered: [] as number[], running: [] as number[], token: [] as number[], succeeded: [] as number[] };
-    const job = async () => {
-      const t0 = performance.now();
-      const response = await fetch(gateway.url, { method: "POST", headers: { "content-type": "application/json" }, body });
-      const result = (await response.json()) as { data?: { generate: { id: string } }; errors?: unknown };
-      if (!result.data) throw new Error(`floor generate refused: ${JSON.stringify(result.errors)}`);
-      phases.answered.push(performance.now() - t0);
-      await followJob(jobEventsOverSse(gateway.url, "", result.data.generate.id), result.data.generate.id, t0, phases);
-    };
+    const job = () => generateOverHttp(gateway.url, "", `mutation { generate(input: { prompt: "Say something long." }) { id } }`, phases);
     await measure(JOB_WARMUP, CONCURRENCY, job);
     await Promise.all([processes.mark(), gateway.mark(), worker.mark()]);
     const elu = performance.eventLoopUtilization();
