@@ -70,7 +70,7 @@ export class JobTracker {
     if (this.deferred.length === 0) return;
     const events = this.deferred;
     this.deferred = [];
-    if (!this.silenced) for (const event of events) this.emit(event);
+    for (const event of events) this.emit(event);
   }
 
   /** `assignments`: the columns to set, as SQL; updatedAt is set here. */
